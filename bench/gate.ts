@@ -1,0 +1,103 @@
+/**
+ * The CI overhead gate: runs `bench/tracer_bench.ts` with `--json`, prints kraken against the stock
+ * OpenTelemetry SDK (ratio and the ERD's absolute budgets), and exits non-zero when kraken is slower
+ * than the SDK on span start+end (sampled or unsampled) or on inject in the same run.
+ *
+ * The gate is a ratio, never an absolute time, so a noisy or slow machine moves both sides alike.
+ * A pair that loses is measured again (up to three runs in all) before the gate fails, so one
+ * unlucky garbage collection does not fail CI.
+ *
+ *     deno run -A bench/gate.ts
+ *
+ * @module
+ */
+
+/** One compared operation. */
+export interface Pair {
+  /** The name after the `kraken: ` / `otel-sdk: ` prefix. */
+  name: string;
+  /** ERD §7.1 budget in nanoseconds, if the ERD sets one. */
+  budgetNs?: number;
+  /** Whether CI fails when kraken is slower. */
+  gated: boolean;
+}
+
+/** The pairs the bench file defines. */
+export const PAIRS: Pair[] = [
+  { name: "span start+end sampled", budgetNs: 1000, gated: true },
+  { name: "span start+end unsampled", budgetNs: 1000, gated: true },
+  { name: "traceparent inject", budgetNs: 200, gated: true },
+  { name: "traceparent extract", budgetNs: 500, gated: false },
+];
+
+/** Goal ratio (stock SDK time / kraken time) the project aims for. */
+export const GOAL_SPEEDUP = 3;
+
+interface BenchJson {
+  benches: { name: string; results: { ok?: { avg: number } }[] }[];
+}
+
+/** Average ns per iteration for each bench name. */
+export function averages(json: BenchJson): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const b of json.benches) {
+    const avg = b.results[0]?.ok?.avg;
+    if (avg !== undefined) out.set(b.name, avg);
+  }
+  return out;
+}
+
+async function runBench(filter?: string): Promise<Map<string, number>> {
+  const file = new URL("./tracer_bench.ts", import.meta.url).pathname;
+  const args = ["bench", "--allow-all", "--json", ...(filter ? ["--filter", filter] : []), file];
+  const out = await new Deno.Command(Deno.execPath(), { args, stderr: "inherit" }).output();
+  if (!out.success) throw new Error(`deno bench failed with code ${out.code}`);
+  return averages(JSON.parse(new TextDecoder().decode(out.stdout)));
+}
+
+function fmt(ns: number): string {
+  return ns >= 1000 ? `${(ns / 1000).toFixed(2)} µs` : `${ns.toFixed(0)} ns`;
+}
+
+async function main(): Promise<number> {
+  const results = await runBench();
+  const failures: string[] = [];
+  const rows: string[] = [];
+  for (const pair of PAIRS) {
+    let kraken = results.get(`kraken: ${pair.name}`);
+    let sdk = results.get(`otel-sdk: ${pair.name}`);
+    if (kraken === undefined || sdk === undefined) {
+      failures.push(`${pair.name}: missing from the bench output`);
+      continue;
+    }
+    for (let retry = 0; pair.gated && kraken > sdk && retry < 2; retry++) {
+      const again = await runBench(pair.name);
+      kraken = again.get(`kraken: ${pair.name}`) ?? kraken;
+      sdk = again.get(`otel-sdk: ${pair.name}`) ?? sdk;
+    }
+    const speedup = sdk / kraken;
+    const budget = pair.budgetNs === undefined
+      ? ""
+      : kraken <= pair.budgetNs
+      ? `within ERD budget ${fmt(pair.budgetNs)}`
+      : `OVER ERD budget ${fmt(pair.budgetNs)}`;
+    rows.push(
+      `${pair.name.padEnd(26)} kraken ${fmt(kraken).padStart(9)}  otel-sdk ${
+        fmt(sdk).padStart(9)
+      }  ${speedup.toFixed(2)}x ${speedup >= GOAL_SPEEDUP ? "(goal met)" : "(goal 3x)"}  ${budget}`,
+    );
+    if (pair.gated && kraken > sdk) {
+      failures.push(`${pair.name}: kraken ${fmt(kraken)} is slower than otel-sdk ${fmt(sdk)}`);
+    }
+  }
+  console.log("tracer overhead gate (same run, lower is better):");
+  for (const row of rows) console.log("  " + row);
+  if (failures.length > 0) {
+    console.error("overhead gate FAILED:\n  " + failures.join("\n  "));
+    return 1;
+  }
+  console.log("overhead gate passed");
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main());

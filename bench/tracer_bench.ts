@@ -1,0 +1,120 @@
+/**
+ * The tracer against the stock OpenTelemetry SDK, in the same run: span start+end (sampled and
+ * unsampled), traceparent inject and extract. Each pair differs only in its `kraken:`/`otel-sdk:`
+ * prefix; `bench/gate.ts` reads the JSON output and fails CI when kraken is slower.
+ *
+ * Both tracers feed a batch processor whose exporter discards batches, so the measured cost is
+ * what a request pays, not the network.
+ *
+ * @module
+ */
+
+import {
+  context,
+  defaultTextMapGetter,
+  defaultTextMapSetter,
+  ROOT_CONTEXT,
+  trace,
+  TraceFlags,
+} from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import {
+  CompositePropagator,
+  ExportResultCode,
+  W3CBaggagePropagator,
+  W3CTraceContextPropagator,
+} from "@opentelemetry/core";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  type SpanExporter,
+  TracerProvider,
+} from "@opentelemetry/sdk-trace";
+import { BatchExportProcessor } from "../tracing/export.ts";
+import { krakenPropagator } from "../tracing/propagation.ts";
+import { KrakenTracerProvider } from "../tracing/tracer.ts";
+import { buildSampler } from "../tracing/sampling/build.ts";
+import { parseSamplingConfig } from "../tracing/sampling/config.ts";
+
+context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+
+const discard: SpanExporter = {
+  export: (_spans, done) => done({ code: ExportResultCode.SUCCESS }),
+  shutdown: () => Promise.resolve(),
+};
+const resource = resourceFromAttributes({ "service.name": "bench" });
+
+// kraken, with the samplers a role really runs (rules + parent-based), at 100% and 0%.
+function krakenTracer(rate: number) {
+  const sampler = buildSampler(parseSamplingConfig({ default_rate: rate }, "tracing.sampling"));
+  const sink = new BatchExportProcessor({ exporter: discard, batchTimeoutMs: 60_000 });
+  return new KrakenTracerProvider({ resource, sampler, sink }).getTracer("bench");
+}
+const krakenSampled = krakenTracer(1);
+const krakenUnsampled = krakenTracer(0);
+
+function sdkTracer(sampled: boolean) {
+  const provider = new TracerProvider({
+    resource,
+    sampler: sampled ? new AlwaysOnSampler() : new AlwaysOffSampler(),
+    spanProcessors: [
+      new BatchSpanProcessor({
+        exporter: discard,
+        scheduledDelayMillis: 60_000,
+        maxQueueSize: 2048,
+      }),
+    ],
+  });
+  return provider.getTracer("bench");
+}
+const sdkSampled = sdkTracer(true);
+const sdkUnsampled = sdkTracer(false);
+
+const sdkPropagator = new CompositePropagator({
+  propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
+});
+const parentCtx = trace.setSpanContext(ROOT_CONTEXT, {
+  traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
+  spanId: "00f067aa0ba902b7",
+  traceFlags: TraceFlags.SAMPLED,
+});
+// Fixed iteration counts with warm-up, so both sides run the same number of spans through their
+// batch queues (and the same garbage-collection pressure).
+const RUN = { n: 200_000, warmup: 20_000 };
+
+const incoming = { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" };
+
+Deno.bench(
+  "kraken: span start+end sampled",
+  { ...RUN, group: "span sampled", baseline: true },
+  () => {
+    krakenSampled.startSpan("op").end();
+  },
+);
+Deno.bench("otel-sdk: span start+end sampled", { ...RUN, group: "span sampled" }, () => {
+  sdkSampled.startSpan("op").end();
+});
+Deno.bench(
+  "kraken: span start+end unsampled",
+  { ...RUN, group: "span unsampled", baseline: true },
+  () => {
+    krakenUnsampled.startSpan("op").end();
+  },
+);
+Deno.bench("otel-sdk: span start+end unsampled", { ...RUN, group: "span unsampled" }, () => {
+  sdkUnsampled.startSpan("op").end();
+});
+Deno.bench("kraken: traceparent inject", { ...RUN, group: "inject", baseline: true }, () => {
+  krakenPropagator.inject(parentCtx, {}, defaultTextMapSetter);
+});
+Deno.bench("otel-sdk: traceparent inject", { ...RUN, group: "inject" }, () => {
+  sdkPropagator.inject(parentCtx, {}, defaultTextMapSetter);
+});
+Deno.bench("kraken: traceparent extract", { ...RUN, group: "extract", baseline: true }, () => {
+  krakenPropagator.extract(ROOT_CONTEXT, incoming, defaultTextMapGetter);
+});
+Deno.bench("otel-sdk: traceparent extract", { ...RUN, group: "extract" }, () => {
+  sdkPropagator.extract(ROOT_CONTEXT, incoming, defaultTextMapGetter);
+});

@@ -1,0 +1,427 @@
+/**
+ * Client of the build-index tag server (upstream `build-index/tagclient`), used by the proxy to
+ * publish tags and by agents to resolve them.
+ *
+ * - {@linkcode TagClient} talks to one build-index host: the neighbour duplication calls need that.
+ * - {@linkcode TagClusterClient} spreads calls over a cluster the way upstream does: it tries up to
+ *   three randomly chosen hosts and moves on to the next one only after a network error (an HTTP
+ *   answer, even a 5xx, is the cluster's answer).
+ *
+ * Tags (`repo:tag`) are path-escaped like Go's `url.PathEscape` (`/` becomes `%2F`), digests go into
+ * paths as `sha256:<hex>`. Client spans are named after the route template, and `put` runs inside a
+ * `build_index.put_tag` span so a push trace shows the tag write as one step.
+ *
+ * ```ts
+ * import { TagClusterClient } from "./tag_client.ts";
+ * const tags = new TagClusterClient({ hosts: ["build-index:15004"] });
+ * await tags.put("library/ubuntu:latest", digest, { replicate: true });
+ * (await tags.get("library/ubuntu:latest"))?.toString(); // "sha256:…"
+ * ```
+ *
+ * @module
+ */
+
+import { type Digest, parseDigest } from "../storage/digest.ts";
+import { pathEscape } from "./escape.ts";
+import { tracedFetch, type TracedFetchOptions, withSpan } from "../tracing/mod.ts";
+
+/** The JSON body of `/list/...` and `/repositories/.../tags` (upstream `tagmodels.ListResponse`). */
+export interface ListResponse {
+  /** Pagination links; `next` is empty on the last page. */
+  Links: { next: string; self: string };
+  /** Number of entries in `result`. */
+  size: number;
+  /** `repo:tag` names (or bare tags for the repository listing). */
+  result: string[];
+}
+
+/** Pagination of a list call. */
+export interface ListOptions {
+  /** Page size; pagination starts when `limit` or `offset` is given. */
+  limit?: number;
+  /** Continuation token from the previous page's `Links.next`. */
+  offset?: string;
+}
+
+/** Options of {@linkcode TagClient.put}. */
+export interface PutOptions {
+  /** Ask the build-index to replicate the tag to remote clusters (`?replicate=true`). */
+  replicate?: boolean;
+}
+
+/** The fetch the clients use: {@linkcode tracedFetch}'s signature (tests pass a stand-in). */
+export type TagFetch = (url: string, init: TracedFetchOptions) => Promise<Response>;
+
+/** Options shared by {@linkcode TagClient} and {@linkcode TagClusterClient}. */
+export interface TagClientOptions {
+  /** Request function (default {@linkcode tracedFetch}). */
+  fetch?: TagFetch;
+  /** Per-call timeouts in ms; defaults are upstream's (put 30 s, get/has 10 s, list 60 s, …). */
+  timeouts?: Partial<TagClientTimeouts>;
+  /** `https` for TLS clusters (default `http`). */
+  scheme?: "http" | "https";
+}
+
+/** Per-call timeouts in milliseconds. */
+export interface TagClientTimeouts {
+  /** PUT tag (default 30 s). */
+  put: number;
+  /** GET/HEAD tag (default 10 s). */
+  get: number;
+  /** List calls (default 60 s). */
+  list: number;
+  /** Internal duplicate put (default 10 s). */
+  duplicate: number;
+  /** GET /origin (default 5 s). */
+  origin: number;
+}
+
+const DEFAULT_TIMEOUTS: TagClientTimeouts = {
+  put: 30_000,
+  get: 10_000,
+  list: 60_000,
+  duplicate: 10_000,
+  origin: 5_000,
+};
+
+/** Retry policy of upstream's duplicate calls: 250 ms apart, 3 attempts in all. */
+const RETRY_DELAY_MS = 250;
+const RETRY_ATTEMPTS = 3;
+const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
+
+/** A build-index answered with an unexpected status. */
+export class TagClientError extends Error {
+  /** HTTP status received. */
+  readonly status: number;
+
+  /**
+   * @param method request method
+   * @param url request URL
+   * @param status status received
+   * @param body response body text (upstream puts the error message there)
+   */
+  constructor(method: string, url: string, status: number, body: string) {
+    super(`${method} ${url}: ${status}${body ? `: ${body.slice(0, 500)}` : ""}`);
+    this.name = "TagClientError";
+    this.status = status;
+  }
+}
+
+/** A request could not reach the host (connection refused, reset, timed out). */
+export class TagNetworkError extends Error {
+  /**
+   * @param message what failed
+   * @param cause the underlying error
+   */
+  constructor(message: string, cause: unknown) {
+    super(message, { cause });
+    this.name = "TagNetworkError";
+  }
+}
+
+interface CallOptions {
+  method: string;
+  path: string;
+  route: string;
+  timeoutMs: number;
+  body?: string;
+  headers?: Record<string, string>;
+  expectedStatus?: number[];
+}
+
+interface CallResult {
+  status: number;
+  text: string;
+}
+
+/** A client of one build-index host. */
+export class TagClient {
+  /** The host, `host:port`. */
+  readonly addr: string;
+  readonly #base: string;
+  readonly #fetch: TagFetch;
+  readonly #timeouts: TagClientTimeouts;
+
+  /**
+   * @param addr `host:port` of the build-index
+   * @param options see {@linkcode TagClientOptions}
+   */
+  constructor(addr: string, options: TagClientOptions = {}) {
+    if (!/^[^\s/]+:\d{1,5}$/.test(addr)) {
+      throw new TypeError(`build-index address must be host:port, got ${JSON.stringify(addr)}`);
+    }
+    this.addr = addr;
+    this.#base = `${options.scheme ?? "http"}://${addr}`;
+    this.#fetch = options.fetch ?? tracedFetch;
+    this.#timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+  }
+
+  /**
+   * Sends one request and reads the whole (small) answer inside the timeout.
+   * @throws {TagNetworkError} when the host cannot be reached or the timeout fires
+   */
+  async #call(options: CallOptions): Promise<CallResult> {
+    const url = `${this.#base}${options.path}`;
+    const abort = new AbortController();
+    const timer = setTimeout(
+      () => abort.abort(new Error(`timed out after ${options.timeoutMs} ms`)),
+      options.timeoutMs,
+    );
+    try {
+      let response: Response;
+      try {
+        response = await this.#fetch(url, {
+          method: options.method,
+          body: options.body,
+          headers: options.headers,
+          signal: abort.signal,
+          route: options.route,
+          expectedStatus: options.expectedStatus,
+        });
+      } catch (error) {
+        throw new TagNetworkError(`${options.method} ${url}: ${(error as Error).message}`, error);
+      }
+      let text: string;
+      try {
+        text = await response.text();
+      } catch (error) {
+        throw new TagNetworkError(`${options.method} ${url}: reading body: ${error}`, error);
+      }
+      return { status: response.status, text };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Like {@linkcode TagClient.#call}, retrying network errors and 429/502/503/504 (upstream policy). */
+  async #callWithRetry(options: CallOptions): Promise<CallResult> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        const result = await this.#call(options);
+        if (!RETRYABLE_STATUS.has(result.status) || attempt >= RETRY_ATTEMPTS) return result;
+      } catch (error) {
+        if (!(error instanceof TagNetworkError) || attempt >= RETRY_ATTEMPTS) throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
+    }
+  }
+
+  #fail(method: string, path: string, result: CallResult): never {
+    throw new TagClientError(method, `${this.#base}${path}`, result.status, result.text);
+  }
+
+  /**
+   * `PUT /tags/{tag}/digest/{digest}[?replicate=true]`: points `tag` at `digest`. The build-index
+   * checks that the manifest and everything it references exist in the origin cluster first.
+   * @throws {TagClientError} on any answer but 200
+   */
+  async put(tag: string, digest: Digest, options: PutOptions = {}): Promise<void> {
+    const replicate = options.replicate ?? false;
+    await withSpan(
+      "build_index.put_tag",
+      { tag, digest: digest.toString(), replicate, "server.address": this.addr },
+      async () => {
+        const path = `/tags/${pathEscape(tag)}/digest/${digest}${replicate ? "?replicate=true" : ""}`;
+        const result = await this.#call({
+          method: "PUT",
+          path,
+          route: "/tags/{tag}/digest/{digest}",
+          timeoutMs: this.#timeouts.put,
+        });
+        if (result.status !== 200) this.#fail("PUT", path, result);
+      },
+    );
+  }
+
+  /**
+   * `GET /tags/{tag}`: the digest a tag points at, or null when the build-index does not know it.
+   * @throws {TagClientError} on statuses other than 200 and 404
+   */
+  async get(tag: string): Promise<Digest | null> {
+    const path = `/tags/${pathEscape(tag)}`;
+    const result = await this.#call({
+      method: "GET",
+      path,
+      route: "/tags/{tag}",
+      timeoutMs: this.#timeouts.get,
+      expectedStatus: [404],
+    });
+    if (result.status === 404) return null;
+    if (result.status !== 200) this.#fail("GET", path, result);
+    try {
+      return parseDigest(result.text.trim());
+    } catch (error) {
+      throw new TagClientError("GET", `${this.#base}${path}`, 200, `bad digest: ${error}`);
+    }
+  }
+
+  /**
+   * `HEAD /tags/{tag}`: whether the tag is in the build-index's storage backend.
+   * @throws {TagClientError} on statuses other than 200 and 404
+   */
+  async has(tag: string): Promise<boolean> {
+    const path = `/tags/${pathEscape(tag)}`;
+    const result = await this.#call({
+      method: "HEAD",
+      path,
+      route: "/tags/{tag}",
+      timeoutMs: this.#timeouts.get,
+      expectedStatus: [404],
+    });
+    if (result.status === 404) return false;
+    if (result.status !== 200) this.#fail("HEAD", path, result);
+    return true;
+  }
+
+  /**
+   * `GET /list/{prefix}`: backend names (`repo:tag`) under `prefix`, one page.
+   * @throws {TagClientError} on any answer but 200
+   */
+  list(prefix: string, options: ListOptions = {}): Promise<ListResponse> {
+    // The prefix is the rest of the path, so its slashes stay; other bytes are escaped.
+    const escaped = prefix.split("/").map(pathEscape).join("/");
+    return this.#list(`/list/${escaped}`, "/list/{prefix}", options);
+  }
+
+  /**
+   * `GET /repositories/{repo}/tags` (deprecated upstream): the tags of one repository, without the
+   * `repo:` part.
+   * @throws {TagClientError} on any answer but 200
+   */
+  listRepository(repo: string, options: ListOptions = {}): Promise<ListResponse> {
+    return this.#list(
+      `/repositories/${pathEscape(repo)}/tags`,
+      "/repositories/{repo}/tags",
+      options,
+    );
+  }
+
+  async #list(path: string, route: string, options: ListOptions): Promise<ListResponse> {
+    const query = new URLSearchParams();
+    if (options.limit !== undefined) query.set("limit", String(options.limit));
+    if (options.offset !== undefined) query.set("offset", options.offset);
+    const full = query.size > 0 ? `${path}?${query}` : path;
+    const result = await this.#call({
+      method: "GET",
+      path: full,
+      route,
+      timeoutMs: this.#timeouts.list,
+    });
+    if (result.status !== 200) this.#fail("GET", full, result);
+    let body: ListResponse;
+    try {
+      body = JSON.parse(result.text);
+    } catch (error) {
+      throw new TagClientError("GET", `${this.#base}${full}`, 200, `bad JSON: ${error}`);
+    }
+    // Go encodes an empty result as null.
+    return {
+      Links: { next: body?.Links?.next ?? "", self: body?.Links?.self ?? "" },
+      size: Number(body?.size ?? 0),
+      result: Array.isArray(body?.result) ? body.result.map(String) : [],
+    };
+  }
+
+  /**
+   * `GET /origin`: the address of the origin cluster behind this build-index.
+   * @throws {TagClientError} on any answer but 200
+   */
+  async origin(): Promise<string> {
+    const result = await this.#call({
+      method: "GET",
+      path: "/origin",
+      route: "/origin",
+      timeoutMs: this.#timeouts.origin,
+    });
+    if (result.status !== 200) this.#fail("GET", "/origin", result);
+    return result.text.trim();
+  }
+
+  /**
+   * `PUT /internal/duplicate/tags/{tag}/digest/{digest}` with `{"delay": <ns>}`: stores the tag on a
+   * neighbour without dependency checks; its write-back waits `delayMs`. Retried like upstream.
+   * @throws {TagClientError} on any answer but 200
+   */
+  async duplicatePut(tag: string, digest: Digest, delayMs: number): Promise<void> {
+    const path = `/internal/duplicate/tags/${pathEscape(tag)}/digest/${digest}`;
+    const result = await this.#callWithRetry({
+      method: "PUT",
+      path,
+      route: "/internal/duplicate/tags/{tag}/digest/{digest}",
+      timeoutMs: this.#timeouts.duplicate,
+      body: JSON.stringify({ delay: Math.round(delayMs * 1e6) }),
+      headers: { "content-type": "application/json" },
+    });
+    if (result.status !== 200) this.#fail("PUT", path, result);
+  }
+}
+
+/** Options of {@linkcode TagClusterClient}. */
+export interface TagClusterClientOptions extends TagClientOptions {
+  /** Build-index hosts, `host:port`. */
+  hosts: string[];
+  /** Random source for host sampling (default `Math.random`). */
+  random?: () => number;
+}
+
+/** How many hosts one cluster call tries at most (upstream samples 3). */
+const CLUSTER_ATTEMPTS = 3;
+
+/** A client of a build-index cluster: each call goes to a random host, failing over on network errors. */
+export class TagClusterClient {
+  readonly #clients: TagClient[];
+  readonly #random: () => number;
+
+  /** @param options see {@linkcode TagClusterClientOptions} */
+  constructor(options: TagClusterClientOptions) {
+    if (!options.hosts?.length) throw new TypeError("build-index cluster needs at least one host");
+    this.#clients = options.hosts.map((h) => new TagClient(h, options));
+    this.#random = options.random ?? Math.random;
+  }
+
+  /** Runs `fn` on up to three random hosts until one answers (moving on only after a network error). */
+  async #each<T>(fn: (client: TagClient) => Promise<T>): Promise<T> {
+    const pool = [...this.#clients];
+    let lastError: unknown;
+    for (let i = 0; i < CLUSTER_ATTEMPTS && pool.length > 0; i++) {
+      const [client] = pool.splice(Math.floor(this.#random() * pool.length), 1);
+      try {
+        return await fn(client);
+      } catch (error) {
+        if (!(error instanceof TagNetworkError)) throw error;
+        lastError = error;
+      }
+    }
+    throw lastError;
+  }
+
+  /** See {@linkcode TagClient.put}. */
+  put(tag: string, digest: Digest, options: PutOptions = {}): Promise<void> {
+    return this.#each((c) => c.put(tag, digest, options));
+  }
+
+  /** See {@linkcode TagClient.get}. */
+  get(tag: string): Promise<Digest | null> {
+    return this.#each((c) => c.get(tag));
+  }
+
+  /** See {@linkcode TagClient.has}. */
+  has(tag: string): Promise<boolean> {
+    return this.#each((c) => c.has(tag));
+  }
+
+  /** See {@linkcode TagClient.list}. */
+  list(prefix: string, options: ListOptions = {}): Promise<ListResponse> {
+    return this.#each((c) => c.list(prefix, options));
+  }
+
+  /** See {@linkcode TagClient.listRepository}. */
+  listRepository(repo: string, options: ListOptions = {}): Promise<ListResponse> {
+    return this.#each((c) => c.listRepository(repo, options));
+  }
+
+  /** See {@linkcode TagClient.origin}. */
+  origin(): Promise<string> {
+    return this.#each((c) => c.origin());
+  }
+}

@@ -1,0 +1,265 @@
+/**
+ * Framing of P2P messages on a TCP stream.
+ *
+ * A frame is a 4-byte big-endian length followed by that many bytes of a protobuf
+ * `p2p.Message` (at most {@linkcode MAX_MESSAGE_LENGTH}). A PIECE_PAYLOAD frame is followed on
+ * the stream by exactly `piecePayload.length` raw piece bytes, which the length prefix does not
+ * count. A frame that breaks these rules raises a {@linkcode FrameError}; the stream is then out
+ * of sync and the caller must drop the connection.
+ *
+ * {@linkcode FrameReader} buffers small reads but reads piece payloads straight into the
+ * returned array, so piece bytes are copied only when they arrived in the same read as their
+ * header. Timeouts close the connection: a TCP read cannot be cancelled otherwise, and a
+ * connection that missed a deadline is dropped anyway.
+ *
+ * @example
+ * ```ts
+ * import { FrameReader, FrameWriter } from "./frame.ts";
+ * import { completeMessage } from "./message.ts";
+ * const conn = await Deno.connect({ hostname: "127.0.0.1", port: 8000 });
+ * await new FrameWriter(conn).write(completeMessage());
+ * const frame = await new FrameReader(conn).read({ timeoutMs: 5000 });
+ * ```
+ *
+ * @module
+ */
+
+import {
+  decodeMessage,
+  encodeMessage,
+  type Message,
+  MessageError,
+  MessageType,
+} from "./message.ts";
+
+/** Largest protobuf message a frame may carry (32 KiB), handshake bitfields included. */
+export const MAX_MESSAGE_LENGTH = 32768;
+
+/** Default cap on piece payload bytes after a PIECE_PAYLOAD frame (64 MiB). */
+export const DEFAULT_MAX_PAYLOAD_LENGTH = 64 * 1024 * 1024;
+
+/** A stream that violates the framing rules; the connection must be dropped. */
+export class FrameError extends Error {
+  /** Creates the error; `cause` is the decoder's error for an undecodable message. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "FrameError";
+  }
+}
+
+/** A read or write that missed its deadline; the connection has been closed. */
+export class DeadlineError extends Error {
+  /** Creates the error naming the operation and its timeout. */
+  constructor(message: string) {
+    super(message);
+    this.name = "DeadlineError";
+  }
+}
+
+/** The part of `Deno.Conn` the framing needs; any `Deno.Conn` satisfies it. */
+export interface ByteConn {
+  /** Reads into `p`, resolving to the byte count or `null` at end of stream. */
+  read(p: Uint8Array): Promise<number | null>;
+  /** Writes some prefix of `p`, resolving to its length. */
+  write(p: Uint8Array): Promise<number>;
+  /** Closes the stream; pending reads and writes must then settle. */
+  close(): void;
+}
+
+/** One received frame. */
+export interface Frame {
+  /** The decoded message. */
+  message: Message;
+  /** The raw piece bytes that followed a PIECE_PAYLOAD frame. */
+  payload?: Uint8Array;
+}
+
+/** Options for {@linkcode FrameReader}. */
+export interface FrameReaderOptions {
+  /**
+   * Largest PIECE_PAYLOAD length accepted; a larger one is a {@linkcode FrameError} rather
+   * than an allocation a peer chooses. Default {@linkcode DEFAULT_MAX_PAYLOAD_LENGTH}.
+   */
+  maxPayloadLength?: number;
+}
+
+/** Options for a single read or write. */
+export interface DeadlineOptions {
+  /** Milliseconds allowed for the whole frame; on expiry the connection is closed. */
+  timeoutMs?: number;
+}
+
+/** Closes `conn` if `fn` has not settled after `timeoutMs`, turning the fallout into a DeadlineError. */
+async function withDeadline<T>(
+  conn: ByteConn,
+  what: string,
+  timeoutMs: number | undefined,
+  fn: () => Promise<T>,
+): Promise<T> {
+  if (timeoutMs === undefined) return await fn();
+  let expired = false;
+  const timer = setTimeout(() => {
+    expired = true;
+    closeQuietly(conn);
+  }, timeoutMs);
+  try {
+    return await fn();
+  } catch (err) {
+    if (expired) throw new DeadlineError(`${what} did not finish within ${timeoutMs} ms`);
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Closes a connection that may already be closed. */
+export function closeQuietly(conn: ByteConn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed: closing is idempotent for our purposes.
+  }
+}
+
+/** Reads frames from a connection. Not safe for concurrent `read` calls. */
+export class FrameReader {
+  #conn: ByteConn;
+  #maxPayload: number;
+  // Buffered bytes live in #buf[#start, #end). Sized for one maximal frame plus a header.
+  #buf = new Uint8Array(2 * (MAX_MESSAGE_LENGTH + 4));
+  #start = 0;
+  #end = 0;
+
+  /** Wraps `conn`; the reader owns its read side from now on. */
+  constructor(conn: ByteConn, options: FrameReaderOptions = {}) {
+    this.#conn = conn;
+    this.#maxPayload = options.maxPayloadLength ?? DEFAULT_MAX_PAYLOAD_LENGTH;
+  }
+
+  /**
+   * Reads the next frame (and its payload, for PIECE_PAYLOAD).
+   *
+   * @returns the frame, or `null` when the stream ends cleanly between frames.
+   * @throws {FrameError} on an oversized length, undecodable message or truncated frame.
+   * @throws {DeadlineError} when `timeoutMs` passes first (the connection is then closed).
+   */
+  read(options: DeadlineOptions = {}): Promise<Frame | null> {
+    return withDeadline(this.#conn, "frame read", options.timeoutMs, () => this.#read());
+  }
+
+  async #read(): Promise<Frame | null> {
+    if (!(await this.#fill(4, true))) return null;
+    const view = new DataView(this.#buf.buffer, this.#start, 4);
+    const length = view.getUint32(0, false);
+    if (length > MAX_MESSAGE_LENGTH) {
+      throw new FrameError(`frame length ${length} exceeds ${MAX_MESSAGE_LENGTH}`);
+    }
+    await this.#fill(4 + length, false);
+    let message: Message;
+    try {
+      message = decodeMessage(this.#buf.subarray(this.#start + 4, this.#start + 4 + length));
+    } catch (err) {
+      if (err instanceof MessageError) throw new FrameError(err.message, { cause: err });
+      throw err;
+    }
+    this.#start += 4 + length;
+    if (message.type !== MessageType.PIECE_PAYLOAD) return { message };
+    const payloadLength = message.piecePayload?.length ?? 0;
+    if (payloadLength < 0 || payloadLength > this.#maxPayload) {
+      throw new FrameError(`piece payload length ${payloadLength} out of range`);
+    }
+    return { message, payload: await this.#readPayload(payloadLength) };
+  }
+
+  // Ensures `n` bytes are buffered. Returns false only for a clean EOF with nothing buffered
+  // when `eofOk`; any other EOF is a truncated frame.
+  async #fill(n: number, eofOk: boolean): Promise<boolean> {
+    while (this.#end - this.#start < n) {
+      if (this.#buf.length - this.#start < n) {
+        this.#buf.copyWithin(0, this.#start, this.#end);
+        this.#end -= this.#start;
+        this.#start = 0;
+      }
+      const got = await this.#conn.read(this.#buf.subarray(this.#end));
+      if (got === null) {
+        if (eofOk && this.#end === this.#start) return false;
+        throw new FrameError("connection closed in the middle of a frame");
+      }
+      this.#end += got;
+    }
+    return true;
+  }
+
+  async #readPayload(length: number): Promise<Uint8Array> {
+    const payload = new Uint8Array(length);
+    const buffered = Math.min(length, this.#end - this.#start);
+    payload.set(this.#buf.subarray(this.#start, this.#start + buffered));
+    this.#start += buffered;
+    let filled = buffered;
+    while (filled < length) {
+      const got = await this.#conn.read(payload.subarray(filled));
+      if (got === null) throw new FrameError("connection closed in the middle of a piece payload");
+      filled += got;
+    }
+    return payload;
+  }
+}
+
+/**
+ * Encodes a message as a frame: the 4-byte big-endian length and the protobuf bytes.
+ *
+ * @throws {FrameError} when the message exceeds {@linkcode MAX_MESSAGE_LENGTH}.
+ */
+export function encodeFrame(message: Message): Uint8Array {
+  const body = encodeMessage(message);
+  if (body.length > MAX_MESSAGE_LENGTH) {
+    throw new FrameError(`message of ${body.length} bytes exceeds ${MAX_MESSAGE_LENGTH}`);
+  }
+  const frame = new Uint8Array(4 + body.length);
+  new DataView(frame.buffer).setUint32(0, body.length, false);
+  frame.set(body, 4);
+  return frame;
+}
+
+/** Writes frames to a connection. Not safe for concurrent `write` calls. */
+export class FrameWriter {
+  #conn: ByteConn;
+
+  /** Wraps `conn`; the writer owns its write side from now on. */
+  constructor(conn: ByteConn) {
+    this.#conn = conn;
+  }
+
+  /**
+   * Writes one frame, then `payload` for a PIECE_PAYLOAD message.
+   *
+   * @throws {FrameError} when the message is too large or the payload does not match
+   *   `piecePayload.length` (checked before anything is written).
+   * @throws {DeadlineError} when `timeoutMs` passes first (the connection is then closed).
+   */
+  async write(
+    message: Message,
+    payload?: Uint8Array,
+    options: DeadlineOptions = {},
+  ): Promise<void> {
+    const expected = message.type === MessageType.PIECE_PAYLOAD
+      ? message.piecePayload?.length ?? 0
+      : undefined;
+    if (expected !== (payload === undefined ? undefined : payload.length)) {
+      throw new FrameError(
+        expected === undefined
+          ? "only PIECE_PAYLOAD frames carry payload bytes"
+          : `PIECE_PAYLOAD declares ${expected} bytes but ${payload?.length ?? 0} were given`,
+      );
+    }
+    const frame = encodeFrame(message);
+    await withDeadline(this.#conn, "frame write", options.timeoutMs, async () => {
+      await this.#writeAll(frame);
+      if (payload !== undefined && payload.length > 0) await this.#writeAll(payload);
+    });
+  }
+
+  async #writeAll(p: Uint8Array): Promise<void> {
+    for (let off = 0; off < p.length;) off += await this.#conn.write(p.subarray(off));
+  }
+}

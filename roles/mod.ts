@@ -1,0 +1,20 @@
+/**
+ * The registry of role implementations `main.ts` starts. A role that is not implemented yet maps to
+ * `undefined`, and `main.ts` refuses to start it rather than pretending.
+ *
+ * @module
+ */
+
+import type { RoleDefinition, RoleName } from "./role.ts";
+
+export { ROLE_NAMES } from "./role.ts";
+export type { RoleContext, RoleDefinition, RoleName, RunningRole } from "./role.ts";
+
+/** Role name → implementation (undefined while not implemented). */
+export const ROLES: Record<RoleName, RoleDefinition<unknown> | undefined> = {
+  agent: undefined,
+  tracker: undefined,
+  origin: undefined,
+  proxy: undefined,
+  "build-index": undefined,
+};

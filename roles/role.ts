@@ -1,0 +1,39 @@
+/**
+ * What a role is to `main.ts`: a config parser with defaults and validation, and a start function
+ * returning something that can be stopped.
+ *
+ * @module
+ */
+
+import type { RawMap } from "../common/config.ts";
+import type { Logger, TracingRuntime } from "../tracing/mod.ts";
+
+/** The names `--role` accepts. */
+export const ROLE_NAMES = ["agent", "tracker", "origin", "proxy", "build-index"] as const;
+
+/** One of {@linkcode ROLE_NAMES}. */
+export type RoleName = typeof ROLE_NAMES[number];
+
+/** What a starting role gets from `main.ts`. */
+export interface RoleContext {
+  /** The role's logger (stamps trace ids). */
+  logger: Logger;
+  /** The tracing runtime (metrics text for `/metrics`, flush). */
+  tracing: TracingRuntime;
+  /** `--key=value` flags beyond `--role` and `--config`, for per-process overrides. */
+  flags: Record<string, string>;
+}
+
+/** A started role. */
+export interface RunningRole {
+  /** Stops serving and releases resources; pending work is finished or persisted. */
+  stop(): Promise<void>;
+}
+
+/** A role implementation. */
+export interface RoleDefinition<C = unknown> {
+  /** Validates the role's part of the YAML (everything but `tracing:`), applying defaults. */
+  parseConfig(raw: RawMap, flags: Record<string, string>): C;
+  /** Starts the role's servers. */
+  start(config: C, ctx: RoleContext): Promise<RunningRole>;
+}

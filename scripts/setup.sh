@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything kraken's tests and demo need on a fresh machine (Debian with Node/npm and Go):
+# the pinned Deno from npm, skopeo and redis-server from apt, and Jaeger built from the Go module
+# proxy (cached). Safe to run again: each step is skipped when its result is already there.
+set -euo pipefail
+# deno task/bundle/install would otherwise try to resolve package.json's toolchain pin.
+export DENO_NO_PACKAGE_JSON=1
+cd "$(dirname "$0")/.."
+
+if [[ ! -x node_modules/.bin/deno ]] || ! node_modules/.bin/deno --version >/dev/null 2>&1; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+missing=()
+command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if ((${#missing[@]} > 0)); then
+  sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+bash scripts/install-jaeger.sh
+# Fetch and cache the npm dependencies of the import map once, before tests run in parallel.
+node_modules/.bin/deno install --quiet --entrypoint main.ts tests/harness/jaeger.ts

@@ -1,0 +1,670 @@
+/**
+ * A content-addressed blob store on local disk, shared by the origin, agent and proxy roles.
+ *
+ * Blobs enter the cache only through a verified, atomic step: bytes are staged under another
+ * name, flushed with fsync, hashed, and only when the SHA-256 matches the claimed digest are they
+ * hard-linked into the cache (the link fails if the name exists, so two concurrent writers of the
+ * same digest cannot clobber each other; the winner's complete file is what everyone sees).
+ * A reader therefore never sees a half-written blob, even after a crash.
+ *
+ * Layout under `root`:
+ *
+ * | Path | Content |
+ * |---|---|
+ * | `tmp/` | scratch files for atomic writes; emptied by {@linkcode BlobStore.open} |
+ * | `uploads/<uid>` | staging file of an upload session (survives restarts) |
+ * | `cache/<hex[0:2]>/<hex>` | a verified blob |
+ * | `cache/<hex[0:2]>/<hex>.meta/<key>` | per-blob metadata, e.g. `metainfo`, `persist` |
+ *
+ * Upload sessions mirror the origin's start / PATCH / commit protocol (kraken-wire.md §1.4):
+ * {@linkcode BlobStore.createUpload}, {@linkcode BlobStore.writeChunk} (any order, any offset),
+ * {@linkcode BlobStore.commitUpload}. Commit first renames the staging file into `tmp/`, so a
+ * crash mid-commit cannot leave an upload name that shares its inode with a cached blob (a later
+ * chunk write would otherwise corrupt the cache). After a commit attempt that reached
+ * verification the session is gone, whether it succeeded, hit {@linkcode DigestMismatchError}
+ * (the wrong bytes are deleted: the client has to start over anyway) or
+ * {@linkcode BlobExistsError}.
+ *
+ * @example
+ * ```ts
+ * import { BlobStore } from "./blob_store.ts";
+ * import { digestOfBytes } from "./digest.ts";
+ *
+ * const store = await BlobStore.open({ root: "/var/cache/kraken" });
+ * const data = new TextEncoder().encode("hello");
+ * const uid = await store.createUpload();
+ * await store.writeChunk(uid, 0, data.length, data);
+ * await store.commitUpload(uid, await digestOfBytes(data));
+ * ```
+ *
+ * @module
+ */
+
+import { Digest, DigestHasher } from "./digest.ts";
+import { resolveInside } from "./paths.ts";
+
+/** Thrown when a blob is not in the cache. */
+export class BlobNotFoundError extends Error {
+  /** @param digest the missing blob */
+  constructor(readonly digest: Digest) {
+    super(`blob ${digest} not found`);
+    this.name = "BlobNotFoundError";
+  }
+}
+
+/** Thrown when a blob being committed is already in the cache (upstream answers 409). */
+export class BlobExistsError extends Error {
+  /** @param digest the blob that already exists */
+  constructor(readonly digest: Digest) {
+    super(`blob ${digest} already exists`);
+    this.name = "BlobExistsError";
+  }
+}
+
+/** Thrown when an upload uid is unknown, malformed, or is being committed/aborted. */
+export class UploadNotFoundError extends Error {
+  /** @param uid the upload id as given */
+  constructor(readonly uid: string, detail = "not found") {
+    super(`upload ${JSON.stringify(uid.slice(0, 64))} ${detail}`);
+    this.name = "UploadNotFoundError";
+  }
+}
+
+/** Thrown when content does not hash to the digest it was stored under. */
+export class DigestMismatchError extends Error {
+  /**
+   * @param expected the digest the caller claimed
+   * @param actual the digest of the bytes received
+   */
+  constructor(readonly expected: Digest, readonly actual: Digest) {
+    super(`digest mismatch: expected ${expected}, got ${actual}`);
+    this.name = "DigestMismatchError";
+  }
+}
+
+/** Thrown for an invalid chunk range (negative, reversed, non-integer); upstream answers 400. */
+export class ChunkRangeError extends RangeError {
+  /** @param message what was wrong with the range */
+  constructor(message: string) {
+    super(message);
+    this.name = "ChunkRangeError";
+  }
+}
+
+/** Thrown when a chunk body's length differs from its range (upstream: short body → 500). */
+export class ChunkLengthError extends Error {
+  /** @param message the expected and actual lengths */
+  constructor(message: string) {
+    super(message);
+    this.name = "ChunkLengthError";
+  }
+}
+
+/** Options for {@linkcode BlobStore.open}. */
+export interface BlobStoreOptions {
+  /** Directory that holds everything; created if missing. */
+  readonly root: string;
+}
+
+/** Size information of a cached blob or an upload. */
+export interface BlobStat {
+  /** Size in bytes. */
+  readonly size: number;
+}
+
+/** An open blob: its size and a stream of its bytes (the stream owns the file handle). */
+export interface OpenBlob {
+  /** Size in bytes. */
+  readonly size: number;
+  /** The blob's bytes; read it to the end or cancel it to release the file. */
+  readonly stream: ReadableStream<Uint8Array>;
+}
+
+/** A chunk or blob body. */
+export type BlobBody = ReadableStream<Uint8Array> | Uint8Array;
+
+const UID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const META_KEY = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+const HEX64 = /^[0-9a-f]{64}$/;
+const SHARD = /^[0-9a-f]{2}$/;
+const READ_BUFFER = 1 << 20;
+
+/**
+ * Per-upload coordination inside this process: chunk writes share, commit and abort are
+ * exclusive and wait for in-flight writes to drain.
+ */
+interface UploadLock {
+  writers: number;
+  exclusive: number;
+  tail: Promise<void>;
+  drained: (() => void)[];
+}
+
+/** The on-disk content-addressed store. Create with {@linkcode BlobStore.open}. */
+export class BlobStore {
+  /** Absolute root directory. */
+  readonly root: string;
+  readonly #tmp: string;
+  readonly #uploads: string;
+  readonly #cache: string;
+  readonly #locks = new Map<string, UploadLock>();
+
+  private constructor(root: string) {
+    this.root = resolveInside(root);
+    this.#tmp = resolveInside(this.root, "tmp");
+    this.#uploads = resolveInside(this.root, "uploads");
+    this.#cache = resolveInside(this.root, "cache");
+  }
+
+  /**
+   * Opens (creating if needed) a store and deletes temp files left by a crash. Upload sessions
+   * are kept: see {@linkcode BlobStore.pruneUploads}.
+   */
+  static async open(options: BlobStoreOptions): Promise<BlobStore> {
+    const store = new BlobStore(options.root);
+    await Deno.remove(store.#tmp, { recursive: true }).catch(ignoreNotFound);
+    for (const dir of [store.#tmp, store.#uploads, store.#cache]) {
+      await Deno.mkdir(dir, { recursive: true });
+    }
+    return store;
+  }
+
+  // ---- upload sessions ------------------------------------------------------------------
+
+  /** Starts an upload session and returns its uid (a lowercase UUID, used verbatim on the wire). */
+  async createUpload(): Promise<string> {
+    const uid = crypto.randomUUID();
+    const file = await Deno.open(this.#uploadPath(uid), { write: true, createNew: true });
+    file.close();
+    return uid;
+  }
+
+  /**
+   * Writes exactly `end - start` bytes of `body` at offset `start` (end exclusive, as the
+   * origin's `Content-Range: start-end`). Chunks may arrive in any order; gaps stay zero until
+   * written. Concurrent writes to one upload are allowed.
+   * @throws {UploadNotFoundError} unknown uid, or a commit/abort is in progress
+   * @throws {ChunkRangeError} invalid range
+   * @throws {ChunkLengthError} body shorter or longer than the range (a short stream's bytes
+   *   may already be written)
+   */
+  async writeChunk(uid: string, start: number, end: number, body: BlobBody): Promise<void> {
+    let path: string;
+    try {
+      path = this.#uploadPath(uid);
+    } catch (err) {
+      await cancelBody(body);
+      throw err;
+    }
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+      await cancelBody(body);
+      throw new ChunkRangeError(`invalid chunk range ${start}-${end}`);
+    }
+    const want = end - start;
+    if (body instanceof Uint8Array && body.length !== want) {
+      throw new ChunkLengthError(
+        `chunk ${start}-${end} needs ${want} bytes, body has ${body.length}`,
+      );
+    }
+    const lock = this.#lock(uid);
+    if (lock.exclusive > 0) {
+      this.#unlockIfIdle(uid, lock);
+      await cancelBody(body);
+      throw new UploadNotFoundError(uid, "is being committed or aborted");
+    }
+    lock.writers++;
+    try {
+      let file: Deno.FsFile;
+      try {
+        file = await Deno.open(path, { write: true });
+      } catch (err) {
+        await cancelBody(body);
+        if (err instanceof Deno.errors.NotFound) throw new UploadNotFoundError(uid);
+        throw err;
+      }
+      try {
+        await file.seek(start, Deno.SeekMode.Start);
+        if (body instanceof Uint8Array) {
+          await writeAll(file, body);
+        } else {
+          let got = 0;
+          for await (const chunk of body) {
+            if (got + chunk.length > want) {
+              throw new ChunkLengthError(`chunk ${start}-${end} body exceeds ${want} bytes`);
+            }
+            await writeAll(file, chunk);
+            got += chunk.length;
+          }
+          if (got !== want) {
+            throw new ChunkLengthError(
+              `chunk ${start}-${end} needs ${want} bytes, body had ${got}`,
+            );
+          }
+        }
+      } finally {
+        file.close();
+      }
+    } finally {
+      lock.writers--;
+      if (lock.writers === 0) { for (const wake of lock.drained.splice(0)) wake(); }
+      this.#unlockIfIdle(uid, lock);
+    }
+  }
+
+  /**
+   * Current size of an upload's staging file (highest byte written + 1).
+   * @throws {UploadNotFoundError} unknown uid
+   */
+  async statUpload(uid: string): Promise<BlobStat> {
+    try {
+      return { size: (await Deno.stat(this.#uploadPath(uid))).size };
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) throw new UploadNotFoundError(uid);
+      throw err;
+    }
+  }
+
+  /**
+   * Reads `length` bytes at `offset` of an upload in progress (the P2P layer serves pieces it
+   * already has while still downloading).
+   * @throws {UploadNotFoundError} unknown uid
+   * @throws {RangeError} range beyond the staged bytes
+   */
+  async readUploadRange(uid: string, offset: number, length: number): Promise<Uint8Array> {
+    const path = this.#uploadPath(uid);
+    try {
+      return await readRangeOf(path, offset, length);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) throw new UploadNotFoundError(uid);
+      throw err;
+    }
+  }
+
+  /**
+   * Verifies the staged bytes against `digest` and moves them into the cache. The session ends
+   * whatever the outcome, except on I/O errors (then it can be retried).
+   * @throws {UploadNotFoundError} unknown uid
+   * @throws {BlobExistsError} the digest is already cached (the staged bytes are discarded)
+   * @throws {DigestMismatchError} the bytes hash differently (they are deleted; nothing enters
+   *   the cache)
+   */
+  async commitUpload(uid: string, digest: Digest): Promise<void> {
+    const path = this.#uploadPath(uid);
+    return await this.#exclusive(uid, async () => {
+      if (await this.has(digest)) {
+        await Deno.remove(path).catch((err) => {
+          if (err instanceof Deno.errors.NotFound) throw new UploadNotFoundError(uid);
+          throw err;
+        });
+        throw new BlobExistsError(digest);
+      }
+      const claimed = resolveInside(this.#tmp, `commit-${uid}`);
+      try {
+        await Deno.rename(path, claimed);
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) throw new UploadNotFoundError(uid);
+        throw err;
+      }
+      let actual: Digest;
+      try {
+        actual = await hashAndSync(claimed);
+      } catch (err) {
+        // Give the session back so the client may retry after a transient I/O failure.
+        await Deno.rename(claimed, path).catch(() => {});
+        throw err;
+      }
+      if (!actual.equals(digest)) {
+        await Deno.remove(claimed);
+        throw new DigestMismatchError(digest, actual);
+      }
+      if (!await this.#install(claimed, digest)) throw new BlobExistsError(digest);
+    });
+  }
+
+  /**
+   * Discards an upload session.
+   * @throws {UploadNotFoundError} unknown uid
+   */
+  async abortUpload(uid: string): Promise<void> {
+    const path = this.#uploadPath(uid);
+    return await this.#exclusive(uid, async () => {
+      try {
+        await Deno.remove(path);
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) throw new UploadNotFoundError(uid);
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * Deletes upload sessions not written to for `maxAgeMs` (abandoned pushes would otherwise
+   * fill the disk). Sessions in use by this process are skipped. Returns how many were removed.
+   */
+  async pruneUploads(maxAgeMs: number): Promise<number> {
+    const cutoff = Date.now() - maxAgeMs;
+    let removed = 0;
+    for await (const entry of Deno.readDir(this.#uploads)) {
+      if (!UID.test(entry.name) || this.#locks.has(entry.name)) continue;
+      const path = resolveInside(this.#uploads, entry.name);
+      const info = await Deno.stat(path).catch(() => null);
+      if (info?.mtime && info.mtime.getTime() < cutoff) {
+        await Deno.remove(path).then(() => removed++, ignoreNotFound);
+      }
+    }
+    return removed;
+  }
+
+  // ---- direct writes --------------------------------------------------------------------
+
+  /**
+   * Stores a whole blob from a stream (backend fetches, P2P downloads): staged in `tmp/`,
+   * verified, then linked into the cache. A blob already present makes this a no-op (the body
+   * is cancelled) and returns false; otherwise returns true.
+   * @throws {DigestMismatchError} the bytes hash differently (nothing enters the cache)
+   */
+  async putBlob(digest: Digest, body: BlobBody): Promise<boolean> {
+    if (await this.has(digest)) {
+      await cancelBody(body);
+      return false;
+    }
+    const tmp = await Deno.makeTempFile({ dir: this.#tmp, prefix: "put-" });
+    try {
+      const hasher = new DigestHasher();
+      const file = await Deno.open(tmp, { write: true });
+      try {
+        const chunks = body instanceof Uint8Array ? [body] : body;
+        for await (const chunk of chunks) {
+          hasher.update(chunk);
+          await writeAll(file, chunk);
+        }
+        await file.sync();
+      } finally {
+        file.close();
+      }
+      const actual = hasher.digest();
+      if (!actual.equals(digest)) throw new DigestMismatchError(digest, actual);
+      return await this.#install(tmp, digest);
+    } finally {
+      await Deno.remove(tmp).catch(ignoreNotFound);
+    }
+  }
+
+  // ---- cache reads ----------------------------------------------------------------------
+
+  /** True when the blob is cached. */
+  async has(digest: Digest): Promise<boolean> {
+    return (await this.stat(digest)) !== null;
+  }
+
+  /** The cached blob's size, or null if absent. */
+  async stat(digest: Digest): Promise<BlobStat | null> {
+    try {
+      const info = await Deno.stat(this.#blobPath(digest));
+      return info.isFile ? { size: info.size } : null;
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return null;
+      throw err;
+    }
+  }
+
+  /**
+   * Opens a cached blob for streaming. The size comes from the open handle, so it matches the
+   * stream even if the blob is deleted meanwhile.
+   * @throws {BlobNotFoundError} if absent
+   */
+  async open(digest: Digest): Promise<OpenBlob> {
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(this.#blobPath(digest), { read: true });
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) throw new BlobNotFoundError(digest);
+      throw err;
+    }
+    try {
+      return { size: (await file.stat()).size, stream: file.readable };
+    } catch (err) {
+      file.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Reads `length` bytes at `offset` (a P2P piece).
+   * @throws {BlobNotFoundError} if absent
+   * @throws {RangeError} if the range is invalid or extends past the end
+   */
+  async readRange(digest: Digest, offset: number, length: number): Promise<Uint8Array> {
+    try {
+      return await readRangeOf(this.#blobPath(digest), offset, length);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) throw new BlobNotFoundError(digest);
+      throw err;
+    }
+  }
+
+  /**
+   * Removes a blob and its metadata. Open streams keep reading the old bytes.
+   * Returns false if it was not cached.
+   */
+  async delete(digest: Digest): Promise<boolean> {
+    try {
+      await Deno.remove(this.#blobPath(digest));
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return false;
+      throw err;
+    }
+    await Deno.remove(this.#metaDir(digest), { recursive: true }).catch(ignoreNotFound);
+    return true;
+  }
+
+  /** Every cached blob, in no particular order. */
+  async list(): Promise<Digest[]> {
+    const out: Digest[] = [];
+    for await (const shard of Deno.readDir(this.#cache)) {
+      if (!shard.isDirectory || !SHARD.test(shard.name)) continue;
+      for await (const entry of Deno.readDir(resolveInside(this.#cache, shard.name))) {
+        if (entry.isFile && HEX64.test(entry.name) && entry.name.startsWith(shard.name)) {
+          out.push(Digest.fromHex(entry.name));
+        }
+      }
+    }
+    return out;
+  }
+
+  // ---- metadata -------------------------------------------------------------------------
+
+  /** A metadata value of a cached blob, or null if unset (or the blob is absent). */
+  async getMetadata(digest: Digest, key: string): Promise<Uint8Array | null> {
+    try {
+      return await Deno.readFile(this.#metaPath(digest, key));
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return null;
+      throw err;
+    }
+  }
+
+  /**
+   * Atomically sets a metadata value (temp file, fsync, rename). Keys are 1–64 characters of
+   * `[a-z0-9_-]`, starting with a letter or digit.
+   * @throws {BlobNotFoundError} if the blob is not cached
+   * @throws {TypeError} for an invalid key
+   */
+  async setMetadata(digest: Digest, key: string, value: Uint8Array): Promise<void> {
+    const target = this.#metaPath(digest, key);
+    if (!await this.has(digest)) throw new BlobNotFoundError(digest);
+    const dir = this.#metaDir(digest);
+    const tmp = await Deno.makeTempFile({ dir: this.#tmp, prefix: "meta-" });
+    try {
+      const file = await Deno.open(tmp, { write: true });
+      try {
+        await writeAll(file, value);
+        await file.sync();
+      } finally {
+        file.close();
+      }
+      await Deno.mkdir(dir, { recursive: true });
+      await Deno.rename(tmp, target);
+      await syncDir(dir);
+    } finally {
+      await Deno.remove(tmp).catch(ignoreNotFound);
+    }
+    // A concurrent delete may have removed the blob between the check and the rename.
+    if (!await this.has(digest)) {
+      await Deno.remove(dir, { recursive: true }).catch(ignoreNotFound);
+      throw new BlobNotFoundError(digest);
+    }
+  }
+
+  /** Removes a metadata value; returns false if it was not set. */
+  async deleteMetadata(digest: Digest, key: string): Promise<boolean> {
+    try {
+      await Deno.remove(this.#metaPath(digest, key));
+      return true;
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return false;
+      throw err;
+    }
+  }
+
+  // ---- internals ------------------------------------------------------------------------
+
+  #uploadPath(uid: string): string {
+    if (typeof uid !== "string" || !UID.test(uid)) {
+      throw new UploadNotFoundError(String(uid), "is not a valid upload id");
+    }
+    return resolveInside(this.#uploads, uid);
+  }
+
+  #blobPath(digest: Digest): string {
+    return resolveInside(this.#cache, digest.hex.slice(0, 2), digest.hex);
+  }
+
+  #metaDir(digest: Digest): string {
+    return resolveInside(this.#cache, digest.hex.slice(0, 2), `${digest.hex}.meta`);
+  }
+
+  #metaPath(digest: Digest, key: string): string {
+    if (typeof key !== "string" || !META_KEY.test(key)) {
+      throw new TypeError(`invalid metadata key ${JSON.stringify(String(key).slice(0, 80))}`);
+    }
+    return resolveInside(this.#metaDir(digest), key);
+  }
+
+  /**
+   * Links a verified, fsynced temp file into the cache. Linking (unlike rename) fails when the
+   * target exists, which makes "first writer wins" atomic across concurrent commits.
+   * Returns false if the blob was already there. Removes the temp file either way.
+   */
+  async #install(tmp: string, digest: Digest): Promise<boolean> {
+    const dir = resolveInside(this.#cache, digest.hex.slice(0, 2));
+    await Deno.mkdir(dir, { recursive: true });
+    try {
+      await Deno.link(tmp, this.#blobPath(digest));
+    } catch (err) {
+      if (err instanceof Deno.errors.AlreadyExists) return false;
+      throw err;
+    } finally {
+      await Deno.remove(tmp).catch(ignoreNotFound);
+    }
+    await syncDir(dir);
+    return true;
+  }
+
+  #lock(uid: string): UploadLock {
+    let lock = this.#locks.get(uid);
+    if (!lock) {
+      lock = { writers: 0, exclusive: 0, tail: Promise.resolve(), drained: [] };
+      this.#locks.set(uid, lock);
+    }
+    return lock;
+  }
+
+  #unlockIfIdle(uid: string, lock: UploadLock): void {
+    if (lock.writers === 0 && lock.exclusive === 0 && this.#locks.get(uid) === lock) {
+      this.#locks.delete(uid);
+    }
+  }
+
+  async #exclusive<T>(uid: string, fn: () => Promise<T>): Promise<T> {
+    const lock = this.#lock(uid);
+    lock.exclusive++;
+    const previous = lock.tail;
+    let release!: () => void;
+    lock.tail = new Promise((resolve) => (release = resolve));
+    try {
+      await previous;
+      while (lock.writers > 0) await new Promise<void>((wake) => lock.drained.push(wake));
+      return await fn();
+    } finally {
+      lock.exclusive--;
+      release();
+      this.#unlockIfIdle(uid, lock);
+    }
+  }
+}
+
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let at = 0;
+  while (at < bytes.length) at += await file.write(bytes.subarray(at));
+}
+
+/** Hashes a file and flushes it to disk, so what gets linked into the cache is durable. */
+async function hashAndSync(path: string): Promise<Digest> {
+  const file = await Deno.open(path, { read: true });
+  try {
+    const hasher = new DigestHasher();
+    const buf = new Uint8Array(READ_BUFFER);
+    for (;;) {
+      const n = await file.read(buf);
+      if (n === null) break;
+      hasher.update(buf.subarray(0, n));
+    }
+    await file.sync();
+    return hasher.digest();
+  } finally {
+    file.close();
+  }
+}
+
+async function readRangeOf(path: string, offset: number, length: number): Promise<Uint8Array> {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+    throw new RangeError(`invalid range offset=${offset} length=${length}`);
+  }
+  const file = await Deno.open(path, { read: true });
+  try {
+    const size = (await file.stat()).size;
+    if (offset + length > size) {
+      throw new RangeError(`range ${offset}+${length} extends past end (${size} bytes)`);
+    }
+    await file.seek(offset, Deno.SeekMode.Start);
+    const out = new Uint8Array(length);
+    let got = 0;
+    while (got < length) {
+      const n = await file.read(out.subarray(got));
+      if (n === null) throw new RangeError(`file shrank while reading ${offset}+${length}`);
+      got += n;
+    }
+    return out;
+  } finally {
+    file.close();
+  }
+}
+
+/** fsync a directory so a rename or link inside it survives power loss. */
+async function syncDir(dir: string): Promise<void> {
+  const handle = await Deno.open(dir, { read: true });
+  try {
+    await handle.sync();
+  } finally {
+    handle.close();
+  }
+}
+
+async function cancelBody(body: BlobBody): Promise<void> {
+  if (!(body instanceof Uint8Array)) await body.cancel().catch(() => {});
+}
+
+function ignoreNotFound(err: unknown): void {
+  if (!(err instanceof Deno.errors.NotFound)) throw err;
+}

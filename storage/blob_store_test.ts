@@ -1,0 +1,321 @@
+import assert from "node:assert/strict";
+import {
+  BlobExistsError,
+  BlobNotFoundError,
+  BlobStore,
+  ChunkLengthError,
+  ChunkRangeError,
+  DigestMismatchError,
+  UploadNotFoundError,
+} from "./blob_store.ts";
+import { type Digest, digestOfBytes } from "./digest.ts";
+
+const enc = new TextEncoder();
+
+async function withStore(fn: (store: BlobStore, root: string) => Promise<void>): Promise<void> {
+  const root = await Deno.makeTempDir({ prefix: "blobstore-test-" });
+  try {
+    await fn(await BlobStore.open({ root }), root);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+}
+
+function bytesOf(n: number, seed = 1): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (i * 31 + seed) & 0xff;
+  return out;
+}
+
+async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+async function listDir(path: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(path)) names.push(e.name);
+  return names.sort();
+}
+
+async function upload(store: BlobStore, data: Uint8Array): Promise<string> {
+  const uid = await store.createUpload();
+  await store.writeChunk(uid, 0, data.length, data);
+  return uid;
+}
+
+Deno.test("upload happy path: stage, commit, read back", () =>
+  withStore(async (store) => {
+    const data = enc.encode("hello");
+    const d = await digestOfBytes(data);
+    const uid = await store.createUpload();
+    assert.match(uid, /^[0-9a-f-]{36}$/);
+    await store.writeChunk(uid, 0, 5, data);
+    assert.deepEqual(await store.statUpload(uid), { size: 5 });
+    assert.equal(await store.has(d), false);
+    await store.commitUpload(uid, d);
+    assert.equal(await store.has(d), true);
+    assert.deepEqual(await store.stat(d), { size: 5 });
+    const blob = await store.open(d);
+    assert.equal(blob.size, 5);
+    assert.deepEqual(await readAll(blob.stream), data);
+    assert.deepEqual((await store.list()).map(String), [d.toString()]);
+    await assert.rejects(store.statUpload(uid), UploadNotFoundError); // session ended
+  }));
+
+Deno.test("chunks written out of order, as streams and byte arrays", () =>
+  withStore(async (store) => {
+    const data = bytesOf(300_000);
+    const d = await digestOfBytes(data);
+    const uid = await store.createUpload();
+    const cuts = [0, 100_000, 200_000, 300_000];
+    // Last chunk first, then the first as a multi-part stream, then the middle.
+    await store.writeChunk(uid, cuts[2], cuts[3], data.subarray(cuts[2], cuts[3]));
+    const first = data.subarray(cuts[0], cuts[1]);
+    await store.writeChunk(
+      uid,
+      cuts[0],
+      cuts[1],
+      ReadableStream.from([
+        first.subarray(0, 7),
+        first.subarray(7, 60_000),
+        first.subarray(60_000),
+      ]),
+    );
+    assert.deepEqual(await store.readUploadRange(uid, 0, 10), data.subarray(0, 10));
+    await store.writeChunk(
+      uid,
+      cuts[1],
+      cuts[2],
+      ReadableStream.from([data.subarray(cuts[1], cuts[2])]),
+    );
+    await store.commitUpload(uid, d);
+    assert.deepEqual(await readAll((await store.open(d)).stream), data);
+  }));
+
+Deno.test("digest mismatch: nothing enters the cache and the session ends", () =>
+  withStore(async (store, root) => {
+    const data = enc.encode("hello");
+    const wrong = await digestOfBytes(enc.encode("world"));
+    const uid = await upload(store, data);
+    const err = await store.commitUpload(uid, wrong).catch((e) => e);
+    assert.ok(err instanceof DigestMismatchError);
+    assert.equal(err.expected.hex, wrong.hex);
+    assert.equal(err.actual.hex, (await digestOfBytes(data)).hex);
+    assert.equal(await store.has(wrong), false);
+    assert.equal(await store.has(await digestOfBytes(data)), false);
+    assert.deepEqual(await store.list(), []);
+    await assert.rejects(store.statUpload(uid), UploadNotFoundError);
+    assert.deepEqual(await listDir(`${root}/tmp`), []);
+    assert.deepEqual(await listDir(`${root}/uploads`), []);
+  }));
+
+Deno.test("unknown or hostile upload ids give UploadNotFoundError", () =>
+  withStore(async (store) => {
+    const d = await digestOfBytes(enc.encode("x"));
+    for (const uid of [crypto.randomUUID(), "../../etc/passwd", "", "A".repeat(36), "x\0"]) {
+      await assert.rejects(store.writeChunk(uid, 0, 1, enc.encode("x")), UploadNotFoundError);
+      await assert.rejects(
+        store.writeChunk(uid, 0, 1, ReadableStream.from([enc.encode("x")])),
+        UploadNotFoundError,
+      );
+      await assert.rejects(store.commitUpload(uid, d), UploadNotFoundError);
+      await assert.rejects(store.abortUpload(uid), UploadNotFoundError);
+      await assert.rejects(store.statUpload(uid), UploadNotFoundError);
+      await assert.rejects(store.readUploadRange(uid, 0, 0), UploadNotFoundError);
+    }
+  }));
+
+Deno.test("bad ranges and wrong body lengths are rejected", () =>
+  withStore(async (store) => {
+    const uid = await store.createUpload();
+    const x = enc.encode("abc");
+    for (const [s, e] of [[-1, 2], [3, 2], [0.5, 3], [0, Number.NaN], [0, 2 ** 53]]) {
+      await assert.rejects(store.writeChunk(uid, s, e, x), ChunkRangeError);
+    }
+    assert.ok(new ChunkRangeError("x") instanceof RangeError);
+    await assert.rejects(store.writeChunk(uid, 0, 4, x), ChunkLengthError); // short array
+    await assert.rejects(store.writeChunk(uid, 0, 2, x), ChunkLengthError); // long array
+    await assert.rejects(
+      store.writeChunk(uid, 0, 4, ReadableStream.from([x])),
+      /needs 4 bytes, body had 3/,
+    );
+    await assert.rejects(
+      store.writeChunk(uid, 0, 2, ReadableStream.from([x])),
+      /exceeds 2 bytes/,
+    );
+    await store.writeChunk(uid, 0, 0, new Uint8Array()); // empty chunk is fine
+    await store.abortUpload(uid);
+    await assert.rejects(store.statUpload(uid), UploadNotFoundError);
+  }));
+
+Deno.test("commit of a digest already cached gives BlobExistsError", () =>
+  withStore(async (store) => {
+    const data = enc.encode("dup");
+    const d = await digestOfBytes(data);
+    await store.commitUpload(await upload(store, data), d);
+    const uid2 = await upload(store, data);
+    await assert.rejects(store.commitUpload(uid2, d), BlobExistsError);
+    await assert.rejects(store.statUpload(uid2), UploadNotFoundError);
+    assert.deepEqual(await readAll((await store.open(d)).stream), data);
+  }));
+
+Deno.test("concurrent commits and putBlobs of one digest: one wins, content complete", () =>
+  withStore(async (store, root) => {
+    const data = bytesOf(200_000, 7);
+    const d = await digestOfBytes(data);
+    const uids = await Promise.all([1, 2, 3].map(() => upload(store, data)));
+    const results = await Promise.allSettled(uids.map((uid) => store.commitUpload(uid, d)));
+    assert.equal(results.filter((r) => r.status === "fulfilled").length, 1);
+    for (const r of results) {
+      if (r.status === "rejected") assert.ok(r.reason instanceof BlobExistsError);
+    }
+    assert.deepEqual(await readAll((await store.open(d)).stream), data);
+
+    const data2 = bytesOf(200_000, 9);
+    const d2 = await digestOfBytes(data2);
+    const stored = await Promise.all(
+      [1, 2, 3, 4].map(() =>
+        store.putBlob(d2, ReadableStream.from([data2.subarray(0, 1000), data2.subarray(1000)]))
+      ),
+    );
+    assert.equal(stored.filter(Boolean).length, 1);
+    assert.deepEqual(await readAll((await store.open(d2)).stream), data2);
+    assert.deepEqual(await listDir(`${root}/tmp`), []);
+    assert.deepEqual(await listDir(`${root}/uploads`), []);
+  }));
+
+Deno.test("the same uid committed twice at once: one succeeds, one finds no upload", () =>
+  withStore(async (store) => {
+    const data = enc.encode("twice");
+    const d = await digestOfBytes(data);
+    const uid = await upload(store, data);
+    const [a, b] = await Promise.allSettled([
+      store.commitUpload(uid, d),
+      store.commitUpload(uid, d),
+    ]);
+    assert.equal(a.status, "fulfilled");
+    assert.equal(b.status, "rejected");
+    assert.ok(b.reason instanceof UploadNotFoundError);
+  }));
+
+Deno.test("commit waits for an in-flight chunk and refuses new chunks meanwhile", () =>
+  withStore(async (store) => {
+    const data = enc.encode("slow!");
+    const d = await digestOfBytes(data);
+    const uid = await store.createUpload();
+    let feed!: ReadableStreamDefaultController<Uint8Array>;
+    const slow = new ReadableStream<Uint8Array>({ start: (c) => void (feed = c) });
+    const writing = store.writeChunk(uid, 0, 5, slow);
+    await new Promise((r) => setTimeout(r, 10)); // let the write open the file and block
+    const committing = store.commitUpload(uid, d);
+    await assert.rejects(store.writeChunk(uid, 0, 1, enc.encode("x")), /being committed/);
+    feed.enqueue(data);
+    feed.close();
+    await writing;
+    await committing;
+    assert.deepEqual(await readAll((await store.open(d)).stream), data);
+  }));
+
+Deno.test("reopening after a crash removes temp files; half-written blobs never appear", async () => {
+  const root = await Deno.makeTempDir({ prefix: "blobstore-test-" });
+  try {
+    const store = await BlobStore.open({ root });
+    const data = enc.encode("survivor");
+    const d = await digestOfBytes(data);
+    const kept = await upload(store, data);
+    // What a crash can leave behind: a half-written putBlob and an upload claimed by a commit.
+    await Deno.writeFile(`${root}/tmp/put-123`, data.subarray(0, 3));
+    const claimed = await upload(store, enc.encode("claimed"));
+    await Deno.rename(`${root}/uploads/${claimed}`, `${root}/tmp/commit-${claimed}`);
+    assert.deepEqual(await store.list(), []);
+
+    const reopened = await BlobStore.open({ root });
+    assert.deepEqual(await listDir(`${root}/tmp`), []);
+    assert.deepEqual(await reopened.list(), []);
+    // Accepted upload sessions survive the restart and can still be committed.
+    assert.deepEqual(await reopened.statUpload(kept), { size: data.length });
+    await reopened.commitUpload(kept, d);
+    assert.deepEqual(await reopened.readRange(d, 0, data.length), data);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("putBlob verifies, is a no-op when present, leaves nothing on mismatch", () =>
+  withStore(async (store, root) => {
+    const data = bytesOf(70_000);
+    const d = await digestOfBytes(data);
+    const wrong = await digestOfBytes(enc.encode("nope"));
+    await assert.rejects(store.putBlob(wrong, ReadableStream.from([data])), DigestMismatchError);
+    assert.deepEqual(await store.list(), []);
+    assert.deepEqual(await listDir(`${root}/tmp`), []);
+    assert.equal(await store.putBlob(d, data), true);
+    let cancelled = false;
+    const body = new ReadableStream({ cancel: () => void (cancelled = true) });
+    assert.equal(await store.putBlob(d, body), false);
+    assert.ok(cancelled);
+  }));
+
+Deno.test("readRange reads pieces and checks bounds", () =>
+  withStore(async (store) => {
+    const data = bytesOf(10_000);
+    const d = await digestOfBytes(data);
+    await store.putBlob(d, data);
+    assert.deepEqual(await store.readRange(d, 0, 4096), data.subarray(0, 4096));
+    assert.deepEqual(await store.readRange(d, 8192, 1808), data.subarray(8192));
+    assert.deepEqual(await store.readRange(d, 10_000, 0), new Uint8Array());
+    await assert.rejects(store.readRange(d, 8192, 1809), /past end/);
+    await assert.rejects(store.readRange(d, -1, 1), RangeError);
+    const missing = await digestOfBytes(enc.encode("missing"));
+    await assert.rejects(store.readRange(missing, 0, 1), BlobNotFoundError);
+    await assert.rejects(store.open(missing), BlobNotFoundError);
+    assert.equal(await store.stat(missing), null);
+  }));
+
+Deno.test("metadata round trip, atomic overwrite, removed with the blob", () =>
+  withStore(async (store) => {
+    const data = enc.encode("meta");
+    const d = await digestOfBytes(data);
+    await assert.rejects(store.setMetadata(d, "persist", new Uint8Array()), BlobNotFoundError);
+    await store.putBlob(d, data);
+    assert.equal(await store.getMetadata(d, "metainfo"), null);
+    await store.setMetadata(d, "metainfo", enc.encode("v1"));
+    await store.setMetadata(d, "metainfo", enc.encode("v2"));
+    await store.setMetadata(d, "persist", new Uint8Array());
+    assert.deepEqual(await store.getMetadata(d, "metainfo"), enc.encode("v2"));
+    assert.deepEqual(await store.getMetadata(d, "persist"), new Uint8Array());
+    assert.deepEqual((await store.list()).map((x: Digest) => x.hex), [d.hex]);
+    assert.equal(await store.deleteMetadata(d, "persist"), true);
+    assert.equal(await store.deleteMetadata(d, "persist"), false);
+    assert.equal(await store.getMetadata(d, "persist"), null);
+    for (const key of ["", "../x", "a/b", ".hidden", "UPPER", "x".repeat(65)]) {
+      await assert.rejects(store.setMetadata(d, key, new Uint8Array()), TypeError, key);
+      await assert.rejects(store.getMetadata(d, key), TypeError, key);
+    }
+    assert.equal(await store.delete(d), true);
+    assert.equal(await store.delete(d), false);
+    await store.putBlob(d, data);
+    assert.equal(await store.getMetadata(d, "metainfo"), null); // did not outlive the blob
+  }));
+
+Deno.test("an open stream keeps reading after delete", () =>
+  withStore(async (store) => {
+    const data = bytesOf(50_000);
+    const d = await digestOfBytes(data);
+    await store.putBlob(d, data);
+    const blob = await store.open(d);
+    await store.delete(d);
+    assert.equal(await store.has(d), false);
+    assert.deepEqual(await readAll(blob.stream), data);
+  }));
+
+Deno.test("pruneUploads removes only stale sessions", () =>
+  withStore(async (store, root) => {
+    const stale = await store.createUpload();
+    const fresh = await store.createUpload();
+    const old = new Date(Date.now() - 3_600_000);
+    await Deno.utime(`${root}/uploads/${stale}`, old, old);
+    assert.equal(await store.pruneUploads(60_000), 1);
+    await assert.rejects(store.statUpload(stale), UploadNotFoundError);
+    assert.deepEqual(await store.statUpload(fresh), { size: 0 });
+  }));

@@ -1,0 +1,370 @@
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { openDatabase, WriteBackManager, type WriteBackTask } from "./writeback.ts";
+
+const TRACE = {
+  traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
+  spanId: "00f067aa0ba902b7",
+  traceFlags: "01",
+};
+
+async function withDb(fn: (dbPath: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "kraken-writeback-test-" });
+  try {
+    await fn(`${dir}/sub/origin.db`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function until(cond: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+Deno.test("writeback: table matches the upstream schema", () =>
+  withDb(async (dbPath) => {
+    const m = new WriteBackManager({ dbPath, executor: () => Promise.resolve() });
+    await m.stop();
+    const db = new DatabaseSync(dbPath);
+    const cols = db.prepare("PRAGMA table_info(writeback_task)").all()
+      .map((c) => [c.name, String(c.type).toLowerCase(), c.notnull, c.dflt_value, c.pk]);
+    assert.deepEqual(cols, [
+      ["namespace", "text", 1, null, 1],
+      ["name", "text", 1, null, 2],
+      ["created_at", "timestamp", 0, "CURRENT_TIMESTAMP", 0],
+      ["last_attempt", "timestamp", 1, null, 0],
+      ["status", "text", 1, null, 0],
+      ["failures", "integer", 1, null, 0],
+      ["delay", "integer", 1, null, 0],
+      ["trace_id", "text", 0, "''", 0],
+      ["span_id", "text", 0, "''", 0],
+      ["trace_flags", "text", 0, "''", 0],
+    ]);
+    assert.equal(db.prepare("PRAGMA journal_mode").get()?.journal_mode, "wal");
+    db.close();
+  }));
+
+Deno.test("writeback: a table from before the tracing migration gains its columns", () =>
+  withDb(async (dbPath) => {
+    const old = openDatabase(dbPath);
+    old.exec(`CREATE TABLE writeback_task (
+      namespace text NOT NULL, name text NOT NULL,
+      created_at timestamp DEFAULT CURRENT_TIMESTAMP, last_attempt timestamp NOT NULL,
+      status text NOT NULL, failures integer NOT NULL, delay integer NOT NULL,
+      PRIMARY KEY(namespace, name))`);
+    // A row written by Go's sqlite3 driver: nanosecond timestamps with a zone.
+    old.exec(
+      `INSERT INTO writeback_task (namespace, name, created_at, last_attempt, status, failures, delay)
+      VALUES ('ns', 'go-row', '2026-08-14 10:00:00.123456789+00:00', '0001-01-01 00:00:00+00:00', 'failed', 2, 0)`,
+    );
+    old.close();
+    const seen: WriteBackTask[] = [];
+    const m = new WriteBackManager({
+      dbPath,
+      executor: (t) => {
+        seen.push(t);
+        return Promise.resolve();
+      },
+    });
+    m.start();
+    await until(() => seen.length === 1, "the upstream row to run");
+    await m.stop();
+    assert.equal(seen[0].createdAt, Date.UTC(2026, 7, 14, 10, 0, 0, 123));
+    assert.equal(seen[0].failures, 2);
+    assert.equal(seen[0].traceId, "");
+  }));
+
+Deno.test("writeback: add executes the task and deletes the row", () =>
+  withDb(async (dbPath) => {
+    const seen: WriteBackTask[] = [];
+    const m = new WriteBackManager({
+      dbPath,
+      executor: (t) => {
+        seen.push(t);
+        return Promise.resolve();
+      },
+    });
+    m.start();
+    assert.equal(m.add({ namespace: "library/ubuntu", name: "abc", traceContext: TRACE }), true);
+    await until(() => seen.length === 1 && m.pending().length === 0, "execution");
+    assert.equal(seen[0].namespace, "library/ubuntu");
+    assert.equal(seen[0].name, "abc");
+    assert.equal(seen[0].delayMs, 0);
+    assert.equal(seen[0].failures, 0);
+    assert.deepEqual([seen[0].traceId, seen[0].spanId, seen[0].traceFlags], [
+      TRACE.traceId,
+      TRACE.spanId,
+      "01",
+    ]);
+    await m.stop();
+    assert.throws(() => m.add({ namespace: "a", name: "b" }), /stopped/);
+  }));
+
+Deno.test("writeback: duplicate insert is a no-op", () =>
+  withDb(async (dbPath) => {
+    const m = new WriteBackManager({ dbPath, executor: () => Promise.resolve() });
+    assert.equal(m.add({ namespace: "ns", name: "d", delayMs: 60_000 }), true);
+    assert.equal(m.add({ namespace: "ns", name: "d", delayMs: 0, traceContext: TRACE }), false);
+    assert.equal(m.add({ namespace: "other", name: "d" }), true);
+    const rows = m.pending();
+    assert.equal(rows.length, 2);
+    const first = rows.find((r) => r.namespace === "ns")!;
+    assert.equal(first.delayMs, 60_000);
+    assert.equal(first.status, "failed");
+    assert.equal(first.traceId, "");
+    await m.stop();
+  }));
+
+Deno.test("writeback: a delayed task waits until created_at + delay", () =>
+  withDb(async (dbPath) => {
+    let now = Date.UTC(2026, 0, 1);
+    const seen: string[] = [];
+    const m = new WriteBackManager({
+      dbPath,
+      now: () => now,
+      pollIntervalMs: 5,
+      executor: (t) => {
+        seen.push(t.name);
+        return Promise.resolve();
+      },
+    });
+    m.start();
+    m.add({ namespace: "ns", name: "later", delayMs: 30 * 60_000 });
+    const [row] = m.pending();
+    assert.equal(row.status, "failed");
+    assert.equal(row.delayMs, 30 * 60_000);
+    assert.equal(row.lastAttempt, new Date("0001-01-01T00:00:00Z").getTime()); // Go's zero time
+    await sleep(30);
+    assert.deepEqual(seen, []);
+    now += 30 * 60_000 - 1;
+    await sleep(30);
+    assert.deepEqual(seen, []);
+    now += 1;
+    await until(() => seen.length === 1, "the delayed task");
+    await until(() => m.pending().length === 0, "row removal");
+    await m.stop();
+  }));
+
+Deno.test("writeback: a failure is recorded and retried after retryInterval", () =>
+  withDb(async (dbPath) => {
+    let now = Date.UTC(2026, 0, 1);
+    let calls = 0;
+    const errors: unknown[] = [];
+    const m = new WriteBackManager({
+      dbPath,
+      now: () => now,
+      pollIntervalMs: 5,
+      retryIntervalMs: 30_000,
+      onError: (err) => errors.push(err),
+      executor: () => {
+        calls++;
+        return calls === 1 ? Promise.reject(new Error("backend down")) : Promise.resolve();
+      },
+    });
+    m.start();
+    m.add({ namespace: "ns", name: "d", traceContext: TRACE });
+    await until(() => m.pending()[0]?.failures === 1, "the failure to be recorded");
+    const [row] = m.pending();
+    assert.equal(row.status, "failed");
+    assert.equal(row.lastAttempt, now);
+    assert.equal(row.traceId, TRACE.traceId);
+    assert.match(String(errors[0]), /backend down/);
+
+    await sleep(30);
+    assert.equal(calls, 1, "no retry before retryInterval");
+    now += 30_001;
+    await until(() => m.pending().length === 0, "the retry to succeed");
+    assert.equal(calls, 2);
+    await m.stop();
+  }));
+
+Deno.test("writeback: rows survive a restart and keep their trace context", () =>
+  withDb(async (dbPath) => {
+    // First process: accepts the task but is stopped before executing it.
+    const first = new WriteBackManager({
+      dbPath,
+      executor: () => Promise.reject(new Error("must not run")),
+    });
+    first.add({ namespace: "library/ubuntu", name: "d1", traceContext: TRACE });
+    assert.equal(first.pending()[0].status, "pending");
+    await first.stop();
+
+    const seen: WriteBackTask[] = [];
+    const second = new WriteBackManager({
+      dbPath,
+      executor: (t) => {
+        seen.push(t);
+        return Promise.resolve();
+      },
+    });
+    second.start();
+    await until(() => seen.length === 1 && second.pending().length === 0, "recovered task");
+    assert.deepEqual([seen[0].namespace, seen[0].name], ["library/ubuntu", "d1"]);
+    assert.deepEqual([seen[0].traceId, seen[0].spanId, seen[0].traceFlags], [
+      TRACE.traceId,
+      TRACE.spanId,
+      TRACE.traceFlags,
+    ]);
+    await second.stop();
+  }));
+
+Deno.test("writeback: pending rows of a killed process become failed and run on start", () =>
+  withDb(async (dbPath) => {
+    // Simulate rows a killed process had queued: status pending, never attempted.
+    const dead = new WriteBackManager({ dbPath, executor: () => Promise.resolve() });
+    dead.add({ namespace: "ns", name: "a" });
+    dead.add({ namespace: "ns", name: "b", traceContext: { ...TRACE, traceFlags: 1 } });
+    await dead.stop();
+
+    let release!: () => void;
+    const gate = new Promise<void>((r) => release = r);
+    const started: string[] = [];
+    const m = new WriteBackManager({
+      dbPath,
+      pollIntervalMs: 60_000,
+      executor: async (t) => {
+        started.push(`${t.name}:${t.traceFlags}`);
+        await gate;
+      },
+    });
+    m.start();
+    // Both run at once from the startup poll while their rows are stored pending again.
+    await until(() => started.length === 2, "startup retries");
+    assert.deepEqual(started.sort(), ["a:", "b:01"]);
+    assert.deepEqual(m.pending().map((r) => r.status), ["pending", "pending"]);
+    release();
+    await until(() => m.pending().length === 0, "completion");
+    await m.stop();
+  }));
+
+Deno.test("writeback: at most `workers` tasks run at once and stop waits for them", () =>
+  withDb(async (dbPath) => {
+    let running = 0, peak = 0, done = 0;
+    const m = new WriteBackManager({
+      dbPath,
+      workers: 2,
+      executor: async () => {
+        running++;
+        peak = Math.max(peak, running);
+        await sleep(20);
+        running--;
+        done++;
+      },
+    });
+    m.start();
+    for (let i = 0; i < 5; i++) m.add({ namespace: "ns", name: `d${i}` });
+    await until(() => done >= 1, "first completion");
+    await m.stop();
+    assert.equal(peak, 2);
+    assert.equal(running, 0, "stop returned while a task was running");
+    // Tasks still queued at stop stay in the database for the next start.
+    const reopened = new WriteBackManager({ dbPath, executor: () => Promise.resolve() });
+    assert.equal(reopened.pending().length, 5 - done);
+    await reopened.stop();
+  }));
+
+Deno.test("writeback: executeNow retries with backoff and gives up after maxAttempts", () =>
+  withDb(async (dbPath) => {
+    const attempts: number[] = [];
+    let failUntil = 2;
+    const m = new WriteBackManager({
+      dbPath,
+      maxAttempts: 3,
+      backoff: { initialMs: 10, multiplier: 2, maxMs: 15 },
+      onError: () => {},
+      executor: (t) => {
+        attempts.push(Date.now());
+        assert.equal(t.traceId, TRACE.traceId);
+        return attempts.length <= failUntil
+          ? Promise.reject(new Error(`fail ${attempts.length}`))
+          : Promise.resolve();
+      },
+    });
+    await m.executeNow({ namespace: "tag", name: "repo:tag", traceContext: TRACE });
+    assert.equal(attempts.length, 3);
+    assert.ok(attempts[1] - attempts[0] >= 9, "first backoff ~10 ms");
+    assert.ok(attempts[2] - attempts[1] >= 14, "second backoff capped ~15 ms");
+    assert.deepEqual(m.pending(), [], "executeNow does not persist");
+
+    attempts.length = 0;
+    failUntil = Infinity;
+    await assert.rejects(
+      m.executeNow({ namespace: "tag", name: "x:y", traceContext: TRACE }),
+      /fail 3/,
+    );
+    assert.equal(attempts.length, 3);
+    await m.stop();
+  }));
+
+Deno.test("writeback: invalid trace contexts are stored empty; bad options are rejected", () =>
+  withDb(async (dbPath) => {
+    const m = new WriteBackManager({ dbPath, executor: () => Promise.resolve() });
+    m.add({ namespace: "ns", name: "zero", traceContext: { ...TRACE, traceId: "0".repeat(32) } });
+    m.add({
+      namespace: "ns",
+      name: "upper",
+      traceContext: { ...TRACE, spanId: "00F067AA0BA902B7" },
+    });
+    assert.deepEqual(m.pending().map((r) => r.traceId + r.spanId + r.traceFlags), ["", ""]);
+    assert.throws(() => m.add({ namespace: "ns", name: "neg", delayMs: -1 }), RangeError);
+    await m.stop();
+    assert.throws(() => new WriteBackManager({ executor: () => Promise.resolve() }), /exactly one/);
+    assert.throws(
+      () => new WriteBackManager({ dbPath, workers: -1, executor: () => Promise.resolve() }),
+      RangeError,
+    );
+  }));
+
+Deno.test("writeback: a task accepted by a process killed with SIGKILL runs after restart", () =>
+  withDb(async (dbPath) => {
+    const moduleUrl = new URL("./writeback.ts", import.meta.url).href;
+    const script = `
+      import { WriteBackManager } from ${JSON.stringify(moduleUrl)};
+      const m = new WriteBackManager({ dbPath: ${JSON.stringify(dbPath)},
+        executor: () => new Promise(() => {}) });
+      m.start();
+      m.add({ namespace: "TODO", name: "crash", traceContext: ${JSON.stringify(TRACE)} });
+      console.log("added");
+      setInterval(() => {}, 1000);
+    `;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--ext=ts", script],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let out = "";
+    while (!out.includes("added")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += value;
+    }
+    child.kill("SIGKILL");
+    await child.status;
+    await reader.cancel();
+    assert.match(out, /added/);
+
+    const seen: WriteBackTask[] = [];
+    const m = new WriteBackManager({
+      dbPath,
+      executor: (t) => {
+        seen.push(t);
+        return Promise.resolve();
+      },
+    });
+    assert.equal(m.pending()[0]?.status, "pending", "the killed process left the row queued");
+    m.start();
+    await until(() => seen.length === 1 && m.pending().length === 0, "recovered task");
+    assert.deepEqual([seen[0].name, seen[0].traceId, seen[0].spanId], [
+      "crash",
+      TRACE.traceId,
+      TRACE.spanId,
+    ]);
+    await m.stop();
+  }));

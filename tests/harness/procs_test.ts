@@ -1,0 +1,98 @@
+/**
+ * Tests of the process helpers with small Deno child scripts.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { freePorts, ProcessGroup, spawnDeno, waitForHttp, waitForTcp } from "./procs.ts";
+
+/** Writes a child script to a temporary file and returns its path and directory. */
+async function script(source: string): Promise<{ dir: string; path: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "kraken-procs-test-" });
+  const path = `${dir}/child.ts`;
+  await Deno.writeTextFile(path, source);
+  return { dir, path };
+}
+
+Deno.test("freePorts returns distinct bindable loopback ports", () => {
+  const ports = freePorts(5);
+  assert.equal(new Set(ports).size, 5);
+  for (const port of ports) Deno.listen({ hostname: "127.0.0.1", port }).close();
+});
+
+Deno.test("spawnDeno serves, logs to memory and file, and the group stops it", async () => {
+  const { dir, path } = await script(`
+    const port = Number(Deno.args[0]);
+    console.log("hello " + Deno.env.get("GREETING"));
+    console.error("to stderr");
+    Deno.serve({ hostname: "127.0.0.1", port, onListen() {} }, () => new Response("ok"));
+  `);
+  const group = new ProcessGroup(2000);
+  try {
+    const [port] = freePorts(1);
+    const child = group.spawnDeno(path, [String(port)], {
+      env: { GREETING: "world" },
+      logFile: `${dir}/child.log`,
+    });
+    await waitForHttp(`http://127.0.0.1:${port}/`, { process: child, timeoutMs: 20_000 });
+    await waitForTcp("127.0.0.1", port, { process: child });
+    assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), "ok");
+    await group.stopAll();
+    const status = await child.stopped;
+    assert.equal(status.signal, "SIGTERM");
+    assert.equal(child.exited, true);
+    assert.match(child.log(), /hello world/);
+    assert.match(child.log(), /to stderr/);
+    assert.match(
+      await Deno.readTextFile(`${dir}/child.log`),
+      /hello world[\s\S]*to stderr|to stderr[\s\S]*hello world/,
+    );
+    assert.equal(group.processes.length, 0);
+  } finally {
+    await group.stopAll();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("stop escalates to SIGKILL when SIGTERM is ignored", async () => {
+  const { dir, path } = await script(`
+    Deno.addSignalListener("SIGTERM", () => console.log("ignoring SIGTERM"));
+    console.log("ready");
+    setInterval(() => {}, 1000);
+  `);
+  const child = spawnDeno(path);
+  try {
+    while (!child.log().includes("ready")) await new Promise((r) => setTimeout(r, 20));
+    const status = await child.stop(300);
+    assert.equal(status.signal, "SIGKILL");
+    assert.match(child.log(), /ignoring SIGTERM/);
+  } finally {
+    await child.stop(0);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("waitForHttp fails fast with the log when the process exits", async () => {
+  const { dir, path } = await script(`console.error("bad config: port"); Deno.exit(3);`);
+  const child = spawnDeno(path);
+  try {
+    const [port] = freePorts(1);
+    await assert.rejects(
+      waitForHttp(`http://127.0.0.1:${port}/`, { process: child, timeoutMs: 20_000 }),
+      /child\.ts exited while waiting for http:\/\/127\.0\.0\.1:\d+\/[\s\S]*bad config: port/,
+    );
+    assert.equal((await child.stopped).code, 3);
+  } finally {
+    await child.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("waitForTcp times out naming the address", async () => {
+  const [port] = freePorts(1);
+  await assert.rejects(
+    waitForTcp("127.0.0.1", port, { timeoutMs: 100 }),
+    new RegExp(`timed out after 100 ms waiting for tcp 127\\.0\\.0\\.1:${port}`),
+  );
+});

@@ -1,0 +1,173 @@
+/**
+ * The foundation's end-to-end tracing tests: two processes that use `tracing/` as roles do call
+ * each other over real HTTP and export to a real Jaeger; and with the collector down or hanging,
+ * requests still succeed at once while the export queue stays bounded.
+ */
+
+import assert from "node:assert/strict";
+import { startJaeger } from "./harness/jaeger.ts";
+import { freePorts, ProcessGroup, waitForHttp } from "./harness/procs.ts";
+import { assertTree, formatTree } from "./harness/trace_tree.ts";
+
+const FIXTURE = new URL("./fixtures/traced_service.ts", import.meta.url).pathname;
+
+function tracingJson(extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({
+    enabled: true,
+    sampling: { default_rate: 1 },
+    export: { batch_timeout: "100ms" },
+    ...extra,
+  });
+}
+
+Deno.test("tracing: one trace across two processes in real Jaeger", async () => {
+  await using jaeger = await startJaeger();
+  await using group = new ProcessGroup();
+  const [portA, portB] = freePorts(2);
+  const env = { OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpHttpEndpoint };
+  const b = group.spawnDeno(
+    FIXTURE,
+    ["--name=b", `--port=${portB}`, `--tracing=${tracingJson()}`],
+    {
+      env,
+    },
+  );
+  const a = group.spawnDeno(FIXTURE, [
+    "--name=a",
+    `--port=${portA}`,
+    `--downstream=http://127.0.0.1:${portB}`,
+    `--tracing=${tracingJson()}`,
+  ], { env });
+  await waitForHttp(`http://127.0.0.1:${portB}/stats`, { process: b });
+  await waitForHttp(`http://127.0.0.1:${portA}/stats`, { process: a });
+
+  // The caller starts the trace, so we know its id.
+  const traceId = crypto.randomUUID().replaceAll("-", "");
+  const callerSpan = "1122334455667788";
+  const res = await fetch(`http://127.0.0.1:${portA}/hello/world`, {
+    headers: { traceparent: `00-${traceId}-${callerSpan}-01` },
+  });
+  assert.equal(res.status, 200);
+  assert.equal(await res.text(), "hello via echo world");
+
+  const tree = await jaeger.waitForTrace(traceId, { minSpans: 5, timeoutMs: 15_000 });
+  assert.equal(tree.roots.length, 1, formatTree(tree));
+  assert.equal(tree.roots[0].parentSpanId, callerSpan);
+  assertTree(tree, {
+    name: "GET /hello/{name}",
+    service: "kraken-fixture-a",
+    kind: "server",
+    attrs: {
+      "http.request.method": "GET",
+      "http.route": "/hello/{name}",
+      "url.path": "/hello/world",
+      "http.response.status_code": 200,
+    },
+    children: [{
+      name: "fixture.work",
+      service: "kraken-fixture-a",
+      attrs: { "fixture.name": "world" },
+      children: [{
+        name: "GET /echo/{name}",
+        service: "kraken-fixture-a",
+        kind: "client",
+        attrs: { "server.port": portB, "http.response.status_code": 200 },
+        children: [{
+          name: "GET /echo/{name}",
+          service: "kraken-fixture-b",
+          kind: "server",
+          attrs: { "http.route": "/echo/{name}" },
+          children: [{ name: "fixture.echo", service: "kraken-fixture-b" }],
+        }],
+      }],
+    }],
+  });
+
+  // Logs carry the ids of the span active when they were written; other headers pass untouched.
+  const echoLine = b.log().split("\n").find((l) => l.includes('"msg":"echo"'));
+  assert.ok(echoLine, b.log());
+  const parsed = JSON.parse(echoLine);
+  assert.equal(parsed.trace_id, traceId);
+  assert.equal(parsed.custom, "keep-me");
+  const echoSpan = tree.spans.find((s) => s.name === "fixture.echo");
+  assert.equal(parsed.span_id, echoSpan?.spanId);
+
+  // A server error becomes an ERROR span with the exception recorded.
+  const errTrace = crypto.randomUUID().replaceAll("-", "");
+  const fail = await fetch(`http://127.0.0.1:${portA}/fail`, {
+    headers: { traceparent: `00-${errTrace}-${callerSpan}-01` },
+  });
+  assert.equal(fail.status, 500);
+  assert.equal(await fail.text(), "deliberate failure");
+  const errTree = await jaeger.waitForTrace(errTrace, { minSpans: 1 });
+  assertTree(errTree, {
+    name: "GET /fail",
+    status: "error",
+    attrs: { "http.response.status_code": 500, "error.type": "500" },
+  });
+
+  // A malformed traceparent starts a new root instead of failing the request.
+  const bad = await fetch(`http://127.0.0.1:${portA}/hello/x`, {
+    headers: { traceparent: "00-not-a-trace-01" },
+  });
+  assert.equal(bad.status, 200);
+  await bad.body?.cancel();
+});
+
+async function stats(port: number): Promise<Record<string, number>> {
+  const res = await fetch(`http://127.0.0.1:${port}/stats`);
+  return await res.json();
+}
+
+Deno.test("tracing: collector down or hanging — requests never wait, queue stays bounded", async () => {
+  await using group = new ProcessGroup();
+  // A "collector" that accepts connections and never answers.
+  const hanging = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    try {
+      for await (const conn of hanging) held.push(conn);
+    } catch { /* listener closed */ }
+  })();
+  const [downPort, portDown, portHang] = freePorts(3);
+  const queue = { max_queue_size: 64, max_batch_size: 16, batch_timeout: "50ms", timeout: "30s" };
+  const targets = [
+    { port: portDown, endpoint: `http://127.0.0.1:${downPort}` },
+    { port: portHang, endpoint: `http://127.0.0.1:${hanging.addr.port}` },
+  ];
+  try {
+    for (const t of targets) {
+      const p = group.spawnDeno(FIXTURE, [
+        "--name=quiet",
+        `--port=${t.port}`,
+        `--tracing=${tracingJson({ endpoint: t.endpoint, export: queue })}`,
+      ]);
+      await waitForHttp(`http://127.0.0.1:${t.port}/stats`, { process: p });
+    }
+    for (const t of targets) {
+      const started = performance.now();
+      for (let round = 0; round < 20; round++) {
+        const batch = await Promise.all(
+          Array.from({ length: 25 }, () => fetch(`http://127.0.0.1:${t.port}/hello/q`)),
+        );
+        for (const r of batch) {
+          assert.equal(r.status, 200);
+          await r.body?.cancel();
+        }
+      }
+      const elapsed = performance.now() - started;
+      // 500 requests produce 1000 spans; an export attempt would take up to 30 s (the timeout).
+      assert.ok(elapsed < 20_000, `requests waited on the exporter: ${elapsed} ms`);
+      const s = await stats(t.port);
+      assert.ok(s.spansSampled >= 1000, JSON.stringify(s));
+      assert.ok(s.queueSize <= 64, `queue exceeded its bound: ${JSON.stringify(s)}`);
+      assert.ok(s.droppedQueueFull > 0, `no drops counted: ${JSON.stringify(s)}`);
+      assert.equal(s.exported, 0);
+    }
+  } finally {
+    await group.stopAll();
+    hanging.close();
+    await accepting;
+    for (const c of held) c.close();
+  }
+});

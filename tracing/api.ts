@@ -1,0 +1,172 @@
+/**
+ * The span helpers roles use: {@linkcode withSpan}, error/event/attribute helpers on the active
+ * span, and carrying a trace context through storage (the write-back queue) and back.
+ *
+ * Roles import these (through `tracing/mod.ts`) instead of touching OpenTelemetry directly.
+ *
+ * @module
+ */
+
+import {
+  type Attributes,
+  type Context,
+  context as contextApi,
+  isSpanContextValid,
+  type Link,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  TraceFlags,
+} from "@opentelemetry/api";
+import { TRACER_NAME } from "./names.ts";
+
+/** A trace context in the storable form upstream's `writeback_task` keeps (hex strings). */
+export interface StoredTraceContext {
+  /** 32 hex digits. */
+  traceId: string;
+  /** 16 hex digits. */
+  spanId: string;
+  /** Two hex digits, `01` when sampled. */
+  traceFlags: string;
+}
+
+/** Options of {@linkcode withSpan}. */
+export interface WithSpanOptions {
+  /** Span kind; internal by default. */
+  kind?: SpanKind;
+  /** Links to other spans. */
+  links?: Link[];
+  /** Parent context; the active one by default. */
+  parent?: Context;
+}
+
+/**
+ * Runs `fn` inside a new active span named `name`, ends the span when `fn` settles, and records a
+ * thrown error (status ERROR, exception event) before rethrowing it.
+ */
+export async function withSpan<T>(
+  name: string,
+  attributes: Attributes,
+  fn: (span: Span) => T | Promise<T>,
+  options: WithSpanOptions = {},
+): Promise<T> {
+  const parent = options.parent ?? contextApi.active();
+  const span = trace.getTracer(TRACER_NAME).startSpan(
+    name,
+    { kind: options.kind ?? SpanKind.INTERNAL, attributes, links: options.links },
+    parent,
+  );
+  try {
+    return await contextApi.with(trace.setSpan(parent, span), fn, undefined, span);
+  } catch (error) {
+    markError(span, error);
+    throw error;
+  } finally {
+    span.end();
+  }
+}
+
+/** Starts a span without activating it; the caller ends it (for spans that outlive one call). */
+export function startSpan(
+  name: string,
+  attributes: Attributes = {},
+  options: WithSpanOptions = {},
+): Span {
+  return trace.getTracer(TRACER_NAME).startSpan(
+    name,
+    { kind: options.kind ?? SpanKind.INTERNAL, attributes, links: options.links },
+    options.parent ?? contextApi.active(),
+  );
+}
+
+/** Runs `fn` with `span` active (children started inside become its children). */
+export function runInSpan<T>(span: Span, fn: () => T): T {
+  return contextApi.with(trace.setSpan(contextApi.active(), span), fn);
+}
+
+/** Runs `fn` with `ctx` as the active context. */
+export function runWithContext<T>(ctx: Context, fn: () => T): T {
+  return contextApi.with(ctx, fn);
+}
+
+/** The active context (to hand to work that continues later). */
+export function activeContext(): Context {
+  return contextApi.active();
+}
+
+/** Marks a span as failed with `error`. */
+export function markError(span: Span, error: unknown): void {
+  if (!span.isRecording()) return;
+  const e = error instanceof Error ? error : new Error(String(error));
+  span.recordException(e);
+  span.setAttribute("error.type", e.name || "Error");
+  span.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
+}
+
+/** Records an error on the active span. */
+export function recordError(error: unknown): void {
+  const span = trace.getActiveSpan();
+  if (span) markError(span, error);
+}
+
+/** Adds an event to the active span. */
+export function addEvent(name: string, attributes?: Attributes): void {
+  trace.getActiveSpan()?.addEvent(name, attributes);
+}
+
+/** Sets attributes on the active span. */
+export function setAttributes(attributes: Attributes): void {
+  trace.getActiveSpan()?.setAttributes(attributes);
+}
+
+/** The active span's ids, for logs and responses; undefined without a valid span. */
+export function activeSpanIds(ctx: Context = contextApi.active()):
+  | { traceId: string; spanId: string; sampled: boolean }
+  | undefined {
+  const sc = trace.getSpanContext(ctx);
+  if (!sc || !isSpanContextValid(sc)) return undefined;
+  return {
+    traceId: sc.traceId,
+    spanId: sc.spanId,
+    sampled: (sc.traceFlags & TraceFlags.SAMPLED) !== 0,
+  };
+}
+
+/** The active trace context in storable form, or undefined without a valid span. */
+export function storeTraceContext(
+  ctx: Context = contextApi.active(),
+): StoredTraceContext | undefined {
+  const sc = trace.getSpanContext(ctx);
+  if (!sc || !isSpanContextValid(sc)) return undefined;
+  return {
+    traceId: sc.traceId,
+    spanId: sc.spanId,
+    traceFlags: (sc.traceFlags & 0xff).toString(16).padStart(2, "0"),
+  };
+}
+
+/**
+ * Rebuilds a context whose parent is a stored trace context (for example the request that queued a
+ * write-back task), so work done later, even after a restart, joins the original trace.
+ */
+export function contextFromStored(stored: Partial<StoredTraceContext> | undefined): Context {
+  const base = contextApi.active();
+  if (!stored?.traceId || !stored.spanId) return base;
+  const sc = {
+    traceId: stored.traceId,
+    spanId: stored.spanId,
+    traceFlags: parseInt(stored.traceFlags || "0", 16) & TraceFlags.SAMPLED,
+    isRemote: true,
+  };
+  return isSpanContextValid(sc) ? trace.setSpanContext(base, sc) : base;
+}
+
+/** A span link to the active span (for work that cannot be parented but should be correlated). */
+export function linkToActive(attributes?: Attributes): Link | undefined {
+  const sc = trace.getSpanContext(contextApi.active());
+  return sc && isSpanContextValid(sc) ? { context: sc, attributes } : undefined;
+}
+
+export { SpanKind };
+export type { Attributes, Context, Link, Span };

@@ -1,0 +1,225 @@
+/**
+ * HTTP tracing: server middleware for the shared router and a traced `fetch`.
+ *
+ * Server spans are named `{METHOD} {route}` from the route template (never the raw path) and carry
+ * the stable HTTP semantic-convention attributes; the incoming W3C/Jaeger context is extracted first,
+ * the handler runs with the server span active, and the span ends only when the response body has
+ * finished streaming (or was cancelled). Client spans wrap `fetch`, inject the propagation headers
+ * into a copy of the caller's headers and leave every other header as it was.
+ *
+ * @module
+ */
+
+import {
+  type Attributes,
+  context as contextApi,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from "@opentelemetry/api";
+import type { Ctx, Middleware } from "../http/router.ts";
+import { extractFromHeaders, injectIntoHeaders } from "./propagation.ts";
+import { TRACER_NAME } from "./names.ts";
+
+const KNOWN_METHODS = new Set([
+  "GET",
+  "HEAD",
+  "POST",
+  "PUT",
+  "PATCH",
+  "DELETE",
+  "OPTIONS",
+  "CONNECT",
+  "TRACE",
+]);
+
+/** Options of {@linkcode tracingMiddleware}. */
+export interface ServerTracingOptions {
+  /**
+   * True on edge listeners (agent and proxy registries, agent blob API): the samplers then treat a
+   * client's `sampled` flag as untrusted (design §3, trust boundary).
+   */
+  edge?: boolean;
+}
+
+/** Names a server span `{METHOD} {route}` (or just the method when no route matched). */
+export function serverSpanName(method: string, route: string | undefined): string {
+  const m = KNOWN_METHODS.has(method) ? method : "HTTP";
+  return route ? `${m} ${route}` : m;
+}
+
+/** Wraps a body so `onDone` runs exactly once when it is fully read, fails or is cancelled. */
+export function onBodyDone(
+  body: ReadableStream<Uint8Array>,
+  onDone: (error?: unknown) => void,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let finished = false;
+  const finish = (error?: unknown) => {
+    if (finished) return;
+    finished = true;
+    onDone(error);
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (done) {
+          controller.close();
+          finish();
+        } else {
+          controller.enqueue(value);
+        }
+      } catch (error) {
+        controller.error(error);
+        finish(error);
+      }
+    },
+    cancel(reason) {
+      finish(reason ?? new Error("response body cancelled"));
+      return reader.cancel(reason);
+    },
+  });
+}
+
+/** Server-span middleware for the shared router. */
+export function tracingMiddleware(options: ServerTracingOptions = {}): Middleware {
+  const edge = options.edge ?? false;
+  return async (ctx: Ctx, next) => {
+    const tracer = trace.getTracer(TRACER_NAME);
+    const { req, url } = ctx;
+    const parentCtx = extractFromHeaders(req.headers, contextApi.active());
+    const attributes: Attributes = {
+      "http.request.method": KNOWN_METHODS.has(req.method) ? req.method : "_OTHER",
+      "url.path": url.pathname,
+      "url.scheme": url.protocol.slice(0, -1),
+      "server.address": url.hostname,
+      "kraken.edge": edge,
+    };
+    if (url.port) attributes["server.port"] = Number(url.port);
+    if (ctx.route) attributes["http.route"] = ctx.route;
+    if (ctx.remote) {
+      attributes["client.address"] = ctx.remote.hostname;
+      attributes["network.peer.address"] = ctx.remote.hostname;
+      attributes["network.peer.port"] = ctx.remote.port;
+    }
+    const ua = req.headers.get("user-agent");
+    if (ua) attributes["user_agent.original"] = ua;
+    const span = tracer.startSpan(
+      serverSpanName(req.method, ctx.route),
+      { kind: SpanKind.SERVER, attributes },
+      parentCtx,
+    );
+    if (!span.isRecording()) {
+      // Unsampled or shed: still run the handler inside the context so propagation continues.
+      return await contextApi.with(trace.setSpan(parentCtx, span), next);
+    }
+    let response: Response;
+    try {
+      response = await contextApi.with(trace.setSpan(parentCtx, span), next);
+    } catch (error) {
+      span.recordException(error as Error);
+      span.setAttribute("error.type", (error as Error)?.name ?? "Error");
+      span.setStatus({ code: SpanStatusCode.ERROR, message: String((error as Error)?.message) });
+      span.end();
+      throw error;
+    }
+    finishServerSpan(span, response, ctx.state.error);
+    if (!response.body || req.method === "HEAD") {
+      span.end();
+      return response;
+    }
+    const body = onBodyDone(response.body, (error) => {
+      if (error) {
+        span.setAttribute("error.type", "body_stream_aborted");
+        span.setStatus({ code: SpanStatusCode.ERROR, message: "response body not fully sent" });
+      }
+      span.end();
+    });
+    return new Response(body, {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    });
+  };
+}
+
+function finishServerSpan(span: Span, response: Response, error: unknown): void {
+  span.setAttribute("http.response.status_code", response.status);
+  const length = response.headers.get("content-length");
+  if (length) span.setAttribute("http.response.body.size", Number(length));
+  if (error instanceof Error && response.status >= 500) span.recordException(error);
+  if (response.status >= 500) {
+    span.setAttribute("error.type", String(response.status));
+    span.setStatus({
+      code: SpanStatusCode.ERROR,
+      message: error instanceof Error ? error.message : undefined,
+    });
+  }
+}
+
+/** Extra options of {@linkcode tracedFetch}. */
+export interface TracedFetchOptions extends RequestInit {
+  /**
+   * Route template of the target, used in the span name (`PUT /tags/{tag}/digest/{digest}`); without
+   * it the span is named by the method alone, as the HTTP conventions ask.
+   */
+  route?: string;
+  /** Statuses that are expected outcomes, not errors (e.g. 404 on a stat, 409 on a duplicate). */
+  expectedStatus?: number[];
+  /** Extra span attributes. */
+  attributes?: Attributes;
+}
+
+/** Removes credentials and the query string (it may hold secrets) from a URL for `url.full`. */
+export function redactUrl(url: URL): string {
+  return `${url.protocol}//${url.host}${url.pathname}`;
+}
+
+/**
+ * `fetch` with a client span and context injection. The span ends when the response headers
+ * arrive; its status is an error on network failure and on 4xx/5xx not listed as expected.
+ */
+export async function tracedFetch(
+  input: string | URL,
+  options: TracedFetchOptions = {},
+): Promise<Response> {
+  const { route, expectedStatus, attributes, ...init } = options;
+  const url = new URL(input);
+  const method = (init.method ?? "GET").toUpperCase();
+  const tracer = trace.getTracer(TRACER_NAME);
+  const span = tracer.startSpan(
+    route ? `${method} ${route}` : method,
+    {
+      kind: SpanKind.CLIENT,
+      attributes: {
+        "http.request.method": KNOWN_METHODS.has(method) ? method : "_OTHER",
+        "server.address": url.hostname,
+        "server.port": Number(url.port || (url.protocol === "https:" ? 443 : 80)),
+        "url.full": redactUrl(url),
+        ...(route ? { "url.template": route } : {}),
+        ...attributes,
+      },
+    },
+  );
+  const ctx = trace.setSpan(contextApi.active(), span);
+  const headers = new Headers(init.headers);
+  injectIntoHeaders(headers, ctx);
+  try {
+    const response = await fetch(url, { ...init, method, headers });
+    span.setAttribute("http.response.status_code", response.status);
+    if (response.status >= 400 && !expectedStatus?.includes(response.status)) {
+      span.setAttribute("error.type", String(response.status));
+      span.setStatus({ code: SpanStatusCode.ERROR });
+    }
+    return response;
+  } catch (error) {
+    span.recordException(error as Error);
+    span.setAttribute("error.type", (error as Error)?.name ?? "Error");
+    span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error)?.message });
+    throw error;
+  } finally {
+    span.end();
+  }
+}

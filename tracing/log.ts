@@ -1,0 +1,105 @@
+/**
+ * Structured logging: JSON lines with level, time, message, role, and the active `trace_id` and
+ * `span_id`, so every log line of a traced request can be found from its trace and the other way
+ * round (ERD G6).
+ *
+ * @module
+ */
+
+import { context as contextApi, isSpanContextValid, trace } from "@opentelemetry/api";
+
+/** Log levels in increasing severity. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+const SEVERITY: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+/** A structured logger. */
+export interface Logger {
+  /** Debug detail. */
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  /** Normal operation. */
+  info(msg: string, fields?: Record<string, unknown>): void;
+  /** Something unexpected that the process survives. */
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  /** A failure. */
+  error(msg: string, fields?: Record<string, unknown>): void;
+  /** A logger whose lines also carry `fields`. */
+  with(fields: Record<string, unknown>): Logger;
+}
+
+/** Options of {@linkcode createLogger}. */
+export interface LoggerOptions {
+  /** Role name written on every line. */
+  role: string;
+  /** Lowest level written. Default `info` (or `KRAKEN_LOG_LEVEL`). */
+  level?: LogLevel;
+  /** Where lines go. Default: stderr. */
+  write?: (line: string) => void;
+}
+
+const encoder = new TextEncoder();
+
+function defaultWrite(line: string): void {
+  Deno.stderr.writeSync(encoder.encode(line + "\n"));
+}
+
+function errorFields(value: unknown): unknown {
+  return value instanceof Error ? { name: value.name, message: value.message } : value;
+}
+
+/** Creates a JSON-lines logger. */
+export function createLogger(options: LoggerOptions): Logger {
+  const envLevel = Deno.env.get("KRAKEN_LOG_LEVEL") as LogLevel | undefined;
+  const min = SEVERITY[options.level ?? (envLevel && SEVERITY[envLevel] ? envLevel : "info")];
+  const write = options.write ?? defaultWrite;
+  const make = (bound: Record<string, unknown>): Logger => {
+    const emit = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
+      if (SEVERITY[level] < min) return;
+      const line: Record<string, unknown> = {
+        level,
+        time: new Date().toISOString(),
+        msg,
+        role: options.role,
+      };
+      const sc = trace.getSpanContext(contextApi.active());
+      if (sc && isSpanContextValid(sc)) {
+        line.trace_id = sc.traceId;
+        line.span_id = sc.spanId;
+      }
+      for (const [k, v] of Object.entries(bound)) line[k] = errorFields(v);
+      if (fields) { for (const [k, v] of Object.entries(fields)) line[k] = errorFields(v); }
+      write(JSON.stringify(line));
+    };
+    return {
+      debug: (m, f) => emit("debug", m, f),
+      info: (m, f) => emit("info", m, f),
+      warn: (m, f) => emit("warn", m, f),
+      error: (m, f) => emit("error", m, f),
+      with: (fields) => make({ ...bound, ...fields }),
+    };
+  };
+  return make({});
+}
+
+/**
+ * Wraps a log call so it runs at most once per `intervalMs`; suppressed calls are counted and the
+ * count is reported with the next line (for exporter errors, which must not flood the log).
+ */
+export function rateLimited(
+  intervalMs: number,
+  log: (msg: string, fields: Record<string, unknown>) => void,
+  now: () => number = Date.now,
+): (msg: string, fields?: Record<string, unknown>) => void {
+  let last = -Infinity;
+  let suppressed = 0;
+  return (msg, fields = {}) => {
+    const t = now();
+    if (t - last < intervalMs) {
+      suppressed++;
+      return;
+    }
+    last = t;
+    log(msg, suppressed > 0 ? { ...fields, suppressed } : fields);
+    suppressed = 0;
+  };
+}

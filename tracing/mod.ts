@@ -1,0 +1,58 @@
+/**
+ * The tracing surface roles use. Roles import only from here; OpenTelemetry internals stay inside
+ * `tracing/`.
+ *
+ * - Start-up: {@linkcode parseTracingConfig}, {@linkcode initTracing}.
+ * - HTTP: {@linkcode tracingMiddleware} for the shared router, {@linkcode tracedFetch} for calls.
+ * - Spans: {@linkcode withSpan}, {@linkcode startSpan}, {@linkcode recordError},
+ *   {@linkcode addEvent}, {@linkcode setAttributes}, links, and storing a trace context with
+ *   {@linkcode storeTraceContext} / {@linkcode contextFromStored} (write-back after a restart).
+ * - Logs: {@linkcode createLogger} stamps `trace_id`/`span_id`.
+ *
+ * @module
+ */
+
+export {
+  activeContext,
+  activeSpanIds,
+  addEvent,
+  type Attributes,
+  type Context,
+  contextFromStored,
+  type Link,
+  linkToActive,
+  markError,
+  recordError,
+  runInSpan,
+  runWithContext,
+  setAttributes,
+  type Span,
+  SpanKind,
+  startSpan,
+  type StoredTraceContext,
+  storeTraceContext,
+  withSpan,
+  type WithSpanOptions,
+} from "./api.ts";
+export { ConfigError, parseTracingConfig, type TracingConfig } from "./config.ts";
+export {
+  onBodyDone,
+  type ServerTracingOptions,
+  tracedFetch,
+  type TracedFetchOptions,
+  tracingMiddleware,
+} from "./http.ts";
+export {
+  createLogger,
+  type Logger,
+  type LoggerOptions,
+  type LogLevel,
+  rateLimited,
+} from "./log.ts";
+export { extractFromHeaders, injectIntoHeaders } from "./propagation.ts";
+export {
+  initTracing,
+  installContextPropagation,
+  type TracingRuntime,
+  type TracingStats,
+} from "./setup.ts";

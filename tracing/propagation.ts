@@ -1,0 +1,185 @@
+/**
+ * Trace context propagation: W3C `traceparent`/`tracestate`, W3C `baggage`, and Jaeger's
+ * `uber-trace-id` on extraction.
+ *
+ * Parsing is hand-written and strict (a malformed header yields no parent, never an exception), and
+ * injection writes only the propagation headers, and only when a valid span context exists, so no
+ * other request header is ever added, dropped or reordered.
+ *
+ * @module
+ */
+
+import {
+  type Context,
+  context as contextApi,
+  propagation,
+  type SpanContext,
+  type TextMapGetter,
+  type TextMapPropagator,
+  type TextMapSetter,
+  trace,
+  TraceFlags,
+} from "@opentelemetry/api";
+import { TraceState, W3CBaggagePropagator } from "@opentelemetry/core";
+import { byteHex } from "./ids.ts";
+
+/** The W3C trace-context header names. */
+export const TRACEPARENT = "traceparent";
+/** The W3C tracestate header name. */
+export const TRACESTATE = "tracestate";
+/** Jaeger's legacy propagation header, accepted on extraction. */
+export const UBER_TRACE_ID = "uber-trace-id";
+
+const ZERO_TRACE = "00000000000000000000000000000000";
+const ZERO_SPAN = "0000000000000000";
+
+function isLowerHex(s: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+  }
+  return true;
+}
+
+/**
+ * Parses a `traceparent` value into a remote span context, or returns undefined when it is
+ * malformed (per the W3C rules: version `ff` is invalid, version `00` has exactly four fields,
+ * ids are lowercase hex and not all zero).
+ */
+export function parseTraceparent(value: string | null | undefined): SpanContext | undefined {
+  if (!value) return undefined;
+  const v = value.trim();
+  if (
+    v.length < 55 || v.charCodeAt(2) !== 45 || v.charCodeAt(35) !== 45 || v.charCodeAt(52) !== 45
+  ) {
+    return undefined;
+  }
+  if (!isLowerHex(v, 0, 2) || v.startsWith("ff")) return undefined;
+  if (v.startsWith("00") && v.length !== 55) return undefined;
+  if (v.length > 55 && v.charCodeAt(55) !== 45) return undefined;
+  if (!isLowerHex(v, 3, 35) || !isLowerHex(v, 36, 52) || !isLowerHex(v, 53, 55)) return undefined;
+  const traceId = v.slice(3, 35);
+  const spanId = v.slice(36, 52);
+  if (traceId === ZERO_TRACE || spanId === ZERO_SPAN) return undefined;
+  const flags = parseInt(v.slice(53, 55), 16);
+  return { traceId, spanId, traceFlags: flags & TraceFlags.SAMPLED, isRemote: true };
+}
+
+/**
+ * Whether a span context can be propagated. Cheaper than the API's regex check: contexts reach here
+ * either from this process's id generator or from {@linkcode parseTraceparent}, both already
+ * validated, so only the sentinel invalid ids need excluding.
+ */
+export function isPropagatable(sc: SpanContext | undefined): sc is SpanContext {
+  return sc !== undefined && sc.traceId.length === 32 && sc.traceId !== ZERO_TRACE &&
+    sc.spanId.length === 16 && sc.spanId !== ZERO_SPAN;
+}
+
+/** Formats a span context as a version-00 `traceparent` value. */
+export function formatTraceparent(sc: SpanContext): string {
+  return `00-${sc.traceId}-${sc.spanId}-${byteHex(sc.traceFlags & 0xff)}`;
+}
+
+/**
+ * Parses Jaeger's `uber-trace-id` (`{trace-id}:{span-id}:{parent-span-id}:{flags}`, hex, possibly
+ * URL-encoded, trace ids of 16 or 32 digits) into a remote span context.
+ */
+export function parseUberTraceId(value: string | null | undefined): SpanContext | undefined {
+  if (!value) return undefined;
+  let v = value.trim();
+  if (v.includes("%")) {
+    try {
+      v = decodeURIComponent(v);
+    } catch {
+      return undefined;
+    }
+  }
+  const parts = v.split(":");
+  if (parts.length !== 4) return undefined;
+  const [rawTrace, rawSpan, , rawFlags] = parts.map((p) => p.toLowerCase());
+  const hex = /^[0-9a-f]+$/;
+  if (!hex.test(rawTrace) || rawTrace.length > 32 || !hex.test(rawSpan) || rawSpan.length > 16) {
+    return undefined;
+  }
+  if (!hex.test(rawFlags) || rawFlags.length > 2) return undefined;
+  const traceId = rawTrace.padStart(32, "0");
+  const spanId = rawSpan.padStart(16, "0");
+  if (traceId === ZERO_TRACE || spanId === ZERO_SPAN) return undefined;
+  const flags = parseInt(rawFlags, 16) & 1 ? TraceFlags.SAMPLED : TraceFlags.NONE;
+  return { traceId, spanId, traceFlags: flags, isRemote: true };
+}
+
+/** A getter/setter pair for `Headers`, usable with any `TextMapPropagator`. */
+export const headersGetter: TextMapGetter<Headers> = {
+  get: (carrier, key) => carrier.get(key) ?? undefined,
+  keys: (carrier) => [...carrier.keys()],
+};
+
+/** Sets headers on a `Headers` carrier. */
+export const headersSetter: TextMapSetter<Headers> = {
+  set: (carrier, key, value) => carrier.set(key, value),
+};
+
+const baggagePropagator = new W3CBaggagePropagator();
+
+/**
+ * The composite propagator kraken registers globally: W3C trace context + baggage, plus Jaeger's
+ * `uber-trace-id` when no valid `traceparent` is present.
+ */
+export class KrakenPropagator implements TextMapPropagator {
+  /** Writes `traceparent` (and `tracestate`, `baggage`) only when the context holds a valid span. */
+  inject(ctx: Context, carrier: unknown, setter: TextMapSetter): void {
+    const sc = trace.getSpanContext(ctx);
+    if (isPropagatable(sc)) {
+      setter.set(carrier, TRACEPARENT, formatTraceparent(sc));
+      const state = sc.traceState?.serialize();
+      if (state) setter.set(carrier, TRACESTATE, state);
+    }
+    baggagePropagator.inject(ctx, carrier, setter);
+  }
+
+  /** Reads the remote parent; malformed headers leave the context unchanged. */
+  extract(ctx: Context, carrier: unknown, getter: TextMapGetter): Context {
+    const tp = first(getter.get(carrier, TRACEPARENT));
+    let sc = parseTraceparent(tp);
+    if (sc) {
+      const ts = first(getter.get(carrier, TRACESTATE));
+      if (ts) sc.traceState = new TraceState(ts);
+    } else {
+      sc = parseUberTraceId(first(getter.get(carrier, UBER_TRACE_ID)));
+    }
+    const withSpan = sc ? trace.setSpanContext(ctx, sc) : ctx;
+    return baggagePropagator.extract(withSpan, carrier, getter);
+  }
+
+  /** Header names this propagator may write. */
+  fields(): string[] {
+    return [TRACEPARENT, TRACESTATE, ...baggagePropagator.fields()];
+  }
+}
+
+function first(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** The single propagator instance used by the HTTP helpers. */
+export const krakenPropagator: KrakenPropagator = new KrakenPropagator();
+
+/** Extracts the remote context from request headers on top of `base` (the active context). */
+export function extractFromHeaders(headers: Headers, base: Context = contextApi.active()): Context {
+  return krakenPropagator.extract(base, headers, headersGetter);
+}
+
+/**
+ * Injects the context of `ctx` into `headers` in place. Only propagation headers are touched, and
+ * nothing is written when `ctx` has no valid span.
+ */
+export function injectIntoHeaders(headers: Headers, ctx: Context = contextApi.active()): void {
+  const sc = trace.getSpanContext(ctx);
+  if (isPropagatable(sc)) {
+    headers.set(TRACEPARENT, formatTraceparent(sc));
+    const state = sc.traceState?.serialize();
+    if (state) headers.set(TRACESTATE, state);
+  }
+  if (propagation.getBaggage(ctx)) baggagePropagator.inject(ctx, headers, headersSetter);
+}

@@ -1,0 +1,66 @@
+/**
+ * Caps the number of new sampled traces per second (`max_traces_per_second`): a root decision of
+ * the delegate that would sample is kept only while the token bucket has a token.
+ *
+ * @module
+ */
+
+import type { Attributes, Context, Link, SpanKind } from "@opentelemetry/api";
+import type { Sampler, SamplingResult } from "@opentelemetry/sdk-trace";
+import { isSampled, NOT_SAMPLED } from "./results.ts";
+import { TokenBucket } from "./token_bucket.ts";
+
+/** Options of {@linkcode RateLimitingSampler}. */
+export interface RateLimitingSamplerOptions {
+  /** The sampler whose positive decisions are rate limited. */
+  delegate: Sampler;
+  /** Sampled decisions allowed per second (burst: one second's worth). */
+  maxPerSecond: number;
+  /** Monotonic clock in milliseconds. Default `performance.now`. */
+  now?: () => number;
+  /** Called for each decision turned down by the limit (the `rate_limit` drop counter). */
+  onDrop?: () => void;
+}
+
+/** A sampler that turns the delegate's sampled decisions down beyond a rate. */
+export class RateLimitingSampler implements Sampler {
+  readonly #delegate: Sampler;
+  readonly #bucket: TokenBucket;
+  readonly #onDrop: (() => void) | undefined;
+  readonly #max: number;
+
+  /** Creates the sampler. */
+  constructor(options: RateLimitingSamplerOptions) {
+    this.#delegate = options.delegate;
+    this.#max = options.maxPerSecond;
+    this.#bucket = new TokenBucket({ ratePerSecond: options.maxPerSecond, now: options.now });
+    this.#onDrop = options.onDrop;
+  }
+
+  /** Asks the delegate; a sampled answer costs one token or becomes not sampled. */
+  shouldSample(
+    context: Context,
+    traceId: string,
+    spanName: string,
+    spanKind: SpanKind,
+    attributes: Attributes,
+    links: Link[],
+  ): SamplingResult {
+    const result = this.#delegate.shouldSample(
+      context,
+      traceId,
+      spanName,
+      spanKind,
+      attributes,
+      links,
+    );
+    if (!isSampled(result) || this.#bucket.tryTake()) return result;
+    this.#onDrop?.();
+    return NOT_SAMPLED;
+  }
+
+  /** Describes the sampler. */
+  toString(): string {
+    return `RateLimitingSampler{${this.#max}/s, ${this.#delegate.toString()}}`;
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * The trust boundary of edge listeners (W3C Trace Context, "security considerations"): a client
+ * outside the trusted networks must not be able to make us record every request by sending
+ * `traceparent` with `sampled=1`.
+ *
+ * For a span with a remote parent on an edge listener (`kraken.edge: true`) whose client address
+ * (`network.peer.address`) is not in the trusted networks:
+ * - parent sampled: the client's choice is honoured up to `clientSampledRateLimit` traces per
+ *   second; beyond it our own root decision applies. The span gets
+ *   `kraken.sampling.client_forced = true | false` to say which happened.
+ * - parent not sampled: our own root decision applies (an untrusted client cannot switch tracing
+ *   off either).
+ * The trace id is the client's in every case, so the client can still correlate.
+ *
+ * Any other remote parent (internal listener, or a trusted client) goes to the `trusted` sampler.
+ *
+ * @module
+ */
+
+import {
+  type Attributes,
+  type Context,
+  type Link,
+  type SpanKind,
+  trace,
+  TraceFlags,
+} from "@opentelemetry/api";
+import type { Sampler, SamplingResult } from "@opentelemetry/sdk-trace";
+import type { NetworkList } from "./cidr.ts";
+import { isSampled, SAMPLED } from "./results.ts";
+import { TokenBucket } from "./token_bucket.ts";
+
+/** Span attribute saying whether a client's `sampled` flag forced sampling. */
+export const CLIENT_FORCED_ATTRIBUTE = "kraken.sampling.client_forced";
+/** Span attribute marking a server span of an edge listener. */
+export const EDGE_ATTRIBUTE = "kraken.edge";
+/** Span attribute carrying the client's IP address. */
+export const PEER_ADDRESS_ATTRIBUTE = "network.peer.address";
+
+const FORCED: SamplingResult = Object.freeze({
+  decision: SAMPLED.decision,
+  attributes: Object.freeze({ [CLIENT_FORCED_ATTRIBUTE]: true }),
+});
+const NOT_FORCED_SAMPLED: SamplingResult = Object.freeze({
+  decision: SAMPLED.decision,
+  attributes: Object.freeze({ [CLIENT_FORCED_ATTRIBUTE]: false }),
+});
+
+/** Options of {@linkcode TrustBoundarySampler}. */
+export interface TrustBoundarySamplerOptions {
+  /** Our own root decision, used when the client's flag is not honoured. */
+  root: Sampler;
+  /** Decides remote parents that are trusted (internal listeners, trusted networks). */
+  trusted: Sampler;
+  /** Client networks whose trace context is trusted on edge listeners. */
+  trustedNetworks: NetworkList;
+  /** Client-forced traces allowed per second (burst: one second's worth). */
+  clientSampledRateLimit: number;
+  /** Monotonic clock in milliseconds. Default `performance.now`. */
+  now?: () => number;
+}
+
+/** A sampler for spans with a remote parent that enforces the edge trust boundary. */
+export class TrustBoundarySampler implements Sampler {
+  readonly #root: Sampler;
+  readonly #trusted: Sampler;
+  readonly #networks: NetworkList;
+  readonly #bucket: TokenBucket;
+  readonly #limit: number;
+
+  /** Creates the sampler. */
+  constructor(options: TrustBoundarySamplerOptions) {
+    this.#root = options.root;
+    this.#trusted = options.trusted;
+    this.#networks = options.trustedNetworks;
+    this.#limit = options.clientSampledRateLimit;
+    this.#bucket = new TokenBucket({
+      ratePerSecond: options.clientSampledRateLimit,
+      now: options.now,
+    });
+  }
+
+  /** True when a span with these attributes comes from an untrusted client of an edge listener. */
+  isUntrusted(attributes: Attributes): boolean {
+    if (attributes[EDGE_ATTRIBUTE] !== true) return false;
+    const peer = attributes[PEER_ADDRESS_ATTRIBUTE];
+    return typeof peer !== "string" || !this.#networks.contains(peer);
+  }
+
+  /** Decides a span whose parent (in `context`) is remote. */
+  shouldSample(
+    context: Context,
+    traceId: string,
+    spanName: string,
+    spanKind: SpanKind,
+    attributes: Attributes,
+    links: Link[],
+  ): SamplingResult {
+    if (!this.isUntrusted(attributes)) {
+      return this.#trusted.shouldSample(context, traceId, spanName, spanKind, attributes, links);
+    }
+    const parent = trace.getSpanContext(context);
+    const clientSampled = parent !== undefined && (parent.traceFlags & TraceFlags.SAMPLED) !== 0;
+    if (clientSampled && this.#bucket.tryTake()) return FORCED;
+    const own = this.#root.shouldSample(context, traceId, spanName, spanKind, attributes, links);
+    if (!clientSampled || !isSampled(own)) return own;
+    if (own === SAMPLED) return NOT_FORCED_SAMPLED;
+    return { ...own, attributes: { ...own.attributes, [CLIENT_FORCED_ATTRIBUTE]: false } };
+  }
+
+  /** Describes the sampler. */
+  toString(): string {
+    return `TrustBoundarySampler{${this.#networks.size} trusted networks, ` +
+      `${this.#limit}/s client-forced, root=${this.#root.toString()}, ` +
+      `trusted=${this.#trusted.toString()}}`;
+  }
+}

@@ -1,0 +1,293 @@
+/**
+ * The recording span: a lean implementation of the `@opentelemetry/api` `Span` interface that also
+ * satisfies the SDK's `ReadableSpan` shape, so the stock OTLP serializers can export it unchanged.
+ *
+ * Times are kept as `performance.now()` milliseconds while the span is live and converted to
+ * `HrTime` only when an exporter reads them, which keeps start and end cheap. Attribute, event and
+ * link counts and string lengths are capped so one span's memory stays bounded.
+ *
+ * @module
+ */
+
+import {
+  type Attributes,
+  type AttributeValue,
+  type Exception,
+  type HrTime,
+  type Link,
+  type Span,
+  type SpanContext,
+  type SpanKind,
+  type SpanStatus,
+  SpanStatusCode,
+  type TimeInput,
+} from "@opentelemetry/api";
+import type { InstrumentationScope } from "@opentelemetry/core";
+import type { Resource } from "@opentelemetry/resources";
+import type { ReadableSpan, TimedEvent } from "@opentelemetry/sdk-trace";
+
+/** Limits that keep a span's memory bounded (ERD §7.1: under 10 KB per trace for typical spans). */
+export const SPAN_LIMITS = {
+  /** Attributes kept per span; later ones are counted as dropped. */
+  attributes: 64,
+  /** Events kept per span. */
+  events: 32,
+  /** Links kept per span. */
+  links: 16,
+  /** Longest string attribute value kept; longer values are truncated. */
+  valueLength: 1024,
+} as const;
+
+/** Where ended spans go: the batch export processor, or a test collector. */
+export interface SpanSink {
+  /** Called once when a recording span ends. Must not throw and must not block. */
+  onEnd(span: RecordingSpan): void;
+}
+
+/** What every span of one tracer provider shares: resource, scope and the sink. */
+export interface SpanShared {
+  /** The process resource (service.name, version, host). */
+  readonly resource: Resource;
+  /** The instrumentation scope of the tracer that created the span. */
+  readonly scope: InstrumentationScope;
+  /** Receives the span when it ends. */
+  readonly sink: SpanSink;
+}
+
+const ORIGIN = performance.timeOrigin;
+const UNSET_STATUS: SpanStatus = Object.freeze({ code: SpanStatusCode.UNSET });
+// Shared by every span without events or links; readers never mutate it.
+const NONE: never[] = Object.freeze([]) as unknown as never[];
+
+/** Converts a `performance.now()` reading to OpenTelemetry's `[seconds, nanoseconds]` epoch time. */
+export function perfToHrTime(perfMs: number): HrTime {
+  const epochMs = ORIGIN + perfMs;
+  const seconds = Math.floor(epochMs / 1000);
+  const nanos = Math.round((epochMs - seconds * 1000) * 1e6);
+  return nanos >= 1e9 ? [seconds + 1, nanos - 1e9] : [seconds, nanos];
+}
+
+/** Converts an API `TimeInput` (epoch ms number, HrTime or Date) to a `performance.now()` reading. */
+export function timeInputToPerf(t: TimeInput): number {
+  if (typeof t === "number") {
+    // Values below the time origin are already relative (performance.now()); others are epoch ms.
+    return t < ORIGIN ? t : t - ORIGIN;
+  }
+  if (Array.isArray(t)) return t[0] * 1000 + t[1] / 1e6 - ORIGIN;
+  return (t as Date).getTime() - ORIGIN;
+}
+
+function clampValue(v: AttributeValue): AttributeValue {
+  return typeof v === "string" && v.length > SPAN_LIMITS.valueLength
+    ? v.slice(0, SPAN_LIMITS.valueLength)
+    : v;
+}
+
+/** A span that records data and is handed to a {@linkcode SpanSink} when it ends. */
+export class RecordingSpan implements Span, ReadableSpan {
+  /** Span name; server and client spans use `{METHOD} {route}`. */
+  name: string;
+  /** Server, client, internal, producer or consumer. */
+  readonly kind: SpanKind;
+  /** Attributes set so far (bounded by {@linkcode SPAN_LIMITS}). */
+  readonly attributes: Attributes;
+  /** Status; left unset unless an error is recorded or a handler sets it. */
+  status: SpanStatus = UNSET_STATUS;
+  /** Parent span context, absent for a root span. */
+  readonly parentSpanContext: SpanContext | undefined;
+  /** True once `end()` ran. */
+  ended = false;
+  /** Attributes, events and links beyond the limits. */
+  droppedAttributesCount = 0;
+  /** Events dropped beyond {@linkcode SPAN_LIMITS.events}. */
+  droppedEventsCount = 0;
+  /** Links dropped beyond {@linkcode SPAN_LIMITS.links}. */
+  droppedLinksCount = 0;
+  /** Start as a `performance.now()` reading. */
+  readonly startPerf: number;
+  /** End as a `performance.now()` reading (equals start until ended). */
+  endPerf: number;
+
+  readonly #context: SpanContext;
+  readonly #shared: SpanShared;
+  #attributeCount: number;
+  // Most spans have no events or links: allocate the arrays only when one is added.
+  #events: TimedEvent[] | undefined;
+  #links: Link[] | undefined;
+
+  /** Creates a started span; `startPerf` defaults to now. */
+  constructor(
+    shared: SpanShared,
+    context: SpanContext,
+    name: string,
+    kind: SpanKind,
+    parent: SpanContext | undefined,
+    attributes: Attributes | undefined,
+    links: Link[] | undefined,
+    startPerf: number = performance.now(),
+  ) {
+    this.#shared = shared;
+    this.#context = context;
+    this.name = name;
+    this.kind = kind;
+    this.parentSpanContext = parent;
+    this.startPerf = startPerf;
+    this.endPerf = startPerf;
+    this.attributes = {};
+    this.#attributeCount = 0;
+    if (attributes) this.setAttributes(attributes);
+    if (links && links.length > 0) this.addLinks(links);
+  }
+
+  /** Links to other spans (for example the trace id a client tried to force). */
+  get links(): Link[] {
+    return this.#links ?? NONE;
+  }
+
+  /** Timed events, including recorded exceptions. */
+  get events(): TimedEvent[] {
+    return this.#events ?? NONE;
+  }
+
+  /** The span's own context (trace id, span id, flags). */
+  spanContext(): SpanContext {
+    return this.#context;
+  }
+
+  /** Sets one attribute; ignored after end or when the value is undefined. */
+  setAttribute(key: string, value: AttributeValue | undefined): this {
+    if (this.ended || value === undefined || value === null) return this;
+    if (!(key in this.attributes)) {
+      if (this.#attributeCount >= SPAN_LIMITS.attributes) {
+        this.droppedAttributesCount++;
+        return this;
+      }
+      this.#attributeCount++;
+    }
+    this.attributes[key] = clampValue(value);
+    return this;
+  }
+
+  /** Sets several attributes. */
+  setAttributes(attributes: Attributes): this {
+    for (const key in attributes) this.setAttribute(key, attributes[key]);
+    return this;
+  }
+
+  /** Adds a timed event. */
+  addEvent(name: string, attributesOrTime?: Attributes | TimeInput, time?: TimeInput): this {
+    if (this.ended) return this;
+    const events = this.#events ??= [];
+    if (events.length >= SPAN_LIMITS.events) {
+      this.droppedEventsCount++;
+      return this;
+    }
+    let attributes: Attributes | undefined;
+    if (
+      attributesOrTime !== undefined &&
+      (typeof attributesOrTime === "number" || Array.isArray(attributesOrTime) ||
+        attributesOrTime instanceof Date)
+    ) {
+      time = attributesOrTime as TimeInput;
+    } else {
+      attributes = attributesOrTime as Attributes | undefined;
+    }
+    const perf = time === undefined ? performance.now() : timeInputToPerf(time);
+    events.push({
+      name,
+      attributes: attributes ?? {},
+      time: perfToHrTime(perf),
+      droppedAttributesCount: 0,
+    });
+    return this;
+  }
+
+  /** Adds a link to another span. */
+  addLink(link: Link): this {
+    if (this.ended) return this;
+    const links = this.#links ??= [];
+    if (links.length >= SPAN_LIMITS.links) this.droppedLinksCount++;
+    else links.push(link);
+    return this;
+  }
+
+  /** Adds several links. */
+  addLinks(links: Link[]): this {
+    for (const link of links) this.addLink(link);
+    return this;
+  }
+
+  /** Sets the status; an OK status is final, as the specification asks. */
+  setStatus(status: SpanStatus): this {
+    if (this.ended || this.status.code === SpanStatusCode.OK) return this;
+    this.status = status;
+    return this;
+  }
+
+  /** Renames the span (used when the route is known only after the span started). */
+  updateName(name: string): this {
+    if (!this.ended) this.name = name;
+    return this;
+  }
+
+  /** Ends the span once and hands it to the sink. */
+  end(endTime?: TimeInput): void {
+    if (this.ended) return;
+    this.endPerf = endTime === undefined ? performance.now() : timeInputToPerf(endTime);
+    if (this.endPerf < this.startPerf) this.endPerf = this.startPerf;
+    this.ended = true;
+    this.#shared.sink.onEnd(this);
+  }
+
+  /** Always true: this class only exists for sampled or recorded spans. */
+  isRecording(): boolean {
+    return !this.ended;
+  }
+
+  /** Records an exception event following the OpenTelemetry exception conventions. */
+  recordException(exception: Exception, time?: TimeInput): void {
+    const attributes: Attributes = {};
+    if (typeof exception === "string") {
+      attributes["exception.message"] = exception;
+    } else if (exception) {
+      const e = exception as Error & { code?: unknown };
+      if (e.name) attributes["exception.type"] = e.name;
+      else if (e.code !== undefined) attributes["exception.type"] = String(e.code);
+      if (e.message) attributes["exception.message"] = e.message;
+      if (e.stack) attributes["exception.stacktrace"] = clampValue(e.stack) as string;
+    }
+    this.addEvent("exception", attributes, time);
+  }
+
+  /** Start time in epoch `HrTime`, computed when an exporter asks. */
+  get startTime(): HrTime {
+    return perfToHrTime(this.startPerf);
+  }
+
+  /** End time in epoch `HrTime`. */
+  get endTime(): HrTime {
+    return perfToHrTime(this.endPerf);
+  }
+
+  /** Duration as `HrTime`. */
+  get duration(): HrTime {
+    const ms = this.endPerf - this.startPerf;
+    const s = Math.floor(ms / 1000);
+    return [s, Math.round((ms - s * 1000) * 1e6)];
+  }
+
+  /** Duration in milliseconds (for logs and the demo). */
+  get durationMs(): number {
+    return this.endPerf - this.startPerf;
+  }
+
+  /** The process resource. */
+  get resource(): Resource {
+    return this.#shared.resource;
+  }
+
+  /** The instrumentation scope. */
+  get instrumentationScope(): InstrumentationScope {
+    return this.#shared.scope;
+  }
+}

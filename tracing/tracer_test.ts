@@ -1,0 +1,127 @@
+import assert from "node:assert/strict";
+import { context, ROOT_CONTEXT, SpanKind, trace, TraceFlags } from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import { AlwaysOffSampler, AlwaysOnSampler } from "@opentelemetry/sdk-trace";
+import * as apiFromSdk from "@opentelemetry/sdk-trace";
+import { RecordingSpan, SPAN_LIMITS, type SpanSink } from "./span.ts";
+import { KrakenTracerProvider } from "./tracer.ts";
+
+context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+
+function collect() {
+  const ended: RecordingSpan[] = [];
+  const sink: SpanSink = { onEnd: (s) => ended.push(s) };
+  return { ended, sink };
+}
+
+const resource = resourceFromAttributes({ "service.name": "test" });
+
+Deno.test("tracer: child spans share the trace and point at their parent", () => {
+  const { ended, sink } = collect();
+  const tracer = new KrakenTracerProvider({ resource, sampler: new AlwaysOnSampler(), sink })
+    .getTracer("t");
+  const parent = tracer.startSpan("parent", { kind: SpanKind.SERVER, attributes: { a: 1 } });
+  const child = tracer.startSpan("child", {}, trace.setSpan(ROOT_CONTEXT, parent));
+  child.end();
+  parent.end();
+  assert.equal(ended.length, 2);
+  const [c, p] = ended;
+  assert.equal(c.spanContext().traceId, p.spanContext().traceId);
+  assert.equal(c.parentSpanContext?.spanId, p.spanContext().spanId);
+  assert.equal(p.parentSpanContext, undefined);
+  assert.equal(p.kind, SpanKind.SERVER);
+  assert.equal(p.attributes.a, 1);
+  assert.match(p.spanContext().traceId, /^[0-9a-f]{32}$/);
+  assert.match(p.spanContext().spanId, /^[0-9a-f]{16}$/);
+  assert.equal(p.spanContext().traceFlags, TraceFlags.SAMPLED);
+  // Times convert to epoch HrTime near now.
+  const [sec] = p.startTime;
+  assert.ok(Math.abs(sec - Date.now() / 1000) < 5);
+  assert.ok(p.durationMs >= 0);
+});
+
+Deno.test("tracer: the active span survives await (one @opentelemetry/api copy)", async () => {
+  const { ended, sink } = collect();
+  const provider = new KrakenTracerProvider({ resource, sampler: new AlwaysOnSampler(), sink });
+  trace.setGlobalTracerProvider(provider);
+  try {
+    const tracer = trace.getTracer("t");
+    await tracer.startActiveSpan("outer", async (outer) => {
+      await new Promise((r) => setTimeout(r, 5));
+      await Promise.resolve();
+      // The API seen through the SDK package must be the same copy as ours.
+      assert.equal(apiFromSdk.SamplingDecision.RECORD_AND_SAMPLED, 2);
+      assert.equal(trace.getActiveSpan(), outer);
+      const inner = tracer.startSpan("inner");
+      inner.end();
+      outer.end();
+    });
+    assert.equal(ended[0].parentSpanContext?.spanId, ended[1].spanContext().spanId);
+  } finally {
+    trace.disable();
+  }
+});
+
+Deno.test("tracer: unsampled spans do not record but keep the trace id for propagation", () => {
+  const { ended, sink } = collect();
+  const tracer = new KrakenTracerProvider({ resource, sampler: new AlwaysOffSampler(), sink })
+    .getTracer("t");
+  const remote = trace.setSpanContext(ROOT_CONTEXT, {
+    traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
+    spanId: "00f067aa0ba902b7",
+    traceFlags: TraceFlags.NONE,
+    isRemote: true,
+  });
+  const span = tracer.startSpan("op", {}, remote);
+  assert.equal(span.isRecording(), false);
+  assert.equal(span.spanContext().traceId, "4bf92f3577b34da6a3ce929d0e0e4736");
+  assert.notEqual(span.spanContext().spanId, "00f067aa0ba902b7");
+  span.end();
+  assert.equal(ended.length, 0);
+});
+
+Deno.test("tracer: an open gate sheds spans but passes the caller's context through", () => {
+  const { ended, sink } = collect();
+  const provider = new KrakenTracerProvider({
+    resource,
+    sampler: new AlwaysOnSampler(),
+    sink,
+    gate: { allow: () => false },
+  });
+  const tracer = provider.getTracer("t");
+  const parentSc = {
+    traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
+    spanId: "00f067aa0ba902b7",
+    traceFlags: TraceFlags.SAMPLED,
+    isRemote: true,
+  };
+  const span = tracer.startSpan("op", {}, trace.setSpanContext(ROOT_CONTEXT, parentSc));
+  assert.equal(span.isRecording(), false);
+  assert.equal(span.spanContext().spanId, parentSc.spanId);
+  span.end();
+  assert.equal(ended.length, 0);
+  assert.equal(provider.counters.droppedBreaker, 1);
+  assert.equal(provider.counters.spansCreated, 1);
+});
+
+Deno.test("span: limits bound attributes, events and value length; end is idempotent", () => {
+  const { ended, sink } = collect();
+  const tracer = new KrakenTracerProvider({ resource, sampler: new AlwaysOnSampler(), sink })
+    .getTracer("t");
+  const span = tracer.startSpan("op") as RecordingSpan;
+  for (let i = 0; i < SPAN_LIMITS.attributes + 10; i++) span.setAttribute(`k${i}`, i);
+  assert.equal(Object.keys(span.attributes).length, SPAN_LIMITS.attributes);
+  assert.equal(span.droppedAttributesCount, 10);
+  span.setAttribute("k0", "x".repeat(5000));
+  assert.equal((span.attributes.k0 as string).length, SPAN_LIMITS.valueLength);
+  for (let i = 0; i < SPAN_LIMITS.events + 3; i++) span.addEvent(`e${i}`);
+  assert.equal(span.events.length, SPAN_LIMITS.events);
+  assert.equal(span.droppedEventsCount, 3);
+  span.recordException(new TypeError("boom"));
+  span.end();
+  span.end();
+  span.setAttribute("late", 1);
+  assert.equal(ended.length, 1);
+  assert.equal(span.attributes.late, undefined);
+});
