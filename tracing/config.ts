@@ -18,12 +18,14 @@
  * `OTEL_SERVICE_NAME`, `OTEL_EXPORTER_OTLP_ENDPOINT` (base URL) or
  * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (full URL; either one also turns tracing on),
  * `OTEL_TRACES_SAMPLER` (`always_on`, `always_off`, `traceidratio`, `parentbased_always_on`,
- * `parentbased_always_off`, `parentbased_traceidratio`) with `OTEL_TRACES_SAMPLER_ARG`.
+ * `parentbased_always_off`, `parentbased_traceidratio`) with `OTEL_TRACES_SAMPLER_ARG`,
+ * and `OTEL_EXPORTER_OTLP_PROTOCOL` (`http/protobuf` or `http/json`) unless `export.protocol` is set.
  *
  * @module
  */
 
 import { ConfigError, parseDuration } from "../common/config.ts";
+import type { OtlpProtocol } from "./export.ts";
 import {
   parseSafeguardsConfig,
   parseSamplingConfig,
@@ -47,6 +49,8 @@ export interface ExportConfig {
   retryMaxAttempts: number;
   /** Per-request timeout, ms. */
   timeoutMs: number;
+  /** OTLP encoding, `http/protobuf` (default) or `http/json`. */
+  protocol: OtlpProtocol;
   /**
    * The ERD's "block when the queue is full". A request path never waits on the exporter here: with
    * `true`, a full queue starts an export at once; the span that did not fit is still dropped and
@@ -213,6 +217,7 @@ export function parseTracingConfig(
     "retry_max_attempts",
     "timeout",
     "blocking",
+    "protocol",
   ], ep);
   const exportConfig: ExportConfig = {
     batchTimeoutMs: duration(exp, "batch_timeout", ep, duration(obj, "batch_timeout", path, 5000)),
@@ -222,6 +227,7 @@ export function parseTracingConfig(
     retryMaxAttempts: int(exp, "retry_max_attempts", ep, 3),
     timeoutMs: duration(exp, "timeout", ep, 10_000),
     blocking: bool(exp, "blocking", ep, false),
+    protocol: protocol(exp.protocol ?? env.OTEL_EXPORTER_OTLP_PROTOCOL, `${ep}.protocol`),
   };
   if (exportConfig.maxBatchSize > exportConfig.maxQueueSize) {
     throw new ConfigError(`${ep}.max_batch_size`, "must not exceed max_queue_size");
@@ -244,6 +250,12 @@ export function parseTracingConfig(
   const disabled = env.OTEL_SDK_DISABLED?.trim().toLowerCase();
   if (disabled === "true") enabled = false;
   return { enabled, serviceName, tracesUrl, sampling, export: exportConfig, safeguards, statsd };
+}
+
+function protocol(value: unknown, key: string): OtlpProtocol {
+  if (value === undefined || value === "") return "http/protobuf";
+  if (value === "http/protobuf" || value === "http/json") return value;
+  throw new ConfigError(key, `must be http/protobuf or http/json, got ${JSON.stringify(value)}`);
 }
 
 function flatSampling(obj: Raw): unknown {

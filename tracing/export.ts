@@ -11,7 +11,7 @@
  */
 
 import { type ExportResult, ExportResultCode } from "@opentelemetry/core";
-import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
+import { JsonTraceSerializer, ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace";
 import { TraceFlags } from "@opentelemetry/api";
 import type { RecordingSpan, SpanSink } from "./span.ts";
@@ -193,12 +193,17 @@ export interface OtlpHttpExporterOptions {
   headers?: Record<string, string>;
   /** The fetch to use; tests inject one. Must not be the traced fetch. */
   fetch?: typeof fetch;
+  /** OTLP encoding: `http/protobuf` (default) or `http/json`. */
+  protocol?: OtlpProtocol;
 }
+
+/** The OTLP/HTTP encodings, named as `OTEL_EXPORTER_OTLP_PROTOCOL` names them. */
+export type OtlpProtocol = "http/protobuf" | "http/json";
 
 const RETRYABLE = new Set([429, 502, 503, 504]);
 
 /**
- * Exports spans as OTLP/HTTP protobuf with the platform `fetch` (the OTLP exporter packages go
+ * Exports spans as OTLP/HTTP (protobuf, or JSON when asked) with the platform `fetch` (the OTLP exporter packages go
  * through Node's `http` polyfill under Deno, which design §4 found unreliable).
  */
 export class OtlpHttpExporter implements SpanExporter {
@@ -208,6 +213,7 @@ export class OtlpHttpExporter implements SpanExporter {
   readonly #backoffMs: number;
   readonly #headers: Record<string, string>;
   readonly #fetch: typeof fetch;
+  readonly #serializer: typeof ProtobufTraceSerializer;
   readonly #inflight = new Set<AbortController>();
   #shutdown = false;
 
@@ -217,7 +223,12 @@ export class OtlpHttpExporter implements SpanExporter {
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#maxAttempts = Math.max(1, options.maxAttempts ?? 3);
     this.#backoffMs = options.backoffMs ?? 100;
-    this.#headers = { "content-type": "application/x-protobuf", ...options.headers };
+    const json = options.protocol === "http/json";
+    this.#serializer = json ? JsonTraceSerializer : ProtobufTraceSerializer;
+    this.#headers = {
+      "content-type": json ? "application/json" : "application/x-protobuf",
+      ...options.headers,
+    };
     this.#fetch = options.fetch ?? globalThis.fetch;
   }
 
@@ -227,7 +238,7 @@ export class OtlpHttpExporter implements SpanExporter {
       resultCallback({ code: ExportResultCode.FAILED, error: new Error("exporter is shut down") });
       return;
     }
-    const body = ProtobufTraceSerializer.serializeRequest(spans);
+    const body = this.#serializer.serializeRequest(spans);
     if (!body) {
       resultCallback({ code: ExportResultCode.FAILED, error: new Error("serialization failed") });
       return;

@@ -109,6 +109,7 @@ export function initTracing(config: TracingConfig, options: InitOptions): Tracin
     url: config.tracesUrl,
     timeoutMs: config.export.timeoutMs,
     maxAttempts: config.export.retryEnabled ? config.export.retryMaxAttempts : 1,
+    protocol: config.export.protocol,
   });
   const processor = new BatchExportProcessor({
     exporter,

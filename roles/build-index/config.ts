@@ -169,7 +169,9 @@ export function parseBuildIndexConfig(raw: RawMap, flags: Record<string, string>
   const cluster = top.map("cluster", ["hosts", "self", "duplicate_put_stagger"]);
   const clusterHosts = hostList(cluster, "hosts", false);
   const self = cluster.has("self") ? cluster.string("self", "") : undefined;
-  if (self !== undefined) parseHostPort(self, cluster.key("self"));
+  if (self !== undefined && !clusterHosts.includes(self)) {
+    throw new ConfigError(cluster.key("self"), `${self} is not one of cluster.hosts`);
+  }
 
   const origin = top.map("origin", ["hosts", "dns"]);
   const dns = origin.has("dns") ? origin.string("dns", "") : undefined;

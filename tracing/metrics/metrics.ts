@@ -134,27 +134,29 @@ export interface CounterDescriptor {
 }
 
 /** Every counter series, in report order; both renderers use this table. */
-export const COUNTERS: readonly CounterDescriptor[] = Object.freeze([
-  { name: "spans_created", help: "Span starts, sampled or not.", read: (m) => m.spansCreated },
-  { name: "spans_sampled", help: "Span starts that were sampled.", read: (m) => m.spansSampled },
-  {
-    name: "spans_dropped",
-    help: "Spans not recorded or not exported, by reason.",
-    label: ["reason", "queue_full"],
-    read: (m) => m.droppedQueueFull,
-  },
-  {
-    name: "spans_dropped",
-    help: "Spans not recorded or not exported, by reason.",
-    label: ["reason", "breaker"],
-    read: (m) => m.droppedBreaker,
-  },
-  {
-    name: "spans_dropped",
-    help: "Spans not recorded or not exported, by reason.",
-    label: ["reason", "rate_limit"],
-    read: (m) => m.droppedRateLimit,
-  },
-  { name: "spans_exported", help: "Spans exported successfully.", read: (m) => m.spansExported },
-  { name: "export_errors", help: "Failed export requests.", read: (m) => m.exportErrors },
-] satisfies CounterDescriptor[]);
+export const COUNTERS: readonly CounterDescriptor[] = Object.freeze(
+  [
+    { name: "spans_created", help: "Span starts, sampled or not.", read: (m) => m.spansCreated },
+    { name: "spans_sampled", help: "Span starts that were sampled.", read: (m) => m.spansSampled },
+    {
+      name: "spans_dropped",
+      help: "Spans not recorded or not exported, by reason.",
+      label: ["reason", "queue_full"],
+      read: (m) => m.droppedQueueFull,
+    },
+    {
+      name: "spans_dropped",
+      help: "Spans not recorded or not exported, by reason.",
+      label: ["reason", "breaker"],
+      read: (m) => m.droppedBreaker,
+    },
+    {
+      name: "spans_dropped",
+      help: "Spans not recorded or not exported, by reason.",
+      label: ["reason", "rate_limit"],
+      read: (m) => m.droppedRateLimit,
+    },
+    { name: "spans_exported", help: "Spans exported successfully.", read: (m) => m.spansExported },
+    { name: "export_errors", help: "Failed export requests.", read: (m) => m.exportErrors },
+  ] satisfies CounterDescriptor[],
+);

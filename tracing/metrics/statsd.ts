@@ -187,7 +187,10 @@ export class StatsdEmitter {
     const now = this.#timers.now();
     if (now - this.#lastErrorLog < ERROR_LOG_INTERVAL_MS) return;
     this.#lastErrorLog = now;
-    this.#logger?.warn("statsd send failed", { addr: `${this.#host}:${this.#port}`, error: error.message });
+    this.#logger?.warn("statsd send failed", {
+      addr: `${this.#host}:${this.#port}`,
+      error: error.message,
+    });
   }
 
   /** Stops flushing, sends a final flush and closes the socket. */

@@ -219,7 +219,10 @@ export class CircuitBreaker {
     if (next === OPEN) {
       this.#logger?.warn("tracing circuit breaker opened: spans are not recorded", fields);
     } else if (next === HALF_OPEN) {
-      this.#logger?.info("tracing circuit breaker half-open: probing with a trickle of spans", fields);
+      this.#logger?.info(
+        "tracing circuit breaker half-open: probing with a trickle of spans",
+        fields,
+      );
     } else {
       this.#logger?.info("tracing circuit breaker closed: tracing resumed", fields);
     }

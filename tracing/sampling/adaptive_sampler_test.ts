@@ -32,7 +32,9 @@ Deno.test("a busy operation converges to the target rate", () => {
     let sampled = 0;
     for (let i = 0; i < 10_000; i++) {
       now = interval * 10_000 + i;
-      if (isSampled(sampler.shouldSample(ROOT_CONTEXT, nextId(), "GET /v2/{name}/blobs/{digest}"))) {
+      if (
+        isSampled(sampler.shouldSample(ROOT_CONTEXT, nextId(), "GET /v2/{name}/blobs/{digest}"))
+      ) {
         sampled++;
       }
     }
@@ -58,11 +60,17 @@ Deno.test("a rare operation is always seen thanks to the floor", () => {
   });
   for (let interval = 0; interval < 5; interval++) {
     now = interval * 1000 + 500;
-    assert.equal(isSampled(sampler.shouldSample(ROOT_CONTEXT, nextId(), "replication.trigger")), true);
+    assert.equal(
+      isSampled(sampler.shouldSample(ROOT_CONTEXT, nextId(), "replication.trigger")),
+      true,
+    );
   }
   // With a floor of 3, exactly the first 3 of an interval are guaranteed.
   const floor3 = new AdaptiveSampler({ initialRate: 0, floorPerInterval: 3, now: () => 0 });
-  const decisions = Array.from({ length: 6 }, () => isSampled(floor3.shouldSample(ROOT_CONTEXT, nextId(), "op")));
+  const decisions = Array.from(
+    { length: 6 },
+    () => isSampled(floor3.shouldSample(ROOT_CONTEXT, nextId(), "op")),
+  );
   assert.deepEqual(decisions.slice(0, 3), [true, true, true]);
   assert.equal(floor3.effectiveRate("op"), MIN_PROBABILITY);
 });
@@ -114,7 +122,10 @@ Deno.test("load above the threshold scales the target down", () => {
     for (let i = 0; i < 1000; i++) sampler.shouldSample(ROOT_CONTEXT, nextId(), "op");
     now = 10_000;
     sampler.shouldSample(ROOT_CONTEXT, nextId(), "op");
-    assert.ok(Math.abs(sampler.loadScale - expectedScale) < 1e-9, `load ${load}: ${sampler.loadScale}`);
+    assert.ok(
+      Math.abs(sampler.loadScale - expectedScale) < 1e-9,
+      `load ${load}: ${sampler.loadScale}`,
+    );
     assert.ok(Math.abs(sampler.effectiveRate("op") - 0.01 * expectedScale) < 1e-12);
   }
 });
@@ -130,7 +141,12 @@ Deno.test("tracked operations are bounded and idle ones are forgotten", () => {
   });
   for (let i = 0; i < 10; i++) sampler.shouldSample(ROOT_CONTEXT, nextId(), `op${i}`);
   assert.equal(sampler.operationCount, 3);
-  assert.deepEqual([...sampler.effectiveRates()].map(([name]) => name), ["op0", "op1", "op2", OVERFLOW_OPERATION]);
+  assert.deepEqual([...sampler.effectiveRates()].map(([name]) => name), [
+    "op0",
+    "op1",
+    "op2",
+    OVERFLOW_OPERATION,
+  ]);
   assert.equal(sampler.effectiveRate("op9"), 0.5, "untracked operations report the initial rate");
   now = 1000;
   sampler.shouldSample(ROOT_CONTEXT, nextId(), "op1");

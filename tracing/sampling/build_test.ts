@@ -25,13 +25,24 @@ Deno.test("built-in rules drop health checks; children inherit", () => {
   const sampler = buildSampler(parseSamplingConfig({ default_rate: 1 }));
   const id = randomTraceId();
   const root = (path: string) =>
-    isSampled(sampler.shouldSample(ROOT_CONTEXT, id, "GET", SpanKind.SERVER, { "url.path": path }, []));
+    isSampled(
+      sampler.shouldSample(ROOT_CONTEXT, id, "GET", SpanKind.SERVER, { "url.path": path }, []),
+    );
   assert.equal(root("/health"), false);
   assert.equal(root("/readiness"), false);
   assert.equal(root("/metrics"), false);
   assert.equal(root("/v2/"), true);
   const child = (sampled: boolean) =>
-    isSampled(sampler.shouldSample(withParent(id, sampled, false), id, "agent.cache_lookup", SpanKind.INTERNAL, {}, []));
+    isSampled(
+      sampler.shouldSample(
+        withParent(id, sampled, false),
+        id,
+        "agent.cache_lookup",
+        SpanKind.INTERNAL,
+        {},
+        [],
+      ),
+    );
   assert.equal(child(true), true);
   assert.equal(child(false), false);
 });
@@ -48,7 +59,10 @@ Deno.test("two processes with the same rules agree on every trace", () => {
     const id = randomTraceId();
     const attrs = { "url.path": i % 2 ? "/namespace/ns/blobs/sha256:1" : "/other" };
     const da = isSampled(a.shouldSample(ROOT_CONTEXT, id, "GET", SpanKind.SERVER, attrs, []));
-    assert.equal(da, isSampled(b.shouldSample(ROOT_CONTEXT, id, "GET", SpanKind.SERVER, attrs, [])));
+    assert.equal(
+      da,
+      isSampled(b.shouldSample(ROOT_CONTEXT, id, "GET", SpanKind.SERVER, attrs, [])),
+    );
     if (da) sampled++;
   }
   assert.ok(sampled > 250 && sampled < 450, `${sampled} of 1000 at 0.5 and 0.2`);
@@ -60,7 +74,9 @@ Deno.test("trusted remote parents are honoured; parent_based: false ignores them
   const id = randomTraceId();
   const internal = { "kraken.edge": false, "url.path": "/blobs/x" };
   const d = (s: typeof honour, sampled: boolean) =>
-    isSampled(s.shouldSample(withParent(id, sampled, true), id, "GET", SpanKind.SERVER, internal, []));
+    isSampled(
+      s.shouldSample(withParent(id, sampled, true), id, "GET", SpanKind.SERVER, internal, []),
+    );
   assert.equal(d(honour, true), true);
   assert.equal(d(honour, false), false);
   assert.equal(d(ignore, true), false, "decided by default_rate 0");
@@ -88,7 +104,14 @@ Deno.test("edge listeners on loopback are untrusted by default; trusting loopbac
   }));
   for (let i = 0; i < 20; i++) {
     const tid = randomTraceId();
-    const res = trusting.shouldSample(withParent(tid, true, true), tid, "GET", SpanKind.SERVER, EDGE, []);
+    const res = trusting.shouldSample(
+      withParent(tid, true, true),
+      tid,
+      "GET",
+      SpanKind.SERVER,
+      EDGE,
+      [],
+    );
     assert.equal(isSampled(res), true);
     assert.equal(res.attributes, undefined);
   }
@@ -104,13 +127,20 @@ Deno.test("max_traces_per_second caps new traces and counts the drops", () => {
   let sampled = 0;
   for (let i = 0; i < 50; i++) {
     const id = randomTraceId();
-    if (isSampled(sampler.shouldSample(ROOT_CONTEXT, id, "op", SpanKind.INTERNAL, {}, []))) sampled++;
+    if (isSampled(sampler.shouldSample(ROOT_CONTEXT, id, "op", SpanKind.INTERNAL, {}, []))) {
+      sampled++;
+    }
   }
   assert.equal(sampled, 5);
   assert.equal(counters.droppedRateLimit, 45);
   // Children of a sampled local parent are never rate limited.
   const id = randomTraceId();
-  assert.equal(isSampled(sampler.shouldSample(withParent(id, true, false), id, "c", SpanKind.INTERNAL, {}, [])), true);
+  assert.equal(
+    isSampled(
+      sampler.shouldSample(withParent(id, true, false), id, "c", SpanKind.INTERNAL, {}, []),
+    ),
+    true,
+  );
 });
 
 Deno.test("effective rates list operation rules, adaptive operations and the default", () => {
@@ -123,7 +153,14 @@ Deno.test("effective rates list operation rules, adaptive operations and the def
     }),
     { now: () => now },
   );
-  sampler.shouldSample(ROOT_CONTEXT, randomTraceId(), "GET /v2/{name}/manifests/{reference}", SpanKind.SERVER, {}, []);
+  sampler.shouldSample(
+    ROOT_CONTEXT,
+    randomTraceId(),
+    "GET /v2/{name}/manifests/{reference}",
+    SpanKind.SERVER,
+    {},
+    [],
+  );
   assert.deepEqual([...sampler.effectiveRates()], [
     ["scheduler.download", 0.5],
     ["GET /v2/{name}/manifests/{reference}", 0.3],
@@ -135,7 +172,9 @@ Deno.test("effective rates list operation rules, adaptive operations and the def
 });
 
 Deno.test("the sampler plugs into the OpenTelemetry SDK tracer", () => {
-  const provider = new TracerProvider({ sampler: buildSampler(parseSamplingConfig({ default_rate: 0 })) });
+  const provider = new TracerProvider({
+    sampler: buildSampler(parseSamplingConfig({ default_rate: 0 })),
+  });
   const tracer = provider.getTracer("test");
   const id = randomTraceId();
   const span = tracer.startSpan(
@@ -145,7 +184,11 @@ Deno.test("the sampler plugs into the OpenTelemetry SDK tracer", () => {
   );
   assert.equal(span.isRecording(), true);
   assert.equal(span.spanContext().traceId, id, "the client's trace id is kept");
-  assert.equal((span as unknown as { attributes: Record<string, unknown> }).attributes["kraken.sampling.client_forced"], true);
+  assert.equal(
+    (span as unknown as { attributes: Record<string, unknown> })
+      .attributes["kraken.sampling.client_forced"],
+    true,
+  );
   span.end();
   const health = tracer.startSpan("GET", { attributes: { "url.path": "/health" } }, ROOT_CONTEXT);
   assert.equal(health.isRecording(), false);

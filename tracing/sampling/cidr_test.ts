@@ -7,7 +7,9 @@ Deno.test("parseCidr parses IPv4 and IPv6 networks and masks host bits", () => {
   assert.deepEqual(parseCidr("::1/128"), { family: 6, words: [0, 0, 0, 1], prefix: 128 });
   assert.deepEqual(parseCidr("fd00::/8"), { family: 6, words: [0xfd000000, 0, 0, 0], prefix: 8 });
   assert.deepEqual(parseCidr("::ffff:10.0.0.0/104"), { family: 4, words: [0x0a000000], prefix: 8 });
-  for (const bad of ["10.0.0.0/33", "256.0.0.1", "10.0.0/8", "::1/129", "1::2::3", "x", "10.0.0.1/"]) {
+  for (
+    const bad of ["10.0.0.0/33", "256.0.0.1", "10.0.0/8", "::1/129", "1::2::3", "x", "10.0.0.1/"]
+  ) {
     assert.equal(parseCidr(bad), undefined, bad);
   }
 });
@@ -33,5 +35,8 @@ Deno.test("NetworkList.contains matches by prefix and family", () => {
   assert.equal(list.contains("not-an-ip"), false);
   assert.equal(new NetworkList([]).contains("127.0.0.1"), false);
   assert.equal(NetworkList.parse(["0.0.0.0/0"]).contains("8.8.8.8"), true);
-  assert.throws(() => NetworkList.parse(["10.0.0.0/8", "bogus"]), /not a valid CIDR network: "bogus"/);
+  assert.throws(
+    () => NetworkList.parse(["10.0.0.0/8", "bogus"]),
+    /not a valid CIDR network: "bogus"/,
+  );
 });

@@ -153,7 +153,9 @@ type Raw = Record<string, unknown>;
 
 function mapping(raw: unknown, key: string, allowed: readonly string[]): Raw {
   if (raw === undefined || raw === null) return {};
-  if (typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError(key, "must be a mapping");
+  if (typeof raw !== "object" || Array.isArray(raw)) {
+    throw new ConfigError(key, "must be a mapping");
+  }
   const obj = raw as Raw;
   for (const k of Object.keys(obj)) {
     if (!allowed.includes(k)) {
@@ -336,7 +338,10 @@ export function parseSafeguardsConfig(raw: unknown, key = "tracing.safeguards"):
   ]);
   const loadThreshold = rate(obj.load_threshold, `${key}.load_threshold`, 0.9);
   if (loadThreshold === 0) {
-    throw new ConfigError(`${key}.load_threshold`, "must be above 0 (0 would never let tracing run)");
+    throw new ConfigError(
+      `${key}.load_threshold`,
+      "must be above 0 (0 would never let tracing run)",
+    );
   }
   return {
     circuitBreakerEnabled: boolean(

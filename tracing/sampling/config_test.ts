@@ -65,10 +65,16 @@ Deno.test("sampling block in the ERD Appendix B shape", () => {
 Deno.test("sampling validation names the key", () => {
   const p = "tracing.sampling";
   throwsKey(
-    () => parseSamplingConfig({ rules: [{ match: { path: "/a" }, rate: 0 }, { match: { path: "/b" }, rate: 2 }] }),
+    () =>
+      parseSamplingConfig({
+        rules: [{ match: { path: "/a" }, rate: 0 }, { match: { path: "/b" }, rate: 2 }],
+      }),
     `${p}.rules[1].rate: must be a number between 0 and 1`,
   );
-  throwsKey(() => parseSamplingConfig({ default_rate: "0.5" }), `${p}.default_rate: must be a number between 0 and 1`);
+  throwsKey(
+    () => parseSamplingConfig({ default_rate: "0.5" }),
+    `${p}.default_rate: must be a number between 0 and 1`,
+  );
   throwsKey(
     () => parseSamplingConfig({ rules: [{ match: { path: "/a", operation: "x" }, rate: 1 }] }),
     `${p}.rules[0].match: must have exactly one of path_prefix, path, operation`,
@@ -77,8 +83,14 @@ Deno.test("sampling validation names the key", () => {
     () => parseSamplingConfig({ rules: [{ match: { route: "/a" }, rate: 1 }] }),
     `${p}.rules[0].match.route: unknown key (allowed: path_prefix, path, operation)`,
   );
-  throwsKey(() => parseSamplingConfig({ rules: [{ rate: 1 }] }), `${p}.rules[0].match: is required`);
-  throwsKey(() => parseSamplingConfig({ rules: [{ match: { path: "/a" } }] }), `${p}.rules[0].rate: is required`);
+  throwsKey(
+    () => parseSamplingConfig({ rules: [{ rate: 1 }] }),
+    `${p}.rules[0].match: is required`,
+  );
+  throwsKey(
+    () => parseSamplingConfig({ rules: [{ match: { path: "/a" } }] }),
+    `${p}.rules[0].rate: is required`,
+  );
   throwsKey(
     () => parseSamplingConfig({ rules: [{ match: { path_prefix: "health" }, rate: 0 }] }),
     `${p}.rules[0].match.path_prefix: must start with / (it matches url.path)`,
@@ -88,8 +100,14 @@ Deno.test("sampling validation names the key", () => {
     () => parseSamplingConfig({ defualt_rate: 1 }),
     `${p}.defualt_rate: unknown key (allowed: default_rate, rules, parent_based, max_traces_per_second, trust, adaptive)`,
   );
-  throwsKey(() => parseSamplingConfig({ parent_based: "yes" }), `${p}.parent_based: must be true or false`);
-  throwsKey(() => parseSamplingConfig({ max_traces_per_second: -1 }), `${p}.max_traces_per_second: must be a number >= 0`);
+  throwsKey(
+    () => parseSamplingConfig({ parent_based: "yes" }),
+    `${p}.parent_based: must be true or false`,
+  );
+  throwsKey(
+    () => parseSamplingConfig({ max_traces_per_second: -1 }),
+    `${p}.max_traces_per_second: must be a number >= 0`,
+  );
   throwsKey(
     () => parseSamplingConfig({ trust: { trusted_networks: ["10.0.0.0/8", "10.0.0.0/99"] } }),
     `${p}.trust.trusted_networks[1]: must be a CIDR such as 10.0.0.0/8`,
@@ -102,7 +120,10 @@ Deno.test("sampling validation names the key", () => {
     () => parseSamplingConfig({ adaptive: { interval: "soon" } }),
     `${p}.adaptive.interval: must be a duration like 500ms, 5s, 1m or 1h (got "soon")`,
   );
-  throwsKey(() => parseSamplingConfig({ adaptive: { interval: "0s" } }), `${p}.adaptive.interval: must be longer than 0`);
+  throwsKey(
+    () => parseSamplingConfig({ adaptive: { interval: "0s" } }),
+    `${p}.adaptive.interval: must be longer than 0`,
+  );
   throwsKey(
     () => parseSamplingConfig({ adaptive: { load_source: "cpu" } }),
     `${p}.adaptive.load_source: must be event_loop_delay or in_flight`,
@@ -120,7 +141,10 @@ Deno.test("sampling validation names the key", () => {
     `${p}.adaptive.target_traces_per_second: must be a number > 0`,
   );
   throwsKey(() => parseSamplingConfig([]), `${p}: must be a mapping`);
-  throwsKey(() => parseSamplingConfig({ default_rate: 2 }, "x.s"), "x.s.default_rate: must be a number between 0 and 1");
+  throwsKey(
+    () => parseSamplingConfig({ default_rate: 2 }, "x.s"),
+    "x.s.default_rate: must be a number between 0 and 1",
+  );
 });
 
 Deno.test("safeguards defaults and parsing", () => {
@@ -156,7 +180,10 @@ Deno.test("safeguards defaults and parsing", () => {
 
 Deno.test("safeguards validation names the key", () => {
   const p = "tracing.safeguards";
-  throwsKey(() => parseSafeguardsConfig({ load_threshold: 1.5 }), `${p}.load_threshold: must be a number between 0 and 1`);
+  throwsKey(
+    () => parseSafeguardsConfig({ load_threshold: 1.5 }),
+    `${p}.load_threshold: must be a number between 0 and 1`,
+  );
   throwsKey(
     () => parseSafeguardsConfig({ load_threshold: 0 }),
     `${p}.load_threshold: must be above 0 (0 would never let tracing run)`,
@@ -169,5 +196,8 @@ Deno.test("safeguards validation names the key", () => {
     () => parseSafeguardsConfig({ export_failure_threshold: 0 }),
     `${p}.export_failure_threshold: must be an integer >= 1`,
   );
-  throwsKey(() => parseSafeguardsConfig({ circuit_breaker: true }), `${p}.circuit_breaker: unknown key (allowed: circuit_breaker_enabled, load_threshold, cooldown_duration, export_failure_threshold, queue_full_threshold, load_source, load_poll_interval, max_event_loop_delay, max_in_flight)`);
+  throwsKey(
+    () => parseSafeguardsConfig({ circuit_breaker: true }),
+    `${p}.circuit_breaker: unknown key (allowed: circuit_breaker_enabled, load_threshold, cooldown_duration, export_failure_threshold, queue_full_threshold, load_source, load_poll_interval, max_event_loop_delay, max_in_flight)`,
+  );
 });

@@ -36,7 +36,8 @@ Deno.test("local parents are inherited without asking the root or remote sampler
   const root = new Recording(SAMPLED);
   const remote = new Recording(SAMPLED);
   const sampler = new ParentBasedSampler({ root, remoteParent: remote });
-  const d = (ctx = ROOT_CONTEXT) => sampler.shouldSample(ctx, TRACE_ID, "c", SpanKind.INTERNAL, {}, []);
+  const d = (ctx = ROOT_CONTEXT) =>
+    sampler.shouldSample(ctx, TRACE_ID, "c", SpanKind.INTERNAL, {}, []);
   assert.equal(d(parent(true, false)), SAMPLED);
   assert.equal(d(parent(false, false)), NOT_SAMPLED);
   assert.equal(root.calls + remote.calls, 0);
@@ -46,7 +47,8 @@ Deno.test("root spans go to the root sampler, remote parents to the remote sampl
   const root = new Recording(NOT_SAMPLED);
   const remote = new Recording(SAMPLED);
   const sampler = new ParentBasedSampler({ root, remoteParent: remote });
-  const d = (ctx = ROOT_CONTEXT) => sampler.shouldSample(ctx, TRACE_ID, "c", SpanKind.SERVER, {}, []);
+  const d = (ctx = ROOT_CONTEXT) =>
+    sampler.shouldSample(ctx, TRACE_ID, "c", SpanKind.SERVER, {}, []);
   assert.equal(d(), NOT_SAMPLED);
   assert.equal(d(trace.setSpanContext(ROOT_CONTEXT, INVALID_SPAN_CONTEXT)), NOT_SAMPLED);
   assert.equal(root.calls, 2, "an invalid parent counts as none");

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type SamplingResult, SamplingDecision } from "@opentelemetry/sdk-trace";
+import { SamplingDecision, type SamplingResult } from "@opentelemetry/sdk-trace";
 
 /** Record and sample the span. */
 export const SAMPLED: SamplingResult = Object.freeze({

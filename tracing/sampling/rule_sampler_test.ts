@@ -24,7 +24,10 @@ Deno.test("globs: * stays within a segment, ** crosses segments", () => {
   const whole = globToRegExp("/v2/*/manifests/*", true);
   assert.equal(whole.test("/v2/repo/manifests/latest"), true);
   assert.equal(whole.test("/v2/org/repo/manifests/latest"), false);
-  assert.equal(globToRegExp("/v2/**/manifests/*", true).test("/v2/org/repo/manifests/latest"), true);
+  assert.equal(
+    globToRegExp("/v2/**/manifests/*", true).test("/v2/org/repo/manifests/latest"),
+    true,
+  );
   assert.equal(globToRegExp("/a.b(c)", true).test("/a.b(c)"), true, "regex characters are literal");
   assert.equal(globToRegExp("/a.b", true).test("/aXb"), false);
 });

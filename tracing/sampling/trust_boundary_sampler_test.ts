@@ -48,7 +48,14 @@ Deno.test("a flood of client-sampled requests forces at most the limit per secon
   for (let i = 0; i < 1000; i++) {
     now = i;
     const id = randomTraceId();
-    const r = sampler.shouldSample(remoteParent(id, true), id, "GET", SpanKind.SERVER, EDGE_CLIENT, []);
+    const r = sampler.shouldSample(
+      remoteParent(id, true),
+      id,
+      "GET",
+      SpanKind.SERVER,
+      EDGE_CLIENT,
+      [],
+    );
     if (!isSampled(r)) {
       unsampled++;
       continue;
@@ -69,14 +76,28 @@ Deno.test("a flood of client-sampled requests forces at most the limit per secon
 Deno.test("an untrusted client cannot switch sampling off either", () => {
   const sampler = boundary(new RatioSampler(1), () => 0);
   const id = randomTraceId();
-  const r = sampler.shouldSample(remoteParent(id, false), id, "GET", SpanKind.SERVER, EDGE_CLIENT, []);
+  const r = sampler.shouldSample(
+    remoteParent(id, false),
+    id,
+    "GET",
+    SpanKind.SERVER,
+    EDGE_CLIENT,
+    [],
+  );
   assert.equal(r, SAMPLED, "our own decision, no client_forced attribute");
 });
 
 Deno.test("trusted networks and internal listeners follow the parent's flag", () => {
   const sampler = boundary(new RatioSampler(0), () => 0, ["203.0.113.0/24"]);
   const id = randomTraceId();
-  const trustedEdge = sampler.shouldSample(remoteParent(id, true), id, "GET", SpanKind.SERVER, EDGE_CLIENT, []);
+  const trustedEdge = sampler.shouldSample(
+    remoteParent(id, true),
+    id,
+    "GET",
+    SpanKind.SERVER,
+    EDGE_CLIENT,
+    [],
+  );
   assert.equal(trustedEdge, SAMPLED);
   const internal = { ...EDGE_CLIENT, "kraken.edge": false, "network.peer.address": "198.51.100.1" };
   assert.equal(
@@ -104,6 +125,13 @@ Deno.test("root results with their own attributes keep them next to client_force
     now: () => 0,
   });
   const id = randomTraceId();
-  const r = sampler.shouldSample(remoteParent(id, true), id, "GET", SpanKind.SERVER, EDGE_CLIENT, []);
+  const r = sampler.shouldSample(
+    remoteParent(id, true),
+    id,
+    "GET",
+    SpanKind.SERVER,
+    EDGE_CLIENT,
+    [],
+  );
   assert.deepEqual(r.attributes, { rule: "x", [CLIENT_FORCED_ATTRIBUTE]: false });
 });

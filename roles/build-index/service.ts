@@ -1,0 +1,368 @@
+/**
+ * What the build-index does, apart from HTTP: the put-tag algorithm (kraken-wire.md §7.2), tag
+ * reads, neighbour duplication, listing, and the write-back of tags to the storage backend.
+ *
+ * Put tag, in order:
+ * 1. resolve the dependencies with the first `tag_types` rule matching the tag (`docker`: download
+ *    the manifest from the origin cluster with the tag as namespace and take everything it
+ *    references plus the manifest itself; `default`: the digest alone);
+ * 2. stat every dependency in the origin cluster (namespace = tag); a missing one fails the put
+ *    with `cannot upload tag, missing dependency sha256:...`;
+ * 3. store the tag on local disk and write it back (synchronously with `write_through`, otherwise
+ *    through the persisted queue);
+ * 4. duplicate it to every neighbour with a staggered write-back delay (failures are only logged).
+ *
+ * Cross-cluster replication (`?replicate=true`, remotes) is not part of this module yet.
+ *
+ * @module
+ */
+
+import { AllOriginsUnavailableError, isNotFound } from "../../cluster/blob_client.ts";
+import { TagClient, type TagClientOptions } from "../../cluster/tag_client.ts";
+import { type BackendManager, NoBackendError } from "../../storage/backend/backend.ts";
+import { type Digest, parseDigest } from "../../storage/digest.ts";
+import type { WriteBackExecutor, WriteBackManager } from "../../storage/writeback.ts";
+import {
+  contextFromStored,
+  type Logger,
+  setAttributes,
+  storeTraceContext,
+  withSpan,
+} from "../../tracing/mod.ts";
+import type { BuildIndexConfig, TagTypeRule } from "./config.ts";
+import { ManifestError, parseManifest } from "./manifest.ts";
+import type { TagStore } from "./tag_store.ts";
+
+/** The origin-cluster calls the build-index makes (an `OriginClusterClient` fits). */
+export interface OriginBlobs {
+  /** Size of a blob, or null when the cluster (and its backend) does not have it. */
+  stat(namespace: string, digest: Digest): Promise<{ size: number } | null>;
+  /** The blob's bytes. */
+  downloadBlob(namespace: string, digest: Digest): Promise<ReadableStream<Uint8Array>>;
+}
+
+/** A put-tag failure with the status and message upstream answers with. */
+export class PutTagError extends Error {
+  /** HTTP status (500 for every upstream put-tag failure). */
+  readonly status: number;
+
+  /**
+   * @param message the response body
+   * @param status HTTP status
+   */
+  constructor(message: string, status = 500) {
+    super(message);
+    this.name = "PutTagError";
+    this.status = status;
+  }
+}
+
+/** Largest manifest the build-index downloads to resolve dependencies. */
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+/** Options of {@linkcode BuildIndexService}. */
+export interface BuildIndexServiceOptions {
+  /** Validated configuration. */
+  config: BuildIndexConfig;
+  /** Local tag cache. */
+  tags: TagStore;
+  /** Persisted write-back queue whose executor is {@linkcode createTagWriteBackExecutor}. */
+  writeback: WriteBackManager;
+  /** Namespace (tag) → storage backend. */
+  backends: BackendManager;
+  /** The local origin cluster. */
+  origin: OriginBlobs;
+  /** Logger. */
+  logger: Logger;
+  /** Options of the clients used for neighbour duplication. */
+  tagClientOptions?: TagClientOptions;
+}
+
+/** The build-index's behaviour behind its HTTP routes. */
+export class BuildIndexService {
+  readonly #config: BuildIndexConfig;
+  readonly #tags: TagStore;
+  readonly #writeback: WriteBackManager;
+  readonly #backends: BackendManager;
+  readonly #origin: OriginBlobs;
+  readonly #logger: Logger;
+  readonly #tagClientOptions: TagClientOptions;
+  #neighbours: TagClient[] = [];
+
+  /** @param options see {@linkcode BuildIndexServiceOptions} */
+  constructor(options: BuildIndexServiceOptions) {
+    this.#config = options.config;
+    this.#tags = options.tags;
+    this.#writeback = options.writeback;
+    this.#backends = options.backends;
+    this.#origin = options.origin;
+    this.#logger = options.logger;
+    this.#tagClientOptions = options.tagClientOptions ?? {};
+  }
+
+  /** The backend mapping (readiness, listing). */
+  get backends(): BackendManager {
+    return this.#backends;
+  }
+
+  /** Sets the neighbours (cluster hosts other than this one), once the listen port is known. */
+  setNeighbours(hosts: string[]): void {
+    this.#neighbours = hosts.map((h) => new TagClient(h, this.#tagClientOptions));
+  }
+
+  /** The neighbour addresses in use. */
+  get neighbours(): string[] {
+    return this.#neighbours.map((c) => c.addr);
+  }
+
+  /**
+   * The put-tag algorithm, traced as `build_index.put_tag` with `build_index.resolve_dependencies`
+   * under it.
+   * @throws {PutTagError} for a missing dependency or a failed resolution, stat or store
+   */
+  putTag(tag: string, digest: Digest, replicate: boolean): Promise<void> {
+    return withSpan("build_index.put_tag", {
+      component: "build_index",
+      operation: "put_tag",
+      tag,
+      digest: digest.toString(),
+      replicate,
+    }, async () => {
+      const deps = await withSpan(
+        "build_index.resolve_dependencies",
+        { tag, digest: digest.toString() },
+        () => this.#resolveDependencies(tag, digest),
+      );
+      setAttributes({ dependency_count: deps.length });
+      await this.#checkDependencies(tag, deps);
+      await this.#store(tag, digest, 0);
+      await this.#duplicateToNeighbours(tag, digest);
+      setAttributes({ success: true });
+    });
+  }
+
+  /**
+   * Stores a tag sent by a neighbour, without dependency checks; the write-back waits `delayMs`.
+   * @throws {PutTagError} (`storage: ...`) when the tag cannot be stored
+   */
+  async duplicatePut(tag: string, digest: Digest, delayMs: number): Promise<void> {
+    await this.#store(tag, digest, delayMs);
+  }
+
+  /** The tag's digest from the local disk, then the backend; backend errors count as not found. */
+  async getTag(tag: string): Promise<Digest | null> {
+    const local = await this.#tags.get(tag);
+    if (local) return local;
+    try {
+      const backend = this.#backends.getClient(tag);
+      const body = await backend.download(tag, tag);
+      if (!body) return null;
+      const text = await new Response(body).text();
+      return parseDigest(text.trim());
+    } catch (error) {
+      this.#logger.warn("tag lookup in backend failed", { tag, error });
+      return null;
+    }
+  }
+
+  /** Whether the backend has the tag (upstream's HEAD checks only the backend). */
+  async hasTag(tag: string): Promise<boolean> {
+    const backend = this.#backends.getClient(tag);
+    return (await backend.stat(tag, tag)) !== null;
+  }
+
+  /** Backend names under `prefix`, sorted. */
+  async list(prefix: string, namespace = prefix): Promise<string[]> {
+    const names = await this.#backends.getClient(namespace).list(prefix);
+    return [...names].sort();
+  }
+
+  /** What `GET /origin` answers: the configured DNS name or one random origin host. */
+  originAddress(): string {
+    const { dns, hosts } = this.#config.origin;
+    return dns ?? hosts[Math.floor(Math.random() * hosts.length)];
+  }
+
+  #tagType(tag: string): TagTypeRule {
+    const rule = this.#config.tagTypes.find((r) => r.namespace.test(tag));
+    if (!rule) throw new PutTagError(`resolve dependencies: no tag type matches ${tag}`);
+    return rule;
+  }
+
+  async #resolveDependencies(tag: string, digest: Digest): Promise<Digest[]> {
+    const rule = this.#tagType(tag);
+    setAttributes({ tag_type: rule.type });
+    if (rule.type === "default") return [digest];
+    const bytes = await this.#downloadManifest(tag, digest);
+    let manifest;
+    try {
+      manifest = parseManifest(bytes);
+    } catch (error) {
+      if (error instanceof ManifestError) {
+        throw new PutTagError(`resolve dependencies: parse manifest ${digest}: ${error.message}`);
+      }
+      throw error;
+    }
+    setAttributes({ "manifest.media_type": manifest.mediaType });
+    return [...manifest.references, digest];
+  }
+
+  /** Downloads the manifest, retrying not-found and unreachable origins with exponential backoff. */
+  async #downloadManifest(tag: string, digest: Digest): Promise<Uint8Array> {
+    const { attempts, backoffMs } = this.#config.manifestDownload;
+    let wait = backoffMs;
+    for (let attempt = 1;; attempt++) {
+      try {
+        const stream = await this.#origin.downloadBlob(tag, digest);
+        return await readLimited(stream, MAX_MANIFEST_BYTES);
+      } catch (error) {
+        const retryable = isNotFound(error) || error instanceof AllOriginsUnavailableError;
+        if (!retryable || attempt >= attempts) {
+          throw new PutTagError(
+            `resolve dependencies: download manifest ${digest}: ${(error as Error).message}`,
+          );
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      wait = Math.min(wait * 2, 30_000);
+    }
+  }
+
+  async #checkDependencies(tag: string, deps: Digest[]): Promise<void> {
+    const results = await Promise.all(deps.map(async (dep) => {
+      try {
+        return { dep, info: await this.#origin.stat(tag, dep) };
+      } catch (error) {
+        return { dep, error };
+      }
+    }));
+    for (const r of results) {
+      if ("error" in r) {
+        throw new PutTagError(`check dependency ${r.dep}: ${(r.error as Error).message}`);
+      }
+      if (r.info === null) throw new PutTagError(`cannot upload tag, missing dependency ${r.dep}`);
+    }
+  }
+
+  /** Local disk, then the backend: synchronously (write-through) or through the queue. */
+  async #store(tag: string, digest: Digest, delayMs: number): Promise<void> {
+    try {
+      await this.#tags.put(tag, digest);
+      const task = {
+        namespace: tag,
+        name: tag,
+        delayMs,
+        traceContext: storeTraceContext(),
+      };
+      if (this.#config.tagStore.writeThrough) await this.#writeback.executeNow(task);
+      else this.#writeback.add(task);
+    } catch (error) {
+      throw new PutTagError(`storage: ${(error as Error).message}`);
+    }
+  }
+
+  /** Neighbour k (in random order, from 1) writes back after k × stagger; failures are logged. */
+  async #duplicateToNeighbours(tag: string, digest: Digest): Promise<void> {
+    const order = shuffle(this.#neighbours);
+    const stagger = this.#config.cluster.duplicatePutStaggerMs;
+    await Promise.all(order.map(async (client, i) => {
+      try {
+        await client.duplicatePut(tag, digest, stagger * (i + 1));
+      } catch (error) {
+        this.#logger.warn("duplicate put to neighbour failed", {
+          tag,
+          neighbour: client.addr,
+          error,
+        });
+      }
+    }));
+  }
+}
+
+/** Options of {@linkcode createTagWriteBackExecutor}. */
+export interface TagWriteBackOptions {
+  /** Local tag cache (the source of truth for the value). */
+  tags: TagStore;
+  /** Namespace (tag) → backend. */
+  backends: BackendManager;
+  /** Logger for dropped tasks. */
+  logger: Logger;
+}
+
+/**
+ * The write-back executor of tags: copies the local value to the backend, as a `backend.upload`
+ * span parented on the request that queued it. No backend for the tag or no local value → the task
+ * is dropped. Unlike blobs, a tag can be re-pointed, so an existing backend object is compared
+ * rather than taken as done.
+ */
+export function createTagWriteBackExecutor(options: TagWriteBackOptions): WriteBackExecutor {
+  const { tags, backends, logger } = options;
+  return async (task) => {
+    const fields = { namespace: task.namespace, name: task.name };
+    let backend;
+    try {
+      backend = backends.getClient(task.namespace);
+    } catch (error) {
+      if (!(error instanceof NoBackendError)) throw error;
+      logger.warn("tag write-back dropped: no backend for namespace", fields);
+      return;
+    }
+    const parent = contextFromStored({
+      traceId: task.traceId,
+      spanId: task.spanId,
+      traceFlags: task.traceFlags,
+    });
+    await withSpan("backend.upload", {
+      backend_type: backend.type,
+      bucket: backend.bucket ?? "",
+      namespace: task.namespace,
+      tag: task.name,
+      "writeback.failures": task.failures,
+    }, async (span) => {
+      const started = performance.now();
+      const value = await tags.get(task.name);
+      if (!value) {
+        span.setAttribute("result", "not_in_cache");
+        logger.warn("tag write-back dropped: tag no longer on disk", fields);
+        return;
+      }
+      const existing = await backend.download(task.namespace, task.name);
+      if (existing && (await new Response(existing).text()).trim() === value.toString()) {
+        span.setAttribute("result", "already_in_backend");
+        return;
+      }
+      await backend.upload(task.namespace, task.name, new TextEncoder().encode(value.toString()));
+      span.setAttributes({ result: "uploaded", duration_ms: Math.round(performance.now() - started) });
+    }, { parent });
+  };
+}
+
+/** Reads a stream into memory, failing beyond `limit` bytes. */
+export async function readLimited(
+  stream: ReadableStream<Uint8Array>,
+  limit: number,
+): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of stream) {
+    total += chunk.length;
+    if (total > limit) throw new Error(`body exceeds ${limit} bytes`);
+    chunks.push(chunk);
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+function shuffle<T>(items: readonly T[]): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}

@@ -1,0 +1,144 @@
+/**
+ * The `origin` role: stores blobs content-addressed on disk, spreads them over a rendezvous hash
+ * ring of origins, writes them back to a storage backend through a persisted queue, and generates
+ * their metainfo. See `docs/origin.md` for configuration, routes and spans.
+ *
+ * ```ts
+ * import { originRole } from "./roles/origin/mod.ts";
+ * const config = originRole.parseConfig(raw, flags, { configPath: "config/origin.yaml" });
+ * const running = await originRole.start(config, { logger, tracing, flags });
+ * await running.stop();
+ * ```
+ *
+ * @module
+ */
+
+import { dirname, resolve } from "node:path";
+import { ActiveHealthChecker } from "../../cluster/healthcheck.ts";
+import { HashRing } from "../../cluster/hashring.ts";
+import type { RawMap } from "../../common/config.ts";
+import { BackendManager } from "../../storage/backend/backend.ts";
+import { BlobStore } from "../../storage/blob_store.ts";
+import { WriteBackManager } from "../../storage/writeback.ts";
+import { tracedFetch } from "../../tracing/mod.ts";
+import type { RoleContext, RoleDefinition, RunningRole } from "../role.ts";
+import { type OriginConfig, parseOriginConfig } from "./config.ts";
+import { OriginServer } from "./server.ts";
+import { createWriteBackExecutor } from "./writeback.ts";
+
+export { type OriginConfig, parseOriginConfig } from "./config.ts";
+
+/** A started origin. */
+export interface RunningOrigin extends RunningRole {
+  /** `host:port` the blob server listens on. */
+  readonly addr: string;
+  /** This origin's label in the ring. */
+  readonly advertise: string;
+}
+
+/** Extra input of {@linkcode originRole}'s `parseConfig`. */
+export interface OriginParseOptions {
+  /** The config file; relative paths in it are resolved against its directory. */
+  configPath?: string;
+}
+
+/**
+ * The fetch HTTP backends (testfs) use: traced, with the testfs route template as span name.
+ * Plain `fetch` signature, because the backends take one.
+ */
+const backendFetch: typeof fetch = (input, init) => {
+  const url = input instanceof Request ? input.url : String(input);
+  const route = new URL(url).pathname.startsWith("/list/") ? "/list/{path+}" : "/files/{path+}";
+  return tracedFetch(url, { ...init, route, expectedStatus: [404] });
+};
+
+/**
+ * Starts an origin: opens the store and the write-back database, binds the blob server, joins the
+ * ring and starts the write-back queue and the health checks of the other ring members.
+ * @throws {Error} when this origin's label is not a ring member (as upstream refuses to start)
+ */
+export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promise<RunningOrigin> {
+  const logger = ctx.logger;
+  const store = await BlobStore.open({ root: config.storageRoot });
+  const backends = new BackendManager(config.backends);
+  // Requests that arrive before the ring is known (port 0 only) get a clear "starting" answer.
+  let handle = (_req: Request, _info: Deno.ServeHandlerInfo): Promise<Response> =>
+    Promise.resolve(new Response("origin is starting", { status: 503 }));
+  const http = Deno.serve(
+    { hostname: config.listen.host, port: config.listen.port, onListen: () => {} },
+    (req, info) => handle(req, info),
+  );
+  try {
+    const addr = `${config.listen.host}:${http.addr.port}`;
+    const self = config.advertise ?? addr;
+    const hosts = config.hashring.hosts ?? [self];
+    if (!hosts.includes(self)) {
+      throw new Error(`this origin (${self}) is not in hashring.hosts (${hosts.join(", ")})`);
+    }
+    const health = new ActiveHealthChecker({
+      hosts: hosts.filter((h) => h !== self),
+      intervalMs: config.hashring.refreshIntervalMs,
+      onChange: (host, healthy) => logger.warn("ring member health changed", { host, healthy }),
+    });
+    const ring = new HashRing(hosts, {
+      maxReplica: config.hashring.maxReplica,
+      isHealthy: (host) => host === self || health.isHealthy(host),
+    });
+    const writeback = new WriteBackManager({
+      dbPath: config.writeback.db,
+      executor: createWriteBackExecutor({ store, backends, logger }),
+      retryIntervalMs: config.writeback.retryIntervalMs,
+      pollIntervalMs: config.writeback.pollIntervalMs,
+      workers: config.writeback.workers,
+      onError: (error, task) =>
+        logger.warn(
+          task ? "write-back failed" : "write-back bookkeeping failed",
+          task ? { namespace: task.namespace, name: task.name, error } : { error },
+        ),
+    });
+    const origin = new OriginServer({
+      store,
+      backends,
+      mustReady: config.backends.filter((b) => b.mustReady).map((b) => b.backend),
+      ring,
+      self,
+      writeback,
+      pieceLengths: config.pieceLengths,
+      duplicateWriteBackStaggerMs: config.duplicateWriteBackStaggerMs,
+      logger,
+    });
+    const serve = origin.router.handler();
+    handle = serve;
+    writeback.start();
+    health.start();
+    logger.info("origin serving", { addr, advertise: self, ring: hosts });
+    let stopping: Promise<void> | undefined;
+    return {
+      addr,
+      advertise: self,
+      stop() {
+        stopping ??= (async () => {
+          await http.shutdown();
+          await health.stop();
+          await origin.refresher.drain();
+          await writeback.stop();
+        })();
+        return stopping;
+      },
+    };
+  } catch (error) {
+    await http.shutdown();
+    throw error;
+  }
+}
+
+/** The origin role for `main.ts`. */
+export const originRole = {
+  parseConfig(raw: RawMap, flags: Record<string, string>, options: OriginParseOptions = {}) {
+    return parseOriginConfig(raw, flags, {
+      baseDir: options.configPath ? dirname(resolve(options.configPath)) : undefined,
+      fetch: backendFetch,
+    });
+  },
+  start: startOrigin,
+} satisfies RoleDefinition<OriginConfig>;

@@ -1,0 +1,134 @@
+import assert from "node:assert/strict";
+import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
+import { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
+import { Router } from "../http/router.ts";
+import { parseTracingConfig } from "./config.ts";
+import { serverSpanName, tracedFetch, tracingMiddleware } from "./http.ts";
+import { createLogger } from "./log.ts";
+import { initTracing } from "./setup.ts";
+import { withSpan } from "./api.ts";
+
+function setup() {
+  const exporter = new InMemorySpanExporter();
+  const lines: string[] = [];
+  const logger = createLogger({ role: "test", write: (l) => lines.push(l) });
+  const runtime = initTracing(
+    parseTracingConfig({ enabled: true, sampling: { default_rate: 1 } }, "test", {}),
+    { role: "test", logger, exporter },
+  );
+  return { exporter, runtime, lines, logger };
+}
+
+Deno.test("http: span names come from the route template, never the raw path", () => {
+  assert.equal(
+    serverSpanName("GET", "/namespace/{namespace}/blobs/{digest}"),
+    "GET /namespace/{namespace}/blobs/{digest}",
+  );
+  assert.equal(serverSpanName("GET", undefined), "GET");
+  assert.equal(serverSpanName("BREW", "/pot"), "HTTP /pot");
+});
+
+Deno.test("http: server and client spans, streaming end, status mapping, log correlation", async () => {
+  const { exporter, runtime, lines, logger } = setup();
+  const router = new Router().use(tracingMiddleware());
+  let release!: () => void;
+  const gate = new Promise<void>((r) => release = r);
+  router.get("/blobs/{digest}", (ctx) => {
+    logger.info("serving", { digest: ctx.params.digest });
+    const body = new ReadableStream<Uint8Array>({
+      async pull(c) {
+        await gate;
+        c.enqueue(new Uint8Array([1, 2, 3]));
+        c.close();
+      },
+    });
+    return new Response(body);
+  });
+  router.get("/boom", () => {
+    throw new Error("kaput");
+  });
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, router.handler());
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  try {
+    await withSpan("test.root", {}, async () => {
+      const res = await tracedFetch(`${base}/blobs/sha256:abc?secret=1`, {
+        route: "/blobs/{digest}",
+      });
+      // Headers are in, the body is not: the server span must still be open.
+      await runtime.forceFlush();
+      assert.equal(
+        exporter.getFinishedSpans().some((s) => s.kind === SpanKind.SERVER),
+        false,
+      );
+      release();
+      assert.deepEqual([...new Uint8Array(await res.arrayBuffer())], [1, 2, 3]);
+      const boom = await tracedFetch(`${base}/boom`, { route: "/boom" });
+      assert.equal(boom.status, 500);
+      await boom.body?.cancel();
+    });
+    await runtime.forceFlush();
+    // Give the server's body-done callback a tick.
+    await new Promise((r) => setTimeout(r, 20));
+    await runtime.forceFlush();
+    const spans = exporter.getFinishedSpans();
+    const byName = (n: string, k: SpanKind) => spans.find((s) => s.name === n && s.kind === k);
+    const server1 = byName("GET /blobs/{digest}", SpanKind.SERVER)!;
+    const client1 = byName("GET /blobs/{digest}", SpanKind.CLIENT)!;
+    const root = spans.find((s) => s.name === "test.root")!;
+    assert.ok(server1 && client1 && root, spans.map((s) => s.name).join(","));
+    assert.equal(client1.parentSpanContext?.spanId, root.spanContext().spanId);
+    assert.equal(server1.parentSpanContext?.spanId, client1.spanContext().spanId);
+    assert.equal(server1.spanContext().traceId, root.spanContext().traceId);
+    assert.equal(server1.attributes["http.route"], "/blobs/{digest}");
+    assert.equal(server1.attributes["url.path"], "/blobs/sha256:abc");
+    assert.equal(server1.attributes["http.response.status_code"], 200);
+    // The query string (it may hold secrets) is not recorded.
+    assert.equal(client1.attributes["url.full"], `${base}/blobs/sha256:abc`);
+    const server2 = byName("GET /boom", SpanKind.SERVER)!;
+    assert.equal(server2.status.code, SpanStatusCode.ERROR);
+    assert.equal(server2.events[0]?.name, "exception");
+    assert.equal(byName("GET /boom", SpanKind.CLIENT)!.status.code, SpanStatusCode.ERROR);
+    // The log line written inside the handler carries the server span's ids.
+    const line = JSON.parse(lines.find((l) => l.includes('"serving"'))!);
+    assert.equal(line.trace_id, server1.spanContext().traceId);
+    assert.equal(line.span_id, server1.spanContext().spanId);
+    assert.equal(line.role, "test");
+    assert.equal(line.level, "info");
+  } finally {
+    await server.shutdown();
+    await runtime.shutdown();
+  }
+});
+
+Deno.test("http: a client that cancels the body still ends the server span, with an error", async () => {
+  const { exporter, runtime } = setup();
+  const router = new Router().use(tracingMiddleware());
+  router.get("/endless", () =>
+    new Response(
+      new ReadableStream<Uint8Array>({
+        pull(c) {
+          c.enqueue(new Uint8Array(1024));
+          return new Promise((r) => setTimeout(r, 5));
+        },
+      }),
+    ));
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, router.handler());
+  try {
+    const res = await fetch(`http://127.0.0.1:${server.addr.port}/endless`);
+    const reader = res.body!.getReader();
+    await reader.read();
+    await reader.cancel();
+    let span;
+    for (let i = 0; i < 50 && !span; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      await runtime.forceFlush();
+      span = exporter.getFinishedSpans().find((s) => s.name === "GET /endless");
+    }
+    assert.ok(span, "server span never ended");
+    assert.equal(span.status.code, SpanStatusCode.ERROR);
+    assert.equal(span.attributes["error.type"], "body_stream_aborted");
+  } finally {
+    await server.shutdown();
+    await runtime.shutdown();
+  }
+});

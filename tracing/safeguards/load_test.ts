@@ -1,0 +1,83 @@
+import assert from "node:assert/strict";
+import { EventLoopDelayMonitor, InFlightCounter, LoadSources } from "./load.ts";
+import { ManualTimers } from "./timers.ts";
+
+Deno.test("event-loop delay is averaged over the window and normalised by the max delay", () => {
+  const timers = new ManualTimers();
+  const monitor = new EventLoopDelayMonitor({
+    sampleIntervalMs: 100,
+    maxDelayMs: 100,
+    windowSize: 10,
+    timers,
+  });
+  monitor.start();
+  timers.advance(1000);
+  assert.equal(monitor.load(), 0, "on-time ticks");
+  // A 500 ms stall right after a tick makes the next tick 400 ms late: one sample of 400 ms in
+  // a 10-sample window.
+  timers.stall(500);
+  timers.advance(0);
+  assert.equal(monitor.meanDelayMs, 40);
+  assert.equal(monitor.load(), 0.4);
+  timers.advance(1000);
+  assert.equal(monitor.load(), 0, "forgotten after a window");
+  // Every tick 90 ms late: each one comes 190 ms after the previous instead of 100 ms.
+  for (let i = 0; i < 10; i++) {
+    timers.stall(190);
+    timers.advance(0);
+  }
+  assert.ok(Math.abs(monitor.load() - 0.9) < 1e-9, `load ${monitor.load()}`);
+  for (let i = 0; i < 10; i++) {
+    timers.stall(500);
+    timers.advance(0);
+  }
+  assert.equal(monitor.load(), 1, "capped at 1");
+  monitor.stop();
+  assert.equal(timers.pending, 0);
+});
+
+Deno.test("event-loop delay measures a real blocked loop", async () => {
+  const monitor = new EventLoopDelayMonitor({
+    sampleIntervalMs: 10,
+    maxDelayMs: 100,
+    windowSize: 5,
+  });
+  monitor.start();
+  await new Promise((r) => setTimeout(r, 15));
+  const until = performance.now() + 80;
+  while (performance.now() < until) { /* block the event loop */ }
+  await new Promise((r) => setTimeout(r, 15));
+  monitor.stop();
+  assert.ok(monitor.meanDelayMs >= 10, `mean delay ${monitor.meanDelayMs}`);
+  assert.ok(monitor.load() > 0.1);
+});
+
+Deno.test("in-flight load is requests over the max, capped", () => {
+  const counter = new InFlightCounter(4);
+  const load = counter.load;
+  counter.begin();
+  counter.begin();
+  assert.equal(load(), 0.5);
+  for (let i = 0; i < 10; i++) counter.begin();
+  assert.equal(load(), 1);
+  for (let i = 0; i < 20; i++) counter.end();
+  assert.equal(counter.inFlight, 0, "never negative");
+});
+
+Deno.test("LoadSources starts the event-loop monitor only when asked", () => {
+  const timers = new ManualTimers();
+  const sources = new LoadSources({ maxInFlight: 2, maxEventLoopDelayMs: 50, timers });
+  const inFlight = sources.get("in_flight");
+  assert.equal(timers.pending, 0);
+  sources.inFlight.begin();
+  assert.equal(inFlight(), 0.5);
+  const loop = sources.get("event_loop_delay");
+  assert.equal(sources.get("event_loop_delay"), loop, "one monitor per process");
+  assert.equal(timers.pending, 1);
+  timers.advance(100);
+  timers.stall(500);
+  timers.advance(0);
+  assert.equal(loop(), 0.8, "one tick 400 ms late over 10 samples: 40 ms of a 50 ms max");
+  sources.stop();
+  assert.equal(timers.pending, 0);
+});
