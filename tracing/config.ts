@@ -67,8 +67,13 @@ export interface StatsdConfig {
   addr: string;
   /** Metric name prefix. */
   prefix: string;
-  /** Constant tags added to every metric (DogStatsD form). */
+  /** Constant tags added to every metric (sent only with `tag_format: dogstatsd`). */
   tags: Record<string, string>;
+  /**
+   * `none` (plain statsd, as upstream Kraken's tally statsd reporter sends; tags folded into names)
+   * or `dogstatsd` (`|#k:v` tags).
+   */
+  tagFormat: "none" | "dogstatsd";
   /** Flush interval, ms. */
   flushIntervalMs: number;
 }
@@ -301,7 +306,11 @@ function applySamplerEnv(sampling: SamplingConfig, env: Record<string, string | 
 function parseStatsd(raw: unknown, path: string, serviceName: string): StatsdConfig {
   const obj: Raw = raw === undefined || raw === null ? {} : raw as Raw;
   if (!isObject(obj)) throw new ConfigError(path, "must be a mapping");
-  checkKeys(obj, ["enabled", "addr", "prefix", "tags", "flush_interval"], path);
+  checkKeys(obj, ["enabled", "addr", "prefix", "tags", "tag_format", "flush_interval"], path);
+  const tagFormat = obj.tag_format ?? "none";
+  if (tagFormat !== "none" && tagFormat !== "dogstatsd") {
+    throw new ConfigError(`${path}.tag_format`, "must be none or dogstatsd");
+  }
   const tags: Record<string, string> = {};
   if (obj.tags !== undefined) {
     if (!isObject(obj.tags)) throw new ConfigError(`${path}.tags`, "must be a mapping");
@@ -314,6 +323,7 @@ function parseStatsd(raw: unknown, path: string, serviceName: string): StatsdCon
     addr,
     prefix: str(obj, "prefix", path, serviceName.replace(/-/g, "_")),
     tags,
+    tagFormat,
     flushIntervalMs: duration(obj, "flush_interval", path, 1000),
   };
 }

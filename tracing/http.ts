@@ -34,6 +34,21 @@ const KNOWN_METHODS = new Set([
   "TRACE",
 ]);
 
+/** Counts requests in flight; the circuit breaker and adaptive sampling may read it as load. */
+export interface InFlightTracker {
+  /** A request started. */
+  begin(): void;
+  /** A request finished (its response body is done). */
+  end(): void;
+}
+
+let inFlight: InFlightTracker | undefined;
+
+/** Installs (or removes) the process's in-flight counter; called by `initTracing`. */
+export function setInFlightCounter(counter: InFlightTracker | undefined): void {
+  inFlight = counter;
+}
+
 /** Options of {@linkcode tracingMiddleware}. */
 export interface ServerTracingOptions {
   /**
@@ -111,27 +126,31 @@ export function tracingMiddleware(options: ServerTracingOptions = {}): Middlewar
       { kind: SpanKind.SERVER, attributes },
       parentCtx,
     );
-    if (!span.isRecording()) {
-      // Unsampled or shed: still run the handler inside the context so propagation continues.
-      return await contextApi.with(trace.setSpan(parentCtx, span), next);
-    }
+    const counter = inFlight;
+    counter?.begin();
     let response: Response;
     try {
+      // Unsampled or shed spans still run the handler inside the context: propagation continues.
       response = await contextApi.with(trace.setSpan(parentCtx, span), next);
     } catch (error) {
-      span.recordException(error as Error);
-      span.setAttribute("error.type", (error as Error)?.name ?? "Error");
-      span.setStatus({ code: SpanStatusCode.ERROR, message: String((error as Error)?.message) });
+      counter?.end();
+      if (span.isRecording()) {
+        span.recordException(error as Error);
+        span.setAttribute("error.type", (error as Error)?.name ?? "Error");
+        span.setStatus({ code: SpanStatusCode.ERROR, message: String((error as Error)?.message) });
+      }
       span.end();
       throw error;
     }
-    finishServerSpan(span, response, ctx.state.error);
+    if (span.isRecording()) finishServerSpan(span, response, ctx.state.error);
     if (!response.body || req.method === "HEAD") {
+      counter?.end();
       span.end();
       return response;
     }
     const body = onBodyDone(response.body, (error) => {
-      if (error) {
+      counter?.end();
+      if (error && span.isRecording()) {
         span.setAttribute("error.type", "body_stream_aborted");
         span.setStatus({ code: SpanStatusCode.ERROR, message: "response body not fully sent" });
       }

@@ -51,6 +51,7 @@ export {
 } from "./log.ts";
 export { extractFromHeaders, injectIntoHeaders } from "./propagation.ts";
 export {
+  type InitOptions,
   initTracing,
   installContextPropagation,
   type TracingRuntime,

@@ -1,8 +1,8 @@
 /**
- * Process-wide tracing start-up: builds the resource, sampler, circuit breaker, batch export
- * processor and tracer provider from a {@linkcode TracingConfig}, registers the context manager,
- * propagator and provider globally, and returns a {@linkcode TracingRuntime} that roles use for
- * `/metrics` and shutdown.
+ * Process-wide tracing start-up: builds the resource, sampler, circuit breaker, self-metrics, batch
+ * export processor and tracer provider from a {@linkcode TracingConfig}, registers the context
+ * manager, propagator and provider globally, and returns a {@linkcode TracingRuntime} that roles use
+ * for `/metrics` and shutdown.
  *
  * With tracing disabled nothing is exported and spans are the API's no-op spans, but the context
  * manager and the propagator are still registered, so an incoming trace context is passed on to
@@ -18,28 +18,18 @@ import type { SpanExporter } from "@opentelemetry/sdk-trace";
 import { VERSION } from "../common/version.ts";
 import type { TracingConfig } from "./config.ts";
 import { BatchExportProcessor, OtlpHttpExporter } from "./export.ts";
+import { setInFlightCounter } from "./http.ts";
 import { type Logger, rateLimited } from "./log.ts";
+import { TracingMetrics } from "./metrics/metrics.ts";
+import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "./metrics/prometheus.ts";
+import { StatsdEmitter } from "./metrics/statsd.ts";
 import { krakenPropagator } from "./propagation.ts";
+import { CircuitBreaker } from "./safeguards/breaker.ts";
+import { LoadSources } from "./safeguards/load.ts";
 import { buildSampler } from "./sampling/build.ts";
-import { KrakenTracerProvider, newTracerCounters } from "./tracer.ts";
+import { KrakenTracerProvider } from "./tracer.ts";
 
-/** What roles get back from {@linkcode initTracing}. */
-export interface TracingRuntime {
-  /** Whether spans are recorded and exported. */
-  readonly enabled: boolean;
-  /** The `service.name` in use. */
-  readonly serviceName: string;
-  /** Spans waiting for export right now. */
-  queueSize(): number;
-  /** A snapshot of the tracer and export counters. */
-  stats(): TracingStats;
-  /** Exports everything queued (tests, demo). */
-  forceFlush(): Promise<void>;
-  /** Flushes (bounded by `timeoutMs`, default 5 s) and stops exporting. */
-  shutdown(timeoutMs?: number): Promise<void>;
-}
-
-/** Counters of the tracer and the export path. */
+/** Counters of the tracer and the export path, as `/stats`-style snapshots. */
 export interface TracingStats {
   /** Span starts, sampled or not. */
   spansCreated: number;
@@ -47,6 +37,8 @@ export interface TracingStats {
   spansSampled: number;
   /** Span starts shed by the circuit breaker. */
   droppedBreaker: number;
+  /** Sampled roots turned down by `max_traces_per_second`. */
+  droppedRateLimit: number;
   /** Ended spans dropped because the export queue was full. */
   droppedQueueFull: number;
   /** Spans exported successfully. */
@@ -55,25 +47,33 @@ export interface TracingStats {
   exportErrors: number;
   /** Spans waiting for export. */
   queueSize: number;
+  /** Circuit breaker state. */
+  breaker: "closed" | "half_open" | "open" | "disabled";
 }
 
-const ZERO_STATS: TracingStats = Object.freeze({
-  spansCreated: 0,
-  spansSampled: 0,
-  droppedBreaker: 0,
-  droppedQueueFull: 0,
-  exported: 0,
-  exportErrors: 0,
-  queueSize: 0,
-});
+/** What roles get back from {@linkcode initTracing}. */
+export interface TracingRuntime {
+  /** Whether spans are recorded and exported. */
+  readonly enabled: boolean;
+  /** The `service.name` in use. */
+  readonly serviceName: string;
+  /** A snapshot of the tracer and export counters. */
+  stats(): TracingStats;
+  /** The self-metrics in the Prometheus text format (for a role's `GET /metrics`). */
+  metricsResponse(): Response;
+  /** Exports everything queued (tests, demo). */
+  forceFlush(): Promise<void>;
+  /** Flushes (bounded by `timeoutMs`, default 5 s) and stops exporting and all timers. */
+  shutdown(timeoutMs?: number): Promise<void>;
+}
 
 /** Options of {@linkcode initTracing}. */
 export interface InitOptions {
   /** Role name, for the resource and logs. */
   role: string;
-  /** Logger for exporter errors (rate-limited) and state changes. */
+  /** Logger for exporter errors (rate-limited) and breaker state changes. */
   logger: Logger;
-  /** Exporter override (tests); default OTLP/HTTP protobuf to `config.tracesUrl`. */
+  /** Exporter override (tests); default OTLP/HTTP to `config.tracesUrl`. */
   exporter?: SpanExporter;
 }
 
@@ -87,24 +87,53 @@ export function installContextPropagation(): void {
   contextManagerInstalled = true;
 }
 
+function disabledRuntime(config: TracingConfig, metrics: TracingMetrics): TracingRuntime {
+  return {
+    enabled: false,
+    serviceName: config.serviceName,
+    stats: () => ({
+      spansCreated: 0,
+      spansSampled: 0,
+      droppedBreaker: 0,
+      droppedRateLimit: 0,
+      droppedQueueFull: 0,
+      exported: 0,
+      exportErrors: 0,
+      queueSize: 0,
+      breaker: "disabled",
+    }),
+    metricsResponse: () =>
+      new Response(renderPrometheus(metrics), {
+        headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
+      }),
+    forceFlush: () => Promise.resolve(),
+    shutdown: () => Promise.resolve(),
+  };
+}
+
 /** Sets up tracing for this process from its validated configuration. */
 export function initTracing(config: TracingConfig, options: InitOptions): TracingRuntime {
   installContextPropagation();
-  if (!config.enabled) {
-    return {
-      enabled: false,
-      serviceName: config.serviceName,
-      queueSize: () => 0,
-      stats: () => ({ ...ZERO_STATS }),
-      forceFlush: () => Promise.resolve(),
-      shutdown: () => Promise.resolve(),
-    };
-  }
+  const metrics = new TracingMetrics();
+  if (!config.enabled) return disabledRuntime(config, metrics);
+
   const logger = options.logger;
-  const exportError = rateLimited(
-    30_000,
-    (msg, fields) => logger.warn(msg, fields),
-  );
+  const loads = new LoadSources(config.safeguards);
+  setInFlightCounter(loads.inFlight);
+  const sampler = buildSampler(config.sampling, {
+    counters: metrics,
+    loadSource: config.sampling.adaptive.enabled
+      ? loads.get(config.sampling.adaptive.loadSource)
+      : undefined,
+  });
+  const breaker = new CircuitBreaker({
+    ...config.safeguards,
+    load: config.safeguards.circuitBreakerEnabled
+      ? loads.get(config.safeguards.loadSource)
+      : undefined,
+    logger,
+  });
+  const exportError = rateLimited(30_000, (msg, fields) => logger.warn(msg, fields));
   const exporter = options.exporter ?? new OtlpHttpExporter({
     url: config.tracesUrl,
     timeoutMs: config.export.timeoutMs,
@@ -117,17 +146,29 @@ export function initTracing(config: TracingConfig, options: InitOptions): Tracin
     maxQueueSize: config.export.maxQueueSize,
     batchTimeoutMs: config.export.batchTimeoutMs,
     observer: {
-      onExport(count, ok, _ms, error) {
-        if (!ok) {
-          exportError("span export failed", {
-            spans: count,
-            endpoint: config.tracesUrl,
-            error: error?.message,
-          });
+      onQueueFull() {
+        metrics.onQueueFull();
+        breaker.recordQueueFull();
+      },
+      onExport(count, ok, ms, error) {
+        metrics.onExport(count, ok, ms);
+        if (ok) {
+          breaker.recordExportSuccess();
+          return;
         }
+        breaker.recordExportFailure();
+        exportError("span export failed", {
+          spans: count,
+          endpoint: config.tracesUrl,
+          error: error?.message,
+        });
       },
     },
   });
+  metrics.gauges.queueSize = () => processor.queueSize;
+  metrics.gauges.breakerState = () => breaker.stateCode;
+  metrics.gauges.samplingRates = () => sampler.effectiveRates();
+
   const resource = resourceFromAttributes({
     "service.name": config.serviceName,
     "service.version": VERSION,
@@ -141,31 +182,55 @@ export function initTracing(config: TracingConfig, options: InitOptions): Tracin
     "telemetry.sdk.version": VERSION,
     "kraken.role": options.role,
   });
-  const counters = newTracerCounters();
   const provider = new KrakenTracerProvider({
     resource,
-    sampler: buildSampler(config.sampling),
+    sampler,
     sink: processor,
-    counters,
+    gate: breaker,
+    counters: metrics,
   });
   trace.setGlobalTracerProvider(provider);
+  breaker.start();
+  const statsd = config.statsd.enabled
+    ? new StatsdEmitter(metrics, {
+      addr: config.statsd.addr,
+      prefix: config.statsd.prefix,
+      tags: config.statsd.tags,
+      tagFormat: config.statsd.tagFormat,
+      flushIntervalMs: config.statsd.flushIntervalMs,
+      logger,
+    })
+    : undefined;
+  statsd?.start();
+
   let stopped = false;
   return {
     enabled: true,
     serviceName: config.serviceName,
-    queueSize: () => processor.queueSize,
     stats: () => ({
-      ...counters,
-      droppedQueueFull: processor.counters.droppedQueueFull,
-      exported: processor.counters.exported,
-      exportErrors: processor.counters.exportErrors,
+      spansCreated: metrics.spansCreated,
+      spansSampled: metrics.spansSampled,
+      droppedBreaker: metrics.droppedBreaker,
+      droppedRateLimit: metrics.droppedRateLimit,
+      droppedQueueFull: metrics.droppedQueueFull,
+      exported: metrics.spansExported,
+      exportErrors: metrics.exportErrors,
       queueSize: processor.queueSize,
+      breaker: config.safeguards.circuitBreakerEnabled ? breaker.state : "disabled",
     }),
+    metricsResponse: () =>
+      new Response(renderPrometheus(metrics), {
+        headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
+      }),
     forceFlush: () => processor.forceFlush(),
     async shutdown(timeoutMs = 5000) {
       if (stopped) return;
       stopped = true;
       await processor.shutdown(timeoutMs);
+      breaker.stop();
+      loads.stop();
+      setInFlightCounter(undefined);
+      await statsd?.close();
       trace.disable();
     },
   };

@@ -83,7 +83,8 @@ export class KrakenTracer implements Tracer {
   /** Starts a span as a child of the span in `ctx` (the active context by default). */
   startSpan(name: string, options: SpanOptions = {}, ctx: Context = contextApi.active()): Span {
     this.#counters.spansCreated++;
-    const parent = options.root ? undefined : trace.getSpanContext(ctx);
+    if (options.root) ctx = trace.deleteSpan(ctx);
+    const parent = trace.getSpanContext(ctx);
     const hasParent = parent !== undefined && isSpanContextValid(parent);
     if (!this.#gate.allow()) {
       // Shed: record nothing, but keep passing the caller's context downstream unchanged.

@@ -118,7 +118,7 @@ const FLAG_KEYS: Record<string, (value: string, key: string) => unknown> = {
 };
 
 /** Applies `--port` / `--hostname` flags over the YAML; any other flag is an error. */
-export function applyFlags(raw: RawMap, flags: Record<string, string>): RawMap {
+function applyFlags(raw: RawMap, flags: Record<string, string>): RawMap {
   const out = { ...raw };
   for (const [name, value] of Object.entries(flags)) {
     const read = FLAG_KEYS[name];

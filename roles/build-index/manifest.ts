@@ -36,6 +36,9 @@ export const MANIFEST_MEDIA_TYPES: readonly string[] = [
   OCI_INDEX,
 ];
 
+/** Largest manifest accepted or downloaded (docker/distribution's limit). */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
 const INDEX_TYPES = new Set([DOCKER_MANIFEST_LIST, OCI_INDEX]);
 
 /** A manifest that cannot be used: bad JSON, wrong schema, unknown type or a bad descriptor. */
@@ -166,4 +169,28 @@ export function parseManifest(bytes: Uint8Array, contentType?: string | null): P
     manifests: [],
     references: [config.digest, ...layers.map((d) => d.digest)],
   };
+}
+
+/**
+ * Reads a manifest body into memory, refusing more than `limit` bytes (the stream is cancelled).
+ * @throws {ManifestError} when the body is too large
+ */
+export async function readManifestBytes(
+  stream: ReadableStream<Uint8Array>,
+  limit = MAX_MANIFEST_BYTES,
+): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of stream) {
+    total += chunk.length;
+    if (total > limit) throw new ManifestError(`manifest exceeds ${limit} bytes`);
+    chunks.push(chunk);
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
 }

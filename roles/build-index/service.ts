@@ -30,7 +30,7 @@ import {
   withSpan,
 } from "../../tracing/mod.ts";
 import type { BuildIndexConfig, TagTypeRule } from "./config.ts";
-import { ManifestError, parseManifest } from "./manifest.ts";
+import { ManifestError, parseManifest, readManifestBytes } from "./manifest.ts";
 import type { TagStore } from "./tag_store.ts";
 
 /** The origin-cluster calls the build-index makes (an `OriginClusterClient` fits). */
@@ -56,9 +56,6 @@ export class PutTagError extends Error {
     this.status = status;
   }
 }
-
-/** Largest manifest the build-index downloads to resolve dependencies. */
-const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 /** Options of {@linkcode BuildIndexService}. */
 export interface BuildIndexServiceOptions {
@@ -214,7 +211,7 @@ export class BuildIndexService {
     for (let attempt = 1;; attempt++) {
       try {
         const stream = await this.#origin.downloadBlob(tag, digest);
-        return await readLimited(stream, MAX_MANIFEST_BYTES);
+        return await readManifestBytes(stream);
       } catch (error) {
         const retryable = isNotFound(error) || error instanceof AllOriginsUnavailableError;
         if (!retryable || attempt >= attempts) {
@@ -335,27 +332,6 @@ export function createTagWriteBackExecutor(options: TagWriteBackOptions): WriteB
       span.setAttributes({ result: "uploaded", duration_ms: Math.round(performance.now() - started) });
     }, { parent });
   };
-}
-
-/** Reads a stream into memory, failing beyond `limit` bytes. */
-export async function readLimited(
-  stream: ReadableStream<Uint8Array>,
-  limit: number,
-): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for await (const chunk of stream) {
-    total += chunk.length;
-    if (total > limit) throw new Error(`body exceeds ${limit} bytes`);
-    chunks.push(chunk);
-  }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }
 
 function shuffle<T>(items: readonly T[]): T[] {

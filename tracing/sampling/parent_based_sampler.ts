@@ -4,13 +4,18 @@
  * goes to the `root` sampler; a span whose parent came over the network goes to the `remoteParent`
  * sampler (the trust boundary, which honours a trusted parent's flag).
  *
+ * The span in `context` counts as the parent only when the new span joins its trace, i.e. the
+ * tracer passed the parent's trace id. A tracer that starts a new trace instead (the parent is
+ * invalid, or `root: true` was asked for) passes a fresh id, and the span is decided as a root
+ * even if `context` still holds the old span. Comparing the ids also replaces a second validity
+ * check of a parent the tracer has just validated, which keeps the child path cheap.
+ *
  * @module
  */
 
 import {
   type Attributes,
   type Context,
-  isSpanContextValid,
   type Link,
   type SpanKind,
   trace,
@@ -64,7 +69,7 @@ export class ParentBasedSampler implements Sampler {
     links: Link[],
   ): SamplingResult {
     const parent = trace.getSpanContext(context);
-    if (parent === undefined || !isSpanContextValid(parent)) {
+    if (parent === undefined || parent.traceId !== traceId) {
       return this.#root.shouldSample(context, traceId, spanName, spanKind, attributes, links);
     }
     if (parent.isRemote) {

@@ -52,6 +52,13 @@ Deno.test("root spans go to the root sampler, remote parents to the remote sampl
   assert.equal(d(), NOT_SAMPLED);
   assert.equal(d(trace.setSpanContext(ROOT_CONTEXT, INVALID_SPAN_CONTEXT)), NOT_SAMPLED);
   assert.equal(root.calls, 2, "an invalid parent counts as none");
+  // A tracer starting a new trace under a valid parent (root: true) passes a fresh trace id.
+  const fresh = "11112222333344445555666677778888";
+  assert.equal(
+    sampler.shouldSample(parent(true, false), fresh, "r", SpanKind.INTERNAL, {}, []),
+    NOT_SAMPLED,
+  );
+  assert.equal(root.calls, 3, "a new trace id makes the span a root");
   assert.equal(d(parent(false, true)), SAMPLED);
   assert.equal(remote.calls, 1);
 });

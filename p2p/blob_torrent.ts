@@ -1,0 +1,428 @@
+/**
+ * {@linkcode TorrentStorage} over a {@linkcode BlobStore}: what the dispatcher reads pieces from
+ * and writes pieces to on agents and origins.
+ *
+ * - {@linkcode SeedingTorrent}: a verified blob in the cache plus its metainfo (kept as the blob's
+ *   `metainfo` metadata, {@linkcode METAINFO_KEY}, by origins and agents alike). Every piece is
+ *   present; writes are refused.
+ * - {@linkcode LeechingTorrent}: a download in progress. Pieces go into an upload session of the
+ *   store (`uploads/<uid>`, allocated to `Length` bytes); which pieces are in is recorded in a side
+ *   directory `downloads/<hex>/` under the store root:
+ *
+ *   | File | Content |
+ *   |---|---|
+ *   | `upload` | the upload session's uid |
+ *   | `metainfo` | the torrent's serialized metainfo |
+ *   | `pieces` | one byte per piece: 0 = missing, 1 = written (upstream's piece-status array) |
+ *
+ *   A restart resumes the download from that state, but only after re-checking the CRC-32 of every
+ *   piece marked written: the status byte is written after the piece without an fsync between, so
+ *   after a crash it may claim a piece whose bytes never reached the disk. A piece that fails the
+ *   check is downloaded again, so the torrent never serves bad data. When every piece is in,
+ *   {@linkcode LeechingTorrent.commit} runs the store's SHA-256-verifying commit, which moves the
+ *   file into the cache atomically; then the side directory goes away.
+ *
+ * Only these two classes write under `downloads/`; {@linkcode cleanDownloads} tidies it at start-up.
+ *
+ * @module
+ */
+
+import { crc32 } from "node:zlib";
+import {
+  BlobExistsError,
+  BlobNotFoundError,
+  type BlobStore,
+  DigestMismatchError,
+  UploadNotFoundError,
+} from "../storage/blob_store.ts";
+import { Digest } from "../storage/digest.ts";
+import { MetaInfo } from "../storage/metainfo.ts";
+import { resolveInside } from "../storage/paths.ts";
+import { Bitfield } from "./bitfield.ts";
+import type { TorrentStorage } from "./torrent.ts";
+
+/** Metadata key of a cached blob's serialized metainfo (the origin role uses the same key). */
+export const METAINFO_KEY = "metainfo";
+
+/** Name of the side directory under the store root that holds download state. */
+export const DOWNLOADS_DIR = "downloads";
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const STAGING_PREFIX = ".new-";
+
+/** A torrent operation that cannot be done in the torrent's state (write to a seed, early commit). */
+export class TorrentStateError extends Error {
+  /** Creates the error with the reason. */
+  constructor(message: string) {
+    super(message);
+    this.name = "TorrentStateError";
+  }
+}
+
+/**
+ * The metainfo stored beside a cached blob, or null when the blob or its metainfo is missing.
+ * @throws {MetaInfoError} when the stored metainfo is corrupt
+ */
+export async function readMetaInfo(store: BlobStore, digest: Digest): Promise<MetaInfo | null> {
+  const bytes = await store.getMetadata(digest, METAINFO_KEY);
+  if (bytes === null || !await store.has(digest)) return null;
+  return MetaInfo.deserialize(bytes);
+}
+
+// Shared piece geometry of both torrent kinds.
+abstract class BlobTorrent implements TorrentStorage {
+  readonly infoHash: string;
+  readonly digestHex: string;
+  readonly numPieces: number;
+  /** The torrent's metainfo. */
+  readonly metaInfo: MetaInfo;
+  protected readonly store: BlobStore;
+
+  constructor(store: BlobStore, metaInfo: MetaInfo) {
+    this.store = store;
+    this.metaInfo = metaInfo;
+    this.infoHash = metaInfo.infoHash.hex;
+    this.digestHex = metaInfo.digest.hex;
+    this.numPieces = metaInfo.numPieces;
+  }
+
+  /** The blob's digest. */
+  get digest(): Digest {
+    return this.metaInfo.digest;
+  }
+
+  pieceLength(i: number): number {
+    return this.metaInfo.pieceLengthAt(i);
+  }
+
+  pieceSum(i: number): number {
+    return this.metaInfo.pieceSums[i];
+  }
+
+  protected offset(i: number): number {
+    return i * this.metaInfo.pieceLength;
+  }
+
+  abstract bitfield(): Bitfield;
+  abstract readPiece(i: number): Promise<Uint8Array>;
+  abstract writePiece(i: number, bytes: Uint8Array): Promise<void>;
+  abstract complete(): boolean;
+}
+
+/** A complete blob in the cache, served piece by piece. */
+export class SeedingTorrent extends BlobTorrent {
+  /**
+   * Opens the cached blob `digest` with its stored metainfo; null when either is missing or the
+   * metainfo's length disagrees with the file (such a torrent could only serve bad pieces).
+   */
+  static async open(store: BlobStore, digest: Digest): Promise<SeedingTorrent | null> {
+    const metaInfo = await readMetaInfo(store, digest);
+    if (metaInfo === null) return null;
+    const stat = await store.stat(digest);
+    if (stat === null || stat.size !== metaInfo.length) return null;
+    return new SeedingTorrent(store, metaInfo);
+  }
+
+  /** Wraps a cached blob whose metainfo the caller already has. */
+  constructor(store: BlobStore, metaInfo: MetaInfo) {
+    super(store, metaInfo);
+  }
+
+  bitfield(): Bitfield {
+    return Bitfield.allSet(this.numPieces);
+  }
+
+  readPiece(i: number): Promise<Uint8Array> {
+    return this.store.readRange(this.digest, this.offset(i), this.pieceLength(i));
+  }
+
+  writePiece(i: number): Promise<void> {
+    return Promise.reject(new TorrentStateError(`piece ${i}: a seeding torrent is read-only`));
+  }
+
+  complete(): boolean {
+    return true;
+  }
+}
+
+/** Outcome of {@linkcode LeechingTorrent.commit}. */
+export interface CommitResult {
+  /** The blob in the cache has the expected SHA-256 (ours was verified, or it was there already). */
+  verified: boolean;
+  /** The blob was already in the cache; the downloaded copy was discarded. */
+  cacheHit: boolean;
+}
+
+/** A download in progress: pieces land in an upload session; the status is kept on disk. */
+export class LeechingTorrent extends BlobTorrent {
+  /** Upload session uid of the download file. */
+  readonly uid: string;
+  /** Pieces carried over from an earlier run (verified), 0 for a fresh download. */
+  readonly resumedPieces: number;
+  readonly #dir: string;
+  readonly #have: Bitfield;
+  #count: number;
+  #committed = false;
+
+  private constructor(
+    store: BlobStore,
+    metaInfo: MetaInfo,
+    uid: string,
+    dir: string,
+    have: Bitfield,
+  ) {
+    super(store, metaInfo);
+    this.uid = uid;
+    this.#dir = dir;
+    this.#have = have;
+    this.#count = have.count();
+    this.resumedPieces = this.#count;
+  }
+
+  /**
+   * The metainfo of a partial download of `digest` left on disk, or null. Lets a restarted agent
+   * resume without asking the tracker again.
+   */
+  static async resumableMetaInfo(store: BlobStore, digest: Digest): Promise<MetaInfo | null> {
+    try {
+      return MetaInfo.deserialize(
+        await Deno.readFile(resolveInside(downloadDir(store, digest), "metainfo")),
+      );
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Creates the download file and its state for `metaInfo`, or resumes the one on disk when it is
+   * for the same torrent (pieces marked written are re-verified). Broken or foreign state is
+   * discarded and the download starts over.
+   */
+  static async open(store: BlobStore, metaInfo: MetaInfo): Promise<LeechingTorrent> {
+    const resumed = await LeechingTorrent.#resume(store, metaInfo);
+    if (resumed) return resumed;
+    await removeDownload(store, metaInfo.digest);
+    const uid = await store.createUpload();
+    try {
+      // Allocate the whole file up front, as upstream does, so the commit's hash sees `Length`
+      // bytes even if the final state were reached through some other writer.
+      if (metaInfo.length > 0) {
+        await store.writeChunk(uid, metaInfo.length - 1, metaInfo.length, new Uint8Array(1));
+      }
+      const parent = resolveInside(store.root, DOWNLOADS_DIR);
+      await Deno.mkdir(parent, { recursive: true });
+      // Build the state in a staging directory and rename it into place, so a crash never
+      // leaves a state directory without its files.
+      const staging = resolveInside(parent, `${STAGING_PREFIX}${crypto.randomUUID()}`);
+      await Deno.mkdir(staging);
+      try {
+        await Deno.writeTextFile(resolveInside(staging, "upload"), uid);
+        await Deno.writeTextFile(resolveInside(staging, "metainfo"), metaInfo.serialize());
+        await Deno.writeFile(resolveInside(staging, "pieces"), new Uint8Array(metaInfo.numPieces));
+        await Deno.rename(staging, downloadDir(store, metaInfo.digest));
+      } catch (err) {
+        await Deno.remove(staging, { recursive: true }).catch(() => {});
+        throw err;
+      }
+    } catch (err) {
+      await store.abortUpload(uid).catch(() => {});
+      throw err;
+    }
+    return new LeechingTorrent(
+      store,
+      metaInfo,
+      uid,
+      downloadDir(store, metaInfo.digest),
+      new Bitfield(metaInfo.numPieces),
+    );
+  }
+
+  static async #resume(store: BlobStore, metaInfo: MetaInfo): Promise<LeechingTorrent | null> {
+    const dir = downloadDir(store, metaInfo.digest);
+    let uid: string, stored: MetaInfo, status: Uint8Array;
+    try {
+      uid = (await Deno.readTextFile(resolveInside(dir, "upload"))).trim();
+      stored = MetaInfo.deserialize(await Deno.readFile(resolveInside(dir, "metainfo")));
+      status = await Deno.readFile(resolveInside(dir, "pieces"));
+      if ((await store.statUpload(uid)).size !== metaInfo.length) return null;
+    } catch {
+      return null;
+    }
+    if (!stored.infoHash.equals(metaInfo.infoHash) || status.length !== metaInfo.numPieces) {
+      return null;
+    }
+    const have = new Bitfield(metaInfo.numPieces);
+    for (let i = 0; i < status.length; i++) {
+      if (status[i] !== 1) continue;
+      const len = metaInfo.pieceLengthAt(i);
+      const bytes = await store.readUploadRange(uid, i * metaInfo.pieceLength, len);
+      if (crc32(bytes) >>> 0 === metaInfo.pieceSums[i]) have.set(i);
+    }
+    const torrent = new LeechingTorrent(store, metaInfo, uid, dir, have);
+    // Record the re-check, so pieces that failed it are not trusted after another restart.
+    for (let i = 0; i < status.length; i++) {
+      if (status[i] === 1 && !have.get(i)) await torrent.#writeStatus(i, 0);
+    }
+    return torrent;
+  }
+
+  bitfield(): Bitfield {
+    return this.#have.clone();
+  }
+
+  complete(): boolean {
+    return this.#count === this.numPieces;
+  }
+
+  /** Whether {@linkcode commit} has moved the blob into the cache. */
+  get committed(): boolean {
+    return this.#committed;
+  }
+
+  async readPiece(i: number): Promise<Uint8Array> {
+    if (!this.#have.get(i)) throw new TorrentStateError(`piece ${i} not present`);
+    const offset = this.offset(i);
+    const length = this.pieceLength(i);
+    if (!this.#committed) {
+      try {
+        return await this.store.readUploadRange(this.uid, offset, length);
+      } catch (err) {
+        // The commit moved the file into the cache under our feet: read it there.
+        if (!(err instanceof UploadNotFoundError)) throw err;
+      }
+    }
+    return await this.store.readRange(this.digest, offset, length);
+  }
+
+  async writePiece(i: number, bytes: Uint8Array): Promise<void> {
+    if (this.#committed) throw new TorrentStateError(`piece ${i}: torrent already committed`);
+    if (bytes.length !== this.pieceLength(i)) {
+      throw new TorrentStateError(`piece ${i} has ${bytes.length} bytes, want ${this.pieceLength(i)}`);
+    }
+    if (this.#have.get(i)) return;
+    const offset = this.offset(i);
+    await this.store.writeChunk(this.uid, offset, offset + bytes.length, bytes);
+    await this.#writeStatus(i, 1);
+    if (!this.#have.get(i)) {
+      this.#have.set(i);
+      this.#count++;
+    }
+  }
+
+  /**
+   * Moves the finished download into the cache through the store's digest-verifying commit and
+   * stores the metainfo beside it, then removes the download state.
+   * @throws {TorrentStateError} when pieces are missing
+   * @throws {DigestMismatchError} when the pieces passed their CRC-32 checks but the blob's
+   *   SHA-256 differs; the download state is gone then and nothing entered the cache
+   */
+  async commit(): Promise<CommitResult> {
+    if (!this.complete()) {
+      throw new TorrentStateError(`${this.numPieces - this.#count} pieces still missing`);
+    }
+    let cacheHit = false;
+    try {
+      await this.store.commitUpload(this.uid, this.digest);
+    } catch (err) {
+      if (!(err instanceof BlobExistsError)) {
+        // Those two end the upload session; after an I/O error the store keeps it for a retry.
+        if (err instanceof DigestMismatchError || err instanceof UploadNotFoundError) {
+          await this.#removeState();
+        }
+        throw err;
+      }
+      cacheHit = true;
+    }
+    this.#committed = true;
+    if (await this.store.getMetadata(this.digest, METAINFO_KEY) === null) {
+      try {
+        await this.store.setMetadata(
+          this.digest,
+          METAINFO_KEY,
+          new TextEncoder().encode(this.metaInfo.serialize()),
+        );
+      } catch (err) {
+        // Deleted between the commit and now (a concurrent DELETE): nothing left to describe.
+        if (!(err instanceof BlobNotFoundError)) throw err;
+      }
+    }
+    await this.#removeState();
+    return { verified: true, cacheHit };
+  }
+
+  /** Discards the partial download: its upload session and state. */
+  async abort(): Promise<void> {
+    if (this.#committed) return;
+    await this.store.abortUpload(this.uid).catch((err) => {
+      if (!(err instanceof UploadNotFoundError)) throw err;
+    });
+    await this.#removeState();
+  }
+
+  async #writeStatus(i: number, value: number): Promise<void> {
+    // One byte in place: a single-byte write cannot tear, and pieces complete concurrently.
+    const file = await Deno.open(resolveInside(this.#dir, "pieces"), { write: true });
+    try {
+      await file.seek(i, Deno.SeekMode.Start);
+      await file.write(Uint8Array.of(value));
+    } finally {
+      file.close();
+    }
+  }
+
+  async #removeState(): Promise<void> {
+    await Deno.remove(this.#dir, { recursive: true }).catch((err) => {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    });
+  }
+}
+
+/** Deletes the download state of `digest` and its upload session, if any. */
+export async function removeDownload(store: BlobStore, digest: Digest): Promise<void> {
+  const dir = downloadDir(store, digest);
+  const uid = await Deno.readTextFile(resolveInside(dir, "upload")).catch(() => null);
+  if (uid !== null) {
+    await store.abortUpload(uid.trim()).catch(() => {});
+  }
+  await Deno.remove(dir, { recursive: true }).catch((err) => {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  });
+}
+
+/**
+ * Tidies `downloads/` at start-up: removes staging directories of interrupted creations, and the
+ * state of downloads whose blob is already cached (a crash after the commit), first giving the
+ * cached blob the download's metainfo if it has none.
+ */
+export async function cleanDownloads(store: BlobStore): Promise<void> {
+  const parent = resolveInside(store.root, DOWNLOADS_DIR);
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(parent));
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return;
+    throw err;
+  }
+  for (const entry of entries) {
+    const path = resolveInside(parent, entry.name);
+    if (entry.name.startsWith(STAGING_PREFIX)) {
+      await Deno.remove(path, { recursive: true }).catch(() => {});
+      continue;
+    }
+    if (!HEX64.test(entry.name)) continue;
+    const digest = Digest.fromHex(entry.name);
+    if (!await store.has(digest)) continue;
+    if (await store.getMetadata(digest, METAINFO_KEY) === null) {
+      const metaInfo = await LeechingTorrent.resumableMetaInfo(store, digest);
+      if (metaInfo !== null) {
+        await store.setMetadata(digest, METAINFO_KEY, new TextEncoder().encode(metaInfo.serialize()))
+          .catch(() => {});
+      }
+    }
+    await removeDownload(store, digest);
+  }
+}
+
+function downloadDir(store: BlobStore, digest: Digest): string {
+  return resolveInside(store.root, DOWNLOADS_DIR, digest.hex);
+}

@@ -1,0 +1,77 @@
+/**
+ * Test helpers for the origin role: start an origin in-process on 127.0.0.1 from a raw config,
+ * with a logger that keeps its lines in memory.
+ *
+ * @module
+ */
+
+import type { RawMap } from "../../common/config.ts";
+import {
+  createLogger,
+  initTracing,
+  parseTracingConfig,
+  type TracingRuntime,
+} from "../../tracing/mod.ts";
+import { parseOriginConfig } from "./config.ts";
+import { type RunningOrigin, startOrigin } from "./mod.ts";
+
+/** An origin started by {@linkcode startTestOrigin}. */
+export interface TestOrigin extends RunningOrigin {
+  /** JSON log lines written so far. */
+  readonly logs: string[];
+}
+
+/** Base URL of an origin. */
+export function urlOf(origin: { addr: string }): string {
+  return `http://${origin.addr}`;
+}
+
+let disabledTracing: TracingRuntime | undefined;
+
+/**
+ * Starts an origin from `raw` (YAML-shaped), relative paths resolved against `baseDir`.
+ * `listen` defaults to 127.0.0.1 port 0.
+ */
+export async function startTestOrigin(
+  raw: RawMap,
+  options: { baseDir?: string; tracing?: TracingRuntime } = {},
+): Promise<TestOrigin> {
+  const logs: string[] = [];
+  const logger = createLogger({ role: "origin", level: "debug", write: (l) => logs.push(l) });
+  const tracing = options.tracing ??
+    (disabledTracing ??= initTracing(parseTracingConfig({ enabled: false }, "origin", {}), {
+      role: "origin",
+      logger,
+    }));
+  const config = parseOriginConfig(
+    { listen: { host: "127.0.0.1", port: 0 }, ...raw },
+    {},
+    { baseDir: options.baseDir },
+  );
+  const running = await startOrigin(config, { logger, tracing, flags: {} });
+  return { ...running, stop: () => running.stop(), logs };
+}
+
+/** Polls `check` every 20 ms until it returns true, failing after `timeoutMs`. */
+export async function eventually(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 5000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!await check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** True when `path` exists. */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * Docker Registry HTTP API v2 errors: the `{"errors":[{"code","message","detail"}]}` body with the
+ * status each code carries, and the checks of repository names, tags and digests that produce them.
+ *
+ * ```ts
+ * import { RegistryError, registryErrorResponse } from "./errors.ts";
+ * const res = registryErrorResponse(new RegistryError("BLOB_UNKNOWN", "blob unknown", { digest }));
+ * res.status; // 404
+ * ```
+ *
+ * @module
+ */
+
+import { type Digest, DigestError, parseDigest } from "../../storage/digest.ts";
+
+/** Error codes of the registry API this proxy answers with. */
+export type RegistryErrorCode =
+  | "BLOB_UNKNOWN"
+  | "BLOB_UPLOAD_INVALID"
+  | "BLOB_UPLOAD_UNKNOWN"
+  | "DIGEST_INVALID"
+  | "MANIFEST_BLOB_UNKNOWN"
+  | "MANIFEST_INVALID"
+  | "MANIFEST_UNKNOWN"
+  | "NAME_INVALID"
+  | "NAME_UNKNOWN"
+  | "RANGE_INVALID"
+  | "TAG_INVALID"
+  | "UNSUPPORTED"
+  | "UNAVAILABLE"
+  | "UNKNOWN";
+
+/** The HTTP status of each code, as docker/distribution sends it. */
+export const ERROR_STATUS: Record<RegistryErrorCode, number> = {
+  BLOB_UNKNOWN: 404,
+  BLOB_UPLOAD_INVALID: 400,
+  BLOB_UPLOAD_UNKNOWN: 404,
+  DIGEST_INVALID: 400,
+  MANIFEST_BLOB_UNKNOWN: 400,
+  MANIFEST_INVALID: 400,
+  MANIFEST_UNKNOWN: 404,
+  NAME_INVALID: 400,
+  NAME_UNKNOWN: 404,
+  RANGE_INVALID: 416,
+  TAG_INVALID: 400,
+  UNSUPPORTED: 405,
+  UNAVAILABLE: 503,
+  UNKNOWN: 500,
+};
+
+/** A registry API error; the router turns it into the JSON error body. */
+export class RegistryError extends Error {
+  /** The registry error code. */
+  readonly code: RegistryErrorCode;
+  /** HTTP status (the code's default unless given). */
+  readonly status: number;
+  /** Structured detail for the client. */
+  readonly detail: unknown;
+
+  /**
+   * @param code registry error code
+   * @param message human-readable message
+   * @param detail structured detail (e.g. `{ digest }`)
+   * @param status HTTP status override
+   */
+  constructor(code: RegistryErrorCode, message: string, detail?: unknown, status?: number) {
+    super(message);
+    this.name = "RegistryError";
+    this.code = code;
+    this.detail = detail;
+    this.status = status ?? ERROR_STATUS[code];
+  }
+}
+
+/**
+ * The response for a registry error (a HEAD request gets the status and headers without a body).
+ * Any other thrown value is a 500 `UNKNOWN`.
+ */
+export function registryErrorResponse(error: unknown, method = "GET"): Response {
+  const e = error instanceof RegistryError
+    ? error
+    : new RegistryError("UNKNOWN", error instanceof Error ? error.message : String(error));
+  const body = JSON.stringify({
+    errors: [{ code: e.code, message: e.message, detail: e.detail ?? null }],
+  });
+  return new Response(method === "HEAD" ? null : body, {
+    status: e.status,
+    headers: { "content-type": "application/json; charset=utf-8" },
+  });
+}
+
+/** One repository path component (distribution's reference grammar). */
+const NAME_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+/** Longest repository name distribution accepts. */
+export const MAX_NAME_LENGTH = 255;
+/** A tag (distribution's reference grammar). */
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+
+/**
+ * Checks a repository name: lowercase components of `[a-z0-9]` joined by `.`, `_`, `__` or dashes,
+ * separated by `/`, at most 255 characters. `..`, empty components and uppercase are refused.
+ * @throws {RegistryError} `NAME_INVALID`
+ */
+export function validateRepoName(name: string): string {
+  if (name.length === 0 || name.length > MAX_NAME_LENGTH) {
+    throw new RegistryError("NAME_INVALID", "invalid repository name", {
+      name: name.slice(0, 300),
+      reason: `length must be 1..${MAX_NAME_LENGTH}`,
+    });
+  }
+  if (!name.split("/").every((c) => NAME_COMPONENT.test(c))) {
+    throw new RegistryError("NAME_INVALID", "invalid repository name", { name });
+  }
+  return name;
+}
+
+/**
+ * Checks a tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+ * @throws {RegistryError} `TAG_INVALID`
+ */
+export function validateTagName(tag: string): string {
+  if (!TAG.test(tag)) {
+    throw new RegistryError("TAG_INVALID", "invalid tag", { tag: tag.slice(0, 200) });
+  }
+  return tag;
+}
+
+/**
+ * Parses a digest from a URL or query.
+ * @throws {RegistryError} `DIGEST_INVALID` (`UNSUPPORTED` for algorithms other than sha256)
+ */
+export function parseRegistryDigest(value: string | null): Digest {
+  if (value === null || value === "") {
+    throw new RegistryError("DIGEST_INVALID", "digest parameter is required");
+  }
+  try {
+    return parseDigest(value);
+  } catch (error) {
+    if (!(error instanceof DigestError)) throw error;
+    if (/^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:/.test(value) && !value.startsWith("sha256:")) {
+      throw new RegistryError("UNSUPPORTED", `unsupported digest algorithm: ${error.message}`, {
+        digest: value.slice(0, 200),
+      }, 400);
+    }
+    throw new RegistryError("DIGEST_INVALID", error.message, { digest: value.slice(0, 200) });
+  }
+}
+
+/** A manifest reference: a tag or a digest. */
+export type ManifestReference = { tag: string; digest?: undefined } | {
+  digest: Digest;
+  tag?: undefined;
+};
+
+/**
+ * Parses `{reference}` of a manifest route: a digest when it contains `:`, a tag otherwise.
+ * @throws {RegistryError} `DIGEST_INVALID` or `TAG_INVALID`
+ */
+export function parseReference(reference: string): ManifestReference {
+  if (reference.includes(":")) return { digest: parseRegistryDigest(reference) };
+  return { tag: validateTagName(reference) };
+}
