@@ -113,7 +113,9 @@ async function main(args: string[]): Promise<number> {
     const raw = await loadYamlFile(cli.config);
     const { tracing: tracingRaw, ...rest } = raw;
     tracingConfig = parseTracingConfig(tracingRaw, role);
-    if (definition) roleConfig = definition.parseConfig(rest, cli.flags);
+    if (definition) {
+      roleConfig = definition.parseConfig(rest, cli.flags, { configPath: cli.config });
+    }
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(`kraken: invalid configuration: ${error.message}`);

@@ -171,11 +171,16 @@ export class OriginClient {
   async uploadBlob(namespace: string, digest: Digest, source: BlobSource): Promise<void> {
     const base = `/namespace/${pathEscape(namespace)}/blobs/${digest}/uploads`;
     const tpl = "/namespace/{namespace}/blobs/{digest}/uploads";
-    await this.#upload(base, tpl, source, (uid) =>
-      this.#send("PUT", `${base}/${uid}`, `${tpl}/{uid}`, {
-        accept: [409],
-        timeoutMs: this.#commitTimeoutMs,
-      }));
+    await this.#upload(
+      base,
+      tpl,
+      source,
+      (uid) =>
+        this.#send("PUT", `${base}/${uid}`, `${tpl}/{uid}`, {
+          accept: [409],
+          timeoutMs: this.#commitTimeoutMs,
+        }),
+    );
   }
 
   /**
@@ -211,8 +216,12 @@ export class OriginClient {
   async transferBlob(digest: Digest, source: BlobSource): Promise<void> {
     const base = `/internal/blobs/${digest}/uploads`;
     const tpl = "/internal/blobs/{digest}/uploads";
-    await this.#upload(base, tpl, source, (uid) =>
-      this.#send("PUT", `${base}/${uid}`, `${tpl}/{uid}`, { accept: [409] }));
+    await this.#upload(
+      base,
+      tpl,
+      source,
+      (uid) => this.#send("PUT", `${base}/${uid}`, `${tpl}/{uid}`, { accept: [409] }),
+    );
   }
 
   /**
@@ -235,7 +244,9 @@ export class OriginClient {
     if (res.status === 404) return null;
     const raw = res.headers.get("content-length") ?? "";
     if (!/^\d+$/.test(raw)) {
-      throw new Error(`stat ${digest} on ${this.addr}: invalid Content-Length ${JSON.stringify(raw)}`);
+      throw new Error(
+        `stat ${digest} on ${this.addr}: invalid Content-Length ${JSON.stringify(raw)}`,
+      );
     }
     return { size: Number(raw) };
   }

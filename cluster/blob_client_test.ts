@@ -219,9 +219,12 @@ Deno.test("pollAccepted: retries while 202, rethrows others, gives up after maxE
 });
 
 Deno.test("OriginClusterClient.uploadBlob: falls back on 503 and network errors, not on 400", async () => {
+  // Holds its port (so no other server can take it) and drops every connection: a network error.
   const down = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const downAddr = `127.0.0.1:${(down.addr as Deno.NetAddr).port}`;
-  down.close(); // nothing listens there now: connection refused
+  const dropping = (async () => {
+    for await (const conn of down) conn.close();
+  })();
   const busy = fakeOrigin(() => new Response("overloaded", { status: 503 }));
   const bad = fakeOrigin(() => new Response("bad digest", { status: 400 }));
   const good = acceptingOrigin();
@@ -246,6 +249,8 @@ Deno.test("OriginClusterClient.uploadBlob: falls back on 503 and network errors,
     assert.equal(good.seen.length, 3, "no fallback after a 400");
   } finally {
     for (const f of [busy, bad, good, directory, strict]) await f.close();
+    down.close();
+    await dropping.catch(() => {});
   }
 });
 

@@ -6,6 +6,9 @@
  */
 
 import { parse as parseYaml } from "yaml";
+import { parseDuration } from "./duration.ts";
+
+export { parseDuration };
 
 /** A configuration problem; `key` is the dotted path of the offending key. */
 export class ConfigError extends Error {
@@ -155,20 +158,6 @@ export class Fields {
   map(name: string, allowed?: readonly string[]): Fields {
     return new Fields(this.#obj[name], this.key(name), allowed);
   }
-}
-
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** Parses `500ms`, `1.5s`, `5m`, `1h` (or a number of milliseconds) into milliseconds. */
-export function parseDuration(value: string | number): number {
-  if (typeof value === "number") {
-    if (!Number.isFinite(value) || value < 0) throw new Error("must be a non-negative duration");
-    return value;
-  }
-  if (typeof value !== "string") throw new Error("must be a duration like 500ms, 5s, 1m or 1h");
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/.exec(value);
-  if (!m) throw new Error(`invalid duration ${JSON.stringify(value)} (use 500ms, 5s, 1m or 1h)`);
-  return Number(m[1]) * DURATION_UNITS[m[2]];
 }
 
 /** Parses `host:port` (IPv6 in brackets), throwing a {@linkcode ConfigError} for `key`. */

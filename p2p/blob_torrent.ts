@@ -136,7 +136,7 @@ export class SeedingTorrent extends BlobTorrent {
     return this.store.readRange(this.digest, this.offset(i), this.pieceLength(i));
   }
 
-  writePiece(i: number): Promise<void> {
+  writePiece(i: number, _bytes: Uint8Array): Promise<void> {
     return Promise.reject(new TorrentStateError(`piece ${i}: a seeding torrent is read-only`));
   }
 

@@ -5,16 +5,23 @@
  * @module
  */
 
+import { originRole } from "./origin/mod.ts";
 import type { RoleDefinition, RoleName } from "./role.ts";
 
 export { ROLE_NAMES } from "./role.ts";
-export type { RoleContext, RoleDefinition, RoleName, RunningRole } from "./role.ts";
+export type {
+  ParseOptions,
+  RoleContext,
+  RoleDefinition,
+  RoleName,
+  RunningRole,
+} from "./role.ts";
 
 /** Role name → implementation (undefined while not implemented). */
 export const ROLES: Record<RoleName, RoleDefinition<unknown> | undefined> = {
   agent: undefined,
   tracker: undefined,
-  origin: undefined,
+  origin: originRole as RoleDefinition<unknown>,
   proxy: undefined,
   "build-index": undefined,
 };

@@ -30,10 +30,16 @@ export interface RunningRole {
   stop(): Promise<void>;
 }
 
+/** What `parseConfig` knows about where the configuration came from. */
+export interface ParseOptions {
+  /** The config file; relative paths in it are resolved against its directory. */
+  configPath?: string;
+}
+
 /** A role implementation. */
 export interface RoleDefinition<C = unknown> {
   /** Validates the role's part of the YAML (everything but `tracing:`), applying defaults. */
-  parseConfig(raw: RawMap, flags: Record<string, string>): C;
+  parseConfig(raw: RawMap, flags: Record<string, string>, options?: ParseOptions): C;
   /** Starts the role's servers. */
   start(config: C, ctx: RoleContext): Promise<RunningRole>;
 }

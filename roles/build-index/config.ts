@@ -2,8 +2,9 @@
  * Configuration of the build-index role: its YAML keys, defaults and validation.
  *
  * ```yaml
- * port: 15004                      # listen port (--port overrides)
- * hostname: 0.0.0.0                # listen address (--hostname overrides)
+ * listen: { host: 127.0.0.1, port: 15004 }   # --host / --port override
+ * storage:
+ *   root: /var/cache/kraken/kraken-build-index   # tags/ (local tag cache) lives here
  * cluster:
  *   hosts: [bi1:15004, bi2:15004]  # every build-index of this cluster, self included
  *   self: bi1:15004                # optional: this node's entry (default: found by local address + port)
@@ -12,20 +13,21 @@
  *   hosts: [origin1:15002]         # the local origin cluster
  *   dns: origin.example:15002      # optional: what GET /origin answers (default: a random host)
  * tag_store:
- *   root: /var/cache/kraken/kraken-build-index/tags
  *   write_through: true            # false: write tags back through the persisted queue
- * localdb:
- *   source: /var/cache/kraken/kraken-build-index/build-index.db
- * writeback: { retry_interval: 30s, poll_retries_interval: 15s, workers: 4 }
+ * writeback: { db: <storage.root>/build-index.db, retry_interval: 30s, poll_interval: 15s, workers: 4 }
  * tag_types:                       # first namespace regex matching the tag wins
  *   - { namespace: ".*", type: docker }
  * manifest_download: { attempts: 4, backoff: 500ms }
  * backends: [...]                  # storage/backend/config.ts
  * ```
  *
+ * Relative paths (`storage.root`, `writeback.db`, `file` backend roots) are resolved against the
+ * directory of the config file when the caller knows it, else against the working directory.
+ *
  * @module
  */
 
+import { dirname, isAbsolute, resolve } from "node:path";
 import { ConfigError, Fields, parseHostPort, type RawMap } from "../../common/config.ts";
 import type { BackendEntry } from "../../storage/backend/backend.ts";
 import { BackendConfigError, parseBackendsConfig } from "../../storage/backend/config.ts";
@@ -44,10 +46,8 @@ export interface TagTypeRule {
 
 /** The validated build-index configuration. */
 export interface BuildIndexConfig {
-  /** Listen address. */
-  hostname: string;
-  /** Listen port (0 picks a free one, for tests). */
-  port: number;
+  /** Listen address; port 0 picks a free one (tests). */
+  listen: { host: string; port: number };
   /** This build-index cluster. */
   cluster: {
     /** Every build-index of the cluster, `host:port`, this one included. */
@@ -64,17 +64,17 @@ export interface BuildIndexConfig {
     /** Address `GET /origin` reports (default: one random host). */
     dns?: string;
   };
-  /** Local tag cache. */
+  /** Root of local state (absolute); tag files live in `<root>/tags`. */
+  storageRoot: string;
+  /** Tag persistence. */
   tagStore: {
-    /** Directory of tag files. */
-    root: string;
     /** Write tags to the backend inside the PUT (true) or through the queue (false). */
     writeThrough: boolean;
   };
-  /** SQLite file of the persisted write-back queue. */
-  localdb: { source: string };
-  /** Write-back queue tuning. */
+  /** The persisted write-back queue. */
   writeback: {
+    /** SQLite database file (absolute). */
+    db: string;
     /** Minimum time between attempts of a failed task. */
     retryIntervalMs: number;
     /** How often failed tasks are scanned. */
@@ -96,38 +96,50 @@ export interface BuildIndexConfig {
 }
 
 const TOP_KEYS = [
-  "port",
-  "hostname",
+  "listen",
+  "storage",
   "cluster",
   "origin",
   "tag_store",
-  "localdb",
   "writeback",
   "tag_types",
   "manifest_download",
   "backends",
 ];
 
-/** Top-level keys `--key=value` flags may override, with how to read the flag. */
-const FLAG_KEYS: Record<string, (value: string, key: string) => unknown> = {
-  port: (value, key) => {
-    if (!/^\d+$/.test(value)) throw new ConfigError(key, "must be a port number");
-    return Number(value);
-  },
-  hostname: (value) => value,
-};
+/** Options of {@linkcode parseBuildIndexConfig}. */
+export interface ParseBuildIndexConfigOptions {
+  /** The config file; relative paths in it are resolved against its directory. */
+  configPath?: string;
+}
 
-/** Applies `--port` / `--hostname` flags over the YAML; any other flag is an error. */
-function applyFlags(raw: RawMap, flags: Record<string, string>): RawMap {
-  const out = { ...raw };
-  for (const [name, value] of Object.entries(flags)) {
-    const read = FLAG_KEYS[name];
-    if (!read) {
-      throw new ConfigError(`--${name}`, `unknown flag (allowed: ${Object.keys(FLAG_KEYS).join(", ")})`);
-    }
-    out[name] = read(value, `--${name}`);
+function parsePort(value: unknown, key: string): number {
+  const n = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new ConfigError(key, `must be a port number 0-65535, got ${JSON.stringify(value)}`);
   }
-  return out;
+  return n;
+}
+
+/** Reads `listen:` with the `--host` / `--port` flags over it; any other flag is an error. */
+function parseListen(
+  top: Fields,
+  flags: Record<string, string>,
+  defaultPort: number,
+): { host: string; port: number } {
+  for (const flag of Object.keys(flags)) {
+    if (flag !== "host" && flag !== "port") {
+      throw new ConfigError(`--${flag}`, "unknown flag (allowed: --host, --port)");
+    }
+  }
+  if (flags.host === "") throw new ConfigError("--host", "must not be empty");
+  const listen = top.map("listen", ["host", "port"]);
+  return {
+    host: flags.host ?? listen.string("host", "127.0.0.1"),
+    port: flags.port !== undefined
+      ? parsePort(flags.port, "--port")
+      : parsePort(listen.raw("port") ?? defaultPort, listen.key("port")),
+  };
 }
 
 function hostList(fields: Fields, name: string, required: boolean): string[] {
@@ -161,10 +173,16 @@ function parseTagTypes(raw: unknown): TagTypeRule[] {
  * Validates the build-index part of the YAML (everything but `tracing:`) and applies defaults.
  * @throws {ConfigError} naming the first invalid key
  */
-export function parseBuildIndexConfig(raw: RawMap, flags: Record<string, string> = {}): BuildIndexConfig {
-  const top = new Fields(applyFlags(raw, flags), "", TOP_KEYS);
-  const port = top.int("port", 15004);
-  if (port > 65535) throw new ConfigError("port", "must be at most 65535");
+export function parseBuildIndexConfig(
+  raw: RawMap,
+  flags: Record<string, string> = {},
+  options: ParseBuildIndexConfigOptions = {},
+): BuildIndexConfig {
+  const baseDir = options.configPath ? dirname(resolve(options.configPath)) : Deno.cwd();
+  const abs = (p: string) => isAbsolute(p) ? p : resolve(baseDir, p);
+  const top = new Fields(raw, "", TOP_KEYS);
+  const listen = parseListen(top, flags, 15004);
+  const storageRoot = abs(top.map("storage", ["root"]).requiredString("root"));
 
   const cluster = top.map("cluster", ["hosts", "self", "duplicate_put_stagger"]);
   const clusterHosts = hostList(cluster, "hosts", false);
@@ -176,14 +194,16 @@ export function parseBuildIndexConfig(raw: RawMap, flags: Record<string, string>
   const origin = top.map("origin", ["hosts", "dns"]);
   const dns = origin.has("dns") ? origin.string("dns", "") : undefined;
 
-  const tagStore = top.map("tag_store", ["root", "write_through"]);
-  const localdb = top.map("localdb", ["source"]);
-  const writeback = top.map("writeback", ["retry_interval", "poll_retries_interval", "workers"]);
+  const tagStore = top.map("tag_store", ["write_through"]);
+  const writeback = top.map("writeback", ["db", "retry_interval", "poll_interval", "workers"]);
   const download = top.map("manifest_download", ["attempts", "backoff"]);
+  const pollIntervalMs = writeback.duration("poll_interval", 15_000);
+  if (pollIntervalMs <= 0) throw new ConfigError(writeback.key("poll_interval"), "must be positive");
 
   let backends: BackendEntry[];
   try {
     backends = parseBackendsConfig(top.raw("backends"), {
+      baseDir,
       fetch: (input, init) => tracedFetch(String(input), init),
     });
   } catch (error) {
@@ -194,24 +214,19 @@ export function parseBuildIndexConfig(raw: RawMap, flags: Record<string, string>
   }
 
   return {
-    hostname: top.string("hostname", "0.0.0.0"),
-    port,
+    listen,
+    storageRoot,
     cluster: {
       hosts: clusterHosts,
       self,
       duplicatePutStaggerMs: cluster.duration("duplicate_put_stagger", 20 * 60_000),
     },
     origin: { hosts: hostList(origin, "hosts", true), dns },
-    tagStore: {
-      root: tagStore.string("root", "/var/cache/kraken/kraken-build-index/tags"),
-      writeThrough: tagStore.bool("write_through", true),
-    },
-    localdb: {
-      source: localdb.string("source", "/var/cache/kraken/kraken-build-index/build-index.db"),
-    },
+    tagStore: { writeThrough: tagStore.bool("write_through", true) },
     writeback: {
+      db: abs(writeback.string("db", resolve(storageRoot, "build-index.db"))),
       retryIntervalMs: writeback.duration("retry_interval", 30_000),
-      pollIntervalMs: writeback.duration("poll_retries_interval", 15_000),
+      pollIntervalMs,
       workers: writeback.int("workers", 4, 1),
     },
     tagTypes: parseTagTypes(top.raw("tag_types")),

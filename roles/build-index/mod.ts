@@ -17,11 +17,11 @@ export { type BuildIndexConfig, parseBuildIndexConfig } from "./config.ts";
 export { type BuildIndexDeps, type BuildIndexServer, startBuildIndexServer } from "./server.ts";
 
 /** The build-index {@linkcode RoleDefinition}. */
-export const buildIndexRole: RoleDefinition<BuildIndexConfig> = {
+export const buildIndexRole = {
   parseConfig: parseBuildIndexConfig,
   async start(config, ctx) {
     const origin = new OriginClusterClient({ hosts: config.origin.hosts });
     const server = await startBuildIndexServer(config, { origin, logger: ctx.logger });
     return { stop: () => server.stop() };
   },
-};
+} satisfies RoleDefinition<BuildIndexConfig>;

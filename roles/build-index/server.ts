@@ -129,7 +129,8 @@ export function createBuildIndexRouter(options: BuildIndexRouterOptions): Router
 
   router.get("/readiness", async () => {
     for (const backend of service.backends.backends) {
-      const probe = `readiness-${crypto.randomUUID()}`;
+      // A name of the `repo:tag` form, so every name-path layout accepts it; absent is fine.
+      const probe = `kraken-readiness:${crypto.randomUUID()}`;
       try {
         await backend.stat(probe, probe);
       } catch (error) {
@@ -277,9 +278,9 @@ export async function startBuildIndexServer(
 ): Promise<BuildIndexServer> {
   const { logger } = deps;
   const backends = deps.backends ?? new BackendManager(config.backends);
-  const tags = await TagStore.open({ root: config.tagStore.root });
+  const tags = await TagStore.open({ root: `${config.storageRoot}/tags` });
   const writeback = new WriteBackManager({
-    dbPath: config.localdb.source,
+    dbPath: config.writeback.db,
     executor: createTagWriteBackExecutor({ tags, backends, logger }),
     retryIntervalMs: config.writeback.retryIntervalMs,
     pollIntervalMs: config.writeback.pollIntervalMs,
@@ -301,7 +302,7 @@ export async function startBuildIndexServer(
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {
     server = Deno.serve(
-      { hostname: config.hostname, port: config.port, onListen: () => {} },
+      { hostname: config.listen.host, port: config.listen.port, onListen: () => {} },
       router.handler(),
     );
   } catch (error) {
@@ -311,7 +312,7 @@ export async function startBuildIndexServer(
   const port = server.addr.port;
   service.setNeighbours(neighbourHosts(config.cluster.hosts, port, config.cluster.self));
   logger.info("build-index listening", {
-    hostname: config.hostname,
+    host: config.listen.host,
     port,
     neighbours: service.neighbours,
     write_through: config.tagStore.writeThrough,

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { join } from "node:path";
 import type { RawMap } from "../../common/config.ts";
 import {
   createLogger,
@@ -12,8 +13,7 @@ import {
   parseTracingConfig,
   type TracingRuntime,
 } from "../../tracing/mod.ts";
-import { parseOriginConfig } from "./config.ts";
-import { type RunningOrigin, startOrigin } from "./mod.ts";
+import { originRole, type RunningOrigin, startOrigin } from "./mod.ts";
 
 /** An origin started by {@linkcode startTestOrigin}. */
 export interface TestOrigin extends RunningOrigin {
@@ -43,10 +43,11 @@ export async function startTestOrigin(
       role: "origin",
       logger,
     }));
-  const config = parseOriginConfig(
+  // Through the role's parser, so HTTP backends get the traced fetch main.ts would give them.
+  const config = originRole.parseConfig(
     { listen: { host: "127.0.0.1", port: 0 }, ...raw },
     {},
-    { baseDir: options.baseDir },
+    { configPath: options.baseDir && join(options.baseDir, "origin.yaml") },
   );
   const running = await startOrigin(config, { logger, tracing, flags: {} });
   return { ...running, stop: () => running.stop(), logs };

@@ -149,7 +149,10 @@ export function parseOriginConfig(
       );
     }
     if (advertise === undefined) {
-      throw new ConfigError("advertise", "required when listen.port is 0 and hashring.hosts is set");
+      throw new ConfigError(
+        "advertise",
+        "required when listen.port is 0 and hashring.hosts is set",
+      );
     }
   }
   const hashring = {
@@ -233,7 +236,9 @@ function parseBackends(raw: unknown, options: BackendsConfigOptions): OriginBack
       mustReady: mustReady[i] ?? false,
     }));
   } catch (error) {
-    if (error instanceof BackendConfigError) throw new ConfigError(error.key, error.message.slice(error.key.length + 2));
+    if (error instanceof BackendConfigError) {
+      throw new ConfigError(error.key, error.message.slice(error.key.length + 2));
+    }
     throw error;
   }
 }

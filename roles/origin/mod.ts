@@ -21,7 +21,7 @@ import { BackendManager } from "../../storage/backend/backend.ts";
 import { BlobStore } from "../../storage/blob_store.ts";
 import { WriteBackManager } from "../../storage/writeback.ts";
 import { tracedFetch } from "../../tracing/mod.ts";
-import type { RoleContext, RoleDefinition, RunningRole } from "../role.ts";
+import type { ParseOptions, RoleContext, RoleDefinition, RunningRole } from "../role.ts";
 import { type OriginConfig, parseOriginConfig } from "./config.ts";
 import { OriginServer } from "./server.ts";
 import { createWriteBackExecutor } from "./writeback.ts";
@@ -34,12 +34,6 @@ export interface RunningOrigin extends RunningRole {
   readonly addr: string;
   /** This origin's label in the ring. */
   readonly advertise: string;
-}
-
-/** Extra input of {@linkcode originRole}'s `parseConfig`. */
-export interface OriginParseOptions {
-  /** The config file; relative paths in it are resolved against its directory. */
-  configPath?: string;
 }
 
 /**
@@ -134,7 +128,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
 
 /** The origin role for `main.ts`. */
 export const originRole = {
-  parseConfig(raw: RawMap, flags: Record<string, string>, options: OriginParseOptions = {}) {
+  parseConfig(raw: RawMap, flags: Record<string, string>, options: ParseOptions = {}) {
     return parseOriginConfig(raw, flags, {
       baseDir: options.configPath ? dirname(resolve(options.configPath)) : undefined,
       fetch: backendFetch,

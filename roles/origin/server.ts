@@ -35,11 +35,7 @@ import {
   UploadNotFoundError,
 } from "../../storage/blob_store.ts";
 import { type Digest, DigestError, parseDigest } from "../../storage/digest.ts";
-import {
-  generateMetaInfo,
-  type MetaInfo,
-  type PieceLengthTable,
-} from "../../storage/metainfo.ts";
+import { generateMetaInfo, type MetaInfo, type PieceLengthTable } from "../../storage/metainfo.ts";
 import type { WriteBackManager } from "../../storage/writeback.ts";
 import {
   type Logger,
@@ -225,7 +221,7 @@ export class OriginServer {
       namespace,
       digest: digest.toString(),
       size,
-    }, async (span) => {
+    }, async () => {
       try {
         await this.#o.store.commitUpload(uid, digest);
         return "committed";
@@ -234,8 +230,6 @@ export class OriginServer {
         if (error instanceof BlobExistsError) return "exists";
         if (error instanceof UploadNotFoundError) return "unknown_upload";
         throw error;
-      } finally {
-        span.setAttribute("blob.size_bytes", size);
       }
     });
     if (outcome === "unknown_upload") throw new HttpError(404);
@@ -274,8 +268,8 @@ export class OriginServer {
         namespace,
         digest: digest.toString(),
         delay_ms: stagger * (i + 1),
-      }, () =>
-        this.#client(host).duplicateUpload(namespace, digest, source, stagger * (i + 1))).then(() => undefined, (error: unknown) => {
+      }, () => this.#client(host).duplicateUpload(namespace, digest, source, stagger * (i + 1)))
+        .then(() => undefined, (error: unknown) => {
           this.#o.logger.error("replication failed", {
             replica: host,
             digest: digest.toString(),
@@ -296,20 +290,22 @@ export class OriginServer {
   async #afterFetch(namespace: string, digest: Digest): Promise<void> {
     await this.#generateMetaInfo(digest);
     const source = await this.#source(digest);
-    await Promise.all(this.#replicas(digest).map((host) =>
-      withSpan("origin.replicate", {
-        replica: host,
-        namespace,
-        digest: digest.toString(),
-        mode: "transfer",
-      }, () => this.#client(host).transferBlob(digest, source)).catch((error) => {
-        this.#o.logger.error("replication after backend fetch failed", {
+    await Promise.all(
+      this.#replicas(digest).map((host) =>
+        withSpan("origin.replicate", {
           replica: host,
+          namespace,
           digest: digest.toString(),
-          error,
-        });
-      })
-    ));
+          mode: "transfer",
+        }, () => this.#client(host).transferBlob(digest, source)).catch((error) => {
+          this.#o.logger.error("replication after backend fetch failed", {
+            replica: host,
+            digest: digest.toString(),
+            error,
+          });
+        })
+      ),
+    );
   }
 
   #replicas(digest: Digest): string[] {
@@ -339,7 +335,11 @@ export class OriginServer {
       const blob = await this.#o.store.open(digest);
       const mi = await generateMetaInfo(digest, blob, pieceLength ?? this.#o.pieceLengths);
       span.setAttributes({ size: mi.length, piece_length: mi.pieceLength, pieces: mi.numPieces });
-      await this.#o.store.setMetadata(digest, METAINFO_KEY, new TextEncoder().encode(mi.serialize()));
+      await this.#o.store.setMetadata(
+        digest,
+        METAINFO_KEY,
+        new TextEncoder().encode(mi.serialize()),
+      );
       return mi;
     });
   }
@@ -364,7 +364,10 @@ export class OriginServer {
     const raw = ctx.url.searchParams.get("piece_length") ?? "";
     const pieceLength = /^\d{1,15}$/.test(raw) ? Number(raw) : 0;
     if (pieceLength <= 0) {
-      throw new HttpError(400, `piece_length must be a positive integer, got ${JSON.stringify(raw)}`);
+      throw new HttpError(
+        400,
+        `piece_length must be a positive integer, got ${JSON.stringify(raw)}`,
+      );
     }
     try {
       await this.#generateMetaInfo(digest, pieceLength);
@@ -488,7 +491,10 @@ async function parseDelay(req: Request): Promise<number> {
   const entry = Object.entries(body).find(([k]) => k.toLowerCase() === "delay");
   const ns = entry?.[1] ?? 0;
   if (typeof ns !== "number" || !Number.isInteger(ns)) {
-    throw new HttpError(500, `json decode: Delay must be integer nanoseconds, got ${JSON.stringify(ns)}`);
+    throw new HttpError(
+      500,
+      `json decode: Delay must be integer nanoseconds, got ${JSON.stringify(ns)}`,
+    );
   }
   return Math.max(0, ns / 1e6);
 }

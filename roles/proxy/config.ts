@@ -2,10 +2,9 @@
  * Configuration of the proxy role: its YAML keys, defaults and validation.
  *
  * ```yaml
- * port: 15000                    # registry listen port (--port overrides)
- * hostname: 0.0.0.0              # listen address (--hostname overrides)
- * store:
- *   root: /var/cache/kraken/kraken-proxy   # blobs/ (staged uploads + cache) and sessions/
+ * listen: { host: 127.0.0.1, port: 15000 }   # registry listener; --host / --port override
+ * storage:
+ *   root: /var/cache/kraken/kraken-proxy     # blobs/ (staged uploads + cache) and sessions/
  * origin:
  *   hosts: [origin1:15002]       # the origin cluster blobs are pushed to
  * build_index:
@@ -15,22 +14,21 @@
  *   prune_interval: 5m           # how often idle sessions are looked for
  * ```
  *
+ * A relative `storage.root` is resolved against the directory of the config file when the caller
+ * knows it, else against the working directory.
+ *
  * @module
  */
 
+import { dirname, isAbsolute, resolve } from "node:path";
 import { ConfigError, Fields, parseHostPort, type RawMap } from "../../common/config.ts";
 
 /** The validated proxy configuration. */
 export interface ProxyConfig {
-  /** Listen address. */
-  hostname: string;
-  /** Listen port (0 picks a free one, for tests). */
-  port: number;
-  /** Local storage. */
-  store: {
-    /** Directory for staged uploads, cached blobs and session files. */
-    root: string;
-  };
+  /** Listen address of the registry; port 0 picks a free one (tests). */
+  listen: { host: string; port: number };
+  /** Root of local state (absolute): `blobs/` and `sessions/`. */
+  storageRoot: string;
   /** The origin cluster. */
   origin: { hosts: string[] };
   /** The build-index cluster. */
@@ -44,22 +42,37 @@ export interface ProxyConfig {
   };
 }
 
-const TOP_KEYS = ["port", "hostname", "store", "origin", "build_index", "upload"];
+/** Options of {@linkcode parseProxyConfig}. */
+export interface ParseProxyConfigOptions {
+  /** The config file; a relative `storage.root` is resolved against its directory. */
+  configPath?: string;
+}
 
-/** Applies `--port` / `--hostname` flags over the YAML; any other flag is an error. */
-function applyFlags(raw: RawMap, flags: Record<string, string>): RawMap {
-  const out = { ...raw };
-  for (const [name, value] of Object.entries(flags)) {
-    if (name === "port") {
-      if (!/^\d+$/.test(value)) throw new ConfigError("--port", "must be a port number");
-      out.port = Number(value);
-    } else if (name === "hostname") {
-      out.hostname = value;
-    } else {
-      throw new ConfigError(`--${name}`, "unknown flag (allowed: port, hostname)");
+const TOP_KEYS = ["listen", "storage", "origin", "build_index", "upload"];
+
+function parsePort(value: unknown, key: string): number {
+  const n = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new ConfigError(key, `must be a port number 0-65535, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+/** Reads `listen:` with the `--host` / `--port` flags over it; any other flag is an error. */
+function parseListen(top: Fields, flags: Record<string, string>): { host: string; port: number } {
+  for (const flag of Object.keys(flags)) {
+    if (flag !== "host" && flag !== "port") {
+      throw new ConfigError(`--${flag}`, "unknown flag (allowed: --host, --port)");
     }
   }
-  return out;
+  if (flags.host === "") throw new ConfigError("--host", "must not be empty");
+  const listen = top.map("listen", ["host", "port"]);
+  return {
+    host: flags.host ?? listen.string("host", "127.0.0.1"),
+    port: flags.port !== undefined
+      ? parsePort(flags.port, "--port")
+      : parsePort(listen.raw("port") ?? 15000, listen.key("port")),
+  };
 }
 
 function hostList(fields: Fields): string[] {
@@ -70,22 +83,26 @@ function hostList(fields: Fields): string[] {
 }
 
 /**
- * Validates the proxy part of the YAML (everything but `tracing:`) and applies defaults.
+ * Validates the proxy part of the YAML (everything but `tracing:`), applies `--host` / `--port`
+ * and defaults.
  * @throws {ConfigError} naming the first invalid key
  */
-export function parseProxyConfig(raw: RawMap, flags: Record<string, string> = {}): ProxyConfig {
-  const top = new Fields(applyFlags(raw, flags), "", TOP_KEYS);
-  const port = top.int("port", 15000);
-  if (port > 65535) throw new ConfigError("port", "must be at most 65535");
-  const store = top.map("store", ["root"]);
+export function parseProxyConfig(
+  raw: RawMap,
+  flags: Record<string, string> = {},
+  options: ParseProxyConfigOptions = {},
+): ProxyConfig {
+  const baseDir = options.configPath ? dirname(resolve(options.configPath)) : Deno.cwd();
+  const top = new Fields(raw, "", TOP_KEYS);
+  const listen = parseListen(top, flags);
+  const root = top.map("storage", ["root"]).requiredString("root");
   const upload = top.map("upload", ["ttl", "prune_interval"]);
   const ttlMs = upload.duration("ttl", 60 * 60_000);
   const pruneIntervalMs = upload.duration("prune_interval", 5 * 60_000);
   if (pruneIntervalMs <= 0) throw new ConfigError(upload.key("prune_interval"), "must be positive");
   return {
-    hostname: top.string("hostname", "0.0.0.0"),
-    port,
-    store: { root: store.string("root", "/var/cache/kraken/kraken-proxy") },
+    listen,
+    storageRoot: isAbsolute(root) ? root : resolve(baseDir, root),
     origin: { hosts: hostList(top.map("origin", ["hosts"])) },
     buildIndex: { hosts: hostList(top.map("build_index", ["hosts"])) },
     upload: { ttlMs, pruneIntervalMs },

@@ -126,8 +126,8 @@ export function validateTagName(tag: string): string {
 }
 
 /**
- * Parses a digest from a URL or query.
- * @throws {RegistryError} `DIGEST_INVALID` (`UNSUPPORTED` for algorithms other than sha256)
+ * Parses a digest from a URL or query (sha256 only).
+ * @throws {RegistryError} `DIGEST_INVALID`
  */
 export function parseRegistryDigest(value: string | null): Digest {
   if (value === null || value === "") {
@@ -137,11 +137,6 @@ export function parseRegistryDigest(value: string | null): Digest {
     return parseDigest(value);
   } catch (error) {
     if (!(error instanceof DigestError)) throw error;
-    if (/^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:/.test(value) && !value.startsWith("sha256:")) {
-      throw new RegistryError("UNSUPPORTED", `unsupported digest algorithm: ${error.message}`, {
-        digest: value.slice(0, 200),
-      }, 400);
-    }
     throw new RegistryError("DIGEST_INVALID", error.message, { digest: value.slice(0, 200) });
   }
 }

@@ -297,6 +297,16 @@ export function traceTreeFromJaeger(input: JaegerTrace | { data: JaegerTrace[] }
       warnings: span.warnings ?? [],
     });
   }
+  return assembleTree(trace.traceID, nodes.values());
+}
+
+/**
+ * Links spans of one trace into a tree: each span goes under its parent when the parent is among
+ * them, otherwise it is a root. Children and roots are ordered by start time.
+ */
+export function assembleTree(traceId: string, spans: Iterable<SpanNode>): TraceTree {
+  const nodes = new Map<string, SpanNode>();
+  for (const node of spans) nodes.set(node.spanId, node);
   const roots: SpanNode[] = [];
   for (const node of nodes.values()) {
     const parent = node.parentSpanId === undefined ? undefined : nodes.get(node.parentSpanId);
@@ -304,11 +314,7 @@ export function traceTreeFromJaeger(input: JaegerTrace | { data: JaegerTrace[] }
     else roots.push(node);
   }
   for (const node of nodes.values()) node.children.sort(byStart);
-  return {
-    traceId: trace.traceID,
-    roots: roots.sort(byStart),
-    spans: [...nodes.values()].sort(byStart),
-  };
+  return { traceId, roots: roots.sort(byStart), spans: [...nodes.values()].sort(byStart) };
 }
 
 function onlyTrace(data: JaegerTrace[] | undefined): JaegerTrace {

@@ -47,7 +47,7 @@
 
 import { ConfigError } from "../config_error.ts";
 import { type Network, NetworkList, parseCidr } from "./cidr.ts";
-import { parseDuration } from "./duration.ts";
+import { parseDuration } from "../../common/duration.ts";
 
 export { parseDuration };
 

@@ -1,0 +1,241 @@
+import assert from "node:assert/strict";
+import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace";
+import { digestOfBytes } from "../storage/digest.ts";
+import { createLogger, initTracing, parseTracingConfig, withSpan } from "../tracing/mod.ts";
+import {
+  addBlob,
+  readBlob,
+  startTestAgent,
+  startTestOrigin,
+  type TestAgent,
+  type TestOrigin,
+  TestTracker,
+} from "./_scheduler_test_util.ts";
+import { readMetaInfo } from "./blob_torrent.ts";
+import { prng, randomBytes } from "./_test_util.ts";
+import { DownloadError, TorrentNotFoundError } from "./scheduler.ts";
+
+const PIECE = 16 * 1024;
+const exporter = new InMemorySpanExporter();
+const tracing = initTracing(
+  parseTracingConfig({ enabled: true, sampling: { default_rate: 1 } }, "agent", {}),
+  { role: "agent", logger: createLogger({ role: "agent", write: () => {} }), exporter },
+);
+
+/** Runs `fn` with a tracker, started origins and agents, closing all of them afterwards. */
+async function cluster(
+  setup: { origins?: number; agents?: number; agentOptions?: Parameters<typeof startTestAgent>[1] },
+  fn: (c: { tracker: TestTracker; origins: TestOrigin[]; agents: TestAgent[] }) => Promise<void>,
+): Promise<void> {
+  const tracker = new TestTracker();
+  const origins: TestOrigin[] = [];
+  const agents: TestAgent[] = [];
+  try {
+    for (let i = 0; i < (setup.origins ?? 1); i++) origins.push(await startTestOrigin());
+    tracker.origins = [...origins];
+    for (let i = 0; i < (setup.agents ?? 1); i++) {
+      agents.push(await startTestAgent(tracker, setup.agentOptions));
+    }
+    await fn({ tracker, origins, agents });
+  } finally {
+    for (const a of agents) await a.close();
+    for (const o of origins) await o.close();
+    await tracker.close();
+  }
+}
+
+function spansOf(traceId: string): ReadableSpan[] {
+  return exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
+}
+
+function one(spans: ReadableSpan[], name: string): ReadableSpan {
+  const found = spans.filter((s) => s.name === name);
+  assert.equal(found.length, 1, `one ${name} in: ${spans.map((s) => s.name).join(", ")}`);
+  return found[0];
+}
+
+Deno.test("scheduler: agent 1 pulls from the origin, agent 2 from agent 1; spans summarise", async () => {
+  await cluster({ agents: 2 }, async ({ tracker, origins: [origin], agents: [a1, a2] }) => {
+    const data = randomBytes(prng(11), 10 * PIECE + 123);
+    const mi = await addBlob(origin.store, data, PIECE);
+
+    exporter.reset();
+    const traceId = await withSpan("test.pull", {}, async (span) => {
+      const r = await a1.scheduler.download("library/test", mi.digest);
+      assert.equal(r.size, data.length);
+      assert.equal(r.infoHash, mi.infoHash.hex);
+      assert.equal(r.summary?.piecesTotal, 11);
+      assert.equal(r.summary?.piecesFromOrigins, 11);
+      assert.equal(r.summary?.piecesFromAgents, 0);
+      return span.spanContext().traceId;
+    });
+    assert.deepEqual(await readBlob(a1.store, mi.digest), data);
+    assert.ok((await readMetaInfo(a1.store, mi.digest))?.infoHash.equals(mi.infoHash));
+
+    await tracing.forceFlush();
+    const spans = spansOf(traceId);
+    const download = one(spans, "scheduler.download");
+    const root = one(spans, "test.pull");
+    assert.equal(download.parentSpanContext?.spanId, root.spanContext().spanId);
+    const id = download.spanContext().spanId;
+    for (const name of ["storage.create_torrent", "metainfo.request", "storage.commit"]) {
+      assert.equal(one(spans, name).parentSpanContext?.spanId, id, `${name} under download`);
+    }
+    const announces = spans.filter((s) => s.name === "announce.request");
+    assert.ok(announces.length >= 1);
+    assert.ok(announces.every((s) => s.parentSpanContext?.spanId === id));
+    assert.ok(announces.every((s) => s.attributes.complete === false), "completion is not traced");
+    assert.deepEqual(one(spans, "storage.create_torrent").attributes, {
+      pieces: 11,
+      piece_length: PIECE,
+      resumed_pieces: 0,
+    });
+    assert.equal(one(spans, "storage.commit").attributes.verified, true);
+    assert.equal(one(spans, "storage.commit").attributes.cache_hit, false);
+    const attrs = download.attributes;
+    assert.equal(attrs.namespace, "library/test");
+    assert.equal(attrs.digest, mi.digest.toString());
+    assert.equal(attrs["peer.id"], a1.scheduler.peerId);
+    assert.equal(attrs["torrent.infohash"], mi.infoHash.hex);
+    assert.equal(attrs["torrent.size"], data.length);
+    assert.equal(attrs["p2p.pieces_total"], 11);
+    assert.equal(attrs["p2p.pieces_from_origins"], 11);
+    assert.equal(attrs["p2p.pieces_from_agents"], 0);
+    assert.equal(attrs["p2p.bytes_received"], data.length);
+    assert.equal(attrs["p2p.peers_connected"], 1);
+    assert.equal(typeof attrs["p2p.throughput_mbps"], "number");
+    // Only the download's own spans: no per-peer or per-piece spans.
+    assert.deepEqual(
+      [...new Set(spans.map((s) => s.name))].sort(),
+      [
+        "POST /announce/{infohash}",
+        "GET /namespace/{namespace}/blobs/{digest}/metainfo",
+        "announce.request",
+        "metainfo.request",
+        "scheduler.download",
+        "storage.commit",
+        "storage.create_torrent",
+        "test.pull",
+      ].sort(),
+    );
+
+    // Agent 1 told the tracker it is complete; with the origin gone, agent 2 must use agent 1.
+    await waitUntil(() =>
+      tracker.announces.some((a) => a.peer.peerId === a1.scheduler.peerId && a.peer.complete)
+    );
+    await origin.seeder.close();
+    const r2 = await a2.scheduler.download("library/test", mi.digest);
+    assert.equal(r2.summary?.piecesFromAgents, 11);
+    assert.equal(r2.summary?.piecesFromOrigins, 0);
+    assert.deepEqual(await readBlob(a2.store, mi.digest), data);
+  });
+});
+
+Deno.test("scheduler: concurrent downloads of one blob share one download", async () => {
+  await cluster({}, async ({ tracker, origins: [origin], agents: [agent] }) => {
+    const data = randomBytes(prng(12), 5 * PIECE);
+    const mi = await addBlob(origin.store, data, PIECE);
+    const results = await Promise.all([
+      agent.scheduler.download("ns", mi.digest),
+      agent.scheduler.download("ns", mi.digest),
+      agent.scheduler.download("ns", mi.digest),
+    ]);
+    assert.equal(results[0], results[1]);
+    assert.equal(results[1], results[2]);
+    assert.equal(tracker.metainfoRequests, 1);
+    assert.deepEqual(await readBlob(agent.store, mi.digest), data);
+    // Cached now: no torrent work at all.
+    const again = await agent.scheduler.download("ns", mi.digest);
+    assert.deepEqual(again, { size: data.length });
+    assert.equal(tracker.metainfoRequests, 1);
+  });
+});
+
+Deno.test("scheduler: a peer serving corrupt pieces is dropped and the blob is still right", async () => {
+  await cluster({ origins: 2 }, async ({ tracker, origins: [bad, good], agents: [agent] }) => {
+    const data = randomBytes(prng(13), 8 * PIECE);
+    const mi = await addBlob(good.store, data, PIECE);
+    const corrupt = data.slice();
+    for (let i = 0; i < corrupt.length; i += PIECE) corrupt[i] ^= 0xff;
+    // The bad origin has the right metainfo, but its cache file rotted on disk.
+    await addBlob(bad.store, data, PIECE);
+    const path = `${bad.store.root}/cache/${mi.digest.hex.slice(0, 2)}/${mi.digest.hex}`;
+    await Deno.writeFile(path, corrupt);
+    // First only the bad origin, then both: the bad one must be blacklisted by then.
+    let first = true;
+    tracker.handout = () => {
+      const peers = first ? [bad.peerInfo] : [bad.peerInfo, good.peerInfo];
+      first = false;
+      return peers;
+    };
+    const r = await agent.scheduler.download("ns", mi.digest);
+    assert.ok((r.summary?.piecesInvalid ?? 0) >= 1, "a corrupt piece was seen");
+    assert.equal(r.summary?.piecesFromOrigins, 8);
+    assert.deepEqual(await readBlob(agent.store, mi.digest), data);
+  });
+});
+
+Deno.test("scheduler: unknown blob is TorrentNotFoundError", async () => {
+  await cluster({}, async ({ agents: [agent] }) => {
+    const digest = await digestOfBytes(new TextEncoder().encode("nobody has this"));
+    await assert.rejects(agent.scheduler.download("ns", digest), TorrentNotFoundError);
+    assert.deepEqual(agent.scheduler.torrents, []);
+  });
+});
+
+Deno.test("scheduler: a download without peers times out and leaves nothing", async () => {
+  await cluster(
+    { agentOptions: { leecherTtiMs: 300 } },
+    async ({ tracker, origins: [origin], agents: [agent] }) => {
+      const data = randomBytes(prng(14), 3 * PIECE);
+      const mi = await addBlob(origin.store, data, PIECE);
+      tracker.handout = () => [];
+      await assert.rejects(
+        agent.scheduler.download("ns", mi.digest),
+        (err: Error) => err instanceof DownloadError && /timed out/.test(err.message),
+      );
+      assert.deepEqual(agent.scheduler.torrents, []);
+      assert.deepEqual(await Array.fromAsync(Deno.readDir(`${agent.store.root}/uploads`)), []);
+    },
+  );
+});
+
+Deno.test("scheduler: remove() fails a running download and deletes the blob", async () => {
+  await cluster({}, async ({ tracker, origins: [origin], agents: [agent] }) => {
+    const data = randomBytes(prng(15), 3 * PIECE);
+    const mi = await addBlob(origin.store, data, PIECE);
+    tracker.handout = () => [];
+    const pending = agent.scheduler.download("ns", mi.digest);
+    await waitUntil(() => agent.scheduler.torrents.length === 1);
+    await agent.scheduler.remove(mi.digest);
+    await assert.rejects(pending, /removed/);
+    tracker.handout = undefined;
+    await agent.scheduler.download("ns", mi.digest);
+    assert.ok(await agent.store.has(mi.digest));
+    await agent.scheduler.remove(mi.digest);
+    assert.equal(await agent.store.has(mi.digest), false);
+    assert.deepEqual(agent.scheduler.torrents, []);
+  });
+});
+
+Deno.test("scheduler: origins refuse downloads and ask for blobs they lack", async () => {
+  await cluster({ agents: 1 }, async ({ origins: [origin], agents: [agent] }) => {
+    const digest = await digestOfBytes(new TextEncoder().encode("x"));
+    await assert.rejects(origin.seeder.scheduler.download("ns", digest), /origin mode/);
+    const body = JSON.parse(origin.seeder.peerContextJson());
+    assert.deepEqual(Object.keys(body), ["ip", "port", "peer_id", "zone", "cluster", "origin"]);
+    assert.equal(body.peer_id.length, 20);
+    assert.equal(body.origin, true);
+    assert.equal(body.port, origin.peerInfo.port);
+    assert.ok(origin.seeder.peerContextJson().endsWith("}\n"));
+    assert.ok(agent);
+  });
+});
+
+async function waitUntil(cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -1,0 +1,404 @@
+import assert from "node:assert/strict";
+import { type Digest, digestOfBytes } from "../../storage/digest.ts";
+import { collectSpans } from "../build-index/_test_util.ts";
+import { OCI_MANIFEST } from "../build-index/manifest.ts";
+import { makeImage, type PushStack, randomBytes, startPushStack } from "./_test_util.ts";
+
+/** Runs `fn` against a fresh push stack and removes everything afterwards. */
+async function withStack(
+  fn: (stack: PushStack, dir: string) => Promise<void>,
+  options: Parameters<typeof startPushStack>[1] = {},
+): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  const stack = await startPushStack(dir, options);
+  try {
+    await fn(stack, dir);
+  } finally {
+    await stack.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function errorCode(res: Response): Promise<string> {
+  const body = await res.json();
+  return body.errors[0].code;
+}
+
+/** POST, PATCH each chunk, PUT ?digest: the chunked flow docker uses. Returns the PUT response. */
+async function chunkedUpload(url: string, repo: string, chunks: Uint8Array<ArrayBuffer>[], digest: Digest) {
+  const start = await fetch(`${url}/v2/${repo}/blobs/uploads/`, { method: "POST" });
+  assert.equal(start.status, 202);
+  assert.equal(start.headers.get("range"), "0-0");
+  assert.ok(start.headers.get("docker-upload-uuid"));
+  let location = start.headers.get("location")!;
+  let offset = 0;
+  for (const chunk of chunks) {
+    const res = await fetch(`${url}${location}`, {
+      method: "PATCH",
+      body: chunk,
+      headers: { "content-range": `${offset}-${offset + chunk.length - 1}` },
+    });
+    assert.equal(res.status, 202, await res.text());
+    offset += chunk.length;
+    assert.equal(res.headers.get("range"), `0-${offset - 1}`);
+    location = res.headers.get("location")!;
+  }
+  return await fetch(`${url}${location}?digest=${digest}`, { method: "PUT" });
+}
+
+async function putManifest(url: string, repo: string, ref: string, bytes: Uint8Array<ArrayBuffer>) {
+  return await fetch(`${url}/v2/${repo}/manifests/${ref}`, {
+    method: "PUT",
+    body: bytes,
+    headers: { "content-type": OCI_MANIFEST },
+  });
+}
+
+async function listDir(path: string): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(path)) out.push(e.name);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  return out.sort();
+}
+
+Deno.test("proxy: chunked, monolithic and single-PUT uploads, then a tagged manifest", async () => {
+  await withStack(async ({ url, originClient, buildIndex }) => {
+    const repo = "library/demo";
+    const image = await makeImage([300_000, 1000, 10]);
+    const [big, small, tiny] = image.layers;
+
+    assert.equal((await fetch(`${url}/v2/`)).headers.get("docker-distribution-api-version"), "registry/2.0");
+    const miss = await fetch(`${url}/v2/${repo}/blobs/${big.digest}`, { method: "HEAD" });
+    assert.equal(miss.status, 404);
+
+    // Chunked: two PATCHes with Content-Range.
+    const put = await chunkedUpload(url, repo, [big.bytes.subarray(0, 100_000), big.bytes.subarray(100_000)], big.digest);
+    assert.equal(put.status, 201, await put.text());
+    assert.equal(put.headers.get("docker-content-digest"), big.digest.toString());
+    assert.equal(put.headers.get("location"), `/v2/${repo}/blobs/${big.digest}`);
+
+    // Monolithic POST ?digest=.
+    const mono = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${small.digest}`, {
+      method: "POST",
+      body: small.bytes,
+    });
+    assert.equal(mono.status, 201, await mono.text());
+
+    // POST then a single PUT carrying the body.
+    const start = await fetch(`${url}/v2/${repo}/blobs/uploads/`, { method: "POST" });
+    const single = await fetch(`${url}${start.headers.get("location")}?digest=${tiny.digest}`, {
+      method: "PUT",
+      body: tiny.bytes,
+    });
+    assert.equal(single.status, 201, await single.text());
+
+    // The config through a streaming PATCH without Content-Range.
+    const cfg = await fetch(`${url}/v2/${repo}/blobs/uploads/`, { method: "POST" });
+    const patch = await fetch(`${url}${cfg.headers.get("location")}`, {
+      method: "PATCH",
+      body: ReadableStream.from([image.config.bytes.subarray(0, 5), image.config.bytes.subarray(5)]),
+    });
+    assert.equal(patch.status, 202);
+    const cfgPut = await fetch(`${url}${patch.headers.get("location")}?digest=${image.config.digest}`, {
+      method: "PUT",
+    });
+    assert.equal(cfgPut.status, 201, await cfgPut.text());
+
+    // Every blob is in the origin cluster now; HEAD on the proxy says so with the size.
+    for (const blob of [...image.layers, image.config]) {
+      assert.deepEqual(await originClient.stat("TODO", blob.digest), { size: blob.bytes.length });
+      const head = await fetch(`${url}/v2/${repo}/blobs/${blob.digest}`, { method: "HEAD" });
+      assert.equal(head.status, 200);
+      assert.equal(head.headers.get("content-length"), String(blob.bytes.length));
+    }
+    const got = await fetch(`${url}/v2/${repo}/blobs/${small.digest}`);
+    assert.deepEqual(new Uint8Array(await got.arrayBuffer()), small.bytes);
+
+    const man = await putManifest(url, repo, "v1", image.manifest.bytes);
+    assert.equal(man.status, 201, await man.text());
+    assert.equal(man.headers.get("docker-content-digest"), image.manifest.digest.toString());
+
+    // The tag is in build-index, the manifest in the origin cluster.
+    const tag = await fetch(`${buildIndex.url}/tags/${encodeURIComponent(`${repo}:v1`)}`);
+    assert.equal(await tag.text(), image.manifest.digest.toString());
+    assert.deepEqual(await originClient.stat("TODO", image.manifest.digest), {
+      size: image.manifest.bytes.length,
+    });
+
+    // Reads a pushing client makes.
+    const byTag = await fetch(`${url}/v2/${repo}/manifests/v1`);
+    assert.equal(byTag.status, 200);
+    assert.equal(byTag.headers.get("content-type"), OCI_MANIFEST);
+    assert.equal(byTag.headers.get("docker-content-digest"), image.manifest.digest.toString());
+    assert.deepEqual(new Uint8Array(await byTag.arrayBuffer()), image.manifest.bytes);
+    const byDigest = await fetch(`${url}/v2/${repo}/manifests/${image.manifest.digest}`, { method: "HEAD" });
+    assert.equal(byDigest.status, 200);
+    assert.equal(byDigest.headers.get("content-length"), String(image.manifest.bytes.length));
+    const list = await (await fetch(`${url}/v2/${repo}/tags/list`)).json();
+    assert.deepEqual(list, { name: repo, tags: ["v1"] });
+    const catalog = await (await fetch(`${url}/v2/_catalog`)).json();
+    assert.deepEqual(catalog, { repositories: [repo] });
+    const unknownTag = await fetch(`${url}/v2/${repo}/manifests/v2`);
+    assert.equal(unknownTag.status, 404);
+    assert.equal(await errorCode(unknownTag), "MANIFEST_UNKNOWN");
+
+    // Cross-repository mount of a known blob: 201 without a session.
+    const mount = await fetch(`${url}/v2/other/repo/blobs/uploads/?mount=${small.digest}&from=${repo}`, {
+      method: "POST",
+    });
+    assert.equal(mount.status, 201);
+  });
+});
+
+Deno.test("proxy: a wrong digest on commit is DIGEST_INVALID and stores nothing", async () => {
+  await withStack(async ({ url, originClient, proxy }) => {
+    const repo = "library/bad";
+    const data = randomBytes(5000);
+    const wrong = await digestOfBytes(new TextEncoder().encode("something else"));
+    const res = await chunkedUpload(url, repo, [data], wrong);
+    assert.equal(res.status, 400);
+    assert.equal(await errorCode(res), "DIGEST_INVALID");
+    const right = await digestOfBytes(data);
+    assert.equal(await proxy.store.stat(right), null);
+    assert.equal(await proxy.store.stat(wrong), null);
+    assert.equal(await originClient.stat("TODO", wrong), null);
+    assert.equal(await originClient.stat("TODO", right), null);
+    assert.equal(proxy.sessions.size, 0);
+
+    // Monolithic with a wrong digest: same answer.
+    const mono = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${wrong}`, { method: "POST", body: data });
+    assert.equal(mono.status, 400);
+    assert.equal(await errorCode(mono), "DIGEST_INVALID");
+    assert.equal(await proxy.store.stat(wrong), null);
+
+    // A malformed digest parameter.
+    const start = await fetch(`${url}/v2/${repo}/blobs/uploads/`, { method: "POST" });
+    const bad = await fetch(`${url}${start.headers.get("location")}?digest=sha256:xyz`, { method: "PUT" });
+    assert.equal(bad.status, 400);
+    assert.equal(await errorCode(bad), "DIGEST_INVALID");
+  });
+});
+
+Deno.test("proxy: unknown or foreign upload ids are BLOB_UPLOAD_UNKNOWN", async () => {
+  await withStack(async ({ url }) => {
+    const data = randomBytes(10);
+    const d = await digestOfBytes(data);
+    for (const uid of [crypto.randomUUID(), "not-a-uuid", "..%2F..%2Fetc"]) {
+      for (const method of ["PATCH", "PUT", "GET", "DELETE"]) {
+        const res = await fetch(`${url}/v2/library/x/blobs/uploads/${uid}?digest=${d}`, {
+          method,
+          body: method === "PATCH" || method === "PUT" ? data : undefined,
+        });
+        assert.equal(res.status, 404, `${method} ${uid}`);
+        assert.equal(await errorCode(res), "BLOB_UPLOAD_UNKNOWN");
+      }
+    }
+    // A session belongs to its repository.
+    const start = await fetch(`${url}/v2/library/x/blobs/uploads/`, { method: "POST" });
+    const uid = start.headers.get("docker-upload-uuid");
+    const foreign = await fetch(`${url}/v2/library/y/blobs/uploads/${uid}`, { method: "PATCH", body: data });
+    assert.equal(foreign.status, 404);
+    assert.equal(await errorCode(foreign), "BLOB_UPLOAD_UNKNOWN");
+    // A PATCH whose Content-Range does not continue the upload.
+    const gap = await fetch(`${url}/v2/library/x/blobs/uploads/${uid}`, {
+      method: "PATCH",
+      body: data,
+      headers: { "content-range": "5-14" },
+    });
+    assert.equal(gap.status, 416);
+    assert.equal(await errorCode(gap), "RANGE_INVALID");
+    // Aborted sessions are gone.
+    const del = await fetch(`${url}/v2/library/x/blobs/uploads/${uid}`, { method: "DELETE" });
+    assert.equal(del.status, 204);
+    const after = await fetch(`${url}/v2/library/x/blobs/uploads/${uid}`, { method: "GET" });
+    assert.equal(after.status, 404);
+    await after.body?.cancel();
+  });
+});
+
+Deno.test("proxy: manifests referencing missing blobs or malformed are refused, no tag", async () => {
+  await withStack(async ({ url, originClient, buildIndex }) => {
+    const repo = "library/incomplete";
+    const image = await makeImage([100, 200]);
+    // Only the config and the first layer are pushed.
+    for (const blob of [image.config, image.layers[0]]) {
+      const res = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${blob.digest}`, {
+        method: "POST",
+        body: blob.bytes,
+      });
+      assert.equal(res.status, 201);
+    }
+    const res = await putManifest(url, repo, "v1", image.manifest.bytes);
+    assert.equal(res.status, 400);
+    const body = await res.json();
+    assert.equal(body.errors[0].code, "MANIFEST_BLOB_UNKNOWN");
+    assert.equal(body.errors[0].detail.digest, image.layers[1].digest.toString());
+    const tag = await fetch(`${buildIndex.url}/tags/${encodeURIComponent(`${repo}:v1`)}`);
+    assert.equal(tag.status, 404);
+    await tag.body?.cancel();
+    assert.equal(await originClient.stat("TODO", image.manifest.digest), null);
+
+    const invalid = [
+      new TextEncoder().encode("{not json"),
+      new TextEncoder().encode(JSON.stringify({ schemaVersion: 1, name: repo })),
+      new TextEncoder().encode(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, layers: [] })),
+      new TextEncoder().encode(JSON.stringify({ schemaVersion: 2, mediaType: "text/plain" })),
+    ];
+    for (const bytes of invalid) {
+      const r = await putManifest(url, repo, "v1", bytes);
+      assert.equal(r.status, 400);
+      assert.equal(await errorCode(r), "MANIFEST_INVALID");
+    }
+    // Pushing by digest checks the digest.
+    const wrongRef = await putManifest(url, repo, `${image.config.digest}`, image.manifest.bytes);
+    assert.equal(wrongRef.status, 400);
+    assert.equal(await errorCode(wrongRef), "DIGEST_INVALID");
+  });
+});
+
+Deno.test("proxy: path-traversal and invalid names or tags are 4xx and store nothing", async () => {
+  await withStack(async ({ url, buildIndex, proxy }, dir) => {
+    const data = randomBytes(64);
+    const d = await digestOfBytes(data);
+    const image = await makeImage([10]);
+    const names = ["..%2F..%2Fetc", "library%2F..%2F..%2Fx", "Library/Upper", "a//b", "-lead", "x%00y"];
+    for (const name of names) {
+      for (const [method, path, body] of [
+        ["POST", `/v2/${name}/blobs/uploads/`, undefined],
+        ["POST", `/v2/${name}/blobs/uploads/?digest=${d}`, data],
+        ["HEAD", `/v2/${name}/blobs/${d}`, undefined],
+        ["PUT", `/v2/${name}/manifests/latest`, image.manifest.bytes],
+      ] as const) {
+        const res = await fetch(`${url}${path}`, { method, body });
+        assert.equal(res.status, 400, `${method} ${path}`);
+        if (method === "HEAD") await res.body?.cancel();
+        else assert.equal(await errorCode(res), "NAME_INVALID");
+      }
+    }
+    for (const tag of ["..%2F..%2Fetc", "bad%2Ftag", ".hidden", "a".repeat(129), "tag%3Ax"]) {
+      const res = await putManifest(url, "library/ok", tag, image.manifest.bytes);
+      assert.equal(res.status, 400, tag);
+      const code = await errorCode(res);
+      assert.ok(code === "TAG_INVALID" || code === "DIGEST_INVALID", `${tag}: ${code}`);
+    }
+    assert.deepEqual(await listDir(`${dir}/proxy/blobs/uploads`), []);
+    assert.deepEqual(await listDir(`${dir}/proxy/blobs/cache`), []);
+    assert.deepEqual(await listDir(`${dir}/proxy/sessions`), []);
+    assert.equal(proxy.sessions.size, 0);
+    assert.deepEqual((await (await fetch(`${buildIndex.url}/list/`)).json()).result, []);
+    assert.deepEqual(await listDir(`${dir}/etc`), []);
+  });
+});
+
+Deno.test("proxy: idle sessions expire, and a restarted proxy continues an upload", async () => {
+  await withStack(async (stack) => {
+    const { url, proxy } = stack;
+    const data = randomBytes(2000);
+    const d = await digestOfBytes(data);
+    const start = await fetch(`${url}/v2/library/slow/blobs/uploads/`, { method: "POST" });
+    const location = start.headers.get("location")!;
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(await proxy.prune(), 1);
+    const gone = await fetch(`${url}${location}`, { method: "PATCH", body: data });
+    assert.equal(gone.status, 404);
+    assert.equal(await errorCode(gone), "BLOB_UPLOAD_UNKNOWN");
+
+    // Restart: the session file and the staged bytes survive, the upload completes.
+    const start2 = await fetch(`${url}/v2/library/slow/blobs/uploads/`, { method: "POST" });
+    const loc2 = start2.headers.get("location")!;
+    const half = await fetch(`${url}${loc2}`, { method: "PATCH", body: data.subarray(0, 1000) });
+    assert.equal(half.status, 202);
+    await proxy.stop();
+    const second = await stack.restartProxy();
+    try {
+      const url2 = `http://127.0.0.1:${second.port}`;
+      const rest = await fetch(`${url2}${loc2}`, { method: "PATCH", body: data.subarray(1000) });
+      assert.equal(rest.status, 202, await rest.text());
+      assert.equal(rest.headers.get("range"), "0-1999");
+      const done = await fetch(`${url2}${loc2}?digest=${d}`, { method: "PUT" });
+      assert.equal(done.status, 201, await done.text());
+      assert.deepEqual(await stack.originClient.stat("TODO", d), { size: 2000 });
+    } finally {
+      await second.stop();
+    }
+  }, { upload: { ttl: "10ms" } });
+});
+
+Deno.test("proxy: one trace per upload session; manifest PUT reaches origin and build-index", async () => {
+  const collector = collectSpans("proxy");
+  try {
+    await withStack(async ({ url }) => {
+      const repo = "library/traced";
+      const image = await makeImage([4000]);
+      const layer = image.layers[0];
+      const put = await chunkedUpload(url, repo, [layer.bytes.subarray(0, 1500), layer.bytes.subarray(1500)], layer.digest);
+      assert.equal(put.status, 201, await put.text());
+      const cfg = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${image.config.digest}`, {
+        method: "POST",
+        body: image.config.bytes,
+      });
+      assert.equal(cfg.status, 201);
+      const man = await putManifest(url, repo, "v1", image.manifest.bytes);
+      assert.equal(man.status, 201, await man.text());
+
+      const spans = await collector.spans();
+      const byName = (name: string) => spans.filter((s) => s.name === name);
+      const idOf = (s: { spanContext(): { spanId: string } }) => s.spanContext().spanId;
+
+      const uploads = byName("proxy.upload");
+      assert.equal(uploads.length, 2, "one proxy.upload per session");
+      const chunked = uploads.find((s) => s.attributes.repo === repo && byName("proxy.upload_chunk")
+        .filter((c) => c.parentSpanContext?.spanId === idOf(s)).length === 2)!;
+      assert.ok(chunked, "the chunked session has two upload_chunk children");
+      assert.equal(chunked.attributes["upload.outcome"], "committed");
+      const postServer = spans.find((s) => idOf(s) === chunked.parentSpanContext?.spanId)!;
+      assert.equal(postServer.name, "POST /v2/{name+}/blobs/uploads/");
+      const trace = chunked.spanContext().traceId;
+
+      const children = spans.filter((s) => s.parentSpanContext?.spanId === idOf(chunked));
+      assert.deepEqual(children.map((s) => s.name).sort(), [
+        "proxy.commit_upload",
+        "proxy.start_upload",
+        "proxy.upload_chunk",
+        "proxy.upload_chunk",
+      ]);
+      for (const child of children) assert.equal(child.spanContext().traceId, trace);
+      const chunks = children.filter((s) => s.name === "proxy.upload_chunk")
+        .sort((a, b) => Number(a.attributes.range_start) - Number(b.attributes.range_start));
+      assert.deepEqual(chunks.map((c) => [c.attributes.range_start, c.attributes.range_end, c.attributes.chunk_size]), [
+        [0, 1500, 1500],
+        [1500, 4000, 2500],
+      ]);
+      // Each later request's span links to that request's own server span.
+      for (const chunk of chunks) {
+        const link = chunk.links[0]?.context;
+        const server = spans.find((s) => link && idOf(s) === link.spanId);
+        assert.equal(server?.name, "PATCH /v2/{name+}/blobs/uploads/{uuid}");
+      }
+      const commit = children.find((s) => s.name === "proxy.commit_upload")!;
+      assert.equal(commit.attributes.digest, layer.digest.toString());
+      assert.equal(commit.attributes.total_size, 4000);
+      const store = spans.find((s) => s.name === "origin.store_blob" && s.parentSpanContext?.spanId === idOf(commit));
+      assert.ok(store, "origin.store_blob under proxy.commit_upload");
+      assert.equal(store.attributes.namespace, "TODO");
+      const start = children.find((s) => s.name === "proxy.start_upload")!;
+      assert.equal(start.attributes.repo, repo);
+      assert.equal(start.attributes.namespace, "TODO");
+      assert.match(String(start.attributes.upload_id), /^[0-9a-f-]{36}$/);
+
+      const putManifestSpan = byName("proxy.put_manifest")[0];
+      const under = spans.filter((s) => s.parentSpanContext?.spanId === idOf(putManifestSpan)).map((s) => s.name);
+      assert.ok(under.includes("origin.store_blob"), under.join(", "));
+      assert.ok(under.includes("build_index.put_tag"), under.join(", "));
+      // The build-index's own put_tag runs in the same trace, below its server span.
+      const serverPut = spans.filter((s) => s.name === "build_index.put_tag" && s.parentSpanContext?.spanId !== idOf(putManifestSpan));
+      assert.equal(serverPut.length, 1);
+      assert.equal(serverPut[0].spanContext().traceId, putManifestSpan.spanContext().traceId);
+    }, { tracing: collector.runtime });
+  } finally {
+    await collector.runtime.shutdown();
+  }
+});
