@@ -31,7 +31,7 @@
 
 import { type Digest, DigestError, parseDigest } from "../storage/digest.ts";
 import { InfoHash, MetaInfo } from "../storage/metainfo.ts";
-import { tracedFetch, type TracedFetchOptions, setAttributes, withSpan } from "../tracing/mod.ts";
+import { setAttributes, tracedFetch, type TracedFetchOptions, withSpan } from "../tracing/mod.ts";
 import { AcceptedError, pollAccepted, type PollOptions } from "./blob_client.ts";
 import { pathEscape } from "./escape.ts";
 import { HashRing } from "./hashring.ts";
@@ -402,7 +402,7 @@ export class AnnounceClient {
    * @throws {TrackerHttpError} when a tracker answers non-200 (500 `no peers available` included)
    * @throws {TrackersUnavailableError} when no tracker could be reached
    */
-  announce(params: AnnounceParams): Promise<AnnounceResult> {
+  async announce(params: AnnounceParams): Promise<AnnounceResult> {
     const peer: PeerInfo = {
       peerId: params.peer.peerId,
       ip: params.peer.ip,
@@ -414,7 +414,7 @@ export class AnnounceClient {
       throw new TypeError(`peerId must be 40 lowercase hex characters, got ${peer.peerId}`);
     }
     const body = encodeAnnounceRequest({ digest: params.digest, infoHash: params.infoHash, peer });
-    return withSpan("announce.request", {
+    return await withSpan("announce.request", {
       infohash: params.infoHash.hex,
       complete: params.complete,
       digest: params.digest.toString(),
@@ -449,23 +449,27 @@ export class AnnounceClient {
    */
   getMetaInfo(namespace: string, digest: Digest): Promise<MetaInfo> {
     const path = `/namespace/${pathEscape(namespace)}/blobs/${digest}/metainfo`;
-    return withSpan("metainfo.request", { namespace, digest: digest.toString() }, () =>
-      this.#onTrackers(`metainfo of ${digest}`, digest, async (addr) => {
-        setAttributes({ "tracker.addr": addr });
-        let attempts = 0;
-        const text = await pollAccepted(() => {
-          attempts++;
-          return this.#send(addr, "GET", path, {
-            route: "/namespace/{namespace}/blobs/{digest}/metainfo",
-          });
-        }, this.#poll);
-        setAttributes({ attempts });
-        const mi = MetaInfo.deserialize(text);
-        if (!mi.digest.equals(digest)) {
-          throw new Error(`metainfo from ${addr} names ${mi.digest}, asked for ${digest}`);
-        }
-        return mi;
-      }));
+    return withSpan(
+      "metainfo.request",
+      { namespace, digest: digest.toString() },
+      () =>
+        this.#onTrackers(`metainfo of ${digest}`, digest, async (addr) => {
+          setAttributes({ "tracker.addr": addr });
+          let attempts = 0;
+          const text = await pollAccepted(() => {
+            attempts++;
+            return this.#send(addr, "GET", path, {
+              route: "/namespace/{namespace}/blobs/{digest}/metainfo",
+            });
+          }, this.#poll);
+          setAttributes({ attempts });
+          const mi = MetaInfo.deserialize(text);
+          if (!mi.digest.equals(digest)) {
+            throw new Error(`metainfo from ${addr} names ${mi.digest}, asked for ${digest}`);
+          }
+          return mi;
+        }),
+    );
   }
 
   /** Runs `fn` on the digest's trackers in ring order until one is reachable. */

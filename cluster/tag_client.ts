@@ -221,7 +221,9 @@ export class TagClient {
       "build_index.put_tag",
       { tag, digest: digest.toString(), replicate, "server.address": this.addr },
       async () => {
-        const path = `/tags/${pathEscape(tag)}/digest/${digest}${replicate ? "?replicate=true" : ""}`;
+        const path = `/tags/${pathEscape(tag)}/digest/${digest}${
+          replicate ? "?replicate=true" : ""
+        }`;
         const result = await this.#call({
           method: "PUT",
           path,

@@ -5,8 +5,11 @@
  * @module
  */
 
+import { buildIndexRole } from "./build-index/mod.ts";
 import { originRole } from "./origin/mod.ts";
+import { proxyRole } from "./proxy/mod.ts";
 import type { RoleDefinition, RoleName } from "./role.ts";
+import { trackerRole } from "./tracker/mod.ts";
 
 export { ROLE_NAMES } from "./role.ts";
 export type {
@@ -20,8 +23,8 @@ export type {
 /** Role name → implementation (undefined while not implemented). */
 export const ROLES: Record<RoleName, RoleDefinition<unknown> | undefined> = {
   agent: undefined,
-  tracker: undefined,
+  tracker: trackerRole as RoleDefinition<unknown>,
   origin: originRole as RoleDefinition<unknown>,
-  proxy: undefined,
-  "build-index": undefined,
+  proxy: proxyRole as RoleDefinition<unknown>,
+  "build-index": buildIndexRole as RoleDefinition<unknown>,
 };

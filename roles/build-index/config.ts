@@ -107,6 +107,16 @@ const TOP_KEYS = [
   "backends",
 ];
 
+/**
+ * The fetch HTTP backends (testfs) use: traced, with the testfs route template as the span name
+ * and 404 (absent tag) as an expected answer.
+ */
+const backendFetch: typeof fetch = (input, init) => {
+  const url = input instanceof Request ? input.url : String(input);
+  const route = new URL(url).pathname.startsWith("/list/") ? "/list/{path+}" : "/files/{path+}";
+  return tracedFetch(url, { ...init, route, expectedStatus: [404] });
+};
+
 /** Options of {@linkcode parseBuildIndexConfig}. */
 export interface ParseBuildIndexConfigOptions {
   /** The config file; relative paths in it are resolved against its directory. */
@@ -144,7 +154,9 @@ function parseListen(
 
 function hostList(fields: Fields, name: string, required: boolean): string[] {
   const hosts = fields.stringList(name, []);
-  if (required && hosts.length === 0) throw new ConfigError(fields.key(name), "needs at least one host:port");
+  if (required && hosts.length === 0) {
+    throw new ConfigError(fields.key(name), "needs at least one host:port");
+  }
   hosts.forEach((h, i) => parseHostPort(h, `${fields.key(name)}[${i}]`));
   return hosts;
 }
@@ -159,11 +171,17 @@ function parseTagTypes(raw: unknown): TagTypeRule[] {
     try {
       namespace = new RegExp(source);
     } catch (error) {
-      throw new ConfigError(f.key("namespace"), `invalid regular expression: ${(error as Error).message}`);
+      throw new ConfigError(
+        f.key("namespace"),
+        `invalid regular expression: ${(error as Error).message}`,
+      );
     }
     const type = f.requiredString("type");
     if (type !== "docker" && type !== "default") {
-      throw new ConfigError(f.key("type"), `must be docker or default, got ${JSON.stringify(type)}`);
+      throw new ConfigError(
+        f.key("type"),
+        `must be docker or default, got ${JSON.stringify(type)}`,
+      );
     }
     return { namespace, type };
   });
@@ -198,14 +216,13 @@ export function parseBuildIndexConfig(
   const writeback = top.map("writeback", ["db", "retry_interval", "poll_interval", "workers"]);
   const download = top.map("manifest_download", ["attempts", "backoff"]);
   const pollIntervalMs = writeback.duration("poll_interval", 15_000);
-  if (pollIntervalMs <= 0) throw new ConfigError(writeback.key("poll_interval"), "must be positive");
+  if (pollIntervalMs <= 0) {
+    throw new ConfigError(writeback.key("poll_interval"), "must be positive");
+  }
 
   let backends: BackendEntry[];
   try {
-    backends = parseBackendsConfig(top.raw("backends"), {
-      baseDir,
-      fetch: (input, init) => tracedFetch(String(input), init),
-    });
+    backends = parseBackendsConfig(top.raw("backends"), { baseDir, fetch: backendFetch });
   } catch (error) {
     if (error instanceof BackendConfigError) {
       throw new ConfigError(error.key, error.message.slice(error.key.length + 2));

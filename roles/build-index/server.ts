@@ -134,7 +134,10 @@ export function createBuildIndexRouter(options: BuildIndexRouterOptions): Router
       try {
         await backend.stat(probe, probe);
       } catch (error) {
-        throw new HttpError(503, `not ready to serve traffic: backend: ${(error as Error).message}`);
+        throw new HttpError(
+          503,
+          `not ready to serve traffic: backend: ${(error as Error).message}`,
+        );
       }
     }
     const reasons: string[] = [];

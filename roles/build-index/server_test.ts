@@ -13,7 +13,11 @@ async function pushImage(origin: FakeOrigin, seed: string) {
   const manifest = enc.encode(JSON.stringify({
     schemaVersion: 2,
     mediaType: OCI_MANIFEST,
-    config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: `${config}`, size: 10 },
+    config: {
+      mediaType: "application/vnd.oci.image.config.v1+json",
+      digest: `${config}`,
+      size: 10,
+    },
     layers: layers.map((d) => ({
       mediaType: "application/vnd.oci.image.layer.v1.tar",
       digest: `${d}`,
@@ -40,17 +44,22 @@ Deno.test("build-index: put tag resolves the manifest, stores it on disk and in 
   try {
     const image = await pushImage(origin, "1");
     const tag = "library/app:v1";
-    const put = await fetch(tagUrl(bi.url, tag, image.digest, "?replicate=true"), { method: "PUT" });
+    const put = await fetch(tagUrl(bi.url, tag, image.digest, "?replicate=true"), {
+      method: "PUT",
+    });
     assert.equal(put.status, 200, await put.text());
 
     // Dependencies were stat-ed with the tag as namespace: config, layers, the manifest itself.
     const stats = origin.calls.filter((c) => c.startsWith("stat "));
-    assert.deepEqual(stats.sort(), [
-      `stat ${tag} ${image.config}`,
-      `stat ${tag} ${image.digest}`,
-      `stat ${tag} ${image.layers[0]}`,
-      `stat ${tag} ${image.layers[1]}`,
-    ].sort());
+    assert.deepEqual(
+      stats.sort(),
+      [
+        `stat ${tag} ${image.config}`,
+        `stat ${tag} ${image.digest}`,
+        `stat ${tag} ${image.layers[0]}`,
+        `stat ${tag} ${image.layers[1]}`,
+      ].sort(),
+    );
     assert.ok(origin.calls.includes(`download ${tag} ${image.digest}`));
 
     const get = await fetch(tagUrl(bi.url, tag));
@@ -59,7 +68,8 @@ Deno.test("build-index: put tag resolves the manifest, stores it on disk and in 
     const head = await fetch(tagUrl(bi.url, tag), { method: "HEAD" });
     assert.equal(head.status, 200);
     // write_through (default): the backend has the docker_tag link file already.
-    const link = `${dir}/backend/docker/registry/v2/repositories/library/app/_manifests/tags/v1/current/link`;
+    const link =
+      `${dir}/backend/docker/registry/v2/repositories/library/app/_manifests/tags/v1/current/link`;
     assert.equal(await Deno.readTextFile(link), image.digest.toString());
 
     const unknown = await fetch(tagUrl(bi.url, "library/app:nope"));
@@ -239,7 +249,8 @@ Deno.test("build-index: write_through false writes the tag back through the queu
     const d = await origin.add("plain blob");
     const res = await fetch(tagUrl(bi.url, "plain/x:1", d), { method: "PUT" });
     assert.equal(res.status, 200, await res.text());
-    const link = `${dir}/backend/docker/registry/v2/repositories/plain/x/_manifests/tags/1/current/link`;
+    const link =
+      `${dir}/backend/docker/registry/v2/repositories/plain/x/_manifests/tags/1/current/link`;
     const deadline = Date.now() + 5000;
     while (!await exists(link)) {
       assert.ok(Date.now() < deadline, "write-back never reached the backend");
@@ -252,13 +263,19 @@ Deno.test("build-index: write_through false writes the tag back through the queu
     }
 
     // Duplicate put from a neighbour: body {"delay": ns}; bad JSON is a 500.
-    const dup = await fetch(`${bi.url}/internal/duplicate/tags/${encodeURIComponent("plain/y:1")}/digest/${d}`, {
-      method: "PUT",
-      body: JSON.stringify({ delay: 5e9 }),
-    });
+    const dup = await fetch(
+      `${bi.url}/internal/duplicate/tags/${encodeURIComponent("plain/y:1")}/digest/${d}`,
+      {
+        method: "PUT",
+        body: JSON.stringify({ delay: 5e9 }),
+      },
+    );
     assert.equal(dup.status, 200, await dup.text());
     assert.equal(bi.writeback.pending().find((r) => r.name === "plain/y:1")?.delayMs, 5000);
-    const bad = await fetch(`${bi.url}/internal/duplicate/tags/x:1/digest/${d}`, { method: "PUT", body: "{" });
+    const bad = await fetch(`${bi.url}/internal/duplicate/tags/x:1/digest/${d}`, {
+      method: "PUT",
+      body: "{",
+    });
     assert.equal(bad.status, 500);
     await bad.body?.cancel();
   } finally {
@@ -293,7 +310,11 @@ Deno.test("build-index: put tag is traced as build_index.put_tag › resolve_dep
     const index = await origin.add(JSON.stringify({
       schemaVersion: 2,
       mediaType: OCI_INDEX,
-      manifests: [{ mediaType: OCI_MANIFEST, digest: `${(await pushImage(origin, "t")).digest}`, size: 1 }],
+      manifests: [{
+        mediaType: OCI_MANIFEST,
+        digest: `${(await pushImage(origin, "t")).digest}`,
+        size: 1,
+      }],
     }));
     const res = await fetch(tagUrl(bi.url, "library/traced:v1", index), { method: "PUT" });
     assert.equal(res.status, 200, await res.text());

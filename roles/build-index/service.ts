@@ -329,7 +329,10 @@ export function createTagWriteBackExecutor(options: TagWriteBackOptions): WriteB
         return;
       }
       await backend.upload(task.namespace, task.name, new TextEncoder().encode(value.toString()));
-      span.setAttributes({ result: "uploaded", duration_ms: Math.round(performance.now() - started) });
+      span.setAttributes({
+        result: "uploaded",
+        duration_ms: Math.round(performance.now() - started),
+      });
     }, { parent });
   };
 }

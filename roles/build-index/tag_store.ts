@@ -41,10 +41,14 @@ const TEMP_PREFIX = ".tmp-";
 export function validateTag(tag: string): string {
   if (tag.length === 0) throw new InvalidTagError("tag is empty");
   // deno-lint-ignore no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(tag)) throw new InvalidTagError("tag contains control characters");
+  if (/[\u0000-\u001f\u007f]/.test(tag)) {
+    throw new InvalidTagError("tag contains control characters");
+  }
   for (const segment of tag.split("/")) {
     if (segment === "" || segment === "." || segment === "..") {
-      throw new InvalidTagError(`tag ${JSON.stringify(tag.slice(0, 200))} has an invalid path segment`);
+      throw new InvalidTagError(
+        `tag ${JSON.stringify(tag.slice(0, 200))} has an invalid path segment`,
+      );
     }
   }
   try {

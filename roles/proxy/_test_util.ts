@@ -5,11 +5,16 @@
  * @module
  */
 
+import { gzipSync } from "node:zlib";
 import { OriginClusterClient } from "../../cluster/blob_client.ts";
 import { TagClusterClient } from "../../cluster/tag_client.ts";
 import { digestOfBytes } from "../../storage/digest.ts";
 import { initTracing, parseTracingConfig, type TracingRuntime } from "../../tracing/mod.ts";
-import { memoryLogger, startTestBuildIndex, type TestBuildIndex } from "../build-index/_test_util.ts";
+import {
+  memoryLogger,
+  startTestBuildIndex,
+  type TestBuildIndex,
+} from "../build-index/_test_util.ts";
 import { OCI_MANIFEST } from "../build-index/manifest.ts";
 import { parseOriginConfig } from "../origin/config.ts";
 import { type RunningOrigin, startOrigin } from "../origin/mod.ts";
@@ -45,7 +50,10 @@ export interface PushStackOptions {
 }
 
 /** Starts origin, build-index and proxy under `dir`. */
-export async function startPushStack(dir: string, options: PushStackOptions = {}): Promise<PushStack> {
+export async function startPushStack(
+  dir: string,
+  options: PushStackOptions = {},
+): Promise<PushStack> {
   const originLogger = memoryLogger("origin");
   const tracing = options.tracing ??
     initTracing(parseTracingConfig({ enabled: false }, "origin", {}), {
@@ -113,10 +121,14 @@ export function randomBytes(size: number): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-/** A small OCI image: config, layers and the manifest over them (bytes and digests). */
+/**
+ * A small OCI image: config, layers and the manifest over them (bytes and digests). Layers are
+ * gzip-compressed random bytes, so registry clients push them as they are (skopeo compresses an
+ * uncompressed layer on the way, which would change the manifest).
+ */
 export async function makeImage(layerSizes: number[]) {
   const layers = await Promise.all(layerSizes.map(async (size) => {
-    const bytes = randomBytes(size);
+    const bytes = new Uint8Array(gzipSync(randomBytes(size)));
     return { bytes, digest: await digestOfBytes(bytes) };
   }));
   const configBytes = new TextEncoder().encode(JSON.stringify({
@@ -134,7 +146,7 @@ export async function makeImage(layerSizes: number[]) {
       size: config.bytes.length,
     },
     layers: layers.map((l) => ({
-      mediaType: "application/vnd.oci.image.layer.v1.tar",
+      mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
       digest: l.digest.toString(),
       size: l.bytes.length,
     })),

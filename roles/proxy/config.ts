@@ -77,7 +77,9 @@ function parseListen(top: Fields, flags: Record<string, string>): { host: string
 
 function hostList(fields: Fields): string[] {
   const hosts = fields.stringList("hosts", []);
-  if (hosts.length === 0) throw new ConfigError(fields.key("hosts"), "needs at least one host:port");
+  if (hosts.length === 0) {
+    throw new ConfigError(fields.key("hosts"), "needs at least one host:port");
+  }
   hosts.forEach((h, i) => parseHostPort(h, `${fields.key("hosts")}[${i}]`));
   return hosts;
 }

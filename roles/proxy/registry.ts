@@ -37,8 +37,8 @@ import {
 import { type Digest, digestOfBytes } from "../../storage/digest.ts";
 import {
   contextFromStored,
-  type Logger,
   linkToActive,
+  type Logger,
   recordError,
   runInSpan,
   setAttributes,
@@ -48,11 +48,7 @@ import {
   tracingMiddleware,
   withSpan,
 } from "../../tracing/mod.ts";
-import {
-  ManifestError,
-  parseManifest,
-  readManifestBytes,
-} from "../build-index/manifest.ts";
+import { ManifestError, parseManifest, readManifestBytes } from "../build-index/manifest.ts";
 import {
   parseReference,
   parseRegistryDigest,
@@ -101,8 +97,6 @@ export interface RegistryOptions {
 
 /** Bytes gathered from a streaming body before they are written to the staging file. */
 const WRITE_BUFFER_BYTES = 4 * 1024 * 1024;
-
-const API_VERSION = { "docker-distribution-api-version": "registry/2.0" };
 
 /** Wraps a handler so thrown errors become registry JSON errors (5xx are also recorded on the span). */
 function registry(logger: Logger, handler: Handler): Handler {
@@ -154,7 +148,10 @@ function contentRange(header: string | null): { start: number; end: number } | n
   if (header === null) return null;
   const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim());
   if (!m || Number(m[2]) < Number(m[1])) {
-    throw new RegistryError("BLOB_UPLOAD_INVALID", `invalid Content-Range ${JSON.stringify(header)}`);
+    throw new RegistryError(
+      "BLOB_UPLOAD_INVALID",
+      `invalid Content-Range ${JSON.stringify(header)}`,
+    );
   }
   return { start: Number(m[1]), end: Number(m[2]) };
 }
@@ -178,7 +175,10 @@ export function createRegistryRouter(options: RegistryOptions): Router {
     try {
       return (await origin.stat(name, digest))?.size ?? null;
     } catch (error) {
-      logger.warn("origin stat failed; treating blob as absent", { digest: digest.toString(), error });
+      logger.warn("origin stat failed; treating blob as absent", {
+        digest: digest.toString(),
+        error,
+      });
       return null;
     }
   };
@@ -288,12 +288,15 @@ export function createRegistryRouter(options: RegistryOptions): Router {
         if (error instanceof UploadNotFoundError) throw uploadUnknown(session.uid);
         throw error;
       } finally {
+        sessions.touch(session);
         span.setAttributes({ range_start: start, range_end: offset, chunk_size: offset - start });
       }
       if (range && range.end - range.start + 1 !== offset - start) {
         throw new RegistryError(
           "BLOB_UPLOAD_INVALID",
-          `Content-Range announced ${range.end - range.start + 1} bytes, body had ${offset - start}`,
+          `Content-Range announced ${range.end - range.start + 1} bytes, body had ${
+            offset - start
+          }`,
         );
       }
       return offset;
@@ -343,10 +346,11 @@ export function createRegistryRouter(options: RegistryOptions): Router {
     return session;
   };
 
-  on("GET", "/v2/", () =>
-    new Response("{}", {
-      headers: { "content-type": "application/json; charset=utf-8", ...API_VERSION },
-    }));
+  on(
+    "GET",
+    "/v2/",
+    () => new Response("{}", { headers: { "content-type": "application/json; charset=utf-8" } }),
+  );
 
   on("GET", "/v2/_catalog", async (ctx) => {
     const { n, last } = pageParams(ctx.url);
@@ -366,7 +370,9 @@ export function createRegistryRouter(options: RegistryOptions): Router {
       .filter((t) => t.slice(0, t.lastIndexOf(":")) === name)
       .map((t) => t.slice(t.lastIndexOf(":") + 1))
       .sort();
-    if (all.length === 0) throw new RegistryError("NAME_UNKNOWN", "repository name not known to registry", { name });
+    if (all.length === 0) {
+      throw new RegistryError("NAME_UNKNOWN", "repository name not known to registry", { name });
+    }
     const { page, next } = paginate(all, n, last);
     const headers: Record<string, string> = { "content-type": "application/json; charset=utf-8" };
     if (next) {
@@ -448,10 +454,14 @@ export function createRegistryRouter(options: RegistryOptions): Router {
           "manifest.references": manifest.references.length,
         });
         if (ref.digest && !ref.digest.equals(digest)) {
-          throw new RegistryError("DIGEST_INVALID", `manifest digest is ${digest}, not ${ref.digest}`, {
-            expected: ref.digest.toString(),
-            actual: digest.toString(),
-          });
+          throw new RegistryError(
+            "DIGEST_INVALID",
+            `manifest digest is ${digest}, not ${ref.digest}`,
+            {
+              expected: ref.digest.toString(),
+              actual: digest.toString(),
+            },
+          );
         }
         const sizes = await Promise.all(manifest.references.map((d) => blobSize(name, d)));
         const missing = manifest.references.filter((_, i) => sizes[i] === null);
@@ -622,7 +632,12 @@ function manifestUnknown(name: string, reference: string): RegistryError {
 function pageParams(url: URL): { n: number; last: string } {
   const rawN = url.searchParams.get("n");
   if (rawN !== null && !/^[1-9]\d*$/.test(rawN)) {
-    throw new RegistryError("UNSUPPORTED", `invalid page size n=${JSON.stringify(rawN)}`, undefined, 400);
+    throw new RegistryError(
+      "UNSUPPORTED",
+      `invalid page size n=${JSON.stringify(rawN)}`,
+      undefined,
+      400,
+    );
   }
   return { n: rawN === null ? 0 : Number(rawN), last: url.searchParams.get("last") ?? "" };
 }

@@ -25,7 +25,12 @@ async function errorCode(res: Response): Promise<string> {
 }
 
 /** POST, PATCH each chunk, PUT ?digest: the chunked flow docker uses. Returns the PUT response. */
-async function chunkedUpload(url: string, repo: string, chunks: Uint8Array<ArrayBuffer>[], digest: Digest) {
+async function chunkedUpload(
+  url: string,
+  repo: string,
+  chunks: Uint8Array<ArrayBuffer>[],
+  digest: Digest,
+) {
   const start = await fetch(`${url}/v2/${repo}/blobs/uploads/`, { method: "POST" });
   assert.equal(start.status, 202);
   assert.equal(start.headers.get("range"), "0-0");
@@ -70,12 +75,18 @@ Deno.test("proxy: chunked, monolithic and single-PUT uploads, then a tagged mani
     const image = await makeImage([300_000, 1000, 10]);
     const [big, small, tiny] = image.layers;
 
-    assert.equal((await fetch(`${url}/v2/`)).headers.get("docker-distribution-api-version"), "registry/2.0");
+    assert.equal(
+      (await fetch(`${url}/v2/`)).headers.get("docker-distribution-api-version"),
+      "registry/2.0",
+    );
     const miss = await fetch(`${url}/v2/${repo}/blobs/${big.digest}`, { method: "HEAD" });
     assert.equal(miss.status, 404);
 
     // Chunked: two PATCHes with Content-Range.
-    const put = await chunkedUpload(url, repo, [big.bytes.subarray(0, 100_000), big.bytes.subarray(100_000)], big.digest);
+    const put = await chunkedUpload(url, repo, [
+      big.bytes.subarray(0, 100_000),
+      big.bytes.subarray(100_000),
+    ], big.digest);
     assert.equal(put.status, 201, await put.text());
     assert.equal(put.headers.get("docker-content-digest"), big.digest.toString());
     assert.equal(put.headers.get("location"), `/v2/${repo}/blobs/${big.digest}`);
@@ -99,12 +110,18 @@ Deno.test("proxy: chunked, monolithic and single-PUT uploads, then a tagged mani
     const cfg = await fetch(`${url}/v2/${repo}/blobs/uploads/`, { method: "POST" });
     const patch = await fetch(`${url}${cfg.headers.get("location")}`, {
       method: "PATCH",
-      body: ReadableStream.from([image.config.bytes.subarray(0, 5), image.config.bytes.subarray(5)]),
+      body: ReadableStream.from([
+        image.config.bytes.subarray(0, 5),
+        image.config.bytes.subarray(5),
+      ]),
     });
     assert.equal(patch.status, 202);
-    const cfgPut = await fetch(`${url}${patch.headers.get("location")}?digest=${image.config.digest}`, {
-      method: "PUT",
-    });
+    const cfgPut = await fetch(
+      `${url}${patch.headers.get("location")}?digest=${image.config.digest}`,
+      {
+        method: "PUT",
+      },
+    );
     assert.equal(cfgPut.status, 201, await cfgPut.text());
 
     // Every blob is in the origin cluster now; HEAD on the proxy says so with the size.
@@ -134,7 +151,9 @@ Deno.test("proxy: chunked, monolithic and single-PUT uploads, then a tagged mani
     assert.equal(byTag.headers.get("content-type"), OCI_MANIFEST);
     assert.equal(byTag.headers.get("docker-content-digest"), image.manifest.digest.toString());
     assert.deepEqual(new Uint8Array(await byTag.arrayBuffer()), image.manifest.bytes);
-    const byDigest = await fetch(`${url}/v2/${repo}/manifests/${image.manifest.digest}`, { method: "HEAD" });
+    const byDigest = await fetch(`${url}/v2/${repo}/manifests/${image.manifest.digest}`, {
+      method: "HEAD",
+    });
     assert.equal(byDigest.status, 200);
     assert.equal(byDigest.headers.get("content-length"), String(image.manifest.bytes.length));
     const list = await (await fetch(`${url}/v2/${repo}/tags/list`)).json();
@@ -146,9 +165,12 @@ Deno.test("proxy: chunked, monolithic and single-PUT uploads, then a tagged mani
     assert.equal(await errorCode(unknownTag), "MANIFEST_UNKNOWN");
 
     // Cross-repository mount of a known blob: 201 without a session.
-    const mount = await fetch(`${url}/v2/other/repo/blobs/uploads/?mount=${small.digest}&from=${repo}`, {
-      method: "POST",
-    });
+    const mount = await fetch(
+      `${url}/v2/other/repo/blobs/uploads/?mount=${small.digest}&from=${repo}`,
+      {
+        method: "POST",
+      },
+    );
     assert.equal(mount.status, 201);
   });
 });
@@ -169,14 +191,19 @@ Deno.test("proxy: a wrong digest on commit is DIGEST_INVALID and stores nothing"
     assert.equal(proxy.sessions.size, 0);
 
     // Monolithic with a wrong digest: same answer.
-    const mono = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${wrong}`, { method: "POST", body: data });
+    const mono = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${wrong}`, {
+      method: "POST",
+      body: data,
+    });
     assert.equal(mono.status, 400);
     assert.equal(await errorCode(mono), "DIGEST_INVALID");
     assert.equal(await proxy.store.stat(wrong), null);
 
     // A malformed digest parameter.
     const start = await fetch(`${url}/v2/${repo}/blobs/uploads/`, { method: "POST" });
-    const bad = await fetch(`${url}${start.headers.get("location")}?digest=sha256:xyz`, { method: "PUT" });
+    const bad = await fetch(`${url}${start.headers.get("location")}?digest=sha256:xyz`, {
+      method: "PUT",
+    });
     assert.equal(bad.status, 400);
     assert.equal(await errorCode(bad), "DIGEST_INVALID");
   });
@@ -199,7 +226,10 @@ Deno.test("proxy: unknown or foreign upload ids are BLOB_UPLOAD_UNKNOWN", async 
     // A session belongs to its repository.
     const start = await fetch(`${url}/v2/library/x/blobs/uploads/`, { method: "POST" });
     const uid = start.headers.get("docker-upload-uuid");
-    const foreign = await fetch(`${url}/v2/library/y/blobs/uploads/${uid}`, { method: "PATCH", body: data });
+    const foreign = await fetch(`${url}/v2/library/y/blobs/uploads/${uid}`, {
+      method: "PATCH",
+      body: data,
+    });
     assert.equal(foreign.status, 404);
     assert.equal(await errorCode(foreign), "BLOB_UPLOAD_UNKNOWN");
     // A PATCH whose Content-Range does not continue the upload.
@@ -244,7 +274,9 @@ Deno.test("proxy: manifests referencing missing blobs or malformed are refused, 
     const invalid = [
       new TextEncoder().encode("{not json"),
       new TextEncoder().encode(JSON.stringify({ schemaVersion: 1, name: repo })),
-      new TextEncoder().encode(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, layers: [] })),
+      new TextEncoder().encode(
+        JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, layers: [] }),
+      ),
       new TextEncoder().encode(JSON.stringify({ schemaVersion: 2, mediaType: "text/plain" })),
     ];
     for (const bytes of invalid) {
@@ -264,14 +296,23 @@ Deno.test("proxy: path-traversal and invalid names or tags are 4xx and store not
     const data = randomBytes(64);
     const d = await digestOfBytes(data);
     const image = await makeImage([10]);
-    const names = ["..%2F..%2Fetc", "library%2F..%2F..%2Fx", "Library/Upper", "a//b", "-lead", "x%00y"];
+    const names = [
+      "..%2F..%2Fetc",
+      "library%2F..%2F..%2Fx",
+      "Library/Upper",
+      "a//b",
+      "-lead",
+      "x%00y",
+    ];
     for (const name of names) {
-      for (const [method, path, body] of [
-        ["POST", `/v2/${name}/blobs/uploads/`, undefined],
-        ["POST", `/v2/${name}/blobs/uploads/?digest=${d}`, data],
-        ["HEAD", `/v2/${name}/blobs/${d}`, undefined],
-        ["PUT", `/v2/${name}/manifests/latest`, image.manifest.bytes],
-      ] as const) {
+      for (
+        const [method, path, body] of [
+          ["POST", `/v2/${name}/blobs/uploads/`, undefined],
+          ["POST", `/v2/${name}/blobs/uploads/?digest=${d}`, data],
+          ["HEAD", `/v2/${name}/blobs/${d}`, undefined],
+          ["PUT", `/v2/${name}/manifests/latest`, image.manifest.bytes],
+        ] as const
+      ) {
         const res = await fetch(`${url}${path}`, { method, body });
         assert.equal(res.status, 400, `${method} ${path}`);
         if (method === "HEAD") await res.body?.cancel();
@@ -290,6 +331,25 @@ Deno.test("proxy: path-traversal and invalid names or tags are 4xx and store not
     assert.equal(proxy.sessions.size, 0);
     assert.deepEqual((await (await fetch(`${buildIndex.url}/list/`)).json()).result, []);
     assert.deepEqual(await listDir(`${dir}/etc`), []);
+  });
+});
+
+Deno.test("proxy: with the origin cluster down, HEAD is 404 and a commit fails without caching", async () => {
+  await withStack(async ({ url, origin, proxy }) => {
+    await origin.stop();
+    const data = randomBytes(3000);
+    const d = await digestOfBytes(data);
+    const head = await fetch(`${url}/v2/library/down/blobs/${d}`, { method: "HEAD" });
+    assert.equal(head.status, 404);
+    const res = await fetch(`${url}/v2/library/down/blobs/uploads/?digest=${d}`, {
+      method: "POST",
+      body: data,
+    });
+    assert.equal(res.status, 500);
+    assert.equal(await errorCode(res), "UNKNOWN");
+    // Not left in the proxy cache, so a retry uploads it again instead of skipping it.
+    assert.equal(await proxy.store.stat(d), null);
+    assert.equal(proxy.sessions.size, 0);
   });
 });
 
@@ -334,7 +394,10 @@ Deno.test("proxy: one trace per upload session; manifest PUT reaches origin and 
       const repo = "library/traced";
       const image = await makeImage([4000]);
       const layer = image.layers[0];
-      const put = await chunkedUpload(url, repo, [layer.bytes.subarray(0, 1500), layer.bytes.subarray(1500)], layer.digest);
+      const put = await chunkedUpload(url, repo, [
+        layer.bytes.subarray(0, 1500),
+        layer.bytes.subarray(1500),
+      ], layer.digest);
       assert.equal(put.status, 201, await put.text());
       const cfg = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${image.config.digest}`, {
         method: "POST",
@@ -350,8 +413,10 @@ Deno.test("proxy: one trace per upload session; manifest PUT reaches origin and 
 
       const uploads = byName("proxy.upload");
       assert.equal(uploads.length, 2, "one proxy.upload per session");
-      const chunked = uploads.find((s) => s.attributes.repo === repo && byName("proxy.upload_chunk")
-        .filter((c) => c.parentSpanContext?.spanId === idOf(s)).length === 2)!;
+      const chunked = uploads.find((s) =>
+        s.attributes.repo === repo && byName("proxy.upload_chunk")
+            .filter((c) => c.parentSpanContext?.spanId === idOf(s)).length === 2
+      )!;
       assert.ok(chunked, "the chunked session has two upload_chunk children");
       assert.equal(chunked.attributes["upload.outcome"], "committed");
       const postServer = spans.find((s) => idOf(s) === chunked.parentSpanContext?.spanId)!;
@@ -368,10 +433,15 @@ Deno.test("proxy: one trace per upload session; manifest PUT reaches origin and 
       for (const child of children) assert.equal(child.spanContext().traceId, trace);
       const chunks = children.filter((s) => s.name === "proxy.upload_chunk")
         .sort((a, b) => Number(a.attributes.range_start) - Number(b.attributes.range_start));
-      assert.deepEqual(chunks.map((c) => [c.attributes.range_start, c.attributes.range_end, c.attributes.chunk_size]), [
-        [0, 1500, 1500],
-        [1500, 4000, 2500],
-      ]);
+      assert.deepEqual(
+        chunks.map((
+          c,
+        ) => [c.attributes.range_start, c.attributes.range_end, c.attributes.chunk_size]),
+        [
+          [0, 1500, 1500],
+          [1500, layer.bytes.length, layer.bytes.length - 1500],
+        ],
+      );
       // Each later request's span links to that request's own server span.
       for (const chunk of chunks) {
         const link = chunk.links[0]?.context;
@@ -380,8 +450,10 @@ Deno.test("proxy: one trace per upload session; manifest PUT reaches origin and 
       }
       const commit = children.find((s) => s.name === "proxy.commit_upload")!;
       assert.equal(commit.attributes.digest, layer.digest.toString());
-      assert.equal(commit.attributes.total_size, 4000);
-      const store = spans.find((s) => s.name === "origin.store_blob" && s.parentSpanContext?.spanId === idOf(commit));
+      assert.equal(commit.attributes.total_size, layer.bytes.length);
+      const store = spans.find((s) =>
+        s.name === "origin.store_blob" && s.parentSpanContext?.spanId === idOf(commit)
+      );
       assert.ok(store, "origin.store_blob under proxy.commit_upload");
       assert.equal(store.attributes.namespace, "TODO");
       const start = children.find((s) => s.name === "proxy.start_upload")!;
@@ -390,11 +462,15 @@ Deno.test("proxy: one trace per upload session; manifest PUT reaches origin and 
       assert.match(String(start.attributes.upload_id), /^[0-9a-f-]{36}$/);
 
       const putManifestSpan = byName("proxy.put_manifest")[0];
-      const under = spans.filter((s) => s.parentSpanContext?.spanId === idOf(putManifestSpan)).map((s) => s.name);
+      const under = spans.filter((s) => s.parentSpanContext?.spanId === idOf(putManifestSpan)).map((
+        s,
+      ) => s.name);
       assert.ok(under.includes("origin.store_blob"), under.join(", "));
       assert.ok(under.includes("build_index.put_tag"), under.join(", "));
       // The build-index's own put_tag runs in the same trace, below its server span.
-      const serverPut = spans.filter((s) => s.name === "build_index.put_tag" && s.parentSpanContext?.spanId !== idOf(putManifestSpan));
+      const serverPut = spans.filter((s) =>
+        s.name === "build_index.put_tag" && s.parentSpanContext?.spanId !== idOf(putManifestSpan)
+      );
       assert.equal(serverPut.length, 1);
       assert.equal(serverPut[0].spanContext().traceId, putManifestSpan.spanContext().traceId);
     }, { tracing: collector.runtime });

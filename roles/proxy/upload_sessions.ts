@@ -135,6 +135,11 @@ export class UploadSessions {
     return session;
   }
 
+  /** Marks a session active now (after a long request, so it is not taken for idle). */
+  touch(session: UploadSession): void {
+    session.lastActivity = this.#now();
+  }
+
   /**
    * Ends a session: forgets it, removes its file, and ends its `proxy.upload` span with the
    * outcome. Ending twice is harmless.

@@ -12,7 +12,10 @@ import { RedisClient } from "./redis.ts";
 /** A logger that collects lines instead of writing them. */
 export function testLogger(): { logger: Logger; lines: string[] } {
   const lines: string[] = [];
-  return { logger: createLogger({ role: "tracker", level: "debug", write: (l) => lines.push(l) }), lines };
+  return {
+    logger: createLogger({ role: "tracker", level: "debug", write: (l) => lines.push(l) }),
+    lines,
+  };
 }
 
 /** A free loopback TCP port (bound and released). */

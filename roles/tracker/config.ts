@@ -178,7 +178,10 @@ export function parseTrackerConfig(raw: RawMap, flags: Record<string, string> = 
   const storeFields = top.map("peerstore", ["type", "ttl", "redis"]);
   const type = storeFields.string("type", "memory");
   if (type !== "memory" && type !== "redis") {
-    throw new ConfigError(storeFields.key("type"), `must be memory or redis, got ${JSON.stringify(type)}`);
+    throw new ConfigError(
+      storeFields.key("type"),
+      `must be memory or redis, got ${JSON.stringify(type)}`,
+    );
   }
   const redisFields = storeFields.map("redis", [
     "addr",

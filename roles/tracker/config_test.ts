@@ -52,7 +52,10 @@ Deno.test("tracker config: errors name the key", () => {
     [{ ...ORIGINS, peerstore: { type: "mysql" } }, {}, "peerstore.type"],
     [{ ...ORIGINS, peerstore: { type: "redis" } }, {}, "peerstore.redis.addr"],
     [
-      { ...ORIGINS, peerstore: { type: "redis", redis: { addr: "r:1", peer_set_window_size: "1500ms" } } },
+      {
+        ...ORIGINS,
+        peerstore: { type: "redis", redis: { addr: "r:1", peer_set_window_size: "1500ms" } },
+      },
       {},
       "peerstore.redis.peer_set_window_size",
     ],

@@ -142,7 +142,9 @@ export function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
       if (stopping) res.setHeader("connection", "close");
       const method = req.method ?? "GET";
       const target = req.url ?? "/";
-      const base = `http://${bound.hostname.includes(":") ? `[${bound.hostname}]` : bound.hostname}:${bound.port}`;
+      const base = `http://${
+        bound.hostname.includes(":") ? `[${bound.hostname}]` : bound.hostname
+      }:${bound.port}`;
       let url: URL;
       try {
         url = new URL(target.startsWith("/") ? target : "/", base);

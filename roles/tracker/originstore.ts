@@ -13,9 +13,14 @@
  * @module
  */
 
-import { type PeerInfo, goField, parseHex20 } from "../../cluster/announce_client.ts";
+import { goField, parseHex20, type PeerInfo } from "../../cluster/announce_client.ts";
 import type { Digest } from "../../storage/digest.ts";
-import { setAttributes, tracedFetch, type TracedFetchOptions, withSpan } from "../../tracing/mod.ts";
+import {
+  setAttributes,
+  tracedFetch,
+  type TracedFetchOptions,
+  withSpan,
+} from "../../tracing/mod.ts";
 
 /** An origin's P2P identity (upstream `core.PeerContext`), served at `/internal/peercontext`. */
 export interface PeerContext {
@@ -199,7 +204,13 @@ export class HttpOriginStore implements OriginStore {
       for (const { addr, result } of results) {
         if (result.ok) {
           const pc = result.value;
-          origins.push({ peerId: pc.peerId, ip: pc.ip, port: pc.port, origin: true, complete: true });
+          origins.push({
+            peerId: pc.peerId,
+            ip: pc.ip,
+            port: pc.port,
+            origin: true,
+            complete: true,
+          });
         } else {
           errors.push(`${addr}: ${message(result.error)}`);
         }

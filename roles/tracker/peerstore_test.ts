@@ -53,7 +53,10 @@ Deno.test("memory peer store: an announce replaces the entry; torrents are separ
 });
 
 Deno.test("memory peer store: handout is a random sample of at most n, never flagged origin", async () => {
-  const store = new MemoryPeerStore({ sweepIntervalMs: 0 });
+  // A seeded generator keeps the test deterministic.
+  let seed = 42;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const store = new MemoryPeerStore({ sweepIntervalMs: 0, random });
   for (let i = 1; i <= 20; i++) await store.updatePeer(H1, { ...peer(i), origin: true });
   const seen = new Set<string>();
   for (let round = 0; round < 50; round++) {

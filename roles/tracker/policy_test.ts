@@ -20,7 +20,10 @@ Deno.test("policy completeness: complete agents, then origins, then incomplete a
 });
 
 Deno.test("policy completeness: priorities and labels are upstream's", () => {
-  assert.deepEqual(completenessPriority(p("a", false, true)), { priority: 0, label: "peer_seeder" });
+  assert.deepEqual(completenessPriority(p("a", false, true)), {
+    priority: 0,
+    label: "peer_seeder",
+  });
   assert.deepEqual(completenessPriority(p("a", true, true)), { priority: 1, label: "origin" });
   // An origin is an origin even if it claims to be incomplete.
   assert.deepEqual(completenessPriority(p("a", true, false)), { priority: 1, label: "origin" });
@@ -39,5 +42,8 @@ Deno.test("policy default: order unchanged; input never mutated", () => {
 });
 
 Deno.test("policy: unknown names are rejected", () => {
-  assert.throws(() => createPriorityPolicy("ipv4netmask"), /priority policy "ipv4netmask" not found/);
+  assert.throws(
+    () => createPriorityPolicy("ipv4netmask"),
+    /priority policy "ipv4netmask" not found/,
+  );
 });

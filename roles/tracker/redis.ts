@@ -329,7 +329,10 @@ export class RedisClient {
       this.#active--;
       this.#waiters.shift()?.();
       if (error instanceof RedisConnectionError) throw error;
-      throw new RedisConnectionError(`redis dial ${this.#addr()}: ${(error as Error).message}`, error);
+      throw new RedisConnectionError(
+        `redis dial ${this.#addr()}: ${(error as Error).message}`,
+        error,
+      );
     }
   }
 

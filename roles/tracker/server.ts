@@ -24,15 +24,11 @@
 import {
   AnnounceWireError,
   encodeAnnounceResponse,
-  type ParsedAnnounceRequest,
   parseAnnounceRequest,
+  type ParsedAnnounceRequest,
   type PeerInfo,
 } from "../../cluster/announce_client.ts";
-import {
-  AcceptedError,
-  OriginClusterClient,
-  OriginHttpError,
-} from "../../cluster/blob_client.ts";
+import { AcceptedError, OriginClusterClient, OriginHttpError } from "../../cluster/blob_client.ts";
 import { type Ctx, HttpError, Router } from "../../http/router.ts";
 import { type Digest, DigestError, digestOfBytes, parseDigest } from "../../storage/digest.ts";
 import { InfoHash, type MetaInfo, MetaInfoError } from "../../storage/metainfo.ts";
@@ -154,7 +150,11 @@ export function createTrackerRouter(options: TrackerRouterOptions): Router {
         }, () => peerStore.updatePeer(infoHash, peer));
       } catch (error) {
         // Upstream only logs this: the handout can still help the peer.
-        logger.error("error updating peer", { infohash: infoHash.hex, peer_id: peer.peerId, error });
+        logger.error("error updating peer", {
+          infohash: infoHash.hex,
+          peer_id: peer.peerId,
+          error,
+        });
       }
       if (peer.complete) {
         // A complete peer needs nobody; it announced to be found.
@@ -233,7 +233,9 @@ export function createTrackerRouter(options: TrackerRouterOptions): Router {
     try {
       infoHash = InfoHash.fromHex(ctx.params.infohash);
     } catch (error) {
-      if (error instanceof MetaInfoError) throw new HttpError(400, `parse infohash: ${error.message}`);
+      if (error instanceof MetaInfoError) {
+        throw new HttpError(400, `parse infohash: ${error.message}`);
+      }
       throw error;
     }
     const req = await announceRequest(ctx);
@@ -298,7 +300,9 @@ export interface TrackerServer {
 
 /** Builds the peer store `config.peerstore` describes; a Redis store is checked with `PING`. */
 export async function createPeerStore(config: TrackerConfig["peerstore"]): Promise<PeerStore> {
-  if (config.type === "memory" || !config.redis) return new MemoryPeerStore({ ttlMs: config.ttlMs });
+  if (config.type === "memory" || !config.redis) {
+    return new MemoryPeerStore({ ttlMs: config.ttlMs });
+  }
   const r = config.redis;
   const client = new RedisClient({
     addr: r.addr,

@@ -1,0 +1,283 @@
+import assert from "node:assert/strict";
+import { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
+import { parseTrackerConfig } from "../roles/tracker/config.ts";
+import { startTrackerServer, type TrackerServer } from "../roles/tracker/server.ts";
+import {
+  type FakeOrigin,
+  freePort,
+  startFakeOrigin,
+  testLogger,
+} from "../roles/tracker/_test_util.ts";
+import { parseDigest } from "../storage/digest.ts";
+import { InfoHash } from "../storage/metainfo.ts";
+import { initTracing, parseTracingConfig, SpanKind } from "../tracing/mod.ts";
+import {
+  AnnounceClient,
+  AnnounceWireError,
+  encodeAnnounceRequest,
+  encodeAnnounceResponse,
+  goJson,
+  hex20ToJSON,
+  parseAnnounceRequest,
+  parseAnnounceResponse,
+  parseHex20,
+  type PeerInfo,
+  TrackerHttpError,
+  TrackersUnavailableError,
+} from "./announce_client.ts";
+import { HashRing } from "./hashring.ts";
+import { PassiveHealthFilter } from "./healthcheck.ts";
+
+const exporter = new InMemorySpanExporter();
+const tracing = initTracing(
+  parseTracingConfig({ enabled: true, sampling: { default_rate: 1 } }, "agent", {}),
+  { role: "agent", logger: testLogger().logger, exporter },
+);
+
+const MI_JSON =
+  '{"Info":{"PieceLength":4194304,"PieceSums":[2131691452],"Name":"289314c356bc2a19802c3e31505506db30ea81a0bcaea4ec3e079524c8ac3cf5","Length":236}}';
+const DIGEST = parseDigest(
+  "sha256:289314c356bc2a19802c3e31505506db30ea81a0bcaea4ec3e079524c8ac3cf5",
+);
+const HASH = InfoHash.fromHex("85b978c4377625b3963df406d0dd3a1da5a7d9c3");
+const SELF = { peerId: "ee".repeat(20), ip: "10.0.0.9", port: 16001 };
+
+const ids = (hex: string) => JSON.stringify(hex20ToJSON(hex));
+
+Deno.test("announce wire: request body is byte-identical to upstream's json.Marshal", () => {
+  const peer: PeerInfo = { ...SELF, origin: false, complete: true };
+  assert.equal(
+    encodeAnnounceRequest({ digest: DIGEST, infoHash: HASH, peer }),
+    `{"name":"${DIGEST.hex}","digest":"${DIGEST}","info_hash":${ids(HASH.hex)},` +
+      `"peer":{"peer_id":${
+        ids(SELF.peerId)
+      },"ip":"10.0.0.9","port":16001,"origin":false,"complete":true}}`,
+  );
+  assert.deepEqual(hex20ToJSON(HASH.hex).slice(0, 3), [0x85, 0xb9, 0x78]);
+  assert.equal(parseHex20(hex20ToJSON(HASH.hex), "x"), HASH.hex);
+});
+
+Deno.test("announce wire: request decoding follows Go (case-insensitive keys, name fallback)", () => {
+  const body = JSON.parse(encodeAnnounceRequest({
+    digest: DIGEST,
+    infoHash: HASH,
+    peer: { ...SELF, origin: false, complete: false },
+  }));
+  const parsed = parseAnnounceRequest(body);
+  assert.ok(parsed.digest.equals(DIGEST) && parsed.infoHash?.equals(HASH));
+  assert.deepEqual(parsed.peer, { ...SELF, origin: false, complete: false });
+  const legacy = parseAnnounceRequest({
+    Name: DIGEST.hex,
+    Peer: { PEER_ID: hex20ToJSON(SELF.peerId), IP: "h", Port: 1, Complete: true },
+  });
+  assert.ok(legacy.digest.equals(DIGEST));
+  assert.equal(legacy.infoHash, undefined);
+  assert.equal(legacy.peer.complete, true);
+  for (
+    const bad of [
+      { ...body, peer: { ...body.peer, port: 70000 } },
+      { ...body, peer: { ...body.peer, ip: "" } },
+      { ...body, peer: { ...body.peer, complete: "yes" } },
+      { ...body, peer: { ...body.peer, peer_id: [...hex20ToJSON(SELF.peerId), 1] } },
+      { ...body, peer: { ...body.peer, peer_id: Array(20).fill(256) } },
+      { ...body, digest: 7 },
+      { peer: body.peer },
+    ]
+  ) {
+    assert.throws(() => parseAnnounceRequest(bad), AnnounceWireError);
+  }
+});
+
+Deno.test("announce wire: responses — null peers, nanosecond interval, Go's HTML escaping", () => {
+  assert.equal(encodeAnnounceResponse(null, 3000), `{"peers":null,"interval":3000000000}\n`);
+  assert.equal(encodeAnnounceResponse([], 2500), `{"peers":null,"interval":2500000000}\n`);
+  const p: PeerInfo = { ...SELF, origin: true, complete: true };
+  const text = encodeAnnounceResponse([p], 3000);
+  assert.deepEqual(parseAnnounceResponse(JSON.parse(text)), { peers: [p], intervalMs: 3000 });
+  assert.deepEqual(parseAnnounceResponse({ peers: null, interval: 0 }), {
+    peers: [],
+    intervalMs: 0,
+  });
+  assert.throws(() => parseAnnounceResponse({ peers: [], interval: "3s" }), /interval/);
+  assert.equal(goJson({ a: "<&>\u2028" }), '{"a":"\\u003c\\u0026\\u003e\\u2028"}');
+});
+
+async function withCluster(
+  fn: (ctx: { tracker: TrackerServer; origin: FakeOrigin; addr: string }) => Promise<void>,
+): Promise<void> {
+  const origin = startFakeOrigin("0a".repeat(20), 15001);
+  const tracker = await startTrackerServer(
+    parseTrackerConfig({
+      listen: { host: "127.0.0.1", port: 0 },
+      origins: { hosts: [origin.addr] },
+    }),
+    { logger: testLogger().logger },
+  );
+  try {
+    await fn({ tracker, origin, addr: `127.0.0.1:${tracker.port}` });
+  } finally {
+    await tracker.stop();
+    await origin.stop();
+  }
+}
+
+Deno.test("announce client: announces to a real tracker; own peer is filtered out", async () => {
+  await withCluster(async ({ addr }) => {
+    const client = new AnnounceClient({ trackers: [addr] });
+    const other = new AnnounceClient({ trackers: [addr] });
+    await other.announce({
+      digest: DIGEST,
+      infoHash: HASH,
+      peer: { peerId: "01".repeat(20), ip: "10.0.0.1", port: 16001 },
+      complete: true,
+    });
+    const res = await client.announce({
+      digest: DIGEST,
+      infoHash: HASH,
+      peer: SELF,
+      complete: false,
+    });
+    assert.equal(res.tracker, addr);
+    assert.equal(res.intervalMs, 3000);
+    assert.deepEqual(res.peers.map((p) => [p.peerId, p.origin, p.complete]), [
+      ["01".repeat(20), false, true],
+      ["0a".repeat(20), true, true],
+    ]);
+    const done = await client.announce({
+      digest: DIGEST,
+      infoHash: HASH,
+      peer: SELF,
+      complete: true,
+    });
+    assert.deepEqual(done.peers, []);
+  });
+});
+
+Deno.test("announce client: the next ring tracker is tried on network errors only", async () => {
+  await withCluster(async ({ addr }) => {
+    const dead = `127.0.0.1:${freePort()}`;
+    const ring = new HashRing([dead, addr]);
+    // A digest for which the dead tracker comes first.
+    let digest = DIGEST;
+    for (let i = 0; ring.ordered(digest.hex)[0] !== dead; i++) {
+      digest = parseDigest(`sha256:${i.toString(16).padStart(4, "0")}${DIGEST.hex.slice(4)}`);
+    }
+    let now = 0;
+    const health = new PassiveHealthFilter({ fails: 1, now: () => now });
+    const client = new AnnounceClient({ trackers: [dead, addr], health });
+    const res = await client.announce({ digest, infoHash: HASH, peer: SELF, complete: false });
+    assert.equal(res.tracker, addr);
+    assert.equal(health.isHealthy(dead), false);
+    now += 10 * 60_000;
+    assert.equal(health.isHealthy(dead), true);
+
+    const nobody = new AnnounceClient({ trackers: [dead] });
+    await assert.rejects(
+      nobody.announce({ digest, infoHash: HASH, peer: SELF, complete: false }),
+      TrackersUnavailableError,
+    );
+  });
+});
+
+Deno.test("announce client: a tracker's error status is returned, not failed over", async () => {
+  const failing = {
+    type: "memory",
+    updatePeer: () => Promise.reject(new Error("down")),
+    getPeers: () => Promise.reject(new Error("down")),
+    close: () => Promise.resolve(),
+  };
+  const broken = await startTrackerServer(
+    parseTrackerConfig({
+      listen: { host: "127.0.0.1", port: 0 },
+      origins: { hosts: [`127.0.0.1:${freePort()}`] },
+    }),
+    { logger: testLogger().logger, peerStore: failing },
+  );
+  const brokenAddr = `127.0.0.1:${broken.port}`;
+  try {
+    await withCluster(async ({ addr }) => {
+      const ring = new HashRing([brokenAddr, addr]);
+      let digest = DIGEST;
+      for (let i = 0; ring.ordered(digest.hex)[0] !== brokenAddr; i++) {
+        digest = parseDigest(`sha256:${i.toString(16).padStart(4, "0")}${DIGEST.hex.slice(4)}`);
+      }
+      const client = new AnnounceClient({ trackers: [brokenAddr, addr] });
+      await assert.rejects(
+        client.announce({ digest, infoHash: HASH, peer: SELF, complete: false }),
+        (e: unknown) =>
+          e instanceof TrackerHttpError && e.status === 500 && /no peers available/.test(e.body),
+      );
+    });
+  } finally {
+    await broken.stop();
+  }
+});
+
+Deno.test("announce client: metainfo through the tracker, polling 202 with a bound, 404", async () => {
+  await withCluster(async ({ origin, addr }) => {
+    const client = new AnnounceClient({
+      trackers: [addr],
+      poll: { initialMs: 10, maxIntervalMs: 20, maxElapsedMs: 2_000 },
+    });
+    origin.metainfo.set(DIGEST.toString(), { status: 202, body: "" });
+    const timer = setTimeout(
+      () => origin.metainfo.set(DIGEST.toString(), { status: 200, body: MI_JSON }),
+      60,
+    );
+    const mi = await client.getMetaInfo("library/ubuntu", DIGEST);
+    clearTimeout(timer);
+    assert.equal(mi.infoHash.hex, HASH.hex);
+    assert.ok(origin.requests.filter((r) => r.endsWith("/metainfo")).length >= 2);
+    assert.ok(
+      origin.requests.includes(`GET /internal/namespace/library%2Fubuntu/blobs/${DIGEST}/metainfo`),
+    );
+
+    origin.metainfo.set(DIGEST.toString(), { status: 202, body: "" });
+    const impatient = new AnnounceClient({
+      trackers: [addr],
+      poll: { initialMs: 10, maxIntervalMs: 10, maxElapsedMs: 50 },
+    });
+    await assert.rejects(impatient.getMetaInfo("ns", DIGEST), /still 202 Accepted/);
+
+    await assert.rejects(
+      client.getMetaInfo("ns", parseDigest(`sha256:${"00".repeat(32)}`)),
+      (e: unknown) => e instanceof TrackerHttpError && e.status === 404,
+    );
+  });
+});
+
+Deno.test("announce client: announce.request carries the trace into tracker.announce", async () => {
+  await tracing.forceFlush();
+  exporter.reset();
+  let trackerAddr = "";
+  await withCluster(async ({ addr }) => {
+    trackerAddr = addr;
+    const client = new AnnounceClient({ trackers: [addr] });
+    await client.announce({
+      digest: DIGEST,
+      infoHash: HASH,
+      peer: SELF,
+      complete: false,
+      namespace: "ns",
+    });
+  });
+  await tracing.forceFlush();
+  const spans = exporter.getFinishedSpans();
+  const byName = (n: string) => spans.find((s) => s.name === n)!;
+  const request = byName("announce.request");
+  assert.deepEqual(
+    [request.attributes["tracker.addr"], request.attributes.infohash, request.attributes.complete],
+    [trackerAddr, HASH.hex, false],
+  );
+  const clientSpan = spans.find((s) =>
+    s.name === "POST /announce/{infohash}" && s.kind === SpanKind.CLIENT
+  )!;
+  const serverSpan = spans.find((s) =>
+    s.name === "POST /announce/{infohash}" && s.kind === SpanKind.SERVER
+  )!;
+  const announce = byName("tracker.announce");
+  assert.equal(clientSpan.parentSpanContext?.spanId, request.spanContext().spanId);
+  assert.equal(serverSpan.parentSpanContext?.spanId, clientSpan.spanContext().spanId);
+  assert.equal(announce.parentSpanContext?.spanId, serverSpan.spanContext().spanId);
+  assert.equal(announce.spanContext().traceId, request.spanContext().traceId);
+});

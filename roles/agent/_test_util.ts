@@ -1,0 +1,179 @@
+/**
+ * Test helpers for the agent role: a build-index stand-in (tag lookups only), a small image
+ * (config, layers, OCI and Docker schema-2 manifests) and a whole pull stack — tracker stand-in,
+ * origin seeder holding the image, build-index stand-in and a started agent.
+ *
+ * @module
+ */
+
+import {
+  addBlob,
+  startTestOrigin,
+  type TestOrigin,
+  TestTracker,
+} from "../../p2p/_scheduler_test_util.ts";
+import { prng, randomBytes } from "../../p2p/_test_util.ts";
+import { type Digest, digestOfBytes } from "../../storage/digest.ts";
+import { createLogger, type TracingRuntime } from "../../tracing/mod.ts";
+import { parseAgentConfig } from "./config.ts";
+import { MEDIA_TYPE_OCI_MANIFEST, MEDIA_TYPE_SCHEMA2 } from "./manifest.ts";
+import { type RunningAgent, startAgent } from "./mod.ts";
+
+/** A build-index stand-in answering `GET /tags/{tag}` and `GET /readiness`. */
+export class TestBuildIndex {
+  /** `host:port`. */
+  readonly addr: string;
+  /** `repo:tag` → manifest digest. */
+  readonly tags = new Map<string, Digest>();
+  readonly #server: Deno.HttpServer<Deno.NetAddr>;
+
+  /** Starts it on an ephemeral port. */
+  constructor() {
+    this.#server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+      const path = new URL(req.url).pathname;
+      if (path === "/readiness") return new Response("OK\n");
+      const m = /^\/tags\/([^/]+)$/.exec(path);
+      const digest = m ? this.tags.get(decodeURIComponent(m[1])) : undefined;
+      return digest ? new Response(digest.toString()) : new Response(null, { status: 404 });
+    });
+    this.addr = `127.0.0.1:${this.#server.addr.port}`;
+  }
+
+  /** Stops serving. */
+  async close(): Promise<void> {
+    await this.#server.shutdown();
+  }
+}
+
+/** A blob of the test image. */
+export interface ImageBlob {
+  /** Its bytes. */
+  bytes: Uint8Array;
+  /** Its digest. */
+  digest: Digest;
+}
+
+/** An image whose blobs are in an origin. */
+export interface TestImage {
+  /** Image config. */
+  config: ImageBlob;
+  /** Layers. */
+  layers: ImageBlob[];
+  /** OCI image manifest. */
+  oci: ImageBlob;
+  /** Docker schema-2 manifest of the same image. */
+  docker: ImageBlob;
+}
+
+async function blob(bytes: Uint8Array): Promise<ImageBlob> {
+  return { bytes, digest: await digestOfBytes(bytes) };
+}
+
+function manifestOf(mediaType: string, layerType: string, configType: string, image: {
+  config: ImageBlob;
+  layers: ImageBlob[];
+}): Uint8Array {
+  const desc = (b: ImageBlob, type: string) => ({
+    mediaType: type,
+    digest: b.digest.toString(),
+    size: b.bytes.length,
+  });
+  return new TextEncoder().encode(JSON.stringify({
+    schemaVersion: 2,
+    mediaType,
+    config: desc(image.config, configType),
+    layers: image.layers.map((l) => desc(l, layerType)),
+  }));
+}
+
+/** Builds an image with layers of the given sizes and stores every blob in `origin`. */
+export async function makeImage(
+  origin: TestOrigin,
+  layerSizes: number[],
+  pieceLength = 16 * 1024,
+): Promise<TestImage> {
+  const rand = prng(layerSizes.length * 7919 + layerSizes[0]);
+  const layers = await Promise.all(layerSizes.map((n) => blob(randomBytes(rand, n))));
+  const config = await blob(new TextEncoder().encode(JSON.stringify({
+    architecture: "amd64",
+    os: "linux",
+    rootfs: { type: "layers", diff_ids: layers.map((l) => l.digest.toString()) },
+  })));
+  const oci = await blob(manifestOf(
+    MEDIA_TYPE_OCI_MANIFEST,
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.config.v1+json",
+    { config, layers },
+  ));
+  const docker = await blob(manifestOf(
+    MEDIA_TYPE_SCHEMA2,
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    "application/vnd.docker.container.image.v1+json",
+    { config, layers },
+  ));
+  for (const b of [config, ...layers, oci, docker]) {
+    await addBlob(origin.store, b.bytes, pieceLength);
+  }
+  return { config, layers, oci, docker };
+}
+
+/** Tracker and build-index stand-ins, an origin seeder and a started agent. */
+export interface AgentStack {
+  /** Tracker stand-in. */
+  tracker: TestTracker;
+  /** The origin seeder. */
+  origin: TestOrigin;
+  /** Build-index stand-in. */
+  buildIndex: TestBuildIndex;
+  /** The agent. */
+  agent: RunningAgent;
+  /** Stops everything and removes the directories. */
+  close(): Promise<void>;
+}
+
+/** Starts a pull stack on 127.0.0.1; `config` overrides keys of the agent's YAML. */
+export async function startAgentStack(
+  tracing: TracingRuntime,
+  config: Record<string, unknown> = {},
+): Promise<AgentStack> {
+  const root = await Deno.makeTempDir({ prefix: "agent-stack-" });
+  const tracker = new TestTracker();
+  const buildIndex = new TestBuildIndex();
+  const origin = await startTestOrigin();
+  tracker.origins = [origin];
+  let agent: RunningAgent;
+  try {
+    agent = await startAgent(
+      parseAgentConfig({
+        server: { port: 0 },
+        registry: { port: 0 },
+        peer: { port: 0 },
+        tracker: { hosts: [tracker.addr] },
+        build_index: { hosts: [buildIndex.addr] },
+        storage: { root: `${root}/agent` },
+        scheduler: { announce_interval: "100ms" },
+        ...config,
+      }),
+      { logger: createLogger({ role: "agent", write: () => {} }), tracing, flags: {} },
+    );
+  } catch (error) {
+    await origin.close();
+    await buildIndex.close();
+    await tracker.close();
+    await Deno.remove(root, { recursive: true });
+    throw error;
+  }
+  return {
+    tracker,
+    origin,
+    buildIndex,
+    agent,
+    async close() {
+      await agent.stop();
+      await origin.close();
+      await buildIndex.close();
+      await tracker.close();
+      await Deno.remove(root, { recursive: true });
+    },
+  };
+}

@@ -1,0 +1,160 @@
+/**
+ * How the agent gets a blob to a client, shared by the blob API and the registry: look in the
+ * cache, download over P2P on a miss, stream from the cache.
+ *
+ * Spans (design §3, ERD §5.1): `agent.download_blob` (namespace, digest, size) with children
+ * `agent.cache_lookup` (hit), `scheduler.download` on a miss (made by the scheduler), and
+ * `agent.stream_response` (bytes), which ends — like `agent.download_blob` — only when the body has
+ * been sent or the client went away.
+ *
+ * @module
+ */
+
+import type { BlobStore } from "../../storage/blob_store.ts";
+import type { Digest } from "../../storage/digest.ts";
+import {
+  markError,
+  onBodyDone,
+  runInSpan,
+  type Span,
+  startSpan,
+  withSpan,
+} from "../../tracing/mod.ts";
+
+/** The download side of the scheduler. */
+export interface BlobDownloader {
+  /** Resolves once `digest` is in the cache. */
+  download(namespace: string, digest: Digest): Promise<unknown>;
+}
+
+/** A manifest larger than the agent reads into memory. */
+export class BlobTooLargeError extends Error {
+  /**
+   * @param digest the blob
+   * @param size its size
+   * @param max the limit
+   */
+  constructor(readonly digest: Digest, size: number, max: number) {
+    super(`blob ${digest} has ${size} bytes, more than the ${max} allowed for a manifest`);
+    this.name = "BlobTooLargeError";
+  }
+}
+
+/** Options of {@linkcode AgentBlobs.serve}. */
+export interface ServeOptions {
+  /** A HEAD request: headers only, no body (the blob is still downloaded). */
+  head?: boolean;
+  /** Response headers, given the blob's size (Content-Length is added). */
+  headers?: (size: number) => HeadersInit;
+}
+
+/** Cache-or-P2P access to blobs, traced. */
+export class AgentBlobs {
+  readonly #store: BlobStore;
+  readonly #scheduler: BlobDownloader;
+
+  /**
+   * @param store the agent's blob cache
+   * @param scheduler downloads missing blobs
+   */
+  constructor(store: BlobStore, scheduler: BlobDownloader) {
+    this.#store = store;
+    this.#scheduler = scheduler;
+  }
+
+  /**
+   * A 200 response streaming the blob (downloading it first on a cache miss).
+   * @throws whatever the download throws (`TorrentNotFoundError` for an unknown blob)
+   */
+  async serve(namespace: string, digest: Digest, options: ServeOptions = {}): Promise<Response> {
+    const span = startSpan("agent.download_blob", { namespace, digest: digest.toString() });
+    try {
+      return await runInSpan(span, async () => {
+        await this.#ensure(namespace, digest);
+        if (options.head) {
+          const stat = await this.#store.stat(digest);
+          if (stat === null) throw new Error(`blob ${digest} vanished from the cache`);
+          span.setAttribute("size", stat.size);
+          span.end();
+          return new Response(null, { headers: withLength(options.headers?.(stat.size), stat.size) });
+        }
+        const blob = await this.#store.open(digest);
+        span.setAttribute("size", blob.size);
+        return streamResponse(
+          blob.stream,
+          { headers: withLength(options.headers?.(blob.size), blob.size) },
+          () => span.end(),
+        );
+      });
+    } catch (error) {
+      markError(span, error);
+      span.end();
+      throw error;
+    }
+  }
+
+  /**
+   * The whole blob in memory (manifests), downloading it first on a cache miss.
+   * @throws {BlobTooLargeError} when it is larger than `maxBytes`
+   */
+  read(namespace: string, digest: Digest, maxBytes: number): Promise<Uint8Array> {
+    return withSpan(
+      "agent.download_blob",
+      { namespace, digest: digest.toString() },
+      async (span) => {
+        await this.#ensure(namespace, digest);
+        const blob = await this.#store.open(digest);
+        span.setAttribute("size", blob.size);
+        if (blob.size > maxBytes) {
+          await blob.stream.cancel();
+          throw new BlobTooLargeError(digest, blob.size, maxBytes);
+        }
+        return new Uint8Array(await new Response(blob.stream).arrayBuffer());
+      },
+    );
+  }
+
+  async #ensure(namespace: string, digest: Digest): Promise<void> {
+    const hit = await withSpan("agent.cache_lookup", {}, async (span) => {
+      const found = await this.#store.has(digest);
+      span.setAttribute("hit", found);
+      return found;
+    });
+    if (!hit) await this.#scheduler.download(namespace, digest);
+  }
+}
+
+/**
+ * A response whose body is sent inside span `agent.stream_response` (attribute `bytes`: what was
+ * actually sent). `onDone` runs once the body is finished, failed or cancelled.
+ */
+export function streamResponse(
+  body: ReadableStream<Uint8Array> | Uint8Array,
+  init: ResponseInit,
+  onDone?: () => void,
+): Response {
+  const span: Span = startSpan("agent.stream_response");
+  let bytes = 0;
+  const source = body instanceof Uint8Array ? ReadableStream.from([body]) : body;
+  const counted = source.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        bytes += chunk.length;
+        controller.enqueue(chunk);
+      },
+    }),
+  );
+  const traced = onBodyDone(counted, (error) => {
+    span.setAttribute("bytes", bytes);
+    if (error) markError(span, error);
+    span.end();
+    onDone?.();
+  });
+  return new Response(traced, init);
+}
+
+function withLength(headers: HeadersInit | undefined, size: number): Headers {
+  const h = new Headers(headers);
+  h.set("content-length", String(size));
+  return h;
+}

@@ -1,0 +1,157 @@
+/**
+ * The `agent` role: runs on every host, serves `docker pull` (Registry v2 read API) and its own
+ * blob API, and downloads blobs peer to peer from origins and other agents, seeding what it has.
+ * See `docs/agent.md` for configuration, routes and spans.
+ *
+ * ```ts
+ * import { agentRole } from "./roles/agent/mod.ts";
+ * const config = agentRole.parseConfig(raw, flags);
+ * const running = await agentRole.start(config, { logger, tracing, flags });
+ * await running.stop();
+ * ```
+ *
+ * @module
+ */
+
+import { dirname, resolve } from "node:path";
+import { AnnounceClient } from "../../cluster/announce_client.ts";
+import { TagClusterClient } from "../../cluster/tag_client.ts";
+import type { RawMap } from "../../common/config.ts";
+import { addrHashPeerId, randomPeerId, Scheduler } from "../../p2p/scheduler.ts";
+import { BlobStore } from "../../storage/blob_store.ts";
+import type { RoleContext, RoleDefinition, RunningRole } from "../role.ts";
+import { AgentBlobs } from "./blobs.ts";
+import { type AgentConfig, parseAgentConfig } from "./config.ts";
+import { createAgentRegistry } from "./registry.ts";
+import { createAgentServer } from "./server.ts";
+
+export { type AgentConfig, parseAgentConfig } from "./config.ts";
+
+/** A started agent. */
+export interface RunningAgent extends RunningRole {
+  /** `host:port` of the agent server. */
+  readonly serverAddr: string;
+  /** `host:port` of the registry. */
+  readonly registryAddr: string;
+  /** The bound peer port. */
+  readonly peerPort: number;
+  /** This agent's peer id. */
+  readonly peerId: string;
+  /** The scheduler (tests inspect it). */
+  readonly scheduler: Scheduler;
+}
+
+/** Extra input of {@linkcode agentRole}'s `parseConfig`. */
+export interface AgentParseOptions {
+  /** The config file; a relative `storage.root` is resolved against its directory. */
+  configPath?: string;
+}
+
+/**
+ * Starts an agent: opens the store, binds the peer port, starts the scheduler and both HTTP
+ * listeners (agent server and registry).
+ */
+export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise<RunningAgent> {
+  const logger = ctx.logger;
+  const store = await BlobStore.open({ root: config.storageRoot });
+  const listener = Deno.listen({ hostname: config.peer.host, port: config.peer.port });
+  const peerPort = listener.addr.port;
+  const peerId = config.peer.peerIdFactory === "random"
+    ? randomPeerId()
+    : addrHashPeerId(config.peer.ip, peerPort);
+  const s = config.scheduler;
+  let scheduler: Scheduler;
+  try {
+    scheduler = new Scheduler({
+      store,
+      peerId,
+      listener,
+      peer: { ip: config.peer.ip, port: peerPort },
+      announcer: new AnnounceClient({
+        trackers: config.tracker.hosts,
+        poll: { maxElapsedMs: s.metainfoTimeoutMs },
+      }),
+      seederTtiMs: s.seederTtiMs,
+      leecherTtiMs: s.leecherTtiMs,
+      announceIntervalMs: s.announceIntervalMs,
+      maxAnnounceIntervalMs: s.maxAnnounceIntervalMs,
+      handshakeTimeoutMs: s.handshakeTimeoutMs,
+      blacklistDurationMs: s.blacklistDurationMs,
+      maxOpenConn: s.maxOpenConn,
+      pipelineLimit: s.pipelineLimit,
+      originPipelineLimit: s.originPipelineLimit,
+      pieceRequestMinTimeoutMs: s.pieceRequestMinTimeoutMs,
+      pieceRequestTimeoutPerMbMs: s.pieceRequestTimeoutPerMbMs,
+      logger,
+    });
+  } catch (error) {
+    listener.close();
+    throw error;
+  }
+  const servers: Deno.HttpServer<Deno.NetAddr>[] = [];
+  try {
+    await scheduler.recover();
+    const blobs = new AgentBlobs(store, scheduler);
+    const tags = new TagClusterClient({ hosts: config.buildIndex.hosts });
+    const server = createAgentServer({
+      blobs,
+      scheduler,
+      tags,
+      buildIndexHosts: config.buildIndex.hosts,
+      trackerHosts: config.tracker.hosts,
+      logger,
+    });
+    const registry = createAgentRegistry({
+      blobs,
+      tags,
+      allowedCidrs: config.registry.allowedCidrs,
+      maxManifestBytes: config.registry.maxManifestBytes,
+      logger,
+    });
+    for (const [listen, router] of [[config.server, server], [config.registry, registry]] as const) {
+      servers.push(Deno.serve(
+        { hostname: listen.host, port: listen.port, onListen: () => {} },
+        router.handler(),
+      ));
+    }
+  } catch (error) {
+    for (const http of servers) await http.shutdown();
+    await scheduler.close();
+    throw error;
+  }
+  const [serverHttp, registryHttp] = servers;
+  const serverAddr = `${config.server.host}:${serverHttp.addr.port}`;
+  const registryAddr = `${config.registry.host}:${registryHttp.addr.port}`;
+  logger.info("agent serving", {
+    server: serverAddr,
+    registry: registryAddr,
+    peer: `${config.peer.ip}:${peerPort}`,
+    peer_id: peerId,
+  });
+  let stopping: Promise<void> | undefined;
+  return {
+    serverAddr,
+    registryAddr,
+    peerPort,
+    peerId,
+    scheduler,
+    stop() {
+      stopping ??= (async () => {
+        // Closing the scheduler fails downloads in flight, so the listeners' shutdown need not
+        // wait for them.
+        await Promise.all([...servers.map((http) => http.shutdown()), scheduler.close()]);
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** The agent role for `main.ts`. */
+export const agentRole: RoleDefinition<AgentConfig> = {
+  parseConfig(raw: RawMap, flags: Record<string, string>, options: AgentParseOptions = {}) {
+    return parseAgentConfig(raw, flags, {
+      baseDir: options.configPath ? dirname(resolve(options.configPath)) : undefined,
+    });
+  },
+  start: startAgent,
+};

@@ -1,0 +1,293 @@
+import assert from "node:assert/strict";
+import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace";
+import { digestOfBytes } from "../../storage/digest.ts";
+import { createLogger, initTracing, parseTracingConfig } from "../../tracing/mod.ts";
+import { type AgentStack, makeImage, startAgentStack, type TestImage } from "./_test_util.ts";
+import { AgentBlobs } from "./blobs.ts";
+import { MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST, MEDIA_TYPE_SCHEMA2 } from "./manifest.ts";
+import { createAgentRegistry } from "./registry.ts";
+
+const exporter = new InMemorySpanExporter();
+const tracing = initTracing(
+  parseTracingConfig({ enabled: true, sampling: { default_rate: 1 } }, "agent", {}),
+  { role: "agent", logger: createLogger({ role: "agent", write: () => {} }), exporter },
+);
+
+async function withImage(
+  fn: (stack: AgentStack, image: TestImage, base: string) => Promise<void>,
+): Promise<void> {
+  const stack = await startAgentStack(tracing);
+  try {
+    const image = await makeImage(stack.origin, [50_000, 3_000]);
+    stack.buildIndex.tags.set("library/app:oci", image.oci.digest);
+    stack.buildIndex.tags.set("library/app:docker", image.docker.digest);
+    await fn(stack, image, `http://${stack.agent.registryAddr}/v2`);
+  } finally {
+    await stack.close();
+  }
+}
+
+async function errorCode(res: Response): Promise<string> {
+  assert.equal(res.headers.get("content-type"), "application/json; charset=utf-8");
+  const body = await res.json();
+  return body.errors[0].code;
+}
+
+Deno.test("registry: base endpoint and API version header", async () => {
+  await withImage(async (_stack, _image, base) => {
+    const res = await fetch(`${base}/`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("docker-distribution-api-version"), "registry/2.0");
+    assert.deepEqual(await res.json(), {});
+  });
+});
+
+Deno.test("registry: manifest negotiation follows distribution", async () => {
+  await withImage(async (_stack, image, base) => {
+    // An OCI manifest without a matching Accept is unknown to the client.
+    let res = await fetch(`${base}/library/app/manifests/oci`, {
+      headers: { accept: MEDIA_TYPE_SCHEMA2 },
+    });
+    assert.equal(res.status, 404);
+    assert.equal(await errorCode(res), "MANIFEST_UNKNOWN");
+
+    // Listed among several types (with parameters), it is served as stored.
+    res = await fetch(`${base}/library/app/manifests/oci`, {
+      headers: { accept: `${MEDIA_TYPE_SCHEMA2}, ${MEDIA_TYPE_OCI_MANIFEST}; q=0.9` },
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), MEDIA_TYPE_OCI_MANIFEST);
+    assert.equal(res.headers.get("docker-content-digest"), image.oci.digest.toString());
+    assert.equal(res.headers.get("etag"), `"${image.oci.digest}"`);
+    assert.equal(res.headers.get("content-length"), String(image.oci.bytes.length));
+    assert.deepEqual(new Uint8Array(await res.arrayBuffer()), image.oci.bytes);
+
+    // By digest, HEAD: the same headers, no body.
+    res = await fetch(`${base}/library/app/manifests/${image.oci.digest}`, {
+      method: "HEAD",
+      headers: { accept: MEDIA_TYPE_OCI_MANIFEST },
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-length"), String(image.oci.bytes.length));
+    assert.equal(res.headers.get("content-type"), MEDIA_TYPE_OCI_MANIFEST);
+    assert.equal((await res.arrayBuffer()).byteLength, 0);
+
+    // If-None-Match with the digest: 304.
+    res = await fetch(`${base}/library/app/manifests/oci`, {
+      headers: { accept: MEDIA_TYPE_OCI_MANIFEST, "if-none-match": `"${image.oci.digest}"` },
+    });
+    assert.equal(res.status, 304);
+    await res.body?.cancel();
+
+    // A Docker schema-2 manifest is served as stored, with or without a matching Accept.
+    for (const accept of [MEDIA_TYPE_SCHEMA2, "*/*"]) {
+      res = await fetch(`${base}/library/app/manifests/docker`, { headers: { accept } });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("content-type"), MEDIA_TYPE_SCHEMA2);
+      assert.deepEqual(new Uint8Array(await res.arrayBuffer()), image.docker.bytes);
+    }
+  });
+});
+
+Deno.test("registry: OCI index needs its Accept type", async () => {
+  await withImage(async (stack, image, base) => {
+    const index = new TextEncoder().encode(JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MEDIA_TYPE_OCI_INDEX,
+      manifests: [{
+        mediaType: MEDIA_TYPE_OCI_MANIFEST,
+        digest: image.oci.digest.toString(),
+        size: image.oci.bytes.length,
+        platform: { architecture: "amd64", os: "linux" },
+      }],
+    }));
+    const { addBlob } = await import("../../p2p/_scheduler_test_util.ts");
+    const mi = await addBlob(stack.origin.store, index, 16 * 1024);
+    stack.buildIndex.tags.set("library/app:multi", mi.digest);
+    let res = await fetch(`${base}/library/app/manifests/multi`, {
+      headers: { accept: MEDIA_TYPE_OCI_MANIFEST },
+    });
+    assert.equal(res.status, 404);
+    assert.equal(await errorCode(res), "MANIFEST_UNKNOWN");
+    res = await fetch(`${base}/library/app/manifests/multi`, {
+      headers: { accept: MEDIA_TYPE_OCI_INDEX },
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), MEDIA_TYPE_OCI_INDEX);
+    assert.deepEqual(new Uint8Array(await res.arrayBuffer()), index);
+  });
+});
+
+Deno.test("registry: errors are distribution's JSON", async () => {
+  await withImage(async (_stack, _image, base) => {
+    const unknown = await digestOfBytes(new TextEncoder().encode("unknown"));
+    const cases: [string, RequestInit, number, string][] = [
+      [`${base}/library/app/manifests/nope`, {}, 404, "MANIFEST_UNKNOWN"],
+      [`${base}/library/app/manifests/${unknown}`, {}, 404, "MANIFEST_UNKNOWN"],
+      [`${base}/library/app/blobs/${unknown}`, {}, 404, "BLOB_UNKNOWN"],
+      [`${base}/library/app/blobs/sha256:123`, {}, 400, "DIGEST_INVALID"],
+      [`${base}/Library/App/manifests/v1`, {}, 400, "NAME_INVALID"],
+      [`${base}/library/app/manifests/v1`, { method: "PUT", body: "{}" }, 405, "UNSUPPORTED"],
+      [`${base}/library/app/tags/list`, {}, 405, "UNSUPPORTED"],
+    ];
+    for (const [url, init, status, code] of cases) {
+      const res = await fetch(url, init);
+      assert.equal(res.status, status, url);
+      assert.equal(await errorCode(res), code, url);
+    }
+  });
+});
+
+Deno.test("registry: blobs by digest, GET and HEAD", async () => {
+  await withImage(async (_stack, image, base) => {
+    const layer = image.layers[0];
+    let res = await fetch(`${base}/library/app/blobs/${layer.digest}`, { method: "HEAD" });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-length"), String(layer.bytes.length));
+    assert.equal(res.headers.get("docker-content-digest"), layer.digest.toString());
+    await res.body?.cancel();
+    res = await fetch(`${base}/library/app/blobs/${layer.digest}`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "application/octet-stream");
+    assert.equal(res.headers.get("etag"), `"${layer.digest}"`);
+    assert.deepEqual(new Uint8Array(await res.arrayBuffer()), layer.bytes);
+  });
+});
+
+Deno.test("registry: clients outside allowed_cidrs are denied", async () => {
+  const blobs = new AgentBlobs(
+    {} as ConstructorParameters<typeof AgentBlobs>[0],
+    { download: () => Promise.reject(new Error("unused")) },
+  );
+  const registry = createAgentRegistry({
+    blobs,
+    tags: { get: () => Promise.resolve(null) },
+    allowedCidrs: ["127.0.0.1/32"],
+    maxManifestBytes: 1024,
+    logger: createLogger({ role: "agent", write: () => {} }),
+  });
+  const remote = (hostname: string): Deno.NetAddr => ({ transport: "tcp", hostname, port: 1234 });
+  let res = await registry.handle(new Request("http://agent/v2/"), remote("10.1.2.3"));
+  assert.equal(res.status, 403);
+  assert.equal(await errorCode(res), "DENIED");
+  res = await registry.handle(new Request("http://agent/v2/"), remote("127.0.0.1"));
+  assert.equal(res.status, 200);
+  await res.body?.cancel();
+});
+
+function tree(spans: ReadableSpan[], root: ReadableSpan, depth = 0): string[] {
+  const kids = spans
+    .filter((s) => s.parentSpanContext?.spanId === root.spanContext().spanId)
+    .sort((a, b) => a.startTime[0] - b.startTime[0] || a.startTime[1] - b.startTime[1]);
+  return [`${"  ".repeat(depth)}${root.name}`, ...kids.flatMap((k) => tree(spans, k, depth + 1))];
+}
+
+Deno.test("registry: a blob pull is one trace with the download spans", async () => {
+  await withImage(async (_stack, image, base) => {
+    const layer = image.layers[0];
+    exporter.reset();
+    const res = await fetch(`${base}/library/app/blobs/${layer.digest}`);
+    await res.arrayBuffer();
+    let spans: ReadableSpan[] = [];
+    for (let i = 0; i < 100; i++) {
+      await tracing.forceFlush();
+      spans = exporter.getFinishedSpans();
+      if (spans.some((s) => s.name === "GET /v2/{name+}/blobs/{digest}")) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const server = spans.find((s) => s.name === "GET /v2/{name+}/blobs/{digest}");
+    assert.ok(server, spans.map((s) => s.name).join(", "));
+    const trace = spans.filter((s) => s.spanContext().traceId === server.spanContext().traceId);
+    const lines = tree(trace, server).map((l) => l.trimEnd());
+    console.log(lines.join("\n"), JSON.stringify(trace.map((s) => [s.name, s.status, s.attributes["error.type"]])));
+    assert.deepEqual(lines.filter((l) => !/^ {6,}/.test(l)), [
+      "GET /v2/{name+}/blobs/{digest}",
+      "  agent.download_blob",
+      "    agent.cache_lookup",
+      "    scheduler.download",
+      "    agent.stream_response",
+    ]);
+    const download = trace.find((s) => s.name === "agent.download_blob")!;
+    assert.equal(download.attributes.size, layer.bytes.length);
+    assert.equal(download.attributes.namespace, "library/app");
+    assert.equal(trace.find((s) => s.name === "agent.cache_lookup")!.attributes.hit, false);
+    assert.equal(trace.find((s) => s.name === "agent.stream_response")!.attributes.bytes, layer.bytes.length);
+    const sched = trace.find((s) => s.name === "scheduler.download")!;
+    assert.equal(sched.attributes["p2p.pieces_from_origins"], sched.attributes["p2p.pieces_total"]);
+    const under = tree(trace, sched).slice(1).map((l) => l.trim());
+    for (const name of ["metainfo.request", "storage.create_torrent", "announce.request", "storage.commit"]) {
+      assert.ok(under.includes(name), `${name} under scheduler.download: ${under.join(", ")}`);
+    }
+  });
+});
+
+Deno.test("registry: a manifest pull by tag resolves the tag in the same trace", async () => {
+  await withImage(async (_stack, image, base) => {
+    exporter.reset();
+    const res = await fetch(`${base}/library/app/manifests/oci`, {
+      headers: { accept: MEDIA_TYPE_OCI_MANIFEST },
+    });
+    assert.deepEqual(new Uint8Array(await res.arrayBuffer()), image.oci.bytes);
+    const name = "GET /v2/{name+}/manifests/{reference}";
+    let spans: ReadableSpan[] = [];
+    for (let i = 0; i < 100 && !spans.some((s) => s.name === name); i++) {
+      await tracing.forceFlush();
+      spans = exporter.getFinishedSpans();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const server = spans.find((s) => s.name === name)!;
+    const trace = spans.filter((s) => s.spanContext().traceId === server.spanContext().traceId);
+    const top = tree(trace, server).filter((l) => /^ {0,2}\S/.test(l));
+    assert.deepEqual(top, [
+      name,
+      "  agent.resolve_tag",
+      "  agent.download_blob",
+      "  agent.stream_response",
+    ]);
+    const resolve = trace.find((s) => s.name === "agent.resolve_tag")!;
+    assert.equal(resolve.attributes.tag, "library/app:oci");
+    assert.equal(resolve.attributes.digest, image.oci.digest.toString());
+  });
+});
+
+function hasSkopeo(): boolean {
+  try {
+    return new Deno.Command("skopeo", { args: ["--version"], stdout: "null", stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name: "registry: skopeo copies an image out of the agent",
+  ignore: !hasSkopeo(),
+  async fn() {
+    await withImage(async (stack, image) => {
+      stack.buildIndex.tags.set("library/app:v1", image.oci.digest);
+      const dir = await Deno.makeTempDir({ prefix: "agent-skopeo-" });
+      try {
+        const out = await new Deno.Command("skopeo", {
+          args: [
+            "copy",
+            "--src-tls-verify=false",
+            `docker://${stack.agent.registryAddr}/library/app:v1`,
+            `oci:${dir}/layout:v1`,
+          ],
+          env: { HOME: dir, XDG_RUNTIME_DIR: dir, TMPDIR: dir },
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const err = new TextDecoder().decode(out.stderr);
+        assert.ok(out.success, `skopeo failed: ${err}`);
+        console.log([...Deno.readDirSync(`${dir}/layout/blobs/sha256`)].map((e) => e.name), image.oci.digest.hex, image.config.digest.hex, image.layers.map((l) => l.digest.hex));
+        for (const b of [image.oci, image.config, ...image.layers]) {
+          const copied = await Deno.readFile(`${dir}/layout/blobs/sha256/${b.digest.hex}`);
+          assert.deepEqual(copied, b.bytes);
+        }
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
+  },
+});

@@ -1,0 +1,55 @@
+import assert from "node:assert/strict";
+import { ConfigError } from "../../common/config.ts";
+import { parseBuildIndexConfig } from "./config.ts";
+
+const base = { storage: { root: "/var/bi" }, origin: { hosts: ["origin:15002"] } };
+
+Deno.test("build-index config: defaults", () => {
+  const c = parseBuildIndexConfig(base);
+  assert.deepEqual(c.listen, { host: "127.0.0.1", port: 15004 });
+  assert.equal(c.storageRoot, "/var/bi");
+  assert.equal(c.tagStore.writeThrough, true);
+  assert.equal(c.writeback.db, "/var/bi/build-index.db");
+  assert.equal(c.cluster.duplicatePutStaggerMs, 20 * 60_000);
+  assert.deepEqual(c.cluster.hosts, []);
+  assert.deepEqual(c.tagTypes.map((t) => [t.namespace.source, t.type]), [[".*", "docker"]]);
+  assert.deepEqual(c.manifestDownload, { attempts: 4, backoffMs: 500 });
+  assert.deepEqual(c.backends, []);
+});
+
+Deno.test("build-index config: flags and relative paths", () => {
+  const c = parseBuildIndexConfig(
+    { ...base, storage: { root: "state" } },
+    { port: "9000", host: "0.0.0.0" },
+    { configPath: "/etc/kraken/build-index.yaml" },
+  );
+  assert.deepEqual(c.listen, { host: "0.0.0.0", port: 9000 });
+  assert.equal(c.storageRoot, "/etc/kraken/state");
+});
+
+Deno.test("build-index config: errors name the key", () => {
+  const cases: [Record<string, unknown>, Record<string, string>, string][] = [
+    [{ ...base, bogus: 1 }, {}, "bogus"],
+    [{ origin: base.origin }, {}, "storage.root"],
+    [{ ...base, origin: { hosts: [] } }, {}, "origin.hosts"],
+    [{ ...base, origin: { hosts: ["no-port"] } }, {}, "origin.hosts[0]"],
+    [{ ...base, cluster: { hosts: ["a:1"], self: "b:1" } }, {}, "cluster.self"],
+    [{ ...base, tag_types: [{ namespace: "(", type: "docker" }] }, {}, "tag_types[0].namespace"],
+    [{ ...base, tag_types: [{ namespace: ".*", type: "helm" }] }, {}, "tag_types[0].type"],
+    [
+      { ...base, backends: [{ namespace: ".*", backend: { s3: {} } }] },
+      {},
+      "backends[0].backend.s3",
+    ],
+    [{ ...base, writeback: { poll_interval: "0s" } }, {}, "writeback.poll_interval"],
+    [{ ...base, listen: { port: 70000 } }, {}, "listen.port"],
+    [base, { verbose: "1" }, "--verbose"],
+  ];
+  for (const [raw, flags, key] of cases) {
+    assert.throws(() => parseBuildIndexConfig(raw, flags), (e: unknown) => {
+      assert.ok(e instanceof ConfigError, String(e));
+      assert.equal(e.key, key);
+      return true;
+    });
+  }
+});

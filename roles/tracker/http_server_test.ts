@@ -1,0 +1,111 @@
+import assert from "node:assert/strict";
+import { getRequestBody, MAX_GET_BODY_BYTES, serveHttp } from "./http_server.ts";
+
+async function raw(port: number, request: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(new TextEncoder().encode(request));
+  let text = "";
+  const buf = new Uint8Array(65536);
+  for (;;) {
+    const n = await conn.read(buf);
+    if (n === null) break;
+    text += new TextDecoder().decode(buf.subarray(0, n));
+  }
+  conn.close();
+  return text;
+}
+
+Deno.test("http server: GET bodies are kept, other bodies stream, remote address is passed", async () => {
+  const server = await serveHttp({
+    hostname: "127.0.0.1",
+    port: 0,
+    handler: async (req, remote) => {
+      const get = getRequestBody(req);
+      const text = get ? new TextDecoder().decode(get) : await req.text();
+      return new Response(`${req.method} ${new URL(req.url).pathname} ${text} ${remote.hostname}`);
+    },
+  });
+  try {
+    const port = server.addr.port;
+    const post = await fetch(`http://127.0.0.1:${port}/p`, { method: "POST", body: "abc" });
+    assert.equal(await post.text(), "POST /p abc 127.0.0.1");
+    const get = await raw(
+      port,
+      "GET /announce HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+    );
+    assert.match(get, /^HTTP\/1\.1 200 /);
+    assert.match(get, /content-length: 29\r\n/i);
+    assert.ok(get.endsWith("\r\n\r\nGET /announce hello 127.0.0.1"), get);
+    const tooBig = "x".repeat(MAX_GET_BODY_BYTES + 1);
+    const big = await raw(
+      port,
+      `GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: ${tooBig.length}\r\nConnection: close\r\n\r\n${tooBig}`,
+    );
+    assert.match(big, /^HTTP\/1\.1 413 /);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("http server: multi-chunk bodies stream; a client that leaves cancels the body", async () => {
+  let cancelled!: () => void;
+  const wasCancelled = new Promise<void>((r) => cancelled = r);
+  const server = await serveHttp({
+    hostname: "127.0.0.1",
+    port: 0,
+    handler: (req) => {
+      if (new URL(req.url).pathname === "/chunks") {
+        return Promise.resolve(
+          new Response(ReadableStream.from(["a", "b", "c"]).pipeThrough(new TextEncoderStream())),
+        );
+      }
+      let i = 0;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(c) {
+          await new Promise((r) => setTimeout(r, 5));
+          c.enqueue(new Uint8Array(64 * 1024).fill(i++ % 256));
+        },
+        cancel() {
+          cancelled();
+        },
+      });
+      return Promise.resolve(new Response(body));
+    },
+  });
+  try {
+    const res = await fetch(`http://127.0.0.1:${server.addr.port}/chunks`);
+    assert.equal(res.headers.get("transfer-encoding"), "chunked");
+    assert.equal(await res.text(), "abc");
+    const endless = await fetch(`http://127.0.0.1:${server.addr.port}/endless`);
+    const reader = endless.body!.getReader();
+    await reader.read();
+    await reader.cancel();
+    await wasCancelled;
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("http server: shutdown waits for a request in flight", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => release = r);
+  let entered!: () => void;
+  const inHandler = new Promise<void>((r) => entered = r);
+  const server = await serveHttp({
+    hostname: "127.0.0.1",
+    port: 0,
+    handler: async () => {
+      entered();
+      await gate;
+      return new Response("late");
+    },
+  });
+  const pending = fetch(`http://127.0.0.1:${server.addr.port}/`);
+  await inHandler;
+  const stopping = server.shutdown();
+  setTimeout(release, 20);
+  const res = await pending;
+  assert.equal(await res.text(), "late");
+  await stopping;
+  await assert.rejects(fetch(`http://127.0.0.1:${server.addr.port}/`));
+});

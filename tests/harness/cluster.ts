@@ -1,0 +1,166 @@
+/**
+ * Starts a local Kraken cluster of real processes for flow tests and the demo: a testfs storage
+ * backend, origins on one hash ring, build-index and proxy (the upload path), each `main.ts
+ * --role=...` with a generated YAML file, on free loopback ports, data under one directory.
+ *
+ * @module
+ */
+
+import { freePorts, type ManagedProcess, type ProcessGroup, waitForHttp } from "./procs.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const MAIN = `${ROOT}main.ts`;
+const TESTFS = `${ROOT}storage/backend/testfs_server.ts`;
+
+/** Options of {@linkcode startUploadCluster}. */
+export interface ClusterOptions {
+  /** Directory for configs, stores and the backend. */
+  dir: string;
+  /** Owns every process started. */
+  group: ProcessGroup;
+  /** OTLP/HTTP base URL the roles export to; tracing is off without it. */
+  otlpEndpoint?: string;
+  /** OTLP encoding. Default `http/protobuf`. */
+  otlpProtocol?: "http/protobuf" | "http/json";
+  /** Number of origins on the ring. Default 2. */
+  origins?: number;
+  /** Write-back poll and retry interval. Default `1s`. */
+  writebackInterval?: string;
+}
+
+/** A started process of the cluster. */
+export interface Node {
+  /** `127.0.0.1:<port>`. */
+  addr: string;
+  /** The process. */
+  process: ManagedProcess;
+  /** Its YAML file. */
+  configPath: string;
+  /** Its data directory. */
+  dataDir: string;
+}
+
+/** The running cluster. */
+export interface UploadCluster {
+  /** The testfs backend; blobs are under `<dataDir>/blobs/<hex>`, tags under `tags/`. */
+  testfs: Node;
+  /** Origins, in ring order of their configuration. */
+  origins: Node[];
+  /** The build-index. */
+  buildIndex: Node;
+  /** The proxy (Registry v2 push endpoint). */
+  proxy: Node;
+  /** Starts origin `i` again on the same port, config and data (after a stop or a crash). */
+  restartOrigin(i: number): Promise<Node>;
+  /** Starts the testfs backend again on the same port and root. */
+  restartTestfs(): Promise<Node>;
+}
+
+function tracingBlock(options: ClusterOptions): Record<string, unknown> {
+  if (!options.otlpEndpoint) return { enabled: false };
+  return {
+    enabled: true,
+    endpoint: options.otlpEndpoint,
+    sampling: { default_rate: 1 },
+    export: { batch_timeout: "100ms", protocol: options.otlpProtocol ?? "http/protobuf" },
+    // Tests must not lose spans to a busy CI machine: only exporter failures may open the breaker.
+    safeguards: { load_threshold: 1 },
+  };
+}
+
+/** Starts testfs, the origins, build-index and proxy, and waits until each answers `/health`. */
+export async function startUploadCluster(options: ClusterOptions): Promise<UploadCluster> {
+  const { dir, group } = options;
+  const originCount = options.origins ?? 2;
+  const ports = freePorts(originCount + 3);
+  const [testfsPort, biPort, proxyPort] = ports;
+  const originPorts = ports.slice(3);
+  const originHosts = originPorts.map((p) => `127.0.0.1:${p}`);
+  const interval = options.writebackInterval ?? "1s";
+  const tracing = tracingBlock(options);
+
+  const startTestfs = async (): Promise<Node> => {
+    const dataDir = `${dir}/backend`;
+    await Deno.mkdir(dataDir, { recursive: true });
+    const process = group.spawnDeno(TESTFS, ["--root", dataDir, "--port", String(testfsPort)], {
+      name: "testfs",
+      logFile: `${dir}/testfs.log`,
+    });
+    const node = { addr: `127.0.0.1:${testfsPort}`, process, configPath: "", dataDir };
+    await waitForHttp(`http://${node.addr}/health`, { process });
+    return node;
+  };
+
+  const startRole = async (
+    role: string,
+    name: string,
+    port: number,
+    config: Record<string, unknown>,
+  ): Promise<Node> => {
+    const dataDir = `${dir}/${name}`;
+    await Deno.mkdir(dataDir, { recursive: true });
+    const configPath = `${dir}/${name}.yaml`;
+    await Deno.writeTextFile(configPath, JSON.stringify({ ...config, tracing }, null, 2));
+    const process = group.spawnDeno(MAIN, [`--role=${role}`, `--config=${configPath}`], {
+      name,
+      logFile: `${dir}/${name}.log`,
+    });
+    const node = { addr: `127.0.0.1:${port}`, process, configPath, dataDir };
+    await waitForHttp(`http://${node.addr}/health`, { process, timeoutMs: 20_000 });
+    return node;
+  };
+
+  const originConfig = (i: number) => ({
+    listen: { host: "127.0.0.1", port: originPorts[i] },
+    advertise: originHosts[i],
+    hashring: { hosts: originHosts, max_replica: 2, refresh_interval: "1s" },
+    storage: { root: `origin${i + 1}/store` },
+    metainfo: { piece_lengths: { 0: "64KB" } },
+    backends: [{
+      namespace: ".*",
+      backend: {
+        testfs: { addr: `127.0.0.1:${testfsPort}`, root: "blobs", name_path: "identity" },
+      },
+    }],
+    writeback: { retry_interval: interval, poll_interval: interval },
+  });
+  const startOriginAt = (i: number) =>
+    startRole("origin", `origin${i + 1}`, originPorts[i], originConfig(i));
+
+  const testfs = await startTestfs();
+  const origins = await Promise.all(originPorts.map((_, i) => startOriginAt(i)));
+  const buildIndex = await startRole("build-index", "build-index", biPort, {
+    listen: { host: "127.0.0.1", port: biPort },
+    storage: { root: "build-index/store" },
+    cluster: { hosts: [`127.0.0.1:${biPort}`], self: `127.0.0.1:${biPort}` },
+    origin: { hosts: originHosts },
+    tag_store: { write_through: true },
+    backends: [{
+      namespace: ".*",
+      backend: {
+        testfs: { addr: `127.0.0.1:${testfsPort}`, root: "tags", name_path: "docker_tag" },
+      },
+    }],
+  });
+  const proxy = await startRole("proxy", "proxy", proxyPort, {
+    listen: { host: "127.0.0.1", port: proxyPort },
+    storage: { root: "proxy/store" },
+    origin: { hosts: originHosts },
+    build_index: { hosts: [`127.0.0.1:${biPort}`] },
+  });
+  const cluster: UploadCluster = {
+    testfs,
+    origins,
+    buildIndex,
+    proxy,
+    async restartOrigin(i) {
+      origins[i] = await startOriginAt(i);
+      return origins[i];
+    },
+    async restartTestfs() {
+      cluster.testfs = await startTestfs();
+      return cluster.testfs;
+    },
+  };
+  return cluster;
+}
