@@ -47,7 +47,14 @@ interface OtlpRequest {
   }[];
 }
 
-const KINDS: SpanKindName[] = ["unspecified", "internal", "server", "client", "producer", "consumer"];
+const KINDS: SpanKindName[] = [
+  "unspecified",
+  "internal",
+  "server",
+  "client",
+  "producer",
+  "consumer",
+];
 
 function value(v: OtlpValue): unknown {
   if (v.stringValue !== undefined) return v.stringValue;

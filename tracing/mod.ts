@@ -54,6 +54,7 @@ export {
   type InitOptions,
   initTracing,
   installContextPropagation,
+  metricsHandler,
   type TracingRuntime,
   type TracingStats,
 } from "./setup.ts";

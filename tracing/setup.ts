@@ -78,6 +78,18 @@ export interface InitOptions {
 }
 
 let contextManagerInstalled = false;
+let current: TracingRuntime | undefined;
+
+/**
+ * `GET /metrics` for any role's router: the self-metrics of this process's tracing runtime in the
+ * Prometheus text format (all zero before {@linkcode initTracing} or with tracing disabled).
+ */
+export function metricsHandler(): Response {
+  return current?.metricsResponse() ??
+    new Response(renderPrometheus(new TracingMetrics()), {
+      headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
+    });
+}
 
 /** Installs the async-local-storage context manager and the propagator once per process. */
 export function installContextPropagation(): void {
@@ -115,7 +127,7 @@ function disabledRuntime(config: TracingConfig, metrics: TracingMetrics): Tracin
 export function initTracing(config: TracingConfig, options: InitOptions): TracingRuntime {
   installContextPropagation();
   const metrics = new TracingMetrics();
-  if (!config.enabled) return disabledRuntime(config, metrics);
+  if (!config.enabled) return current = disabledRuntime(config, metrics);
 
   const logger = options.logger;
   const loads = new LoadSources(config.safeguards);
@@ -204,7 +216,7 @@ export function initTracing(config: TracingConfig, options: InitOptions): Tracin
   statsd?.start();
 
   let stopped = false;
-  return {
+  return current = {
     enabled: true,
     serviceName: config.serviceName,
     stats: () => ({

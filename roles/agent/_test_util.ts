@@ -6,6 +6,7 @@
  * @module
  */
 
+import { gzipSync } from "node:zlib";
 import {
   addBlob,
   startTestOrigin,
@@ -86,14 +87,15 @@ function manifestOf(mediaType: string, layerType: string, configType: string, im
   }));
 }
 
-/** Builds an image with layers of the given sizes and stores every blob in `origin`. */
+/** Builds an image with gzipped random layers of the given sizes and stores every blob in `origin`. */
 export async function makeImage(
   origin: TestOrigin,
   layerSizes: number[],
   pieceLength = 16 * 1024,
 ): Promise<TestImage> {
   const rand = prng(layerSizes.length * 7919 + layerSizes[0]);
-  const layers = await Promise.all(layerSizes.map((n) => blob(randomBytes(rand, n))));
+  // Real gzip streams, so registry clients take the layers as they are.
+  const layers = await Promise.all(layerSizes.map((n) => blob(new Uint8Array(gzipSync(randomBytes(rand, n))))));
   const config = await blob(new TextEncoder().encode(JSON.stringify({
     architecture: "amd64",
     os: "linux",

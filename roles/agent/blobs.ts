@@ -4,7 +4,7 @@
  *
  * Spans (design §3, ERD §5.1): `agent.download_blob` (namespace, digest, size) with children
  * `agent.cache_lookup` (hit), `scheduler.download` on a miss (made by the scheduler), and
- * `agent.stream_response` (bytes), which ends — like `agent.download_blob` — only when the body has
+ * `agent.stream_response` (size, bytes), which ends — like `agent.download_blob` — only when the body has
  * been sent or the client went away.
  *
  * @module
@@ -14,7 +14,6 @@ import type { BlobStore } from "../../storage/blob_store.ts";
 import type { Digest } from "../../storage/digest.ts";
 import {
   markError,
-  onBodyDone,
   runInSpan,
   type Span,
   startSpan,
@@ -83,6 +82,7 @@ export class AgentBlobs {
         return streamResponse(
           blob.stream,
           { headers: withLength(options.headers?.(blob.size), blob.size) },
+          blob.size,
           () => span.end(),
         );
       });
@@ -126,29 +126,50 @@ export class AgentBlobs {
 
 /**
  * A response whose body is sent inside span `agent.stream_response` (attribute `bytes`: what was
- * actually sent). `onDone` runs once the body is finished, failed or cancelled.
+ * handed to the server). `onDone` runs once the body is finished, failed or cancelled.
+ *
+ * With a known `size` the body counts as sent once `size` bytes went out: Deno's server may drop a
+ * body whose Content-Length is satisfied without reading its end, which must not read as a failure.
  */
 export function streamResponse(
   body: ReadableStream<Uint8Array> | Uint8Array,
   init: ResponseInit,
+  size: number,
   onDone?: () => void,
 ): Response {
-  const span: Span = startSpan("agent.stream_response");
+  const span: Span = startSpan("agent.stream_response", { size });
+  const reader = (body instanceof Uint8Array ? ReadableStream.from([body]) : body).getReader();
   let bytes = 0;
-  const source = body instanceof Uint8Array ? ReadableStream.from([body]) : body;
-  const counted = source.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        bytes += chunk.length;
-        controller.enqueue(chunk);
-      },
-    }),
-  );
-  const traced = onBodyDone(counted, (error) => {
+  let finished = false;
+  const finish = (error?: unknown) => {
+    if (finished) return;
+    finished = true;
     span.setAttribute("bytes", bytes);
-    if (error) markError(span, error);
+    if (error !== undefined) markError(span, error);
     span.end();
     onDone?.();
+  };
+  const traced = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (done) {
+          controller.close();
+          finish(bytes === size ? undefined : new Error(`body ended after ${bytes} of ${size} bytes`));
+          return;
+        }
+        bytes += value.length;
+        controller.enqueue(value);
+        if (bytes === size) finish();
+      } catch (error) {
+        controller.error(error);
+        finish(error);
+      }
+    },
+    cancel(reason) {
+      finish(reason ?? new Error("response body cancelled"));
+      return reader.cancel(reason);
+    },
   });
   return new Response(traced, init);
 }

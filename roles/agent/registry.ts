@@ -185,7 +185,7 @@ export function createAgentRegistry(deps: AgentRegistryDeps): Router {
       "content-length": String(bytes.length),
     };
     if (ctx.req.method === "HEAD") return new Response(null, { headers });
-    return streamResponse(bytes, { headers });
+    return streamResponse(bytes, { headers }, bytes.length);
   };
 
   const blob = async (ctx: Ctx): Promise<Response> => {

@@ -185,6 +185,7 @@ function tree(spans: ReadableSpan[], root: ReadableSpan, depth = 0): string[] {
 Deno.test("registry: a blob pull is one trace with the download spans", async () => {
   await withImage(async (_stack, image, base) => {
     const layer = image.layers[0];
+    await tracing.forceFlush();
     exporter.reset();
     const res = await fetch(`${base}/library/app/blobs/${layer.digest}`);
     await res.arrayBuffer();
@@ -199,7 +200,6 @@ Deno.test("registry: a blob pull is one trace with the download spans", async ()
     assert.ok(server, spans.map((s) => s.name).join(", "));
     const trace = spans.filter((s) => s.spanContext().traceId === server.spanContext().traceId);
     const lines = tree(trace, server).map((l) => l.trimEnd());
-    console.log(lines.join("\n"), JSON.stringify(trace.map((s) => [s.name, s.status, s.attributes["error.type"]])));
     assert.deepEqual(lines.filter((l) => !/^ {6,}/.test(l)), [
       "GET /v2/{name+}/blobs/{digest}",
       "  agent.download_blob",
@@ -223,6 +223,7 @@ Deno.test("registry: a blob pull is one trace with the download spans", async ()
 
 Deno.test("registry: a manifest pull by tag resolves the tag in the same trace", async () => {
   await withImage(async (_stack, image, base) => {
+    await tracing.forceFlush();
     exporter.reset();
     const res = await fetch(`${base}/library/app/manifests/oci`, {
       headers: { accept: MEDIA_TYPE_OCI_MANIFEST },
@@ -280,7 +281,6 @@ Deno.test({
         }).output();
         const err = new TextDecoder().decode(out.stderr);
         assert.ok(out.success, `skopeo failed: ${err}`);
-        console.log([...Deno.readDirSync(`${dir}/layout/blobs/sha256`)].map((e) => e.name), image.oci.digest.hex, image.config.digest.hex, image.layers.map((l) => l.digest.hex));
         for (const b of [image.oci, image.config, ...image.layers]) {
           const copied = await Deno.readFile(`${dir}/layout/blobs/sha256/${b.digest.hex}`);
           assert.deepEqual(copied, b.bytes);

@@ -24,7 +24,7 @@ import { type Ctx, HttpError, Router } from "../../http/router.ts";
 import { BackendManager } from "../../storage/backend/backend.ts";
 import { DigestError, parseDigest } from "../../storage/digest.ts";
 import { WriteBackManager } from "../../storage/writeback.ts";
-import { type Logger, tracedFetch, tracingMiddleware } from "../../tracing/mod.ts";
+import { type Logger, metricsHandler, tracedFetch, tracingMiddleware } from "../../tracing/mod.ts";
 import type { TagClientOptions } from "../../cluster/tag_client.ts";
 import type { BuildIndexConfig } from "./config.ts";
 import {
@@ -126,6 +126,7 @@ export function createBuildIndexRouter(options: BuildIndexRouterOptions): Router
   const router = new Router().use(tracingMiddleware());
 
   router.get("/health", ok);
+  router.get("/metrics", metricsHandler);
 
   router.get("/readiness", async () => {
     for (const backend of service.backends.backends) {

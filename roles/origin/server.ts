@@ -39,6 +39,7 @@ import { generateMetaInfo, type MetaInfo, type PieceLengthTable } from "../../st
 import type { WriteBackManager } from "../../storage/writeback.ts";
 import {
   type Logger,
+  metricsHandler,
   setAttributes,
   storeTraceContext,
   tracingMiddleware,
@@ -121,6 +122,7 @@ export class OriginServer {
       return res;
     });
     r.get("/health", () => new Response("OK\n"));
+    r.get("/metrics", metricsHandler);
     r.get("/readiness", () => this.#readiness());
     r.get("/blobs/{digest}/locations", (ctx) => {
       const digest = digestParam(ctx);

@@ -8,7 +8,7 @@
 
 import { HttpError } from "../../http/router.ts";
 import { BlobStore } from "../../storage/blob_store.ts";
-import { type Logger, tracedFetch } from "../../tracing/mod.ts";
+import { type Logger, metricsHandler, tracedFetch } from "../../tracing/mod.ts";
 import type { ProxyConfig } from "./config.ts";
 import { createRegistryRouter, type ProxyOrigin, type ProxyTags } from "./registry.ts";
 import { UploadSessions } from "./upload_sessions.ts";
@@ -70,6 +70,7 @@ export async function startProxyServer(config: ProxyConfig, deps: ProxyDeps): Pr
     logger,
   });
   router.get("/health", () => new Response("OK\n"));
+  router.get("/metrics", metricsHandler);
   router.get("/readiness", async () => {
     const originProblem = await anyReady(config.origin.hosts, "/readiness");
     if (originProblem !== null) {

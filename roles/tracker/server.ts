@@ -34,6 +34,7 @@ import { type Digest, DigestError, digestOfBytes, parseDigest } from "../../stor
 import { InfoHash, type MetaInfo, MetaInfoError } from "../../storage/metainfo.ts";
 import {
   type Logger,
+  metricsHandler,
   setAttributes,
   tracedFetch,
   tracingMiddleware,
@@ -200,6 +201,7 @@ export function createTrackerRouter(options: TrackerRouterOptions): Router {
     });
 
   router.get("/health", ok);
+  router.get("/metrics", metricsHandler);
 
   router.get("/readiness", async () => {
     let addr: string;

@@ -26,6 +26,8 @@ export interface ClusterOptions {
   origins?: number;
   /** Write-back poll and retry interval. Default `1s`. */
   writebackInterval?: string;
+  /** Extra environment of every role process (it wins over the inherited one). */
+  env?: Record<string, string>;
 }
 
 /** A started process of the cluster. */
@@ -104,6 +106,7 @@ export async function startUploadCluster(options: ClusterOptions): Promise<Uploa
     const process = group.spawnDeno(MAIN, [`--role=${role}`, `--config=${configPath}`], {
       name,
       logFile: `${dir}/${name}.log`,
+      env: options.env,
     });
     const node = { addr: `127.0.0.1:${port}`, process, configPath, dataDir };
     await waitForHttp(`http://${node.addr}/health`, { process, timeoutMs: 20_000 });
