@@ -19,7 +19,7 @@ import { BlobStore } from "../storage/blob_store.ts";
 import { type Digest, digestOfBytes, parseDigest } from "../storage/digest.ts";
 import { generateMetaInfo, type MetaInfo } from "../storage/metainfo.ts";
 import { METAINFO_KEY, readMetaInfo } from "./blob_torrent.ts";
-import { type OriginSeeder, startOriginSeeder } from "./origin_seeder.ts";
+import { type OriginSeeder, type OriginSeederOptions, startOriginSeeder } from "./origin_seeder.ts";
 import { addrHashPeerId, Scheduler, type SchedulerOptions } from "./scheduler.ts";
 
 /** One announce the stand-in received. */
@@ -127,10 +127,16 @@ export async function addBlob(
 }
 
 /** Starts an origin seeder on 127.0.0.1 over a fresh store. */
-export async function startTestOrigin(): Promise<TestOrigin> {
+export async function startTestOrigin(
+  options: Partial<OriginSeederOptions> = {},
+): Promise<TestOrigin> {
   const root = await Deno.makeTempDir({ prefix: "sched-origin-" });
   const store = await BlobStore.open({ root });
-  const seeder = startOriginSeeder({ store, listen: { hostname: "127.0.0.1", port: 0 } });
+  const seeder = startOriginSeeder({
+    ...options,
+    store,
+    listen: { hostname: "127.0.0.1", port: 0 },
+  });
   const ctx = seeder.peerContext;
   let closed = false;
   return {

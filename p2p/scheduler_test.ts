@@ -13,7 +13,7 @@ import {
 } from "./_scheduler_test_util.ts";
 import { readMetaInfo } from "./blob_torrent.ts";
 import { prng, randomBytes } from "./_test_util.ts";
-import { DownloadError, TorrentNotFoundError } from "./scheduler.ts";
+import { addrHashPeerId, DownloadError, TorrentNotFoundError } from "./scheduler.ts";
 
 const PIECE = 16 * 1024;
 const exporter = new InMemorySpanExporter();
@@ -59,6 +59,7 @@ Deno.test("scheduler: agent 1 pulls from the origin, agent 2 from agent 1; spans
     const data = randomBytes(prng(11), 10 * PIECE + 123);
     const mi = await addBlob(origin.store, data, PIECE);
 
+    await tracing.forceFlush();
     exporter.reset();
     const traceId = await withSpan("test.pull", {}, async (span) => {
       const r = await a1.scheduler.download("library/test", mi.digest);
@@ -218,19 +219,75 @@ Deno.test("scheduler: remove() fails a running download and deletes the blob", a
   });
 });
 
-Deno.test("scheduler: origins refuse downloads and ask for blobs they lack", async () => {
-  await cluster({ agents: 1 }, async ({ origins: [origin], agents: [agent] }) => {
+Deno.test("scheduler: origins refuse downloads and publish their peer context", async () => {
+  const origin = await startTestOrigin({ zone: "z1", cluster: "c1" });
+  try {
     const digest = await digestOfBytes(new TextEncoder().encode("x"));
     await assert.rejects(origin.seeder.scheduler.download("ns", digest), /origin mode/);
-    const body = JSON.parse(origin.seeder.peerContextJson());
+    const text = origin.seeder.peerContextJson();
+    assert.ok(text.endsWith("}\n"));
+    const body = JSON.parse(text);
     assert.deepEqual(Object.keys(body), ["ip", "port", "peer_id", "zone", "cluster", "origin"]);
-    assert.equal(body.peer_id.length, 20);
-    assert.equal(body.origin, true);
-    assert.equal(body.port, origin.peerInfo.port);
-    assert.ok(origin.seeder.peerContextJson().endsWith("}\n"));
-    assert.ok(agent);
-  });
+    assert.deepEqual(body.peer_id, hex20(origin.peerInfo.peerId));
+    assert.deepEqual(
+      [body.ip, body.port, body.zone, body.cluster, body.origin],
+      ["127.0.0.1", origin.peerInfo.port, "z1", "c1", true],
+    );
+    assert.equal(origin.peerInfo.peerId, addrHashPeerId("127.0.0.1", origin.peerInfo.port));
+  } finally {
+    await origin.close();
+  }
 });
+
+Deno.test("scheduler: an origin lacking a blob is told, and the agent gets it elsewhere", async () => {
+  const missing: string[] = [];
+  const empty = await startTestOrigin({
+    onMissingTorrent: (ns, digest) => missing.push(`${ns} ${digest.hex}`),
+  });
+  try {
+    await cluster({}, async ({ tracker, origins: [full], agents: [agent] }) => {
+      const data = randomBytes(prng(16), 4 * PIECE);
+      const mi = await addBlob(full.store, data, PIECE);
+      let first = true;
+      tracker.handout = () => {
+        const peers = first ? [empty.peerInfo] : [empty.peerInfo, full.peerInfo];
+        first = false;
+        return peers;
+      };
+      const r = await agent.scheduler.download("library/x", mi.digest);
+      assert.equal(r.summary?.piecesFromOrigins, 4);
+      assert.deepEqual(missing, [`library/x ${mi.digest.hex}`]);
+    });
+  } finally {
+    await empty.close();
+  }
+});
+
+Deno.test("scheduler: an idle seed leaves memory and is loaded again by a peer", async () => {
+  await cluster(
+    { agents: 2, agentOptions: { seederTtiMs: 100 } },
+    async ({ tracker, origins: [origin], agents: [a1, a2] }) => {
+      const data = randomBytes(prng(17), 6 * PIECE);
+      const mi = await addBlob(origin.store, data, PIECE);
+      await a1.scheduler.download("ns", mi.digest);
+      await waitUntil(() => a1.scheduler.torrents.length === 0);
+      tracker.handout = () => [{
+        peerId: a1.scheduler.peerId,
+        ip: "127.0.0.1",
+        port: a1.scheduler.port,
+        origin: false,
+        complete: true,
+      }];
+      const r = await a2.scheduler.download("ns", mi.digest);
+      assert.equal(r.summary?.piecesFromAgents, 6);
+      assert.deepEqual(await readBlob(a2.store, mi.digest), data);
+    },
+  );
+});
+
+function hex20(hex: string): number[] {
+  return Array.from({ length: 20 }, (_, i) => parseInt(hex.slice(2 * i, 2 * i + 2), 16));
+}
 
 async function waitUntil(cond: () => boolean, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -190,7 +190,7 @@ export function parseAgentConfig(
   }
   let maxManifestBytes: number;
   try {
-    maxManifestBytes = parseByteSize((reg.f.raw("max_manifest_size") ?? "4MB") as string);
+    maxManifestBytes = parseByteSize((reg.f.raw("max_manifest_size") ?? "4MB") as string | number);
     if (maxManifestBytes === 0) throw new RangeError("must be > 0");
   } catch (error) {
     throw new ConfigError(reg.f.key("max_manifest_size"), (error as Error).message);

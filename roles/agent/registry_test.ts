@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace";
+import { addBlob } from "../../p2p/_scheduler_test_util.ts";
 import { digestOfBytes } from "../../storage/digest.ts";
 import { createLogger, initTracing, parseTracingConfig } from "../../tracing/mod.ts";
 import { type AgentStack, makeImage, startAgentStack, type TestImage } from "./_test_util.ts";
@@ -101,7 +102,6 @@ Deno.test("registry: OCI index needs its Accept type", async () => {
         platform: { architecture: "amd64", os: "linux" },
       }],
     }));
-    const { addBlob } = await import("../../p2p/_scheduler_test_util.ts");
     const mi = await addBlob(stack.origin.store, index, 16 * 1024);
     stack.buildIndex.tags.set("library/app:multi", mi.digest);
     let res = await fetch(`${base}/library/app/manifests/multi`, {

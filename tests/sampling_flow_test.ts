@@ -1,0 +1,255 @@
+/**
+ * Sampling, trust boundary, circuit breaker and self-metrics across real processes: a service that
+ * uses `tracing/` as roles do, a real Jaeger counting what arrives, a UDP socket reading statsd.
+ */
+
+import assert from "node:assert/strict";
+import dgram from "node:dgram";
+import { startJaeger } from "./harness/jaeger.ts";
+import { freePorts, ProcessGroup, waitForHttp } from "./harness/procs.ts";
+
+const FIXTURE = new URL("./fixtures/traced_service.ts", import.meta.url).pathname;
+
+function start(
+  group: ProcessGroup,
+  port: number,
+  tracing: Record<string, unknown>,
+  extra: string[] = [],
+) {
+  const p = group.spawnDeno(FIXTURE, [
+    "--name=sampling",
+    `--port=${port}`,
+    `--tracing=${JSON.stringify(tracing)}`,
+    ...extra,
+  ]);
+  return waitForHttp(`http://127.0.0.1:${port}/stats`, { process: p }).then(() => p);
+}
+
+async function get(url: string, headers?: HeadersInit): Promise<number> {
+  const res = await fetch(url, { headers });
+  await res.body?.cancel();
+  return res.status;
+}
+
+async function stats(port: number): Promise<Record<string, number | string>> {
+  return await (await fetch(`http://127.0.0.1:${port}/stats`)).json();
+}
+
+function traceId(i: number): string {
+  return (0x1000 + i).toString(16).padStart(8, "0") + crypto.randomUUID().replaceAll("-", "")
+    .slice(8);
+}
+
+async function countTraces(
+  jaeger: Awaited<ReturnType<typeof startJaeger>>,
+  operation: string,
+): Promise<number> {
+  const traces = await jaeger.findTraces({
+    service: "kraken-fixture-sampling",
+    operation,
+    limit: 5000,
+  });
+  return traces.length;
+}
+
+async function settledCount(
+  jaeger: Awaited<ReturnType<typeof startJaeger>>,
+  operation: string,
+): Promise<number> {
+  let last = -1;
+  let n = await countTraces(jaeger, operation);
+  for (let i = 0; i < 30 && n !== last; i++) {
+    await new Promise((r) => setTimeout(r, 300));
+    last = n;
+    n = await countTraces(jaeger, operation);
+  }
+  return n;
+}
+
+Deno.test("sampling: 10% default and a 100% path rule, counted in Jaeger", async () => {
+  await using jaeger = await startJaeger();
+  await using group = new ProcessGroup();
+  const [port] = freePorts(1);
+  await start(group, port, {
+    enabled: true,
+    endpoint: jaeger.otlpHttpEndpoint,
+    export: { batch_timeout: "100ms" },
+    sampling: { default_rate: 0.1, rules: [{ match: { path_prefix: "/echo/*" }, rate: 1 }] },
+    safeguards: { load_threshold: 1 },
+  });
+  const N = 600;
+  for (let i = 0; i < N; i += 50) {
+    await Promise.all(
+      Array.from({ length: 50 }, (_, j) => get(`http://127.0.0.1:${port}/hello/h${i + j}`)),
+    );
+  }
+  for (let i = 0; i < 40; i++) assert.equal(await get(`http://127.0.0.1:${port}/echo/e${i}`), 200);
+  // /health is never traced.
+  for (let i = 0; i < 20; i++) await get(`http://127.0.0.1:${port}/stats`);
+  const echo = await settledCount(jaeger, "GET /echo/{name}");
+  const hello = await settledCount(jaeger, "GET /hello/{name}");
+  assert.equal(echo, 40, "the 100% rule must sample every /echo request");
+  // Binomial(600, 0.1): mean 60, sd ≈ 7.3; ±4.5 sd.
+  assert.ok(hello >= 27 && hello <= 93, `10% of ${N} should be about 60, got ${hello}`);
+});
+
+Deno.test("sampling: a flood of client-forced samples at the edge stays under the cap", async () => {
+  await using jaeger = await startJaeger();
+  await using group = new ProcessGroup();
+  const [port] = freePorts(1);
+  await start(group, port, {
+    enabled: true,
+    endpoint: jaeger.otlpHttpEndpoint,
+    export: { batch_timeout: "100ms" },
+    sampling: { default_rate: 0, trust: { client_sampled_rate_limit: 5 } },
+    safeguards: { load_threshold: 1 },
+  }, ["--edge=true"]);
+  const started = performance.now();
+  const ids: string[] = [];
+  for (let i = 0; i < 400; i += 50) {
+    await Promise.all(Array.from({ length: 50 }, (_, j) => {
+      const id = traceId(i + j);
+      ids.push(id);
+      return get(`http://127.0.0.1:${port}/hello/f`, {
+        traceparent: `00-${id}-00f067aa0ba902b7-01`,
+      });
+    }));
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const sampled = await settledCount(jaeger, "GET /hello/{name}");
+  // Token bucket: a burst of 5, then 5 per second.
+  const cap = 5 + Math.ceil(5 * seconds) + 1;
+  assert.ok(sampled >= 1, "some client-forced traces must pass (the caller can correlate)");
+  assert.ok(
+    sampled <= cap,
+    `${sampled} client-forced traces in ${seconds.toFixed(1)} s; cap ${cap}`,
+  );
+  // What was sampled kept the client's trace id.
+  const traces = await jaeger.findTraces({ service: "kraken-fixture-sampling", limit: 100 });
+  for (const t of traces) assert.ok(ids.includes(t.traceId), `unexpected trace id ${t.traceId}`);
+  const forced = traces.flatMap((t) => t.spans).filter((s) =>
+    s.attributes["kraken.sampling.client_forced"] === true
+  );
+  assert.equal(forced.length, traces.length);
+});
+
+Deno.test("safeguards: Jaeger down opens the breaker, requests keep flowing; Jaeger back closes it", async () => {
+  await using jaeger = await startJaeger();
+  await using group = new ProcessGroup();
+  const [port] = freePorts(1);
+  const service = await start(group, port, {
+    enabled: true,
+    endpoint: jaeger.otlpHttpEndpoint,
+    export: { batch_timeout: "50ms", retry_enabled: false, timeout: "2s" },
+    sampling: { default_rate: 1 },
+    safeguards: {
+      load_threshold: 1,
+      export_failure_threshold: 2,
+      cooldown_duration: "1s",
+      load_poll_interval: "100ms",
+    },
+  });
+  const base = `http://127.0.0.1:${port}`;
+  assert.equal(await get(`${base}/hello/before`), 200);
+  await jaeger.stop();
+  let opened = false;
+  const slowest = { ms: 0 };
+  for (let i = 0; i < 100 && !opened; i++) {
+    const t0 = performance.now();
+    assert.equal(await get(`${base}/hello/down${i}`), 200);
+    slowest.ms = Math.max(slowest.ms, performance.now() - t0);
+    opened = (await stats(port)).breaker === "open";
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok(opened, `breaker never opened: ${JSON.stringify(await stats(port))}`);
+  // Requests do not wait on the exporter (its timeout is 2 s).
+  assert.ok(slowest.ms < 1500, `a request took ${slowest.ms} ms while the collector was down`);
+  const whileOpen = await stats(port);
+  for (let i = 0; i < 20; i++) assert.equal(await get(`${base}/hello/open${i}`), 200);
+  assert.ok(
+    Number((await stats(port)).droppedBreaker) > Number(whileOpen.droppedBreaker),
+    "spans were not shed while the breaker was open",
+  );
+  // Context still passes through an open breaker: the handler runs in the caller's trace, as its
+  // log line shows.
+  const through = traceId(3);
+  assert.equal(
+    await get(`${base}/hello/through`, { traceparent: `00-${through}-00f067aa0ba902b7-01` }),
+    200,
+  );
+  const line = service.log().split("\n").find((l) => l.includes('"name":"through"'));
+  assert.ok(line, service.log());
+  assert.equal(JSON.parse(line).trace_id, through);
+  await jaeger.restart();
+  let closed = false;
+  for (let i = 0; i < 100 && !closed; i++) {
+    assert.equal(await get(`${base}/hello/back${i}`), 200);
+    closed = (await stats(port)).breaker === "closed";
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(closed, `breaker never closed: ${JSON.stringify(await stats(port))}`);
+  const id = traceId(7);
+  assert.equal(
+    await get(`${base}/hello/after`, { traceparent: `00-${id}-00f067aa0ba902b7-01` }),
+    200,
+  );
+  const tree = await jaeger.waitForTrace(id, { minSpans: 2, timeoutMs: 10_000 });
+  assert.equal(tree.roots[0].name, "GET /hello/{name}");
+});
+
+Deno.test("self-metrics: statsd packets and /metrics move with the traffic", async () => {
+  await using jaeger = await startJaeger();
+  await using group = new ProcessGroup();
+  const socket = dgram.createSocket("udp4");
+  const packets: string[] = [];
+  socket.on("message", (msg: Uint8Array) => packets.push(new TextDecoder().decode(msg)));
+  await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", () => resolve()));
+  const udpPort = (socket.address() as { port: number }).port;
+  try {
+    const [port] = freePorts(1);
+    await start(group, port, {
+      enabled: true,
+      endpoint: jaeger.otlpHttpEndpoint,
+      export: { batch_timeout: "50ms" },
+      sampling: { default_rate: 1 },
+      safeguards: { load_threshold: 1 },
+      statsd: {
+        enabled: true,
+        addr: `127.0.0.1:${udpPort}`,
+        prefix: "kr",
+        flush_interval: "100ms",
+      },
+    });
+    const base = `http://127.0.0.1:${port}`;
+    for (let i = 0; i < 30; i++) assert.equal(await get(`${base}/hello/m${i}`), 200);
+    let lines: string[] = [];
+    const sum = (name: string) =>
+      lines.filter((l) => l.startsWith(`kr.tracing.${name}:`))
+        .reduce((acc, l) => acc + Number(l.split(":")[1].split("|")[0]), 0);
+    for (let i = 0; i < 50; i++) {
+      lines = packets.flatMap((p) => p.split("\n")).filter((l) => l !== "");
+      if (sum("spans_created") >= 60 && sum("spans_exported") >= 60) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(sum("spans_created") >= 60, lines.join("\n"));
+    assert.ok(sum("spans_sampled") >= 60, lines.join("\n"));
+    assert.ok(sum("spans_exported") >= 60, lines.join("\n"));
+    assert.ok(lines.some((l) => /^kr\.tracing\.breaker_state:0\|g$/.test(l)), lines.join("\n"));
+    assert.ok(lines.some((l) => /^kr\.tracing\.queue_size:\d+\|g$/.test(l)), lines.join("\n"));
+
+    const text = await (await fetch(`${base}/metrics`)).text();
+    const value = (series: string) => {
+      const line = text.split("\n").find((l) => l.startsWith(series + " "));
+      assert.ok(line, `${series} missing from /metrics:\n${text}`);
+      return Number(line.split(" ")[1]);
+    };
+    assert.ok(value("kraken_tracing_spans_created_total") >= 60);
+    assert.ok(value("kraken_tracing_spans_exported_total") >= 60);
+    assert.equal(value("kraken_tracing_breaker_state"), 0);
+    assert.equal(value(`kraken_tracing_spans_dropped_total{reason="queue_full"}`), 0);
+    assert.match(text, /# TYPE kraken_tracing_spans_created_total counter/);
+  } finally {
+    await group.stopAll();
+    socket.close();
+  }
+});
