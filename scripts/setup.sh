@@ -8,7 +8,9 @@ export DENO_NO_PACKAGE_JSON=1
 cd "$(dirname "$0")/.."
 
 if [[ ! -x node_modules/.bin/deno ]] || ! node_modules/.bin/deno --version >/dev/null 2>&1; then
-  npm ci --no-audit --no-fund --loglevel=error
+  # npm install, not npm ci: the registry here lacks other platforms' optional Deno packages,
+  # which npm ci insists on finding in the lock file.
+  npm install --no-audit --no-fund --loglevel=error
 fi
 
 missing=()
