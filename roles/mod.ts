@@ -12,13 +12,7 @@ import type { RoleDefinition, RoleName } from "./role.ts";
 import { trackerRole } from "./tracker/mod.ts";
 
 export { ROLE_NAMES } from "./role.ts";
-export type {
-  ParseOptions,
-  RoleContext,
-  RoleDefinition,
-  RoleName,
-  RunningRole,
-} from "./role.ts";
+export type { ParseOptions, RoleContext, RoleDefinition, RoleName, RunningRole } from "./role.ts";
 
 /** Role name → implementation (undefined while not implemented). */
 export const ROLES: Record<RoleName, RoleDefinition<unknown> | undefined> = {
