@@ -73,13 +73,11 @@ export class TestTracker {
       group.set(body.peer.peerId, body.peer);
       if (body.peer.complete) return new Response(encodeAnnounceResponse(null, this.intervalMs));
       const agents = [...group.values()];
-      const peers = this.handout
-        ? this.handout(infoHash, body.peer, agents)
-        : [
-          ...agents.filter((p) => p.complete),
-          ...this.origins.map((o) => o.peerInfo),
-          ...agents.filter((p) => !p.complete),
-        ];
+      const peers = this.handout ? this.handout(infoHash, body.peer, agents) : [
+        ...agents.filter((p) => p.complete),
+        ...this.origins.map((o) => o.peerInfo),
+        ...agents.filter((p) => !p.complete),
+      ];
       if (peers.length === 0) return new Response("no peers available", { status: 500 });
       return new Response(encodeAnnounceResponse(peers, this.intervalMs));
     }
@@ -89,7 +87,9 @@ export class TestTracker {
       const digest = parseDigest(decodeURIComponent(meta[1]));
       for (const origin of this.origins) {
         const mi = await readMetaInfo(origin.store, digest);
-        if (mi) return new Response(mi.serialize(), { headers: { "content-type": "application/json" } });
+        if (mi) {
+          return new Response(mi.serialize(), { headers: { "content-type": "application/json" } });
+        }
       }
       return new Response(null, { status: 404 });
     }

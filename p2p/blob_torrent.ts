@@ -297,7 +297,9 @@ export class LeechingTorrent extends BlobTorrent {
   async writePiece(i: number, bytes: Uint8Array): Promise<void> {
     if (this.#committed) throw new TorrentStateError(`piece ${i}: torrent already committed`);
     if (bytes.length !== this.pieceLength(i)) {
-      throw new TorrentStateError(`piece ${i} has ${bytes.length} bytes, want ${this.pieceLength(i)}`);
+      throw new TorrentStateError(
+        `piece ${i} has ${bytes.length} bytes, want ${this.pieceLength(i)}`,
+      );
     }
     if (this.#have.get(i)) return;
     const offset = this.offset(i);
@@ -415,7 +417,11 @@ export async function cleanDownloads(store: BlobStore): Promise<void> {
     if (await store.getMetadata(digest, METAINFO_KEY) === null) {
       const metaInfo = await LeechingTorrent.resumableMetaInfo(store, digest);
       if (metaInfo !== null) {
-        await store.setMetadata(digest, METAINFO_KEY, new TextEncoder().encode(metaInfo.serialize()))
+        await store.setMetadata(
+          digest,
+          METAINFO_KEY,
+          new TextEncoder().encode(metaInfo.serialize()),
+        )
           .catch(() => {});
       }
     }

@@ -127,7 +127,12 @@ Deno.test("commit of CRC-valid pieces with the wrong SHA-256 fails and caches no
     const data = randomBytes(prng(5), 2500);
     const other = await digestOfBytes(new TextEncoder().encode("something else"));
     const sums = [0, 1, 2].map((i) => crc32(data.subarray(i * PIECE, (i + 1) * PIECE)) >>> 0);
-    const mi = MetaInfo.create({ digest: other, pieceLength: PIECE, pieceSums: sums, length: 2500 });
+    const mi = MetaInfo.create({
+      digest: other,
+      pieceLength: PIECE,
+      pieceSums: sums,
+      length: 2500,
+    });
     const t = await LeechingTorrent.open(store, mi);
     for (let i = 0; i < 3; i++) await t.writePiece(i, piece(data, mi, i));
     await assert.rejects(t.commit(), DigestMismatchError);
@@ -183,7 +188,9 @@ Deno.test("cleanDownloads removes staging dirs and state of cached blobs", async
     const pending = await metaInfoOf(randomBytes(prng(9), 10));
     await LeechingTorrent.open(store, pending);
     await cleanDownloads(store);
-    const left = (await Array.fromAsync(Deno.readDir(`${root}/${DOWNLOADS_DIR}`))).map((e) => e.name);
+    const left = (await Array.fromAsync(Deno.readDir(`${root}/${DOWNLOADS_DIR}`))).map((e) =>
+      e.name
+    );
     assert.deepEqual(left, [pending.digest.hex]);
     assert.ok((await readMetaInfo(store, mi.digest))?.infoHash.equals(mi.infoHash));
   });

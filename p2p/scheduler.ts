@@ -54,12 +54,7 @@ import {
   withSpan,
 } from "../tracing/mod.ts";
 import { Blacklist } from "./blacklist.ts";
-import {
-  cleanDownloads,
-  LeechingTorrent,
-  removeDownload,
-  SeedingTorrent,
-} from "./blob_torrent.ts";
+import { cleanDownloads, LeechingTorrent, removeDownload, SeedingTorrent } from "./blob_torrent.ts";
 import {
   dialPeer,
   type LocalHandshake,
@@ -104,8 +99,10 @@ export function addrHashPeerId(ip: string, port: number): string {
 
 /** Peer id of upstream's `random` factory: 20 random bytes, 40 hex characters. */
 export function randomPeerId(): string {
-  return Array.from(crypto.getRandomValues(new Uint8Array(20)), (b) =>
-    b.toString(16).padStart(2, "0")).join("");
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(20)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
 }
 
 /** Options of {@linkcode Scheduler}. Durations are in milliseconds; defaults are upstream's. */
@@ -340,9 +337,22 @@ export class Scheduler {
    */
   async remove(digest: Digest): Promise<void> {
     const torrent = this.#torrents.get(digest.hex);
-    if (torrent) await this.#teardown(torrent, new DownloadError(`torrent ${digest} removed`), true);
+    if (torrent) {
+      await this.#teardown(torrent, new DownloadError(`torrent ${digest} removed`), true);
+    }
     await removeDownload(this.#store, digest);
     await this.#store.delete(digest);
+  }
+
+  /**
+   * Drops `digest`'s torrent from memory, closing its connections, without touching the disk (an
+   * origin calls it when it deletes a blob). A download in progress fails; its partial file stays.
+   */
+  async evict(digest: Digest): Promise<void> {
+    const torrent = this.#torrents.get(digest.hex);
+    if (torrent) {
+      await this.#teardown(torrent, new DownloadError(`torrent ${digest} evicted`), false);
+    }
   }
 
   /**
@@ -574,7 +584,11 @@ export class Scheduler {
         } catch (err) {
           dispatcher.cancelReservation(peer.peerId);
           this.#blacklist.add(peer.peerId, dispatcher.infoHash);
-          this.#logger.debug("dial failed", { peer: peer.peerId, addr: `${peer.ip}:${peer.port}`, error: err });
+          this.#logger.debug("dial failed", {
+            peer: peer.peerId,
+            addr: `${peer.ip}:${peer.port}`,
+            error: err,
+          });
           return;
         }
         try {
@@ -653,9 +667,7 @@ export class Scheduler {
   }
 
   #track(task: Promise<unknown>): void {
-    const settled = task.catch((err) =>
-      this.#logger.warn("scheduler task failed", { error: err })
-    );
+    const settled = task.catch((err) => this.#logger.warn("scheduler task failed", { error: err }));
     this.#tasks.add(settled);
     settled.finally(() => this.#tasks.delete(settled));
   }

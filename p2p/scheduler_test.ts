@@ -257,6 +257,11 @@ Deno.test("scheduler: an origin lacking a blob is told, and the agent gets it el
       const r = await agent.scheduler.download("library/x", mi.digest);
       assert.equal(r.summary?.piecesFromOrigins, 4);
       assert.deepEqual(missing, [`library/x ${mi.digest.hex}`]);
+      // The serving origin loaded the blob as a seed; evicting drops it from memory only.
+      assert.deepEqual(full.seeder.scheduler.torrents, [mi.digest.hex]);
+      await full.seeder.scheduler.evict(mi.digest);
+      assert.deepEqual(full.seeder.scheduler.torrents, []);
+      assert.ok(await full.store.has(mi.digest));
     });
   } finally {
     await empty.close();

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { agentRole } from "./agent/mod.ts";
 import { buildIndexRole } from "./build-index/mod.ts";
 import { originRole } from "./origin/mod.ts";
 import { proxyRole } from "./proxy/mod.ts";
@@ -16,7 +17,7 @@ export type { ParseOptions, RoleContext, RoleDefinition, RoleName, RunningRole }
 
 /** Role name → implementation (undefined while not implemented). */
 export const ROLES: Record<RoleName, RoleDefinition<unknown> | undefined> = {
-  agent: undefined,
+  agent: agentRole as RoleDefinition<unknown>,
   tracker: trackerRole as RoleDefinition<unknown>,
   origin: originRole as RoleDefinition<unknown>,
   proxy: proxyRole as RoleDefinition<unknown>,

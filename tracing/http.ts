@@ -64,17 +64,21 @@ export function serverSpanName(method: string, route: string | undefined): strin
   return route ? `${m} ${route}` : m;
 }
 
-/** Wraps a body so `onDone` runs exactly once when it is fully read, fails or is cancelled. */
+/**
+ * Wraps a body so `onDone` runs exactly once when it is fully read, fails or is cancelled, with the
+ * number of bytes that passed through.
+ */
 export function onBodyDone(
   body: ReadableStream<Uint8Array>,
-  onDone: (error?: unknown) => void,
+  onDone: (error: unknown, bytes: number) => void,
 ): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   let finished = false;
+  let bytes = 0;
   const finish = (error?: unknown) => {
     if (finished) return;
     finished = true;
-    onDone(error);
+    onDone(error, bytes);
   };
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
@@ -84,6 +88,7 @@ export function onBodyDone(
           controller.close();
           finish();
         } else {
+          bytes += value.byteLength;
           controller.enqueue(value);
         }
       } catch (error) {
@@ -148,9 +153,12 @@ export function tracingMiddleware(options: ServerTracingOptions = {}): Middlewar
       span.end();
       return response;
     }
-    const body = onBodyDone(response.body, (error) => {
+    const declared = Number(response.headers.get("content-length") ?? NaN);
+    const body = onBodyDone(response.body, (error, bytes) => {
       counter?.end();
-      if (error && span.isRecording()) {
+      // Deno may cancel a body once Content-Length bytes are out instead of reading its end.
+      const complete = bytes >= declared;
+      if (error && !complete && span.isRecording()) {
         span.setAttribute("error.type", "body_stream_aborted");
         span.setStatus({ code: SpanStatusCode.ERROR, message: "response body not fully sent" });
       }

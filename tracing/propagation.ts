@@ -33,12 +33,24 @@ export const UBER_TRACE_ID = "uber-trace-id";
 const ZERO_TRACE = "00000000000000000000000000000000";
 const ZERO_SPAN = "0000000000000000";
 
-function isLowerHex(s: string, from: number, to: number): boolean {
-  for (let i = from; i < to; i++) {
-    const c = s.charCodeAt(i);
-    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+// Lowercase hex digits, by char code. A table scan measured faster here than a regular expression.
+const IS_HEX = new Uint8Array(128);
+for (const c of "0123456789abcdef") IS_HEX[c.charCodeAt(0)] = 1;
+
+/** `vv-<32 hex>-<16 hex>-ff`, optionally followed by `-...` (a future version's fields). */
+function hasTraceparentShape(v: string): boolean {
+  if (v.length < 55 || (v.length > 55 && v.charCodeAt(55) !== 45)) return false;
+  for (let i = 0; i < 55; i++) {
+    const c = v.charCodeAt(i);
+    if (i === 2 || i === 35 || i === 52) {
+      if (c !== 45) return false;
+    } else if (c > 127 || IS_HEX[c] === 0) return false;
   }
   return true;
+}
+
+function hexDigit(code: number): number {
+  return code <= 57 ? code - 48 : code - 87;
 }
 
 /**
@@ -48,21 +60,17 @@ function isLowerHex(s: string, from: number, to: number): boolean {
  */
 export function parseTraceparent(value: string | null | undefined): SpanContext | undefined {
   if (!value) return undefined;
-  const v = value.trim();
-  if (
-    v.length < 55 || v.charCodeAt(2) !== 45 || v.charCodeAt(35) !== 45 || v.charCodeAt(52) !== 45
-  ) {
-    return undefined;
-  }
-  if (!isLowerHex(v, 0, 2) || v.startsWith("ff")) return undefined;
-  if (v.startsWith("00") && v.length !== 55) return undefined;
-  if (v.length > 55 && v.charCodeAt(55) !== 45) return undefined;
-  if (!isLowerHex(v, 3, 35) || !isLowerHex(v, 36, 52) || !isLowerHex(v, 53, 55)) return undefined;
+  let v = value;
+  if (v.charCodeAt(0) <= 32 || v.charCodeAt(v.length - 1) <= 32) v = v.trim();
+  if (!hasTraceparentShape(v)) return undefined;
+  const version = hexDigit(v.charCodeAt(0)) * 16 + hexDigit(v.charCodeAt(1));
+  if (version === 0xff || (version === 0 && v.length !== 55)) return undefined;
   const traceId = v.slice(3, 35);
   const spanId = v.slice(36, 52);
   if (traceId === ZERO_TRACE || spanId === ZERO_SPAN) return undefined;
-  const flags = parseInt(v.slice(53, 55), 16);
-  return { traceId, spanId, traceFlags: flags & TraceFlags.SAMPLED, isRemote: true };
+  // Only the sampled bit (bit 0, the low bit of the last hex digit) is kept.
+  const traceFlags = hexDigit(v.charCodeAt(54)) & TraceFlags.SAMPLED;
+  return { traceId, spanId, traceFlags, isRemote: true };
 }
 
 /**

@@ -95,7 +95,9 @@ export async function makeImage(
 ): Promise<TestImage> {
   const rand = prng(layerSizes.length * 7919 + layerSizes[0]);
   // Real gzip streams, so registry clients take the layers as they are.
-  const layers = await Promise.all(layerSizes.map((n) => blob(new Uint8Array(gzipSync(randomBytes(rand, n))))));
+  const layers = await Promise.all(
+    layerSizes.map((n) => blob(new Uint8Array(gzipSync(randomBytes(rand, n))))),
+  );
   const config = await blob(new TextEncoder().encode(JSON.stringify({
     architecture: "amd64",
     os: "linux",

@@ -12,13 +12,7 @@
 
 import type { BlobStore } from "../../storage/blob_store.ts";
 import type { Digest } from "../../storage/digest.ts";
-import {
-  markError,
-  runInSpan,
-  type Span,
-  startSpan,
-  withSpan,
-} from "../../tracing/mod.ts";
+import { markError, runInSpan, type Span, startSpan, withSpan } from "../../tracing/mod.ts";
 
 /** The download side of the scheduler. */
 export interface BlobDownloader {
@@ -75,7 +69,9 @@ export class AgentBlobs {
           if (stat === null) throw new Error(`blob ${digest} vanished from the cache`);
           span.setAttribute("size", stat.size);
           span.end();
-          return new Response(null, { headers: withLength(options.headers?.(stat.size), stat.size) });
+          return new Response(null, {
+            headers: withLength(options.headers?.(stat.size), stat.size),
+          });
         }
         const blob = await this.#store.open(digest);
         span.setAttribute("size", blob.size);
@@ -155,7 +151,9 @@ export function streamResponse(
         const { done, value } = await reader.read();
         if (done) {
           controller.close();
-          finish(bytes === size ? undefined : new Error(`body ended after ${bytes} of ${size} bytes`));
+          finish(
+            bytes === size ? undefined : new Error(`body ended after ${bytes} of ${size} bytes`),
+          );
           return;
         }
         bytes += value.length;

@@ -52,7 +52,12 @@ Deno.test("agent config: upstream's flags override ports and the peer IP", () =>
   );
   assert.equal(c.server.port, 17002);
   assert.equal(c.registry.port, 17000);
-  assert.deepEqual(c.peer, { ip: "10.0.0.9", port: 17001, host: "0.0.0.0", peerIdFactory: "random" });
+  assert.deepEqual(c.peer, {
+    ip: "10.0.0.9",
+    port: 17001,
+    host: "0.0.0.0",
+    peerIdFactory: "random",
+  });
 });
 
 Deno.test("agent config: errors name the key", () => {

@@ -15,7 +15,8 @@
  */
 
 /** Docker schema 1 (signed). */
-export const MEDIA_TYPE_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+export const MEDIA_TYPE_SCHEMA1_SIGNED =
+  "application/vnd.docker.distribution.manifest.v1+prettyjws";
 /** Docker schema 1 (unsigned). */
 export const MEDIA_TYPE_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json";
 /** Docker schema 2 image manifest. */

@@ -19,7 +19,10 @@ Deno.test("classifyManifest reads schema version and media type like distributio
     kind: "schema2",
     mediaType: MEDIA_TYPE_SCHEMA2,
   });
-  assert.equal(classifyManifest(json({ schemaVersion: 2, mediaType: MEDIA_TYPE_LIST })).kind, "list");
+  assert.equal(
+    classifyManifest(json({ schemaVersion: 2, mediaType: MEDIA_TYPE_LIST })).kind,
+    "list",
+  );
   assert.equal(
     classifyManifest(json({ schemaVersion: 2, mediaType: MEDIA_TYPE_OCI_MANIFEST })).kind,
     "oci",
@@ -37,7 +40,10 @@ Deno.test("classifyManifest reads schema version and media type like distributio
     kind: "schema1",
     mediaType: MEDIA_TYPE_SCHEMA1_SIGNED,
   });
-  assert.throws(() => classifyManifest(json({ schemaVersion: 2, mediaType: "x/y" })), ManifestError);
+  assert.throws(
+    () => classifyManifest(json({ schemaVersion: 2, mediaType: "x/y" })),
+    ManifestError,
+  );
   assert.throws(() => classifyManifest(json({ schemaVersion: 3 })), ManifestError);
   assert.throws(() => classifyManifest(new TextEncoder().encode("{")), ManifestError);
   assert.throws(() => classifyManifest(json([1])), ManifestError);
@@ -45,7 +51,10 @@ Deno.test("classifyManifest reads schema version and media type like distributio
 
 Deno.test("Accept parsing and OCI negotiation", () => {
   const headers = new Headers();
-  headers.append("accept", `${MEDIA_TYPE_SCHEMA2}; q=1, APPLICATION/VND.OCI.IMAGE.MANIFEST.V1+JSON`);
+  headers.append(
+    "accept",
+    `${MEDIA_TYPE_SCHEMA2}; q=1, APPLICATION/VND.OCI.IMAGE.MANIFEST.V1+JSON`,
+  );
   headers.append("accept", MEDIA_TYPE_LIST);
   const accepted = acceptedMediaTypes(headers);
   assert.deepEqual(

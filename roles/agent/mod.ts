@@ -19,7 +19,7 @@ import { TagClusterClient } from "../../cluster/tag_client.ts";
 import type { RawMap } from "../../common/config.ts";
 import { addrHashPeerId, randomPeerId, Scheduler } from "../../p2p/scheduler.ts";
 import { BlobStore } from "../../storage/blob_store.ts";
-import type { RoleContext, RoleDefinition, RunningRole } from "../role.ts";
+import type { ParseOptions, RoleContext, RoleDefinition, RunningRole } from "../role.ts";
 import { AgentBlobs } from "./blobs.ts";
 import { type AgentConfig, parseAgentConfig } from "./config.ts";
 import { createAgentRegistry } from "./registry.ts";
@@ -39,12 +39,6 @@ export interface RunningAgent extends RunningRole {
   readonly peerId: string;
   /** The scheduler (tests inspect it). */
   readonly scheduler: Scheduler;
-}
-
-/** Extra input of {@linkcode agentRole}'s `parseConfig`. */
-export interface AgentParseOptions {
-  /** The config file; a relative `storage.root` is resolved against its directory. */
-  configPath?: string;
 }
 
 /**
@@ -108,7 +102,9 @@ export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise
       maxManifestBytes: config.registry.maxManifestBytes,
       logger,
     });
-    for (const [listen, router] of [[config.server, server], [config.registry, registry]] as const) {
+    for (
+      const [listen, router] of [[config.server, server], [config.registry, registry]] as const
+    ) {
       servers.push(Deno.serve(
         { hostname: listen.host, port: listen.port, onListen: () => {} },
         router.handler(),
@@ -148,7 +144,7 @@ export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise
 
 /** The agent role for `main.ts`. */
 export const agentRole: RoleDefinition<AgentConfig> = {
-  parseConfig(raw: RawMap, flags: Record<string, string>, options: AgentParseOptions = {}) {
+  parseConfig(raw: RawMap, flags: Record<string, string>, options: ParseOptions = {}) {
     return parseAgentConfig(raw, flags, {
       baseDir: options.configPath ? dirname(resolve(options.configPath)) : undefined,
     });

@@ -129,8 +129,10 @@ export function createAgentRegistry(deps: AgentRegistryDeps): Router {
     return res;
   });
 
-  r.get("/v2/", () =>
-    new Response("{}", { headers: { "content-type": "application/json; charset=utf-8" } }));
+  r.get(
+    "/v2/",
+    () => new Response("{}", { headers: { "content-type": "application/json; charset=utf-8" } }),
+  );
 
   const manifest = async (ctx: Ctx): Promise<Response> => {
     const name = repoName(ctx);
@@ -207,7 +209,9 @@ export function createAgentRegistry(deps: AgentRegistryDeps): Router {
       });
     } catch (error) {
       if (error instanceof TorrentNotFoundError) {
-        throw new RegistryError("BLOB_UNKNOWN", "blob unknown to registry", { digest: `${digest}` });
+        throw new RegistryError("BLOB_UNKNOWN", "blob unknown to registry", {
+          digest: `${digest}`,
+        });
       }
       throw error;
     }
@@ -229,13 +233,11 @@ export function createAgentRegistry(deps: AgentRegistryDeps): Router {
 
 /** Distribution's JSON error response (no body for HEAD); anything unexpected is `UNKNOWN`. */
 export function errorResponse(error: unknown, method: string): Response {
-  const e = error instanceof RegistryError
-    ? error
-    : new RegistryError(
-      "UNKNOWN",
-      "unknown error",
-      error instanceof Error ? error.message : String(error),
-    );
+  const e = error instanceof RegistryError ? error : new RegistryError(
+    "UNKNOWN",
+    "unknown error",
+    error instanceof Error ? error.message : String(error),
+  );
   const body = JSON.stringify({ errors: [{ code: e.code, message: e.message, detail: e.detail }] });
   return new Response(method === "HEAD" ? null : body, {
     status: e.status,
@@ -245,8 +247,12 @@ export function errorResponse(error: unknown, method: string): Response {
 
 function repoName(ctx: Ctx): string {
   const name = ctx.params.name;
-  if (name.length === 0 || name.length > 255 || !name.split("/").every((c) => NAME_COMPONENT.test(c))) {
-    throw new RegistryError("NAME_INVALID", "invalid repository name", { name: name.slice(0, 300) });
+  if (
+    name.length === 0 || name.length > 255 || !name.split("/").every((c) => NAME_COMPONENT.test(c))
+  ) {
+    throw new RegistryError("NAME_INVALID", "invalid repository name", {
+      name: name.slice(0, 300),
+    });
   }
   return name;
 }

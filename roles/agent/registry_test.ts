@@ -211,11 +211,21 @@ Deno.test("registry: a blob pull is one trace with the download spans", async ()
     assert.equal(download.attributes.size, layer.bytes.length);
     assert.equal(download.attributes.namespace, "library/app");
     assert.equal(trace.find((s) => s.name === "agent.cache_lookup")!.attributes.hit, false);
-    assert.equal(trace.find((s) => s.name === "agent.stream_response")!.attributes.bytes, layer.bytes.length);
+    assert.equal(
+      trace.find((s) => s.name === "agent.stream_response")!.attributes.bytes,
+      layer.bytes.length,
+    );
     const sched = trace.find((s) => s.name === "scheduler.download")!;
     assert.equal(sched.attributes["p2p.pieces_from_origins"], sched.attributes["p2p.pieces_total"]);
     const under = tree(trace, sched).slice(1).map((l) => l.trim());
-    for (const name of ["metainfo.request", "storage.create_torrent", "announce.request", "storage.commit"]) {
+    for (
+      const name of [
+        "metainfo.request",
+        "storage.create_torrent",
+        "announce.request",
+        "storage.commit",
+      ]
+    ) {
       assert.ok(under.includes(name), `${name} under scheduler.download: ${under.join(", ")}`);
     }
   });

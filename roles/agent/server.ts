@@ -6,6 +6,7 @@
  * | Route | Answer |
  * |---|---|
  * | `GET /health` | 200 `OK` while the scheduler runs, else 500 |
+ * | `GET /metrics` | tracing self-metrics, Prometheus text |
  * | `GET /readiness` | 200 `OK`, or 503 `agent not ready: <errors>` (scheduler, build-index, tracker) |
  * | `GET /tags/{tag}` | 200 `sha256:<hex>`, 404, or 500 `get tag: …` |
  * | `GET /namespace/{namespace}/blobs/{digest}` | 200 with the blob; 404 (empty) for an unknown blob; 400 bad digest; 500 `download torrent: …` |
@@ -22,6 +23,7 @@ import { TorrentNotFoundError } from "../../p2p/scheduler.ts";
 import { type Digest, DigestError, parseDigestLoose } from "../../storage/digest.ts";
 import {
   type Logger,
+  metricsHandler,
   setAttributes,
   tracedFetch,
   tracingMiddleware,
@@ -117,6 +119,8 @@ export function createAgentServer(deps: AgentServerDeps): Router {
     }
     return new Response("OK");
   });
+
+  r.get("/metrics", metricsHandler);
 
   r.get("/readiness", async () => {
     const buildIndex = deps.buildIndexHosts[Math.floor(random() * deps.buildIndexHosts.length)];

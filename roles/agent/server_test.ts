@@ -78,6 +78,9 @@ Deno.test("agent server: tags, health and readiness", async () => {
 
     res = await fetch(`${base}/health`);
     assert.equal(await res.text(), "OK");
+    res = await fetch(`${base}/metrics`);
+    assert.equal(res.status, 200);
+    await res.body?.cancel();
     // The tracker stand-in has no /readiness route: the agent is not ready, and says why.
     res = await fetch(`${base}/readiness`);
     assert.equal(res.status, 503);

@@ -29,6 +29,7 @@ async function withCluster(fn: (c: Cluster) => Promise<void>): Promise<void> {
           advertise: host,
           hashring: { hosts, max_replica: 2 },
           storage: { root: `o${i}` },
+          peer: { host: "127.0.0.1", port: 0 },
           backends: [{
             namespace: ".*",
             backend: { testfs: { addr: testfs.addr, root: "blobs" } },
@@ -113,6 +114,7 @@ Deno.test("origin cluster: replication failure is logged, not fatal", async () =
     listen: { host: "127.0.0.1", port },
     hashring: { hosts: [self, `127.0.0.1:${deadPort}`], max_replica: 2 },
     storage: { root: "store" },
+    peer: { host: "127.0.0.1", port: 0 },
   }, { baseDir: dir });
   try {
     const data = enc.encode("lonely");

@@ -74,6 +74,19 @@ export interface OriginConfig {
   };
   /** Replica i's write-back is delayed by `stagger × (i + 1)`, ms. */
   duplicateWriteBackStaggerMs: number;
+  /** The P2P seeding listener and the identity announced for it. */
+  peer: {
+    /** Listen address of the peer port. */
+    host: string;
+    /** Peer port (upstream default 15001); 0 picks a free one. */
+    port: number;
+    /** IP announced to peers; default the listen host (127.0.0.1 for 0.0.0.0). */
+    ip: string | undefined;
+    /** PeerContext zone. */
+    zone: string;
+    /** PeerContext cluster. */
+    cluster: string;
+  };
 }
 
 /** Options of {@linkcode parseOriginConfig}. */
@@ -93,9 +106,10 @@ const TOP_KEYS = [
   "backends",
   "writeback",
   "duplicate_write_back_stagger",
+  "peer",
 ] as const;
 
-const FLAGS = ["port", "host"];
+const FLAGS = ["port", "host", "peer-port"];
 
 /** The default piece-length table of upstream's base config: 4 MiB pieces for every blob. */
 export const DEFAULT_PIECE_LENGTHS = { 0: "4MB" } as const;
@@ -112,7 +126,7 @@ export function parseOriginConfig(
 ): OriginConfig {
   for (const flag of Object.keys(flags)) {
     if (!FLAGS.includes(flag)) {
-      throw new ConfigError(`--${flag}`, `unknown origin flag (allowed: --port, --host)`);
+      throw new ConfigError(`--${flag}`, `unknown origin flag (allowed: --port, --host, --peer-port)`);
     }
   }
   const baseDir = resolve(options.baseDir ?? Deno.cwd());
@@ -195,6 +209,22 @@ export function parseOriginConfig(
     backends,
     writeback,
     duplicateWriteBackStaggerMs: top.duration("duplicate_write_back_stagger", 30 * 60_000),
+    peer: parsePeer(top, flags),
+  };
+}
+
+/** The `peer:` block: where the origin seeds its blobs over P2P. */
+function parsePeer(top: Fields, flags: Record<string, string>): OriginConfig["peer"] {
+  const peer = top.map("peer", ["host", "port", "ip", "zone", "cluster"]);
+  const port = flags["peer-port"] !== undefined
+    ? parsePort(flags["peer-port"], "--peer-port")
+    : parsePort(peer.raw("port") ?? 15001, peer.key("port"));
+  return {
+    host: peer.string("host", "0.0.0.0"),
+    port,
+    ip: peer.has("ip") ? peer.string("ip", "") : undefined,
+    zone: peer.has("zone") ? peer.string("zone", "") : "",
+    cluster: peer.has("cluster") ? peer.string("cluster", "") : "",
   };
 }
 

@@ -25,6 +25,7 @@ import type { ParseOptions, RoleContext, RoleDefinition, RunningRole } from "../
 import { type OriginConfig, parseOriginConfig } from "./config.ts";
 import { OriginServer } from "./server.ts";
 import { createWriteBackExecutor } from "./writeback.ts";
+import { type OriginSeeder, startOriginSeeder } from "../../p2p/origin_seeder.ts";
 
 export { type OriginConfig, parseOriginConfig } from "./config.ts";
 
@@ -62,6 +63,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
     { hostname: config.listen.host, port: config.listen.port, onListen: () => {} },
     (req, info) => handle(req, info),
   );
+  let seeder: OriginSeeder | undefined;
   try {
     const addr = `${config.listen.host}:${http.addr.port}`;
     const self = config.advertise ?? addr;
@@ -90,7 +92,19 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
           task ? { namespace: task.namespace, name: task.name, error } : { error },
         ),
     });
-    const origin = new OriginServer({
+    // Seeds every cached blob over P2P; a handshake for a missing blob starts a backend fetch.
+    let origin: OriginServer | undefined;
+    seeder = startOriginSeeder({
+      store,
+      listen: { hostname: config.peer.host, port: config.peer.port },
+      ip: config.peer.ip,
+      zone: config.peer.zone,
+      cluster: config.peer.cluster,
+      logger,
+      onMissingTorrent: (namespace, digest) =>
+        void origin?.refresher.refresh(namespace, digest).catch(() => {}),
+    });
+    origin = new OriginServer({
       store,
       backends,
       mustReady: config.backends.filter((b) => b.mustReady).map((b) => b.backend),
@@ -100,12 +114,19 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
       pieceLengths: config.pieceLengths,
       duplicateWriteBackStaggerMs: config.duplicateWriteBackStaggerMs,
       logger,
+      peerContextJson: () => seeder!.peerContextJson(),
+      onDelete: (digest) => seeder!.scheduler.evict(digest),
     });
     const serve = origin.router.handler();
     handle = serve;
     writeback.start();
     health.start();
-    logger.info("origin serving", { addr, advertise: self, ring: hosts });
+    logger.info("origin serving", {
+      addr,
+      advertise: self,
+      ring: hosts,
+      peer: `${seeder.peerContext.ip}:${seeder.peerContext.port}`,
+    });
     let stopping: Promise<void> | undefined;
     return {
       addr,
@@ -116,12 +137,14 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
           await health.stop();
           await origin.refresher.drain();
           await writeback.stop();
+          await seeder!.close();
         })();
         return stopping;
       },
     };
   } catch (error) {
     await http.shutdown();
+    await seeder?.close();
     throw error;
   }
 }

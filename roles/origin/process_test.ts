@@ -22,6 +22,7 @@ Deno.test("origin processes: replication across two processes; write-back surviv
         advertise: host,
         hashring: { hosts, max_replica: 2 },
         storage: { root: "store" },
+        peer: { host: "127.0.0.1", port: 0 },
         backends: [{
           namespace: ".*",
           backend: { testfs: { addr: `127.0.0.1:${testfsPort}`, root: "blobs" } },

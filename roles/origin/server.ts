@@ -75,6 +75,10 @@ export interface OriginServerOptions {
   client?: OriginClientOptions;
   /** Source of randomness for the replica order (default `Math.random`). */
   random?: () => number;
+  /** The P2P identity (`GET /internal/peercontext`), JSON with a trailing newline. */
+  peerContextJson?: () => string;
+  /** Told when a blob leaves the cache, so the P2P seeder stops serving it. */
+  onDelete?: (digest: Digest) => Promise<void>;
 }
 
 /** Which flavour of the upload protocol a route serves. */
@@ -142,6 +146,11 @@ export class OriginServer {
     r.patch(`${internal}/uploads/{uid}`, (ctx) => this.#patchUpload(ctx, "internal"));
     r.put(`${internal}/uploads/{uid}`, (ctx) => this.#commitUpload(ctx, "internal"));
     r.delete(internal, (ctx) => this.#delete(ctx));
+    r.get("/internal/peercontext", () => {
+      const json = this.#o.peerContextJson?.();
+      if (json === undefined) throw new HttpError(404, "this origin does not seed over P2P");
+      return new Response(json, { headers: { "content-type": "application/json" } });
+    });
     r.post(`${internal}/metainfo`, (ctx) => this.#regenerateMetaInfo(ctx));
 
     const stat = "/internal/namespace/{namespace}/blobs/{digest}";
@@ -435,6 +444,7 @@ export class OriginServer {
   async #delete(ctx: Ctx): Promise<Response> {
     const digest = digestParam(ctx);
     if (!await this.#o.store.delete(digest)) throw new HttpError(404);
+    await this.#o.onDelete?.(digest);
     return new Response(null, { status: 202, headers: { "Content-Length": "0" } });
   }
 }

@@ -49,6 +49,7 @@ Deno.test("origin tracing: the push trace covers cache write, metainfo, replicat
           advertise: host,
           hashring: { hosts },
           storage: { root: `o${i}` },
+          peer: { host: "127.0.0.1", port: 0 },
           backends: [{ namespace: ".*", backend: { testfs: { addr: testfs.addr, root: "b" } } }],
           writeback: { poll_interval: "50ms" },
         }, { baseDir: dir, tracing: runtime }),
@@ -136,6 +137,7 @@ Deno.test("origin tracing: backend.upload joins the push trace after a restart",
   const config = {
     listen: { host: "127.0.0.1", port },
     storage: { root: "store" },
+    peer: { host: "127.0.0.1", port: 0 },
     backends: [{
       namespace: ".*",
       backend: { testfs: { addr: `127.0.0.1:${testfsPort}`, root: "b" } },

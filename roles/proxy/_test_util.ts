@@ -64,6 +64,7 @@ export async function startPushStack(
     parseOriginConfig({
       listen: { host: "127.0.0.1", port: 0 },
       storage: { root: `${dir}/origin` },
+      peer: { host: "127.0.0.1", port: 0 },
       backends: [{
         namespace: ".*",
         backend: { file: { root: `${dir}/origin-backend`, name_path: "identity" } },

@@ -118,6 +118,7 @@ export async function startUploadCluster(options: ClusterOptions): Promise<Uploa
     advertise: originHosts[i],
     hashring: { hosts: originHosts, max_replica: 2, refresh_interval: "1s" },
     storage: { root: `origin${i + 1}/store` },
+    peer: { host: "127.0.0.1", port: 0 },
     metainfo: { piece_lengths: { 0: "64KB" } },
     backends: [{
       namespace: ".*",
