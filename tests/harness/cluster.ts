@@ -44,6 +44,13 @@ export interface Node {
 
 /** The running cluster. */
 export interface UploadCluster {
+  /** Starts one more role process with a generated YAML (tracing block added). */
+  startRole(
+    role: string,
+    name: string,
+    port: number,
+    config: Record<string, unknown>,
+  ): Promise<Node>;
   /** The testfs backend; blobs are under `<dataDir>/blobs/<hex>`, tags under `tags/`. */
   testfs: Node;
   /** Origins, in ring order of their configuration. */
@@ -74,9 +81,11 @@ function tracingBlock(options: ClusterOptions): Record<string, unknown> {
 export async function startUploadCluster(options: ClusterOptions): Promise<UploadCluster> {
   const { dir, group } = options;
   const originCount = options.origins ?? 2;
-  const ports = freePorts(originCount + 3);
+  // Every port is chosen up front, so no process binding port 0 can take one before its owner.
+  const ports = freePorts(2 * originCount + 3);
   const [testfsPort, biPort, proxyPort] = ports;
-  const originPorts = ports.slice(3);
+  const originPorts = ports.slice(3, 3 + originCount);
+  const originPeerPorts = ports.slice(3 + originCount);
   const originHosts = originPorts.map((p) => `127.0.0.1:${p}`);
   const interval = options.writebackInterval ?? "1s";
   const tracing = tracingBlock(options);
@@ -118,7 +127,7 @@ export async function startUploadCluster(options: ClusterOptions): Promise<Uploa
     advertise: originHosts[i],
     hashring: { hosts: originHosts, max_replica: 2, refresh_interval: "1s" },
     storage: { root: `origin${i + 1}/store` },
-    peer: { host: "127.0.0.1", port: 0 },
+    peer: { host: "127.0.0.1", port: originPeerPorts[i] },
     metainfo: { piece_lengths: { 0: "64KB" } },
     backends: [{
       namespace: ".*",
@@ -153,6 +162,7 @@ export async function startUploadCluster(options: ClusterOptions): Promise<Uploa
     build_index: { hosts: [`127.0.0.1:${biPort}`] },
   });
   const cluster: UploadCluster = {
+    startRole,
     testfs,
     origins,
     buildIndex,
@@ -167,4 +177,51 @@ export async function startUploadCluster(options: ClusterOptions): Promise<Uploa
     },
   };
   return cluster;
+}
+
+/** A started agent. */
+export interface AgentNode extends Node {
+  /** `127.0.0.1:<port>` of its Docker registry (pull) listener. */
+  registry: string;
+  /** Its P2P port. */
+  peerPort: number;
+}
+
+/** The upload cluster plus a tracker and agents: the download path. */
+export interface DownloadCluster extends UploadCluster {
+  /** The tracker. */
+  tracker: Node;
+  /** Agents (their `addr` is the agent server; `registry` the pull endpoint). */
+  agents: AgentNode[];
+}
+
+/** Starts {@linkcode startUploadCluster}'s roles, a tracker and `agents` agents (default 2). */
+export async function startDownloadCluster(
+  options: ClusterOptions & { agents?: number },
+): Promise<DownloadCluster> {
+  const agentCount = options.agents ?? 2;
+  const [trackerPort, ...agentPorts] = freePorts(1 + 3 * agentCount);
+  const up = await startUploadCluster(options);
+  const originHosts = up.origins.map((o) => o.addr);
+  const tracker = await up.startRole("tracker", "tracker", trackerPort, {
+    listen: { host: "127.0.0.1", port: trackerPort },
+    origins: { hosts: originHosts },
+    announce_interval: "1s",
+    peerstore: { type: "memory" },
+  });
+  const agents: AgentNode[] = [];
+  for (let i = 0; i < agentCount; i++) {
+    const [server, registry, peer] = agentPorts.slice(3 * i, 3 * i + 3);
+    const node = await up.startRole("agent", `agent${i + 1}`, server, {
+      server: { host: "127.0.0.1", port: server },
+      registry: { host: "127.0.0.1", port: registry },
+      peer: { ip: "127.0.0.1", port: peer },
+      tracker: { hosts: [tracker.addr] },
+      build_index: { hosts: [up.buildIndex.addr] },
+      storage: { root: `agent${i + 1}/store` },
+      scheduler: { announce_interval: "1s" },
+    });
+    agents.push({ ...node, registry: `127.0.0.1:${registry}`, peerPort: peer });
+  }
+  return { ...up, tracker, agents };
 }
