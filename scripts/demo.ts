@@ -1,8 +1,9 @@
 /**
  * `npm run demo` / `deno task demo`: starts a traced local Kraken cluster — a testfs storage
- * backend, two origins on one hash ring, build-index and proxy, one process each on free loopback
- * ports with data in a temporary directory — pushes a generated multi-layer image through the proxy,
- * and prints every resulting trace as an indented tree with durations.
+ * backend, two origins on one hash ring, build-index, proxy, tracker and two agents, one process
+ * each on free loopback ports with data in a temporary directory — pushes a generated multi-layer
+ * image through the proxy, pulls it through both agents (the second gets pieces from the first over
+ * P2P), and prints the push and pull traces as indented trees with durations.
  *
  * The roles export OTLP/JSON to a small collector inside this program. With
  * `OTEL_EXPORTER_OTLP_ENDPOINT` set (a Jaeger or OpenTelemetry Collector), every span is forwarded
@@ -12,8 +13,8 @@
  */
 
 import { startCollector } from "./otlp_collector.ts";
-import { startUploadCluster } from "../tests/harness/cluster.ts";
-import { makeImage, pushImage } from "../tests/harness/oci.ts";
+import { startDownloadCluster } from "../tests/harness/cluster.ts";
+import { makeImage, pullImage, pushImage } from "../tests/harness/oci.ts";
 import { ProcessGroup } from "../tests/harness/procs.ts";
 import { formatTree, type TraceTree } from "../tests/harness/trace_tree.ts";
 
@@ -21,11 +22,20 @@ const keep = Deno.args.includes("--keep");
 const forward = Deno.env.get("OTEL_EXPORTER_OTLP_ENDPOINT");
 const forwardUrl = forward ? `${forward.replace(/\/$/, "")}/v1/traces` : undefined;
 
-function describe(tree: TraceTree): string {
+function describe(tree: TraceTree, agentNames: Map<unknown, string>): string {
   const root = tree.roots[0];
   const upload = tree.spans.find((s) => s.name === "proxy.commit_upload");
-  if (upload) return `blob upload ${upload.attributes.digest}`;
-  if (tree.spans.some((s) => s.name === "proxy.put_manifest")) return "manifest push";
+  if (upload) return `push: blob upload ${upload.attributes.digest}`;
+  if (tree.spans.some((s) => s.name === "proxy.put_manifest")) return "push: manifest and tag";
+  const download = tree.spans.find((s) => s.name === "scheduler.download");
+  if (download) {
+    const fromAgents = download.attributes["p2p.pieces_from_agents"];
+    const total = download.attributes["p2p.pieces_total"];
+    const agent = agentNames.get(download.resource["process.pid"]) ?? "an agent";
+    return `pull: ${download.attributes.digest} on ${agent} ` +
+      `(${total} piece${total === 1 ? "" : "s"}, ${fromAgents} from other agents)`;
+  }
+  if (tree.spans.some((s) => s.name === "agent.resolve_tag")) return "pull: manifest by tag";
   return root ? `${root.service} ${root.name}` : "trace";
 }
 
@@ -43,8 +53,11 @@ async function main(): Promise<void> {
   const collector = startCollector(forwardUrl);
   await using group = new ProcessGroup();
   try {
-    console.log(`kraken demo: starting testfs, 2 origins, build-index and proxy (data in ${dir})`);
-    const cluster = await startUploadCluster({
+    console.log(
+      `kraken demo: starting testfs, 2 origins, build-index, proxy, tracker and 2 agents ` +
+        `(data in ${dir})`,
+    );
+    const cluster = await startDownloadCluster({
       dir,
       group,
       otlpEndpoint: collector.endpoint,
@@ -66,21 +79,36 @@ async function main(): Promise<void> {
       if (done.every((d) => d === 1)) break;
       await new Promise((r) => setTimeout(r, 100));
     }
+    for (const [i, agent] of cluster.agents.entries()) {
+      const t0 = performance.now();
+      const pulled = await pullImage(`http://${agent.registry}`, "demo/app", "v1");
+      console.log(
+        `agent ${i + 1} pulled demo/app:v1 (${pulled.blobs.size} blobs, manifest ` +
+          `${pulled.manifestDigest.slice(0, 19)}…) in ${(performance.now() - t0).toFixed(0)} ms`,
+      );
+    }
     await settle(collector);
-    // One trace per blob upload session and one for the manifest; each PATCH/PUT request of a
-    // session also has its own one-span server trace, linked from the session's spans.
+    // One trace per blob upload session, one for the manifest, one per pulled blob and manifest;
+    // each PATCH/PUT request of a push session also has its own one-span server trace, linked from
+    // the session's spans.
     const all = collector.traces();
     const traces = all.filter((t) =>
-      t.spans.some((s) => s.name === "proxy.upload" || s.name === "proxy.put_manifest")
+      t.spans.some((s) =>
+        s.name === "proxy.upload" || s.name === "proxy.put_manifest" ||
+        s.name === "agent.download_blob" || s.name === "agent.resolve_tag"
+      )
+    );
+    const agentNames = new Map<unknown, string>(
+      cluster.agents.map((a, i) => [a.process.pid, `agent ${i + 1}`]),
     );
     for (const tree of traces) {
-      console.log(`── ${describe(tree)}`);
+      console.log(`── ${describe(tree, agentNames)}`);
       console.log(formatTree(tree));
       console.log();
     }
     console.log(
-      `${traces.length} push traces (plus ${all.length - traces.length} request traces they link ` +
-        `to or blob probes), ${collector.spanCount()} spans in all` +
+      `${traces.length} push and pull traces (plus ${all.length - traces.length} request ` +
+        `traces they link to, blob probes and announces), ${collector.spanCount()} spans in all` +
         (forwardUrl ? `, forwarded to ${forwardUrl}` : "") +
         `. Tag: curl http://${cluster.buildIndex.addr}/tags/demo%2Fapp:v1`,
     );

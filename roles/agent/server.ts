@@ -25,6 +25,7 @@ import {
   type Logger,
   metricsHandler,
   setAttributes,
+  metricsHandler,
   tracedFetch,
   tracingMiddleware,
   withSpan,
@@ -111,6 +112,7 @@ export function createAgentServer(deps: AgentServerDeps): Router {
     return res;
   });
 
+  r.get("/metrics", metricsHandler);
   r.get("/health", async () => {
     try {
       await deps.scheduler.probe();

@@ -155,3 +155,39 @@ export async function pushImage(
   });
   await expectStatus(put, [201], `put manifest ${repo}:${tag}`);
 }
+
+/**
+ * Pulls `repo:tag` from a Registry v2 endpoint as docker does: the manifest by tag, then every blob
+ * it references by digest. Returns the manifest digest and the bytes of each blob, verified against
+ * their digests.
+ */
+export async function pullImage(
+  registry: string,
+  repo: string,
+  tag: string,
+): Promise<{ manifestDigest: string; blobs: Map<string, Uint8Array> }> {
+  const res = await fetch(`${registry}/v2/${repo}/manifests/${tag}`, {
+    headers: {
+      accept: [
+        OCI_MANIFEST,
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+      ].join(", "),
+    },
+  });
+  if (res.status !== 200) {
+    throw new Error(`manifest ${repo}:${tag}: HTTP ${res.status}: ${await res.text()}`);
+  }
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  const manifestDigest = (await blobOf(bytes)).digest;
+  const manifest = JSON.parse(new TextDecoder().decode(bytes));
+  const blobs = new Map<string, Uint8Array>();
+  for (const d of [manifest.config, ...manifest.layers] as { digest: string }[]) {
+    const blob = await fetch(`${registry}/v2/${repo}/blobs/${d.digest}`);
+    if (blob.status !== 200) throw new Error(`blob ${d.digest}: HTTP ${blob.status}`);
+    const got = await blobOf(new Uint8Array(await blob.arrayBuffer()));
+    if (got.digest !== d.digest) throw new Error(`blob ${d.digest} arrived as ${got.digest}`);
+    blobs.set(d.digest, got.bytes);
+  }
+  return { manifestDigest, blobs };
+}
