@@ -25,7 +25,6 @@ import {
   type Logger,
   metricsHandler,
   setAttributes,
-  metricsHandler,
   tracedFetch,
   tracingMiddleware,
   withSpan,
@@ -112,7 +111,6 @@ export function createAgentServer(deps: AgentServerDeps): Router {
     return res;
   });
 
-  r.get("/metrics", metricsHandler);
   r.get("/health", async () => {
     try {
       await deps.scheduler.probe();
