@@ -11,10 +11,11 @@
  */
 
 import {
+  type Attributes,
   type Context,
   context as contextApi,
   INVALID_SPAN_CONTEXT,
-  isSpanContextValid,
+  type Link,
   type Span,
   SpanKind,
   type SpanOptions,
@@ -26,6 +27,7 @@ import {
 import type { Resource } from "@opentelemetry/resources";
 import { type Sampler, SamplingDecision } from "@opentelemetry/sdk-trace";
 import { LocalSpanContext, newTraceId } from "./ids.ts";
+import { isPropagatable } from "./propagation.ts";
 import { RecordingSpan, type SpanShared, type SpanSink } from "./span.ts";
 
 /** Decides per span start whether tracing is allowed at all (the circuit breaker's seam). */
@@ -64,6 +66,9 @@ export interface TracerProviderOptions {
 }
 
 const ALWAYS: SpanGate = { allow: () => true };
+// Shared empties for span starts without attributes or links; samplers only read them.
+const NO_ATTRIBUTES: Attributes = Object.freeze({});
+const NO_LINKS: Link[] = Object.freeze([]) as unknown as Link[];
 
 /** A tracer bound to one instrumentation scope of a {@linkcode KrakenTracerProvider}. */
 export class KrakenTracer implements Tracer {
@@ -85,7 +90,9 @@ export class KrakenTracer implements Tracer {
     this.#counters.spansCreated++;
     if (options.root) ctx = trace.deleteSpan(ctx);
     const parent = trace.getSpanContext(ctx);
-    const hasParent = parent !== undefined && isSpanContextValid(parent);
+    // Our own contexts are valid by construction (and checking would render their lazy span id).
+    const hasParent = parent !== undefined &&
+      (parent instanceof LocalSpanContext || isPropagatable(parent));
     if (!this.#gate.allow()) {
       // Shed: record nothing, but keep passing the caller's context downstream unchanged.
       this.#counters.droppedBreaker++;
@@ -93,14 +100,14 @@ export class KrakenTracer implements Tracer {
     }
     const traceId = hasParent ? parent.traceId : newTraceId();
     const kind = options.kind ?? SpanKind.INTERNAL;
-    const attributes = options.attributes ?? {};
+    const attributes = options.attributes ?? NO_ATTRIBUTES;
     const result = this.#sampler.shouldSample(
       ctx,
       traceId,
       name,
       kind,
       attributes,
-      options.links ?? [],
+      options.links ?? NO_LINKS,
     );
     const traceState = result.traceState ?? (hasParent ? parent.traceState : undefined);
     if (result.decision !== SamplingDecision.RECORD_AND_SAMPLED) {
