@@ -154,6 +154,13 @@ export class Fields {
     }
   }
 
+  /** A duration greater than zero, in ms. */
+  positiveDuration(name: string, dfltMs: number): number {
+    const ms = this.duration(name, dfltMs);
+    if (ms <= 0) throw new ConfigError(this.key(name), "must be a positive duration");
+    return ms;
+  }
+
   /** A nested mapping. */
   map(name: string, allowed?: readonly string[]): Fields {
     return new Fields(this.#obj[name], this.key(name), allowed);
@@ -168,4 +175,42 @@ export function parseHostPort(value: string, key: string): { hostname: string; p
     throw new ConfigError(key, `must be host:port, got ${JSON.stringify(value)}`);
   }
   return { hostname: m[1].replace(/^\[|\]$/g, ""), port };
+}
+
+/** A port number 0–65535 from YAML or a `--flag` string, throwing a {@linkcode ConfigError}. */
+export function parsePort(value: unknown, key: string): number {
+  const n = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new ConfigError(key, `must be a port number 0-65535, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+/**
+ * Reads a role's `listen: {host, port}` with the `--host` and `--port` flags over it. Flags other
+ * than those and `extraFlags` are refused, naming the flag.
+ */
+export function parseListen(
+  top: Fields,
+  flags: Record<string, string>,
+  defaults: { host?: string; port: number },
+  extraFlags: readonly string[] = [],
+): { host: string; port: number } {
+  const allowed = ["host", "port", ...extraFlags];
+  for (const flag of Object.keys(flags)) {
+    if (!allowed.includes(flag)) {
+      throw new ConfigError(
+        `--${flag}`,
+        `unknown flag (allowed: ${allowed.map((f) => `--${f}`).join(", ")})`,
+      );
+    }
+  }
+  if (flags.host === "") throw new ConfigError("--host", "must not be empty");
+  const listen = top.map("listen", ["host", "port"]);
+  return {
+    host: flags.host ?? listen.string("host", defaults.host ?? "127.0.0.1"),
+    port: flags.port !== undefined
+      ? parsePort(flags.port, "--port")
+      : parsePort(listen.raw("port") ?? defaults.port, listen.key("port")),
+  };
 }

@@ -38,9 +38,9 @@
  */
 
 import { isAbsolute, resolve } from "node:path";
-import { ConfigError, Fields, parseHostPort, type RawMap } from "../../common/config.ts";
+import { ConfigError, Fields, parseHostPort, parsePort, type RawMap } from "../../common/config.ts";
 import { parseByteSize } from "../../storage/metainfo.ts";
-import { NetworkList } from "../../tracing/sampling/cidr.ts";
+import { NetworkList } from "../../common/cidr.ts";
 
 /** A listen address; port 0 picks a free port (tests). */
 export interface ListenConfig {
@@ -227,18 +227,18 @@ export function parseAgentConfig(
 
   const s = top.map("scheduler", SCHEDULER_KEYS);
   const scheduler: AgentSchedulerConfig = {
-    seederTtiMs: positive(s, "seeder_tti", 5 * 60_000),
-    leecherTtiMs: positive(s, "leecher_tti", 5 * 60_000),
-    announceIntervalMs: positive(s, "announce_interval", 5000),
-    maxAnnounceIntervalMs: positive(s, "max_announce_interval", 60_000),
-    handshakeTimeoutMs: positive(s, "handshake_timeout", 5000),
+    seederTtiMs: s.positiveDuration("seeder_tti", 5 * 60_000),
+    leecherTtiMs: s.positiveDuration("leecher_tti", 5 * 60_000),
+    announceIntervalMs: s.positiveDuration("announce_interval", 5000),
+    maxAnnounceIntervalMs: s.positiveDuration("max_announce_interval", 60_000),
+    handshakeTimeoutMs: s.positiveDuration("handshake_timeout", 5000),
     blacklistDurationMs: s.duration("blacklist_duration", 30_000),
     maxOpenConn: s.int("max_open_conn", 10, 1),
     pipelineLimit: s.int("pipeline_limit", 3, 1),
     originPipelineLimit: s.int("origin_pipeline_limit", 5, 1),
-    pieceRequestMinTimeoutMs: positive(s, "piece_request_min_timeout", 4000),
-    pieceRequestTimeoutPerMbMs: positive(s, "piece_request_timeout_per_mb", 4000),
-    metainfoTimeoutMs: positive(s, "metainfo_timeout", 15 * 60_000),
+    pieceRequestMinTimeoutMs: s.positiveDuration("piece_request_min_timeout", 4000),
+    pieceRequestTimeoutPerMbMs: s.positiveDuration("piece_request_timeout_per_mb", 4000),
+    metainfoTimeoutMs: s.positiveDuration("metainfo_timeout", 15 * 60_000),
   };
 
   return {
@@ -250,18 +250,4 @@ export function parseAgentConfig(
     storageRoot: isAbsolute(root) ? root : resolve(baseDir, root),
     scheduler,
   };
-}
-
-function parsePort(value: unknown, key: string): number {
-  const n = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
-  if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > 65535) {
-    throw new ConfigError(key, `must be a port number 0-65535, got ${JSON.stringify(value)}`);
-  }
-  return n;
-}
-
-function positive(fields: Fields, name: string, dfltMs: number): number {
-  const ms = fields.duration(name, dfltMs);
-  if (ms <= 0) throw new ConfigError(fields.key(name), "must be a positive duration");
-  return ms;
 }

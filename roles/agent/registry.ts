@@ -28,7 +28,7 @@ import { type Ctx, HttpError, Router } from "../../http/router.ts";
 import { TorrentNotFoundError } from "../../p2p/scheduler.ts";
 import { type Digest, DigestError, parseDigest } from "../../storage/digest.ts";
 import { type Logger, setAttributes, tracingMiddleware } from "../../tracing/mod.ts";
-import { NetworkList } from "../../tracing/sampling/cidr.ts";
+import { NetworkList } from "../../common/cidr.ts";
 import { type AgentBlobs, streamResponse } from "./blobs.ts";
 import {
   acceptedMediaTypes,

@@ -28,7 +28,13 @@
  */
 
 import { dirname, isAbsolute, resolve } from "node:path";
-import { ConfigError, Fields, parseHostPort, type RawMap } from "../../common/config.ts";
+import {
+  ConfigError,
+  Fields,
+  parseHostPort,
+  parseListen,
+  type RawMap,
+} from "../../common/config.ts";
 import type { BackendEntry } from "../../storage/backend/backend.ts";
 import { BackendConfigError, parseBackendsConfig } from "../../storage/backend/config.ts";
 import { tracedFetch } from "../../tracing/mod.ts";
@@ -123,35 +129,6 @@ export interface ParseBuildIndexConfigOptions {
   configPath?: string;
 }
 
-function parsePort(value: unknown, key: string): number {
-  const n = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
-  if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > 65535) {
-    throw new ConfigError(key, `must be a port number 0-65535, got ${JSON.stringify(value)}`);
-  }
-  return n;
-}
-
-/** Reads `listen:` with the `--host` / `--port` flags over it; any other flag is an error. */
-function parseListen(
-  top: Fields,
-  flags: Record<string, string>,
-  defaultPort: number,
-): { host: string; port: number } {
-  for (const flag of Object.keys(flags)) {
-    if (flag !== "host" && flag !== "port") {
-      throw new ConfigError(`--${flag}`, "unknown flag (allowed: --host, --port)");
-    }
-  }
-  if (flags.host === "") throw new ConfigError("--host", "must not be empty");
-  const listen = top.map("listen", ["host", "port"]);
-  return {
-    host: flags.host ?? listen.string("host", "127.0.0.1"),
-    port: flags.port !== undefined
-      ? parsePort(flags.port, "--port")
-      : parsePort(listen.raw("port") ?? defaultPort, listen.key("port")),
-  };
-}
-
 function hostList(fields: Fields, name: string, required: boolean): string[] {
   const hosts = fields.stringList(name, []);
   if (required && hosts.length === 0) {
@@ -199,7 +176,7 @@ export function parseBuildIndexConfig(
   const baseDir = options.configPath ? dirname(resolve(options.configPath)) : Deno.cwd();
   const abs = (p: string) => isAbsolute(p) ? p : resolve(baseDir, p);
   const top = new Fields(raw, "", TOP_KEYS);
-  const listen = parseListen(top, flags, 15004);
+  const listen = parseListen(top, flags, { port: 15004 });
   const storageRoot = abs(top.map("storage", ["root"]).requiredString("root"));
 
   const cluster = top.map("cluster", ["hosts", "self", "duplicate_put_stagger"]);

@@ -25,7 +25,7 @@
  */
 
 import { isAbsolute, resolve } from "node:path";
-import { ConfigError, Fields, parseHostPort, type RawMap } from "../../common/config.ts";
+import { ConfigError, Fields, parseHostPort, parsePort, type RawMap } from "../../common/config.ts";
 import {
   BackendConfigError,
   type BackendsConfigOptions,
@@ -126,7 +126,10 @@ export function parseOriginConfig(
 ): OriginConfig {
   for (const flag of Object.keys(flags)) {
     if (!FLAGS.includes(flag)) {
-      throw new ConfigError(`--${flag}`, `unknown origin flag (allowed: --port, --host, --peer-port)`);
+      throw new ConfigError(
+        `--${flag}`,
+        `unknown origin flag (allowed: --port, --host, --peer-port)`,
+      );
     }
   }
   const baseDir = resolve(options.baseDir ?? Deno.cwd());
@@ -172,7 +175,7 @@ export function parseOriginConfig(
   const hashring = {
     hosts,
     maxReplica: ring.int("max_replica", 2, 1),
-    refreshIntervalMs: positive(ring, "refresh_interval", 10_000),
+    refreshIntervalMs: ring.positiveDuration("refresh_interval", 10_000),
   };
 
   const storage = top.map("storage", ["root"]);
@@ -196,7 +199,7 @@ export function parseOriginConfig(
   const writeback = {
     db: abs(wb.string("db", resolve(storageRoot, "origin.db"))),
     retryIntervalMs: wb.duration("retry_interval", 30_000),
-    pollIntervalMs: positive(wb, "poll_interval", 15_000),
+    pollIntervalMs: wb.positiveDuration("poll_interval", 15_000),
     workers: wb.int("workers", 4, 1),
   };
 
@@ -226,20 +229,6 @@ function parsePeer(top: Fields, flags: Record<string, string>): OriginConfig["pe
     zone: peer.has("zone") ? peer.string("zone", "") : "",
     cluster: peer.has("cluster") ? peer.string("cluster", "") : "",
   };
-}
-
-function parsePort(value: unknown, key: string): number {
-  const n = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
-  if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > 65535) {
-    throw new ConfigError(key, `must be a port number 0-65535, got ${JSON.stringify(value)}`);
-  }
-  return n;
-}
-
-function positive(fields: Fields, name: string, dfltMs: number): number {
-  const ms = fields.duration(name, dfltMs);
-  if (ms <= 0) throw new ConfigError(fields.key(name), "must be a positive duration");
-  return ms;
 }
 
 /**

@@ -92,19 +92,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
           task ? { namespace: task.namespace, name: task.name, error } : { error },
         ),
     });
-    // Seeds every cached blob over P2P; a handshake for a missing blob starts a backend fetch.
-    let origin: OriginServer | undefined;
-    seeder = startOriginSeeder({
-      store,
-      listen: { hostname: config.peer.host, port: config.peer.port },
-      ip: config.peer.ip,
-      zone: config.peer.zone,
-      cluster: config.peer.cluster,
-      logger,
-      onMissingTorrent: (namespace, digest) =>
-        void origin?.refresher.refresh(namespace, digest).catch(() => {}),
-    });
-    origin = new OriginServer({
+    const origin = new OriginServer({
       store,
       backends,
       mustReady: config.backends.filter((b) => b.mustReady).map((b) => b.backend),
@@ -116,6 +104,17 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
       logger,
       peerContextJson: () => seeder!.peerContextJson(),
       onDelete: (digest) => seeder!.scheduler.evict(digest),
+    });
+    // Seeds every cached blob over P2P; a handshake for a missing blob starts a backend fetch.
+    seeder = startOriginSeeder({
+      store,
+      listen: { hostname: config.peer.host, port: config.peer.port },
+      ip: config.peer.ip,
+      zone: config.peer.zone,
+      cluster: config.peer.cluster,
+      logger,
+      onMissingTorrent: (namespace, digest) =>
+        void origin.refresher.refresh(namespace, digest).catch(() => {}),
     });
     const serve = origin.router.handler();
     handle = serve;

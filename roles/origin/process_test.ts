@@ -6,7 +6,7 @@ import { digestOfBytes } from "../../storage/digest.ts";
 import { freePorts, ProcessGroup, waitForHttp } from "../../tests/harness/procs.ts";
 import { eventually, exists } from "./_test_util.ts";
 
-const LAUNCHER = new URL("./_launcher.ts", import.meta.url).pathname;
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
 Deno.test("origin processes: replication across two processes; write-back survives a restart", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kraken-origin-procs-" });
@@ -38,7 +38,11 @@ Deno.test("origin processes: replication across two processes; write-back surviv
   const group = new ProcessGroup();
   const start = (i: number) => {
     const port = hosts[i].split(":")[1];
-    const proc = group.spawnDeno(LAUNCHER, [`--config=${configs[i]}`, `--port=${port}`], {
+    const proc = group.spawnDeno(MAIN, [
+      "--role=origin",
+      `--config=${configs[i]}`,
+      `--port=${port}`,
+    ], {
       name: `origin${i}`,
     });
     return waitForHttp(`http://${hosts[i]}/health`, { process: proc }).then(() => proc);

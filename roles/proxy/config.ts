@@ -21,7 +21,13 @@
  */
 
 import { dirname, isAbsolute, resolve } from "node:path";
-import { ConfigError, Fields, parseHostPort, type RawMap } from "../../common/config.ts";
+import {
+  ConfigError,
+  Fields,
+  parseHostPort,
+  parseListen,
+  type RawMap,
+} from "../../common/config.ts";
 
 /** The validated proxy configuration. */
 export interface ProxyConfig {
@@ -50,31 +56,6 @@ export interface ParseProxyConfigOptions {
 
 const TOP_KEYS = ["listen", "storage", "origin", "build_index", "upload"];
 
-function parsePort(value: unknown, key: string): number {
-  const n = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
-  if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > 65535) {
-    throw new ConfigError(key, `must be a port number 0-65535, got ${JSON.stringify(value)}`);
-  }
-  return n;
-}
-
-/** Reads `listen:` with the `--host` / `--port` flags over it; any other flag is an error. */
-function parseListen(top: Fields, flags: Record<string, string>): { host: string; port: number } {
-  for (const flag of Object.keys(flags)) {
-    if (flag !== "host" && flag !== "port") {
-      throw new ConfigError(`--${flag}`, "unknown flag (allowed: --host, --port)");
-    }
-  }
-  if (flags.host === "") throw new ConfigError("--host", "must not be empty");
-  const listen = top.map("listen", ["host", "port"]);
-  return {
-    host: flags.host ?? listen.string("host", "127.0.0.1"),
-    port: flags.port !== undefined
-      ? parsePort(flags.port, "--port")
-      : parsePort(listen.raw("port") ?? 15000, listen.key("port")),
-  };
-}
-
 function hostList(fields: Fields): string[] {
   const hosts = fields.stringList("hosts", []);
   if (hosts.length === 0) {
@@ -96,7 +77,7 @@ export function parseProxyConfig(
 ): ProxyConfig {
   const baseDir = options.configPath ? dirname(resolve(options.configPath)) : Deno.cwd();
   const top = new Fields(raw, "", TOP_KEYS);
-  const listen = parseListen(top, flags);
+  const listen = parseListen(top, flags, { port: 15000 });
   const root = top.map("storage", ["root"]).requiredString("root");
   const upload = top.map("upload", ["ttl", "prune_interval"]);
   const ttlMs = upload.duration("ttl", 60 * 60_000);

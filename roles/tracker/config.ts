@@ -33,7 +33,7 @@
  * @module
  */
 
-import { ConfigError, Fields, parseHostPort, type RawMap } from "../../common/config.ts";
+import { ConfigError, Fields, parseHostPort, parsePort, type RawMap } from "../../common/config.ts";
 import { HANDOUT_POLICIES, type HandoutPolicyName } from "./policy.ts";
 
 /** Settings of the Redis peer store. */
@@ -100,24 +100,10 @@ export interface TrackerConfig {
 const TOP_KEYS = ["listen", "origins", "announce_interval", "handout", "peerstore", "originstore"];
 const FLAGS = ["port", "host"];
 
-function parsePort(value: unknown, key: string): number {
-  const n = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
-  if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > 65535) {
-    throw new ConfigError(key, `must be a port number (0-65535), got ${JSON.stringify(value)}`);
-  }
-  return n;
-}
-
-function positiveDuration(fields: Fields, name: string, dfltMs: number): number {
-  const ms = fields.duration(name, dfltMs);
-  if (!(ms > 0)) throw new ConfigError(fields.key(name), "must be a positive duration");
-  return ms;
-}
-
 function parseRedis(fields: Fields): RedisStoreConfig {
   const addr = fields.requiredString("addr");
   parseHostPort(addr, fields.key("addr"));
-  const windowSizeMs = positiveDuration(fields, "peer_set_window_size", 60 * 60_000);
+  const windowSizeMs = fields.positiveDuration("peer_set_window_size", 60 * 60_000);
   if (windowSizeMs < 1000 || !Number.isInteger(windowSizeMs / 1000)) {
     throw new ConfigError(
       fields.key("peer_set_window_size"),
@@ -128,12 +114,12 @@ function parseRedis(fields: Fields): RedisStoreConfig {
     addr,
     windowSizeMs,
     maxWindows: fields.int("max_peer_set_windows", 5, 1),
-    dialTimeoutMs: positiveDuration(fields, "dial_timeout", 5_000),
-    readTimeoutMs: positiveDuration(fields, "read_timeout", 30_000),
-    writeTimeoutMs: positiveDuration(fields, "write_timeout", 30_000),
+    dialTimeoutMs: fields.positiveDuration("dial_timeout", 5_000),
+    readTimeoutMs: fields.positiveDuration("read_timeout", 30_000),
+    writeTimeoutMs: fields.positiveDuration("write_timeout", 30_000),
     maxIdle: fields.int("max_idle_conns", 10, 0),
     maxActive: fields.int("max_active_conns", 500, 1),
-    idleTimeoutMs: positiveDuration(fields, "idle_conn_timeout", 60_000),
+    idleTimeoutMs: fields.positiveDuration("idle_conn_timeout", 60_000),
   };
 }
 
@@ -206,22 +192,22 @@ export function parseTrackerConfig(raw: RawMap, flags: Record<string, string> = 
   return {
     listen,
     origins: { hosts },
-    announceIntervalMs: positiveDuration(top, "announce_interval", 3_000),
+    announceIntervalMs: top.positiveDuration("announce_interval", 3_000),
     handout: {
       policy: policy as HandoutPolicyName,
       maxPeers: handoutFields.int("max_peers", 50, 1),
     },
     peerstore: {
       type,
-      ttlMs: positiveDuration(storeFields, "ttl", 5 * 60 * 60_000),
+      ttlMs: storeFields.positiveDuration("ttl", 5 * 60 * 60_000),
       redis: type === "redis" ? parseRedis(redisFields) : undefined,
     },
     originstore: {
-      locationsTtlMs: positiveDuration(os, "locations_ttl", 10_000),
-      locationsErrorTtlMs: positiveDuration(os, "locations_error_ttl", 1_000),
-      originContextTtlMs: positiveDuration(os, "origin_context_ttl", 10_000),
-      originUnavailableTtlMs: positiveDuration(os, "origin_unavailable_ttl", 60_000),
-      timeoutMs: positiveDuration(os, "timeout", 5_000),
+      locationsTtlMs: os.positiveDuration("locations_ttl", 10_000),
+      locationsErrorTtlMs: os.positiveDuration("locations_error_ttl", 1_000),
+      originContextTtlMs: os.positiveDuration("origin_context_ttl", 10_000),
+      originUnavailableTtlMs: os.positiveDuration("origin_unavailable_ttl", 60_000),
+      timeoutMs: os.positiveDuration("timeout", 5_000),
     },
   };
 }

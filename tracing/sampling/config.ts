@@ -46,7 +46,7 @@
  */
 
 import { ConfigError } from "../config_error.ts";
-import { type Network, NetworkList, parseCidr } from "./cidr.ts";
+import { type Network, NetworkList, parseCidr } from "../../common/cidr.ts";
 import { parseDuration } from "../../common/duration.ts";
 
 export { parseDuration };

@@ -26,7 +26,7 @@ import {
   TraceFlags,
 } from "@opentelemetry/api";
 import type { Sampler, SamplingResult } from "@opentelemetry/sdk-trace";
-import type { NetworkList } from "./cidr.ts";
+import type { NetworkList } from "../../common/cidr.ts";
 import { isSampled, SAMPLED } from "./results.ts";
 import { TokenBucket } from "./token_bucket.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { type Attributes, ROOT_CONTEXT, SpanKind, trace, TraceFlags } from "@opentelemetry/api";
 import type { Sampler, SamplingResult } from "@opentelemetry/sdk-trace";
-import { NetworkList } from "./cidr.ts";
+import { NetworkList } from "../../common/cidr.ts";
 import { ParentFlagSampler } from "./parent_based_sampler.ts";
 import { RatioSampler } from "./ratio.ts";
 import { isSampled, NOT_SAMPLED, SAMPLED } from "./results.ts";
