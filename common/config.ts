@@ -143,6 +143,19 @@ export class Fields {
     return v as string[];
   }
 
+  /**
+   * A list of `host:port` addresses, each checked with {@linkcode parseHostPort}. With `required`,
+   * a missing or empty list is refused; without it, it reads as empty.
+   */
+  hostList(name: string, required: boolean): string[] {
+    const hosts = this.stringList(name, []);
+    if (required && hosts.length === 0) {
+      throw new ConfigError(this.key(name), "needs at least one host:port");
+    }
+    hosts.forEach((h, i) => parseHostPort(h, `${this.key(name)}[${i}]`));
+    return hosts;
+  }
+
   /** A duration (`500ms`, `5s`, `1m`, `1h`, or a number of milliseconds), in ms. */
   duration(name: string, dfltMs: number): number {
     const v = this.#obj[name];

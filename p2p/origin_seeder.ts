@@ -50,19 +50,22 @@ export interface OriginSeederOptions {
   logger?: Logger;
 }
 
-/** An origin's P2P identity (upstream `core.PeerContext`). */
+/**
+ * An origin's P2P identity (upstream `core.PeerContext`), served at `/internal/peercontext` and
+ * read by trackers.
+ */
 export interface PeerContext {
   /** The IP peers dial. */
   ip: string;
   /** The peer port. */
   port: number;
-  /** Peer id, 40 hex. */
+  /** Peer id, 40 lowercase hex characters (a 20-integer array in JSON). */
   peerId: string;
   /** Zone label. */
   zone: string;
   /** Cluster label. */
   cluster: string;
-  /** Always true for origins. */
+  /** True for origins (an origin always sends true). */
   origin: boolean;
 }
 

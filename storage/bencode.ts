@@ -14,6 +14,8 @@
  * @module
  */
 
+import { concatBytes } from "../common/bytes.ts";
+
 /** A value that can be bencoded: integers, byte strings, lists and string-keyed dictionaries. */
 export type BencodeValue =
   | number
@@ -32,15 +34,7 @@ const encoder = new TextEncoder();
 export function bencode(value: BencodeValue): Uint8Array {
   const parts: Uint8Array[] = [];
   write(value, parts);
-  let total = 0;
-  for (const p of parts) total += p.length;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 function write(value: BencodeValue, parts: Uint8Array[]): void {

@@ -171,3 +171,50 @@ Deno.test("tracing: collector down or hanging — requests never wait, queue sta
     for (const c of held) c.close();
   }
 });
+
+Deno.test("tracing: SIGTERM on a role flushes spans still queued for export", async () => {
+  await using jaeger = await startJaeger();
+  await using group = new ProcessGroup();
+  const dir = await Deno.makeTempDir({ prefix: "kraken-flush-" });
+  try {
+    const [port] = freePorts(1);
+    const config = `${dir}/origin.yaml`;
+    await Deno.writeTextFile(
+      config,
+      JSON.stringify({
+        listen: { host: "127.0.0.1", port },
+        storage: { root: "store" },
+        peer: { host: "127.0.0.1", port: 0 },
+        backends: [{ namespace: ".*", backend: { file: { root: "backend" } } }],
+        tracing: {
+          enabled: true,
+          endpoint: jaeger.otlpHttpEndpoint,
+          sampling: { default_rate: 1 },
+          // Nothing leaves before shutdown: only the flush on SIGTERM can export the span.
+          export: { batch_timeout: "10m" },
+        },
+      }),
+    );
+    const origin = group.spawnDeno(
+      new URL("../main.ts", import.meta.url).pathname,
+      ["--role=origin", `--config=${config}`],
+    );
+    await waitForHttp(`http://127.0.0.1:${port}/health`, { process: origin });
+    const traceId = crypto.randomUUID().replaceAll("-", "");
+    const res = await fetch(`http://127.0.0.1:${port}/blobs/sha256:${"ab".repeat(32)}/locations`, {
+      headers: { traceparent: `00-${traceId}-1122334455667788-01` },
+    });
+    assert.equal(res.status, 200);
+    await res.body?.cancel();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await jaeger.getTrace(traceId), undefined, "exported before shutdown");
+    origin.kill("SIGTERM");
+    const status = await origin.stopped;
+    assert.equal(status.code, 0);
+    const tree = await jaeger.waitForTrace(traceId, { minSpans: 1 });
+    assert.equal(tree.spans[0].name, "GET /blobs/{digest}/locations");
+  } finally {
+    await group.stopAll();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});

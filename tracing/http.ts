@@ -64,6 +64,16 @@ export function serverSpanName(method: string, route: string | undefined): strin
   return route ? `${m} ${route}` : m;
 }
 
+/** Options of {@linkcode onBodyDone}. */
+export interface BodyDoneOptions {
+  /**
+   * The body's known length. The body then counts as done once this many bytes went through (Deno's
+   * server may drop a body whose Content-Length is satisfied without reading its end, which must
+   * not read as a failure), and an end before it is an error.
+   */
+  size?: number;
+}
+
 /**
  * Wraps a body so `onDone` runs exactly once when it is fully read, fails or is cancelled, with the
  * number of bytes that passed through.
@@ -71,7 +81,9 @@ export function serverSpanName(method: string, route: string | undefined): strin
 export function onBodyDone(
   body: ReadableStream<Uint8Array>,
   onDone: (error: unknown, bytes: number) => void,
+  options: BodyDoneOptions = {},
 ): ReadableStream<Uint8Array> {
+  const { size } = options;
   const reader = body.getReader();
   let finished = false;
   let bytes = 0;
@@ -86,10 +98,15 @@ export function onBodyDone(
         const { done, value } = await reader.read();
         if (done) {
           controller.close();
-          finish();
+          finish(
+            size === undefined || bytes === size
+              ? undefined
+              : new Error(`body ended after ${bytes} of ${size} bytes`),
+          );
         } else {
           bytes += value.byteLength;
           controller.enqueue(value);
+          if (bytes === size) finish();
         }
       } catch (error) {
         controller.error(error);

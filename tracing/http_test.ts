@@ -3,7 +3,7 @@ import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
 import { Router } from "../http/router.ts";
 import { parseTracingConfig } from "./config.ts";
-import { serverSpanName, tracedFetch, tracingMiddleware } from "./http.ts";
+import { onBodyDone, serverSpanName, tracedFetch, tracingMiddleware } from "./http.ts";
 import { createLogger } from "./log.ts";
 import { initTracing } from "./setup.ts";
 import { withSpan } from "./api.ts";
@@ -131,4 +131,30 @@ Deno.test("http: a client that cancels the body still ends the server span, with
     await server.shutdown();
     await runtime.shutdown();
   }
+});
+
+Deno.test("http: onBodyDone reports once; with a size, done at that size and short bodies fail", async () => {
+  const enc = new TextEncoder();
+  const calls: [unknown, number][] = [];
+  const record = (error: unknown, bytes: number) => calls.push([error, bytes]);
+
+  await new Response(onBodyDone(ReadableStream.from([enc.encode("ab"), enc.encode("c")]), record))
+    .text();
+  assert.deepEqual(calls, [[undefined, 3]]);
+
+  // Done as soon as `size` bytes passed, before the source's end is read.
+  calls.length = 0;
+  const reader = onBodyDone(ReadableStream.from([enc.encode("abc"), enc.encode("d")]), record, {
+    size: 3,
+  }).getReader();
+  await reader.read();
+  assert.deepEqual(calls, [[undefined, 3]]);
+  await reader.cancel();
+  assert.equal(calls.length, 1);
+
+  calls.length = 0;
+  await new Response(onBodyDone(ReadableStream.from([enc.encode("ab")]), record, { size: 5 }))
+    .text();
+  assert.equal(calls.length, 1);
+  assert.match(String(calls[0][0]), /body ended after 2 of 5 bytes/);
 });

@@ -36,6 +36,7 @@ export {
 } from "./api.ts";
 export { ConfigError, parseTracingConfig, type TracingConfig } from "./config.ts";
 export {
+  type BodyDoneOptions,
   onBodyDone,
   type ServerTracingOptions,
   tracedFetch,

@@ -14,10 +14,10 @@ import {
   TestTracker,
 } from "../../p2p/_scheduler_test_util.ts";
 import { prng, randomBytes } from "../../p2p/_test_util.ts";
+import { DOCKER_MANIFEST, OCI_MANIFEST } from "../../registry/manifest.ts";
 import { type Digest, digestOfBytes } from "../../storage/digest.ts";
 import { createLogger, type TracingRuntime } from "../../tracing/mod.ts";
 import { parseAgentConfig } from "./config.ts";
-import { MEDIA_TYPE_OCI_MANIFEST, MEDIA_TYPE_SCHEMA2 } from "./manifest.ts";
 import { type RunningAgent, startAgent } from "./mod.ts";
 
 /** A build-index stand-in answering `GET /tags/{tag}` and `GET /readiness`. */
@@ -104,13 +104,13 @@ export async function makeImage(
     rootfs: { type: "layers", diff_ids: layers.map((l) => l.digest.toString()) },
   })));
   const oci = await blob(manifestOf(
-    MEDIA_TYPE_OCI_MANIFEST,
+    OCI_MANIFEST,
     "application/vnd.oci.image.layer.v1.tar+gzip",
     "application/vnd.oci.image.config.v1+json",
     { config, layers },
   ));
   const docker = await blob(manifestOf(
-    MEDIA_TYPE_SCHEMA2,
+    DOCKER_MANIFEST,
     "application/vnd.docker.image.rootfs.diff.tar.gzip",
     "application/vnd.docker.container.image.v1+json",
     { config, layers },

@@ -12,7 +12,14 @@
 
 import type { BlobStore } from "../../storage/blob_store.ts";
 import type { Digest } from "../../storage/digest.ts";
-import { markError, runInSpan, type Span, startSpan, withSpan } from "../../tracing/mod.ts";
+import {
+  markError,
+  onBodyDone,
+  runInSpan,
+  type Span,
+  startSpan,
+  withSpan,
+} from "../../tracing/mod.ts";
 
 /** The download side of the scheduler. */
 export interface BlobDownloader {
@@ -122,10 +129,8 @@ export class AgentBlobs {
 
 /**
  * A response whose body is sent inside span `agent.stream_response` (attribute `bytes`: what was
- * handed to the server). `onDone` runs once the body is finished, failed or cancelled.
- *
- * With a known `size` the body counts as sent once `size` bytes went out: Deno's server may drop a
- * body whose Content-Length is satisfied without reading its end, which must not read as a failure.
+ * handed to the server). `onDone` runs once the body is finished, failed or cancelled; the body
+ * counts as finished once `size` bytes went out (see {@linkcode onBodyDone}).
  */
 export function streamResponse(
   body: ReadableStream<Uint8Array> | Uint8Array,
@@ -134,41 +139,13 @@ export function streamResponse(
   onDone?: () => void,
 ): Response {
   const span: Span = startSpan("agent.stream_response", { size });
-  const reader = (body instanceof Uint8Array ? ReadableStream.from([body]) : body).getReader();
-  let bytes = 0;
-  let finished = false;
-  const finish = (error?: unknown) => {
-    if (finished) return;
-    finished = true;
+  const source = body instanceof Uint8Array ? ReadableStream.from([body]) : body;
+  const traced = onBodyDone(source, (error, bytes) => {
     span.setAttribute("bytes", bytes);
     if (error !== undefined) markError(span, error);
     span.end();
     onDone?.();
-  };
-  const traced = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { done, value } = await reader.read();
-        if (done) {
-          controller.close();
-          finish(
-            bytes === size ? undefined : new Error(`body ended after ${bytes} of ${size} bytes`),
-          );
-          return;
-        }
-        bytes += value.length;
-        controller.enqueue(value);
-        if (bytes === size) finish();
-      } catch (error) {
-        controller.error(error);
-        finish(error);
-      }
-    },
-    cancel(reason) {
-      finish(reason ?? new Error("response body cancelled"));
-      return reader.cancel(reason);
-    },
-  });
+  }, { size });
   return new Response(traced, init);
 }
 

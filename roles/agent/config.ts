@@ -38,7 +38,7 @@
  */
 
 import { isAbsolute, resolve } from "node:path";
-import { ConfigError, Fields, parseHostPort, parsePort, type RawMap } from "../../common/config.ts";
+import { ConfigError, Fields, parsePort, type RawMap } from "../../common/config.ts";
 import { parseByteSize } from "../../storage/metainfo.ts";
 import { NetworkList } from "../../common/cidr.ts";
 
@@ -215,9 +215,8 @@ export function parseAgentConfig(
   const hosts = (name: string) => {
     const f = top.map(name, ["hosts"]);
     if (!f.has("hosts")) throw new ConfigError(f.key("hosts"), "is required");
-    const list = f.stringList("hosts", []);
+    const list = f.hostList("hosts", false);
     if (list.length === 0) throw new ConfigError(f.key("hosts"), "must not be empty");
-    list.forEach((h, i) => parseHostPort(h, `${f.key("hosts")}[${i}]`));
     return list;
   };
 

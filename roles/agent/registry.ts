@@ -8,13 +8,13 @@
  * |---|---|
  * | `GET /v2/` | 200 `{}` |
  * | `GET, HEAD /v2/<name>/manifests/<tag>` | tag → digest (`agent.resolve_tag`), then as by digest |
- * | `GET, HEAD /v2/<name>/manifests/sha256:<hex>` | the manifest, after content negotiation (`manifest.ts`) |
+ * | `GET, HEAD /v2/<name>/manifests/sha256:<hex>` | the manifest, after content negotiation (`registry/manifest.ts`) |
  * | `GET, HEAD /v2/<name>/blobs/sha256:<hex>` | the blob, `application/octet-stream` |
  * | anything else under `/v2/` (writes, tag lists, catalog) | 405 `UNSUPPORTED` |
  *
  * Manifest answers carry `Content-Type` (the manifest's media type), `Content-Length`,
  * `Docker-Content-Digest` and `Etag: "sha256:…"`; `If-None-Match` with the digest gives 304. Errors
- * are distribution's JSON (`{"errors":[{"code","message","detail"}]}`). Every answer carries
+ * are distribution's JSON (`registry/errors.ts`). Every answer carries
  * `Docker-Distribution-API-Version: registry/2.0`. Clients outside `allowedCidrs` get 403 `DENIED`,
  * as upstream's nginx allow list does.
  *
@@ -24,59 +24,28 @@
  * @module
  */
 
+import { NetworkList } from "../../common/cidr.ts";
 import { type Ctx, HttpError, Router } from "../../http/router.ts";
 import { TorrentNotFoundError } from "../../p2p/scheduler.ts";
-import { type Digest, DigestError, parseDigest } from "../../storage/digest.ts";
-import { type Logger, setAttributes, tracingMiddleware } from "../../tracing/mod.ts";
-import { NetworkList } from "../../common/cidr.ts";
-import { type AgentBlobs, streamResponse } from "./blobs.ts";
+import {
+  type ManifestReference,
+  parseReference,
+  parseRegistryDigest,
+  RegistryError,
+  registryErrorResponse,
+  validateRepoName,
+} from "../../registry/errors.ts";
 import {
   acceptedMediaTypes,
   classifyManifest,
   etagMatches,
   ManifestError,
   negotiationFailure,
-} from "./manifest.ts";
+} from "../../registry/manifest.ts";
+import type { Digest } from "../../storage/digest.ts";
+import { type Logger, setAttributes, tracingMiddleware } from "../../tracing/mod.ts";
+import { type AgentBlobs, streamResponse } from "./blobs.ts";
 import { resolveTag, type TagResolver } from "./server.ts";
-
-/** Registry error codes the agent answers with, and their statuses (docker/distribution). */
-const ERROR_STATUS = {
-  BLOB_UNKNOWN: 404,
-  DENIED: 403,
-  DIGEST_INVALID: 400,
-  MANIFEST_UNKNOWN: 404,
-  NAME_INVALID: 400,
-  UNSUPPORTED: 405,
-  UNKNOWN: 500,
-} as const;
-
-/** A registry error code. */
-export type RegistryErrorCode = keyof typeof ERROR_STATUS;
-
-/** A registry API error; the registry turns it into distribution's JSON error body. */
-export class RegistryError extends Error {
-  /** The code. */
-  readonly code: RegistryErrorCode;
-  /** Structured detail, or null. */
-  readonly detail: unknown;
-
-  /**
-   * @param code error code (decides the status)
-   * @param message human-readable message
-   * @param detail structured detail
-   */
-  constructor(code: RegistryErrorCode, message: string, detail: unknown = null) {
-    super(message);
-    this.name = "RegistryError";
-    this.code = code;
-    this.detail = detail;
-  }
-
-  /** The HTTP status of the code. */
-  get status(): number {
-    return ERROR_STATUS[this.code];
-  }
-}
 
 /** What the registry runs on. */
 export interface AgentRegistryDeps {
@@ -92,8 +61,6 @@ export interface AgentRegistryDeps {
   logger: Logger;
 }
 
-const NAME_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const API_VERSION = { "docker-distribution-api-version": "registry/2.0" };
 
 /** Builds the registry's router. */
@@ -104,7 +71,7 @@ export function createAgentRegistry(deps: AgentRegistryDeps): Router {
   r.use(async (ctx, next) => {
     let res: Response;
     if (ctx.remote && !allowed.contains(ctx.remote.hostname)) {
-      res = errorResponse(
+      res = registryErrorResponse(
         new RegistryError("DENIED", "requested access to the resource is denied"),
         ctx.req.method,
       );
@@ -114,7 +81,7 @@ export function createAgentRegistry(deps: AgentRegistryDeps): Router {
       // The router's own 404 for paths outside the API stays as it is.
       const error = ctx.state.error;
       if (error !== undefined && !(error instanceof HttpError)) {
-        res = errorResponse(error, ctx.req.method);
+        res = registryErrorResponse(error, ctx.req.method);
       }
     }
     if (res.status >= 500) {
@@ -135,16 +102,23 @@ export function createAgentRegistry(deps: AgentRegistryDeps): Router {
   );
 
   const manifest = async (ctx: Ctx): Promise<Response> => {
-    const name = repoName(ctx);
+    const name = validateRepoName(ctx.params.name);
     const reference = ctx.params.reference;
-    let digest: Digest;
-    if (reference.includes(":")) {
-      digest = digestParam(reference);
-    } else {
-      if (!TAG.test(reference)) {
+    let ref: ManifestReference;
+    try {
+      ref = parseReference(reference);
+    } catch (error) {
+      // A read of a tag that cannot exist is simply an unknown manifest, as distribution answers.
+      if (error instanceof RegistryError && error.code === "TAG_INVALID") {
         throw new RegistryError("MANIFEST_UNKNOWN", "manifest unknown", { tag: reference });
       }
-      const tag = `${name}:${reference}`;
+      throw error;
+    }
+    let digest: Digest;
+    if (ref.digest) {
+      digest = ref.digest;
+    } else {
+      const tag = `${name}:${ref.tag}`;
       let found: Digest | null;
       try {
         found = await resolveTag(deps.tags, tag);
@@ -191,8 +165,8 @@ export function createAgentRegistry(deps: AgentRegistryDeps): Router {
   };
 
   const blob = async (ctx: Ctx): Promise<Response> => {
-    const name = repoName(ctx);
-    const digest = digestParam(ctx.params.digest);
+    const name = validateRepoName(ctx.params.name);
+    const digest = parseRegistryDigest(ctx.params.digest);
     setAttributes({ namespace: name, digest: digest.toString() });
     const identity = { "docker-content-digest": digest.toString(), etag: `"${digest}"` };
     if (etagMatches(ctx.req.headers, digest.toString())) {
@@ -229,44 +203,4 @@ export function createAgentRegistry(deps: AgentRegistryDeps): Router {
   });
 
   return r;
-}
-
-/** Distribution's JSON error response (no body for HEAD); anything unexpected is `UNKNOWN`. */
-export function errorResponse(error: unknown, method: string): Response {
-  const e = error instanceof RegistryError ? error : new RegistryError(
-    "UNKNOWN",
-    "unknown error",
-    error instanceof Error ? error.message : String(error),
-  );
-  const body = JSON.stringify({ errors: [{ code: e.code, message: e.message, detail: e.detail }] });
-  return new Response(method === "HEAD" ? null : body, {
-    status: e.status,
-    headers: { "content-type": "application/json; charset=utf-8" },
-  });
-}
-
-function repoName(ctx: Ctx): string {
-  const name = ctx.params.name;
-  if (
-    name.length === 0 || name.length > 255 || !name.split("/").every((c) => NAME_COMPONENT.test(c))
-  ) {
-    throw new RegistryError("NAME_INVALID", "invalid repository name", {
-      name: name.slice(0, 300),
-    });
-  }
-  return name;
-}
-
-function digestParam(value: string): Digest {
-  try {
-    return parseDigest(value);
-  } catch (error) {
-    if (error instanceof DigestError) {
-      throw new RegistryError("DIGEST_INVALID", "provided digest did not match uploaded content", {
-        digest: value.slice(0, 200),
-        reason: error.message,
-      });
-    }
-    throw error;
-  }
 }

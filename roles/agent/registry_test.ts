@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace";
 import { addBlob } from "../../p2p/_scheduler_test_util.ts";
+import { DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST } from "../../registry/manifest.ts";
 import { digestOfBytes } from "../../storage/digest.ts";
 import { createLogger, initTracing, parseTracingConfig } from "../../tracing/mod.ts";
 import { type AgentStack, makeImage, startAgentStack, type TestImage } from "./_test_util.ts";
 import { AgentBlobs } from "./blobs.ts";
-import { MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST, MEDIA_TYPE_SCHEMA2 } from "./manifest.ts";
 import { createAgentRegistry } from "./registry.ts";
 
 const exporter = new InMemorySpanExporter();
@@ -47,17 +47,17 @@ Deno.test("registry: manifest negotiation follows distribution", async () => {
   await withImage(async (_stack, image, base) => {
     // An OCI manifest without a matching Accept is unknown to the client.
     let res = await fetch(`${base}/library/app/manifests/oci`, {
-      headers: { accept: MEDIA_TYPE_SCHEMA2 },
+      headers: { accept: DOCKER_MANIFEST },
     });
     assert.equal(res.status, 404);
     assert.equal(await errorCode(res), "MANIFEST_UNKNOWN");
 
     // Listed among several types (with parameters), it is served as stored.
     res = await fetch(`${base}/library/app/manifests/oci`, {
-      headers: { accept: `${MEDIA_TYPE_SCHEMA2}, ${MEDIA_TYPE_OCI_MANIFEST}; q=0.9` },
+      headers: { accept: `${DOCKER_MANIFEST}, ${OCI_MANIFEST}; q=0.9` },
     });
     assert.equal(res.status, 200);
-    assert.equal(res.headers.get("content-type"), MEDIA_TYPE_OCI_MANIFEST);
+    assert.equal(res.headers.get("content-type"), OCI_MANIFEST);
     assert.equal(res.headers.get("docker-content-digest"), image.oci.digest.toString());
     assert.equal(res.headers.get("etag"), `"${image.oci.digest}"`);
     assert.equal(res.headers.get("content-length"), String(image.oci.bytes.length));
@@ -66,25 +66,25 @@ Deno.test("registry: manifest negotiation follows distribution", async () => {
     // By digest, HEAD: the same headers, no body.
     res = await fetch(`${base}/library/app/manifests/${image.oci.digest}`, {
       method: "HEAD",
-      headers: { accept: MEDIA_TYPE_OCI_MANIFEST },
+      headers: { accept: OCI_MANIFEST },
     });
     assert.equal(res.status, 200);
     assert.equal(res.headers.get("content-length"), String(image.oci.bytes.length));
-    assert.equal(res.headers.get("content-type"), MEDIA_TYPE_OCI_MANIFEST);
+    assert.equal(res.headers.get("content-type"), OCI_MANIFEST);
     assert.equal((await res.arrayBuffer()).byteLength, 0);
 
     // If-None-Match with the digest: 304.
     res = await fetch(`${base}/library/app/manifests/oci`, {
-      headers: { accept: MEDIA_TYPE_OCI_MANIFEST, "if-none-match": `"${image.oci.digest}"` },
+      headers: { accept: OCI_MANIFEST, "if-none-match": `"${image.oci.digest}"` },
     });
     assert.equal(res.status, 304);
     await res.body?.cancel();
 
     // A Docker schema-2 manifest is served as stored, with or without a matching Accept.
-    for (const accept of [MEDIA_TYPE_SCHEMA2, "*/*"]) {
+    for (const accept of [DOCKER_MANIFEST, "*/*"]) {
       res = await fetch(`${base}/library/app/manifests/docker`, { headers: { accept } });
       assert.equal(res.status, 200);
-      assert.equal(res.headers.get("content-type"), MEDIA_TYPE_SCHEMA2);
+      assert.equal(res.headers.get("content-type"), DOCKER_MANIFEST);
       assert.deepEqual(new Uint8Array(await res.arrayBuffer()), image.docker.bytes);
     }
   });
@@ -94,9 +94,9 @@ Deno.test("registry: OCI index needs its Accept type", async () => {
   await withImage(async (stack, image, base) => {
     const index = new TextEncoder().encode(JSON.stringify({
       schemaVersion: 2,
-      mediaType: MEDIA_TYPE_OCI_INDEX,
+      mediaType: OCI_INDEX,
       manifests: [{
-        mediaType: MEDIA_TYPE_OCI_MANIFEST,
+        mediaType: OCI_MANIFEST,
         digest: image.oci.digest.toString(),
         size: image.oci.bytes.length,
         platform: { architecture: "amd64", os: "linux" },
@@ -105,15 +105,15 @@ Deno.test("registry: OCI index needs its Accept type", async () => {
     const mi = await addBlob(stack.origin.store, index, 16 * 1024);
     stack.buildIndex.tags.set("library/app:multi", mi.digest);
     let res = await fetch(`${base}/library/app/manifests/multi`, {
-      headers: { accept: MEDIA_TYPE_OCI_MANIFEST },
+      headers: { accept: OCI_MANIFEST },
     });
     assert.equal(res.status, 404);
     assert.equal(await errorCode(res), "MANIFEST_UNKNOWN");
     res = await fetch(`${base}/library/app/manifests/multi`, {
-      headers: { accept: MEDIA_TYPE_OCI_INDEX },
+      headers: { accept: OCI_INDEX },
     });
     assert.equal(res.status, 200);
-    assert.equal(res.headers.get("content-type"), MEDIA_TYPE_OCI_INDEX);
+    assert.equal(res.headers.get("content-type"), OCI_INDEX);
     assert.deepEqual(new Uint8Array(await res.arrayBuffer()), index);
   });
 });
@@ -236,7 +236,7 @@ Deno.test("registry: a manifest pull by tag resolves the tag in the same trace",
     await tracing.forceFlush();
     exporter.reset();
     const res = await fetch(`${base}/library/app/manifests/oci`, {
-      headers: { accept: MEDIA_TYPE_OCI_MANIFEST },
+      headers: { accept: OCI_MANIFEST },
     });
     assert.deepEqual(new Uint8Array(await res.arrayBuffer()), image.oci.bytes);
     const name = "GET /v2/{name+}/manifests/{reference}";

@@ -1,33 +1,17 @@
 /**
- * Test helpers for the build-index (and the proxy tests that need one): an in-memory origin
- * cluster stand-in, a build-index started in-process on 127.0.0.1, a logger that keeps its lines,
- * and a span collector over the real tracing set-up.
+ * Test helpers for the build-index (and the proxy tests that start one): an in-memory origin
+ * cluster stand-in and a build-index started in-process on 127.0.0.1.
  *
  * @module
  */
 
-import { ExportResultCode } from "@opentelemetry/core";
-import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace";
 import { OriginHttpError } from "../../cluster/blob_client.ts";
 import type { RawMap } from "../../common/config.ts";
 import { type Digest, digestOfBytes } from "../../storage/digest.ts";
-import {
-  createLogger,
-  initTracing,
-  type Logger,
-  parseTracingConfig,
-  type TracingRuntime,
-} from "../../tracing/mod.ts";
+import { memoryLogger } from "../../tracing/_test_util.ts";
 import { parseBuildIndexConfig } from "./config.ts";
 import { type BuildIndexServer, startBuildIndexServer } from "./server.ts";
 import type { OriginBlobs } from "./service.ts";
-
-/** A logger that keeps its JSON lines in `lines`. */
-export function memoryLogger(role: string): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const logger = createLogger({ role, level: "debug", write: (l) => lines.push(l) });
-  return Object.assign(logger, { lines });
-}
 
 /** An in-memory origin cluster: blobs by digest, in every namespace. */
 export class FakeOrigin implements OriginBlobs {
@@ -100,39 +84,5 @@ export async function startTestBuildIndex(
     url: `http://127.0.0.1:${server.port}`,
     addr: `127.0.0.1:${server.port}`,
     logs: logger.lines,
-  };
-}
-
-/** Tracing set up with an in-memory exporter. */
-export interface SpanCollector {
-  /** The tracing runtime (shut it down at the end of the test). */
-  readonly runtime: TracingRuntime;
-  /** Flushes and returns every span ended so far. */
-  spans(): Promise<ReadableSpan[]>;
-}
-
-/**
- * Initialises tracing for this process with every root sampled and spans kept in memory. Call
- * `runtime.shutdown()` when done: it also unregisters the global provider for the next test.
- */
-export function collectSpans(role: string): SpanCollector {
-  const collected: ReadableSpan[] = [];
-  const exporter: SpanExporter = {
-    export(spans, done) {
-      collected.push(...spans);
-      done({ code: ExportResultCode.SUCCESS });
-    },
-    shutdown: () => Promise.resolve(),
-  };
-  const runtime = initTracing(
-    parseTracingConfig({ enabled: true, sampling: { default_rate: 1 } }, role, {}),
-    { role, logger: memoryLogger(role), exporter },
-  );
-  return {
-    runtime,
-    async spans() {
-      await runtime.forceFlush();
-      return [...collected];
-    },
   };
 }

@@ -28,13 +28,7 @@
  */
 
 import { dirname, isAbsolute, resolve } from "node:path";
-import {
-  ConfigError,
-  Fields,
-  parseHostPort,
-  parseListen,
-  type RawMap,
-} from "../../common/config.ts";
+import { ConfigError, Fields, parseListen, type RawMap } from "../../common/config.ts";
 import type { BackendEntry } from "../../storage/backend/backend.ts";
 import { BackendConfigError, parseBackendsConfig } from "../../storage/backend/config.ts";
 import { tracedFetch } from "../../tracing/mod.ts";
@@ -129,15 +123,6 @@ export interface ParseBuildIndexConfigOptions {
   configPath?: string;
 }
 
-function hostList(fields: Fields, name: string, required: boolean): string[] {
-  const hosts = fields.stringList(name, []);
-  if (required && hosts.length === 0) {
-    throw new ConfigError(fields.key(name), "needs at least one host:port");
-  }
-  hosts.forEach((h, i) => parseHostPort(h, `${fields.key(name)}[${i}]`));
-  return hosts;
-}
-
 function parseTagTypes(raw: unknown): TagTypeRule[] {
   if (raw === undefined || raw === null) return [{ namespace: /.*/, type: "docker" }];
   if (!Array.isArray(raw)) throw new ConfigError("tag_types", "must be a list");
@@ -180,7 +165,7 @@ export function parseBuildIndexConfig(
   const storageRoot = abs(top.map("storage", ["root"]).requiredString("root"));
 
   const cluster = top.map("cluster", ["hosts", "self", "duplicate_put_stagger"]);
-  const clusterHosts = hostList(cluster, "hosts", false);
+  const clusterHosts = cluster.hostList("hosts", false);
   const self = cluster.has("self") ? cluster.string("self", "") : undefined;
   if (self !== undefined && !clusterHosts.includes(self)) {
     throw new ConfigError(cluster.key("self"), `${self} is not one of cluster.hosts`);
@@ -215,7 +200,7 @@ export function parseBuildIndexConfig(
       self,
       duplicatePutStaggerMs: cluster.duration("duplicate_put_stagger", 20 * 60_000),
     },
-    origin: { hosts: hostList(origin, "hosts", true), dns },
+    origin: { hosts: origin.hostList("hosts", true), dns },
     tagStore: { writeThrough: tagStore.bool("write_through", true) },
     writeback: {
       db: abs(writeback.string("db", resolve(storageRoot, "build-index.db"))),

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { freePorts } from "../../tests/harness/procs.ts";
+import { OCI_INDEX, OCI_MANIFEST } from "../../registry/manifest.ts";
 import { type Digest, digestOfBytes } from "../../storage/digest.ts";
-import { collectSpans, FakeOrigin, startTestBuildIndex } from "./_test_util.ts";
-import { OCI_INDEX, OCI_MANIFEST } from "./manifest.ts";
+import { freePorts } from "../../tests/harness/procs.ts";
+import { collectSpans } from "../../tracing/_test_util.ts";
+import { FakeOrigin, startTestBuildIndex } from "./_test_util.ts";
 
 const enc = new TextEncoder();
 

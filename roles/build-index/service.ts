@@ -19,6 +19,7 @@
 
 import { AllOriginsUnavailableError, isNotFound } from "../../cluster/blob_client.ts";
 import { TagClient, type TagClientOptions } from "../../cluster/tag_client.ts";
+import { ManifestError, parseManifest, readManifestBytes } from "../../registry/manifest.ts";
 import { type BackendManager, NoBackendError } from "../../storage/backend/backend.ts";
 import { type Digest, parseDigest } from "../../storage/digest.ts";
 import type { WriteBackExecutor, WriteBackManager } from "../../storage/writeback.ts";
@@ -30,7 +31,6 @@ import {
   withSpan,
 } from "../../tracing/mod.ts";
 import type { BuildIndexConfig, TagTypeRule } from "./config.ts";
-import { ManifestError, parseManifest, readManifestBytes } from "./manifest.ts";
 import type { TagStore } from "./tag_store.ts";
 
 /** The origin-cluster calls the build-index makes (an `OriginClusterClient` fits). */
@@ -304,11 +304,8 @@ export function createTagWriteBackExecutor(options: TagWriteBackOptions): WriteB
       logger.warn("tag write-back dropped: no backend for namespace", fields);
       return;
     }
-    const parent = contextFromStored({
-      traceId: task.traceId,
-      spanId: task.spanId,
-      traceFlags: task.traceFlags,
-    });
+    // The task carries the trace context of the request that queued it.
+    const parent = contextFromStored(task);
     await withSpan("backend.upload", {
       backend_type: backend.type,
       bucket: backend.bucket ?? "",

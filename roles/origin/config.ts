@@ -156,9 +156,8 @@ export function parseOriginConfig(
   const ring = top.map("hashring", ["hosts", "max_replica", "refresh_interval"]);
   let hosts: string[] | undefined;
   if (ring.has("hosts")) {
-    hosts = ring.stringList("hosts", []);
+    hosts = ring.hostList("hosts", false);
     if (hosts.length === 0) throw new ConfigError(ring.key("hosts"), "must not be empty");
-    hosts.forEach((h, i) => parseHostPort(h, `${ring.key("hosts")}[${i}]`));
     if (advertise !== undefined && !hosts.includes(advertise)) {
       throw new ConfigError(
         top.has("advertise") ? "advertise" : "listen",

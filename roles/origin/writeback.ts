@@ -52,11 +52,8 @@ export function createWriteBackExecutor(options: WriteBackExecutorOptions): Writ
       logger.warn("write-back task dropped: no backend for namespace", fields);
       return;
     }
-    const parent = contextFromStored({
-      traceId: task.traceId,
-      spanId: task.spanId,
-      traceFlags: task.traceFlags,
-    });
+    // The task carries the trace context of the request that queued it.
+    const parent = contextFromStored(task);
     await withSpan("backend.upload", {
       backend_type: backend.type,
       bucket: backend.bucket ?? "",

@@ -8,23 +8,19 @@
 import { gzipSync } from "node:zlib";
 import { OriginClusterClient } from "../../cluster/blob_client.ts";
 import { TagClusterClient } from "../../cluster/tag_client.ts";
+import { OCI_MANIFEST } from "../../registry/manifest.ts";
 import { digestOfBytes } from "../../storage/digest.ts";
-import { initTracing, parseTracingConfig, type TracingRuntime } from "../../tracing/mod.ts";
-import {
-  memoryLogger,
-  startTestBuildIndex,
-  type TestBuildIndex,
-} from "../build-index/_test_util.ts";
-import { OCI_MANIFEST } from "../build-index/manifest.ts";
-import { parseOriginConfig } from "../origin/config.ts";
-import { type RunningOrigin, startOrigin } from "../origin/mod.ts";
+import { memoryLogger } from "../../tracing/_test_util.ts";
+import type { TracingRuntime } from "../../tracing/mod.ts";
+import { startTestBuildIndex, type TestBuildIndex } from "../build-index/_test_util.ts";
+import { startTestOrigin, type TestOrigin } from "../origin/_test_util.ts";
 import { parseProxyConfig } from "./config.ts";
 import { type ProxyServer, startProxyServer } from "./server.ts";
 
 /** Everything {@linkcode startPushStack} started. */
 export interface PushStack {
   /** The origin (one-node ring). */
-  readonly origin: RunningOrigin;
+  readonly origin: TestOrigin;
   /** A client of the origin cluster, for checks. */
   readonly originClient: OriginClusterClient;
   /** The build-index. */
@@ -54,24 +50,14 @@ export async function startPushStack(
   dir: string,
   options: PushStackOptions = {},
 ): Promise<PushStack> {
-  const originLogger = memoryLogger("origin");
-  const tracing = options.tracing ??
-    initTracing(parseTracingConfig({ enabled: false }, "origin", {}), {
-      role: "origin",
-      logger: originLogger,
-    });
-  const origin = await startOrigin(
-    parseOriginConfig({
-      listen: { host: "127.0.0.1", port: 0 },
-      storage: { root: `${dir}/origin` },
-      peer: { host: "127.0.0.1", port: 0 },
-      backends: [{
-        namespace: ".*",
-        backend: { file: { root: `${dir}/origin-backend`, name_path: "identity" } },
-      }],
-    }),
-    { logger: originLogger, tracing, flags: {} },
-  );
+  const origin = await startTestOrigin({
+    storage: { root: `${dir}/origin` },
+    peer: { host: "127.0.0.1", port: 0 },
+    backends: [{
+      namespace: ".*",
+      backend: { file: { root: `${dir}/origin-backend`, name_path: "identity" } },
+    }],
+  }, { tracing: options.tracing });
   const originClient = new OriginClusterClient({ hosts: [origin.addr] });
   let buildIndex: TestBuildIndex;
   try {

@@ -21,13 +21,7 @@
  */
 
 import { dirname, isAbsolute, resolve } from "node:path";
-import {
-  ConfigError,
-  Fields,
-  parseHostPort,
-  parseListen,
-  type RawMap,
-} from "../../common/config.ts";
+import { ConfigError, Fields, parseListen, type RawMap } from "../../common/config.ts";
 
 /** The validated proxy configuration. */
 export interface ProxyConfig {
@@ -56,15 +50,6 @@ export interface ParseProxyConfigOptions {
 
 const TOP_KEYS = ["listen", "storage", "origin", "build_index", "upload"];
 
-function hostList(fields: Fields): string[] {
-  const hosts = fields.stringList("hosts", []);
-  if (hosts.length === 0) {
-    throw new ConfigError(fields.key("hosts"), "needs at least one host:port");
-  }
-  hosts.forEach((h, i) => parseHostPort(h, `${fields.key("hosts")}[${i}]`));
-  return hosts;
-}
-
 /**
  * Validates the proxy part of the YAML (everything but `tracing:`), applies `--host` / `--port`
  * and defaults.
@@ -86,8 +71,8 @@ export function parseProxyConfig(
   return {
     listen,
     storageRoot: isAbsolute(root) ? root : resolve(baseDir, root),
-    origin: { hosts: hostList(top.map("origin", ["hosts"])) },
-    buildIndex: { hosts: hostList(top.map("build_index", ["hosts"])) },
+    origin: { hosts: top.map("origin", ["hosts"]).hostList("hosts", true) },
+    buildIndex: { hosts: top.map("build_index", ["hosts"]).hostList("hosts", true) },
     upload: { ttlMs, pruneIntervalMs },
   };
 }

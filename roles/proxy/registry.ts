@@ -27,7 +27,16 @@
 
 import { type BlobSource, bytesSource, isNotFound } from "../../cluster/blob_client.ts";
 import type { ListResponse, PutOptions } from "../../cluster/tag_client.ts";
+import { concatBytes } from "../../common/bytes.ts";
 import { type Ctx, type Handler, Router } from "../../http/router.ts";
+import {
+  parseReference,
+  parseRegistryDigest,
+  RegistryError,
+  registryErrorResponse,
+  validateRepoName,
+} from "../../registry/errors.ts";
+import { ManifestError, parseManifest, readManifestBytes } from "../../registry/manifest.ts";
 import {
   BlobExistsError,
   type BlobStore,
@@ -48,14 +57,6 @@ import {
   tracingMiddleware,
   withSpan,
 } from "../../tracing/mod.ts";
-import { ManifestError, parseManifest, readManifestBytes } from "../build-index/manifest.ts";
-import {
-  parseReference,
-  parseRegistryDigest,
-  RegistryError,
-  registryErrorResponse,
-  validateRepoName,
-} from "./errors.ts";
 import type { SessionOutcome, UploadSession, UploadSessions } from "./upload_sessions.ts";
 
 /** The origin namespace every push uploads to (upstream's registry driver hard-codes it). */
@@ -264,12 +265,7 @@ export function createRegistryRouter(options: RegistryOptions): Router {
       let pendingBytes = 0;
       const flush = async () => {
         if (pendingBytes === 0) return;
-        const buf = new Uint8Array(pendingBytes);
-        let at = 0;
-        for (const c of pending) {
-          buf.set(c, at);
-          at += c.length;
-        }
+        const buf = concatBytes(pending);
         pending = [];
         pendingBytes = 0;
         await store.writeChunk(session.uid, offset, offset + buf.length, buf);

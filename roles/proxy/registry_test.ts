@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
+import { OCI_MANIFEST } from "../../registry/manifest.ts";
 import { type Digest, digestOfBytes } from "../../storage/digest.ts";
-import { collectSpans } from "../build-index/_test_util.ts";
-import { OCI_MANIFEST } from "../build-index/manifest.ts";
+import { collectSpans } from "../../tracing/_test_util.ts";
 import { makeImage, type PushStack, randomBytes, startPushStack } from "./_test_util.ts";
 
 /** Runs `fn` against a fresh push stack and removes everything afterwards. */

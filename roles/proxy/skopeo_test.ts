@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { OCI_MANIFEST } from "../build-index/manifest.ts";
+import { OCI_MANIFEST } from "../../registry/manifest.ts";
 import { makeImage, startPushStack } from "./_test_util.ts";
 
 const SKOPEO = "skopeo";

@@ -146,11 +146,10 @@ export function parseTrackerConfig(raw: RawMap, flags: Record<string, string> = 
   };
 
   const originFields = top.map("origins", ["hosts"]);
-  const hosts = originFields.stringList("hosts", []);
+  const hosts = originFields.hostList("hosts", false);
   if (hosts.length === 0) {
     throw new ConfigError(originFields.key("hosts"), "needs at least one origin host:port");
   }
-  hosts.forEach((h, i) => parseHostPort(h, `${originFields.key("hosts")}[${i}]`));
 
   const handoutFields = top.map("handout", ["policy", "max_peers"]);
   const policy = handoutFields.string("policy", "completeness");

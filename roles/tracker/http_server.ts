@@ -12,6 +12,7 @@
  */
 
 import http from "node:http";
+import { concatBytes } from "../../common/bytes.ts";
 
 /** Largest GET body read (an announce is a few hundred bytes). */
 export const MAX_GET_BODY_BYTES = 64 * 1024;
@@ -63,13 +64,7 @@ async function readBounded(req: http.IncomingMessage, limit: number): Promise<Ui
     if (size > limit) return null;
     chunks.push(chunk as Uint8Array);
   }
-  const out = new Uint8Array(size);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
+  return concatBytes(chunks);
 }
 
 /** Writes `chunk`, waiting for the socket to drain; false when the client has gone. */

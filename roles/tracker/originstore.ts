@@ -14,6 +14,7 @@
  */
 
 import { goField, parseHex20, type PeerInfo } from "../../cluster/announce_client.ts";
+import type { PeerContext } from "../../p2p/origin_seeder.ts";
 import type { Digest } from "../../storage/digest.ts";
 import {
   setAttributes,
@@ -22,25 +23,9 @@ import {
   withSpan,
 } from "../../tracing/mod.ts";
 
-/** An origin's P2P identity (upstream `core.PeerContext`), served at `/internal/peercontext`. */
-export interface PeerContext {
-  /** The origin's P2P address. */
-  ip: string;
-  /** The origin's P2P port. */
-  port: number;
-  /** Peer ID, 40 lowercase hex characters (a 20-integer array in JSON). */
-  peerId: string;
-  /** Zone label. */
-  zone: string;
-  /** Cluster label. */
-  cluster: string;
-  /** True for origins. */
-  origin: boolean;
-}
-
 /**
- * Reads a PeerContext from its JSON object (keys `ip`, `port`, `peer_id`, `zone`, `cluster`,
- * `origin`, matched as Go matches them).
+ * Reads a {@linkcode PeerContext} (what an origin serves at `/internal/peercontext`) from its JSON
+ * object (keys `ip`, `port`, `peer_id`, `zone`, `cluster`, `origin`, matched as Go matches them).
  * @throws {Error} naming the bad field
  */
 export function parsePeerContext(value: unknown): PeerContext {

@@ -22,6 +22,8 @@
  * @module
  */
 
+import { concatBytes } from "../../common/bytes.ts";
+
 /** A decoded RESP2 reply; error elements inside arrays stay in place as errors. */
 export type RedisReply = string | number | null | Array<RedisReply | RedisReplyError>;
 
@@ -76,15 +78,7 @@ export function encodeCommand(args: readonly (string | number)[]): Uint8Array {
     const bytes = encoder.encode(String(arg));
     parts.push(encoder.encode(`$${bytes.length}\r\n`), bytes, encoder.encode("\r\n"));
   }
-  let size = 0;
-  for (const p of parts) size += p.length;
-  const out = new Uint8Array(size);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /** Races `promise` against a timer; on timeout runs `onTimeout` and rejects. */
@@ -144,10 +138,7 @@ class Connection {
     const chunk = new Uint8Array(16 * 1024);
     const n = await this.#conn.read(chunk);
     if (n === null) throw new RedisConnectionError("connection closed by server");
-    const merged = new Uint8Array(this.#buf.length + n);
-    merged.set(this.#buf);
-    merged.set(chunk.subarray(0, n), this.#buf.length);
-    this.#buf = merged;
+    this.#buf = concatBytes([this.#buf, chunk.subarray(0, n)]);
   }
 
   async #line(): Promise<string> {
@@ -261,15 +252,7 @@ export class RedisClient {
     const conn = await this.#acquire();
     let healthy = false;
     try {
-      const payload = commands.map(encodeCommand);
-      let size = 0;
-      for (const p of payload) size += p.length;
-      const bytes = new Uint8Array(size);
-      let off = 0;
-      for (const p of payload) {
-        bytes.set(p, off);
-        off += p.length;
-      }
+      const bytes = concatBytes(commands.map(encodeCommand));
       await withTimeout(conn.write(bytes), this.#writeTimeoutMs, "redis write", () => conn.close());
       const replies: (RedisReply | RedisReplyError)[] = [];
       for (let i = 0; i < commands.length; i++) {

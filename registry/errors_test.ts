@@ -24,7 +24,12 @@ Deno.test("registry errors: JSON body with code, message and detail; HEAD has no
   assert.equal(head.body, null);
   const other = registryErrorResponse(new Error("boom"));
   assert.equal(other.status, 500);
-  assert.equal((await other.json()).errors[0].code, "UNKNOWN");
+  assert.deepEqual((await other.json()).errors[0], {
+    code: "UNKNOWN",
+    message: "unknown error",
+    detail: "boom",
+  });
+  assert.equal(registryErrorResponse(new RegistryError("DENIED", "denied")).status, 403);
 });
 
 Deno.test("registry names: distribution's grammar, no traversal, no uppercase", () => {

@@ -1,6 +1,7 @@
 /**
  * Docker Registry HTTP API v2 errors: the `{"errors":[{"code","message","detail"}]}` body with the
- * status each code carries, and the checks of repository names, tags and digests that produce them.
+ * status each code carries, and the checks of repository names, tags, references and digests that
+ * produce them. Both registries (the proxy's write API and the agent's read API) answer with these.
  *
  * ```ts
  * import { RegistryError, registryErrorResponse } from "./errors.ts";
@@ -11,13 +12,14 @@
  * @module
  */
 
-import { type Digest, DigestError, parseDigest } from "../../storage/digest.ts";
+import { type Digest, DigestError, parseDigest } from "../storage/digest.ts";
 
-/** Error codes of the registry API this proxy answers with. */
+/** Error codes of the registry API our registries answer with. */
 export type RegistryErrorCode =
   | "BLOB_UNKNOWN"
   | "BLOB_UPLOAD_INVALID"
   | "BLOB_UPLOAD_UNKNOWN"
+  | "DENIED"
   | "DIGEST_INVALID"
   | "MANIFEST_BLOB_UNKNOWN"
   | "MANIFEST_INVALID"
@@ -31,10 +33,11 @@ export type RegistryErrorCode =
   | "UNKNOWN";
 
 /** The HTTP status of each code, as docker/distribution sends it. */
-export const ERROR_STATUS: Record<RegistryErrorCode, number> = {
+export const ERROR_STATUS: Readonly<Record<RegistryErrorCode, number>> = {
   BLOB_UNKNOWN: 404,
   BLOB_UPLOAD_INVALID: 400,
   BLOB_UPLOAD_UNKNOWN: 404,
+  DENIED: 403,
   DIGEST_INVALID: 400,
   MANIFEST_BLOB_UNKNOWN: 400,
   MANIFEST_INVALID: 400,
@@ -48,13 +51,13 @@ export const ERROR_STATUS: Record<RegistryErrorCode, number> = {
   UNKNOWN: 500,
 };
 
-/** A registry API error; the router turns it into the JSON error body. */
+/** A registry API error; the registry's router turns it into the JSON error body. */
 export class RegistryError extends Error {
   /** The registry error code. */
   readonly code: RegistryErrorCode;
   /** HTTP status (the code's default unless given). */
   readonly status: number;
-  /** Structured detail for the client. */
+  /** Structured detail for the client (`null` in the body when absent). */
   readonly detail: unknown;
 
   /**
@@ -74,12 +77,15 @@ export class RegistryError extends Error {
 
 /**
  * The response for a registry error (a HEAD request gets the status and headers without a body).
- * Any other thrown value is a 500 `UNKNOWN`.
+ * Any other thrown value is a 500 `UNKNOWN` with its message as the detail, as distribution sends
+ * an unexpected error.
  */
 export function registryErrorResponse(error: unknown, method = "GET"): Response {
-  const e = error instanceof RegistryError
-    ? error
-    : new RegistryError("UNKNOWN", error instanceof Error ? error.message : String(error));
+  const e = error instanceof RegistryError ? error : new RegistryError(
+    "UNKNOWN",
+    "unknown error",
+    error instanceof Error ? error.message : String(error),
+  );
   const body = JSON.stringify({
     errors: [{ code: e.code, message: e.message, detail: e.detail ?? null }],
   });

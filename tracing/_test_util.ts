@@ -1,0 +1,57 @@
+/**
+ * Test helpers over the real tracing set-up, for any role's tests: a logger that keeps its lines
+ * and a span collector with an in-memory exporter.
+ *
+ * @module
+ */
+
+import { ExportResultCode } from "@opentelemetry/core";
+import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace";
+import {
+  createLogger,
+  initTracing,
+  type Logger,
+  parseTracingConfig,
+  type TracingRuntime,
+} from "./mod.ts";
+
+/** A logger that keeps its JSON lines in `lines`. */
+export function memoryLogger(role: string): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  const logger = createLogger({ role, level: "debug", write: (l) => lines.push(l) });
+  return Object.assign(logger, { lines });
+}
+
+/** Tracing set up with an in-memory exporter. */
+export interface SpanCollector {
+  /** The tracing runtime (shut it down at the end of the test). */
+  readonly runtime: TracingRuntime;
+  /** Flushes and returns every span ended so far. */
+  spans(): Promise<ReadableSpan[]>;
+}
+
+/**
+ * Initialises tracing for this process with every root sampled and spans kept in memory. Call
+ * `runtime.shutdown()` when done: it also unregisters the global provider for the next test.
+ */
+export function collectSpans(role: string): SpanCollector {
+  const collected: ReadableSpan[] = [];
+  const exporter: SpanExporter = {
+    export(spans, done) {
+      collected.push(...spans);
+      done({ code: ExportResultCode.SUCCESS });
+    },
+    shutdown: () => Promise.resolve(),
+  };
+  const runtime = initTracing(
+    parseTracingConfig({ enabled: true, sampling: { default_rate: 1 } }, role, {}),
+    { role, logger: memoryLogger(role), exporter },
+  );
+  return {
+    runtime,
+    async spans() {
+      await runtime.forceFlush();
+      return [...collected];
+    },
+  };
+}
