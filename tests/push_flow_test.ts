@@ -83,8 +83,17 @@ async function uploadTrace(
   });
   return await waitFor(`${minSpans} spans in trace ${id}`, async () => {
     const tree = await jaeger.getTrace(id);
+    // Spans arrive in batches from four processes: wait for the last ones of each side (the
+    // session's root, the origin's commit server span, the write-back).
+    const has = (pred: (s: SpanNode) => boolean) =>
+      tree !== undefined && findSpans(tree, pred).length > 0;
     return tree && tree.spans.length >= minSpans &&
-        findSpans(tree, (s) => s.name === "backend.upload" && backendDone(s)).length > 0
+        has((s) => s.name === "backend.upload" && backendDone(s)) &&
+        has((s) => s.name === "proxy.upload") &&
+        has((s) =>
+          s.service === "kraken-origin" && s.kind === "server" &&
+          s.name === "PUT /namespace/{namespace}/blobs/{digest}/uploads/{uid}"
+        )
       ? tree
       : undefined;
   });
@@ -360,12 +369,17 @@ Deno.test("push: an origin killed before write-back finishes it after restart, i
     // show where the write-back hangs; then kill -9: no clean shutdown, no flush.
     await waitFor("the origin's commit span in Jaeger", async () => {
       const traces = await jaeger.findTraces({ service: "kraken-origin", limit: 50 });
+      // The commit's server span ends after its response body, so it is exported last: wait for it
+      // in the same trace as the cache write of this blob.
       return traces.some((t) =>
           findSpans(
-            t,
-            (s) => s.name === "origin.cache_write" && s.attributes.digest === layer.digest,
-          )
-            .length > 0
+              t,
+              (s) => s.name === "origin.cache_write" && s.attributes.digest === layer.digest,
+            )
+              .length > 0 &&
+          findSpans(t, (s) =>
+              s.service === "kraken-origin" && s.kind === "server" &&
+              s.name === "PUT /namespace/{namespace}/blobs/{digest}/uploads/{uid}").length > 0
         )
         ? true
         : undefined;
