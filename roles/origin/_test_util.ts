@@ -30,7 +30,7 @@ let disabledTracing: TracingRuntime | undefined;
 
 /**
  * Starts an origin from `raw` (YAML-shaped), relative paths resolved against `baseDir`.
- * `listen` defaults to 127.0.0.1 port 0.
+ * `listen` and the P2P `peer` listener default to 127.0.0.1 port 0, so tests never collide.
  */
 export async function startTestOrigin(
   raw: RawMap,
@@ -45,7 +45,7 @@ export async function startTestOrigin(
     }));
   // Through the role's parser, so HTTP backends get the traced fetch main.ts would give them.
   const config = originRole.parseConfig(
-    { listen: { host: "127.0.0.1", port: 0 }, ...raw },
+    { listen: { host: "127.0.0.1", port: 0 }, peer: { host: "127.0.0.1", port: 0 }, ...raw },
     {},
     { configPath: options.baseDir && join(options.baseDir, "origin.yaml") },
   );
