@@ -18,9 +18,11 @@
  */
 
 import { HashRing } from "../../cluster/hashring.ts";
-import { type Ctx, HttpError, Router } from "../../http/router.ts";
+import { HttpError, Router } from "../../http/router.ts";
+import { logServerErrors } from "../../http/middleware.ts";
+import { digestParam } from "../../http/params.ts";
 import { TorrentNotFoundError } from "../../p2p/scheduler.ts";
-import { type Digest, DigestError, parseDigestLoose } from "../../storage/digest.ts";
+import type { Digest } from "../../storage/digest.ts";
 import {
   type Logger,
   metricsHandler,
@@ -98,18 +100,7 @@ export function createAgentServer(deps: AgentServerDeps): Router {
 
   const r = new Router();
   r.use(tracingMiddleware({ edge: true }));
-  r.use(async (ctx, next) => {
-    const res = await next();
-    if (res.status >= 500) {
-      deps.logger.error("request failed", {
-        method: ctx.req.method,
-        route: ctx.route,
-        status: res.status,
-        error: ctx.state.error,
-      });
-    }
-    return res;
-  });
+  r.use(logServerErrors(deps.logger));
 
   r.get("/health", async () => {
     try {
@@ -153,7 +144,7 @@ export function createAgentServer(deps: AgentServerDeps): Router {
   });
 
   r.get("/namespace/{namespace}/blobs/{digest}", async (ctx) => {
-    const digest = digestParam(ctx);
+    const digest = digestParam(ctx, { loose: true });
     const namespace = ctx.params.namespace;
     setAttributes({ namespace, digest: digest.toString() });
     try {
@@ -165,7 +156,7 @@ export function createAgentServer(deps: AgentServerDeps): Router {
   });
 
   r.delete("/blobs/{digest}", async (ctx) => {
-    const digest = digestParam(ctx);
+    const digest = digestParam(ctx, { loose: true });
     try {
       await deps.scheduler.remove(digest);
     } catch (error) {
@@ -175,13 +166,4 @@ export function createAgentServer(deps: AgentServerDeps): Router {
   });
 
   return r;
-}
-
-function digestParam(ctx: Ctx): Digest {
-  try {
-    return parseDigestLoose(ctx.params.digest);
-  } catch (error) {
-    if (error instanceof DigestError) throw new HttpError(400, error.message);
-    throw error;
-  }
 }

@@ -21,8 +21,8 @@
 
 import { parseHostPort } from "../../common/config.ts";
 import { type Ctx, HttpError, Router } from "../../http/router.ts";
+import { digestParam } from "../../http/params.ts";
 import { BackendManager } from "../../storage/backend/backend.ts";
-import { DigestError, parseDigest } from "../../storage/digest.ts";
 import { WriteBackManager } from "../../storage/writeback.ts";
 import { type Logger, metricsHandler, tracedFetch, tracingMiddleware } from "../../tracing/mod.ts";
 import type { TagClientOptions } from "../../cluster/tag_client.ts";
@@ -47,15 +47,6 @@ function tagParam(ctx: Ctx): string {
     return validateTag(ctx.params.tag);
   } catch (error) {
     if (error instanceof InvalidTagError) throw new HttpError(400, error.message);
-    throw error;
-  }
-}
-
-function digestParam(ctx: Ctx) {
-  try {
-    return parseDigest(ctx.params.digest);
-  } catch (error) {
-    if (error instanceof DigestError) throw new HttpError(400, error.message);
     throw error;
   }
 }

@@ -25,6 +25,8 @@ import {
 } from "../../cluster/blob_client.ts";
 import type { HashRing } from "../../cluster/hashring.ts";
 import { type Ctx, HttpError, Router } from "../../http/router.ts";
+import { logServerErrors } from "../../http/middleware.ts";
+import { digestParam } from "../../http/params.ts";
 import type { Backend, BackendManager } from "../../storage/backend/backend.ts";
 import {
   BlobExistsError,
@@ -34,7 +36,7 @@ import {
   ChunkRangeError,
   UploadNotFoundError,
 } from "../../storage/blob_store.ts";
-import { type Digest, DigestError, parseDigest } from "../../storage/digest.ts";
+import type { Digest } from "../../storage/digest.ts";
 import { generateMetaInfo, type MetaInfo, type PieceLengthTable } from "../../storage/metainfo.ts";
 import type { WriteBackManager } from "../../storage/writeback.ts";
 import {
@@ -113,18 +115,7 @@ export class OriginServer {
   #routes(): Router {
     const r = new Router();
     r.use(tracingMiddleware());
-    r.use(async (ctx, next) => {
-      const res = await next();
-      if (res.status >= 500) {
-        this.#o.logger.error("request failed", {
-          method: ctx.req.method,
-          route: ctx.route,
-          status: res.status,
-          error: ctx.state.error,
-        });
-      }
-      return res;
-    });
+    r.use(logServerErrors(this.#o.logger));
     r.get("/health", () => new Response("OK\n"));
     r.get("/metrics", metricsHandler);
     r.get("/readiness", () => this.#readiness());
@@ -446,16 +437,6 @@ export class OriginServer {
     if (!await this.#o.store.delete(digest)) throw new HttpError(404);
     await this.#o.onDelete?.(digest);
     return new Response(null, { status: 202, headers: { "Content-Length": "0" } });
-  }
-}
-
-/** The `{digest}` parameter, strictly `sha256:<hex>`; anything else is a 400 with the reason. */
-function digestParam(ctx: Ctx): Digest {
-  try {
-    return parseDigest(ctx.params.digest);
-  } catch (error) {
-    if (error instanceof DigestError) throw new HttpError(400, error.message);
-    throw error;
   }
 }
 
