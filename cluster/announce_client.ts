@@ -29,6 +29,7 @@
  * @module
  */
 
+import { HttpStatusError } from "../http/status_error.ts";
 import { type Digest, DigestError, parseDigest } from "../storage/digest.ts";
 import { InfoHash, MetaInfo } from "../storage/metainfo.ts";
 import { setAttributes, tracedFetch, type TracedFetchOptions, withSpan } from "../tracing/mod.ts";
@@ -276,27 +277,6 @@ export function parseAnnounceResponse(value: unknown): AnnounceResponseBody {
 /** The fetch the client uses: `tracedFetch`'s signature (plain `fetch` ignores the extra keys). */
 export type TrackerFetch = (url: string, init: TracedFetchOptions) => Promise<Response>;
 
-/** A tracker answered with a status the client does not accept. */
-export class TrackerHttpError extends Error {
-  /** HTTP status received. */
-  readonly status: number;
-  /** Response body text. */
-  readonly body: string;
-
-  /**
-   * @param method request method
-   * @param url request URL
-   * @param status status received
-   * @param body response body text
-   */
-  constructor(method: string, url: string, status: number, body: string) {
-    super(`${method} ${url}: status ${status}${body ? `: ${body}` : ""}`);
-    this.name = "TrackerHttpError";
-    this.status = status;
-    this.body = body;
-  }
-}
-
 /** No tracker could be reached for a request; `cause` is the last network error. */
 export class TrackersUnavailableError extends Error {
   /**
@@ -399,7 +379,7 @@ export class AnnounceClient {
   /**
    * Announces a torrent (`POST /announce/{infohash}`) to the first reachable tracker of the
    * digest's ring locations, in span `announce.request`.
-   * @throws {TrackerHttpError} when a tracker answers non-200 (500 `no peers available` included)
+   * @throws {HttpStatusError} when a tracker answers non-200 (500 `no peers available` included)
    * @throws {TrackersUnavailableError} when no tracker could be reached
    */
   async announce(params: AnnounceParams): Promise<AnnounceResult> {
@@ -443,7 +423,7 @@ export class AnnounceClient {
    * Downloads a blob's metainfo through the tracker
    * (`GET /namespace/{ns}/blobs/{digest}/metainfo`), polling while it answers 202 (the origin is
    * fetching the blob from its backend), in span `metainfo.request`.
-   * @throws {TrackerHttpError} 404 when the cluster does not know the blob; other statuses as sent
+   * @throws {HttpStatusError} 404 when the cluster does not know the blob; other statuses as sent
    * @throws {Error} when the 202 polling exceeds `poll.maxElapsedMs`
    * @throws {TrackersUnavailableError} when no tracker could be reached
    */
@@ -500,6 +480,6 @@ export class AnnounceClient {
     const text = await res.text();
     if (res.status === 200) return text;
     if (res.status === 202) throw new AcceptedError(method, url);
-    throw new TrackerHttpError(method, url, res.status, text);
+    throw new HttpStatusError(method, url, res.status, text);
   }
 }

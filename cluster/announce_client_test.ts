@@ -8,6 +8,7 @@ import {
   startFakeOrigin,
   testLogger,
 } from "../roles/tracker/_test_util.ts";
+import { HttpStatusError } from "../http/status_error.ts";
 import { parseDigest } from "../storage/digest.ts";
 import { InfoHash } from "../storage/metainfo.ts";
 import { initTracing, parseTracingConfig, SpanKind } from "../tracing/mod.ts";
@@ -22,7 +23,6 @@ import {
   parseAnnounceResponse,
   parseHex20,
   type PeerInfo,
-  TrackerHttpError,
   TrackersUnavailableError,
 } from "./announce_client.ts";
 import { HashRing } from "./hashring.ts";
@@ -205,7 +205,7 @@ Deno.test("announce client: a tracker's error status is returned, not failed ove
       await assert.rejects(
         client.announce({ digest, infoHash: HASH, peer: SELF, complete: false }),
         (e: unknown) =>
-          e instanceof TrackerHttpError && e.status === 500 && /no peers available/.test(e.body),
+          e instanceof HttpStatusError && e.status === 500 && /no peers available/.test(e.body),
       );
     });
   } finally {
@@ -241,7 +241,7 @@ Deno.test("announce client: metainfo through the tracker, polling 202 with a bou
 
     await assert.rejects(
       client.getMetaInfo("ns", parseDigest(`sha256:${"00".repeat(32)}`)),
-      (e: unknown) => e instanceof TrackerHttpError && e.status === 404,
+      (e: unknown) => e instanceof HttpStatusError && e.status === 404,
     );
   });
 });

@@ -30,6 +30,7 @@
  * @module
  */
 
+import { HttpStatusError } from "../http/status_error.ts";
 import type { Digest } from "../storage/digest.ts";
 import { MetaInfo } from "../storage/metainfo.ts";
 import {
@@ -57,32 +58,11 @@ export function bytesSource(bytes: Uint8Array): BlobSource {
   return { size: bytes.length, open: () => ReadableStream.from([bytes]) };
 }
 
-/** An origin answered with a status the caller did not accept. */
-export class OriginHttpError extends Error {
-  /** HTTP status received. */
-  readonly status: number;
-  /** Response body text (upstream sends plain-text errors; status-only errors are empty). */
-  readonly body: string;
-
-  /**
-   * @param method request method
-   * @param url request URL
-   * @param status status received
-   * @param body response body text
-   */
-  constructor(method: string, url: string, status: number, body: string) {
-    super(`${method} ${url}: status ${status}${body ? `: ${body}` : ""}`);
-    this.name = "OriginHttpError";
-    this.status = status;
-    this.body = body;
-  }
-}
-
 /**
  * The origin answered 202 Accepted: it is fetching the blob from its storage backend, ask again
  * later ({@linkcode pollAccepted}).
  */
-export class AcceptedError extends OriginHttpError {
+export class AcceptedError extends HttpStatusError {
   /**
    * @param method request method
    * @param url request URL
@@ -95,7 +75,7 @@ export class AcceptedError extends OriginHttpError {
 
 /** True when `error` is an origin's 404. */
 export function isNotFound(error: unknown): boolean {
-  return error instanceof OriginHttpError && error.status === 404;
+  return error instanceof HttpStatusError && error.status === 404;
 }
 
 /** Upstream's per-request timeout (whole exchange). */
@@ -254,7 +234,7 @@ export class OriginClient {
   /**
    * Downloads a blob. The timeout covers reading the body too, as upstream's.
    * @throws {AcceptedError} while the origin fetches the blob from its backend (poll)
-   * @throws {OriginHttpError} 404 when neither the origin nor its backend has it
+   * @throws {HttpStatusError} 404 when neither the origin nor its backend has it
    */
   async download(namespace: string, digest: Digest): Promise<ReadableStream<Uint8Array>> {
     const res = await this.#send(
@@ -333,7 +313,7 @@ export class OriginClient {
 
   /**
    * Sends one request. Returns the response for 200 and the `accept`ed statuses; otherwise reads
-   * the body and throws {@linkcode AcceptedError} (202) or {@linkcode OriginHttpError}.
+   * the body and throws {@linkcode AcceptedError} (202) or {@linkcode HttpStatusError}.
    */
   async #send(method: string, path: string, route: string, options: SendOptions = {}) {
     const url = `http://${this.addr}${path}`;
@@ -364,7 +344,7 @@ export class OriginClient {
       }
       const text = await res.text().catch(() => "");
       if (res.status === 202) throw new AcceptedError(method, url);
-      throw new OriginHttpError(method, url, res.status, text);
+      throw new HttpStatusError(method, url, res.status, text);
     } finally {
       if (!keepTimer) clearTimeout(timer);
     }
@@ -487,7 +467,7 @@ export class AllOriginsUnavailableError extends Error {
 
 /** True for failures after which the next origin is tried (network errors, 429/502/503/504). */
 function isRetryable(error: unknown): boolean {
-  return !(error instanceof OriginHttpError) || RETRYABLE.has(error.status);
+  return !(error instanceof HttpStatusError) || RETRYABLE.has(error.status);
 }
 
 /** A client for an origin cluster, with upstream's location, fallback and polling rules. */
@@ -579,7 +559,7 @@ export class OriginClusterClient {
 
   /**
    * Downloads a blob from its ring locations in order, polling while an origin answers 202.
-   * @throws {OriginHttpError} for a 4xx answer (404: not in the cluster nor its backend)
+   * @throws {HttpStatusError} for a 4xx answer (404: not in the cluster nor its backend)
    * @throws {AllOriginsUnavailableError} when every origin failed with 5xx or network errors
    */
   downloadBlob(namespace: string, digest: Digest): Promise<ReadableStream<Uint8Array>> {
@@ -613,7 +593,7 @@ export class OriginClusterClient {
         });
       } catch (error) {
         // A definite answer (404, 400, ...) ends the search; 5xx and network errors do not.
-        if (error instanceof OriginHttpError && error.status < 500) throw error;
+        if (error instanceof HttpStatusError && error.status < 500) throw error;
         last = error;
       }
     }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { HttpStatusError } from "../http/status_error.ts";
 import { digestOfBytes } from "../storage/digest.ts";
 import {
   AcceptedError,
@@ -8,7 +9,6 @@ import {
   OriginClient,
   OriginClusterClient,
   type OriginFetch,
-  OriginHttpError,
   pollAccepted,
 } from "./blob_client.ts";
 
@@ -128,7 +128,7 @@ Deno.test("OriginClient: errors carry status and body; bad Location is rejected"
       /invalid Location "\.\.\/x"/,
     );
     const error = await client.download("ns", DIGEST).catch((e) => e);
-    assert.ok(error instanceof OriginHttpError);
+    assert.ok(error instanceof HttpStatusError);
     assert.equal(error.status, 500);
     assert.equal(error.body, "digest mismatch");
   } finally {
@@ -206,7 +206,7 @@ Deno.test("pollAccepted: retries while 202, rethrows others, gives up after maxE
   assert.equal(value, "done");
   assert.equal(calls, 3);
   await assert.rejects(
-    pollAccepted(() => Promise.reject(new OriginHttpError("GET", "u", 404, "")), { initialMs: 1 }),
+    pollAccepted(() => Promise.reject(new HttpStatusError("GET", "u", 404, "")), { initialMs: 1 }),
     (e) => isNotFound(e),
   );
   await assert.rejects(

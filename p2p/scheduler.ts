@@ -39,8 +39,8 @@ import {
   type AnnounceParams,
   type AnnounceResult,
   type PeerInfo,
-  TrackerHttpError,
 } from "../cluster/announce_client.ts";
+import { HttpStatusError } from "../http/status_error.ts";
 import { type BlobStore, DigestMismatchError } from "../storage/blob_store.ts";
 import { Digest } from "../storage/digest.ts";
 import type { MetaInfo } from "../storage/metainfo.ts";
@@ -70,7 +70,7 @@ import { maxPieceLength } from "./torrent.ts";
 export interface Announcer {
   /** Announces a torrent and returns the tracker's handout. */
   announce(params: AnnounceParams): Promise<AnnounceResult>;
-  /** A blob's metainfo; a {@linkcode TrackerHttpError} with status 404 means "unknown blob". */
+  /** A blob's metainfo; a {@linkcode HttpStatusError} with status 404 means "unknown blob". */
   getMetaInfo(namespace: string, digest: Digest): Promise<MetaInfo>;
 }
 
@@ -430,7 +430,7 @@ export class Scheduler {
     try {
       return await this.#announcer!.getMetaInfo(namespace, digest);
     } catch (err) {
-      if (err instanceof TrackerHttpError && err.status === 404) {
+      if (err instanceof HttpStatusError && err.status === 404) {
         throw new TorrentNotFoundError(digest, { cause: err });
       }
       throw err;

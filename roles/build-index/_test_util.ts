@@ -5,8 +5,8 @@
  * @module
  */
 
-import { OriginHttpError } from "../../cluster/blob_client.ts";
 import type { RawMap } from "../../common/config.ts";
+import { HttpStatusError } from "../../http/status_error.ts";
 import { type Digest, digestOfBytes } from "../../storage/digest.ts";
 import { memoryLogger } from "../../tracing/_test_util.ts";
 import { parseBuildIndexConfig } from "./config.ts";
@@ -40,7 +40,7 @@ export class FakeOrigin implements OriginBlobs {
     this.calls.push(`download ${namespace} ${digest}`);
     const blob = this.blobs.get(digest.toString());
     if (!blob) {
-      return Promise.reject(new OriginHttpError("GET", `fake://${digest}`, 404, ""));
+      return Promise.reject(new HttpStatusError("GET", `fake://${digest}`, 404, ""));
     }
     return Promise.resolve(ReadableStream.from([blob]));
   }

@@ -14,6 +14,7 @@
  */
 
 import { goField, parseHex20, type PeerInfo } from "../../cluster/announce_client.ts";
+import { HttpStatusError } from "../../http/status_error.ts";
 import type { PeerContext } from "../../p2p/origin_seeder.ts";
 import type { Digest } from "../../storage/digest.ts";
 import {
@@ -215,7 +216,7 @@ export class HttpOriginStore implements OriginStore {
       });
       const text = await res.text();
       if (res.status !== 200) {
-        throw new Error(`GET ${url}: status ${res.status}${text ? `: ${text}` : ""}`);
+        throw new HttpStatusError("GET", url, res.status, text);
       }
       let json: unknown;
       try {

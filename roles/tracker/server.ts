@@ -28,8 +28,9 @@ import {
   type ParsedAnnounceRequest,
   type PeerInfo,
 } from "../../cluster/announce_client.ts";
-import { AcceptedError, OriginClusterClient, OriginHttpError } from "../../cluster/blob_client.ts";
+import { AcceptedError, OriginClusterClient } from "../../cluster/blob_client.ts";
 import { type Ctx, HttpError, Router } from "../../http/router.ts";
+import { HttpStatusError } from "../../http/status_error.ts";
 import { type Digest, DigestError, digestOfBytes, parseDigest } from "../../storage/digest.ts";
 import { InfoHash, type MetaInfo, MetaInfoError } from "../../storage/metainfo.ts";
 import {
@@ -218,7 +219,7 @@ export function createTrackerRouter(options: TrackerRouterOptions): Router {
       });
       const text = await res.text();
       if (res.status === 200) return ok();
-      throw new Error(`GET http://${addr}/readiness: status ${res.status}: ${text}`);
+      throw new HttpStatusError("GET", `http://${addr}/readiness`, res.status, text);
     } catch (error) {
       throw new HttpError(503, `not ready to serve traffic: ${message(error)}`);
     }
@@ -271,7 +272,7 @@ export function createTrackerRouter(options: TrackerRouterOptions): Router {
         if (error instanceof AcceptedError) break;
       }
     }
-    if (last instanceof OriginHttpError) throw new HttpError(last.status, `origin: ${last.body}`);
+    if (last instanceof HttpStatusError) throw new HttpError(last.status, `origin: ${last.body}`);
     throw last;
   });
 

@@ -21,6 +21,7 @@
  * @module
  */
 
+import { HttpStatusError } from "../../http/status_error.ts";
 import type { Backend, BlobInfo } from "./backend.ts";
 import { createNamePath, type NamePath, type NamePathId } from "./namepath.ts";
 
@@ -40,24 +41,6 @@ export interface TestfsBackendOptions {
    * which the caller consumes at its own pace.
    */
   timeoutMs?: number;
-}
-
-/** A testfs request answered with an unexpected status. */
-export class BackendHttpError extends Error {
-  /** HTTP status received. */
-  readonly status: number;
-
-  /**
-   * @param method request method
-   * @param url request URL
-   * @param status status received
-   * @param body response body text, for the message
-   */
-  constructor(method: string, url: string, status: number, body: string) {
-    super(`${method} ${url}: status ${status}${body ? `: ${body}` : ""}`);
-    this.name = "BackendHttpError";
-    this.status = status;
-  }
 }
 
 /** Percent-encodes each path segment, keeping `/` and the `:` testfs maps to `/`. */
@@ -119,7 +102,7 @@ export class TestfsBackend implements Backend {
     return this.#request("HEAD", path, null, async (res, url) => {
       await res.body?.cancel();
       if (res.status === 404) return null;
-      if (res.status !== 200) throw new BackendHttpError("HEAD", url, res.status, "");
+      if (res.status !== 200) throw new HttpStatusError("HEAD", url, res.status, "");
       const raw = res.headers.get("Size") ?? "";
       if (!/^\d+$/.test(raw)) {
         throw new Error(`HEAD ${url}: invalid Size header ${JSON.stringify(raw)}`);
@@ -143,7 +126,7 @@ export class TestfsBackend implements Backend {
     }
     await this.#request("POST", path, body as BodyInit, async (res, url) => {
       const text = await res.text();
-      if (res.status !== 200) throw new BackendHttpError("POST", url, res.status, text);
+      if (res.status !== 200) throw new HttpStatusError("POST", url, res.status, text);
     });
   }
 
@@ -155,7 +138,7 @@ export class TestfsBackend implements Backend {
         await res.body?.cancel();
         return null;
       }
-      if (res.status !== 200) throw new BackendHttpError("GET", url, res.status, await res.text());
+      if (res.status !== 200) throw new HttpStatusError("GET", url, res.status, await res.text());
       return res.body ?? new Blob().stream();
     });
   }
@@ -169,7 +152,7 @@ export class TestfsBackend implements Backend {
       .filter((p) => p !== "").join("/");
     return this.#request("GET", `list/${dir}`, null, async (res, url) => {
       const text = await res.text();
-      if (res.status !== 200) throw new BackendHttpError("GET", url, res.status, text);
+      if (res.status !== 200) throw new HttpStatusError("GET", url, res.status, text);
       const paths: unknown = JSON.parse(text);
       if (paths === null) return [];
       if (!Array.isArray(paths) || !paths.every((p) => typeof p === "string")) {

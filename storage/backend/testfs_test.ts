@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { BackendHttpError, TestfsBackend } from "./testfs.ts";
+import { HttpStatusError } from "../../http/status_error.ts";
+import { TestfsBackend } from "./testfs.ts";
 import { serveTestfs } from "./testfs_server.ts";
 
 const enc = new TextEncoder();
@@ -110,16 +111,16 @@ Deno.test("testfs server: hostile paths are refused with 400 and never leave roo
     assert.deepEqual(await Array.fromAsync(Deno.readDir(dir)), []);
   }));
 
-Deno.test("testfs client: unexpected statuses become BackendHttpError", async () => {
+Deno.test("testfs client: unexpected statuses become HttpStatusError", async () => {
   const failing: typeof fetch = () => Promise.resolve(new Response("boom", { status: 500 }));
   const backend = new TestfsBackend({ addr: "127.0.0.1:9", fetch: failing });
   await assert.rejects(
     backend.stat("ns", HEX),
-    (e) => e instanceof BackendHttpError && e.status === 500,
+    (e) => e instanceof HttpStatusError && e.status === 500,
   );
   await assert.rejects(backend.upload("ns", HEX, enc.encode("x")), /status 500: boom/);
-  await assert.rejects(backend.download("ns", HEX), BackendHttpError);
-  await assert.rejects(backend.list(""), BackendHttpError);
+  await assert.rejects(backend.download("ns", HEX), HttpStatusError);
+  await assert.rejects(backend.list(""), HttpStatusError);
   assert.throws(() => new TestfsBackend({ addr: "http://x:1" }), /host:port/);
 });
 
