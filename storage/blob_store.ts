@@ -40,6 +40,7 @@
  * @module
  */
 
+import { syncDir, writeAll, writeFileAtomic } from "../common/atomic_file.ts";
 import { Digest, DigestHasher } from "./digest.ts";
 import { resolveInside } from "./paths.ts";
 
@@ -494,21 +495,7 @@ export class BlobStore {
     const target = this.#metaPath(digest, key);
     if (!await this.has(digest)) throw new BlobNotFoundError(digest);
     const dir = this.#metaDir(digest);
-    const tmp = await Deno.makeTempFile({ dir: this.#tmp, prefix: "meta-" });
-    try {
-      const file = await Deno.open(tmp, { write: true });
-      try {
-        await writeAll(file, value);
-        await file.sync();
-      } finally {
-        file.close();
-      }
-      await Deno.mkdir(dir, { recursive: true });
-      await Deno.rename(tmp, target);
-      await syncDir(dir);
-    } finally {
-      await Deno.remove(tmp).catch(ignoreNotFound);
-    }
+    await writeFileAtomic(target, value, { tempDir: this.#tmp, tempPrefix: "meta-" });
     // A concurrent delete may have removed the blob between the check and the rename.
     if (!await this.has(digest)) {
       await Deno.remove(dir, { recursive: true }).catch(ignoreNotFound);
@@ -604,11 +591,6 @@ export class BlobStore {
   }
 }
 
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  let at = 0;
-  while (at < bytes.length) at += await file.write(bytes.subarray(at));
-}
-
 /** Hashes a file and flushes it to disk, so what gets linked into the cache is durable. */
 async function hashAndSync(path: string): Promise<Digest> {
   const file = await Deno.open(path, { read: true });
@@ -648,16 +630,6 @@ async function readRangeOf(path: string, offset: number, length: number): Promis
     return out;
   } finally {
     file.close();
-  }
-}
-
-/** fsync a directory so a rename or link inside it survives power loss. */
-async function syncDir(dir: string): Promise<void> {
-  const handle = await Deno.open(dir, { read: true });
-  try {
-    await handle.sync();
-  } finally {
-    handle.close();
   }
 }
 

@@ -17,6 +17,7 @@
  * @module
  */
 
+import { removeTempFiles, writeFileAtomic } from "../../common/atomic_file.ts";
 import { type Digest, parseDigest } from "../../storage/digest.ts";
 import { encodeFileName, PathError, resolveInside } from "../../storage/paths.ts";
 
@@ -28,9 +29,6 @@ export class InvalidTagError extends Error {
     this.name = "InvalidTagError";
   }
 }
-
-/** Prefix of in-progress writes; encoded tag names never start with `.`, so they cannot clash. */
-const TEMP_PREFIX = ".tmp-";
 
 /**
  * Checks a `repo:tag` string from the network. Tags become backend paths (`docker_tag` layout), so
@@ -79,11 +77,8 @@ export class TagStore {
   static async open(options: TagStoreOptions): Promise<TagStore> {
     const store = new TagStore(options.root);
     await Deno.mkdir(store.root, { recursive: true });
-    for await (const entry of Deno.readDir(store.root)) {
-      if (entry.name.startsWith(TEMP_PREFIX)) {
-        await Deno.remove(resolveInside(store.root, entry.name)).catch(() => {});
-      }
-    }
+    // Encoded tag names never start with `.`, so they cannot clash with temporary files.
+    await removeTempFiles(store.root);
     return store;
   }
 
@@ -111,21 +106,6 @@ export class TagStore {
    * @throws {InvalidTagError} for an unusable tag
    */
   async put(tag: string, digest: Digest): Promise<void> {
-    const target = this.#path(tag);
-    const tmp = resolveInside(this.root, `${TEMP_PREFIX}${crypto.randomUUID()}`);
-    try {
-      const file = await Deno.open(tmp, { write: true, createNew: true });
-      try {
-        const data = new TextEncoder().encode(digest.toString());
-        for (let at = 0; at < data.length;) at += await file.write(data.subarray(at));
-        await file.syncData();
-      } finally {
-        file.close();
-      }
-      await Deno.rename(tmp, target);
-    } catch (error) {
-      await Deno.remove(tmp).catch(() => {});
-      throw error;
-    }
+    await writeFileAtomic(this.#path(tag), digest.toString());
   }
 }

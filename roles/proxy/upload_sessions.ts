@@ -20,6 +20,7 @@
  * @module
  */
 
+import { removeTempFiles, writeFileAtomic } from "../../common/atomic_file.ts";
 import { resolveInside } from "../../storage/paths.ts";
 import type { Span, StoredTraceContext } from "../../tracing/mod.ts";
 
@@ -51,7 +52,6 @@ export interface UploadSessionsOptions {
 }
 
 const UID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const TEMP_PREFIX = ".tmp-";
 
 /** Session bookkeeping: in memory, mirrored to small JSON files for restarts. */
 export class UploadSessions {
@@ -68,11 +68,7 @@ export class UploadSessions {
   static async open(options: UploadSessionsOptions): Promise<UploadSessions> {
     const sessions = new UploadSessions(options.root, options.now ?? Date.now);
     await Deno.mkdir(sessions.#root, { recursive: true });
-    for await (const entry of Deno.readDir(sessions.#root)) {
-      if (entry.name.startsWith(TEMP_PREFIX)) {
-        await Deno.remove(resolveInside(sessions.#root, entry.name)).catch(() => {});
-      }
-    }
+    await removeTempFiles(sessions.#root);
     return sessions;
   }
 
@@ -92,15 +88,8 @@ export class UploadSessions {
     if (!UID.test(input.uid)) throw new TypeError(`invalid upload id ${input.uid}`);
     const now = this.#now();
     const session: UploadSession = { ...input, createdAt: now, lastActivity: now };
-    const tmp = resolveInside(this.#root, `${TEMP_PREFIX}${input.uid}`);
     const record = { name: input.name, trace: input.trace ?? null, createdAt: now };
-    try {
-      await Deno.writeTextFile(tmp, JSON.stringify(record));
-      await Deno.rename(tmp, this.#file(input.uid));
-    } catch (error) {
-      await Deno.remove(tmp).catch(() => {});
-      throw error;
-    }
+    await writeFileAtomic(this.#file(input.uid), JSON.stringify(record));
     this.#live.set(input.uid, session);
     return session;
   }

@@ -17,7 +17,8 @@
  * @module
  */
 
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
+import { writeFileAtomic } from "../../common/atomic_file.ts";
 import type { Backend, BlobInfo } from "./backend.ts";
 import { createNamePath, type NamePath, type NamePathId } from "./namepath.ts";
 
@@ -116,29 +117,7 @@ export class FileBackend implements Backend {
       if (body instanceof ReadableStream) await body.cancel(err);
       throw err;
     }
-    const tmpDir = join(this.bucket, TEMP_DIR);
-    await Deno.mkdir(tmpDir, { recursive: true });
-    const tmp = join(tmpDir, crypto.randomUUID());
-    const file = await Deno.open(tmp, { write: true, createNew: true });
-    try {
-      try {
-        if (body instanceof Uint8Array) {
-          await writeAll(file, body);
-        } else {
-          for await (const chunk of body) await writeAll(file, chunk);
-        }
-        // Flush before the rename so a crash cannot publish a file whose
-        // data never reached the disk.
-        await file.syncData();
-      } finally {
-        file.close();
-      }
-      await Deno.mkdir(dirname(target), { recursive: true });
-      await Deno.rename(tmp, target);
-    } catch (err) {
-      await Deno.remove(tmp).catch(() => {});
-      throw err;
-    }
+    await writeFileAtomic(target, body, { tempDir: join(this.bucket, TEMP_DIR), tempPrefix: "" });
   }
 
   /** Opens the file for streaming; the stream closes the file when done or cancelled. */
@@ -189,9 +168,4 @@ export class FileBackend implements Backend {
     await walk(start);
     return names.sort();
   }
-}
-
-async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < data.length) offset += await file.write(data.subarray(offset));
 }
