@@ -2,12 +2,8 @@ import assert from "node:assert/strict";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
 import { parseTrackerConfig } from "../roles/tracker/config.ts";
 import { startTrackerServer, type TrackerServer } from "../roles/tracker/server.ts";
-import {
-  type FakeOrigin,
-  freePort,
-  startFakeOrigin,
-  testLogger,
-} from "../roles/tracker/_test_util.ts";
+import { freePort } from "../tests/harness/procs.ts";
+import { type FakeOrigin, startFakeOrigin, testLogger } from "../roles/tracker/_test_util.ts";
 import { HttpStatusError } from "../http/status_error.ts";
 import { parseDigest } from "../storage/digest.ts";
 import { InfoHash } from "../storage/metainfo.ts";

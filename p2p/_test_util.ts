@@ -256,12 +256,3 @@ export class TestNode {
     await this.dispatcher.close();
   }
 }
-
-/** Polls `cond` every 5 ms until it holds, failing after `timeoutMs`. */
-export async function waitFor(cond: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { waitFor } from "../tests/harness/wait.ts";
 import { Bitfield } from "./bitfield.ts";
 import {
   acceptHandshake,
@@ -62,11 +63,6 @@ function serve(lookup: HandshakeLookup, timeoutMs?: number): Server {
   };
 }
 
-async function waitFor(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 400 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
-  assert.ok(cond(), "condition not met in time");
-}
-
 Deno.test("dial and accept exchange handshakes, then frames and payloads both ways", async () => {
   const serverId = randomPeerId();
   const clientId = randomPeerId();
@@ -84,7 +80,7 @@ Deno.test("dial and accept exchange handshakes, then frames and payloads both wa
     handshake: { ...local(clientId, clientBits), namespace: "library/redis" },
   });
   try {
-    await waitFor(() => server.conns.length === 1);
+    await waitFor("server.conns.length === 1", () => server.conns.length === 1);
     const accepted = server.conns[0];
     assert.deepEqual(server.lookups, [["library/redis", NAME, INFO_HASH]]);
     assert.equal(accepted.peerId, clientId);
@@ -175,7 +171,7 @@ Deno.test("an unknown torrent is rejected by the acceptor", async () => {
       }),
       HandshakeError,
     );
-    await waitFor(() => server.errors.length === 1);
+    await waitFor("server.errors.length === 1", () => server.errors.length === 1);
     assert.match(server.errors[0].message, /not found/);
     assert.equal(server.conns.length, 0);
   } finally {
@@ -197,7 +193,7 @@ Deno.test("a lookup that throws rejects the connection", async () => {
       }),
       HandshakeError,
     );
-    await waitFor(() => server.errors.length === 1);
+    await waitFor("server.errors.length === 1", () => server.errors.length === 1);
     assert.match(server.errors[0].message, /at capacity/);
   } finally {
     await server.close();
@@ -217,7 +213,7 @@ Deno.test("an info hash mismatch is rejected on both sides", async () => {
       }),
       /info hash mismatch/,
     );
-    await waitFor(() => server.errors.length === 1);
+    await waitFor("server.errors.length === 1", () => server.errors.length === 1);
     assert.match(server.errors[0].message, /info hash mismatch/);
   } finally {
     await server.close();
@@ -267,7 +263,7 @@ Deno.test("invalid first frames are rejected before the lookup", async () => {
       assert.equal(await new FrameReader(tcp).read({ timeoutMs: 2000 }), null);
       tcp.close();
     }
-    await waitFor(() => server.errors.length === bad.length);
+    await waitFor("server.errors.length === bad.length", () => server.errors.length === bad.length);
     assert.ok(server.errors.every((e) => e instanceof HandshakeError));
     assert.equal(server.lookups.length, 0);
   } finally {
@@ -283,7 +279,7 @@ Deno.test("handshake deadlines close silent connections on both sides", async ()
     const silent = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
     assert.equal(await silent.read(new Uint8Array(1)), null);
     silent.close();
-    await waitFor(() => server.errors.length === 1);
+    await waitFor("server.errors.length === 1", () => server.errors.length === 1);
     assert.match(server.errors[0].message, /100 ms/);
 
     // A server that never answers fails the dial.

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { waitFor } from "../tests/harness/wait.ts";
 import { Bitfield } from "./bitfield.ts";
 import { Blacklist } from "./blacklist.ts";
 import { dialPeer, type PeerConn, type RemoteHandshake, servePeers } from "./conn.ts";
@@ -11,7 +12,7 @@ import {
   piecePayloadMessage,
   pieceRequestMessage,
 } from "./message.ts";
-import { MemoryStorage, prng, randomBytes, randomPeerId, TestNode, waitFor } from "./_test_util.ts";
+import { MemoryStorage, prng, randomBytes, randomPeerId, TestNode } from "./_test_util.ts";
 
 const PIECE = 16 * 1024;
 const blob = randomBytes(prng(42), PIECE * 20 + 1234); // 21 pieces, the last one short
@@ -38,7 +39,10 @@ Deno.test("a leecher downloads a multi-piece blob from an origin", async () => {
     assert.ok(s.complete);
     assert.equal(origin.dispatcher.summary().bytesServed, blob.length);
     // Both sides are complete, so the leecher drops the connection.
-    await waitFor(() => origin.dispatcher.peerIds.length === 0);
+    await waitFor(
+      "origin.dispatcher.peerIds.length === 0",
+      () => origin.dispatcher.peerIds.length === 0,
+    );
     assert.equal(leecher.storage.writes, 21, "no piece written twice");
   } finally {
     await closeAll(leecher, origin);
@@ -123,8 +127,14 @@ Deno.test("a peer serving corrupt pieces is blacklisted and dropped; another pee
   const leecher = new TestNode(new MemoryStorage(blob, PIECE));
   try {
     await leecher.connect(corrupt, true);
-    await waitFor(() => leecher.blacklist.has(corrupt.peerId, leecher.storage.infoHash));
-    await waitFor(() => leecher.dispatcher.peerIds.length === 0);
+    await waitFor(
+      "leecher.blacklist.has(corrupt.peerId, leecher.storage.infoHash)",
+      () => leecher.blacklist.has(corrupt.peerId, leecher.storage.infoHash),
+    );
+    await waitFor(
+      "leecher.dispatcher.peerIds.length === 0",
+      () => leecher.dispatcher.peerIds.length === 0,
+    );
     assert.equal(leecher.storage.writes, 0, "no corrupt piece stored");
     assert.ok(leecher.errors.some((e) => /CRC-32/.test(e.message)));
     assert.ok(!leecher.dispatcher.reserve(corrupt.peerId), "no redial while blacklisted");
@@ -249,7 +259,7 @@ Deno.test("expired requests go to another peer and never back to the silent one"
   try {
     assert.equal(leecher.dispatcher.requestTimeoutMs, 150);
     await leecher.connect(silent, true);
-    await waitFor(() => silent.requests.length === 5); // the origin pipeline
+    await waitFor("silent.requests.length === 5", () => silent.requests.length === 5); // the origin pipeline
     await leecher.connect(good);
     await leecher.dispatcher.whenComplete();
     assert.deepEqual(storage.data, blob);
@@ -270,7 +280,7 @@ Deno.test("ERROR replies make the piece go to another peer", async () => {
   const leecher = new TestNode(storage);
   try {
     await leecher.connect(refusing);
-    await waitFor(() => refusing.requests.length >= 3);
+    await waitFor("refusing.requests.length >= 3", () => refusing.requests.length >= 3);
     await leecher.connect(good);
     await leecher.dispatcher.whenComplete();
     assert.deepEqual(storage.data, blob);
@@ -290,7 +300,10 @@ Deno.test("payloads with a wrong length are ignored and the request is invalid",
   const leecher = new TestNode(storage);
   try {
     await leecher.connect(liar);
-    await waitFor(() => leecher.dispatcher.summary().piecesInvalid >= 3);
+    await waitFor(
+      "leecher.dispatcher.summary().piecesInvalid >= 3",
+      () => leecher.dispatcher.summary().piecesInvalid >= 3,
+    );
     await leecher.connect(good);
     await leecher.dispatcher.whenComplete();
     assert.deepEqual(storage.data, blob);
@@ -309,7 +322,7 @@ Deno.test("endgame duplicates the last requests across peers", async () => {
   const leecher = new TestNode(storage);
   try {
     await leecher.connect(silent, true);
-    await waitFor(() => silent.requests.length === 2);
+    await waitFor("silent.requests.length === 2", () => silent.requests.length === 2);
     const start = Date.now();
     await leecher.connect(good);
     await leecher.dispatcher.whenComplete();

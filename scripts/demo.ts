@@ -71,7 +71,7 @@ async function main(): Promise<void> {
     await pushImage(registry, "demo/app", "v1", image, { chunkSize: 256 * 1024 });
     console.log(`pushed in ${(performance.now() - started).toFixed(0)} ms; collecting traces…\n`);
     // The asynchronous write-backs belong to the push traces: wait for them to land too.
-    const hexes = [...image.layers, image.config, image.manifest].map((b) => b.digest.slice(7));
+    const hexes = [...image.layers, image.config, image.manifest].map((b) => b.digest.hex);
     for (let i = 0; i < 100; i++) {
       const done = await Promise.all(
         hexes.map((h) => Deno.stat(`${cluster.testfs.dataDir}/blobs/${h}`).then(() => 1, () => 0)),

@@ -10,6 +10,10 @@ import { startJaeger } from "./harness/jaeger.ts";
 import { makeImage, writeOciLayout } from "./harness/oci.ts";
 import { ProcessGroup } from "./harness/procs.ts";
 import { assertTree, findSpans, formatTree, type TraceTree } from "./harness/trace_tree.ts";
+import { waitFor, type WaitForOptions } from "./harness/wait.ts";
+
+/** Traces arrive in exporter batches from several processes: poll Jaeger gently, for a while. */
+const JAEGER_WAIT: WaitForOptions = { timeoutMs: 20_000, intervalMs: 200 };
 
 async function skopeo(...args: string[]): Promise<void> {
   const out = await new Deno.Command("skopeo", {
@@ -19,16 +23,6 @@ async function skopeo(...args: string[]): Promise<void> {
   }).output();
   const dec = new TextDecoder();
   assert.ok(out.success, `skopeo ${args.join(" ")} failed:\n${dec.decode(out.stderr)}`);
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (true) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 Deno.test("pull: skopeo pulls through an agent; one trace per pull; P2P between agents", async () => {
@@ -58,10 +52,10 @@ Deno.test("pull: skopeo pulls through an agent; one trace per pull; P2P between 
       `oci:${dir}/pulled1:v1`,
     );
     const index = JSON.parse(await Deno.readTextFile(`${dir}/pulled1/index.json`));
-    assert.equal(index.manifests[0].digest, image.manifest.digest);
+    assert.equal(index.manifests[0].digest, image.manifest.digest.toString());
     for (const blob of [...image.layers, image.config]) {
       assert.deepEqual(
-        await Deno.readFile(`${dir}/pulled1/blobs/sha256/${blob.digest.slice(7)}`),
+        await Deno.readFile(`${dir}/pulled1/blobs/sha256/${blob.digest.hex}`),
         blob.bytes,
       );
     }
@@ -74,13 +68,13 @@ Deno.test("pull: skopeo pulls through an agent; one trace per pull; P2P between 
     );
     for (const blob of image.layers) {
       assert.deepEqual(
-        await Deno.readFile(`${dir}/pulled2/blobs/sha256/${blob.digest.slice(7)}`),
+        await Deno.readFile(`${dir}/pulled2/blobs/sha256/${blob.digest.hex}`),
         blob.bytes,
       );
     }
 
     // One trace per blob pull, with the tracker inside it.
-    const layer = image.layers[0].digest;
+    const layer = image.layers[0].digest.toString();
     const pulls = await waitFor("agent pull traces", async () => {
       const traces = await jaeger.findTraces({
         service: "kraken-agent",
@@ -88,7 +82,7 @@ Deno.test("pull: skopeo pulls through an agent; one trace per pull; P2P between 
         limit: 100,
       });
       return traces.length >= 8 ? traces : undefined;
-    });
+    }, JAEGER_WAIT);
     const first = pulls.find((t) =>
       findSpans(t, (s) => s.name === "scheduler.download" && s.attributes.digest === layer)
         .some((s) => s.resource["process.pid"] === cluster.agents[0].process.pid)
@@ -184,7 +178,7 @@ Deno.test("pull: skopeo pulls through an agent; one trace per pull; P2P between 
         s.name === "scheduler.download" && s.resource["process.pid"] === agent2Pid
       );
       return spans.length >= summaries.length && spans.length >= 4 ? spans : undefined;
-    });
+    }, JAEGER_WAIT);
     const fromAgents = all.reduce(
       (n, s) => n + Number(s.attributes["p2p.pieces_from_agents"] ?? 0),
       0,

@@ -17,6 +17,10 @@ import {
   type SpanNode,
   type TraceTree,
 } from "./harness/trace_tree.ts";
+import { waitFor, type WaitForOptions } from "./harness/wait.ts";
+
+/** Traces arrive in exporter batches from several processes: poll Jaeger gently, for a while. */
+const JAEGER_WAIT: WaitForOptions = { timeoutMs: 20_000, intervalMs: 200 };
 
 async function skopeoPush(layoutDir: string, registry: string, ref: string): Promise<void> {
   const out = await new Deno.Command("skopeo", {
@@ -36,20 +40,6 @@ async function skopeoPush(layoutDir: string, registry: string, ref: string): Pro
     out.success,
     `skopeo copy failed:\n${dec.decode(out.stdout)}\n${dec.decode(out.stderr)}`,
   );
-}
-
-async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T | undefined>,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (true) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 async function status(url: string, init?: RequestInit): Promise<number> {
@@ -80,7 +70,7 @@ async function uploadTrace(
     });
     return traces.flatMap((t) => t.spans)
       .find((s) => s.name === "proxy.commit_upload" && s.attributes.digest === digest)?.traceId;
-  });
+  }, JAEGER_WAIT);
   return await waitFor(`${minSpans} spans in trace ${id}`, async () => {
     const tree = await jaeger.getTrace(id);
     // Spans arrive in batches from four processes: wait for the last ones of each side (the
@@ -96,7 +86,7 @@ async function uploadTrace(
         )
       ? tree
       : undefined;
-  });
+  }, JAEGER_WAIT);
 }
 
 function blobsOf(image: Image) {
@@ -120,10 +110,10 @@ Deno.test("push: skopeo push through the proxy is one trace per blob upload in J
     // The tag is on build-index and points at the pushed manifest.
     const tag = await fetch(`http://${cluster.buildIndex.addr}/tags/demo%2Fapp:v1`);
     assert.equal(tag.status, 200);
-    assert.equal(await tag.text(), image.manifest.digest);
+    assert.equal(await tag.text(), image.manifest.digest.toString());
 
     for (const blob of [...blobsOf(image), image.manifest]) {
-      const hex = blob.digest.slice(7);
+      const hex = blob.digest.hex;
       // Every blob is on both origins of the ring (upload + replication)...
       for (const origin of cluster.origins) {
         assert.equal(
@@ -145,13 +135,13 @@ Deno.test("push: skopeo push through the proxy is one trace per blob upload in J
       assert.equal(info.Length, blob.bytes.length);
       // ...and the write-back put a byte-identical copy in the backend.
       const backendFile = `${cluster.testfs.dataDir}/blobs/${hex}`;
-      await waitFor(`backend copy of ${hex}`, async () => (await exists(backendFile)) || undefined);
+      await waitFor(`backend copy of ${hex}`, () => exists(backendFile), JAEGER_WAIT);
       assert.deepEqual(await Deno.readFile(backendFile), blob.bytes);
     }
 
     // One trace per blob upload session, shaped as the span catalogue says.
     for (const blob of blobsOf(image)) {
-      const tree = await uploadTrace(jaeger, blob.digest, 12);
+      const tree = await uploadTrace(jaeger, blob.digest.toString(), 12);
       const proxyUpload = findSpans(tree, (s) => s.name === "proxy.upload");
       assert.equal(proxyUpload.length, 1, formatTree(tree));
       const commitServer: (s: SpanNode) => boolean = (s) =>
@@ -171,11 +161,11 @@ Deno.test("push: skopeo push through the proxy is one trace per blob upload in J
             },
             {
               name: "proxy.commit_upload",
-              attrs: { digest: blob.digest, total_size: blob.bytes.length },
+              attrs: { digest: blob.digest.toString(), total_size: blob.bytes.length },
               children: [{
                 name: "origin.store_blob",
                 service: "kraken-proxy",
-                attrs: { digest: blob.digest, namespace: "TODO" },
+                attrs: { digest: blob.digest.toString(), namespace: "TODO" },
                 children: [
                   {
                     name: "POST /namespace/{namespace}/blobs/{digest}/uploads",
@@ -212,7 +202,7 @@ Deno.test("push: skopeo push through the proxy is one trace per blob upload in J
         backendUpload.some((b) => commit.some((c) => c.spanId === b.parentSpanId)),
         `backend.upload is not under the commit:\n${formatTree(tree)}`,
       );
-      assert.equal(backendUpload[0].attributes.digest, blob.digest);
+      assert.equal(backendUpload[0].attributes.digest, blob.digest.toString());
       // The replica on the other origin wrote its own spans into the same trace.
       const replicaServer = findSpans(
         tree,
@@ -231,7 +221,7 @@ Deno.test("push: skopeo push through the proxy is one trace per blob upload in J
         findSpans(t, (s) => s.service === "kraken-build-index" && s.name === "build_index.put_tag")
           .length > 0
       );
-    });
+    }, JAEGER_WAIT);
     assertTree(
       { ...manifestTree, roots: findSpans(manifestTree, (s) => s.name === "proxy.put_manifest") },
       {
@@ -352,7 +342,7 @@ Deno.test("push: an origin killed before write-back finishes it after restart, i
     const start = await fetch(`${registry}/v2/crash/app/blobs/uploads/`, { method: "POST" });
     assert.equal(start.status, 202);
     const location = new URL(start.headers.get("location")!, registry);
-    location.searchParams.set("digest", layer.digest);
+    location.searchParams.set("digest", layer.digest.toString());
     const put = await fetch(location, { method: "PUT", body: layer.bytes as BodyInit });
     assert.equal(put.status, 201, await put.text());
     const origin = cluster.origins[0];
@@ -374,7 +364,8 @@ Deno.test("push: an origin killed before write-back finishes it after restart, i
       return traces.some((t) =>
           findSpans(
               t,
-              (s) => s.name === "origin.cache_write" && s.attributes.digest === layer.digest,
+              (s) =>
+                s.name === "origin.cache_write" && s.attributes.digest === layer.digest.toString(),
             )
               .length > 0 &&
           findSpans(t, (s) =>
@@ -383,23 +374,23 @@ Deno.test("push: an origin killed before write-back finishes it after restart, i
         )
         ? true
         : undefined;
-    });
+    }, JAEGER_WAIT);
     origin.process.kill("SIGKILL");
     await origin.process.stopped;
     await cluster.restartTestfs();
     const restarted = await cluster.restartOrigin(0);
-    const backendFile = `${cluster.testfs.dataDir}/blobs/${layer.digest.slice(7)}`;
+    const backendFile = `${cluster.testfs.dataDir}/blobs/${layer.digest.hex}`;
     await waitFor(
       "the write-back after restart",
-      async () => (await exists(backendFile)) || undefined,
-      30_000,
+      () => exists(backendFile),
+      { ...JAEGER_WAIT, timeoutMs: 30_000 },
     );
     assert.deepEqual(await Deno.readFile(backendFile), layer.bytes);
     // The write-back span of the restarted process is in the push's trace, under its commit.
     const pidOf = (s: SpanNode) => s.resource["process.pid"];
     const tree = await uploadTrace(
       jaeger,
-      layer.digest,
+      layer.digest.toString(),
       8,
       (s) => s.status !== "error" && pidOf(s) === restarted.process.pid,
     );

@@ -6,16 +6,14 @@
  * @module
  */
 
-import { gzipSync } from "node:zlib";
 import {
   addBlob,
   startTestOrigin,
   type TestOrigin,
   TestTracker,
 } from "../../p2p/_scheduler_test_util.ts";
-import { prng, randomBytes } from "../../p2p/_test_util.ts";
-import { DOCKER_MANIFEST, OCI_MANIFEST } from "../../registry/manifest.ts";
-import { type Digest, digestOfBytes } from "../../storage/digest.ts";
+import type { Digest } from "../../storage/digest.ts";
+import { type Image, makeImage } from "../../tests/harness/oci.ts";
 import { createLogger, type TracingRuntime } from "../../tracing/mod.ts";
 import { parseAgentConfig } from "./config.ts";
 import { type RunningAgent, startAgent } from "./mod.ts";
@@ -46,79 +44,20 @@ export class TestBuildIndex {
   }
 }
 
-/** A blob of the test image. */
-export interface ImageBlob {
-  /** Its bytes. */
-  bytes: Uint8Array;
-  /** Its digest. */
-  digest: Digest;
-}
-
-/** An image whose blobs are in an origin. */
-export interface TestImage {
-  /** Image config. */
-  config: ImageBlob;
-  /** Layers. */
-  layers: ImageBlob[];
-  /** OCI image manifest. */
-  oci: ImageBlob;
-  /** Docker schema-2 manifest of the same image. */
-  docker: ImageBlob;
-}
-
-async function blob(bytes: Uint8Array): Promise<ImageBlob> {
-  return { bytes, digest: await digestOfBytes(bytes) };
-}
-
-function manifestOf(mediaType: string, layerType: string, configType: string, image: {
-  config: ImageBlob;
-  layers: ImageBlob[];
-}): Uint8Array {
-  const desc = (b: ImageBlob, type: string) => ({
-    mediaType: type,
-    digest: b.digest.toString(),
-    size: b.bytes.length,
-  });
-  return new TextEncoder().encode(JSON.stringify({
-    schemaVersion: 2,
-    mediaType,
-    config: desc(image.config, configType),
-    layers: image.layers.map((l) => desc(l, layerType)),
-  }));
-}
-
-/** Builds an image with gzipped random layers of the given sizes and stores every blob in `origin`. */
-export async function makeImage(
+/**
+ * Generates an image ({@linkcode makeImage}) with gzipped random layers of the given sizes and
+ * stores every blob, both manifests included, in `origin`.
+ */
+export async function seedImage(
   origin: TestOrigin,
   layerSizes: number[],
   pieceLength = 16 * 1024,
-): Promise<TestImage> {
-  const rand = prng(layerSizes.length * 7919 + layerSizes[0]);
-  // Real gzip streams, so registry clients take the layers as they are.
-  const layers = await Promise.all(
-    layerSizes.map((n) => blob(new Uint8Array(gzipSync(randomBytes(rand, n))))),
-  );
-  const config = await blob(new TextEncoder().encode(JSON.stringify({
-    architecture: "amd64",
-    os: "linux",
-    rootfs: { type: "layers", diff_ids: layers.map((l) => l.digest.toString()) },
-  })));
-  const oci = await blob(manifestOf(
-    OCI_MANIFEST,
-    "application/vnd.oci.image.layer.v1.tar+gzip",
-    "application/vnd.oci.image.config.v1+json",
-    { config, layers },
-  ));
-  const docker = await blob(manifestOf(
-    DOCKER_MANIFEST,
-    "application/vnd.docker.image.rootfs.diff.tar.gzip",
-    "application/vnd.docker.container.image.v1+json",
-    { config, layers },
-  ));
-  for (const b of [config, ...layers, oci, docker]) {
+): Promise<Image> {
+  const image = await makeImage({ layerSizes });
+  for (const b of [image.config, ...image.layers, image.manifest, image.dockerManifest]) {
     await addBlob(origin.store, b.bytes, pieceLength);
   }
-  return { config, layers, oci, docker };
+  return image;
 }
 
 /** Tracker and build-index stand-ins, an origin seeder and a started agent. */

@@ -3,8 +3,9 @@ import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trac
 import { addBlob } from "../../p2p/_scheduler_test_util.ts";
 import { DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST } from "../../registry/manifest.ts";
 import { digestOfBytes } from "../../storage/digest.ts";
+import type { Image } from "../../tests/harness/oci.ts";
 import { createLogger, initTracing, parseTracingConfig } from "../../tracing/mod.ts";
-import { type AgentStack, makeImage, startAgentStack, type TestImage } from "./_test_util.ts";
+import { type AgentStack, seedImage, startAgentStack } from "./_test_util.ts";
 import { AgentBlobs } from "./blobs.ts";
 import { createAgentRegistry } from "./registry.ts";
 
@@ -15,13 +16,13 @@ const tracing = initTracing(
 );
 
 async function withImage(
-  fn: (stack: AgentStack, image: TestImage, base: string) => Promise<void>,
+  fn: (stack: AgentStack, image: Image, base: string) => Promise<void>,
 ): Promise<void> {
   const stack = await startAgentStack(tracing);
   try {
-    const image = await makeImage(stack.origin, [50_000, 3_000]);
-    stack.buildIndex.tags.set("library/app:oci", image.oci.digest);
-    stack.buildIndex.tags.set("library/app:docker", image.docker.digest);
+    const image = await seedImage(stack.origin, [50_000, 3_000]);
+    stack.buildIndex.tags.set("library/app:oci", image.manifest.digest);
+    stack.buildIndex.tags.set("library/app:docker", image.dockerManifest.digest);
     await fn(stack, image, `http://${stack.agent.registryAddr}/v2`);
   } finally {
     await stack.close();
@@ -58,24 +59,24 @@ Deno.test("registry: manifest negotiation follows distribution", async () => {
     });
     assert.equal(res.status, 200);
     assert.equal(res.headers.get("content-type"), OCI_MANIFEST);
-    assert.equal(res.headers.get("docker-content-digest"), image.oci.digest.toString());
-    assert.equal(res.headers.get("etag"), `"${image.oci.digest}"`);
-    assert.equal(res.headers.get("content-length"), String(image.oci.bytes.length));
-    assert.deepEqual(new Uint8Array(await res.arrayBuffer()), image.oci.bytes);
+    assert.equal(res.headers.get("docker-content-digest"), image.manifest.digest.toString());
+    assert.equal(res.headers.get("etag"), `"${image.manifest.digest}"`);
+    assert.equal(res.headers.get("content-length"), String(image.manifest.bytes.length));
+    assert.deepEqual(new Uint8Array(await res.arrayBuffer()), image.manifest.bytes);
 
     // By digest, HEAD: the same headers, no body.
-    res = await fetch(`${base}/library/app/manifests/${image.oci.digest}`, {
+    res = await fetch(`${base}/library/app/manifests/${image.manifest.digest}`, {
       method: "HEAD",
       headers: { accept: OCI_MANIFEST },
     });
     assert.equal(res.status, 200);
-    assert.equal(res.headers.get("content-length"), String(image.oci.bytes.length));
+    assert.equal(res.headers.get("content-length"), String(image.manifest.bytes.length));
     assert.equal(res.headers.get("content-type"), OCI_MANIFEST);
     assert.equal((await res.arrayBuffer()).byteLength, 0);
 
     // If-None-Match with the digest: 304.
     res = await fetch(`${base}/library/app/manifests/oci`, {
-      headers: { accept: OCI_MANIFEST, "if-none-match": `"${image.oci.digest}"` },
+      headers: { accept: OCI_MANIFEST, "if-none-match": `"${image.manifest.digest}"` },
     });
     assert.equal(res.status, 304);
     await res.body?.cancel();
@@ -85,7 +86,7 @@ Deno.test("registry: manifest negotiation follows distribution", async () => {
       res = await fetch(`${base}/library/app/manifests/docker`, { headers: { accept } });
       assert.equal(res.status, 200);
       assert.equal(res.headers.get("content-type"), DOCKER_MANIFEST);
-      assert.deepEqual(new Uint8Array(await res.arrayBuffer()), image.docker.bytes);
+      assert.deepEqual(new Uint8Array(await res.arrayBuffer()), image.dockerManifest.bytes);
     }
   });
 });
@@ -97,8 +98,8 @@ Deno.test("registry: OCI index needs its Accept type", async () => {
       mediaType: OCI_INDEX,
       manifests: [{
         mediaType: OCI_MANIFEST,
-        digest: image.oci.digest.toString(),
-        size: image.oci.bytes.length,
+        digest: image.manifest.digest.toString(),
+        size: image.manifest.bytes.length,
         platform: { architecture: "amd64", os: "linux" },
       }],
     }));
@@ -238,7 +239,7 @@ Deno.test("registry: a manifest pull by tag resolves the tag in the same trace",
     const res = await fetch(`${base}/library/app/manifests/oci`, {
       headers: { accept: OCI_MANIFEST },
     });
-    assert.deepEqual(new Uint8Array(await res.arrayBuffer()), image.oci.bytes);
+    assert.deepEqual(new Uint8Array(await res.arrayBuffer()), image.manifest.bytes);
     const name = "GET /v2/{name+}/manifests/{reference}";
     let spans: ReadableSpan[] = [];
     for (let i = 0; i < 100 && !spans.some((s) => s.name === name); i++) {
@@ -257,7 +258,7 @@ Deno.test("registry: a manifest pull by tag resolves the tag in the same trace",
     ]);
     const resolve = trace.find((s) => s.name === "agent.resolve_tag")!;
     assert.equal(resolve.attributes.tag, "library/app:oci");
-    assert.equal(resolve.attributes.digest, image.oci.digest.toString());
+    assert.equal(resolve.attributes.digest, image.manifest.digest.toString());
   });
 });
 
@@ -275,7 +276,7 @@ Deno.test({
   ignore: !hasSkopeo(),
   async fn() {
     await withImage(async (stack, image) => {
-      stack.buildIndex.tags.set("library/app:v1", image.oci.digest);
+      stack.buildIndex.tags.set("library/app:v1", image.manifest.digest);
       const dir = await Deno.makeTempDir({ prefix: "agent-skopeo-" });
       try {
         const out = await new Deno.Command("skopeo", {
@@ -291,7 +292,7 @@ Deno.test({
         }).output();
         const err = new TextDecoder().decode(out.stderr);
         assert.ok(out.success, `skopeo failed: ${err}`);
-        for (const b of [image.oci, image.config, ...image.layers]) {
+        for (const b of [image.manifest, image.config, ...image.layers]) {
           const copied = await Deno.readFile(`${dir}/layout/blobs/sha256/${b.digest.hex}`);
           assert.deepEqual(copied, b.bytes);
         }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { digestOfBytes } from "../../storage/digest.ts";
 import { createLogger, initTracing, parseTracingConfig } from "../../tracing/mod.ts";
-import { makeImage, startAgentStack } from "./_test_util.ts";
+import { seedImage, startAgentStack } from "./_test_util.ts";
 
 const tracing = initTracing(
   parseTracingConfig({ enabled: false }, "agent", {}),
@@ -12,7 +12,7 @@ Deno.test("agent server: blob API downloads over P2P, serves from cache, deletes
   const stack = await startAgentStack(tracing);
   try {
     const base = `http://${stack.agent.serverAddr}`;
-    const image = await makeImage(stack.origin, [40_000]);
+    const image = await seedImage(stack.origin, [40_000]);
     const layer = image.layers[0];
 
     // Bare hex is accepted, and the namespace is passed through verbatim (escaped `/`).

@@ -53,19 +53,6 @@ export async function startTestOrigin(
   return { ...running, stop: () => running.stop(), logs };
 }
 
-/** Polls `check` every 20 ms until it returns true, failing after `timeoutMs`. */
-export async function eventually(
-  what: string,
-  check: () => Promise<boolean> | boolean,
-  timeoutMs = 5000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!await check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 /** True when `path` exists. */
 export async function exists(path: string): Promise<boolean> {
   try {

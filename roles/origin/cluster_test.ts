@@ -4,7 +4,8 @@ import { bytesSource, OriginClient, OriginClusterClient } from "../../cluster/bl
 import { serveTestfs } from "../../storage/backend/testfs_server.ts";
 import { digestOfBytes } from "../../storage/digest.ts";
 import { freePorts } from "../../tests/harness/procs.ts";
-import { eventually, exists, startTestOrigin, type TestOrigin } from "./_test_util.ts";
+import { waitFor } from "../../tests/harness/wait.ts";
+import { exists, startTestOrigin, type TestOrigin } from "./_test_util.ts";
 
 const enc = new TextEncoder();
 
@@ -67,7 +68,7 @@ Deno.test("origin cluster: an upload replicates to the other ring member and is 
     }
 
     // The first location writes back now; the replica's copy waits for its stagger (1h).
-    await eventually("write-back", () => exists(`${testfsDir}/blobs/${digest.hex}`));
+    await waitFor("write-back", () => exists(`${testfsDir}/blobs/${digest.hex}`));
     assert.deepEqual(await Deno.readFile(`${testfsDir}/blobs/${digest.hex}`), data);
     const replicaIndex = origins.findIndex((o) => o.advertise === locations[1]);
     const db = new DatabaseSync(`${dir}/o${replicaIndex}/origin.db`, { readOnly: true });
@@ -99,7 +100,7 @@ Deno.test("origin cluster: a blob fetched from the backend is pushed to the othe
     const body = await cluster.downloadBlob("ns", digest);
     assert.equal(await new Response(body).text(), "cold blob, only in the backend");
     for (const o of origins) {
-      await eventually(
+      await waitFor(
         `${o.advertise} has the blob`,
         async () => (await new OriginClient(o.addr).stat("ns", digest, { local: true })) !== null,
       );

@@ -4,7 +4,8 @@ import { bytesSource, OriginClient, OriginClusterClient } from "../../cluster/bl
 import { serveTestfs } from "../../storage/backend/testfs_server.ts";
 import { digestOfBytes } from "../../storage/digest.ts";
 import { freePorts, ProcessGroup, waitForHttp } from "../../tests/harness/procs.ts";
-import { eventually, exists } from "./_test_util.ts";
+import { waitFor } from "../../tests/harness/wait.ts";
+import { exists } from "./_test_util.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -65,19 +66,19 @@ Deno.test("origin processes: replication across two processes; write-back surviv
     // The backend is down: wait for the primary's failed attempt, then stop everything.
     const primary = (await cluster.locations(digest))[0];
     const primaryIndex = hosts.indexOf(primary);
-    await eventually(
+    await waitFor(
       "failed write-back",
       () => group.processes.some((p) => p.log().includes('"msg":"write-back failed"')),
-      10_000,
+      { timeoutMs: 10_000 },
     );
     await group.stopAll();
 
     testfs = serveTestfs({ root: `${dir}/testfs`, port: testfsPort });
     await start(primaryIndex);
-    await eventually(
+    await waitFor(
       "write-back after restart",
       () => exists(`${dir}/testfs/blobs/${digest.hex}`),
-      10_000,
+      { timeoutMs: 10_000 },
     );
     assert.deepEqual(await Deno.readFile(`${dir}/testfs/blobs/${digest.hex}`), data);
   } finally {

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { bytesSource, OriginClient } from "../../cluster/blob_client.ts";
 import { type Digest, digestOfBytes } from "../../storage/digest.ts";
 import { generateMetaInfo, PieceLengthTable } from "../../storage/metainfo.ts";
-import { eventually, exists, startTestOrigin, type TestOrigin, urlOf } from "./_test_util.ts";
+import { waitFor } from "../../tests/harness/wait.ts";
+import { exists, startTestOrigin, type TestOrigin, urlOf } from "./_test_util.ts";
 
 const enc = new TextEncoder();
 
@@ -85,10 +86,10 @@ Deno.test("origin: health, locations, upload, download, stat, metainfo, write-ba
 
     // The write-back lands in the file backend (identity name path: <root>/<hex>).
     const backendFile = `${dir}/backend/${digest.hex}`;
-    await eventually("write-back", () => exists(backendFile));
+    await waitFor("write-back", () => exists(backendFile));
     assert.deepEqual(await Deno.readFile(backendFile), data);
     // ... and clears the persist marker.
-    await eventually(
+    await waitFor(
       "persist marker cleared",
       async () =>
         !await exists(`${dir}/store/cache/${digest.hex.slice(0, 2)}/${digest.hex}.meta/persist`),
@@ -206,7 +207,7 @@ Deno.test("origin: path-traversal namespaces never leave the store root", () =>
       assert.equal((await req(origin, "PUT", path)).status, 200);
       const dl = await req(origin, "GET", `/namespace/${ns}/blobs/${digest}`);
       assert.equal(dl.text, `escape attempt via ${ns}`);
-      await eventually("write-back", () => exists(`${dir}/backend/${digest.hex}`));
+      await waitFor("write-back", () => exists(`${dir}/backend/${digest.hex}`));
     }
     // Dot segments, escaped or not, are normalised away by URL parsing and fail routing.
     for (const ns of ["../../etc", "..", "%2E%2E"]) {
@@ -232,7 +233,7 @@ Deno.test("origin: cache miss fetches from the backend (202, then 200), 404 when
     const first = await req(origin, "GET", `/namespace/ns/blobs/${digest}`);
     assert.deepEqual([first.status, first.text], [202, ""]);
     let body = "";
-    await eventually("backend fetch", async () => {
+    await waitFor("backend fetch", async () => {
       const r = await req(origin, "GET", `/namespace/ns/blobs/${digest}`);
       body = r.text;
       return r.status === 200;

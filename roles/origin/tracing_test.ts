@@ -11,7 +11,8 @@ import {
   type TracingRuntime,
   withSpan,
 } from "../../tracing/mod.ts";
-import { eventually, exists, startTestOrigin, type TestOrigin } from "./_test_util.ts";
+import { waitFor } from "../../tests/harness/wait.ts";
+import { exists, startTestOrigin, type TestOrigin } from "./_test_util.ts";
 
 const enc = new TextEncoder();
 const COMMIT = "PUT /namespace/{namespace}/blobs/{digest}/uploads/{uid}";
@@ -62,8 +63,8 @@ Deno.test("origin tracing: the push trace covers cache write, metainfo, replicat
       await cluster.uploadBlob("TODO", digest, bytesSource(data));
       return span.spanContext().traceId;
     });
-    await eventually("write-back", () => exists(`${dir}/testfs/b/${digest.hex}`));
-    await eventually("backend.upload span", async () => {
+    await waitFor("write-back", () => exists(`${dir}/testfs/b/${digest.hex}`));
+    await waitFor("backend.upload span", async () => {
       await runtime.forceFlush();
       return exporter.getFinishedSpans().some((s) => s.name === "backend.upload");
     });
@@ -156,7 +157,7 @@ Deno.test("origin tracing: backend.upload joins the push trace after a restart",
       return span.spanContext().traceId;
     });
     // The backend is down: the first attempt fails and the task stays in the database.
-    await eventually(
+    await waitFor(
       "failed write-back attempt",
       () => origin.logs.some((l) => l.includes('"msg":"write-back failed"')),
     );
@@ -164,8 +165,8 @@ Deno.test("origin tracing: backend.upload joins the push trace after a restart",
 
     testfs = serveTestfs({ root: `${dir}/testfs`, port: testfsPort });
     origin = await startTestOrigin(config, { baseDir: dir, tracing: runtime });
-    await eventually("write-back after restart", () => exists(`${dir}/testfs/b/${digest.hex}`));
-    await eventually("spans exported", async () => {
+    await waitFor("write-back after restart", () => exists(`${dir}/testfs/b/${digest.hex}`));
+    await waitFor("spans exported", async () => {
       await runtime.forceFlush();
       return exporter.getFinishedSpans().some((s) =>
         s.name === "backend.upload" && s.attributes.result === "uploaded"

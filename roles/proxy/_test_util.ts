@@ -5,11 +5,8 @@
  * @module
  */
 
-import { gzipSync } from "node:zlib";
 import { OriginClusterClient } from "../../cluster/blob_client.ts";
 import { TagClusterClient } from "../../cluster/tag_client.ts";
-import { OCI_MANIFEST } from "../../registry/manifest.ts";
-import { digestOfBytes } from "../../storage/digest.ts";
 import { memoryLogger } from "../../tracing/_test_util.ts";
 import type { TracingRuntime } from "../../tracing/mod.ts";
 import { startTestBuildIndex, type TestBuildIndex } from "../build-index/_test_util.ts";
@@ -96,51 +93,5 @@ export async function startPushStack(
       await buildIndex.stop();
       await origin.stop();
     },
-  };
-}
-
-/** Random bytes (crypto.getRandomValues fills at most 64 KiB per call). */
-export function randomBytes(size: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(size);
-  for (let at = 0; at < size; at += 65536) {
-    crypto.getRandomValues(out.subarray(at, Math.min(at + 65536, size)));
-  }
-  return out;
-}
-
-/**
- * A small OCI image: config, layers and the manifest over them (bytes and digests). Layers are
- * gzip-compressed random bytes, so registry clients push them as they are (skopeo compresses an
- * uncompressed layer on the way, which would change the manifest).
- */
-export async function makeImage(layerSizes: number[]) {
-  const layers = await Promise.all(layerSizes.map(async (size) => {
-    const bytes = new Uint8Array(gzipSync(randomBytes(size)));
-    return { bytes, digest: await digestOfBytes(bytes) };
-  }));
-  const configBytes = new TextEncoder().encode(JSON.stringify({
-    architecture: "amd64",
-    os: "linux",
-    rootfs: { type: "layers", diff_ids: layers.map((l) => l.digest.toString()) },
-  }));
-  const config = { bytes: configBytes, digest: await digestOfBytes(configBytes) };
-  const manifestBytes = new TextEncoder().encode(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
-    config: {
-      mediaType: "application/vnd.oci.image.config.v1+json",
-      digest: config.digest.toString(),
-      size: config.bytes.length,
-    },
-    layers: layers.map((l) => ({
-      mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
-      digest: l.digest.toString(),
-      size: l.bytes.length,
-    })),
-  }));
-  return {
-    layers,
-    config,
-    manifest: { bytes: manifestBytes, digest: await digestOfBytes(manifestBytes) },
   };
 }

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { OCI_MANIFEST } from "../../registry/manifest.ts";
 import { type Digest, digestOfBytes } from "../../storage/digest.ts";
+import { makeImage, randomBytes } from "../../tests/harness/oci.ts";
 import { collectSpans } from "../../tracing/_test_util.ts";
-import { makeImage, type PushStack, randomBytes, startPushStack } from "./_test_util.ts";
+import { type PushStack, startPushStack } from "./_test_util.ts";
 
 /** Runs `fn` against a fresh push stack and removes everything afterwards. */
 async function withStack(
@@ -72,7 +73,7 @@ async function listDir(path: string): Promise<string[]> {
 Deno.test("proxy: chunked, monolithic and single-PUT uploads, then a tagged manifest", async () => {
   await withStack(async ({ url, originClient, buildIndex }) => {
     const repo = "library/demo";
-    const image = await makeImage([300_000, 1000, 10]);
+    const image = await makeImage({ layerSizes: [300_000, 1000, 10] });
     const [big, small, tiny] = image.layers;
 
     assert.equal(
@@ -252,7 +253,7 @@ Deno.test("proxy: unknown or foreign upload ids are BLOB_UPLOAD_UNKNOWN", async 
 Deno.test("proxy: manifests referencing missing blobs or malformed are refused, no tag", async () => {
   await withStack(async ({ url, originClient, buildIndex }) => {
     const repo = "library/incomplete";
-    const image = await makeImage([100, 200]);
+    const image = await makeImage({ layerSizes: [100, 200] });
     // Only the config and the first layer are pushed.
     for (const blob of [image.config, image.layers[0]]) {
       const res = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${blob.digest}`, {
@@ -295,7 +296,7 @@ Deno.test("proxy: path-traversal and invalid names or tags are 4xx and store not
   await withStack(async ({ url, buildIndex, proxy }, dir) => {
     const data = randomBytes(64);
     const d = await digestOfBytes(data);
-    const image = await makeImage([10]);
+    const image = await makeImage({ layerSizes: [10] });
     const names = [
       "..%2F..%2Fetc",
       "library%2F..%2F..%2Fx",
@@ -392,7 +393,7 @@ Deno.test("proxy: one trace per upload session; manifest PUT reaches origin and 
   try {
     await withStack(async ({ url }) => {
       const repo = "library/traced";
-      const image = await makeImage([4000]);
+      const image = await makeImage({ layerSizes: [4000] });
       const layer = image.layers[0];
       const put = await chunkedUpload(url, repo, [
         layer.bytes.subarray(0, 1500),

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { OCI_MANIFEST } from "../../registry/manifest.ts";
-import { makeImage, startPushStack } from "./_test_util.ts";
+import { makeImage, writeOciLayout } from "../../tests/harness/oci.ts";
+import { startPushStack } from "./_test_util.ts";
 
 const SKOPEO = "skopeo";
 
@@ -27,27 +27,6 @@ async function skopeo(args: string[], home: string): Promise<string> {
   return stdout;
 }
 
-/** Writes an OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/...`) tagged `ref`. */
-async function writeLayout(dir: string, image: Awaited<ReturnType<typeof makeImage>>, ref: string) {
-  await Deno.mkdir(`${dir}/blobs/sha256`, { recursive: true });
-  for (const blob of [...image.layers, image.config, image.manifest]) {
-    await Deno.writeFile(`${dir}/blobs/sha256/${blob.digest.hex}`, blob.bytes);
-  }
-  await Deno.writeTextFile(`${dir}/oci-layout`, JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-  await Deno.writeTextFile(
-    `${dir}/index.json`,
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [{
-        mediaType: OCI_MANIFEST,
-        digest: image.manifest.digest.toString(),
-        size: image.manifest.bytes.length,
-        annotations: { "org.opencontainers.image.ref.name": ref },
-      }],
-    }),
-  );
-}
-
 Deno.test({
   name: "proxy: a real skopeo push lands blobs in the origin and the tag in build-index",
   ignore: !hasSkopeo(),
@@ -55,8 +34,8 @@ Deno.test({
     const dir = await Deno.makeTempDir();
     const stack = await startPushStack(`${dir}/stack`);
     try {
-      const image = await makeImage([200_000, 30_000, 512]);
-      await writeLayout(`${dir}/layout`, image, "v1");
+      const image = await makeImage({ layerSizes: [200_000, 30_000, 512] });
+      await writeOciLayout(`${dir}/layout`, image, "v1");
       const dest = `127.0.0.1:${stack.proxy.port}/library/skopeo-test:v1`;
 
       await skopeo([

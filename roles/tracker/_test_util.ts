@@ -6,6 +6,7 @@
  */
 
 import { hex20ToJSON } from "../../cluster/announce_client.ts";
+import { freePort } from "../../tests/harness/procs.ts";
 import { createLogger, type Logger } from "../../tracing/mod.ts";
 import { RedisClient } from "./redis.ts";
 
@@ -16,14 +17,6 @@ export function testLogger(): { logger: Logger; lines: string[] } {
     logger: createLogger({ role: "tracker", level: "debug", write: (l) => lines.push(l) }),
     lines,
   };
-}
-
-/** A free loopback TCP port (bound and released). */
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 /** A running `redis-server`. */

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { OriginClusterClient } from "../../cluster/blob_client.ts";
 import { type Digest, parseDigest } from "../../storage/digest.ts";
 import { HttpOriginStore, parsePeerContext } from "./originstore.ts";
-import { freePort, startFakeOrigin } from "./_test_util.ts";
+import { freePort } from "../../tests/harness/procs.ts";
+import { startFakeOrigin } from "./_test_util.ts";
 
 const D = parseDigest(`sha256:${"c3".repeat(32)}`);
 

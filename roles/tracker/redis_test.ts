@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { encodeCommand, RedisClient, RedisConnectionError, RedisReplyError } from "./redis.ts";
-import { freePort, startRedis } from "./_test_util.ts";
+import { freePort } from "../../tests/harness/procs.ts";
+import { startRedis } from "./_test_util.ts";
 
 Deno.test("redis: commands encode as RESP arrays of bulk strings", () => {
   assert.equal(

@@ -11,7 +11,8 @@ import { initTracing, parseTracingConfig } from "../../tracing/mod.ts";
 import { parseTrackerConfig } from "./config.ts";
 import type { PeerStore } from "./peerstore.ts";
 import { startTrackerServer, type TrackerServer } from "./server.ts";
-import { type FakeOrigin, freePort, startFakeOrigin, testLogger } from "./_test_util.ts";
+import { freePort } from "../../tests/harness/procs.ts";
+import { type FakeOrigin, startFakeOrigin, testLogger } from "./_test_util.ts";
 
 const exporter = new InMemorySpanExporter();
 const tracing = initTracing(

@@ -1,5 +1,5 @@
 /**
- * Container images for flow tests and the demo: generate a small multi-layer image, write it as an
+ * Container images for unit tests, flow tests and the demo: generate a small multi-layer image, write it as an
  * OCI image layout (what `skopeo copy oci:<dir> docker://...` pushes), and push it with a plain
  * Docker Registry v2 client (POST, chunked PATCH, PUT `?digest=`, manifest PUT) when skopeo is not
  * at hand.
@@ -7,79 +7,116 @@
  * @module
  */
 
-import { digestOfBytes } from "../../storage/digest.ts";
+import { DOCKER_MANIFEST, OCI_MANIFEST } from "../../registry/manifest.ts";
+import { type Digest, digestOfBytes } from "../../storage/digest.ts";
 
 /** One content-addressed blob. */
 export interface ImageBlob {
-  /** `sha256:<hex>`. */
-  digest: string;
+  /** Its digest. */
+  digest: Digest;
   /** The bytes. */
-  bytes: Uint8Array;
+  bytes: Uint8Array<ArrayBuffer>;
 }
 
 /** A generated image. */
 export interface Image {
   /** The config blob. */
   config: ImageBlob;
-  /** Layer blobs. */
+  /** Layer blobs (gzip streams). */
   layers: ImageBlob[];
-  /** The manifest (OCI image manifest v1) as a blob. */
+  /** The OCI image manifest over config and layers. */
   manifest: ImageBlob;
-  /** The manifest's media type. */
+  /** The manifest's media type ({@linkcode OCI_MANIFEST}). */
   mediaType: string;
+  /** A Docker schema-2 manifest of the same config and layers. */
+  dockerManifest: ImageBlob;
 }
 
-/** OCI image manifest media type. */
-export const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
-
-async function blobOf(bytes: Uint8Array): Promise<ImageBlob> {
-  return { digest: (await digestOfBytes(bytes)).toString(), bytes };
+/** Options of {@linkcode makeImage}. */
+export interface MakeImageOptions {
+  /** Uncompressed size of each layer; wins over `layers` and `layerSize`. */
+  layerSizes?: number[];
+  /** Number of layers (default 3). */
+  layers?: number;
+  /** Uncompressed size of every layer (default 64 KiB). */
+  layerSize?: number;
 }
 
-/** Generates an image with `layers` random layers of `layerSize` bytes each. */
-export async function makeImage(
-  options: { layers?: number; layerSize?: number } = {},
-): Promise<Image> {
+/** `size` random bytes (`crypto.getRandomValues` fills at most 64 KiB per call). */
+export function randomBytes(size: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(size);
+  for (let at = 0; at < size; at += 65536) {
+    crypto.getRandomValues(out.subarray(at, Math.min(at + 65536, size)));
+  }
+  return out;
+}
+
+async function blobOf(bytes: Uint8Array<ArrayBuffer>): Promise<ImageBlob> {
+  return { digest: await digestOfBytes(bytes), bytes };
+}
+
+async function gzip(bytes: Uint8Array<ArrayBuffer>): Promise<Uint8Array<ArrayBuffer>> {
+  const stream = new Blob([bytes]).stream().pipeThrough(new CompressionStream("gzip"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+function manifestJson(
+  mediaType: string,
+  configType: string,
+  layerType: string,
+  config: ImageBlob,
+  layers: ImageBlob[],
+): Uint8Array<ArrayBuffer> {
+  const descriptor = (blob: ImageBlob, type: string) => ({
+    mediaType: type,
+    digest: blob.digest.toString(),
+    size: blob.bytes.length,
+  });
+  return new TextEncoder().encode(JSON.stringify({
+    schemaVersion: 2,
+    mediaType,
+    config: descriptor(config, configType),
+    layers: layers.map((l) => descriptor(l, layerType)),
+  }));
+}
+
+/**
+ * Generates an image of random layers: config, layers and an OCI and a Docker schema-2 manifest
+ * over them. Layers are real gzip streams: registry clients such as skopeo recompress layers they
+ * see as uncompressed, which would change the pushed digests.
+ */
+export async function makeImage(options: MakeImageOptions = {}): Promise<Image> {
+  const sizes = options.layerSizes ??
+    Array.from({ length: options.layers ?? 3 }, () => options.layerSize ?? 64 * 1024);
   const layers: ImageBlob[] = [];
   const diffIds: string[] = [];
-  for (let i = 0; i < (options.layers ?? 3); i++) {
-    const raw = new Uint8Array(options.layerSize ?? 64 * 1024);
-    for (let off = 0; off < raw.length; off += 65536) {
-      crypto.getRandomValues(raw.subarray(off, Math.min(off + 65536, raw.length)));
-    }
-    // Real gzip: registry clients such as skopeo recompress layers they see as uncompressed,
-    // which would change the pushed digests.
-    const gz = new Uint8Array(
-      await new Response(new Blob([raw]).stream().pipeThrough(new CompressionStream("gzip")))
-        .arrayBuffer(),
-    );
-    layers.push(await blobOf(gz));
-    diffIds.push((await blobOf(raw)).digest);
+  for (const size of sizes) {
+    const raw = randomBytes(size);
+    layers.push(await blobOf(await gzip(raw)));
+    diffIds.push((await digestOfBytes(raw)).toString());
   }
-  const configJson = {
+  const config = await blobOf(new TextEncoder().encode(JSON.stringify({
     architecture: "amd64",
     os: "linux",
     created: new Date(0).toISOString(),
     rootfs: { type: "layers", diff_ids: diffIds },
     config: { Cmd: ["/bin/true"] },
-  };
-  const config = await blobOf(new TextEncoder().encode(JSON.stringify(configJson)));
-  const manifestJson = {
-    schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
-    config: {
-      mediaType: "application/vnd.oci.image.config.v1+json",
-      digest: config.digest,
-      size: config.bytes.length,
-    },
-    layers: layers.map((l) => ({
-      mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
-      digest: l.digest,
-      size: l.bytes.length,
-    })),
-  };
-  const manifest = await blobOf(new TextEncoder().encode(JSON.stringify(manifestJson)));
-  return { config, layers, manifest, mediaType: OCI_MANIFEST };
+  })));
+  const manifest = await blobOf(manifestJson(
+    OCI_MANIFEST,
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    config,
+    layers,
+  ));
+  const dockerManifest = await blobOf(manifestJson(
+    DOCKER_MANIFEST,
+    "application/vnd.docker.container.image.v1+json",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    config,
+    layers,
+  ));
+  return { config, layers, manifest, mediaType: OCI_MANIFEST, dockerManifest };
 }
 
 /** Writes `image` as an OCI image layout directory tagged `ref`. */
@@ -87,7 +124,7 @@ export async function writeOciLayout(dir: string, image: Image, ref = "latest"):
   await Deno.mkdir(`${dir}/blobs/sha256`, { recursive: true });
   await Deno.writeTextFile(`${dir}/oci-layout`, JSON.stringify({ imageLayoutVersion: "1.0.0" }));
   for (const blob of [image.config, ...image.layers, image.manifest]) {
-    await Deno.writeFile(`${dir}/blobs/sha256/${blob.digest.slice(7)}`, blob.bytes);
+    await Deno.writeFile(`${dir}/blobs/sha256/${blob.digest.hex}`, blob.bytes);
   }
   await Deno.writeTextFile(
     `${dir}/index.json`,
@@ -95,7 +132,7 @@ export async function writeOciLayout(dir: string, image: Image, ref = "latest"):
       schemaVersion: 2,
       manifests: [{
         mediaType: image.mediaType,
-        digest: image.manifest.digest,
+        digest: image.manifest.digest.toString(),
         size: image.manifest.bytes.length,
         annotations: { "org.opencontainers.image.ref.name": ref },
       }],
@@ -144,7 +181,7 @@ export async function pushImage(
       location = new URL(patch.headers.get("location")!, registry).toString();
     }
     const url = new URL(location);
-    url.searchParams.set("digest", blob.digest);
+    url.searchParams.set("digest", blob.digest.toString());
     const put = await fetch(url, { method: "PUT" });
     await expectStatus(put, [201], `commit ${blob.digest}`);
   }
@@ -179,15 +216,16 @@ export async function pullImage(
     throw new Error(`manifest ${repo}:${tag}: HTTP ${res.status}: ${await res.text()}`);
   }
   const bytes = new Uint8Array(await res.arrayBuffer());
-  const manifestDigest = (await blobOf(bytes)).digest;
+  const manifestDigest = (await digestOfBytes(bytes)).toString();
   const manifest = JSON.parse(new TextDecoder().decode(bytes));
   const blobs = new Map<string, Uint8Array>();
   for (const d of [manifest.config, ...manifest.layers] as { digest: string }[]) {
     const blob = await fetch(`${registry}/v2/${repo}/blobs/${d.digest}`);
     if (blob.status !== 200) throw new Error(`blob ${d.digest}: HTTP ${blob.status}`);
-    const got = await blobOf(new Uint8Array(await blob.arrayBuffer()));
-    if (got.digest !== d.digest) throw new Error(`blob ${d.digest} arrived as ${got.digest}`);
-    blobs.set(d.digest, got.bytes);
+    const got = new Uint8Array(await blob.arrayBuffer());
+    const digest = (await digestOfBytes(got)).toString();
+    if (digest !== d.digest) throw new Error(`blob ${d.digest} arrived as ${digest}`);
+    blobs.set(d.digest, got);
   }
   return { manifestDigest, blobs };
 }

@@ -19,6 +19,8 @@
  * @module
  */
 
+import { waitFor } from "./wait.ts";
+
 /** How much of a child's combined output {@link ManagedProcess.log} keeps. */
 export const LOG_TAIL_BYTES = 1 << 20;
 
@@ -237,34 +239,26 @@ export function spawnDeno(
   });
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 async function poll(
   what: string,
   attempt: () => Promise<string | undefined>,
   options: WaitOptions,
 ): Promise<void> {
   const { timeoutMs = 10_000, intervalMs = 50, process } = options;
-  const deadline = Date.now() + timeoutMs;
   let last = "no attempt";
-  while (true) {
+  await waitFor(what, async () => {
     if (process?.exited) {
       throw new Error(`${process.name} exited while waiting for ${what}\n${describeExit(process)}`);
     }
     const failure = await attempt();
-    if (failure === undefined) return;
+    if (failure === undefined) return true;
     last = failure;
-    if (Date.now() >= deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what} (last: ${last})${
-          process ? `\n${describeExit(process)}` : ""
-        }`,
-      );
-    }
-    await sleep(intervalMs);
-  }
+    return false;
+  }, {
+    timeoutMs,
+    intervalMs,
+    detail: () => `(last: ${last})${process ? `\n${describeExit(process)}` : ""}`,
+  });
 }
 
 /** Polls `url` with GET until a response counts as ready. The body is always discarded. */
