@@ -39,6 +39,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
+import { sleep, systemTimers, type Timers } from "../tracing/safeguards/timers.ts";
 
 /** Options for {@linkcode openDatabase}. */
 export interface OpenDatabaseOptions {
@@ -139,8 +140,10 @@ export interface WriteBackManagerOptions {
   maxAttempts?: number;
   /** Backoff between `executeNow` attempts. */
   backoff?: BackoffOptions;
-  /** Clock in epoch milliseconds (default `Date.now`). */
+  /** Wall clock in epoch milliseconds, stored in the rows (default `Date.now`). */
   now?: () => number;
+  /** Timers of the retry poller and of `executeNow`'s backoff (default {@linkcode systemTimers}). */
+  timers?: Timers;
   /** Source of randomness for jitter (default `Math.random`). */
   random?: () => number;
   /**
@@ -252,6 +255,7 @@ export class WriteBackManager {
   readonly #maxAttempts: number;
   readonly #backoff: Required<BackoffOptions>;
   readonly #now: () => number;
+  readonly #timers: Timers;
   readonly #random: () => number;
   readonly #onError: (error: unknown, task?: WriteBackTask) => void;
 
@@ -259,7 +263,7 @@ export class WriteBackManager {
   // Keys that are queued or running, so a task never runs twice at once.
   readonly #active = new Set<string>();
   readonly #running = new Set<Promise<void>>();
-  #poller: ReturnType<typeof setInterval> | undefined;
+  #poller: number | undefined;
   #state: "idle" | "started" | "stopped" = "idle";
 
   /** @param options see {@linkcode WriteBackManagerOptions} */
@@ -285,6 +289,7 @@ export class WriteBackManager {
     };
     this.#executor = options.executor;
     this.#now = options.now ?? Date.now;
+    this.#timers = options.timers ?? systemTimers;
     this.#random = options.random ?? Math.random;
     this.#onError = options.onError ??
       ((error, task) =>
@@ -361,7 +366,7 @@ export class WriteBackManager {
     // never failed, so their attempt time is left alone and they retry now.
     this.#db.exec("UPDATE writeback_task SET status = 'failed' WHERE status = 'pending'");
     this.#poll();
-    this.#poller = setInterval(() => this.#poll(), this.#pollIntervalMs);
+    this.#poller = this.#timers.setInterval(() => this.#poll(), this.#pollIntervalMs);
   }
 
   /**
@@ -372,7 +377,7 @@ export class WriteBackManager {
   async stop(): Promise<void> {
     if (this.#state === "stopped") return;
     this.#state = "stopped";
-    clearInterval(this.#poller);
+    if (this.#poller !== undefined) this.#timers.clearInterval(this.#poller);
     this.#poller = undefined;
     this.#queue.length = 0;
     while (this.#running.size > 0) await Promise.all([...this.#running]);
@@ -415,9 +420,7 @@ export class WriteBackManager {
         if (attempt >= this.#maxAttempts) throw err;
       }
       const jitter = 1 + this.#backoff.jitter * (2 * this.#random() - 1);
-      await new Promise((resolve) =>
-        setTimeout(resolve, Math.min(wait, this.#backoff.maxMs) * jitter)
-      );
+      await sleep(this.#timers, Math.min(wait, this.#backoff.maxMs) * jitter);
       wait *= this.#backoff.multiplier;
     }
   }

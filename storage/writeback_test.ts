@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
+import { waitFor } from "../tests/harness/wait.ts";
+import { ManualTimers } from "../tracing/safeguards/timers.ts";
 import { openDatabase, WriteBackManager, type WriteBackTask } from "./writeback.ts";
 
 const TRACE = {
@@ -17,15 +19,29 @@ async function withDb(fn: (dbPath: string) => Promise<void>): Promise<void> {
   }
 }
 
-async function until(cond: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+/** One turn of the event loop: lets settled executor promises run their bookkeeping. */
+const turn = () => new Promise((r) => setTimeout(r, 0));
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * Waits for `promise` while moving `timers` to each timer it sets (the backoff of `executeNow`):
+ * between turns of the event loop, time jumps to the next due timer.
+ */
+async function settleWith<T>(timers: ManualTimers, promise: Promise<T>): Promise<T> {
+  let settled = false;
+  // Handled at once, so a rejection is not reported as unhandled while time is being moved.
+  const outcome = promise.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  ).finally(() => settled = true);
+  for (let i = 0; i < 1000 && !settled; i++) {
+    await turn();
+    const due = timers.nextDue;
+    if (!settled && due !== undefined) timers.advance(due - timers.now());
+  }
+  const result = await outcome;
+  if ("error" in result) throw result.error;
+  return result.value;
+}
 
 Deno.test("writeback: table matches the upstream schema", () =>
   withDb(async (dbPath) => {
@@ -73,7 +89,7 @@ Deno.test("writeback: a table from before the tracing migration gains its column
       },
     });
     m.start();
-    await until(() => seen.length === 1, "the upstream row to run");
+    await waitFor("the upstream row to run", () => seen.length === 1);
     await m.stop();
     assert.equal(seen[0].createdAt, Date.UTC(2026, 7, 14, 10, 0, 0, 123));
     assert.equal(seen[0].failures, 2);
@@ -92,7 +108,7 @@ Deno.test("writeback: add executes the task and deletes the row", () =>
     });
     m.start();
     assert.equal(m.add({ namespace: "library/ubuntu", name: "abc", traceContext: TRACE }), true);
-    await until(() => seen.length === 1 && m.pending().length === 0, "execution");
+    await waitFor("execution", () => seen.length === 1 && m.pending().length === 0);
     assert.equal(seen[0].namespace, "library/ubuntu");
     assert.equal(seen[0].name, "abc");
     assert.equal(seen[0].delayMs, 0);
@@ -124,10 +140,12 @@ Deno.test("writeback: duplicate insert is a no-op", () =>
 Deno.test("writeback: a delayed task waits until created_at + delay", () =>
   withDb(async (dbPath) => {
     let now = Date.UTC(2026, 0, 1);
+    const timers = new ManualTimers();
     const seen: string[] = [];
     const m = new WriteBackManager({
       dbPath,
       now: () => now,
+      timers,
       pollIntervalMs: 5,
       executor: (t) => {
         seen.push(t.name);
@@ -140,25 +158,30 @@ Deno.test("writeback: a delayed task waits until created_at + delay", () =>
     assert.equal(row.status, "failed");
     assert.equal(row.delayMs, 30 * 60_000);
     assert.equal(row.lastAttempt, new Date("0001-01-01T00:00:00Z").getTime()); // Go's zero time
-    await sleep(30);
-    assert.deepEqual(seen, []);
+    // Each advance fires the poller once, which runs a ready task at once (synchronously).
+    timers.advance(5);
+    assert.deepEqual(seen, [], "not ready right after creation");
     now += 30 * 60_000 - 1;
-    await sleep(30);
-    assert.deepEqual(seen, []);
+    timers.advance(5);
+    assert.deepEqual(seen, [], "not ready 1 ms before created_at + delay");
     now += 1;
-    await until(() => seen.length === 1, "the delayed task");
-    await until(() => m.pending().length === 0, "row removal");
+    timers.advance(5);
+    assert.deepEqual(seen, ["later"], "run by the poll at created_at + delay");
+    await waitFor("row removal", () => m.pending().length === 0);
     await m.stop();
+    assert.equal(timers.pending, 0, "stop() clears the poller");
   }));
 
 Deno.test("writeback: a failure is recorded and retried after retryInterval", () =>
   withDb(async (dbPath) => {
     let now = Date.UTC(2026, 0, 1);
+    const timers = new ManualTimers();
     let calls = 0;
     const errors: unknown[] = [];
     const m = new WriteBackManager({
       dbPath,
       now: () => now,
+      timers,
       pollIntervalMs: 5,
       retryIntervalMs: 30_000,
       onError: (err) => errors.push(err),
@@ -169,18 +192,22 @@ Deno.test("writeback: a failure is recorded and retried after retryInterval", ()
     });
     m.start();
     m.add({ namespace: "ns", name: "d", traceContext: TRACE });
-    await until(() => m.pending()[0]?.failures === 1, "the failure to be recorded");
+    await waitFor("the failure to be recorded", () => m.pending()[0]?.failures === 1);
     const [row] = m.pending();
     assert.equal(row.status, "failed");
     assert.equal(row.lastAttempt, now);
     assert.equal(row.traceId, TRACE.traceId);
     assert.match(String(errors[0]), /backend down/);
 
-    await sleep(30);
-    assert.equal(calls, 1, "no retry before retryInterval");
-    now += 30_001;
-    await until(() => m.pending().length === 0, "the retry to succeed");
-    assert.equal(calls, 2);
+    timers.advance(5);
+    assert.equal(calls, 1, "no retry right after the failure");
+    now += 30_000;
+    timers.advance(5);
+    assert.equal(calls, 1, "no retry at exactly retryInterval");
+    now += 1;
+    timers.advance(5);
+    assert.equal(calls, 2, "retried by the poll after retryInterval");
+    await waitFor("the retry to succeed", () => m.pending().length === 0);
     await m.stop();
   }));
 
@@ -204,7 +231,7 @@ Deno.test("writeback: rows survive a restart and keep their trace context", () =
       },
     });
     second.start();
-    await until(() => seen.length === 1 && second.pending().length === 0, "recovered task");
+    await waitFor("recovered task", () => seen.length === 1 && second.pending().length === 0);
     assert.deepEqual([seen[0].namespace, seen[0].name], ["library/ubuntu", "d1"]);
     assert.deepEqual([seen[0].traceId, seen[0].spanId, seen[0].traceFlags], [
       TRACE.traceId,
@@ -235,33 +262,42 @@ Deno.test("writeback: pending rows of a killed process become failed and run on 
     });
     m.start();
     // Both run at once from the startup poll while their rows are stored pending again.
-    await until(() => started.length === 2, "startup retries");
+    await waitFor("startup retries", () => started.length === 2);
     assert.deepEqual(started.sort(), ["a:", "b:01"]);
     assert.deepEqual(m.pending().map((r) => r.status), ["pending", "pending"]);
     release();
-    await until(() => m.pending().length === 0, "completion");
+    await waitFor("completion", () => m.pending().length === 0);
     await m.stop();
   }));
 
 Deno.test("writeback: at most `workers` tasks run at once and stop waits for them", () =>
   withDb(async (dbPath) => {
     let running = 0, peak = 0, done = 0;
+    // Each task runs until the test releases it.
+    const releases: (() => void)[] = [];
     const m = new WriteBackManager({
       dbPath,
       workers: 2,
       executor: async () => {
         running++;
         peak = Math.max(peak, running);
-        await sleep(20);
+        await new Promise<void>((r) => releases.push(r));
         running--;
         done++;
       },
     });
     m.start();
     for (let i = 0; i < 5; i++) m.add({ namespace: "ns", name: `d${i}` });
-    await until(() => done >= 1, "first completion");
-    await m.stop();
+    assert.equal(running, 2, "two of five started");
+    releases.shift()!();
+    await waitFor("first completion and the next start", () => done === 1 && running === 2);
+    let doneAtStop = -1;
+    const stopped = m.stop().then(() => doneAtStop = done);
+    await turn(); // stop() is now waiting for the two running tasks
+    for (const release of releases.splice(0)) release();
+    await stopped;
     assert.equal(peak, 2);
+    assert.equal(doneAtStop, 3, "stop returned before its running tasks finished");
     assert.equal(running, 0, "stop returned while a task was running");
     // Tasks still queued at stop stay in the database for the next start.
     const reopened = new WriteBackManager({ dbPath, executor: () => Promise.resolve() });
@@ -273,32 +309,39 @@ Deno.test("writeback: executeNow retries with backoff and gives up after maxAtte
   withDb(async (dbPath) => {
     const attempts: number[] = [];
     let failUntil = 2;
+    const timers = new ManualTimers();
     const m = new WriteBackManager({
       dbPath,
+      timers,
+      random: () => 0.5, // no jitter
       maxAttempts: 3,
       backoff: { initialMs: 10, multiplier: 2, maxMs: 15 },
       onError: () => {},
       executor: (t) => {
-        attempts.push(Date.now());
+        attempts.push(timers.now());
         assert.equal(t.traceId, TRACE.traceId);
         return attempts.length <= failUntil
           ? Promise.reject(new Error(`fail ${attempts.length}`))
           : Promise.resolve();
       },
     });
-    await m.executeNow({ namespace: "tag", name: "repo:tag", traceContext: TRACE });
+    await settleWith(
+      timers,
+      m.executeNow({ namespace: "tag", name: "repo:tag", traceContext: TRACE }),
+    );
     assert.equal(attempts.length, 3);
-    assert.ok(attempts[1] - attempts[0] >= 9, "first backoff ~10 ms");
-    assert.ok(attempts[2] - attempts[1] >= 14, "second backoff capped ~15 ms");
+    assert.equal(attempts[1] - attempts[0], 10, "first backoff 10 ms");
+    assert.equal(attempts[2] - attempts[1], 15, "second backoff capped at 15 ms");
     assert.deepEqual(m.pending(), [], "executeNow does not persist");
 
     attempts.length = 0;
     failUntil = Infinity;
     await assert.rejects(
-      m.executeNow({ namespace: "tag", name: "x:y", traceContext: TRACE }),
+      settleWith(timers, m.executeNow({ namespace: "tag", name: "x:y", traceContext: TRACE })),
       /fail 3/,
     );
     assert.equal(attempts.length, 3);
+    assert.deepEqual(attempts.map((t) => t - attempts[0]), [0, 10, 25]);
     await m.stop();
   }));
 
@@ -360,7 +403,7 @@ Deno.test("writeback: a task accepted by a process killed with SIGKILL runs afte
     });
     assert.equal(m.pending()[0]?.status, "pending", "the killed process left the row queued");
     m.start();
-    await until(() => seen.length === 1 && m.pending().length === 0, "recovered task");
+    await waitFor("recovered task", () => seen.length === 1 && m.pending().length === 0);
     assert.deepEqual([seen[0].name, seen[0].traceId, seen[0].spanId], [
       "crash",
       TRACE.traceId,

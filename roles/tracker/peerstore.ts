@@ -16,6 +16,7 @@
 
 import type { PeerInfo } from "../../cluster/announce_client.ts";
 import type { InfoHash } from "../../storage/metainfo.ts";
+import { systemTimers, type Timers } from "../../tracing/safeguards/timers.ts";
 
 /** Where the tracker keeps announced peers. */
 export interface PeerStore {
@@ -45,6 +46,8 @@ export interface MemoryPeerStoreOptions {
   sweepIntervalMs?: number;
   /** Clock in epoch ms (default `Date.now`). */
   now?: () => number;
+  /** Timers of the sweep (default {@linkcode systemTimers}). */
+  timers?: Timers;
   /** Randomness for sampling (default `Math.random`). */
   random?: () => number;
 }
@@ -65,7 +68,8 @@ export class MemoryPeerStore implements PeerStore {
   readonly #random: () => number;
   // info hash hex → peer ID hex → entry
   readonly #torrents = new Map<string, Map<string, Entry>>();
-  readonly #timer: ReturnType<typeof setInterval> | undefined;
+  readonly #timers: Timers;
+  readonly #sweeper: number | undefined;
 
   /** @param options see {@linkcode MemoryPeerStoreOptions} */
   constructor(options: MemoryPeerStoreOptions = {}) {
@@ -74,7 +78,8 @@ export class MemoryPeerStore implements PeerStore {
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
     const sweepMs = options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS;
-    if (sweepMs > 0) this.#timer = setInterval(() => this.sweep(), sweepMs);
+    this.#timers = options.timers ?? systemTimers;
+    if (sweepMs > 0) this.#sweeper = this.#timers.setInterval(() => this.sweep(), sweepMs);
   }
 
   /** Records a peer; its entry lives `ttlMs` from now. */
@@ -136,7 +141,7 @@ export class MemoryPeerStore implements PeerStore {
 
   /** Stops the sweep timer. */
   close(): Promise<void> {
-    clearInterval(this.#timer);
+    if (this.#sweeper !== undefined) this.#timers.clearInterval(this.#sweeper);
     return Promise.resolve();
   }
 }

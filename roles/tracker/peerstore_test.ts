@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { PeerInfo } from "../../cluster/announce_client.ts";
 import { InfoHash } from "../../storage/metainfo.ts";
+import { ManualTimers } from "../../tracing/safeguards/timers.ts";
 import { DEFAULT_PEER_TTL_MS, MemoryPeerStore } from "./peerstore.ts";
 
 const H1 = InfoHash.fromHex("11".repeat(20));
@@ -76,10 +77,16 @@ Deno.test("memory peer store: handout is a random sample of at most n, never fla
 
 Deno.test("memory peer store: the periodic sweep runs and close() stops it", async () => {
   let now = 0;
-  const store = new MemoryPeerStore({ ttlMs: 10, sweepIntervalMs: 5, now: () => now });
+  const timers = new ManualTimers();
+  const store = new MemoryPeerStore({ ttlMs: 10, sweepIntervalMs: 5, now: () => now, timers });
   await store.updatePeer(H1, peer(1));
+  timers.advance(5);
+  assert.equal(store.torrentCount, 1, "the entry has not expired yet");
   now = 100;
-  await new Promise((r) => setTimeout(r, 30));
+  timers.advance(4);
+  assert.equal(store.torrentCount, 1, "no sweep between periods");
+  timers.advance(1);
   assert.equal(store.torrentCount, 0);
   await store.close();
+  assert.equal(timers.pending, 0, "close() stops the sweep");
 });

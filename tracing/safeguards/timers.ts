@@ -1,12 +1,13 @@
 /**
- * The clock and interval timers the safeguards and the statsd emitter run on, as an injectable
- * seam: production uses {@linkcode systemTimers} (unref'd, so they never keep a process alive);
- * tests and simulations use {@linkcode ManualTimers}, whose time only moves when told to.
+ * The clock and timers the safeguards, the statsd emitter, the write-back queue and the tracker's
+ * peer store run on, as an injectable seam: production uses {@linkcode systemTimers} (intervals
+ * unref'd, so they never keep a process alive); tests and simulations use {@linkcode ManualTimers},
+ * whose time only moves when told to.
  *
  * @module
  */
 
-/** A monotonic clock and repeating timers. */
+/** A monotonic clock, repeating timers and one-shot timers. */
 export interface Timers {
   /** Milliseconds on a monotonic clock. */
   now(): number;
@@ -14,9 +15,21 @@ export interface Timers {
   setInterval(fn: () => void, ms: number): number;
   /** Stops an interval started by `setInterval`. */
   clearInterval(id: number): void;
+  /** Calls `fn` once, `ms` milliseconds from now, unless cleared; returns an id. */
+  setTimeout(fn: () => void, ms: number): number;
+  /** Cancels a timeout started by `setTimeout`. */
+  clearTimeout(id: number): void;
 }
 
-/** Real time: `performance.now` and unref'd `setInterval`. */
+/** Resolves after `ms` milliseconds of `timers`' time. */
+export function sleep(timers: Timers, ms: number): Promise<void> {
+  return new Promise((resolve) => timers.setTimeout(resolve, ms));
+}
+
+/**
+ * Real time: `performance.now`, unref'd `setInterval` and plain `setTimeout` (a pending timeout is
+ * work in progress, such as a retry's backoff, so it keeps the process alive).
+ */
 export const systemTimers: Timers = {
   now: () => performance.now(),
   setInterval(fn, ms) {
@@ -27,23 +40,26 @@ export const systemTimers: Timers = {
     return id;
   },
   clearInterval: (id) => clearInterval(id),
+  setTimeout: (fn, ms) => Number(setTimeout(fn, ms)),
+  clearTimeout: (id) => clearTimeout(id),
 };
 
-interface ManualInterval {
+interface ManualTimer {
   fn: () => void;
   ms: number;
   due: number;
+  repeat: boolean;
 }
 
 /**
- * Deterministic timers for tests: `advance` moves time forward and fires due intervals in order;
+ * Deterministic timers for tests: `advance` moves time forward and fires due timers in order;
  * `stall` moves time without firing anything, like an event loop blocked by synchronous work, so
  * the next `advance` fires the overdue callbacks late.
  */
 export class ManualTimers implements Timers {
   #now: number;
   #nextId = 1;
-  readonly #intervals = new Map<number, ManualInterval>();
+  readonly #timers = new Map<number, ManualTimer>();
 
   /** Starts the clock at `start` ms. */
   constructor(start = 0) {
@@ -57,35 +73,64 @@ export class ManualTimers implements Timers {
 
   /** Registers an interval; it first fires `ms` from now. */
   setInterval(fn: () => void, ms: number): number {
-    const id = this.#nextId++;
-    this.#intervals.set(id, { fn, ms, due: this.#now + ms });
-    return id;
+    return this.#add(fn, ms, true);
   }
 
   /** Removes an interval. */
   clearInterval(id: number): void {
-    this.#intervals.delete(id);
+    this.#timers.delete(id);
   }
 
-  /** Number of live intervals (tests check that everything was stopped). */
+  /** Registers a timeout; it fires once, `ms` from now. */
+  setTimeout(fn: () => void, ms: number): number {
+    return this.#add(fn, ms, false);
+  }
+
+  /** Removes a timeout that has not fired. */
+  clearTimeout(id: number): void {
+    this.#timers.delete(id);
+  }
+
+  #add(fn: () => void, ms: number, repeat: boolean): number {
+    const id = this.#nextId++;
+    this.#timers.set(id, { fn, ms, due: this.#now + Math.max(0, ms), repeat });
+    return id;
+  }
+
+  /** Number of live intervals and timeouts (tests check that everything was stopped). */
   get pending(): number {
-    return this.#intervals.size;
+    return this.#timers.size;
+  }
+
+  /** When the earliest live timer is due, or undefined when there is none. */
+  get nextDue(): number | undefined {
+    let due: number | undefined;
+    for (const timer of this.#timers.values()) {
+      if (due === undefined || timer.due < due) due = timer.due;
+    }
+    return due;
   }
 
   /**
-   * Moves time forward by `ms`, firing each due interval at its due time (or now, when overdue);
-   * the next firing is scheduled `ms` after the actual one, as a real event loop does.
+   * Moves time forward by `ms`, firing each due timer at its due time (or now, when overdue); an
+   * interval's next firing is scheduled `ms` after the actual one, as a real event loop does, and a
+   * timeout is removed before it fires.
    */
   advance(ms: number): void {
     const end = this.#now + ms;
     for (;;) {
-      let next: ManualInterval | undefined;
-      for (const interval of this.#intervals.values()) {
-        if (interval.due <= end && (next === undefined || interval.due < next.due)) next = interval;
+      let nextId = 0;
+      let next: ManualTimer | undefined;
+      for (const [id, timer] of this.#timers) {
+        if (timer.due <= end && (next === undefined || timer.due < next.due)) {
+          next = timer;
+          nextId = id;
+        }
       }
       if (next === undefined) break;
       this.#now = Math.max(this.#now, next.due);
-      next.due = this.#now + next.ms;
+      if (next.repeat) next.due = this.#now + next.ms;
+      else this.#timers.delete(nextId);
       next.fn();
     }
     this.#now = end;
