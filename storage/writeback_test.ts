@@ -3,6 +3,7 @@ import { DatabaseSync } from "node:sqlite";
 import { waitFor } from "../tests/harness/wait.ts";
 import { ManualTimers } from "../tracing/safeguards/timers.ts";
 import { openDatabase, WriteBackManager, type WriteBackTask } from "./writeback.ts";
+import { externalTest } from "../tests/harness/external.ts";
 
 const TRACE = {
   traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
@@ -364,10 +365,12 @@ Deno.test("writeback: invalid trace contexts are stored empty; bad options are r
     );
   }));
 
-Deno.test("writeback: a task accepted by a process killed with SIGKILL runs after restart", () =>
-  withDb(async (dbPath) => {
-    const moduleUrl = new URL("./writeback.ts", import.meta.url).href;
-    const script = `
+externalTest(
+  "writeback: a task accepted by a process killed with SIGKILL runs after restart",
+  () =>
+    withDb(async (dbPath) => {
+      const moduleUrl = new URL("./writeback.ts", import.meta.url).href;
+      const script = `
       import { WriteBackManager } from ${JSON.stringify(moduleUrl)};
       const m = new WriteBackManager({ dbPath: ${JSON.stringify(dbPath)},
         executor: () => new Promise(() => {}) });
@@ -376,38 +379,39 @@ Deno.test("writeback: a task accepted by a process killed with SIGKILL runs afte
       console.log("added");
       setInterval(() => {}, 1000);
     `;
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["eval", "--ext=ts", script],
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let out = "";
-    while (!out.includes("added")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      out += value;
-    }
-    child.kill("SIGKILL");
-    await child.status;
-    await reader.cancel();
-    assert.match(out, /added/);
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["eval", "--ext=ts", script],
+        stdout: "piped",
+        stderr: "inherit",
+      }).spawn();
+      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let out = "";
+      while (!out.includes("added")) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        out += value;
+      }
+      child.kill("SIGKILL");
+      await child.status;
+      await reader.cancel();
+      assert.match(out, /added/);
 
-    const seen: WriteBackTask[] = [];
-    const m = new WriteBackManager({
-      dbPath,
-      executor: (t) => {
-        seen.push(t);
-        return Promise.resolve();
-      },
-    });
-    assert.equal(m.pending()[0]?.status, "pending", "the killed process left the row queued");
-    m.start();
-    await waitFor("recovered task", () => seen.length === 1 && m.pending().length === 0);
-    assert.deepEqual([seen[0].name, seen[0].traceId, seen[0].spanId], [
-      "crash",
-      TRACE.traceId,
-      TRACE.spanId,
-    ]);
-    await m.stop();
-  }));
+      const seen: WriteBackTask[] = [];
+      const m = new WriteBackManager({
+        dbPath,
+        executor: (t) => {
+          seen.push(t);
+          return Promise.resolve();
+        },
+      });
+      assert.equal(m.pending()[0]?.status, "pending", "the killed process left the row queued");
+      m.start();
+      await waitFor("recovered task", () => seen.length === 1 && m.pending().length === 0);
+      assert.deepEqual([seen[0].name, seen[0].traceId, seen[0].spanId], [
+        "crash",
+        TRACE.traceId,
+        TRACE.spanId,
+      ]);
+      await m.stop();
+    }),
+);

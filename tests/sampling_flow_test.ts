@@ -5,8 +5,10 @@
 
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
+import { startDownloadCluster } from "./harness/cluster.ts";
 import { startJaeger } from "./harness/jaeger.ts";
 import { freePorts, ProcessGroup, waitForHttp } from "./harness/procs.ts";
+import { waitFor } from "./harness/wait.ts";
 
 const FIXTURE = new URL("./fixtures/traced_service.ts", import.meta.url).pathname;
 
@@ -84,13 +86,52 @@ Deno.test("sampling: 10% default and a 100% path rule, counted in Jaeger", async
     );
   }
   for (let i = 0; i < 40; i++) assert.equal(await get(`http://127.0.0.1:${port}/echo/e${i}`), 200);
-  // /health is never traced.
-  for (let i = 0; i < 20; i++) await get(`http://127.0.0.1:${port}/stats`);
   const echo = await settledCount(jaeger, "GET /echo/{name}");
   const hello = await settledCount(jaeger, "GET /hello/{name}");
   assert.equal(echo, 40, "the 100% rule must sample every /echo request");
   // Binomial(600, 0.1): mean 60, sd ≈ 7.3; ±4.5 sd.
   assert.ok(hello >= 27 && hello <= 93, `10% of ${N} should be about 60, got ${hello}`);
+});
+
+Deno.test("sampling: /health is never traced on any role; a control request in the same window is", async () => {
+  await using jaeger = await startJaeger();
+  await using group = new ProcessGroup();
+  const dir = await Deno.makeTempDir({ prefix: "kraken-health-" });
+  try {
+    // Every role samples 100% of what no built-in rule excludes.
+    const cluster = await startDownloadCluster({
+      dir,
+      group,
+      otlpEndpoint: jaeger.otlpHttpEndpoint,
+      origins: 1,
+      agents: 1,
+    });
+    const roles: [string, string][] = [
+      ["kraken-origin", cluster.origins[0].addr],
+      ["kraken-build-index", cluster.buildIndex.addr],
+      ["kraken-proxy", cluster.proxy.addr],
+      ["kraken-tracker", cluster.tracker.addr],
+      ["kraken-agent", cluster.agents[0].addr],
+    ];
+    for (const [service, addr] of roles) {
+      for (let i = 0; i < 5; i++) assert.equal(await get(`http://${addr}/health`), 200);
+      // Sent after the health checks (and their spans, had there been any, ended), so its span is
+      // exported in the same batch as theirs or a later one: once it is in Jaeger, theirs would be.
+      const control = `/control/${crypto.randomUUID()}`;
+      await get(`http://${addr}${control}`);
+      const spans = await waitFor(`${service}'s span of GET ${control}`, async () => {
+        const all = (await jaeger.findTraces({ service, limit: 1000 })).flatMap((t) => t.spans);
+        return all.some((s) => s.attributes["url.path"] === control) ? all : undefined;
+      }, { timeoutMs: 20_000, intervalMs: 200 });
+      const health = spans.filter((s) =>
+        s.attributes["url.path"] === "/health" || s.name.includes("/health")
+      );
+      assert.deepEqual(health.map((s) => s.name), [], `${service} traced /health`);
+    }
+  } finally {
+    await group.stopAll();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("sampling: a flood of client-forced samples at the edge stays under the cap", async () => {

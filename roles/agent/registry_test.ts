@@ -8,6 +8,7 @@ import { createLogger, initTracing, parseTracingConfig } from "../../tracing/mod
 import { type AgentStack, seedImage, startAgentStack } from "./_test_util.ts";
 import { AgentBlobs } from "./blobs.ts";
 import { createAgentRegistry } from "./registry.ts";
+import { externalTest } from "../../tests/harness/external.ts";
 
 const exporter = new InMemorySpanExporter();
 const tracing = initTracing(
@@ -271,7 +272,7 @@ function hasSkopeo(): boolean {
   }
 }
 
-Deno.test({
+externalTest({
   name: "registry: skopeo copies an image out of the agent",
   ignore: !hasSkopeo(),
   async fn() {

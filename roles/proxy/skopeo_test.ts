@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { makeImage, writeOciLayout } from "../../tests/harness/oci.ts";
 import { startPushStack } from "./_test_util.ts";
+import { externalTest } from "../../tests/harness/external.ts";
 
 const SKOPEO = "skopeo";
 
@@ -27,7 +28,7 @@ async function skopeo(args: string[], home: string): Promise<string> {
   return stdout;
 }
 
-Deno.test({
+externalTest({
   name: "proxy: a real skopeo push lands blobs in the origin and the tag in build-index",
   ignore: !hasSkopeo(),
   async fn() {

@@ -16,6 +16,7 @@ import {
 } from "./redis_peerstore.ts";
 import { startTrackerServer } from "./server.ts";
 import { startFakeOrigin, startRedis, testLogger } from "./_test_util.ts";
+import { externalTest } from "../../tests/harness/external.ts";
 
 const H = InfoHash.fromHex("ab".repeat(20));
 
@@ -50,7 +51,7 @@ Deno.test("redis peer store: member format and IPv6-safe parsing", () => {
   assert.equal(peerSetKey(H, 3600), `peerset:${"ab".repeat(20)}:3600`);
 });
 
-Deno.test("redis peer store: upstream key layout, expiry, windows and complete OR", async () => {
+externalTest("redis peer store: upstream key layout, expiry, windows and complete OR", async () => {
   const redis = await startRedis();
   const admin = new RedisClient({ addr: redis.addr });
   // Half past the current hour (real time: Redis expires keys by its own clock).
@@ -92,43 +93,46 @@ Deno.test("redis peer store: upstream key layout, expiry, windows and complete O
   }
 });
 
-Deno.test("redis peer store: two trackers sharing one redis see each other's announces", async () => {
-  const redis = await startRedis();
-  const origin = startFakeOrigin();
-  const { logger } = testLogger();
-  const config = parseTrackerConfig({
-    listen: { host: "127.0.0.1", port: 0 },
-    origins: { hosts: [origin.addr] },
-    peerstore: { type: "redis", redis: { addr: redis.addr } },
-  });
-  const a = await startTrackerServer(config, { logger });
-  const b = await startTrackerServer(config, { logger });
-  const digest = parseDigest(`sha256:${"5a".repeat(32)}`);
-  const announce = async (port: number, p: PeerInfo) => {
-    const res = await fetch(`http://127.0.0.1:${port}/announce/${H.hex}`, {
-      method: "POST",
-      body: encodeAnnounceRequest({ digest, infoHash: H, peer: p }),
+externalTest(
+  "redis peer store: two trackers sharing one redis see each other's announces",
+  async () => {
+    const redis = await startRedis();
+    const origin = startFakeOrigin();
+    const { logger } = testLogger();
+    const config = parseTrackerConfig({
+      listen: { host: "127.0.0.1", port: 0 },
+      origins: { hosts: [origin.addr] },
+      peerstore: { type: "redis", redis: { addr: redis.addr } },
     });
-    assert.equal(res.status, 200);
-    return parseAnnounceResponse(await res.json()).peers;
-  };
-  try {
-    assert.equal(a.peerStore.type, "redis");
-    await announce(a.port, peer(1, true));
-    const seenByB = await announce(b.port, peer(2));
-    // Complete agent from tracker A first, then the origin, then B's own incomplete entry.
-    assert.deepEqual(seenByB.map((p) => [p.peerId.slice(-2), p.origin, p.complete]), [
-      ["01", false, true],
-      ["0a", true, true],
-      ["02", false, false],
-    ]);
-  } finally {
-    await a.stop();
-    await b.stop();
-    await origin.stop();
-    await redis.stop();
-  }
-});
+    const a = await startTrackerServer(config, { logger });
+    const b = await startTrackerServer(config, { logger });
+    const digest = parseDigest(`sha256:${"5a".repeat(32)}`);
+    const announce = async (port: number, p: PeerInfo) => {
+      const res = await fetch(`http://127.0.0.1:${port}/announce/${H.hex}`, {
+        method: "POST",
+        body: encodeAnnounceRequest({ digest, infoHash: H, peer: p }),
+      });
+      assert.equal(res.status, 200);
+      return parseAnnounceResponse(await res.json()).peers;
+    };
+    try {
+      assert.equal(a.peerStore.type, "redis");
+      await announce(a.port, peer(1, true));
+      const seenByB = await announce(b.port, peer(2));
+      // Complete agent from tracker A first, then the origin, then B's own incomplete entry.
+      assert.deepEqual(seenByB.map((p) => [p.peerId.slice(-2), p.origin, p.complete]), [
+        ["01", false, true],
+        ["0a", true, true],
+        ["02", false, false],
+      ]);
+    } finally {
+      await a.stop();
+      await b.stop();
+      await origin.stop();
+      await redis.stop();
+    }
+  },
+);
 
 Deno.test("redis peer store: an unreachable redis stops start-up with a message naming the key", async () => {
   const { logger } = testLogger();

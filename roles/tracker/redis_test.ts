@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { encodeCommand, RedisClient, RedisConnectionError, RedisReplyError } from "./redis.ts";
 import { freePort } from "../../tests/harness/procs.ts";
 import { startRedis } from "./_test_util.ts";
+import { externalTest } from "../../tests/harness/external.ts";
 
 Deno.test("redis: commands encode as RESP arrays of bulk strings", () => {
   assert.equal(
@@ -10,7 +11,7 @@ Deno.test("redis: commands encode as RESP arrays of bulk strings", () => {
   );
 });
 
-Deno.test("redis: replies of every RESP2 type against a real redis-server", async () => {
+externalTest("redis: replies of every RESP2 type against a real redis-server", async () => {
   const redis = await startRedis();
   const client = new RedisClient({ addr: redis.addr });
   try {
@@ -35,7 +36,7 @@ Deno.test("redis: replies of every RESP2 type against a real redis-server", asyn
   }
 });
 
-Deno.test("redis: pool caps active connections and reuses idle ones", async () => {
+externalTest("redis: pool caps active connections and reuses idle ones", async () => {
   const redis = await startRedis();
   const client = new RedisClient({ addr: redis.addr, maxActive: 2, maxIdle: 2 });
   const admin = new RedisClient({ addr: redis.addr });

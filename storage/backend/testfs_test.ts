@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { HttpStatusError } from "../../http/status_error.ts";
 import { TestfsBackend } from "./testfs.ts";
 import { serveTestfs } from "./testfs_server.ts";
+import { externalTest } from "../../tests/harness/external.ts";
 
 const enc = new TextEncoder();
 const HEX = "3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d";
@@ -133,7 +134,7 @@ Deno.test("testfs client: a hung server times out", async () => {
   await assert.rejects(backend.stat("ns", HEX), /timed out after 10 ms/);
 });
 
-Deno.test("testfs server: runs as its own process", async () => {
+externalTest("testfs server: runs as its own process", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kraken-testfs-proc-" });
   const child = new Deno.Command(Deno.execPath(), {
     args: [

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { type JaegerInstance, startJaeger } from "./jaeger.ts";
 import { assertTree, formatTree } from "./trace_tree.ts";
+import { externalTest } from "./external.ts";
 
 function randomHex(bytes: number): string {
   return Array.from(
@@ -69,7 +70,7 @@ async function postTrace(jaeger: JaegerInstance, traceId: string): Promise<void>
   assert.equal(response.status, 200, `OTLP export failed: ${text}`);
 }
 
-Deno.test("jaeger harness: an OTLP/JSON trace comes back as a tree", async () => {
+externalTest("jaeger harness: an OTLP/JSON trace comes back as a tree", async () => {
   const jaeger = await startJaeger();
   try {
     const traceId = randomHex(16);
@@ -125,7 +126,7 @@ Deno.test("jaeger harness: an OTLP/JSON trace comes back as a tree", async () =>
   }
 });
 
-Deno.test("jaeger harness: restart keeps the ports and accepts traces again", async () => {
+externalTest("jaeger harness: restart keeps the ports and accepts traces again", async () => {
   const jaeger = await startJaeger();
   try {
     const ports = { ...jaeger.ports };
@@ -148,7 +149,7 @@ Deno.test("jaeger harness: restart keeps the ports and accepts traces again", as
   }
 });
 
-Deno.test("jaeger harness: waitForTrace times out with a clear message", async () => {
+externalTest("jaeger harness: waitForTrace times out with a clear message", async () => {
   const jaeger = await startJaeger();
   try {
     await assert.rejects(

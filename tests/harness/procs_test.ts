@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { freePorts, ProcessGroup, spawnDeno, waitForHttp, waitForTcp } from "./procs.ts";
+import { externalTest } from "./external.ts";
 
 /** Writes a child script to a temporary file and returns its path and directory. */
 async function script(source: string): Promise<{ dir: string; path: string }> {
@@ -21,7 +22,7 @@ Deno.test("freePorts returns distinct bindable loopback ports", () => {
   for (const port of ports) Deno.listen({ hostname: "127.0.0.1", port }).close();
 });
 
-Deno.test("spawnDeno serves, logs to memory and file, and the group stops it", async () => {
+externalTest("spawnDeno serves, logs to memory and file, and the group stops it", async () => {
   const { dir, path } = await script(`
     const port = Number(Deno.args[0]);
     console.log("hello " + Deno.env.get("GREETING"));
@@ -55,7 +56,7 @@ Deno.test("spawnDeno serves, logs to memory and file, and the group stops it", a
   }
 });
 
-Deno.test("stop escalates to SIGKILL when SIGTERM is ignored", async () => {
+externalTest("stop escalates to SIGKILL when SIGTERM is ignored", async () => {
   const { dir, path } = await script(`
     Deno.addSignalListener("SIGTERM", () => console.log("ignoring SIGTERM"));
     console.log("ready");
@@ -73,7 +74,7 @@ Deno.test("stop escalates to SIGKILL when SIGTERM is ignored", async () => {
   }
 });
 
-Deno.test("waitForHttp fails fast with the log when the process exits", async () => {
+externalTest("waitForHttp fails fast with the log when the process exits", async () => {
   const { dir, path } = await script(`console.error("bad config: port"); Deno.exit(3);`);
   const child = spawnDeno(path);
   try {
