@@ -1,14 +1,9 @@
 import assert from "node:assert/strict";
 import { DEFAULT_TEMP_PREFIX, removeTempFiles, writeAll, writeFileAtomic } from "./atomic_file.ts";
+import { withTempDir } from "../tests/harness/fs.ts";
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "kraken-atomic-file-test-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void>) =>
+  withTempDir(fn, { prefix: "kraken-atomic-file-test-" });
 
 const names = async (dir: string) => (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name);
 

@@ -13,6 +13,7 @@ import {
   TorrentStateError,
 } from "./blob_torrent.ts";
 import { prng, randomBytes } from "./_test_util.ts";
+import { exists, withTempDir } from "../tests/harness/fs.ts";
 
 const PIECE = 1000;
 
@@ -28,17 +29,10 @@ function piece(data: Uint8Array, mi: MetaInfo, i: number): Uint8Array {
   return data.slice(i * mi.pieceLength, i * mi.pieceLength + mi.pieceLengthAt(i));
 }
 
-async function withStore(fn: (store: BlobStore, root: string) => Promise<void>): Promise<void> {
-  const root = await Deno.makeTempDir({ prefix: "blob-torrent-" });
-  try {
-    await fn(await BlobStore.open({ root }), root);
-  } finally {
-    await Deno.remove(root, { recursive: true });
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.stat(path).then(() => true, () => false);
+function withStore(fn: (store: BlobStore, root: string) => Promise<void>): Promise<void> {
+  return withTempDir(async (root) => fn(await BlobStore.open({ root }), root), {
+    prefix: "blob-torrent-",
+  });
 }
 
 Deno.test("seeding torrent serves the cached blob's pieces and refuses writes", async () => {

@@ -9,16 +9,14 @@ import {
   UploadNotFoundError,
 } from "./blob_store.ts";
 import { type Digest, digestOfBytes } from "./digest.ts";
+import { withTempDir } from "../tests/harness/fs.ts";
 
 const enc = new TextEncoder();
 
-async function withStore(fn: (store: BlobStore, root: string) => Promise<void>): Promise<void> {
-  const root = await Deno.makeTempDir({ prefix: "blobstore-test-" });
-  try {
-    await fn(await BlobStore.open({ root }), root);
-  } finally {
-    await Deno.remove(root, { recursive: true });
-  }
+function withStore(fn: (store: BlobStore, root: string) => Promise<void>): Promise<void> {
+  return withTempDir(async (root) => fn(await BlobStore.open({ root }), root), {
+    prefix: "blobstore-test-",
+  });
 }
 
 function bytesOf(n: number, seed = 1): Uint8Array {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
+import { withTempDir } from "../tests/harness/fs.ts";
 import { waitFor } from "../tests/harness/wait.ts";
 import { ManualTimers } from "../tracing/safeguards/timers.ts";
 import { openDatabase, WriteBackManager, type WriteBackTask } from "./writeback.ts";
@@ -11,13 +12,8 @@ const TRACE = {
   traceFlags: "01",
 };
 
-async function withDb(fn: (dbPath: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "kraken-writeback-test-" });
-  try {
-    await fn(`${dir}/sub/origin.db`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+function withDb(fn: (dbPath: string) => Promise<void>): Promise<void> {
+  return withTempDir((dir) => fn(`${dir}/sub/origin.db`), { prefix: "kraken-writeback-test-" });
 }
 
 /** One turn of the event loop: lets settled executor promises run their bookkeeping. */

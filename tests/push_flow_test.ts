@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { startUploadCluster } from "./harness/cluster.ts";
+import { exists } from "./harness/fs.ts";
 import { startJaeger } from "./harness/jaeger.ts";
 import { type Image, makeImage, writeOciLayout } from "./harness/oci.ts";
 import { ProcessGroup } from "./harness/procs.ts";
@@ -46,10 +47,6 @@ async function status(url: string, init?: RequestInit): Promise<number> {
   const res = await fetch(url, init);
   await res.body?.cancel();
   return res.status;
-}
-
-function exists(path: string): Promise<boolean> {
-  return Deno.stat(path).then(() => true, () => false);
 }
 
 /**

@@ -4,6 +4,7 @@ import { type Digest, digestOfBytes } from "../../storage/digest.ts";
 import { freePorts } from "../../tests/harness/procs.ts";
 import { collectSpans } from "../../tracing/_test_util.ts";
 import { FakeOrigin, startTestBuildIndex } from "./_test_util.ts";
+import { exists } from "../../tests/harness/fs.ts";
 
 const enc = new TextEncoder();
 
@@ -32,10 +33,6 @@ async function pushImage(origin: FakeOrigin, seed: string) {
 function tagUrl(base: string, tag: string, digest?: Digest, query = ""): string {
   const t = encodeURIComponent(tag);
   return digest ? `${base}/tags/${t}/digest/${digest}${query}` : `${base}/tags/${t}`;
-}
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.stat(path).then(() => true, () => false);
 }
 
 Deno.test("build-index: put tag resolves the manifest, stores it on disk and in the backend", async () => {

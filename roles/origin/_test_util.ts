@@ -52,14 +52,3 @@ export async function startTestOrigin(
   const running = await startOrigin(config, { logger, tracing, flags: {} });
   return { ...running, stop: () => running.stop(), logs };
 }
-
-/** True when `path` exists. */
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}

@@ -4,8 +4,9 @@ import { bytesSource, OriginClient, OriginClusterClient } from "../../cluster/bl
 import { serveTestfs } from "../../storage/backend/testfs_server.ts";
 import { digestOfBytes } from "../../storage/digest.ts";
 import { freePorts } from "../../tests/harness/procs.ts";
+import { exists } from "../../tests/harness/fs.ts";
 import { waitFor } from "../../tests/harness/wait.ts";
-import { exists, startTestOrigin, type TestOrigin } from "./_test_util.ts";
+import { startTestOrigin, type TestOrigin } from "./_test_util.ts";
 
 const enc = new TextEncoder();
 

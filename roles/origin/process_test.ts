@@ -4,8 +4,8 @@ import { bytesSource, OriginClient, OriginClusterClient } from "../../cluster/bl
 import { serveTestfs } from "../../storage/backend/testfs_server.ts";
 import { digestOfBytes } from "../../storage/digest.ts";
 import { freePorts, ProcessGroup, waitForHttp } from "../../tests/harness/procs.ts";
+import { exists } from "../../tests/harness/fs.ts";
 import { waitFor } from "../../tests/harness/wait.ts";
-import { exists } from "./_test_util.ts";
 import { externalTest } from "../../tests/harness/external.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;

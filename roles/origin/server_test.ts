@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { bytesSource, OriginClient } from "../../cluster/blob_client.ts";
 import { type Digest, digestOfBytes } from "../../storage/digest.ts";
 import { generateMetaInfo, PieceLengthTable } from "../../storage/metainfo.ts";
+import { exists } from "../../tests/harness/fs.ts";
 import { waitFor } from "../../tests/harness/wait.ts";
-import { exists, startTestOrigin, type TestOrigin, urlOf } from "./_test_util.ts";
+import { startTestOrigin, type TestOrigin, urlOf } from "./_test_util.ts";
 
 const enc = new TextEncoder();
 

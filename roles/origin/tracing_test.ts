@@ -11,8 +11,9 @@ import {
   type TracingRuntime,
   withSpan,
 } from "../../tracing/mod.ts";
+import { exists } from "../../tests/harness/fs.ts";
 import { waitFor } from "../../tests/harness/wait.ts";
-import { exists, startTestOrigin, type TestOrigin } from "./_test_util.ts";
+import { startTestOrigin, type TestOrigin } from "./_test_util.ts";
 
 const enc = new TextEncoder();
 const COMMIT = "PUT /namespace/{namespace}/blobs/{digest}/uploads/{uid}";

@@ -1,17 +1,12 @@
 import assert from "node:assert/strict";
 import { checkRelativePath, FileBackend, InvalidPathError, TEMP_DIR } from "./fs.ts";
+import { withTempDir } from "../../tests/harness/fs.ts";
 
 const enc = new TextEncoder();
 const HEX = "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb";
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "kraken-fs-test-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void>) =>
+  withTempDir(fn, { prefix: "kraken-fs-test-" });
 
 async function readAll(stream: ReadableStream<Uint8Array> | null): Promise<string> {
   assert.ok(stream);
