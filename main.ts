@@ -9,10 +9,11 @@
  * @module
  */
 
+import { createLogger } from "./common/log.ts";
 import { ConfigError, loadYamlFile } from "./common/config.ts";
 import { VERSION } from "./common/version.ts";
 import { ROLE_NAMES, type RoleName, ROLES } from "./roles/mod.ts";
-import { createLogger, initTracing, parseTracingConfig } from "./tracing/mod.ts";
+import { initTracing, parseTracingConfig, traceLogFields } from "./tracing/mod.ts";
 
 const USAGE = `kraken ${VERSION} — a Kraken P2P Docker registry node with distributed tracing
 
@@ -106,16 +107,14 @@ async function main(args: string[]): Promise<number> {
     console.error("kraken: --config=<file.yaml> is required");
     return 2;
   }
-  const logger = createLogger({ role });
+  const logger = createLogger({ role, contextFields: traceLogFields });
   let tracingConfig, roleConfig: unknown;
   const definition = ROLES[role];
   try {
     const raw = await loadYamlFile(cli.config);
     const { tracing: tracingRaw, ...rest } = raw;
     tracingConfig = parseTracingConfig(tracingRaw, role);
-    if (definition) {
-      roleConfig = definition.parseConfig(rest, cli.flags, { configPath: cli.config });
-    }
+    roleConfig = definition.parseConfig(rest, cli.flags, { configPath: cli.config });
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(`kraken: invalid configuration: ${error.message}`);
@@ -124,11 +123,6 @@ async function main(args: string[]): Promise<number> {
     throw error;
   }
   const tracing = initTracing(tracingConfig, { role, logger });
-  if (!definition) {
-    logger.error(`role ${role} is not implemented yet`);
-    await tracing.shutdown();
-    return 1;
-  }
   let running;
   try {
     running = await definition.start(roleConfig, { logger, tracing, flags: cli.flags });

@@ -7,13 +7,13 @@
  * @module
  */
 
+import { createLogger } from "../common/log.ts";
 import { ExportResultCode } from "@opentelemetry/core";
 import type { SpanExporter } from "@opentelemetry/sdk-trace";
 import { Router } from "../http/router.ts";
 import { parseTracingConfig } from "../tracing/config.ts";
 import { tracingMiddleware } from "../tracing/http.ts";
 import { withSpan } from "../tracing/api.ts";
-import { createLogger } from "../tracing/log.ts";
 import { initTracing } from "../tracing/setup.ts";
 
 const discard: SpanExporter = {

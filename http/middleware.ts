@@ -4,16 +4,11 @@
  * @module
  */
 
+import type { Logger } from "../common/log.ts";
 import type { Middleware } from "./router.ts";
 
-/** The part of a logger this module needs. */
-export interface ErrorLogger {
-  /** Logs a failure. */
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
-
 /** Logs every 5xx answer once, with method, route template, status and the error thrown. */
-export function logServerErrors(logger: ErrorLogger): Middleware {
+export function logServerErrors(logger: Pick<Logger, "error">): Middleware {
   return async (ctx, next) => {
     const res = await next();
     if (res.status >= 500) {

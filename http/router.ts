@@ -7,6 +7,9 @@
  * `%2F` is a `/` inside one parameter. The matched template is kept on the context so tracing can
  * name spans after the route, never after the raw path.
  *
+ * A middleware calls `next()` at most once; a second call rejects with an error (as Hono's `compose`
+ * does) instead of running the handler again.
+ *
  * Handlers throw {@linkcode HttpError} for protocol errors; the router turns it into upstream's error
  * form (plain-text body, empty for status-only errors).
  *
@@ -32,7 +35,7 @@ export interface Ctx {
 /** A request handler. */
 export type Handler = (ctx: Ctx) => Response | Promise<Response>;
 
-/** Middleware around the handler: call `next()` to continue. */
+/** Middleware around the handler: call `next()` (at most once) to continue. */
 export type Middleware = (ctx: Ctx, next: () => Promise<Response>) => Promise<Response>;
 
 /** A protocol error with an HTTP status; `message` becomes the plain-text body. */
@@ -208,7 +211,12 @@ export class Router {
       return await found.route.handler(ctx);
     };
     const chain = this.#middleware;
+    // Index of the last step started: a middleware calling `next()` again would run the rest of
+    // the chain (and the handler) twice.
+    let started = -1;
     const dispatch = async (i: number): Promise<Response> => {
+      if (i <= started) throw new Error("next() called multiple times");
+      started = i;
       try {
         return i < chain.length ? await chain[i](ctx, () => dispatch(i + 1)) : await final();
       } catch (error) {

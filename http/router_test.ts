@@ -77,3 +77,27 @@ Deno.test("router: template compilation", () => {
   assert.ok(!compileTemplate("/a/{b}").regex.test("/a/b/c"));
   assert.throws(() => compileTemplate("/a/{b"), /unclosed/);
 });
+
+Deno.test("router: a middleware calling next() twice gets a clear error; the handler runs once", async () => {
+  let calls = 0;
+  let second: unknown;
+  const router = new Router().use(async (_ctx, next) => {
+    await next();
+    try {
+      return await next();
+    } catch (error) {
+      second = error;
+      throw error;
+    }
+  });
+  router.get("/x", () => {
+    calls++;
+    return new Response("ok");
+  });
+  const res = await router.handle(new Request("http://h/x"));
+  assert.equal(calls, 1);
+  assert.ok(second instanceof Error);
+  assert.match(second.message, /next\(\) called multiple times/);
+  assert.equal(res.status, 500);
+  assert.match(await res.text(), /next\(\) called multiple times/);
+});

@@ -19,9 +19,9 @@
  */
 
 import { goJson, hex20ToJSON } from "../cluster/announce_client.ts";
+import type { Logger } from "../common/log.ts";
 import type { BlobStore } from "../storage/blob_store.ts";
 import type { Digest } from "../storage/digest.ts";
-import type { Logger } from "../tracing/mod.ts";
 import { addrHashPeerId, Scheduler } from "./scheduler.ts";
 
 /** Options of {@linkcode startOriginSeeder}. Durations in milliseconds. */

@@ -34,6 +34,7 @@
  * @module
  */
 
+import type { Logger } from "../common/log.ts";
 import { createHash } from "node:crypto";
 import {
   type AnnounceParams,
@@ -48,7 +49,6 @@ import {
   activeContext,
   type Attributes,
   type Context,
-  type Logger,
   runWithContext,
   setAttributes,
   withSpan,

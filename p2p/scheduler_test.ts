@@ -1,7 +1,8 @@
+import { createLogger } from "../common/log.ts";
 import assert from "node:assert/strict";
 import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace";
 import { digestOfBytes } from "../storage/digest.ts";
-import { createLogger, initTracing, parseTracingConfig, withSpan } from "../tracing/mod.ts";
+import { initTracing, parseTracingConfig, withSpan } from "../tracing/mod.ts";
 import {
   addBlob,
   readBlob,

@@ -1,6 +1,6 @@
 /**
- * The registry of role implementations `main.ts` starts. A role that is not implemented yet maps to
- * `undefined`, and `main.ts` refuses to start it rather than pretending.
+ * The registry of role implementations `main.ts` starts: one {@linkcode RoleDefinition} per name of
+ * {@linkcode ROLE_NAMES}.
  *
  * @module
  */
@@ -15,8 +15,8 @@ import { trackerRole } from "./tracker/mod.ts";
 export { ROLE_NAMES } from "./role.ts";
 export type { ParseOptions, RoleContext, RoleDefinition, RoleName, RunningRole } from "./role.ts";
 
-/** Role name → implementation (undefined while not implemented). */
-export const ROLES: Record<RoleName, RoleDefinition<unknown> | undefined> = {
+/** Role name → implementation. */
+export const ROLES: Record<RoleName, RoleDefinition<unknown>> = {
   agent: agentRole as RoleDefinition<unknown>,
   tracker: trackerRole as RoleDefinition<unknown>,
   origin: originRole as RoleDefinition<unknown>,

@@ -5,8 +5,9 @@
  * @module
  */
 
+import type { Logger } from "../common/log.ts";
 import type { RawMap } from "../common/config.ts";
-import type { Logger, TracingRuntime } from "../tracing/mod.ts";
+import type { TracingRuntime } from "../tracing/mod.ts";
 
 /** The names `--role` accepts. */
 export const ROLE_NAMES = ["agent", "tracker", "origin", "proxy", "build-index"] as const;

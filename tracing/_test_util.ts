@@ -7,18 +7,18 @@
 
 import { ExportResultCode } from "@opentelemetry/core";
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace";
-import {
-  createLogger,
-  initTracing,
-  type Logger,
-  parseTracingConfig,
-  type TracingRuntime,
-} from "./mod.ts";
+import { createLogger, type Logger } from "../common/log.ts";
+import { initTracing, parseTracingConfig, traceLogFields, type TracingRuntime } from "./mod.ts";
 
 /** A logger that keeps its JSON lines in `lines`. */
 export function memoryLogger(role: string): Logger & { lines: string[] } {
   const lines: string[] = [];
-  const logger = createLogger({ role, level: "debug", write: (l) => lines.push(l) });
+  const logger = createLogger({
+    role,
+    level: "debug",
+    write: (l) => lines.push(l),
+    contextFields: traceLogFields,
+  });
   return Object.assign(logger, { lines });
 }
 

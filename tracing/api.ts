@@ -133,6 +133,15 @@ export function activeSpanIds(ctx: Context = contextApi.active()):
   };
 }
 
+/**
+ * The active span's ids as log fields (`trace_id`, `span_id`): the `contextFields` hook of
+ * `common/log.ts`'s `createLogger`.
+ */
+export function traceLogFields(): { trace_id: string; span_id: string } | undefined {
+  const ids = activeSpanIds();
+  return ids && { trace_id: ids.traceId, span_id: ids.spanId };
+}
+
 /** The active trace context in storable form, or undefined without a valid span. */
 export function storeTraceContext(
   ctx: Context = contextApi.active(),

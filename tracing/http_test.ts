@@ -1,17 +1,21 @@
+import { createLogger } from "../common/log.ts";
 import assert from "node:assert/strict";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
 import { Router } from "../http/router.ts";
 import { parseTracingConfig } from "./config.ts";
 import { onBodyDone, serverSpanName, tracedFetch, tracingMiddleware } from "./http.ts";
-import { createLogger } from "./log.ts";
 import { initTracing } from "./setup.ts";
-import { withSpan } from "./api.ts";
+import { traceLogFields, withSpan } from "./api.ts";
 
 function setup() {
   const exporter = new InMemorySpanExporter();
   const lines: string[] = [];
-  const logger = createLogger({ role: "test", write: (l) => lines.push(l) });
+  const logger = createLogger({
+    role: "test",
+    write: (l) => lines.push(l),
+    contextFields: traceLogFields,
+  });
   const runtime = initTracing(
     parseTracingConfig({ enabled: true, sampling: { default_rate: 1 } }, "test", {}),
     { role: "test", logger, exporter },

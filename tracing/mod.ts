@@ -7,7 +7,8 @@
  * - Spans: {@linkcode withSpan}, {@linkcode startSpan}, {@linkcode recordError},
  *   {@linkcode addEvent}, {@linkcode setAttributes}, links, and storing a trace context with
  *   {@linkcode storeTraceContext} / {@linkcode contextFromStored} (write-back after a restart).
- * - Logs: {@linkcode createLogger} stamps `trace_id`/`span_id`.
+ * - Logs: {@linkcode traceLogFields} is the `contextFields` hook of `common/log.ts`'s logger that
+ *   stamps `trace_id`/`span_id`.
  *
  * @module
  */
@@ -31,6 +32,7 @@ export {
   startSpan,
   type StoredTraceContext,
   storeTraceContext,
+  traceLogFields,
   withSpan,
   type WithSpanOptions,
 } from "./api.ts";
@@ -43,13 +45,6 @@ export {
   type TracedFetchOptions,
   tracingMiddleware,
 } from "./http.ts";
-export {
-  createLogger,
-  type Logger,
-  type LoggerOptions,
-  type LogLevel,
-  rateLimited,
-} from "./log.ts";
 export { extractFromHeaders, injectIntoHeaders } from "./propagation.ts";
 export {
   type InitOptions,

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { type Logger, rateLimited } from "../common/log.ts";
 import { context, propagation, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { resourceFromAttributes } from "@opentelemetry/resources";
@@ -19,7 +20,6 @@ import { VERSION } from "../common/version.ts";
 import type { TracingConfig } from "./config.ts";
 import { BatchExportProcessor, OtlpHttpExporter } from "./export.ts";
 import { setInFlightCounter } from "./http.ts";
-import { type Logger, rateLimited } from "./log.ts";
 import { TracingMetrics } from "./metrics/metrics.ts";
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "./metrics/prometheus.ts";
 import { StatsdEmitter } from "./metrics/statsd.ts";

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { createLogger } from "../../common/log.ts";
 import {
   addBlob,
   startTestOrigin,
@@ -14,7 +15,7 @@ import {
 } from "../../p2p/_scheduler_test_util.ts";
 import type { Digest } from "../../storage/digest.ts";
 import { type Image, makeImage } from "../../tests/harness/oci.ts";
-import { createLogger, type TracingRuntime } from "../../tracing/mod.ts";
+import { type TracingRuntime } from "../../tracing/mod.ts";
 import { parseAgentConfig } from "./config.ts";
 import { type RunningAgent, startAgent } from "./mod.ts";
 

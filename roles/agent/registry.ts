@@ -24,6 +24,7 @@
  * @module
  */
 
+import type { Logger } from "../../common/log.ts";
 import { NetworkList } from "../../common/cidr.ts";
 import { type Ctx, HttpError, Router } from "../../http/router.ts";
 import { TorrentNotFoundError } from "../../p2p/scheduler.ts";
@@ -43,7 +44,7 @@ import {
   negotiationFailure,
 } from "../../registry/manifest.ts";
 import type { Digest } from "../../storage/digest.ts";
-import { type Logger, setAttributes, tracingMiddleware } from "../../tracing/mod.ts";
+import { setAttributes, tracingMiddleware } from "../../tracing/mod.ts";
 import { type AgentBlobs, streamResponse } from "./blobs.ts";
 import { resolveTag, type TagResolver } from "./server.ts";
 

@@ -1,10 +1,11 @@
+import { createLogger } from "../../common/log.ts";
 import assert from "node:assert/strict";
 import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace";
 import { addBlob } from "../../p2p/_scheduler_test_util.ts";
 import { DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST } from "../../registry/manifest.ts";
 import { digestOfBytes } from "../../storage/digest.ts";
 import type { Image } from "../../tests/harness/oci.ts";
-import { createLogger, initTracing, parseTracingConfig } from "../../tracing/mod.ts";
+import { initTracing, parseTracingConfig } from "../../tracing/mod.ts";
 import { type AgentStack, seedImage, startAgentStack } from "./_test_util.ts";
 import { AgentBlobs } from "./blobs.ts";
 import { createAgentRegistry } from "./registry.ts";

@@ -17,14 +17,14 @@
  * @module
  */
 
+import type { Logger } from "../../common/log.ts";
 import { HashRing } from "../../cluster/hashring.ts";
 import { HttpError, Router } from "../../http/router.ts";
 import { logServerErrors } from "../../http/middleware.ts";
-import { digestParam } from "../../http/params.ts";
+import { digestParam } from "../../storage/digest_param.ts";
 import { TorrentNotFoundError } from "../../p2p/scheduler.ts";
 import type { Digest } from "../../storage/digest.ts";
 import {
-  type Logger,
   metricsHandler,
   setAttributes,
   tracedFetch,

@@ -1,6 +1,7 @@
+import { createLogger } from "../../common/log.ts";
 import assert from "node:assert/strict";
 import { digestOfBytes } from "../../storage/digest.ts";
-import { createLogger, initTracing, parseTracingConfig } from "../../tracing/mod.ts";
+import { initTracing, parseTracingConfig } from "../../tracing/mod.ts";
 import { seedImage, startAgentStack } from "./_test_util.ts";
 
 const tracing = initTracing(

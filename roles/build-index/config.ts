@@ -107,16 +107,6 @@ const TOP_KEYS = [
   "backends",
 ];
 
-/**
- * The fetch HTTP backends (testfs) use: traced, with the testfs route template as the span name
- * and 404 (absent tag) as an expected answer.
- */
-const backendFetch: typeof fetch = (input, init) => {
-  const url = input instanceof Request ? input.url : String(input);
-  const route = new URL(url).pathname.startsWith("/list/") ? "/list/{path+}" : "/files/{path+}";
-  return tracedFetch(url, { ...init, route, expectedStatus: [404] });
-};
-
 /** Options of {@linkcode parseBuildIndexConfig}. */
 export interface ParseBuildIndexConfigOptions {
   /** The config file; relative paths in it are resolved against its directory. */
@@ -184,7 +174,7 @@ export function parseBuildIndexConfig(
 
   let backends: BackendEntry[];
   try {
-    backends = parseBackendsConfig(top.raw("backends"), { baseDir, fetch: backendFetch });
+    backends = parseBackendsConfig(top.raw("backends"), { baseDir, fetch: tracedFetch });
   } catch (error) {
     if (error instanceof BackendConfigError) {
       throw new ConfigError(error.key, error.message.slice(error.key.length + 2));

@@ -19,12 +19,13 @@
  * @module
  */
 
+import type { Logger } from "../../common/log.ts";
 import { parseHostPort } from "../../common/config.ts";
 import { type Ctx, HttpError, Router } from "../../http/router.ts";
-import { digestParam } from "../../http/params.ts";
+import { digestParam } from "../../storage/digest_param.ts";
 import { BackendManager } from "../../storage/backend/backend.ts";
 import { WriteBackManager } from "../../storage/writeback.ts";
-import { type Logger, metricsHandler, tracedFetch, tracingMiddleware } from "../../tracing/mod.ts";
+import { metricsHandler, tracedFetch, tracingMiddleware } from "../../tracing/mod.ts";
 import type { TagClientOptions } from "../../cluster/tag_client.ts";
 import type { BuildIndexConfig } from "./config.ts";
 import {

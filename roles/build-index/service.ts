@@ -17,6 +17,7 @@
  * @module
  */
 
+import type { Logger } from "../../common/log.ts";
 import { AllOriginsUnavailableError, isNotFound } from "../../cluster/blob_client.ts";
 import { TagClient, type TagClientOptions } from "../../cluster/tag_client.ts";
 import { ManifestError, parseManifest, readManifestBytes } from "../../registry/manifest.ts";
@@ -25,7 +26,6 @@ import { type Digest, parseDigest } from "../../storage/digest.ts";
 import type { WriteBackExecutor, WriteBackManager } from "../../storage/writeback.ts";
 import {
   contextFromStored,
-  type Logger,
   setAttributes,
   storeTraceContext,
   withSpan,

@@ -5,14 +5,10 @@
  * @module
  */
 
+import { createLogger } from "../../common/log.ts";
 import { join } from "node:path";
 import type { RawMap } from "../../common/config.ts";
-import {
-  createLogger,
-  initTracing,
-  parseTracingConfig,
-  type TracingRuntime,
-} from "../../tracing/mod.ts";
+import { initTracing, parseTracingConfig, type TracingRuntime } from "../../tracing/mod.ts";
 import { originRole, type RunningOrigin, startOrigin } from "./mod.ts";
 
 /** An origin started by {@linkcode startTestOrigin}. */

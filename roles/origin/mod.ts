@@ -38,16 +38,6 @@ export interface RunningOrigin extends RunningRole {
 }
 
 /**
- * The fetch HTTP backends (testfs) use: traced, with the testfs route template as span name.
- * Plain `fetch` signature, because the backends take one.
- */
-const backendFetch: typeof fetch = (input, init) => {
-  const url = input instanceof Request ? input.url : String(input);
-  const route = new URL(url).pathname.startsWith("/list/") ? "/list/{path+}" : "/files/{path+}";
-  return tracedFetch(url, { ...init, route, expectedStatus: [404] });
-};
-
-/**
  * Starts an origin: opens the store and the write-back database, binds the blob server, joins the
  * ring and starts the write-back queue and the health checks of the other ring members.
  * @throws {Error} when this origin's label is not a ring member (as upstream refuses to start)
@@ -153,7 +143,7 @@ export const originRole = {
   parseConfig(raw: RawMap, flags: Record<string, string>, options: ParseOptions = {}) {
     return parseOriginConfig(raw, flags, {
       baseDir: options.configPath ? dirname(resolve(options.configPath)) : undefined,
-      fetch: backendFetch,
+      fetch: tracedFetch,
     });
   },
   start: startOrigin,

@@ -12,11 +12,12 @@
  * @module
  */
 
+import type { Logger } from "../../common/log.ts";
 import { HttpError } from "../../http/router.ts";
 import type { BackendManager } from "../../storage/backend/backend.ts";
 import type { BlobStore } from "../../storage/blob_store.ts";
 import type { Digest } from "../../storage/digest.ts";
-import { type Logger, withSpan } from "../../tracing/mod.ts";
+import { withSpan } from "../../tracing/mod.ts";
 
 /** Options for {@linkcode BlobRefresher}. */
 export interface BlobRefresherOptions {

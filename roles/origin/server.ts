@@ -18,6 +18,7 @@
  * @module
  */
 
+import type { Logger } from "../../common/log.ts";
 import {
   type BlobSource,
   OriginClient,
@@ -26,7 +27,7 @@ import {
 import type { HashRing } from "../../cluster/hashring.ts";
 import { type Ctx, HttpError, Router } from "../../http/router.ts";
 import { logServerErrors } from "../../http/middleware.ts";
-import { digestParam } from "../../http/params.ts";
+import { digestParam } from "../../storage/digest_param.ts";
 import type { Backend, BackendManager } from "../../storage/backend/backend.ts";
 import {
   BlobExistsError,
@@ -40,7 +41,6 @@ import type { Digest } from "../../storage/digest.ts";
 import { generateMetaInfo, type MetaInfo, type PieceLengthTable } from "../../storage/metainfo.ts";
 import type { WriteBackManager } from "../../storage/writeback.ts";
 import {
-  type Logger,
   metricsHandler,
   setAttributes,
   storeTraceContext,

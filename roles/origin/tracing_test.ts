@@ -1,3 +1,4 @@
+import { createLogger } from "../../common/log.ts";
 import assert from "node:assert/strict";
 import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace";
 import { bytesSource, OriginClusterClient } from "../../cluster/blob_client.ts";
@@ -5,7 +6,6 @@ import { serveTestfs } from "../../storage/backend/testfs_server.ts";
 import { digestOfBytes } from "../../storage/digest.ts";
 import { freePorts } from "../../tests/harness/procs.ts";
 import {
-  createLogger,
   initTracing,
   parseTracingConfig,
   type TracingRuntime,

@@ -12,11 +12,12 @@
  * @module
  */
 
+import type { Logger } from "../../common/log.ts";
 import { type BackendManager, NoBackendError } from "../../storage/backend/backend.ts";
 import { BlobNotFoundError, type BlobStore } from "../../storage/blob_store.ts";
 import { Digest, DigestError } from "../../storage/digest.ts";
 import type { WriteBackExecutor } from "../../storage/writeback.ts";
-import { contextFromStored, type Logger, withSpan } from "../../tracing/mod.ts";
+import { contextFromStored, withSpan } from "../../tracing/mod.ts";
 
 /** Metadata key marking a blob that must reach the backend before it may be evicted. */
 export const PERSIST_KEY = "persist";

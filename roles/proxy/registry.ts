@@ -25,6 +25,7 @@
  * @module
  */
 
+import type { Logger } from "../../common/log.ts";
 import { type BlobSource, bytesSource, isNotFound } from "../../cluster/blob_client.ts";
 import type { ListResponse, PutOptions } from "../../cluster/tag_client.ts";
 import { concatBytes } from "../../common/bytes.ts";
@@ -47,7 +48,6 @@ import { type Digest, digestOfBytes } from "../../storage/digest.ts";
 import {
   contextFromStored,
   linkToActive,
-  type Logger,
   recordError,
   runInSpan,
   setAttributes,

@@ -6,9 +6,10 @@
  * @module
  */
 
+import type { Logger } from "../../common/log.ts";
 import { HttpError } from "../../http/router.ts";
 import { BlobStore } from "../../storage/blob_store.ts";
-import { type Logger, metricsHandler, tracedFetch } from "../../tracing/mod.ts";
+import { metricsHandler, tracedFetch } from "../../tracing/mod.ts";
 import type { ProxyConfig } from "./config.ts";
 import { createRegistryRouter, type ProxyOrigin, type ProxyTags } from "./registry.ts";
 import { UploadSessions } from "./upload_sessions.ts";

@@ -5,9 +5,9 @@
  * @module
  */
 
+import { createLogger, type Logger } from "../../common/log.ts";
 import { hex20ToJSON } from "../../cluster/announce_client.ts";
 import { freePort } from "../../tests/harness/procs.ts";
-import { createLogger, type Logger } from "../../tracing/mod.ts";
 import { RedisClient } from "./redis.ts";
 
 /** A logger that collects lines instead of writing them. */

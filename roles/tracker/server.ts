@@ -21,6 +21,7 @@
  * @module
  */
 
+import type { Logger } from "../../common/log.ts";
 import {
   AnnounceWireError,
   encodeAnnounceResponse,
@@ -34,7 +35,6 @@ import { HttpStatusError } from "../../http/status_error.ts";
 import { type Digest, DigestError, digestOfBytes, parseDigest } from "../../storage/digest.ts";
 import { InfoHash, type MetaInfo, MetaInfoError } from "../../storage/metainfo.ts";
 import {
-  type Logger,
   metricsHandler,
   setAttributes,
   tracedFetch,

@@ -78,6 +78,20 @@ export const noopBackend: Backend = {
   list: () => Promise.resolve([]),
 };
 
+/** Per-request options an HTTP backend passes to its {@linkcode BackendFetch}. */
+export interface BackendRequestInit extends RequestInit {
+  /** Route template of the request (`/files/{path+}`): the client span's name, never the path. */
+  route: string;
+  /** Statuses that are expected answers rather than failures (404 on a stat or download). */
+  expectedStatus: number[];
+}
+
+/**
+ * The fetch HTTP backends call. `globalThis.fetch` fits (it ignores the extra options); roles pass
+ * tracing's `tracedFetch`, which names its client span after `route`.
+ */
+export type BackendFetch = (url: string, init: BackendRequestInit) => Promise<Response>;
+
 /** One row of the namespace mapping. */
 export interface BackendEntry {
   /** Regular expression matched anywhere in the namespace (use `^...$` to anchor). */

@@ -20,7 +20,7 @@
  * @module
  */
 
-import { type BackendEntry, BackendManager } from "./backend.ts";
+import { type BackendEntry, type BackendFetch, BackendManager } from "./backend.ts";
 import { FileBackend } from "./fs.ts";
 import { isNamePathId, NAME_PATH_IDS, type NamePathId } from "./namepath.ts";
 import { TestfsBackend } from "./testfs.ts";
@@ -46,7 +46,7 @@ export interface BackendsConfigOptions {
   /** Key the block sits under, used in error messages (default `backends`). */
   key?: string;
   /** The fetch HTTP backends use; roles pass a traced one. */
-  fetch?: typeof fetch;
+  fetch?: BackendFetch;
   /** Directory relative `file` roots are resolved against (default: the working directory). */
   baseDir?: string;
 }

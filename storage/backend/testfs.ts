@@ -22,8 +22,16 @@
  */
 
 import { HttpStatusError } from "../../http/status_error.ts";
-import type { Backend, BlobInfo } from "./backend.ts";
+import type { Backend, BackendFetch, BlobInfo } from "./backend.ts";
 import { createNamePath, type NamePath, type NamePathId } from "./namepath.ts";
+
+/** Route templates of a testfs server, the names of the client's request spans. */
+export const TESTFS_ROUTES = {
+  /** Stat, download and upload of one object. */
+  files: "/files/{path+}",
+  /** Listing under a directory. */
+  list: "/list/{path+}",
+} as const;
 
 /** Options for {@linkcode TestfsBackend}. */
 export interface TestfsBackendOptions {
@@ -34,7 +42,7 @@ export interface TestfsBackendOptions {
   /** Name-path strategy (default `identity`). */
   namePath?: NamePathId;
   /** The fetch to use; roles pass a traced one (default `globalThis.fetch`). */
-  fetch?: typeof fetch;
+  fetch?: BackendFetch;
   /**
    * Per-request timeout in milliseconds (default 60 s, as upstream's HTTP
    * client). It covers the whole exchange except reading a download's body,
@@ -56,7 +64,7 @@ export class TestfsBackend implements Backend {
   readonly bucket: string;
   readonly #base: string;
   readonly #namePath: NamePath;
-  readonly #fetch: typeof fetch;
+  readonly #fetch: BackendFetch;
   readonly #timeoutMs: number;
 
   /** @param options see {@linkcode TestfsBackendOptions} */
@@ -78,6 +86,7 @@ export class TestfsBackend implements Backend {
    */
   async #request<T>(
     method: string,
+    route: keyof typeof TESTFS_ROUTES,
     path: string,
     body: BodyInit | null,
     handle: (res: Response, url: string) => Promise<T>,
@@ -89,7 +98,14 @@ export class TestfsBackend implements Backend {
       this.#timeoutMs,
     );
     try {
-      const res = await this.#fetch(url, { method, body, signal: controller.signal });
+      const res = await this.#fetch(url, {
+        method,
+        body,
+        signal: controller.signal,
+        route: TESTFS_ROUTES[route],
+        // Absent objects are answers, not failures.
+        expectedStatus: [404],
+      });
       return await handle(res, url);
     } finally {
       clearTimeout(timer);
@@ -99,7 +115,7 @@ export class TestfsBackend implements Backend {
   /** `HEAD /files/<path>`; the size comes from the `Size` header. */
   stat(_namespace: string, name: string): Promise<BlobInfo | null> {
     const path = `files/${this.#namePath.blobPath(name)}`;
-    return this.#request("HEAD", path, null, async (res, url) => {
+    return this.#request("HEAD", "files", path, null, async (res, url) => {
       await res.body?.cancel();
       if (res.status === 404) return null;
       if (res.status !== 200) throw new HttpStatusError("HEAD", url, res.status, "");
@@ -124,7 +140,7 @@ export class TestfsBackend implements Backend {
       if (body instanceof ReadableStream) await body.cancel(err);
       throw err;
     }
-    await this.#request("POST", path, body as BodyInit, async (res, url) => {
+    await this.#request("POST", "files", path, body as BodyInit, async (res, url) => {
       const text = await res.text();
       if (res.status !== 200) throw new HttpStatusError("POST", url, res.status, text);
     });
@@ -133,7 +149,7 @@ export class TestfsBackend implements Backend {
   /** `GET /files/<path>`; the body is returned unread. */
   download(_namespace: string, name: string): Promise<ReadableStream<Uint8Array> | null> {
     const path = `files/${this.#namePath.blobPath(name)}`;
-    return this.#request("GET", path, null, async (res, url) => {
+    return this.#request("GET", "files", path, null, async (res, url) => {
       if (res.status === 404) {
         await res.body?.cancel();
         return null;
@@ -150,7 +166,7 @@ export class TestfsBackend implements Backend {
   list(prefix: string): Promise<string[]> {
     const dir = [this.#namePath.basePath, prefix.replace(/^\/+|\/+$/g, "")]
       .filter((p) => p !== "").join("/");
-    return this.#request("GET", `list/${dir}`, null, async (res, url) => {
+    return this.#request("GET", "list", `list/${dir}`, null, async (res, url) => {
       const text = await res.text();
       if (res.status !== 200) throw new HttpStatusError("GET", url, res.status, text);
       const paths: unknown = JSON.parse(text);

@@ -172,3 +172,26 @@ externalTest("testfs server: runs as its own process", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("testfs: every request names its route template and expects 404", () =>
+  withServer(async (addr) => {
+    const seen: string[] = [];
+    const backend = new TestfsBackend({
+      addr,
+      root: "blobs",
+      fetch: (url, init) => {
+        seen.push(`${init.method} ${init.route} [${init.expectedStatus}]`);
+        return fetch(url, init);
+      },
+    });
+    await backend.upload("ns", "abc", new TextEncoder().encode("x"));
+    await backend.stat("ns", "abc");
+    await backend.download("ns", "abc").then((body) => body?.cancel());
+    await backend.list("");
+    assert.deepEqual(seen, [
+      "POST /files/{path+} [404]",
+      "HEAD /files/{path+} [404]",
+      "GET /files/{path+} [404]",
+      "GET /list/{path+} [404]",
+    ]);
+  }));

@@ -1,12 +1,13 @@
 /**
- * Structured logging: JSON lines with level, time, message, role, and the active `trace_id` and
- * `span_id`, so every log line of a traced request can be found from its trace and the other way
- * round (ERD G6).
+ * Structured logging: JSON lines with level, time, message and role. A `contextFields` hook adds
+ * fields of the current request context to every line; `tracing/` supplies the one that stamps
+ * `trace_id`/`span_id`, so every log line of a traced request can be found from its trace and the
+ * other way round (ERD G6), without this module knowing about tracing.
+ *
+ * Errors logged as field values keep their name, message and stack (and their `cause`).
  *
  * @module
  */
-
-import { context as contextApi, isSpanContextValid, trace } from "@opentelemetry/api";
 
 /** Log levels in increasing severity. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -35,6 +36,11 @@ export interface LoggerOptions {
   level?: LogLevel;
   /** Where lines go. Default: stderr. */
   write?: (line: string) => void;
+  /**
+   * Fields of the current context, read for every line written (tracing's `traceLogFields` gives
+   * the active `trace_id` and `span_id`). Default: none.
+   */
+  contextFields?: () => Record<string, unknown> | undefined;
 }
 
 const encoder = new TextEncoder();
@@ -43,8 +49,14 @@ function defaultWrite(line: string): void {
   Deno.stderr.writeSync(encoder.encode(line + "\n"));
 }
 
-function errorFields(value: unknown): unknown {
-  return value instanceof Error ? { name: value.name, message: value.message } : value;
+/** An error as a JSON-friendly object (name, message, stack, cause); other values unchanged. */
+export function errorFields(value: unknown, depth = 0): unknown {
+  if (!(value instanceof Error)) return value;
+  const out: Record<string, unknown> = { name: value.name, message: value.message };
+  if (value.stack) out.stack = value.stack;
+  // A bounded chain: causes can be cyclic.
+  if (value.cause !== undefined && depth < 4) out.cause = errorFields(value.cause, depth + 1);
+  return out;
 }
 
 /** Creates a JSON-lines logger. */
@@ -52,6 +64,7 @@ export function createLogger(options: LoggerOptions): Logger {
   const envLevel = Deno.env.get("KRAKEN_LOG_LEVEL") as LogLevel | undefined;
   const min = SEVERITY[options.level ?? (envLevel && SEVERITY[envLevel] ? envLevel : "info")];
   const write = options.write ?? defaultWrite;
+  const contextFields = options.contextFields;
   const make = (bound: Record<string, unknown>): Logger => {
     const emit = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
       if (SEVERITY[level] < min) return;
@@ -61,11 +74,8 @@ export function createLogger(options: LoggerOptions): Logger {
         msg,
         role: options.role,
       };
-      const sc = trace.getSpanContext(contextApi.active());
-      if (sc && isSpanContextValid(sc)) {
-        line.trace_id = sc.traceId;
-        line.span_id = sc.spanId;
-      }
+      const context = contextFields?.();
+      if (context) Object.assign(line, context);
       for (const [k, v] of Object.entries(bound)) line[k] = errorFields(v);
       if (fields) { for (const [k, v] of Object.entries(fields)) line[k] = errorFields(v); }
       write(JSON.stringify(line));
