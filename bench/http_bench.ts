@@ -12,18 +12,17 @@ import { ExportResultCode } from "@opentelemetry/core";
 import type { SpanExporter } from "@opentelemetry/sdk-trace";
 import { Router } from "../http/router.ts";
 import { parseTracingConfig } from "../tracing/config.ts";
-import { tracingMiddleware } from "../tracing/http.ts";
 import { withSpan } from "../tracing/api.ts";
-import { initTracing } from "../tracing/setup.ts";
+import { initTracing, type TracingRuntime } from "../tracing/setup.ts";
 
 const discard: SpanExporter = {
   export: (_spans, done) => done({ code: ExportResultCode.SUCCESS }),
   shutdown: () => Promise.resolve(),
 };
 
-function router(traced: boolean): Router {
+function router(tracing: TracingRuntime | undefined): Router {
   const r = new Router();
-  if (traced) r.use(tracingMiddleware());
+  if (tracing) r.use(tracing.serverMiddleware());
   r.get(
     "/namespace/{namespace}/blobs/{digest}",
     (ctx) =>
@@ -37,7 +36,7 @@ function router(traced: boolean): Router {
 }
 
 const logger = createLogger({ role: "bench", write: () => {} });
-initTracing(
+const tracing = initTracing(
   parseTracingConfig(
     {
       enabled: true,
@@ -50,8 +49,8 @@ initTracing(
   ),
   { role: "bench", logger, exporter: discard },
 );
-const plain = router(false);
-const traced = router(true);
+const plain = router(undefined);
+const traced = router(tracing);
 const url = "http://127.0.0.1/namespace/library%2Fubuntu/blobs/sha256:" + "ab".repeat(32);
 const RUN = { n: 50_000, warmup: 5_000 };
 

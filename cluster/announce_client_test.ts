@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
 import { parseTrackerConfig } from "../roles/tracker/config.ts";
-import { startTrackerServer, type TrackerServer } from "../roles/tracker/server.ts";
+import { testRoleContext } from "../roles/_test_util.ts";
+import { type RunningTracker, startTracker } from "../roles/tracker/mod.ts";
 import { freePort } from "../tests/harness/procs.ts";
 import { type FakeOrigin, startFakeOrigin, testLogger } from "../roles/tracker/_test_util.ts";
 import { HttpStatusError } from "../http/status_error.ts";
@@ -99,15 +100,15 @@ Deno.test("announce wire: responses — null peers, nanosecond interval, Go's HT
 });
 
 async function withCluster(
-  fn: (ctx: { tracker: TrackerServer; origin: FakeOrigin; addr: string }) => Promise<void>,
+  fn: (ctx: { tracker: RunningTracker; origin: FakeOrigin; addr: string }) => Promise<void>,
 ): Promise<void> {
   const origin = startFakeOrigin("0a".repeat(20), 15001);
-  const tracker = await startTrackerServer(
+  const tracker = await startTracker(
     parseTrackerConfig({
       listen: { host: "127.0.0.1", port: 0 },
       origins: { hosts: [origin.addr] },
     }),
-    { logger: testLogger().logger },
+    testRoleContext("tracker", { logger: testLogger().logger, tracing }),
   );
   try {
     await fn({ tracker, origin, addr: `127.0.0.1:${tracker.port}` });
@@ -182,12 +183,13 @@ Deno.test("announce client: a tracker's error status is returned, not failed ove
     getPeers: () => Promise.reject(new Error("down")),
     close: () => Promise.resolve(),
   };
-  const broken = await startTrackerServer(
+  const broken = await startTracker(
     parseTrackerConfig({
       listen: { host: "127.0.0.1", port: 0 },
       origins: { hosts: [`127.0.0.1:${freePort()}`] },
     }),
-    { logger: testLogger().logger, peerStore: failing },
+    testRoleContext("tracker", { logger: testLogger().logger, tracing }),
+    { peerStore: failing },
   );
   const brokenAddr = `127.0.0.1:${broken.port}`;
   try {

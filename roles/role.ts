@@ -2,6 +2,20 @@
  * What a role is to `main.ts`: a config parser with defaults and validation, and a start function
  * returning something that can be stopped.
  *
+ * Every role under `roles/<role>/` has the same shape:
+ *
+ * - `config.ts` — the role's configuration: its parser with defaults and validation.
+ * - handler modules, one per concern (`uploads.ts`, `tags.ts`, `health.ts`, …), each exporting a
+ *   `register…Routes(router, deps)` that adds its own routes to the router.
+ * - `server.ts` — `create<Role>Router(deps)`: the middleware (the tracing runtime's
+ *   `serverMiddleware`) and the handler modules' routes, plus `/metrics` from the runtime.
+ * - `mod.ts` — `start<Role>(config, ctx, deps?)`, which builds the role's parts from the config
+ *   (or takes them from `deps`, as tests do), serves the router and returns a
+ *   {@linkcode RunningRole}; and `<role>Role`, the {@linkcode RoleDefinition} `main.ts` runs.
+ *
+ * A role reaches tracing only through {@linkcode RoleContext.tracing}; nothing in `tracing/` is
+ * per-process state, so several roles started in one test process stay apart.
+ *
  * @module
  */
 
@@ -19,7 +33,7 @@ export type RoleName = typeof ROLE_NAMES[number];
 export interface RoleContext {
   /** The role's logger (stamps trace ids). */
   logger: Logger;
-  /** The tracing runtime (metrics text for `/metrics`, flush). */
+  /** The tracing runtime: the routers' server middleware, `/metrics`, flush. */
   tracing: TracingRuntime;
   /** `--key=value` flags beyond `--role` and `--config`, for per-process overrides. */
   flags: Record<string, string>;

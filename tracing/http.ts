@@ -42,13 +42,6 @@ export interface InFlightTracker {
   end(): void;
 }
 
-let inFlight: InFlightTracker | undefined;
-
-/** Installs (or removes) the process's in-flight counter; called by `initTracing`. */
-export function setInFlightCounter(counter: InFlightTracker | undefined): void {
-  inFlight = counter;
-}
-
 /** Options of {@linkcode tracingMiddleware}. */
 export interface ServerTracingOptions {
   /**
@@ -56,6 +49,11 @@ export interface ServerTracingOptions {
    * client's `sampled` flag as untrusted (design §3, trust boundary).
    */
   edge?: boolean;
+  /**
+   * Counts this listener's requests in flight (the tracing runtime's load source). Roles get the
+   * middleware from `TracingRuntime.serverMiddleware`, which fills it in. Default: not counted.
+   */
+  inFlight?: InFlightTracker;
 }
 
 /** Names a server span `{METHOD} {route}` (or just the method when no route matched). */
@@ -123,6 +121,7 @@ export function onBodyDone(
 /** Server-span middleware for the shared router. */
 export function tracingMiddleware(options: ServerTracingOptions = {}): Middleware {
   const edge = options.edge ?? false;
+  const counter = options.inFlight;
   return async (ctx: Ctx, next) => {
     const tracer = trace.getTracer(TRACER_NAME);
     const { req, url } = ctx;
@@ -148,7 +147,6 @@ export function tracingMiddleware(options: ServerTracingOptions = {}): Middlewar
       { kind: SpanKind.SERVER, attributes },
       parentCtx,
     );
-    const counter = inFlight;
     counter?.begin();
     let response: Response;
     try {

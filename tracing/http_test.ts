@@ -162,3 +162,19 @@ Deno.test("http: onBodyDone reports once; with a size, done at that size and sho
   assert.equal(calls.length, 1);
   assert.match(String(calls[0][0]), /body ended after 2 of 5 bytes/);
 });
+
+Deno.test("http: the middleware counts requests in flight only into the counter it was given", async () => {
+  const events: string[] = [];
+  const counter = { begin: () => events.push("begin"), end: () => events.push("end") };
+  const counted = new Router().use(tracingMiddleware({ inFlight: counter }));
+  counted.get("/x", () => {
+    events.push("handler");
+    return new Response("ok");
+  });
+  const other = new Router().use(tracingMiddleware());
+  other.get("/x", () => new Response("ok"));
+  await (await other.handle(new Request("http://h/x"))).text();
+  assert.deepEqual(events, []);
+  await (await counted.handle(new Request("http://h/x"))).text();
+  assert.deepEqual(events, ["begin", "handler", "end"]);
+});

@@ -3,7 +3,8 @@
  * `tracing/`.
  *
  * - Start-up: {@linkcode parseTracingConfig}, {@linkcode initTracing}.
- * - HTTP: {@linkcode tracingMiddleware} for the shared router, {@linkcode tracedFetch} for calls.
+ * - HTTP: `TracingRuntime.serverMiddleware` for a role's router (the runtime comes through the
+ *   role's `RoleContext`), {@linkcode tracedFetch} for calls.
  * - Spans: {@linkcode withSpan}, {@linkcode startSpan}, {@linkcode recordError},
  *   {@linkcode addEvent}, {@linkcode setAttributes}, links, and storing a trace context with
  *   {@linkcode storeTraceContext} / {@linkcode contextFromStored} (write-back after a restart).
@@ -43,14 +44,12 @@ export {
   type ServerTracingOptions,
   tracedFetch,
   type TracedFetchOptions,
-  tracingMiddleware,
 } from "./http.ts";
 export { extractFromHeaders, injectIntoHeaders } from "./propagation.ts";
 export {
   type InitOptions,
   initTracing,
   installContextPropagation,
-  metricsHandler,
   type TracingRuntime,
   type TracingStats,
 } from "./setup.ts";

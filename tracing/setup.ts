@@ -8,10 +8,13 @@
  * manager and the propagator are still registered, so an incoming trace context is passed on to
  * downstream calls unchanged.
  *
+ * A runtime holds no module state: roles reach it through their `RoleContext` (its
+ * `serverMiddleware` and `metricsHandler`), so several roles started in one process (tests) each
+ * count and report their own traffic.
+ *
  * @module
  */
 
-import { type Logger, rateLimited } from "../common/log.ts";
 import { context, propagation, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { resourceFromAttributes } from "@opentelemetry/resources";
@@ -19,7 +22,9 @@ import type { SpanExporter } from "@opentelemetry/sdk-trace";
 import { VERSION } from "../common/version.ts";
 import type { TracingConfig } from "./config.ts";
 import { BatchExportProcessor, OtlpHttpExporter } from "./export.ts";
-import { setInFlightCounter } from "./http.ts";
+import { type Logger, rateLimited } from "../common/log.ts";
+import type { Handler, Middleware } from "../http/router.ts";
+import { type ServerTracingOptions, tracingMiddleware } from "./http.ts";
 import { TracingMetrics } from "./metrics/metrics.ts";
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "./metrics/prometheus.ts";
 import { StatsdEmitter } from "./metrics/statsd.ts";
@@ -61,6 +66,13 @@ export interface TracingRuntime {
   stats(): TracingStats;
   /** The self-metrics in the Prometheus text format (for a role's `GET /metrics`). */
   metricsResponse(): Response;
+  /** `GET /metrics` for a role's router: {@linkcode TracingRuntime.metricsResponse}. */
+  readonly metricsHandler: Handler;
+  /**
+   * The server-span middleware for a role's router, counting its requests in flight into this
+   * runtime's load source (circuit breaker, adaptive sampling).
+   */
+  serverMiddleware(options?: Omit<ServerTracingOptions, "inFlight">): Middleware;
   /** Exports everything queued (tests, demo). */
   forceFlush(): Promise<void>;
   /** Flushes (bounded by `timeoutMs`, default 5 s) and stops exporting and all timers. */
@@ -77,19 +89,8 @@ export interface InitOptions {
   exporter?: SpanExporter;
 }
 
+// The OpenTelemetry context manager is process-global by design; it is installed once.
 let contextManagerInstalled = false;
-let current: TracingRuntime | undefined;
-
-/**
- * `GET /metrics` for any role's router: the self-metrics of this process's tracing runtime in the
- * Prometheus text format (all zero before {@linkcode initTracing} or with tracing disabled).
- */
-export function metricsHandler(): Response {
-  return current?.metricsResponse() ??
-    new Response(renderPrometheus(new TracingMetrics()), {
-      headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
-    });
-}
 
 /** Installs the async-local-storage context manager and the propagator once per process. */
 export function installContextPropagation(): void {
@@ -99,7 +100,15 @@ export function installContextPropagation(): void {
   contextManagerInstalled = true;
 }
 
+function metricsResponder(metrics: TracingMetrics): () => Response {
+  return () =>
+    new Response(renderPrometheus(metrics), {
+      headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
+    });
+}
+
 function disabledRuntime(config: TracingConfig, metrics: TracingMetrics): TracingRuntime {
+  const metricsResponse = metricsResponder(metrics);
   return {
     enabled: false,
     serviceName: config.serviceName,
@@ -114,10 +123,10 @@ function disabledRuntime(config: TracingConfig, metrics: TracingMetrics): Tracin
       queueSize: 0,
       breaker: "disabled",
     }),
-    metricsResponse: () =>
-      new Response(renderPrometheus(metrics), {
-        headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
-      }),
+    metricsResponse,
+    metricsHandler: metricsResponse,
+    // Still extracts and passes on incoming trace context; nothing is counted.
+    serverMiddleware: (options = {}) => tracingMiddleware(options),
     forceFlush: () => Promise.resolve(),
     shutdown: () => Promise.resolve(),
   };
@@ -127,11 +136,10 @@ function disabledRuntime(config: TracingConfig, metrics: TracingMetrics): Tracin
 export function initTracing(config: TracingConfig, options: InitOptions): TracingRuntime {
   installContextPropagation();
   const metrics = new TracingMetrics();
-  if (!config.enabled) return current = disabledRuntime(config, metrics);
+  if (!config.enabled) return disabledRuntime(config, metrics);
 
   const logger = options.logger;
   const loads = new LoadSources(config.safeguards);
-  setInFlightCounter(loads.inFlight);
   const sampler = buildSampler(config.sampling, {
     counters: metrics,
     loadSource: config.sampling.adaptive.enabled
@@ -216,7 +224,8 @@ export function initTracing(config: TracingConfig, options: InitOptions): Tracin
   statsd?.start();
 
   let stopped = false;
-  return current = {
+  const metricsResponse = metricsResponder(metrics);
+  return {
     enabled: true,
     serviceName: config.serviceName,
     stats: () => ({
@@ -230,10 +239,9 @@ export function initTracing(config: TracingConfig, options: InitOptions): Tracin
       queueSize: processor.queueSize,
       breaker: config.safeguards.circuitBreakerEnabled ? breaker.state : "disabled",
     }),
-    metricsResponse: () =>
-      new Response(renderPrometheus(metrics), {
-        headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
-      }),
+    metricsResponse,
+    metricsHandler: metricsResponse,
+    serverMiddleware: (options = {}) => tracingMiddleware({ ...options, inFlight: loads.inFlight }),
     forceFlush: () => processor.forceFlush(),
     async shutdown(timeoutMs = 5000) {
       if (stopped) return;
@@ -241,7 +249,6 @@ export function initTracing(config: TracingConfig, options: InitOptions): Tracin
       await processor.shutdown(timeoutMs);
       breaker.stop();
       loads.stop();
-      setInFlightCounter(undefined);
       await statsd?.close();
       trace.disable();
     },

@@ -3,6 +3,10 @@
  * blob API, and downloads blobs peer to peer from origins and other agents, seeding what it has.
  * See `docs/agent.md` for configuration, routes and spans.
  *
+ * Laid out like every role (see `roles/role.ts`): `config.ts` parses the config, `server.ts` builds
+ * the agent server's router and `registry.ts` the registry's (over `blobs.ts`), and this module
+ * starts and stops them: {@linkcode startAgent} and {@linkcode agentRole} for `main.ts`.
+ *
  * ```ts
  * import { agentRole } from "./roles/agent/mod.ts";
  * const config = agentRole.parseConfig(raw, flags);
@@ -22,8 +26,8 @@ import { BlobStore } from "../../storage/blob_store.ts";
 import type { ParseOptions, RoleContext, RoleDefinition, RunningRole } from "../role.ts";
 import { AgentBlobs } from "./blobs.ts";
 import { type AgentConfig, parseAgentConfig } from "./config.ts";
-import { createAgentRegistry } from "./registry.ts";
-import { createAgentServer } from "./server.ts";
+import { createAgentRegistryRouter } from "./registry.ts";
+import { createAgentRouter } from "./server.ts";
 
 export { type AgentConfig, parseAgentConfig } from "./config.ts";
 
@@ -87,7 +91,8 @@ export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise
     await scheduler.recover();
     const blobs = new AgentBlobs(store, scheduler);
     const tags = new TagClusterClient({ hosts: config.buildIndex.hosts });
-    const server = createAgentServer({
+    const server = createAgentRouter({
+      tracing: ctx.tracing,
       blobs,
       scheduler,
       tags,
@@ -95,7 +100,8 @@ export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise
       trackerHosts: config.tracker.hosts,
       logger,
     });
-    const registry = createAgentRegistry({
+    const registry = createAgentRegistryRouter({
+      tracing: ctx.tracing,
       blobs,
       tags,
       allowedCidrs: config.registry.allowedCidrs,
@@ -149,5 +155,5 @@ export const agentRole: RoleDefinition<AgentConfig> = {
       baseDir: options.configPath ? dirname(resolve(options.configPath)) : undefined,
     });
   },
-  start: startAgent,
+  start: (config, ctx) => startAgent(config, ctx),
 };

@@ -44,7 +44,7 @@ import {
   negotiationFailure,
 } from "../../registry/manifest.ts";
 import type { Digest } from "../../storage/digest.ts";
-import { setAttributes, tracingMiddleware } from "../../tracing/mod.ts";
+import { setAttributes, type TracingRuntime } from "../../tracing/mod.ts";
 import { type AgentBlobs, streamResponse } from "./blobs.ts";
 import { resolveTag, type TagResolver } from "./server.ts";
 
@@ -60,15 +60,17 @@ export interface AgentRegistryDeps {
   maxManifestBytes: number;
   /** The role's logger. */
   logger: Logger;
+  /** The tracing runtime: server middleware. */
+  tracing: TracingRuntime;
 }
 
 const API_VERSION = { "docker-distribution-api-version": "registry/2.0" };
 
 /** Builds the registry's router. */
-export function createAgentRegistry(deps: AgentRegistryDeps): Router {
+export function createAgentRegistryRouter(deps: AgentRegistryDeps): Router {
   const allowed = NetworkList.parse([...deps.allowedCidrs]);
   const r = new Router();
-  r.use(tracingMiddleware({ edge: true }));
+  r.use(deps.tracing.serverMiddleware({ edge: true }));
   r.use(async (ctx, next) => {
     let res: Response;
     if (ctx.remote && !allowed.contains(ctx.remote.hostname)) {

@@ -8,7 +8,7 @@ import type { Image } from "../../tests/harness/oci.ts";
 import { initTracing, parseTracingConfig } from "../../tracing/mod.ts";
 import { type AgentStack, seedImage, startAgentStack } from "./_test_util.ts";
 import { AgentBlobs } from "./blobs.ts";
-import { createAgentRegistry } from "./registry.ts";
+import { createAgentRegistryRouter } from "./registry.ts";
 import { externalTest } from "../../tests/harness/external.ts";
 
 const exporter = new InMemorySpanExporter();
@@ -162,7 +162,8 @@ Deno.test("registry: clients outside allowed_cidrs are denied", async () => {
     {} as ConstructorParameters<typeof AgentBlobs>[0],
     { download: () => Promise.reject(new Error("unused")) },
   );
-  const registry = createAgentRegistry({
+  const registry = createAgentRegistryRouter({
+    tracing,
     blobs,
     tags: { get: () => Promise.resolve(null) },
     allowedCidrs: ["127.0.0.1/32"],

@@ -24,13 +24,7 @@ import { logServerErrors } from "../../http/middleware.ts";
 import { digestParam } from "../../storage/digest_param.ts";
 import { TorrentNotFoundError } from "../../p2p/scheduler.ts";
 import type { Digest } from "../../storage/digest.ts";
-import {
-  metricsHandler,
-  setAttributes,
-  tracedFetch,
-  tracingMiddleware,
-  withSpan,
-} from "../../tracing/mod.ts";
+import { setAttributes, tracedFetch, type TracingRuntime, withSpan } from "../../tracing/mod.ts";
 import type { AgentBlobs } from "./blobs.ts";
 
 /** What resolves `repo:tag` to a manifest digest (a build-index cluster client). */
@@ -53,6 +47,8 @@ export interface AgentServerDeps {
   trackerHosts: readonly string[];
   /** The role's logger. */
   logger: Logger;
+  /** The tracing runtime: server middleware and `/metrics`. */
+  tracing: TracingRuntime;
   /** Readiness probe timeout, ms. Default 5000. */
   readinessTimeoutMs?: number;
   /** Fetch for readiness probes (default traced fetch). */
@@ -78,7 +74,7 @@ export function resolveTag(tags: TagResolver, tag: string): Promise<Digest | nul
 }
 
 /** Builds the agent server's router. */
-export function createAgentServer(deps: AgentServerDeps): Router {
+export function createAgentRouter(deps: AgentServerDeps): Router {
   const timeoutMs = deps.readinessTimeoutMs ?? 5000;
   const probeFetch = deps.fetch ??
     ((url: string, init: RequestInit) => tracedFetch(url, { ...init, route: "/readiness" }));
@@ -99,7 +95,7 @@ export function createAgentServer(deps: AgentServerDeps): Router {
   };
 
   const r = new Router();
-  r.use(tracingMiddleware({ edge: true }));
+  r.use(deps.tracing.serverMiddleware({ edge: true }));
   r.use(logServerErrors(deps.logger));
 
   r.get("/health", async () => {
@@ -111,7 +107,7 @@ export function createAgentServer(deps: AgentServerDeps): Router {
     return new Response("OK");
   });
 
-  r.get("/metrics", metricsHandler);
+  r.get("/metrics", deps.tracing.metricsHandler);
 
   r.get("/readiness", async () => {
     const buildIndex = deps.buildIndexHosts[Math.floor(random() * deps.buildIndexHosts.length)];

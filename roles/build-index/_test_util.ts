@@ -10,7 +10,8 @@ import { HttpStatusError } from "../../http/status_error.ts";
 import { type Digest, digestOfBytes } from "../../storage/digest.ts";
 import { memoryLogger } from "../../tracing/_test_util.ts";
 import { parseBuildIndexConfig } from "./config.ts";
-import { type BuildIndexServer, startBuildIndexServer } from "./server.ts";
+import { testRoleContext } from "../_test_util.ts";
+import { type RunningBuildIndex, startBuildIndex } from "./mod.ts";
 import type { OriginBlobs } from "./service.ts";
 
 /** An in-memory origin cluster: blobs by digest, in every namespace. */
@@ -47,7 +48,7 @@ export class FakeOrigin implements OriginBlobs {
 }
 
 /** A build-index started by {@linkcode startTestBuildIndex}. */
-export interface TestBuildIndex extends BuildIndexServer {
+export interface TestBuildIndex extends RunningBuildIndex {
   /** `http://127.0.0.1:<port>`. */
   readonly url: string;
   /** `127.0.0.1:<port>`. */
@@ -77,7 +78,9 @@ export async function startTestBuildIndex(
     manifest_download: { attempts: 1 },
     ...raw,
   });
-  const server = await startBuildIndexServer(config, { origin, logger });
+  const server = await startBuildIndex(config, testRoleContext("build-index", { logger }), {
+    origin,
+  });
   return {
     ...server,
     stop: () => server.stop(),

@@ -3,25 +3,142 @@
  * everything it references exist in the origin cluster, persists tags on disk and in a storage
  * backend, and duplicates them to neighbour build-indexes (kraken-wire.md §1.5, §7).
  *
- * `main.ts` uses {@linkcode buildIndexRole}; tests start {@linkcode startBuildIndexServer} directly.
+ * Laid out like every role (see `roles/role.ts`): `config.ts` parses the config, `service.ts` holds
+ * the behaviour, `server.ts` builds the router from the handler modules (`tags.ts`, `list.ts`,
+ * `health.ts`), and this module starts and stops it: {@linkcode startBuildIndex} (tests inject an
+ * origin stand-in through its deps) and {@linkcode buildIndexRole} for `main.ts`.
  *
  * @module
  */
 
 import { OriginClusterClient } from "../../cluster/blob_client.ts";
-import type { RoleDefinition } from "../role.ts";
+import type { TagClientOptions } from "../../cluster/tag_client.ts";
+import { parseHostPort } from "../../common/config.ts";
+import { BackendManager } from "../../storage/backend/backend.ts";
+import { WriteBackManager } from "../../storage/writeback.ts";
+import type { RoleContext, RoleDefinition, RunningRole } from "../role.ts";
 import { type BuildIndexConfig, parseBuildIndexConfig } from "./config.ts";
-import { startBuildIndexServer } from "./server.ts";
+import { createBuildIndexRouter } from "./server.ts";
+import { BuildIndexService, createTagWriteBackExecutor, type OriginBlobs } from "./service.ts";
+import { TagStore } from "./tag_store.ts";
 
 export { type BuildIndexConfig, parseBuildIndexConfig } from "./config.ts";
-export { type BuildIndexDeps, type BuildIndexServer, startBuildIndexServer } from "./server.ts";
+
+/** Dependencies {@linkcode startBuildIndex} builds from the config unless given. */
+export interface BuildIndexDeps {
+  /** The origin cluster (default: a client over `config.origin.hosts`). */
+  origin?: OriginBlobs;
+  /** Backend mapping (default: built from `config.backends`). */
+  backends?: BackendManager;
+  /** Options of the neighbour clients (tests inject a fetch). */
+  tagClientOptions?: TagClientOptions;
+}
+
+/** A started build-index. */
+export interface RunningBuildIndex extends RunningRole {
+  /** The listen port actually bound. */
+  readonly port: number;
+  /** The behaviour behind the routes (tests inspect it). */
+  readonly service: BuildIndexService;
+  /** The write-back queue. */
+  readonly writeback: WriteBackManager;
+}
+
+/** Addresses by which this host may appear in `cluster.hosts`. */
+function localNames(): Set<string> {
+  const names = new Set(["localhost", "127.0.0.1", "::1", "0.0.0.0"]);
+  try {
+    names.add(Deno.hostname());
+    for (const nic of Deno.networkInterfaces()) names.add(nic.address);
+  } catch {
+    // Without --allow-sys only the loopback names can identify this host.
+  }
+  return names;
+}
+
+/**
+ * The cluster hosts other than this one: `self` if configured, otherwise every entry naming a local
+ * address with the listen port.
+ */
+export function neighbourHosts(hosts: string[], port: number, self?: string): string[] {
+  if (self) return hosts.filter((h) => h !== self);
+  const local = localNames();
+  return hosts.filter((h) => {
+    const { hostname, port: p } = parseHostPort(h, "cluster.hosts");
+    return !(p === port && local.has(hostname));
+  });
+}
+
+/**
+ * Starts a build-index: opens the tag store and write-back queue and serves its router; `stop`
+ * stops serving, then the write-back queue (queued rows stay persisted).
+ */
+export async function startBuildIndex(
+  config: BuildIndexConfig,
+  ctx: RoleContext,
+  deps: BuildIndexDeps = {},
+): Promise<RunningBuildIndex> {
+  const { logger } = ctx;
+  const backends = deps.backends ?? new BackendManager(config.backends);
+  const tags = await TagStore.open({ root: `${config.storageRoot}/tags` });
+  const writeback = new WriteBackManager({
+    dbPath: config.writeback.db,
+    executor: createTagWriteBackExecutor({ tags, backends, logger }),
+    retryIntervalMs: config.writeback.retryIntervalMs,
+    pollIntervalMs: config.writeback.pollIntervalMs,
+    workers: config.writeback.workers,
+    onError: (error, task) =>
+      logger.warn("tag write-back failed", { tag: task?.name, failures: task?.failures, error }),
+  });
+  writeback.start();
+  const service = new BuildIndexService({
+    config,
+    tags,
+    writeback,
+    backends,
+    origin: deps.origin ?? new OriginClusterClient({ hosts: config.origin.hosts }),
+    logger,
+    tagClientOptions: deps.tagClientOptions,
+  });
+  const router = createBuildIndexRouter({
+    tracing: ctx.tracing,
+    service,
+    originHosts: config.origin.hosts,
+  });
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve(
+      { hostname: config.listen.host, port: config.listen.port, onListen: () => {} },
+      router.handler(),
+    );
+  } catch (error) {
+    await writeback.stop();
+    throw error;
+  }
+  const port = server.addr.port;
+  service.setNeighbours(neighbourHosts(config.cluster.hosts, port, config.cluster.self));
+  logger.info("build-index listening", {
+    host: config.listen.host,
+    port,
+    neighbours: service.neighbours,
+    write_through: config.tagStore.writeThrough,
+  });
+  let stopped = false;
+  return {
+    port,
+    service,
+    writeback,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await server.shutdown();
+      await writeback.stop();
+    },
+  };
+}
 
 /** The build-index {@linkcode RoleDefinition}. */
 export const buildIndexRole = {
   parseConfig: parseBuildIndexConfig,
-  async start(config, ctx) {
-    const origin = new OriginClusterClient({ hosts: config.origin.hosts });
-    const server = await startBuildIndexServer(config, { origin, logger: ctx.logger });
-    return { stop: () => server.stop() };
-  },
+  start: (config, ctx) => startBuildIndex(config, ctx),
 } satisfies RoleDefinition<BuildIndexConfig>;

@@ -8,7 +8,8 @@
 import { createLogger } from "../../common/log.ts";
 import { join } from "node:path";
 import type { RawMap } from "../../common/config.ts";
-import { initTracing, parseTracingConfig, type TracingRuntime } from "../../tracing/mod.ts";
+import type { TracingRuntime } from "../../tracing/mod.ts";
+import { testRoleContext } from "../_test_util.ts";
 import { originRole, type RunningOrigin, startOrigin } from "./mod.ts";
 
 /** An origin started by {@linkcode startTestOrigin}. */
@@ -22,8 +23,6 @@ export function urlOf(origin: { addr: string }): string {
   return `http://${origin.addr}`;
 }
 
-let disabledTracing: TracingRuntime | undefined;
-
 /**
  * Starts an origin from `raw` (YAML-shaped), relative paths resolved against `baseDir`.
  * `listen` and the P2P `peer` listener default to 127.0.0.1 port 0, so tests never collide.
@@ -34,17 +33,15 @@ export async function startTestOrigin(
 ): Promise<TestOrigin> {
   const logs: string[] = [];
   const logger = createLogger({ role: "origin", level: "debug", write: (l) => logs.push(l) });
-  const tracing = options.tracing ??
-    (disabledTracing ??= initTracing(parseTracingConfig({ enabled: false }, "origin", {}), {
-      role: "origin",
-      logger,
-    }));
   // Through the role's parser, so HTTP backends get the traced fetch main.ts would give them.
   const config = originRole.parseConfig(
     { listen: { host: "127.0.0.1", port: 0 }, peer: { host: "127.0.0.1", port: 0 }, ...raw },
     {},
     { configPath: options.baseDir && join(options.baseDir, "origin.yaml") },
   );
-  const running = await startOrigin(config, { logger, tracing, flags: {} });
+  const running = await startOrigin(
+    config,
+    testRoleContext("origin", { logger, tracing: options.tracing }),
+  );
   return { ...running, stop: () => running.stop(), logs };
 }

@@ -3,6 +3,11 @@
  * ring of origins, writes them back to a storage backend through a persisted queue, and generates
  * their metainfo. See `docs/origin.md` for configuration, routes and spans.
  *
+ * Laid out like every role (see `roles/role.ts`): `config.ts` parses the config, `server.ts` builds
+ * the router from the handler modules (`blobs.ts`, `uploads.ts`, `metainfo.ts`, `health.ts`), and
+ * this module starts and stops it: {@linkcode startOrigin} and {@linkcode originRole} for
+ * `main.ts`.
+ *
  * ```ts
  * import { originRole } from "./roles/origin/mod.ts";
  * const config = originRole.parseConfig(raw, flags, { configPath: "config/origin.yaml" });
@@ -22,10 +27,13 @@ import { BlobStore } from "../../storage/blob_store.ts";
 import { WriteBackManager } from "../../storage/writeback.ts";
 import { tracedFetch } from "../../tracing/mod.ts";
 import type { ParseOptions, RoleContext, RoleDefinition, RunningRole } from "../role.ts";
-import { type OriginConfig, parseOriginConfig } from "./config.ts";
-import { OriginServer } from "./server.ts";
-import { createWriteBackExecutor } from "./writeback.ts";
 import { type OriginSeeder, startOriginSeeder } from "../../p2p/origin_seeder.ts";
+import { type OriginConfig, parseOriginConfig } from "./config.ts";
+import { storeMetaInfo } from "./metainfo.ts";
+import { BlobRefresher } from "./refresh.ts";
+import { Replicator } from "./replication.ts";
+import { createOriginRouter } from "./server.ts";
+import { createWriteBackExecutor } from "./writeback.ts";
 
 export { type OriginConfig, parseOriginConfig } from "./config.ts";
 
@@ -82,15 +90,34 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
           task ? { namespace: task.namespace, name: task.name, error } : { error },
         ),
     });
-    const origin = new OriginServer({
+    const replicator = new Replicator({
+      store,
+      ring,
+      self,
+      duplicateWriteBackStaggerMs: config.duplicateWriteBackStaggerMs,
+      logger,
+    });
+    const pieceLengths = config.pieceLengths;
+    // A blob fetched from the backend gets its metainfo, then goes to the other replicas.
+    const refresher = new BlobRefresher({
+      store,
+      backends,
+      logger,
+      onFetched: async (namespace, digest) => {
+        await storeMetaInfo({ store, pieceLengths }, digest);
+        await replicator.transfer(namespace, digest);
+      },
+    });
+    const router = createOriginRouter({
+      tracing: ctx.tracing,
       store,
       backends,
       mustReady: config.backends.filter((b) => b.mustReady).map((b) => b.backend),
       ring,
-      self,
       writeback,
-      pieceLengths: config.pieceLengths,
-      duplicateWriteBackStaggerMs: config.duplicateWriteBackStaggerMs,
+      replicator,
+      refresher,
+      pieceLengths,
       logger,
       peerContextJson: () => seeder!.peerContextJson(),
       onDelete: (digest) => seeder!.scheduler.evict(digest),
@@ -104,10 +131,9 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
       cluster: config.peer.cluster,
       logger,
       onMissingTorrent: (namespace, digest) =>
-        void origin.refresher.refresh(namespace, digest).catch(() => {}),
+        void refresher.refresh(namespace, digest).catch(() => {}),
     });
-    const serve = origin.router.handler();
-    handle = serve;
+    handle = router.handler();
     writeback.start();
     health.start();
     logger.info("origin serving", {
@@ -124,7 +150,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
         stopping ??= (async () => {
           await http.shutdown();
           await health.stop();
-          await origin.refresher.drain();
+          await refresher.drain();
           await writeback.stop();
           await seeder!.close();
         })();
@@ -146,5 +172,5 @@ export const originRole = {
       fetch: tracedFetch,
     });
   },
-  start: startOrigin,
+  start: (config, ctx) => startOrigin(config, ctx),
 } satisfies RoleDefinition<OriginConfig>;

@@ -12,7 +12,8 @@ import type { TracingRuntime } from "../../tracing/mod.ts";
 import { startTestBuildIndex, type TestBuildIndex } from "../build-index/_test_util.ts";
 import { startTestOrigin, type TestOrigin } from "../origin/_test_util.ts";
 import { parseProxyConfig } from "./config.ts";
-import { type ProxyServer, startProxyServer } from "./server.ts";
+import { testRoleContext } from "../_test_util.ts";
+import { type RunningProxy, startProxy as startProxyRole } from "./mod.ts";
 
 /** Everything {@linkcode startPushStack} started. */
 export interface PushStack {
@@ -23,13 +24,13 @@ export interface PushStack {
   /** The build-index. */
   readonly buildIndex: TestBuildIndex;
   /** The proxy. */
-  readonly proxy: ProxyServer;
+  readonly proxy: RunningProxy;
   /** `http://127.0.0.1:<proxy port>`. */
   readonly url: string;
   /** Proxy log lines. */
   readonly proxyLogs: string[];
   /** Starts a second proxy over the same storage (a restart); the caller stops it. */
-  restartProxy(): Promise<ProxyServer>;
+  restartProxy(): Promise<RunningProxy>;
   /** Stops everything (proxy first). */
   stop(): Promise<void>;
 }
@@ -74,11 +75,11 @@ export async function startPushStack(
     upload: options.upload ?? {},
   });
   const startProxy = () =>
-    startProxyServer(config, {
-      origin: originClient,
-      tags: new TagClusterClient({ hosts: [buildIndex.addr] }),
-      logger: proxyLogger,
-    });
+    startProxyRole(
+      config,
+      testRoleContext("proxy", { logger: proxyLogger, tracing: options.tracing }),
+      { origin: originClient, tags: new TagClusterClient({ hosts: [buildIndex.addr] }) },
+    );
   const proxy = await startProxy();
   return {
     origin,

@@ -2,23 +2,130 @@
  * The tracker role: answers agents' announces with the peers and origins that hold a torrent,
  * and proxies metainfo from the origin cluster (kraken-wire.md §1.3, §2).
  *
- * `main.ts` uses {@linkcode trackerRole}; tests start {@linkcode startTrackerServer} directly.
+ * Laid out like every role (see `roles/role.ts`): `config.ts` parses the config, `server.ts` builds
+ * the router from the handler modules (`announce.ts`, `metainfo.ts`, `health.ts`), and this module
+ * starts and stops it: {@linkcode startTracker} (tests inject stores through its deps) and
+ * {@linkcode trackerRole} for `main.ts`.
  *
  * @module
  */
 
-import type { RoleDefinition } from "../role.ts";
+import { OriginClusterClient } from "../../cluster/blob_client.ts";
+import { digestOfBytes } from "../../storage/digest.ts";
+import type { RoleContext, RoleDefinition, RunningRole } from "../role.ts";
+import { message } from "./announce.ts";
 import { parseTrackerConfig, type TrackerConfig } from "./config.ts";
-import { startTrackerServer } from "./server.ts";
+import { serveHttp } from "./http_server.ts";
+import { HttpOriginStore, type OriginStore } from "./originstore.ts";
+import { MemoryPeerStore, type PeerStore } from "./peerstore.ts";
+import { createPriorityPolicy } from "./policy.ts";
+import { RedisClient } from "./redis.ts";
+import { RedisPeerStore } from "./redis_peerstore.ts";
+import { createTrackerRouter } from "./server.ts";
 
 export { parseTrackerConfig, type TrackerConfig } from "./config.ts";
-export { startTrackerServer, type TrackerDeps, type TrackerServer } from "./server.ts";
+
+/** Dependencies {@linkcode startTracker} builds from the config unless given. */
+export interface TrackerDeps {
+  /** Peer store (default: from `config.peerstore`). */
+  peerStore?: PeerStore;
+  /** Origin cluster client (default: over `config.origins.hosts`). */
+  originCluster?: OriginClusterClient;
+  /** Origin store (default: over the origin cluster with `config.originstore`). */
+  originStore?: OriginStore;
+}
+
+/** A started tracker. */
+export interface RunningTracker extends RunningRole {
+  /** The bound port. */
+  readonly port: number;
+  /** The peer store in use. */
+  readonly peerStore: PeerStore;
+}
+
+/** Builds the peer store `config.peerstore` describes; a Redis store is checked with `PING`. */
+export async function createPeerStore(config: TrackerConfig["peerstore"]): Promise<PeerStore> {
+  if (config.type === "memory" || !config.redis) {
+    return new MemoryPeerStore({ ttlMs: config.ttlMs });
+  }
+  const r = config.redis;
+  const client = new RedisClient({
+    addr: r.addr,
+    dialTimeoutMs: r.dialTimeoutMs,
+    readTimeoutMs: r.readTimeoutMs,
+    writeTimeoutMs: r.writeTimeoutMs,
+    maxIdle: r.maxIdle,
+    maxActive: r.maxActive,
+    idleTimeoutMs: r.idleTimeoutMs,
+  });
+  try {
+    await client.command("PING");
+  } catch (error) {
+    await client.close();
+    throw new Error(`peerstore.redis.addr: cannot reach redis at ${r.addr}: ${message(error)}`);
+  }
+  return new RedisPeerStore({ client, windowSizeMs: r.windowSizeMs, maxWindows: r.maxWindows });
+}
+
+/** Starts the tracker: builds its stores, then serves its router; `stop` closes the peer store. */
+export async function startTracker(
+  config: TrackerConfig,
+  ctx: RoleContext,
+  deps: TrackerDeps = {},
+): Promise<RunningTracker> {
+  const { logger } = ctx;
+  const peerStore = deps.peerStore ?? await createPeerStore(config.peerstore);
+  const originCluster = deps.originCluster ??
+    new OriginClusterClient({ hosts: config.origins.hosts });
+  const originStore = deps.originStore ?? new HttpOriginStore({
+    cluster: originCluster,
+    ...config.originstore,
+    onUnavailable: (addr, error) => logger.warn("origin unavailable", { origin: addr, error }),
+  });
+  const router = createTrackerRouter({
+    tracing: ctx.tracing,
+    peerStore,
+    originStore,
+    originCluster,
+    policy: createPriorityPolicy(config.handout.policy),
+    announceIntervalMs: config.announceIntervalMs,
+    maxPeers: config.handout.maxPeers,
+    logger,
+    readinessDigest: await digestOfBytes(crypto.getRandomValues(new Uint8Array(32))),
+  });
+  let server;
+  try {
+    server = await serveHttp({
+      hostname: config.listen.host,
+      port: config.listen.port,
+      handler: (req, remote) => router.handle(req, remote),
+    });
+  } catch (error) {
+    await peerStore.close();
+    throw error;
+  }
+  logger.info("tracker listening", {
+    host: config.listen.host,
+    port: server.addr.port,
+    peerstore: peerStore.type,
+    handout_policy: config.handout.policy,
+    origins: config.origins.hosts,
+  });
+  let stopped = false;
+  return {
+    port: server.addr.port,
+    peerStore,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await server.shutdown();
+      await peerStore.close();
+    },
+  };
+}
 
 /** The tracker {@linkcode RoleDefinition}. */
 export const trackerRole: RoleDefinition<TrackerConfig> = {
   parseConfig: parseTrackerConfig,
-  async start(config, ctx) {
-    const server = await startTrackerServer(config, { logger: ctx.logger });
-    return { stop: () => server.stop() };
-  },
+  start: (config, ctx) => startTracker(config, ctx),
 };

@@ -14,7 +14,8 @@ import {
   RedisPeerStore,
   serializePeerMember,
 } from "./redis_peerstore.ts";
-import { startTrackerServer } from "./server.ts";
+import { testRoleContext } from "../_test_util.ts";
+import { startTracker } from "./mod.ts";
 import { startFakeOrigin, startRedis, testLogger } from "./_test_util.ts";
 import { externalTest } from "../../tests/harness/external.ts";
 
@@ -104,8 +105,8 @@ externalTest(
       origins: { hosts: [origin.addr] },
       peerstore: { type: "redis", redis: { addr: redis.addr } },
     });
-    const a = await startTrackerServer(config, { logger });
-    const b = await startTrackerServer(config, { logger });
+    const a = await startTracker(config, testRoleContext("tracker", { logger }));
+    const b = await startTracker(config, testRoleContext("tracker", { logger }));
     const digest = parseDigest(`sha256:${"5a".repeat(32)}`);
     const announce = async (port: number, p: PeerInfo) => {
       const res = await fetch(`http://127.0.0.1:${port}/announce/${H.hex}`, {
@@ -141,5 +142,8 @@ Deno.test("redis peer store: an unreachable redis stops start-up with a message 
     origins: { hosts: ["127.0.0.1:1"] },
     peerstore: { type: "redis", redis: { addr: "127.0.0.1:1", dial_timeout: "500ms" } },
   });
-  await assert.rejects(startTrackerServer(config, { logger }), /peerstore\.redis\.addr/);
+  await assert.rejects(
+    startTracker(config, testRoleContext("tracker", { logger })),
+    /peerstore\.redis\.addr/,
+  );
 });

@@ -10,7 +10,8 @@ import { InfoHash } from "../../storage/metainfo.ts";
 import { initTracing, parseTracingConfig } from "../../tracing/mod.ts";
 import { parseTrackerConfig } from "./config.ts";
 import type { PeerStore } from "./peerstore.ts";
-import { startTrackerServer, type TrackerServer } from "./server.ts";
+import { testRoleContext } from "../_test_util.ts";
+import { type RunningTracker, startTracker } from "./mod.ts";
 import { freePort } from "../../tests/harness/procs.ts";
 import { type FakeOrigin, startFakeOrigin, testLogger } from "./_test_util.ts";
 
@@ -38,7 +39,7 @@ function peer(n: number, complete = false): PeerInfo {
 }
 
 async function withTracker(
-  fn: (t: TrackerServer, origin: FakeOrigin, base: string) => Promise<void>,
+  fn: (t: RunningTracker, origin: FakeOrigin, base: string) => Promise<void>,
   options: { peerStore?: PeerStore; origins?: string[] } = {},
 ): Promise<void> {
   const origin = startFakeOrigin("0a".repeat(20), 15001);
@@ -46,10 +47,11 @@ async function withTracker(
     listen: { host: "127.0.0.1", port: 0 },
     origins: { hosts: options.origins ?? [origin.addr] },
   });
-  const tracker = await startTrackerServer(config, {
-    logger: testLogger().logger,
-    peerStore: options.peerStore,
-  });
+  const tracker = await startTracker(
+    config,
+    testRoleContext("tracker", { logger: testLogger().logger, tracing }),
+    { peerStore: options.peerStore },
+  );
   try {
     await fn(tracker, origin, `http://127.0.0.1:${tracker.port}`);
   } finally {

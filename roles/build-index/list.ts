@@ -1,0 +1,74 @@
+/**
+ * The build-index's listing routes: `GET /list/{prefix+}` (a ListResponse of backend names) and
+ * `GET /repositories/{repo+}/tags` (a ListResponse of bare tags), with upstream's optional
+ * `limit`/`offset` pagination.
+ *
+ * @module
+ */
+
+import { type Ctx, HttpError, type Router } from "../../http/router.ts";
+import type { BuildIndexService } from "./service.ts";
+
+/** Page size when pagination is asked for without a `limit` (upstream's default). */
+const DEFAULT_PAGE_SIZE = 250;
+
+/** Reads `limit`/`offset` like upstream: unknown or repeated keys and `limit=0` are 400. */
+function pagination(url: URL): { paginated: boolean; limit: number; offset: string } {
+  const seen = new Set<string>();
+  for (const key of url.searchParams.keys()) {
+    if (key !== "limit" && key !== "offset") throw new HttpError(400, `invalid query key ${key}`);
+    if (seen.has(key)) throw new HttpError(400, `query key ${key} repeated`);
+    seen.add(key);
+  }
+  const rawLimit = url.searchParams.get("limit");
+  let limit = DEFAULT_PAGE_SIZE;
+  if (rawLimit !== null) {
+    if (!/^\d+$/.test(rawLimit) || Number(rawLimit) === 0) {
+      throw new HttpError(400, `invalid limit ${JSON.stringify(rawLimit)}`);
+    }
+    limit = Number(rawLimit);
+  }
+  return { paginated: seen.size > 0, limit, offset: url.searchParams.get("offset") ?? "" };
+}
+
+/**
+ * Builds a ListResponse. Pages are cut from the sorted names; the continuation token is the last
+ * name of the page, so a page boundary survives tags added in between.
+ */
+function listResponse(ctx: Ctx, names: string[], map: (n: string) => string = (n) => n): Response {
+  const { paginated, limit, offset } = pagination(ctx.url);
+  let page = names;
+  let next = "";
+  if (paginated) {
+    const start = offset === "" ? 0 : names.findIndex((n) => n > offset);
+    page = start < 0 ? [] : names.slice(start, start + limit);
+    if (start >= 0 && start + limit < names.length) {
+      const query = new URLSearchParams();
+      if (ctx.url.searchParams.has("limit")) query.set("limit", String(limit));
+      query.set("offset", page[page.length - 1]);
+      next = `${ctx.url.pathname}?${query}`;
+    }
+  }
+  const result = page.map(map);
+  const body = {
+    Links: { next, self: ctx.url.pathname + ctx.url.search },
+    size: result.length,
+    result,
+  };
+  return new Response(JSON.stringify(body) + "\n", {
+    headers: { "content-type": "application/json" },
+  });
+}
+
+/** Registers the listing routes over `service` on `router`. */
+export function registerListRoutes(router: Router, service: BuildIndexService): void {
+  const list = async (ctx: Ctx, prefix: string) => listResponse(ctx, await service.list(prefix));
+  router.get("/list/", (ctx) => list(ctx, ""));
+  router.get("/list/{prefix+}", (ctx) => list(ctx, ctx.params.prefix));
+
+  router.get("/repositories/{repo+}/tags", async (ctx) => {
+    const repo = ctx.params.repo;
+    const names = await service.list(`${repo}/_manifests/tags`, repo);
+    return listResponse(ctx, names, (n) => n.slice(n.lastIndexOf(":") + 1));
+  });
+}

@@ -1,0 +1,85 @@
+/**
+ * The build-index's tag routes (kraken-wire.md §1.5):
+ *
+ * | Method | Route | Answer |
+ * |---|---|---|
+ * | PUT | `/tags/{tag}/digest/{digest}[?replicate=]` | put tag; 500 with upstream's messages |
+ * | HEAD | `/tags/{tag}` | backend only: 200 / 404 |
+ * | GET | `/tags/{tag}` | disk, then backend: 200 `sha256:<hex>` / 404 |
+ * | PUT | `/internal/duplicate/tags/{tag}/digest/{digest}` | `{"delay": ns}`: store from a neighbour |
+ *
+ * @module
+ */
+
+import { type Ctx, HttpError, type Router } from "../../http/router.ts";
+import { digestParam } from "../../storage/digest_param.ts";
+import { type BuildIndexService, PutTagError } from "./service.ts";
+import { InvalidTagError, validateTag } from "./tag_store.ts";
+
+/** Go's `strconv.ParseBool` spellings. */
+const GO_TRUE = new Set(["1", "t", "T", "TRUE", "true", "True"]);
+const GO_FALSE = new Set(["0", "f", "F", "FALSE", "false", "False"]);
+
+function tagParam(ctx: Ctx): string {
+  try {
+    return validateTag(ctx.params.tag);
+  } catch (error) {
+    if (error instanceof InvalidTagError) throw new HttpError(400, error.message);
+    throw error;
+  }
+}
+
+/** Registers the tag routes over `service` on `router`. */
+export function registerTagRoutes(router: Router, service: BuildIndexService): void {
+  router.put("/tags/{tag}/digest/{digest}", async (ctx) => {
+    const tag = tagParam(ctx);
+    const digest = digestParam(ctx);
+    const raw = ctx.url.searchParams.get("replicate");
+    if (raw !== null && !GO_TRUE.has(raw) && !GO_FALSE.has(raw)) {
+      throw new HttpError(500, `invalid replicate value ${JSON.stringify(raw)}`);
+    }
+    try {
+      await service.putTag(tag, digest, raw !== null && GO_TRUE.has(raw));
+    } catch (error) {
+      if (error instanceof PutTagError) throw new HttpError(error.status, error.message);
+      throw error;
+    }
+    return new Response(null, { status: 200 });
+  });
+
+  router.head("/tags/{tag}", async (ctx) => {
+    const found = await service.hasTag(tagParam(ctx));
+    if (!found) throw new HttpError(404);
+    return new Response(null, { status: 200 });
+  });
+
+  router.get("/tags/{tag}", async (ctx) => {
+    const digest = await service.getTag(tagParam(ctx));
+    if (!digest) throw new HttpError(404);
+    return new Response(digest.toString());
+  });
+}
+
+/** Registers the neighbour-duplication route over `service` on `router`. */
+export function registerDuplicateRoutes(router: Router, service: BuildIndexService): void {
+  router.put("/internal/duplicate/tags/{tag}/digest/{digest}", async (ctx) => {
+    const tag = tagParam(ctx);
+    const digest = digestParam(ctx);
+    let delayNs: unknown;
+    try {
+      delayNs = (await ctx.req.json())?.delay ?? 0;
+    } catch (error) {
+      throw new HttpError(500, `json decode: ${(error as Error).message}`);
+    }
+    if (typeof delayNs !== "number" || !Number.isFinite(delayNs) || delayNs < 0) {
+      throw new HttpError(500, `json decode: delay must be a non-negative number of nanoseconds`);
+    }
+    try {
+      await service.duplicatePut(tag, digest, delayNs / 1e6);
+    } catch (error) {
+      if (error instanceof PutTagError) throw new HttpError(error.status, error.message);
+      throw error;
+    }
+    return new Response(null, { status: 200 });
+  });
+}

@@ -1,0 +1,26 @@
+/**
+ * The origin's health routes: `GET /health` (200 `OK\n`) and `GET /readiness` (every must-ready
+ * backend answers a stat of a random name: 200 `OK\n`, else 503 with the reason).
+ *
+ * @module
+ */
+
+import { HttpError, type Router } from "../../http/router.ts";
+import type { Backend } from "../../storage/backend/backend.ts";
+
+/** Registers `/health` and `/readiness`, probing `mustReady` backends. */
+export function registerHealthRoutes(router: Router, mustReady: Backend[]): void {
+  // Stat target of /readiness: a fixed random name, so "not found" proves the backend answers.
+  const probeName = crypto.randomUUID().replaceAll("-", "");
+  router.get("/health", () => new Response("OK\n"));
+  router.get("/readiness", async () => {
+    for (const backend of mustReady) {
+      try {
+        await backend.stat("", probeName);
+      } catch (error) {
+        throw new HttpError(503, `not ready to serve traffic: ${(error as Error).message}`);
+      }
+    }
+    return new Response("OK\n");
+  });
+}

@@ -1,0 +1,203 @@
+/**
+ * The origin's upload protocol (kraken-wire.md §1.4) in its three flavours:
+ *
+ * | Flavour | Routes (POST start, PATCH chunk, PUT commit) | After the commit |
+ * |---|---|---|
+ * | public | `/namespace/{namespace}/blobs/{digest}/uploads[/{uid}]` | write-back, metainfo, duplicate to replicas |
+ * | internal | `/internal/blobs/{digest}/uploads[/{uid}]` | metainfo only |
+ * | duplicate | `PUT /internal/duplicate/namespace/{namespace}/blobs/{digest}/uploads/{uid}` | delayed write-back, metainfo |
+ *
+ * The public commit verifies the digest and links the blob into the cache (`origin.cache_write`),
+ * marks it `persist`, queues the backend write-back with the request's trace context (executed
+ * later as `backend.upload`), generates metainfo (`origin.generate_metainfo`), then duplicates the
+ * blob to the other ring replicas (`origin.replicate`). A blob already cached is a 409 (after
+ * making sure its write-back is queued).
+ *
+ * @module
+ */
+
+import { type Ctx, HttpError, type Router } from "../../http/router.ts";
+import {
+  BlobExistsError,
+  ChunkLengthError,
+  ChunkRangeError,
+  UploadNotFoundError,
+} from "../../storage/blob_store.ts";
+import type { Digest } from "../../storage/digest.ts";
+import { digestParam } from "../../storage/digest_param.ts";
+import type { WriteBackManager } from "../../storage/writeback.ts";
+import { setAttributes, storeTraceContext, withSpan } from "../../tracing/mod.ts";
+import { type MetaInfoDeps, storeMetaInfo } from "./metainfo.ts";
+import type { Replicator } from "./replication.ts";
+import { PERSIST_KEY } from "./writeback.ts";
+
+/** What the upload routes run on. */
+export interface UploadDeps extends MetaInfoDeps {
+  /** The persisted write-back queue. */
+  writeback: WriteBackManager;
+  /** Duplicates public commits to the other replicas. */
+  replicator: Replicator;
+}
+
+/** Which flavour of the upload protocol a route serves. */
+type UploadKind = "public" | "internal" | "duplicate";
+
+const EMPTY = new Uint8Array(0);
+
+function uploadAttrs(namespace: string | undefined, digest: Digest): Record<string, string> {
+  return namespace === undefined
+    ? { "blob.digest": digest.hex }
+    : { namespace, "blob.digest": digest.hex };
+}
+
+/** `Content-Range: <start>-<end>`, end exclusive, no `bytes ` prefix (upstream's form). */
+export function parseContentRange(header: string | null): [number, number] {
+  if (header === null) throw new HttpError(400, "missing Content-Range header");
+  const m = /^(\d{1,15})-(\d{1,15})$/.exec(header.trim());
+  if (!m) {
+    throw new HttpError(
+      400,
+      `malformed Content-Range ${JSON.stringify(header.slice(0, 64))}: expected <start>-<end>`,
+    );
+  }
+  const start = Number(m[1]);
+  const end = Number(m[2]);
+  if (end < start) throw new HttpError(400, `Content-Range end ${end} is before start ${start}`);
+  return [start, end];
+}
+
+/** The duplicate commit's body `{"Delay": <ns>}`, keys matched case-insensitively as Go does. */
+async function parseDelay(req: Request): Promise<number> {
+  let body: unknown;
+  try {
+    body = JSON.parse(await req.text());
+  } catch (error) {
+    throw new HttpError(500, `json decode: ${(error as Error).message}`);
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new HttpError(500, "json decode: duplicate commit body must be an object");
+  }
+  const entry = Object.entries(body).find(([k]) => k.toLowerCase() === "delay");
+  const ns = entry?.[1] ?? 0;
+  if (typeof ns !== "number" || !Number.isInteger(ns)) {
+    throw new HttpError(
+      500,
+      `json decode: Delay must be integer nanoseconds, got ${JSON.stringify(ns)}`,
+    );
+  }
+  return Math.max(0, ns / 1e6);
+}
+
+/** The upload handlers of every flavour. */
+class UploadHandlers {
+  readonly #d: UploadDeps;
+
+  constructor(deps: UploadDeps) {
+    this.#d = deps;
+  }
+
+  async start(ctx: Ctx, kind: UploadKind): Promise<Response> {
+    const digest = digestParam(ctx);
+    const namespace = ctx.params.namespace;
+    setAttributes(uploadAttrs(namespace, digest));
+    if (await this.#d.store.has(digest)) {
+      if (kind !== "internal") await this.#ensureWriteBack(namespace, digest, 0);
+      throw new HttpError(409);
+    }
+    const uid = await this.#d.store.createUpload();
+    setAttributes({ "upload.uid": uid });
+    return new Response(null, { headers: { Location: uid } });
+  }
+
+  async patch(ctx: Ctx, kind: UploadKind): Promise<Response> {
+    const digest = digestParam(ctx);
+    const { namespace, uid } = ctx.params;
+    const [start, end] = parseContentRange(ctx.req.headers.get("content-range"));
+    setAttributes({
+      ...uploadAttrs(namespace, digest),
+      "upload.uid": uid,
+      "upload.chunk_start": start,
+      "upload.chunk_end": end,
+      "upload.chunk_size": end - start,
+    });
+    if (await this.#d.store.has(digest)) {
+      await ctx.req.body?.cancel();
+      if (kind !== "internal") await this.#ensureWriteBack(namespace, digest, 0);
+      throw new HttpError(409);
+    }
+    try {
+      await this.#d.store.writeChunk(uid, start, end, ctx.req.body ?? EMPTY);
+    } catch (error) {
+      if (error instanceof UploadNotFoundError) throw new HttpError(404);
+      if (error instanceof ChunkRangeError) throw new HttpError(400, error.message);
+      if (error instanceof ChunkLengthError) throw new HttpError(500, error.message);
+      throw error;
+    }
+    return new Response(null);
+  }
+
+  async commit(ctx: Ctx, kind: UploadKind): Promise<Response> {
+    const digest = digestParam(ctx);
+    const { namespace, uid } = ctx.params;
+    setAttributes({ ...uploadAttrs(namespace, digest), "upload.uid": uid });
+    const delayMs = kind === "duplicate" ? await parseDelay(ctx.req) : 0;
+
+    const size = await this.#d.store.statUpload(uid).then((s) => s.size, (error) => {
+      if (error instanceof UploadNotFoundError) throw new HttpError(404);
+      throw error;
+    });
+    const outcome = await withSpan("origin.cache_write", {
+      namespace,
+      digest: digest.toString(),
+      size,
+    }, async () => {
+      try {
+        await this.#d.store.commitUpload(uid, digest);
+        return "committed";
+      } catch (error) {
+        // Both are protocol answers, not failures of the cache write.
+        if (error instanceof BlobExistsError) return "exists";
+        if (error instanceof UploadNotFoundError) return "unknown_upload";
+        throw error;
+      }
+    });
+    if (outcome === "unknown_upload") throw new HttpError(404);
+    if (outcome === "exists") {
+      if (kind !== "internal") await this.#ensureWriteBack(namespace, digest, 0);
+      throw new HttpError(409);
+    }
+    setAttributes({ "blob.size_bytes": size });
+    if (kind !== "internal") await this.#ensureWriteBack(namespace, digest, delayMs);
+    await storeMetaInfo(this.#d, digest);
+    if (kind === "public") await this.#d.replicator.duplicate(namespace, digest);
+    return new Response(null);
+  }
+
+  /** Marks the blob `persist` and queues its write-back with the active trace context. */
+  async #ensureWriteBack(namespace: string, digest: Digest, delayMs: number): Promise<void> {
+    await this.#d.store.setMetadata(digest, PERSIST_KEY, new TextEncoder().encode("true"));
+    this.#d.writeback.add({
+      namespace,
+      name: digest.hex,
+      delayMs,
+      traceContext: storeTraceContext(),
+    });
+  }
+}
+
+/** Registers the public, internal and duplicate upload routes. */
+export function registerUploadRoutes(router: Router, deps: UploadDeps): void {
+  const h = new UploadHandlers(deps);
+  const pub = "/namespace/{namespace}/blobs/{digest}";
+  router.post(`${pub}/uploads`, (ctx) => h.start(ctx, "public"));
+  router.patch(`${pub}/uploads/{uid}`, (ctx) => h.patch(ctx, "public"));
+  router.put(`${pub}/uploads/{uid}`, (ctx) => h.commit(ctx, "public"));
+  const internal = "/internal/blobs/{digest}";
+  router.post(`${internal}/uploads`, (ctx) => h.start(ctx, "internal"));
+  router.patch(`${internal}/uploads/{uid}`, (ctx) => h.patch(ctx, "internal"));
+  router.put(`${internal}/uploads/{uid}`, (ctx) => h.commit(ctx, "internal"));
+  router.put(
+    "/internal/duplicate/namespace/{namespace}/blobs/{digest}/uploads/{uid}",
+    (ctx) => h.commit(ctx, "duplicate"),
+  );
+}

@@ -1,0 +1,307 @@
+/**
+ * The registry's blob upload sessions:
+ *
+ * | Method | Route | What happens |
+ * |---|---|---|
+ * | POST | `/v2/{name}/blobs/uploads/` | new session (202), cross-repo mount (201), or monolithic `?digest=` (201) |
+ * | GET/PATCH/PUT/DELETE | `/v2/{name}/blobs/uploads/{uuid}` | status / chunk / final chunk + commit / abort |
+ *
+ * Tracing: one trace per blob upload session. `proxy.upload` starts at the POST (child of its
+ * server span) and ends when the session commits, is aborted or expires; every request of the
+ * session runs `proxy.start_upload`, `proxy.upload_chunk` or `proxy.commit_upload` (›
+ * `origin.store_blob`) as a child of that stored span context, linked to the request's own server
+ * span.
+ *
+ * @module
+ */
+
+import type { BlobSource } from "../../cluster/blob_client.ts";
+import { concatBytes } from "../../common/bytes.ts";
+import type { Ctx, Handler } from "../../http/router.ts";
+import { parseRegistryDigest, RegistryError } from "../../registry/errors.ts";
+import {
+  BlobExistsError,
+  DigestMismatchError,
+  UploadNotFoundError,
+} from "../../storage/blob_store.ts";
+import type { Digest } from "../../storage/digest.ts";
+import {
+  contextFromStored,
+  linkToActive,
+  recordError,
+  runInSpan,
+  type Span,
+  startSpan,
+  storeTraceContext,
+  withSpan,
+} from "../../tracing/mod.ts";
+import {
+  blobCreated,
+  blobSize,
+  nameParam,
+  PUSH_NAMESPACE,
+  pushToOrigin,
+  type RegistryDeps,
+  type RegistryRoute,
+} from "./registry.ts";
+import type { SessionOutcome, UploadSession } from "./upload_sessions.ts";
+
+/** Bytes gathered from a streaming body before they are written to the staging file. */
+const WRITE_BUFFER_BYTES = 4 * 1024 * 1024;
+
+function uploadLocation(name: string, uid: string): string {
+  return `/v2/${name}/blobs/uploads/${uid}`;
+}
+
+/** The headers of an upload-session answer; `Range` is the inclusive span of bytes received. */
+function uploadHeaders(name: string, uid: string, size: number): Record<string, string> {
+  return {
+    location: uploadLocation(name, uid),
+    range: `0-${Math.max(size - 1, 0)}`,
+    "docker-upload-uuid": uid,
+    "content-length": "0",
+  };
+}
+
+/** Parses an optional chunk `Content-Range` (`<start>-<end>`, inclusive; `bytes ` prefix allowed). */
+function contentRange(header: string | null): { start: number; end: number } | null {
+  if (header === null) return null;
+  const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim());
+  if (!m || Number(m[2]) < Number(m[1])) {
+    throw new RegistryError(
+      "BLOB_UPLOAD_INVALID",
+      `invalid Content-Range ${JSON.stringify(header)}`,
+    );
+  }
+  return { start: Number(m[1]), end: Number(m[2]) };
+}
+
+function uploadUnknown(uid: string): RegistryError {
+  return new RegistryError("BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry", {
+    uuid: uid.slice(0, 100),
+  });
+}
+
+/** Registers the upload-session routes. */
+export function registerUploadRoutes(on: RegistryRoute, deps: RegistryDeps): void {
+  const { store, sessions } = deps;
+
+  const cachedSource = (digest: Digest, size: number): BlobSource => ({
+    size,
+    open: async () => (await store.open(digest)).stream,
+  });
+
+  /** A span of one request of an upload session: child of `proxy.upload`, linked to this request. */
+  const sessionSpan = <T>(
+    session: UploadSession,
+    name: string,
+    fn: (span: Span) => Promise<T>,
+  ): Promise<T> => {
+    const link = linkToActive();
+    return withSpan(
+      name,
+      { namespace: PUSH_NAMESPACE, repo: session.name, upload_id: session.uid },
+      fn,
+      { parent: contextFromStored(session.trace), links: link ? [link] : undefined },
+    );
+  };
+
+  const startSession = async (name: string): Promise<UploadSession> => {
+    const upload = startSpan("proxy.upload", { namespace: PUSH_NAMESPACE, repo: name });
+    try {
+      const trace = runInSpan(upload, () => storeTraceContext());
+      return await runInSpan(upload, () =>
+        withSpan(
+          "proxy.start_upload",
+          { namespace: PUSH_NAMESPACE, repo: name },
+          async (span) => {
+            const uid = await store.createUpload();
+            span.setAttribute("upload_id", uid);
+            upload.setAttribute("upload_id", uid);
+            return await sessions.add({ uid, name, trace, span: upload });
+          },
+        ));
+    } catch (error) {
+      runInSpan(upload, () => recordError(error));
+      upload.end();
+      throw error;
+    }
+  };
+
+  /** Appends the request body to the session's staged bytes, as `proxy.upload_chunk`. */
+  const receiveChunk = (session: UploadSession, req: Request): Promise<number> =>
+    sessionSpan(session, "proxy.upload_chunk", async (span) => {
+      let start: number;
+      try {
+        start = (await store.statUpload(session.uid)).size;
+      } catch (error) {
+        if (error instanceof UploadNotFoundError) throw uploadUnknown(session.uid);
+        throw error;
+      }
+      const range = contentRange(req.headers.get("content-range"));
+      if (range && range.start !== start) {
+        await req.body?.cancel();
+        throw new RegistryError(
+          "RANGE_INVALID",
+          `chunk starts at ${range.start}, upload has ${start} bytes`,
+          { expected_start: start },
+        );
+      }
+      let offset = start;
+      let pending: Uint8Array[] = [];
+      let pendingBytes = 0;
+      const flush = async () => {
+        if (pendingBytes === 0) return;
+        const buf = concatBytes(pending);
+        pending = [];
+        pendingBytes = 0;
+        await store.writeChunk(session.uid, offset, offset + buf.length, buf);
+        offset += buf.length;
+      };
+      try {
+        if (req.body) {
+          for await (const chunk of req.body) {
+            pending.push(chunk);
+            pendingBytes += chunk.length;
+            if (pendingBytes >= WRITE_BUFFER_BYTES) await flush();
+          }
+        }
+        await flush();
+      } catch (error) {
+        if (error instanceof UploadNotFoundError) throw uploadUnknown(session.uid);
+        throw error;
+      } finally {
+        sessions.touch(session);
+        span.setAttributes({ range_start: start, range_end: offset, chunk_size: offset - start });
+      }
+      if (range && range.end - range.start + 1 !== offset - start) {
+        throw new RegistryError(
+          "BLOB_UPLOAD_INVALID",
+          `Content-Range announced ${range.end - range.start + 1} bytes, body had ${
+            offset - start
+          }`,
+        );
+      }
+      return offset;
+    });
+
+  /** Verifies and caches the staged bytes, then uploads them to the origin cluster. */
+  const commit = async (session: UploadSession, digest: Digest): Promise<void> => {
+    // How the session ends; undefined keeps it (an I/O failure the client may retry).
+    let outcome: SessionOutcome | undefined = "failed";
+    try {
+      await sessionSpan(session, "proxy.commit_upload", async (span) => {
+        span.setAttribute("digest", digest.toString());
+        try {
+          span.setAttribute("total_size", (await store.statUpload(session.uid)).size);
+          await store.commitUpload(session.uid, digest);
+        } catch (error) {
+          if (error instanceof DigestMismatchError) {
+            outcome = "digest_mismatch";
+            throw new RegistryError("DIGEST_INVALID", error.message, {
+              expected: error.expected.toString(),
+              actual: error.actual.toString(),
+            });
+          }
+          if (error instanceof UploadNotFoundError) throw uploadUnknown(session.uid);
+          if (!(error instanceof BlobExistsError)) {
+            outcome = undefined;
+            throw error;
+          }
+          span.setAttribute("cache.status", "exists");
+        }
+        const cached = await store.stat(digest);
+        if (!cached) throw new RegistryError("UNKNOWN", `${digest} vanished from the cache`);
+        await pushToOrigin(deps, digest, cachedSource(digest, cached.size));
+        outcome = "committed";
+      });
+    } finally {
+      if (outcome) await sessions.end(session, outcome);
+    }
+  };
+
+  const findSession = async (ctx: Ctx, name: string): Promise<UploadSession> => {
+    const session = await sessions.get(ctx.params.uuid, name);
+    if (!session) {
+      await ctx.req.body?.cancel();
+      throw uploadUnknown(ctx.params.uuid);
+    }
+    return session;
+  };
+
+  const startUpload: Handler = async (ctx) => {
+    const name = nameParam(ctx);
+    const mount = ctx.url.searchParams.get("mount");
+    if (mount !== null && ctx.url.searchParams.has("from")) {
+      const digest = parseRegistryDigest(mount);
+      if (await blobSize(deps, name, digest) !== null) {
+        await ctx.req.body?.cancel();
+        return blobCreated(name, digest);
+      }
+    }
+    const rawDigest = ctx.url.searchParams.get("digest");
+    const digest = rawDigest === null ? null : parseRegistryDigest(rawDigest);
+    const session = await startSession(name);
+    if (!digest) {
+      return new Response(null, { status: 202, headers: uploadHeaders(name, session.uid, 0) });
+    }
+    try {
+      await receiveChunk(session, ctx.req);
+    } catch (error) {
+      await store.abortUpload(session.uid).catch(() => {});
+      await sessions.end(session, "failed");
+      throw error;
+    }
+    await commit(session, digest);
+    return blobCreated(name, digest);
+  };
+  on("POST", "/v2/{name+}/blobs/uploads/", startUpload);
+  on("POST", "/v2/{name+}/blobs/uploads", startUpload);
+
+  on("GET", "/v2/{name+}/blobs/uploads/{uuid}", async (ctx) => {
+    const name = nameParam(ctx);
+    const session = await findSession(ctx, name);
+    let size: number;
+    try {
+      size = (await store.statUpload(session.uid)).size;
+    } catch (error) {
+      if (error instanceof UploadNotFoundError) throw uploadUnknown(session.uid);
+      throw error;
+    }
+    return new Response(null, { status: 204, headers: uploadHeaders(name, session.uid, size) });
+  });
+
+  on("PATCH", "/v2/{name+}/blobs/uploads/{uuid}", async (ctx) => {
+    const name = nameParam(ctx);
+    const session = await findSession(ctx, name);
+    const size = await receiveChunk(session, ctx.req);
+    return new Response(null, { status: 202, headers: uploadHeaders(name, session.uid, size) });
+  });
+
+  on("PUT", "/v2/{name+}/blobs/uploads/{uuid}", async (ctx) => {
+    const name = nameParam(ctx);
+    const session = await findSession(ctx, name);
+    let digest: Digest;
+    try {
+      digest = parseRegistryDigest(ctx.url.searchParams.get("digest"));
+    } catch (error) {
+      await ctx.req.body?.cancel();
+      throw error;
+    }
+    if (ctx.req.body && ctx.req.headers.get("content-length") !== "0") {
+      await receiveChunk(session, ctx.req);
+    }
+    await commit(session, digest);
+    return blobCreated(name, digest);
+  });
+
+  on("DELETE", "/v2/{name+}/blobs/uploads/{uuid}", async (ctx) => {
+    const name = nameParam(ctx);
+    const session = await findSession(ctx, name);
+    await store.abortUpload(session.uid).catch((error) => {
+      if (!(error instanceof UploadNotFoundError)) throw error;
+    });
+    await sessions.end(session, "aborted");
+    return new Response(null, { status: 204 });
+  });
+}

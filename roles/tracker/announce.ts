@@ -1,0 +1,191 @@
+/**
+ * The tracker's announce handler (kraken-wire.md §2): `GET /announce` (v1, info hash in the body)
+ * and `POST /announce/{infohash}` (v2, agents; the path's info hash wins over the body's).
+ *
+ * An announce records the peer, then — unless the peer is complete — hands out up to `maxPeers`
+ * random peers from the peer store plus the blob's origins, sorted by the priority policy. The
+ * announcing peer may be in its own handout; clients skip their own ID. Malformed announce JSON
+ * or a bad info hash is a 400 with a message (upstream answers 500).
+ *
+ * Spans: `tracker.announce` › `peerstore.update_peer`, `peerstore.get_peers`,
+ * `originstore.get_origins` (and its HTTP calls), `policy.sort_peers`.
+ *
+ * @module
+ */
+
+import type { Logger } from "../../common/log.ts";
+import {
+  AnnounceWireError,
+  encodeAnnounceResponse,
+  parseAnnounceRequest,
+  type ParsedAnnounceRequest,
+  type PeerInfo,
+} from "../../cluster/announce_client.ts";
+import { type Ctx, HttpError, type Router } from "../../http/router.ts";
+import type { Digest } from "../../storage/digest.ts";
+import { InfoHash, MetaInfoError } from "../../storage/metainfo.ts";
+import { setAttributes, withSpan } from "../../tracing/mod.ts";
+import { getRequestBody } from "./http_server.ts";
+import type { OriginStore } from "./originstore.ts";
+import type { PeerStore } from "./peerstore.ts";
+import type { PriorityPolicy } from "./policy.ts";
+
+/** Largest announce body read. */
+const MAX_ANNOUNCE_BODY_BYTES = 64 * 1024;
+
+/** What {@linkcode registerAnnounceRoutes} runs on. */
+export interface AnnounceDeps {
+  /** Announced peers. */
+  peerStore: PeerStore;
+  /** Origins of a blob. */
+  originStore: OriginStore;
+  /** Handout order. */
+  policy: PriorityPolicy;
+  /** Interval sent to agents, ms. */
+  announceIntervalMs: number;
+  /** Peers taken from the peer store per announce. */
+  maxPeers: number;
+  /** Logger. */
+  logger: Logger;
+}
+
+/** Reads a request body as text, refusing bodies over `limit` bytes. */
+async function readText(req: Request, limit: number): Promise<string> {
+  const body = getRequestBody(req);
+  if (body) return new TextDecoder().decode(body);
+  if (!req.body) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of req.body) {
+    size += chunk.length;
+    if (size > limit) throw new HttpError(413, `request body larger than ${limit} bytes`);
+    chunks.push(chunk);
+  }
+  return new TextDecoder().decode(await new Blob(chunks as BlobPart[]).bytes());
+}
+
+/** Parses an announce body into a request, with 400 for anything malformed. */
+async function announceRequest(ctx: Ctx): Promise<ParsedAnnounceRequest> {
+  const text = await readText(ctx.req, MAX_ANNOUNCE_BODY_BYTES);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new HttpError(400, `json decode request: ${(error as Error).message}`);
+  }
+  try {
+    return parseAnnounceRequest(json);
+  } catch (error) {
+    if (error instanceof AnnounceWireError) {
+      throw new HttpError(400, `json decode request: ${error.message}`);
+    }
+    throw error;
+  }
+}
+
+/** The message of a thrown value. */
+export function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Counts handout peers by upstream's priority labels. */
+function seederCounts(policy: PriorityPolicy, peers: PeerInfo[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const peer of peers) {
+    const label = policy.priority(peer).label;
+    counts[label] = (counts[label] ?? 0) + 1;
+  }
+  return counts;
+}
+
+/** Registers the announce routes on `router`. */
+export function registerAnnounceRoutes(router: Router, deps: AnnounceDeps): void {
+  const { peerStore, originStore, policy, logger } = deps;
+
+  const announce = (
+    digest: Digest,
+    infoHash: InfoHash,
+    peer: PeerInfo,
+  ): Promise<PeerInfo[] | null> =>
+    withSpan("tracker.announce", {
+      infohash: infoHash.hex,
+      digest: digest.toString(),
+      complete: peer.complete,
+      handout_policy: policy.name,
+    }, async () => {
+      try {
+        await withSpan("peerstore.update_peer", {
+          store_type: peerStore.type,
+          complete: peer.complete,
+        }, () => peerStore.updatePeer(infoHash, peer));
+      } catch (error) {
+        // Upstream only logs this: the handout can still help the peer.
+        logger.error("error updating peer", {
+          infohash: infoHash.hex,
+          peer_id: peer.peerId,
+          error,
+        });
+      }
+      if (peer.complete) {
+        // A complete peer needs nobody; it announced to be found.
+        setAttributes({ peer_count: 0, origin_count: 0 });
+        return null;
+      }
+      const [fromStore, fromOrigins] = await Promise.allSettled([
+        withSpan("peerstore.get_peers", {
+          store_type: peerStore.type,
+          limit: deps.maxPeers,
+        }, async () => {
+          const peers = await peerStore.getPeers(infoHash, deps.maxPeers);
+          setAttributes({ count: peers.length });
+          return peers;
+        }),
+        originStore.getOrigins(digest),
+      ]);
+      const errors: string[] = [];
+      const peers = fromStore.status === "fulfilled" ? fromStore.value : [];
+      if (fromStore.status === "rejected") errors.push(`peer store: ${message(fromStore.reason)}`);
+      const origins = fromOrigins.status === "fulfilled" ? fromOrigins.value : [];
+      if (fromOrigins.status === "rejected") {
+        errors.push(`origin store: ${message(fromOrigins.reason)}`);
+      }
+      setAttributes({ peer_count: peers.length, origin_count: origins.length });
+      const all = [...peers, ...origins];
+      if (all.length === 0) throw new HttpError(500, `no peers available: ${errors.join(", ")}`);
+      return withSpan("policy.sort_peers", {
+        handout_policy: policy.name,
+        count: all.length,
+      }, () => {
+        const sorted = policy.sortPeers(all);
+        const counts = seederCounts(policy, sorted);
+        for (const [label, n] of Object.entries(counts)) setAttributes({ [`${label}_count`]: n });
+        return sorted;
+      });
+    });
+
+  const respond = (peers: PeerInfo[] | null) =>
+    // Upstream writes JSON without a Content-Type; Go then sniffs text/plain.
+    new Response(encodeAnnounceResponse(peers, deps.announceIntervalMs), {
+      headers: { "content-type": "text/plain; charset=utf-8" },
+    });
+
+  router.get("/announce", async (ctx) => {
+    const req = await announceRequest(ctx);
+    if (!req.infoHash) throw new HttpError(400, "json decode request: info_hash: is required");
+    return respond(await announce(req.digest, req.infoHash, req.peer));
+  });
+
+  router.post("/announce/{infohash}", async (ctx) => {
+    let infoHash: InfoHash;
+    try {
+      infoHash = InfoHash.fromHex(ctx.params.infohash);
+    } catch (error) {
+      if (error instanceof MetaInfoError) {
+        throw new HttpError(400, `parse infohash: ${error.message}`);
+      }
+      throw error;
+    }
+    const req = await announceRequest(ctx);
+    return respond(await announce(req.digest, infoHash, req.peer));
+  });
+}

@@ -1,0 +1,47 @@
+/**
+ * The tracker's health routes: `GET /health` (200 `OK\n`) and `GET /readiness` (a random ring
+ * location of a per-process digest answers `/readiness`: 200 `OK\n` or 503 with the reason).
+ *
+ * @module
+ */
+
+import { HttpError, type Router } from "../../http/router.ts";
+import { HttpStatusError } from "../../http/status_error.ts";
+import type { Digest } from "../../storage/digest.ts";
+import { tracedFetch } from "../../tracing/mod.ts";
+import { message } from "./announce.ts";
+import type { OriginCluster } from "./metainfo.ts";
+
+/** What {@linkcode registerHealthRoutes} runs on. */
+export interface HealthDeps {
+  /** The origin cluster whose readiness the tracker's depends on. */
+  originCluster: Pick<OriginCluster, "locations">;
+  /** The digest whose ring locations readiness probes (upstream: random, fixed per process). */
+  readinessDigest: Digest;
+}
+
+/** Registers `/health` and `/readiness` on `router`. */
+export function registerHealthRoutes(router: Router, deps: HealthDeps): void {
+  const ok = () => new Response("OK\n");
+  router.get("/health", ok);
+  router.get("/readiness", async () => {
+    let addr: string;
+    try {
+      const locations = await deps.originCluster.locations(deps.readinessDigest);
+      addr = locations[Math.floor(Math.random() * locations.length)];
+    } catch (error) {
+      throw new HttpError(503, `not ready to serve traffic: resolve clients: ${message(error)}`);
+    }
+    try {
+      const res = await tracedFetch(`http://${addr}/readiness`, {
+        route: "/readiness",
+        signal: AbortSignal.timeout(5_000),
+      });
+      const text = await res.text();
+      if (res.status === 200) return ok();
+      throw new HttpStatusError("GET", `http://${addr}/readiness`, res.status, text);
+    } catch (error) {
+      throw new HttpError(503, `not ready to serve traffic: ${message(error)}`);
+    }
+  });
+}

@@ -1,0 +1,40 @@
+import assert from "node:assert/strict";
+import { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
+import { createLogger } from "../common/log.ts";
+import { Router } from "../http/router.ts";
+import { withSpan } from "./api.ts";
+import { parseTracingConfig } from "./config.ts";
+import { initTracing } from "./setup.ts";
+
+const logger = createLogger({ role: "test", write: () => {} });
+
+function spansCreated(text: string): number {
+  const line = text.split("\n").find((l) => l.startsWith("kraken_tracing_spans_created_total"));
+  assert.ok(line, text);
+  return Number(line.split(" ").at(-1));
+}
+
+Deno.test("initTracing: each runtime serves its own /metrics; a later one does not take over", async () => {
+  const enabled = initTracing(
+    parseTracingConfig({ enabled: true, sampling: { default_rate: 1 } }, "a", {}),
+    { role: "a", logger, exporter: new InMemorySpanExporter() },
+  );
+  try {
+    await withSpan("test.work", {}, () => Promise.resolve());
+    const disabled = initTracing(parseTracingConfig({ enabled: false }, "b", {}), {
+      role: "b",
+      logger,
+    });
+    const routerA = new Router().use(enabled.serverMiddleware());
+    routerA.get("/metrics", enabled.metricsHandler);
+    const routerB = new Router().use(disabled.serverMiddleware());
+    routerB.get("/metrics", disabled.metricsHandler);
+    const a = await (await routerA.handle(new Request("http://h/metrics"))).text();
+    const b = await (await routerB.handle(new Request("http://h/metrics"))).text();
+    assert.ok(spansCreated(a) >= 1, a);
+    assert.equal(spansCreated(b), 0);
+    await disabled.shutdown();
+  } finally {
+    await enabled.shutdown();
+  }
+});
