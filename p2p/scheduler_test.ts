@@ -15,6 +15,7 @@ import {
 import { readMetaInfo } from "./blob_torrent.ts";
 import { prng, randomBytes } from "./_test_util.ts";
 import { addrHashPeerId, DownloadError, TorrentNotFoundError } from "./scheduler.ts";
+import { waitFor } from "../tests/harness/wait.ts";
 
 const PIECE = 16 * 1024;
 const exporter = new InMemorySpanExporter();
@@ -122,8 +123,9 @@ Deno.test("scheduler: agent 1 pulls from the origin, agent 2 from agent 1; spans
     );
 
     // Agent 1 told the tracker it is complete; with the origin gone, agent 2 must use agent 1.
-    await waitUntil(() =>
-      tracker.announces.some((a) => a.peer.peerId === a1.scheduler.peerId && a.peer.complete)
+    await waitFor(
+      "agent 1's complete announce",
+      () => tracker.announces.some((a) => a.peer.peerId === a1.scheduler.peerId && a.peer.complete),
     );
     await origin.seeder.close();
     const r2 = await a2.scheduler.download("library/test", mi.digest);
@@ -208,7 +210,7 @@ Deno.test("scheduler: remove() fails a running download and deletes the blob", a
     const mi = await addBlob(origin.store, data, PIECE);
     tracker.handout = () => [];
     const failed = agent.scheduler.download("ns", mi.digest).then(() => null, (e: Error) => e);
-    await waitUntil(() => agent.scheduler.torrents.length === 1);
+    await waitFor("one torrent in memory", () => agent.scheduler.torrents.length === 1);
     await agent.scheduler.remove(mi.digest);
     assert.match(String(await failed), /DownloadError: .* removed/);
     tracker.handout = undefined;
@@ -276,7 +278,7 @@ Deno.test("scheduler: an idle seed leaves memory and is loaded again by a peer",
       const data = randomBytes(prng(17), 6 * PIECE);
       const mi = await addBlob(origin.store, data, PIECE);
       await a1.scheduler.download("ns", mi.digest);
-      await waitUntil(() => a1.scheduler.torrents.length === 0);
+      await waitFor("the idle seed to leave memory", () => a1.scheduler.torrents.length === 0);
       tracker.handout = () => [{
         peerId: a1.scheduler.peerId,
         ip: "127.0.0.1",
@@ -293,12 +295,4 @@ Deno.test("scheduler: an idle seed leaves memory and is loaded again by a peer",
 
 function hex20(hex: string): number[] {
   return Array.from({ length: 20 }, (_, i) => parseInt(hex.slice(2 * i, 2 * i + 2), 16));
-}
-
-async function waitUntil(cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }

@@ -7,6 +7,7 @@ import { parseTracingConfig } from "./config.ts";
 import { onBodyDone, serverSpanName, tracedFetch, tracingMiddleware } from "./http.ts";
 import { initTracing } from "./setup.ts";
 import { traceLogFields, withSpan } from "./api.ts";
+import { waitFor } from "../tests/harness/wait.ts";
 
 function setup() {
   const exporter = new InMemorySpanExporter();
@@ -122,13 +123,10 @@ Deno.test("http: a client that cancels the body still ends the server span, with
     const reader = res.body!.getReader();
     await reader.read();
     await reader.cancel();
-    let span;
-    for (let i = 0; i < 50 && !span; i++) {
-      await new Promise((r) => setTimeout(r, 20));
+    const span = await waitFor("the server span to end", async () => {
       await runtime.forceFlush();
-      span = exporter.getFinishedSpans().find((s) => s.name === "GET /endless");
-    }
-    assert.ok(span, "server span never ended");
+      return exporter.getFinishedSpans().find((s) => s.name === "GET /endless");
+    }, { intervalMs: 20 });
     assert.equal(span.status.code, SpanStatusCode.ERROR);
     assert.equal(span.attributes["error.type"], "body_stream_aborted");
   } finally {

@@ -10,6 +10,7 @@ import { type AgentStack, seedImage, startAgentStack } from "./_test_util.ts";
 import { AgentBlobs } from "./blobs.ts";
 import { createAgentRegistryRouter } from "./registry.ts";
 import { externalTest } from "../../tests/harness/external.ts";
+import { waitFor } from "../../tests/harness/wait.ts";
 
 const exporter = new InMemorySpanExporter();
 const tracing = initTracing(
@@ -193,13 +194,11 @@ Deno.test("registry: a blob pull is one trace with the download spans", async ()
     exporter.reset();
     const res = await fetch(`${base}/library/app/blobs/${layer.digest}`);
     await res.arrayBuffer();
-    let spans: ReadableSpan[] = [];
-    for (let i = 0; i < 100; i++) {
+    const spans = await waitFor("the blob server span", async () => {
       await tracing.forceFlush();
-      spans = exporter.getFinishedSpans();
-      if (spans.some((s) => s.name === "GET /v2/{name+}/blobs/{digest}")) break;
-      await new Promise((r) => setTimeout(r, 10));
-    }
+      const all = exporter.getFinishedSpans();
+      return all.some((s) => s.name === "GET /v2/{name+}/blobs/{digest}") ? all : undefined;
+    });
     const server = spans.find((s) => s.name === "GET /v2/{name+}/blobs/{digest}");
     assert.ok(server, spans.map((s) => s.name).join(", "));
     const trace = spans.filter((s) => s.spanContext().traceId === server.spanContext().traceId);
@@ -244,12 +243,11 @@ Deno.test("registry: a manifest pull by tag resolves the tag in the same trace",
     });
     assert.deepEqual(new Uint8Array(await res.arrayBuffer()), image.manifest.bytes);
     const name = "GET /v2/{name+}/manifests/{reference}";
-    let spans: ReadableSpan[] = [];
-    for (let i = 0; i < 100 && !spans.some((s) => s.name === name); i++) {
+    const spans = await waitFor(`the ${name} span`, async () => {
       await tracing.forceFlush();
-      spans = exporter.getFinishedSpans();
-      await new Promise((r) => setTimeout(r, 10));
-    }
+      const all = exporter.getFinishedSpans();
+      return all.some((s) => s.name === name) ? all : undefined;
+    });
     const server = spans.find((s) => s.name === name)!;
     const trace = spans.filter((s) => s.spanContext().traceId === server.spanContext().traceId);
     const top = tree(trace, server).filter((l) => /^ {0,2}\S/.test(l));

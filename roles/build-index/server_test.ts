@@ -5,6 +5,7 @@ import { freePorts } from "../../tests/harness/procs.ts";
 import { collectSpans } from "../../tracing/_test_util.ts";
 import { FakeOrigin, startTestBuildIndex } from "./_test_util.ts";
 import { exists } from "../../tests/harness/fs.ts";
+import { waitFor } from "../../tests/harness/wait.ts";
 
 const enc = new TextEncoder();
 
@@ -249,16 +250,9 @@ Deno.test("build-index: write_through false writes the tag back through the queu
     assert.equal(res.status, 200, await res.text());
     const link =
       `${dir}/backend/docker/registry/v2/repositories/plain/x/_manifests/tags/1/current/link`;
-    const deadline = Date.now() + 5000;
-    while (!await exists(link)) {
-      assert.ok(Date.now() < deadline, "write-back never reached the backend");
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitFor("the write-back to reach the backend", () => exists(link));
     assert.equal(await Deno.readTextFile(link), d.toString());
-    while (bi.writeback.pending().length > 0) {
-      assert.ok(Date.now() < deadline, "write-back row never deleted");
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitFor("the write-back row to be deleted", () => bi.writeback.pending().length === 0);
 
     // Duplicate put from a neighbour: body {"delay": ns}; bad JSON is a 500.
     const dup = await fetch(
