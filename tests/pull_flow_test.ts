@@ -9,21 +9,12 @@ import { startDownloadCluster } from "./harness/cluster.ts";
 import { startJaeger } from "./harness/jaeger.ts";
 import { makeImage, writeOciLayout } from "./harness/oci.ts";
 import { ProcessGroup } from "./harness/procs.ts";
+import { skopeo } from "./harness/skopeo.ts";
 import { assertTree, findSpans, formatTree, type TraceTree } from "./harness/trace_tree.ts";
 import { waitFor, type WaitForOptions } from "./harness/wait.ts";
 
 /** Traces arrive in exporter batches from several processes: poll Jaeger gently, for a while. */
 const JAEGER_WAIT: WaitForOptions = { timeoutMs: 20_000, intervalMs: 200 };
-
-async function skopeo(...args: string[]): Promise<void> {
-  const out = await new Deno.Command("skopeo", {
-    args: ["--insecure-policy", ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  assert.ok(out.success, `skopeo ${args.join(" ")} failed:\n${dec.decode(out.stderr)}`);
-}
 
 Deno.test("pull: skopeo pulls through an agent; one trace per pull; P2P between agents", async () => {
   await using jaeger = await startJaeger();
@@ -37,20 +28,20 @@ Deno.test("pull: skopeo pulls through an agent; one trace per pull; P2P between 
     });
     const image = await makeImage({ layers: 3, layerSize: 1024 * 1024 });
     await writeOciLayout(`${dir}/image`, image);
-    await skopeo(
+    await skopeo([
       "copy",
       "--dest-tls-verify=false",
       `oci:${dir}/image:latest`,
       `docker://${cluster.proxy.addr}/demo/app:v1`,
-    );
+    ]);
 
     // Agent 1 pulls the image by tag.
-    await skopeo(
+    await skopeo([
       "copy",
       "--src-tls-verify=false",
       `docker://${cluster.agents[0].registry}/demo/app:v1`,
       `oci:${dir}/pulled1:v1`,
-    );
+    ]);
     const index = JSON.parse(await Deno.readTextFile(`${dir}/pulled1/index.json`));
     assert.equal(index.manifests[0].digest, image.manifest.digest.toString());
     for (const blob of [...image.layers, image.config]) {
@@ -60,12 +51,12 @@ Deno.test("pull: skopeo pulls through an agent; one trace per pull; P2P between 
       );
     }
     // Agent 2 pulls the same image after agent 1 completed and announced it.
-    await skopeo(
+    await skopeo([
       "copy",
       "--src-tls-verify=false",
       `docker://${cluster.agents[1].registry}/demo/app:v1`,
       `oci:${dir}/pulled2:v1`,
-    );
+    ]);
     for (const blob of image.layers) {
       assert.deepEqual(
         await Deno.readFile(`${dir}/pulled2/blobs/sha256/${blob.digest.hex}`),

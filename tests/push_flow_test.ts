@@ -11,6 +11,7 @@ import { exists } from "./harness/fs.ts";
 import { startJaeger } from "./harness/jaeger.ts";
 import { type Image, makeImage, writeOciLayout } from "./harness/oci.ts";
 import { ProcessGroup } from "./harness/procs.ts";
+import { skopeo } from "./harness/skopeo.ts";
 import {
   assertTree,
   findSpans,
@@ -24,23 +25,13 @@ import { waitFor, type WaitForOptions } from "./harness/wait.ts";
 const JAEGER_WAIT: WaitForOptions = { timeoutMs: 20_000, intervalMs: 200 };
 
 async function skopeoPush(layoutDir: string, registry: string, ref: string): Promise<void> {
-  const out = await new Deno.Command("skopeo", {
-    args: [
-      "--insecure-policy",
-      "copy",
-      "--dest-tls-verify=false",
-      "--retry-times=0",
-      `oci:${layoutDir}:latest`,
-      `docker://${registry}/${ref}`,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  assert.ok(
-    out.success,
-    `skopeo copy failed:\n${dec.decode(out.stdout)}\n${dec.decode(out.stderr)}`,
-  );
+  await skopeo([
+    "copy",
+    "--dest-tls-verify=false",
+    "--retry-times=0",
+    `oci:${layoutDir}:latest`,
+    `docker://${registry}/${ref}`,
+  ]);
 }
 
 async function status(url: string, init?: RequestInit): Promise<number> {

@@ -10,6 +10,7 @@ import { type AgentStack, seedImage, startAgentStack } from "./_test_util.ts";
 import { AgentBlobs } from "./blobs.ts";
 import { createAgentRegistryRouter } from "./registry.ts";
 import { externalTest } from "../../tests/harness/external.ts";
+import { hasSkopeo, skopeo } from "../../tests/harness/skopeo.ts";
 import { waitFor } from "../../tests/harness/wait.ts";
 
 const exporter = new InMemorySpanExporter();
@@ -263,15 +264,6 @@ Deno.test("registry: a manifest pull by tag resolves the tag in the same trace",
   });
 });
 
-function hasSkopeo(): boolean {
-  try {
-    return new Deno.Command("skopeo", { args: ["--version"], stdout: "null", stderr: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
-
 externalTest({
   name: "registry: skopeo copies an image out of the agent",
   ignore: !hasSkopeo(),
@@ -280,19 +272,12 @@ externalTest({
       stack.buildIndex.tags.set("library/app:v1", image.manifest.digest);
       const dir = await Deno.makeTempDir({ prefix: "agent-skopeo-" });
       try {
-        const out = await new Deno.Command("skopeo", {
-          args: [
-            "copy",
-            "--src-tls-verify=false",
-            `docker://${stack.agent.registryAddr}/library/app:v1`,
-            `oci:${dir}/layout:v1`,
-          ],
-          env: { HOME: dir, XDG_RUNTIME_DIR: dir, TMPDIR: dir },
-          stdout: "piped",
-          stderr: "piped",
-        }).output();
-        const err = new TextDecoder().decode(out.stderr);
-        assert.ok(out.success, `skopeo failed: ${err}`);
+        await skopeo([
+          "copy",
+          "--src-tls-verify=false",
+          `docker://${stack.agent.registryAddr}/library/app:v1`,
+          `oci:${dir}/layout:v1`,
+        ], { home: dir });
         for (const b of [image.manifest, image.config, ...image.layers]) {
           const copied = await Deno.readFile(`${dir}/layout/blobs/sha256/${b.digest.hex}`);
           assert.deepEqual(copied, b.bytes);

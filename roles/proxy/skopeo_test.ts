@@ -1,32 +1,8 @@
 import assert from "node:assert/strict";
 import { makeImage, writeOciLayout } from "../../tests/harness/oci.ts";
+import { hasSkopeo, skopeo } from "../../tests/harness/skopeo.ts";
 import { startPushStack } from "./_test_util.ts";
 import { externalTest } from "../../tests/harness/external.ts";
-
-const SKOPEO = "skopeo";
-
-function hasSkopeo(): boolean {
-  try {
-    return new Deno.Command(SKOPEO, { args: ["--version"], stdout: "null", stderr: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
-
-async function skopeo(args: string[], home: string): Promise<string> {
-  const out = await new Deno.Command(SKOPEO, {
-    args,
-    // Keeps skopeo's blob-info cache and auth lookups inside the test directory.
-    env: { HOME: home, XDG_RUNTIME_DIR: home, TMPDIR: home },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stdout = new TextDecoder().decode(out.stdout);
-  const stderr = new TextDecoder().decode(out.stderr);
-  assert.ok(out.success, `skopeo ${args.join(" ")} failed (${out.code}):\n${stderr}${stdout}`);
-  return stdout;
-}
 
 externalTest({
   name: "proxy: a real skopeo push lands blobs in the origin and the tag in build-index",
@@ -41,11 +17,10 @@ externalTest({
 
       await skopeo([
         "copy",
-        "--insecure-policy",
         "--dest-tls-verify=false",
         `oci:${dir}/layout:v1`,
         `docker://${dest}`,
-      ], dir);
+      ], { home: dir });
 
       // The tag points at our manifest, byte for byte (no conversion on the way).
       const tag = await fetch(
@@ -60,15 +35,16 @@ externalTest({
       }
 
       // Reading back through the proxy gives the same manifest and, copied out, the same blobs.
-      const raw = await skopeo(["inspect", "--raw", "--tls-verify=false", `docker://${dest}`], dir);
+      const raw = await skopeo(["inspect", "--raw", "--tls-verify=false", `docker://${dest}`], {
+        home: dir,
+      });
       assert.equal(raw, new TextDecoder().decode(image.manifest.bytes));
       await skopeo([
         "copy",
-        "--insecure-policy",
         "--src-tls-verify=false",
         `docker://${dest}`,
         `oci:${dir}/back:v1`,
-      ], dir);
+      ], { home: dir });
       for (const blob of [...image.layers, image.config]) {
         const copied = await Deno.readFile(`${dir}/back/blobs/sha256/${blob.digest.hex}`);
         assert.deepEqual(copied, blob.bytes);
