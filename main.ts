@@ -9,8 +9,9 @@
  * @module
  */
 
-import { createLogger } from "./common/log.ts";
+import { createLogger, LOG_LEVELS } from "./common/log.ts";
 import { ConfigError, loadYamlFile } from "./common/config.ts";
+import { oneOf } from "./common/schema.ts";
 import { VERSION } from "./common/version.ts";
 import { ROLE_NAMES, type RoleName, ROLES } from "./roles/mod.ts";
 import { initTracing, parseTracingConfig, traceLogFields } from "./tracing/mod.ts";
@@ -33,6 +34,9 @@ variables (OTEL_SDK_DISABLED, OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_ENDPOINT, OT
 OTEL_TRACES_SAMPLER_ARG) override it. Extra --key=value flags override top-level config keys of the
 role, e.g. --port=15002.
 `;
+
+/** `KRAKEN_LOG_LEVEL`: a bad value stops start-up like any bad setting. */
+const logLevelSchema = oneOf(LOG_LEVELS).default("info");
 
 /** Parsed command line. */
 export interface CliArgs {
@@ -107,10 +111,10 @@ async function main(args: string[]): Promise<number> {
     console.error("kraken: --config=<file.yaml> is required");
     return 2;
   }
-  const logger = createLogger({ role, contextFields: traceLogFields });
-  let tracingConfig, roleConfig: unknown;
+  let tracingConfig, roleConfig: unknown, level;
   const definition = ROLES[role];
   try {
+    level = logLevelSchema.parse(Deno.env.get("KRAKEN_LOG_LEVEL") || undefined, "KRAKEN_LOG_LEVEL");
     const raw = await loadYamlFile(cli.config);
     const { tracing: tracingRaw, ...rest } = raw;
     tracingConfig = parseTracingConfig(tracingRaw, role);
@@ -122,6 +126,7 @@ async function main(args: string[]): Promise<number> {
     }
     throw error;
   }
+  const logger = createLogger({ role, level, contextFields: traceLogFields });
   const tracing = initTracing(tracingConfig, { role, logger });
   let running;
   try {

@@ -24,126 +24,121 @@
  * @module
  */
 
-import { ConfigError, parseDuration } from "../common/config.ts";
-import type { OtlpProtocol } from "./export.ts";
+import { ConfigError, isMap } from "../common/config.ts";
 import {
-  parseSafeguardsConfig,
-  parseSamplingConfig,
-  type SafeguardsConfig,
-  type SamplingConfig,
-} from "./sampling/config.ts";
+  bool,
+  custom,
+  duration,
+  hostPort,
+  type Infer,
+  int,
+  object,
+  oneOf,
+  record,
+  string,
+} from "../common/schema.ts";
+import type { OtlpProtocol } from "./export.ts";
+import { safeguardsSchema, samplingSchema } from "./sampling/config.ts";
 
-export { ConfigError, parseDuration };
+export { ConfigError };
 
-/** The export sub-block. */
-export interface ExportConfig {
-  /** Longest wait before a batch is sent, ms. */
-  batchTimeoutMs: number;
-  /** Spans per export request. */
-  maxBatchSize: number;
-  /** Spans held at most before dropping. */
-  maxQueueSize: number;
-  /** Whether failed exports are retried. */
-  retryEnabled: boolean;
-  /** Attempts per batch when retrying. */
-  retryMaxAttempts: number;
-  /** Per-request timeout, ms. */
-  timeoutMs: number;
-  /** OTLP encoding, `http/protobuf` (default) or `http/json`. */
-  protocol: OtlpProtocol;
-  /**
-   * The ERD's "block when the queue is full". A request path never waits on the exporter here: with
-   * `true`, a full queue starts an export at once; the span that did not fit is still dropped and
-   * counted (see docs/tracing.md).
-   */
-  blocking: boolean;
-}
+const protocolSchema = oneOf(["http/protobuf", "http/json"]);
 
-/** The statsd self-metrics sub-block. */
-export interface StatsdConfig {
-  /** Send statsd packets. */
-  enabled: boolean;
-  /** `host:port` of the statsd/M3 aggregator. */
-  addr: string;
-  /** Metric name prefix. */
-  prefix: string;
-  /** Constant tags added to every metric (sent only with `tag_format: dogstatsd`). */
-  tags: Record<string, string>;
-  /**
-   * `none` (plain statsd, as upstream Kraken's tally statsd reporter sends; tags folded into names)
-   * or `dogstatsd` (`|#k:v` tags).
-   */
-  tagFormat: "none" | "dogstatsd";
-  /** Flush interval, ms. */
-  flushIntervalMs: number;
-}
+const exportSchema = object({
+  batch_timeout: duration().default("5s").describe("Longest wait before a batch is sent."),
+  max_batch_size: int({ min: 1 }).default(512).describe("Spans per export request."),
+  max_queue_size: int({ min: 1 }).default(2048)
+    .describe("Spans held at most; more are dropped and counted."),
+  retry_enabled: bool().default(true).describe("Retry network errors and 429/502/503/504."),
+  retry_max_attempts: int({ min: 1 }).default(3).describe("Attempts per batch."),
+  timeout: duration().default("10s").describe("Timeout of one export request."),
+  blocking: bool().default(false).describe(
+    'The ERD\'s "block when the queue is full": a full queue starts an export at once; a request ' +
+      "never waits (see [tracing.md](tracing.md)).",
+  ),
+  protocol: protocolSchema.optional("`http/protobuf`")
+    .describe(
+      "OTLP encoding, `http/protobuf` or `http/json` (else `OTEL_EXPORTER_OTLP_PROTOCOL`).",
+    ),
+}, {
+  rename: {
+    batch_timeout: "batchTimeoutMs",
+    max_batch_size: "maxBatchSize",
+    max_queue_size: "maxQueueSize",
+    retry_enabled: "retryEnabled",
+    retry_max_attempts: "retryMaxAttempts",
+    timeout: "timeoutMs",
+  },
+}).map((c, key) => {
+  if (c.maxBatchSize > c.maxQueueSize) {
+    throw new ConfigError(`${key}.max_batch_size`, "must not exceed max_queue_size");
+  }
+  return c;
+});
 
-/** The whole validated `tracing:` block. */
-export interface TracingConfig {
-  /** Tracing on or off. Off unless configured. */
-  enabled: boolean;
-  /** `service.name` of the resource. */
-  serviceName: string;
-  /** Full OTLP/HTTP traces URL. */
-  tracesUrl: string;
-  /** Sampling rules and trust boundary. */
-  sampling: SamplingConfig;
-  /** Export batching and retries. */
-  export: ExportConfig;
-  /** Circuit breaker and load thresholds. */
-  safeguards: SafeguardsConfig;
-  /** statsd emission of the self-metrics. */
-  statsd: StatsdConfig;
-}
+const statsdSchema = object({
+  enabled: bool().default(false).describe("Send the self-metrics as statsd."),
+  addr: hostPort().default("127.0.0.1:8125").describe("`host:port` of the statsd/M3 aggregator."),
+  prefix: string().optional("service name with `_`").describe("Metric name prefix."),
+  tags: record(custom("scalar", (v) => String(v))).default({}).describe(
+    "Constant tags added to every metric (sent with `tag_format: dogstatsd`).",
+  ),
+  tag_format: oneOf(["none", "dogstatsd"]).default("none").describe(
+    "`none`: plain statsd as upstream's tally reporter sends, tags folded into names; " +
+      "`dogstatsd`: `|#k:v` tags.",
+  ),
+  flush_interval: duration().default("1s").describe("How often packets are sent."),
+}, { rename: { tag_format: "tagFormat", flush_interval: "flushIntervalMs" } });
 
-type Raw = Record<string, unknown>;
-
-function isObject(v: unknown): v is Raw {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-function checkKeys(obj: Raw, allowed: string[], path: string): void {
-  for (const key of Object.keys(obj)) {
-    if (!allowed.includes(key)) {
-      throw new ConfigError(`${path}.${key}`, `unknown key (allowed: ${allowed.join(", ")})`);
+/** ERD §6.5's flat spellings under `tracing:`, rewritten into the nested keys they stand for. */
+function nestErdSpelling(raw: unknown): unknown {
+  if (!isMap(raw)) return raw;
+  const {
+    sampling_rate,
+    sampling_rules,
+    batch_timeout,
+    max_export_batch,
+    max_queue_size,
+    ...rest
+  } = raw;
+  const out: Record<string, unknown> = rest;
+  if (
+    rest.sampling === undefined && (sampling_rate !== undefined || sampling_rules !== undefined)
+  ) {
+    const rules = Array.isArray(sampling_rules)
+      ? sampling_rules.map((r) => ({ match: { path_prefix: r?.path }, rate: r?.rate }))
+      : sampling_rules;
+    out.sampling = { default_rate: sampling_rate, rules };
+  }
+  const flatExport = { batch_timeout, max_batch_size: max_export_batch, max_queue_size };
+  if (Object.values(flatExport).some((v) => v !== undefined)) {
+    if (rest.export === undefined || rest.export === null) out.export = flatExport;
+    else if (isMap(rest.export)) {
+      const merged: Record<string, unknown> = { ...rest.export };
+      for (const [k, v] of Object.entries(flatExport)) if (merged[k] === undefined) merged[k] = v;
+      out.export = merged;
     }
   }
+  return out;
 }
 
-function bool(obj: Raw, key: string, path: string, dflt: boolean): boolean {
-  const v = obj[key];
-  if (v === undefined) return dflt;
-  if (typeof v !== "boolean") throw new ConfigError(`${path}.${key}`, "must be true or false");
-  return v;
-}
+/** The `tracing:` block as written in the file, before the `OTEL_*` environment overrides. */
+export const tracingSchema = object({
+  enabled: bool().default(false).describe("Record and export spans."),
+  service_name: string().optional("`kraken-<role>`").describe("`service.name` of every span."),
+  endpoint: string().optional("`http://127.0.0.1:4318`")
+    .describe("OTLP/HTTP base URL; `/v1/traces` is appended."),
+  collector_addr: string().optional().describe(
+    "The ERD's spelling: `host:port` of an OTLP/HTTP receiver (set one of `endpoint` and this).",
+  ),
+  sampling: samplingSchema,
+  export: exportSchema,
+  safeguards: safeguardsSchema,
+  statsd: statsdSchema,
+}, { rename: { service_name: "serviceName", collector_addr: "collectorAddr" } })
+  .before(nestErdSpelling);
 
-function int(obj: Raw, key: string, path: string, dflt: number, min = 1): number {
-  const v = obj[key];
-  if (v === undefined) return dflt;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
-    throw new ConfigError(`${path}.${key}`, `must be an integer >= ${min}`);
-  }
-  return v;
-}
-
-function str(obj: Raw, key: string, path: string, dflt: string): string {
-  const v = obj[key];
-  if (v === undefined) return dflt;
-  if (typeof v !== "string" || v === "") {
-    throw new ConfigError(`${path}.${key}`, "must be a non-empty string");
-  }
-  return v;
-}
-
-function duration(obj: Raw, key: string, path: string, dflt: number): number {
-  const v = obj[key];
-  if (v === undefined) return dflt;
-  try {
-    return parseDuration(v as string | number);
-  } catch (error) {
-    throw new ConfigError(`${path}.${key}`, (error as Error).message);
-  }
-}
+type TracingFile = Infer<typeof tracingSchema>;
 
 /** Normalises an OTLP endpoint: a base URL gets `/v1/traces`; `host:port` gets `http://`. */
 export function tracesUrlFrom(endpoint: string, key: string, appendPath = true): string {
@@ -175,70 +170,25 @@ export function parseTracingConfig(
   raw: unknown,
   role: string,
   env: Record<string, string | undefined> = Deno.env.toObject(),
-): TracingConfig {
-  const path = "tracing";
-  const obj: Raw = raw === undefined || raw === null ? {} : raw as Raw;
-  if (!isObject(obj)) throw new ConfigError(path, "must be a mapping");
-  checkKeys(obj, [
-    "enabled",
-    "service_name",
-    "endpoint",
-    "collector_addr",
-    "sampling",
-    "export",
-    "safeguards",
-    "statsd",
-    // ERD §6.5's flat spellings, accepted for compatibility.
-    "sampling_rate",
-    "sampling_rules",
-    "batch_timeout",
-    "max_export_batch",
-    "max_queue_size",
-  ], path);
-  if (obj.endpoint !== undefined && obj.collector_addr !== undefined) {
+) {
+  const file = tracingSchema.parse(raw, "tracing");
+  if (file.endpoint !== undefined && file.collectorAddr !== undefined) {
     throw new ConfigError(
-      `${path}.collector_addr`,
+      "tracing.collector_addr",
       "set either endpoint or collector_addr, not both",
     );
   }
-  let enabled = bool(obj, "enabled", path, false);
-  let serviceName = str(obj, "service_name", path, `kraken-${role}`);
-  const endpointKey = obj.collector_addr !== undefined ? "collector_addr" : "endpoint";
-  let tracesUrl = tracesUrlFrom(
-    str(obj, endpointKey, path, DEFAULT_ENDPOINT),
-    `${path}.${endpointKey}`,
-  );
-
-  const samplingRaw = obj.sampling ?? flatSampling(obj);
-  const sampling = parseSamplingConfig(samplingRaw, `${path}.sampling`);
-  const exp: Raw = obj.export === undefined ? {} : obj.export as Raw;
-  if (!isObject(exp)) throw new ConfigError(`${path}.export`, "must be a mapping");
-  const ep = `${path}.export`;
-  checkKeys(exp, [
-    "batch_timeout",
-    "max_batch_size",
-    "max_queue_size",
-    "retry_enabled",
-    "retry_max_attempts",
-    "timeout",
-    "blocking",
-    "protocol",
-  ], ep);
-  const exportConfig: ExportConfig = {
-    batchTimeoutMs: duration(exp, "batch_timeout", ep, duration(obj, "batch_timeout", path, 5000)),
-    maxBatchSize: int(exp, "max_batch_size", ep, int(obj, "max_export_batch", path, 512)),
-    maxQueueSize: int(exp, "max_queue_size", ep, int(obj, "max_queue_size", path, 2048)),
-    retryEnabled: bool(exp, "retry_enabled", ep, true),
-    retryMaxAttempts: int(exp, "retry_max_attempts", ep, 3),
-    timeoutMs: duration(exp, "timeout", ep, 10_000),
-    blocking: bool(exp, "blocking", ep, false),
-    protocol: protocol(exp.protocol ?? env.OTEL_EXPORTER_OTLP_PROTOCOL, `${ep}.protocol`),
-  };
-  if (exportConfig.maxBatchSize > exportConfig.maxQueueSize) {
-    throw new ConfigError(`${ep}.max_batch_size`, "must not exceed max_queue_size");
-  }
-  const safeguards = parseSafeguardsConfig(obj.safeguards, `${path}.safeguards`);
-  const statsd = parseStatsd(obj.statsd, `${path}.statsd`, serviceName);
+  let { enabled, serviceName = `kraken-${role}` } = file;
+  let tracesUrl = file.collectorAddr !== undefined
+    ? tracesUrlFrom(file.collectorAddr, "tracing.collector_addr")
+    : tracesUrlFrom(file.endpoint ?? DEFAULT_ENDPOINT, "tracing.endpoint");
+  const protocol: OtlpProtocol = file.export.protocol ??
+    protocolSchema.default("http/protobuf").parse(
+      env.OTEL_EXPORTER_OTLP_PROTOCOL || undefined,
+      "OTEL_EXPORTER_OTLP_PROTOCOL",
+    );
+  const statsd = { ...file.statsd, prefix: file.statsd.prefix ?? serviceName.replace(/-/g, "_") };
+  const sampling = file.sampling;
 
   // Environment overrides (OpenTelemetry SDK conventions).
   if (env.OTEL_SERVICE_NAME) serviceName = env.OTEL_SERVICE_NAME;
@@ -254,24 +204,37 @@ export function parseTracingConfig(
   if (env.OTEL_TRACES_SAMPLER) applySamplerEnv(sampling, env);
   const disabled = env.OTEL_SDK_DISABLED?.trim().toLowerCase();
   if (disabled === "true") enabled = false;
-  return { enabled, serviceName, tracesUrl, sampling, export: exportConfig, safeguards, statsd };
+  return {
+    /** Tracing on or off. Off unless configured. */
+    enabled,
+    /** `service.name` of the resource. */
+    serviceName,
+    /** Full OTLP/HTTP traces URL. */
+    tracesUrl,
+    /** Sampling rules and trust boundary. */
+    sampling,
+    /** Export batching and retries. */
+    export: { ...file.export, protocol },
+    /** Circuit breaker and load thresholds. */
+    safeguards: file.safeguards,
+    /** statsd emission of the self-metrics. */
+    statsd,
+  };
 }
 
-function protocol(value: unknown, key: string): OtlpProtocol {
-  if (value === undefined || value === "") return "http/protobuf";
-  if (value === "http/protobuf" || value === "http/json") return value;
-  throw new ConfigError(key, `must be http/protobuf or http/json, got ${JSON.stringify(value)}`);
-}
+/** The whole validated `tracing:` block, environment overrides applied. */
+export type TracingConfig = ReturnType<typeof parseTracingConfig>;
 
-function flatSampling(obj: Raw): unknown {
-  if (obj.sampling_rate === undefined && obj.sampling_rules === undefined) return undefined;
-  const rules = Array.isArray(obj.sampling_rules)
-    ? obj.sampling_rules.map((r: Raw) => ({ match: { path_prefix: r?.path }, rate: r?.rate }))
-    : obj.sampling_rules;
-  return { default_rate: obj.sampling_rate, rules };
-}
+/** The export sub-block. */
+export type ExportConfig = TracingConfig["export"];
 
-function applySamplerEnv(sampling: SamplingConfig, env: Record<string, string | undefined>): void {
+/** The statsd self-metrics sub-block. */
+export type StatsdConfig = TracingConfig["statsd"];
+
+function applySamplerEnv(
+  sampling: TracingFile["sampling"],
+  env: Record<string, string | undefined>,
+): void {
   const name = env.OTEL_TRACES_SAMPLER!.trim().toLowerCase();
   const argRaw = env.OTEL_TRACES_SAMPLER_ARG;
   let ratio = 1;
@@ -301,29 +264,4 @@ function applySamplerEnv(sampling: SamplingConfig, env: Record<string, string | 
       );
   }
   sampling.parentBased = name.startsWith("parentbased_") || sampling.parentBased;
-}
-
-function parseStatsd(raw: unknown, path: string, serviceName: string): StatsdConfig {
-  const obj: Raw = raw === undefined || raw === null ? {} : raw as Raw;
-  if (!isObject(obj)) throw new ConfigError(path, "must be a mapping");
-  checkKeys(obj, ["enabled", "addr", "prefix", "tags", "tag_format", "flush_interval"], path);
-  const tagFormat = obj.tag_format ?? "none";
-  if (tagFormat !== "none" && tagFormat !== "dogstatsd") {
-    throw new ConfigError(`${path}.tag_format`, "must be none or dogstatsd");
-  }
-  const tags: Record<string, string> = {};
-  if (obj.tags !== undefined) {
-    if (!isObject(obj.tags)) throw new ConfigError(`${path}.tags`, "must be a mapping");
-    for (const [k, v] of Object.entries(obj.tags)) tags[k] = String(v);
-  }
-  const addr = str(obj, "addr", path, "127.0.0.1:8125");
-  if (!/^[^:\s]+:\d+$/.test(addr)) throw new ConfigError(`${path}.addr`, "must be host:port");
-  return {
-    enabled: bool(obj, "enabled", path, false),
-    addr,
-    prefix: str(obj, "prefix", path, serviceName.replace(/-/g, "_")),
-    tags,
-    tagFormat,
-    flushIntervalMs: duration(obj, "flush_interval", path, 1000),
-  };
 }

@@ -37,120 +37,164 @@
  * @module
  */
 
-import { isAbsolute, resolve } from "node:path";
-import { ConfigError, Fields, parsePort, type RawMap } from "../../common/config.ts";
+import type { RawMap } from "../../common/config.ts";
+import {
+  applyFlags,
+  custom,
+  duration,
+  hostList,
+  type Infer,
+  int,
+  list,
+  object,
+  oneOf,
+  path,
+  port,
+  string,
+} from "../../common/schema.ts";
 import { parseByteSize } from "../../storage/metainfo.ts";
 import { NetworkList } from "../../common/cidr.ts";
 
-/** A listen address; port 0 picks a free port (tests). */
-export interface ListenConfig {
-  /** Interface to bind. */
-  host: string;
-  /** Port. */
-  port: number;
-}
+/** Upstream's base `allowed_cidrs`, plus the IPv6 loopback. */
+export const DEFAULT_ALLOWED_CIDRS = ["127.0.0.1/32", "::1/128", "172.17.0.1/32"];
+
+const byteSize = custom("size", (raw) => {
+  const bytes = parseByteSize(raw as string | number);
+  if (bytes === 0) throw new RangeError("must be > 0");
+  return bytes;
+});
+
+const schedulerSchema = object({
+  seeder_tti: duration({ positive: true }).default("5m").describe(
+    "A complete torrent without traffic this long leaves memory (the file stays; a peer " +
+      "connecting reloads it).",
+  ),
+  leecher_tti: duration({ positive: true }).default("5m").describe(
+    "A download without traffic this long fails with `torrent timed out`; its partial file is " +
+      "deleted.",
+  ),
+  announce_interval: duration({ positive: true }).default("5s").describe(
+    "Announce period when the tracker sends interval 0, or one above `max_announce_interval`.",
+  ),
+  max_announce_interval: duration({ positive: true }).default("60s")
+    .describe("Largest tracker interval honoured."),
+  handshake_timeout: duration({ positive: true }).default("5s")
+    .describe("Dial and each handshake step."),
+  blacklist_duration: duration().default("30s").describe(
+    "A peer whose dial failed or whose connection closed is not redialed for this torrent for " +
+      "this long.",
+  ),
+  max_open_conn: int({ min: 1 }).default(10).describe(
+    "Connections per torrent, pending and active.",
+  ),
+  pipeline_limit: int({ min: 1 }).default(3)
+    .describe("Outstanding piece requests per agent peer."),
+  origin_pipeline_limit: int({ min: 1 }).default(5)
+    .describe("Outstanding piece requests per origin peer."),
+  piece_request_min_timeout: duration({ positive: true }).default("4s")
+    .describe("Piece request timeout is max(this, per_mb × piece MiB)."),
+  piece_request_timeout_per_mb: duration({ positive: true }).default("4s")
+    .describe("Piece request timeout per MiB of piece."),
+  metainfo_timeout: duration({ positive: true }).default("15m").describe(
+    "How long metainfo is polled while the tracker answers 202 (origin fetching from its " +
+      "backend).",
+  ),
+}, {
+  rename: {
+    seeder_tti: "seederTtiMs",
+    leecher_tti: "leecherTtiMs",
+    announce_interval: "announceIntervalMs",
+    max_announce_interval: "maxAnnounceIntervalMs",
+    handshake_timeout: "handshakeTimeoutMs",
+    blacklist_duration: "blacklistDurationMs",
+    max_open_conn: "maxOpenConn",
+    pipeline_limit: "pipelineLimit",
+    origin_pipeline_limit: "originPipelineLimit",
+    piece_request_min_timeout: "pieceRequestMinTimeoutMs",
+    piece_request_timeout_per_mb: "pieceRequestTimeoutPerMbMs",
+    metainfo_timeout: "metainfoTimeoutMs",
+  },
+});
 
 /** The scheduler block (milliseconds for durations). */
-export interface AgentSchedulerConfig {
-  /** Idle complete torrents leave memory after this long. */
-  seederTtiMs: number;
-  /** Idle incomplete torrents are cancelled after this long. */
-  leecherTtiMs: number;
-  /** Announce period when the tracker sends none. */
-  announceIntervalMs: number;
-  /** Largest tracker interval honoured. */
-  maxAnnounceIntervalMs: number;
-  /** Dial and handshake step timeout. */
-  handshakeTimeoutMs: number;
-  /** How long a failed peer is not redialed. */
-  blacklistDurationMs: number;
-  /** Connections per torrent. */
-  maxOpenConn: number;
-  /** Outstanding requests per agent peer. */
-  pipelineLimit: number;
-  /** Outstanding requests per origin peer. */
-  originPipelineLimit: number;
-  /** Lower bound of the piece request timeout. */
-  pieceRequestMinTimeoutMs: number;
-  /** Piece request timeout per MiB of piece. */
-  pieceRequestTimeoutPerMbMs: number;
-  /** How long metainfo is polled while the tracker answers 202. */
-  metainfoTimeoutMs: number;
-}
+export type AgentSchedulerConfig = Infer<typeof schedulerSchema>;
 
-/** The validated agent configuration. */
-export interface AgentConfig {
-  /** Agent server (blob API, tags, health). */
-  server: ListenConfig;
-  /** Registry v2 read API. */
-  registry: ListenConfig & {
-    /** Clients allowed to pull (upstream's nginx `allowed_cidrs`); others get 403. */
-    allowedCidrs: string[];
-    /** Largest manifest read into memory, bytes. */
-    maxManifestBytes: number;
-  };
-  /** P2P identity and listener. */
-  peer: {
-    /** IP announced to trackers. */
-    ip: string;
-    /** Peer port (listen and announced; 0 picks one and announces it). */
-    port: number;
-    /** Listen address of the peer port. */
-    host: string;
-    /** `addr_hash` (SHA-1 of `ip:port`) or `random`. */
-    peerIdFactory: "addr_hash" | "random";
-  };
-  /** Tracker ring members, `host:port`. */
-  tracker: { hosts: string[] };
-  /** Build-index hosts, `host:port`. */
-  buildIndex: { hosts: string[] };
-  /** Blob store root (absolute). */
-  storageRoot: string;
-  /** Scheduler timers and limits. */
-  scheduler: AgentSchedulerConfig;
-}
-
-/** Options of {@linkcode parseAgentConfig}. */
-export interface ParseAgentConfigOptions {
-  /** Directory a relative `storage.root` is resolved against (default: working directory). */
-  baseDir?: string;
-}
-
-const TOP_KEYS = [
-  "server",
-  "registry",
-  "peer",
-  "tracker",
-  "build_index",
-  "storage",
-  "scheduler",
-] as const;
-
-const SCHEDULER_KEYS = [
-  "seeder_tti",
-  "leecher_tti",
-  "announce_interval",
-  "max_announce_interval",
-  "handshake_timeout",
-  "blacklist_duration",
-  "max_open_conn",
-  "pipeline_limit",
-  "origin_pipeline_limit",
-  "piece_request_min_timeout",
-  "piece_request_timeout_per_mb",
-  "metainfo_timeout",
-] as const;
+const fields = object({
+  server: object({
+    host: string().default("127.0.0.1").describe("Interface of the agent server."),
+    port: port().default(16002).describe(
+      "Agent server port; `--agent-server-port` overrides it. `0` picks a free port.",
+    ),
+  }),
+  registry: object({
+    host: string().default("127.0.0.1").describe("Interface of the registry."),
+    port: port().default(16000).describe("Registry port; `--agent-registry-port` overrides it."),
+    allowed_cidrs: list(string(), { of: "non-empty strings" }).default(DEFAULT_ALLOWED_CIDRS)
+      .check((cidrs) => {
+        try {
+          NetworkList.parse(cidrs);
+          return undefined;
+        } catch (error) {
+          return (error as Error).message;
+        }
+      })
+      .describe("Clients allowed to pull (upstream's nginx allow list). Others get 403 `DENIED`."),
+    max_manifest_size: byteSize.default("4MB")
+      .describe("Largest manifest read into memory (binary units)."),
+  }, { rename: { allowed_cidrs: "allowedCidrs", max_manifest_size: "maxManifestBytes" } }),
+  peer: object({
+    ip: string().default("127.0.0.1")
+      .describe("P2P address announced to trackers; `--peer-ip` overrides it."),
+    port: port().default(16001).describe(
+      "Peer port (listened on and announced); `--peer-port` overrides it. `0` picks one and " +
+        "announces it.",
+    ),
+    host: string().optional("`peer.ip`")
+      .describe("Interface the peer port listens on (`0.0.0.0` for all)."),
+    peer_id_factory: oneOf(["addr_hash", "random"]).default("addr_hash").describe(
+      '`addr_hash`: SHA-1 of `"<ip>:<port>"` (upstream\'s base config); `random`: 20 random ' +
+        "bytes.",
+    ),
+  }, { rename: { peer_id_factory: "peerIdFactory" } }),
+  tracker: object({
+    hosts: hostList().describe(
+      "Tracker ring members, `host:port`, spelled as on every other node (they are hashed).",
+    ),
+  }),
+  build_index: object({
+    hosts: hostList().describe(
+      "Build-index hosts for tag lookups (up to 3 random hosts tried, next on network errors).",
+    ),
+  }),
+  storage: object({
+    root: path().describe("Blob store directory (`cache/`, `uploads/`, `tmp/`, `downloads/`)."),
+  }),
+  scheduler: schedulerSchema,
+}, { rename: { build_index: "buildIndex" } });
 
 /** Flags that override keys, as upstream's agent command line names them. */
-const FLAGS: Record<string, string> = {
+const FLAGS = {
   "agent-server-port": "server.port",
   "agent-registry-port": "registry.port",
   "peer-port": "peer.port",
   "peer-ip": "peer.ip",
 };
 
-/** Upstream's base `allowed_cidrs`, plus the IPv6 loopback. */
-export const DEFAULT_ALLOWED_CIDRS = ["127.0.0.1/32", "::1/128", "172.17.0.1/32"];
+/** The agent's keys (everything but `tracing:`), defaults beside them. */
+export const agentConfigSchema = fields.map(({ storage, peer, ...rest }) => ({
+  ...rest,
+  peer: { ...peer, host: peer.host ?? peer.ip },
+  storageRoot: storage.root,
+}));
+
+/** The validated agent configuration. */
+export type AgentConfig = Infer<typeof agentConfigSchema>;
+
+/** Options of {@linkcode parseAgentConfig}. */
+export interface ParseAgentConfigOptions {
+  /** Directory a relative `storage.root` is resolved against (default: working directory). */
+  baseDir?: string;
+}
 
 /**
  * Validates the agent's part of the YAML (everything but `tracing:`), applying the flags
@@ -162,91 +206,7 @@ export function parseAgentConfig(
   flags: Record<string, string> = {},
   options: ParseAgentConfigOptions = {},
 ): AgentConfig {
-  for (const flag of Object.keys(flags)) {
-    if (!(flag in FLAGS)) {
-      const allowed = Object.keys(FLAGS).map((f) => `--${f}`).join(", ");
-      throw new ConfigError(`--${flag}`, `unknown agent flag (allowed: ${allowed})`);
-    }
-  }
-  const top = new Fields(raw, "", TOP_KEYS);
-
-  const listen = (name: string, dfltPort: number, extra: readonly string[] = []) => {
-    const f = top.map(name, ["host", "port", ...extra]);
-    const flag = Object.keys(FLAGS).find((k) => FLAGS[k] === `${name}.port`);
-    const port = flag && flags[flag] !== undefined
-      ? parsePort(flags[flag], `--${flag}`)
-      : parsePort(f.raw("port") ?? dfltPort, f.key("port"));
-    return { f, listen: { host: f.string("host", "127.0.0.1"), port } };
-  };
-
-  const server = listen("server", 16002).listen;
-
-  const reg = listen("registry", 16000, ["allowed_cidrs", "max_manifest_size"]);
-  const allowedCidrs = reg.f.stringList("allowed_cidrs", DEFAULT_ALLOWED_CIDRS);
-  try {
-    NetworkList.parse(allowedCidrs);
-  } catch (error) {
-    throw new ConfigError(reg.f.key("allowed_cidrs"), (error as Error).message);
-  }
-  let maxManifestBytes: number;
-  try {
-    maxManifestBytes = parseByteSize((reg.f.raw("max_manifest_size") ?? "4MB") as string | number);
-    if (maxManifestBytes === 0) throw new RangeError("must be > 0");
-  } catch (error) {
-    throw new ConfigError(reg.f.key("max_manifest_size"), (error as Error).message);
-  }
-
-  const peerFields = top.map("peer", ["ip", "port", "host", "peer_id_factory"]);
-  const ip = flags["peer-ip"] ?? peerFields.string("ip", "127.0.0.1");
-  if (ip === "") throw new ConfigError("--peer-ip", "must not be empty");
-  const factory = peerFields.string("peer_id_factory", "addr_hash");
-  if (factory !== "addr_hash" && factory !== "random") {
-    throw new ConfigError(peerFields.key("peer_id_factory"), "must be addr_hash or random");
-  }
-  const peer = {
-    ip,
-    port: flags["peer-port"] !== undefined
-      ? parsePort(flags["peer-port"], "--peer-port")
-      : parsePort(peerFields.raw("port") ?? 16001, peerFields.key("port")),
-    host: peerFields.string("host", ip),
-    peerIdFactory: factory as "addr_hash" | "random",
-  };
-
-  const hosts = (name: string) => {
-    const f = top.map(name, ["hosts"]);
-    if (!f.has("hosts")) throw new ConfigError(f.key("hosts"), "is required");
-    const list = f.hostList("hosts", false);
-    if (list.length === 0) throw new ConfigError(f.key("hosts"), "must not be empty");
-    return list;
-  };
-
-  const storage = top.map("storage", ["root"]);
-  const root = storage.requiredString("root");
-  const baseDir = resolve(options.baseDir ?? Deno.cwd());
-
-  const s = top.map("scheduler", SCHEDULER_KEYS);
-  const scheduler: AgentSchedulerConfig = {
-    seederTtiMs: s.positiveDuration("seeder_tti", 5 * 60_000),
-    leecherTtiMs: s.positiveDuration("leecher_tti", 5 * 60_000),
-    announceIntervalMs: s.positiveDuration("announce_interval", 5000),
-    maxAnnounceIntervalMs: s.positiveDuration("max_announce_interval", 60_000),
-    handshakeTimeoutMs: s.positiveDuration("handshake_timeout", 5000),
-    blacklistDurationMs: s.duration("blacklist_duration", 30_000),
-    maxOpenConn: s.int("max_open_conn", 10, 1),
-    pipelineLimit: s.int("pipeline_limit", 3, 1),
-    originPipelineLimit: s.int("origin_pipeline_limit", 5, 1),
-    pieceRequestMinTimeoutMs: s.positiveDuration("piece_request_min_timeout", 4000),
-    pieceRequestTimeoutPerMbMs: s.positiveDuration("piece_request_timeout_per_mb", 4000),
-    metainfoTimeoutMs: s.positiveDuration("metainfo_timeout", 15 * 60_000),
-  };
-
-  return {
-    server,
-    registry: { ...reg.listen, allowedCidrs, maxManifestBytes },
-    peer,
-    tracker: { hosts: hosts("tracker") },
-    buildIndex: { hosts: hosts("build_index") },
-    storageRoot: isAbsolute(root) ? root : resolve(baseDir, root),
-    scheduler,
-  };
+  return agentConfigSchema.parse(applyFlags(fields, raw, flags, FLAGS), "", {
+    baseDir: options.baseDir,
+  });
 }

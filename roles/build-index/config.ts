@@ -27,85 +27,117 @@
  * @module
  */
 
-import { dirname, isAbsolute, resolve } from "node:path";
-import { ConfigError, Fields, parseListen, type RawMap } from "../../common/config.ts";
-import type { BackendEntry } from "../../storage/backend/backend.ts";
-import { BackendConfigError, parseBackendsConfig } from "../../storage/backend/config.ts";
+import { dirname, resolve } from "node:path";
+import { ConfigError, type RawMap } from "../../common/config.ts";
+import {
+  applyFlags,
+  bool,
+  duration,
+  hostList,
+  hostPort,
+  type Infer,
+  int,
+  list,
+  listen,
+  LISTEN_FLAGS,
+  object,
+  oneOf,
+  path,
+  regex,
+  string,
+} from "../../common/schema.ts";
+import { backendsSchema, buildBackendEntry } from "../../storage/backend/config.ts";
 import { tracedFetch } from "../../tracing/mod.ts";
 
-/** How a tag's dependencies are found. */
-export type TagType = "docker" | "default";
+const tagTypeSchema = object({
+  namespace: regex().map((source) => new RegExp(source))
+    .describe("Matched anywhere in the tag (unanchored, like Go's `regexp.MatchString`)."),
+  type: oneOf(["docker", "default"]).describe(
+    "`docker`: the manifest and everything it references; `default`: the digest alone.",
+  ),
+});
 
 /** One `tag_types` rule. */
-export interface TagTypeRule {
-  /** Matched anywhere in the tag (unanchored, like Go's `regexp.MatchString`). */
-  namespace: RegExp;
-  /** `docker`: the manifest and what it references; `default`: the digest alone. */
-  type: TagType;
-}
+export type TagTypeRule = Infer<typeof tagTypeSchema>;
+
+/** How a tag's dependencies are found. */
+export type TagType = TagTypeRule["type"];
+
+const fields = object({
+  listen: listen({ host: "127.0.0.1", port: 15004 }),
+  storage: object({
+    root: path().describe("Local state. Tag files go in `<root>/tags`."),
+  }),
+  cluster: object({
+    hosts: list(hostPort()).default([]).describe(
+      "Every build-index of this cluster, this one included (`host:port`). Each accepted tag is " +
+        "duplicated to all of them except this node.",
+    ),
+    self: string().optional("detected").describe(
+      "This node's entry in `cluster.hosts`. If unset, an entry counts as this node when it has " +
+        "the listen port and a local address (loopback, hostname or interface address). An " +
+        "entry not in `cluster.hosts` is an error.",
+    ),
+    duplicate_put_stagger: duration().default("20m")
+      .describe("Neighbour _k_ (1, 2, …, random order) delays its write-back by _k_ × this."),
+  }, { rename: { duplicate_put_stagger: "duplicatePutStaggerMs" } }).map((c, key) => {
+    if (c.self !== undefined && !c.hosts.includes(c.self)) {
+      throw new ConfigError(`${key}.self`, `${c.self} is not one of cluster.hosts`);
+    }
+    return c;
+  }),
+  origin: object({
+    hosts: hostList().describe("The local origin cluster (`host:port`)."),
+    dns: string().optional("one random `origin.hosts` entry")
+      .describe("What `GET /origin` answers (upstream: the origin `hosts.dns` value)."),
+  }),
+  tag_store: object({
+    write_through: bool().default(true).describe(
+      "`true` writes the backend inside the PUT (3 attempts, and the PUT fails if they all " +
+        "fail). `false` queues a persisted write-back task instead.",
+    ),
+  }, { rename: { write_through: "writeThrough" } }),
+  writeback: object({
+    db: path().optional("`<storage.root>/build-index.db`").describe(
+      "SQLite file of the write-back queue (upstream's `writeback_task` table, namespace = " +
+        "name = tag).",
+    ),
+    retry_interval: duration().default("30s")
+      .describe("Minimum time between attempts of a failed write-back."),
+    poll_interval: duration({ positive: true }).default("15s")
+      .describe("How often failed write-backs are rescanned."),
+    workers: int({ min: 1 }).default(4).describe("Write-backs run at once."),
+  }, { rename: { retry_interval: "retryIntervalMs", poll_interval: "pollIntervalMs" } }),
+  tag_types: list(tagTypeSchema).default([{ namespace: ".*", type: "docker" }]).describe(
+    "Ordered rules. The first regex that matches anywhere in the tag decides how dependencies " +
+      "are found. No match → the put fails with 500.",
+  ),
+  manifest_download: object({
+    attempts: int({ min: 1 }).default(4).describe(
+      "Attempts to download the manifest during dependency resolution. Not-found and " +
+        "unreachable origins are retried.",
+    ),
+    backoff: duration().default("500ms")
+      .describe("First wait between those attempts. It doubles each time, up to 30 s."),
+  }, { rename: { backoff: "backoffMs" } }),
+  backends: backendsSchema.describe(
+    "Namespace → backend mapping; the namespace is the tag string. Use `name_path: docker_tag` " +
+      "for the registry layout `.../repositories/<repo>/_manifests/tags/<tag>/current/link`.",
+  ),
+}, {
+  rename: { tag_store: "tagStore", tag_types: "tagTypes", manifest_download: "manifestDownload" },
+});
+
+/** The build-index keys (everything but `tracing:`), defaults beside them. */
+export const buildIndexConfigSchema = fields.map(({ storage, writeback, backends, ...rest }) => ({
+  ...rest,
+  storageRoot: storage.root,
+  writeback: { ...writeback, db: writeback.db ?? resolve(storage.root, "build-index.db") },
+  backends: backends.map((entry) => buildBackendEntry(entry, { fetch: tracedFetch })),
+}));
 
 /** The validated build-index configuration. */
-export interface BuildIndexConfig {
-  /** Listen address; port 0 picks a free one (tests). */
-  listen: { host: string; port: number };
-  /** This build-index cluster. */
-  cluster: {
-    /** Every build-index of the cluster, `host:port`, this one included. */
-    hosts: string[];
-    /** This node's entry in `hosts`, when automatic detection cannot find it. */
-    self?: string;
-    /** Neighbour k gets `delay = k × stagger` for its write-back. */
-    duplicatePutStaggerMs: number;
-  };
-  /** The local origin cluster. */
-  origin: {
-    /** Origin hosts, `host:port`. */
-    hosts: string[];
-    /** Address `GET /origin` reports (default: one random host). */
-    dns?: string;
-  };
-  /** Root of local state (absolute); tag files live in `<root>/tags`. */
-  storageRoot: string;
-  /** Tag persistence. */
-  tagStore: {
-    /** Write tags to the backend inside the PUT (true) or through the queue (false). */
-    writeThrough: boolean;
-  };
-  /** The persisted write-back queue. */
-  writeback: {
-    /** SQLite database file (absolute). */
-    db: string;
-    /** Minimum time between attempts of a failed task. */
-    retryIntervalMs: number;
-    /** How often failed tasks are scanned. */
-    pollIntervalMs: number;
-    /** Concurrent write-backs. */
-    workers: number;
-  };
-  /** Dependency resolution rules, first match wins. */
-  tagTypes: TagTypeRule[];
-  /** Retries of the manifest download during dependency resolution. */
-  manifestDownload: {
-    /** Attempts in all (upstream: 4). */
-    attempts: number;
-    /** First wait, doubled after each attempt (upstream: 500 ms). */
-    backoffMs: number;
-  };
-  /** Storage backends by namespace (the tag string is the namespace). */
-  backends: BackendEntry[];
-}
-
-const TOP_KEYS = [
-  "listen",
-  "storage",
-  "cluster",
-  "origin",
-  "tag_store",
-  "writeback",
-  "tag_types",
-  "manifest_download",
-  "backends",
-];
+export type BuildIndexConfig = Infer<typeof buildIndexConfigSchema>;
 
 /** Options of {@linkcode parseBuildIndexConfig}. */
 export interface ParseBuildIndexConfigOptions {
@@ -113,34 +145,9 @@ export interface ParseBuildIndexConfigOptions {
   configPath?: string;
 }
 
-function parseTagTypes(raw: unknown): TagTypeRule[] {
-  if (raw === undefined || raw === null) return [{ namespace: /.*/, type: "docker" }];
-  if (!Array.isArray(raw)) throw new ConfigError("tag_types", "must be a list");
-  return raw.map((entry, i) => {
-    const f = new Fields(entry, `tag_types[${i}]`, ["namespace", "type"]);
-    const source = f.requiredString("namespace");
-    let namespace: RegExp;
-    try {
-      namespace = new RegExp(source);
-    } catch (error) {
-      throw new ConfigError(
-        f.key("namespace"),
-        `invalid regular expression: ${(error as Error).message}`,
-      );
-    }
-    const type = f.requiredString("type");
-    if (type !== "docker" && type !== "default") {
-      throw new ConfigError(
-        f.key("type"),
-        `must be docker or default, got ${JSON.stringify(type)}`,
-      );
-    }
-    return { namespace, type };
-  });
-}
-
 /**
- * Validates the build-index part of the YAML (everything but `tracing:`) and applies defaults.
+ * Validates the build-index part of the YAML (everything but `tracing:`) and applies defaults and
+ * the `--host` / `--port` flags.
  * @throws {ConfigError} naming the first invalid key
  */
 export function parseBuildIndexConfig(
@@ -148,61 +155,8 @@ export function parseBuildIndexConfig(
   flags: Record<string, string> = {},
   options: ParseBuildIndexConfigOptions = {},
 ): BuildIndexConfig {
-  const baseDir = options.configPath ? dirname(resolve(options.configPath)) : Deno.cwd();
-  const abs = (p: string) => isAbsolute(p) ? p : resolve(baseDir, p);
-  const top = new Fields(raw, "", TOP_KEYS);
-  const listen = parseListen(top, flags, { port: 15004 });
-  const storageRoot = abs(top.map("storage", ["root"]).requiredString("root"));
-
-  const cluster = top.map("cluster", ["hosts", "self", "duplicate_put_stagger"]);
-  const clusterHosts = cluster.hostList("hosts", false);
-  const self = cluster.has("self") ? cluster.string("self", "") : undefined;
-  if (self !== undefined && !clusterHosts.includes(self)) {
-    throw new ConfigError(cluster.key("self"), `${self} is not one of cluster.hosts`);
-  }
-
-  const origin = top.map("origin", ["hosts", "dns"]);
-  const dns = origin.has("dns") ? origin.string("dns", "") : undefined;
-
-  const tagStore = top.map("tag_store", ["write_through"]);
-  const writeback = top.map("writeback", ["db", "retry_interval", "poll_interval", "workers"]);
-  const download = top.map("manifest_download", ["attempts", "backoff"]);
-  const pollIntervalMs = writeback.duration("poll_interval", 15_000);
-  if (pollIntervalMs <= 0) {
-    throw new ConfigError(writeback.key("poll_interval"), "must be positive");
-  }
-
-  let backends: BackendEntry[];
-  try {
-    backends = parseBackendsConfig(top.raw("backends"), { baseDir, fetch: tracedFetch });
-  } catch (error) {
-    if (error instanceof BackendConfigError) {
-      throw new ConfigError(error.key, error.message.slice(error.key.length + 2));
-    }
-    throw error;
-  }
-
-  return {
-    listen,
-    storageRoot,
-    cluster: {
-      hosts: clusterHosts,
-      self,
-      duplicatePutStaggerMs: cluster.duration("duplicate_put_stagger", 20 * 60_000),
-    },
-    origin: { hosts: origin.hostList("hosts", true), dns },
-    tagStore: { writeThrough: tagStore.bool("write_through", true) },
-    writeback: {
-      db: abs(writeback.string("db", resolve(storageRoot, "build-index.db"))),
-      retryIntervalMs: writeback.duration("retry_interval", 30_000),
-      pollIntervalMs,
-      workers: writeback.int("workers", 4, 1),
-    },
-    tagTypes: parseTagTypes(top.raw("tag_types")),
-    manifestDownload: {
-      attempts: download.int("attempts", 4, 1),
-      backoffMs: download.duration("backoff", 500),
-    },
-    backends,
-  };
+  const baseDir = options.configPath ? dirname(resolve(options.configPath)) : undefined;
+  return buildIndexConfigSchema.parse(applyFlags(fields, raw, flags, LISTEN_FLAGS), "", {
+    baseDir,
+  });
 }

@@ -24,70 +24,144 @@
  * @module
  */
 
-import { isAbsolute, resolve } from "node:path";
-import { ConfigError, Fields, parseHostPort, parsePort, type RawMap } from "../../common/config.ts";
+import { resolve } from "node:path";
+import { ConfigError, type RawMap } from "../../common/config.ts";
 import {
-  BackendConfigError,
+  applyFlags,
+  bool,
+  custom,
+  duration,
+  hostList,
+  hostPort,
+  type Infer,
+  int,
+  list,
+  listen,
+  LISTEN_FLAGS,
+  object,
+  path,
+  port,
+  string,
+} from "../../common/schema.ts";
+import {
+  backendEntrySchema,
   type BackendsConfigOptions,
-  parseBackendsConfig,
+  buildBackendEntry,
 } from "../../storage/backend/config.ts";
-import type { BackendEntry } from "../../storage/backend/backend.ts";
 import { PieceLengthTable } from "../../storage/metainfo.ts";
 
+/** The default piece-length table of upstream's base config: 4 MiB pieces for every blob. */
+export const DEFAULT_PIECE_LENGTHS = { 0: "4MB" } as const;
+
+const pieceLengths = custom("mapping of size to size", (raw) => {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new Error("must be a mapping of blob size to piece length, e.g. {0: 4MB}");
+  }
+  return new PieceLengthTable(raw as Record<string, string | number>);
+});
+
+const fields = object({
+  listen: listen({ host: "127.0.0.1", port: 15002 }),
+  advertise: hostPort().optional("`<listen.host>:<listen.port>`").describe(
+    "This origin's label in the ring (`host:port`). It must be spelled exactly as in " +
+      "`hashring.hosts` on every node, because labels are hashed. Start-up fails if it is not a " +
+      "member.",
+  ),
+  hashring: object({
+    hosts: hostList().optional("a ring of just `advertise`")
+      .describe("Ring members, `host:port` each."),
+    max_replica: int({ min: 1 }).default(2).describe(
+      "Ring positions examined per digest: the number of origins that hold a blob. Upstream's " +
+        "code default is 3, but all its shipped configs use 2.",
+    ),
+    refresh_interval: duration({ positive: true }).default("10s").describe(
+      "Period of the `GET /health` checks of the other members. 3 failed checks mark a member " +
+        "unhealthy and 2 passed checks mark it healthy again. Unhealthy members are skipped by " +
+        "`locations`.",
+    ),
+  }, { rename: { max_replica: "maxReplica", refresh_interval: "refreshIntervalMs" } }),
+  storage: object({
+    root: path().describe("Blob store directory (`cache/`, `uploads/`, `tmp/`)."),
+  }),
+  metainfo: object({
+    piece_lengths: pieceLengths.default(DEFAULT_PIECE_LENGTHS).describe(
+      "Blob size → piece length. The largest size not above the blob's size wins. Sizes are " +
+        "binary (`4MB` = 4 MiB). An empty table is an error. All origins of a cluster **must** " +
+        "use the same table, because it decides the info hash.",
+    ),
+  }),
+  backends: list(backendEntrySchema.extend({
+    must_ready: bool().default(false)
+      .describe("`/readiness` answers 503 while this backend cannot answer a stat."),
+  }, { rename: { must_ready: "mustReady" } })).default([]).describe(
+    "Namespace → backend mapping, in order. The first regex that matches anywhere in the " +
+      "namespace wins. A namespace that matches none can be uploaded, but nothing is written " +
+      "back for it.",
+  ),
+  writeback: object({
+    db: path().optional("`<storage.root>/origin.db`")
+      .describe("SQLite file of the write-back queue (`writeback_task` table, upstream's schema)."),
+    retry_interval: duration().default("30s")
+      .describe("Minimum time between attempts of a failed write-back."),
+    poll_interval: duration({ positive: true }).default("15s")
+      .describe("How often failed write-backs are rescanned for retry."),
+    workers: int({ min: 1 }).default(4).describe("Number of write-backs run at once."),
+  }, { rename: { retry_interval: "retryIntervalMs", poll_interval: "pollIntervalMs" } }),
+  duplicate_write_back_stagger: duration().default("30m").describe(
+    "Replica _i_ (1, 2, …) delays its own write-back by _i_ × this. This gives staggered " +
+      "redundancy if the first origin dies before writing back.",
+  ),
+  peer: object({
+    host: string().default("0.0.0.0").describe("Interface the P2P seeding port listens on."),
+    port: port().default(15001)
+      .describe("P2P seeding port; `--peer-port` overrides it. `0` picks a free one."),
+    ip: string().optional("the listen host (`127.0.0.1` for `0.0.0.0`)")
+      .describe("IP announced to peers in the origin's PeerContext."),
+    zone: string().optional('`""`').describe("PeerContext zone."),
+    cluster: string().optional('`""`').describe("PeerContext cluster."),
+  }),
+}, { rename: { duplicate_write_back_stagger: "duplicateWriteBackStaggerMs" } });
+
+const FLAGS = { ...LISTEN_FLAGS, "peer-port": "peer.port" };
+
+/** The origin's keys (everything but `tracing:`), defaults beside them. */
+export const originConfigSchema = fields.map((c) => {
+  // Port 0 leaves the ring label to start-up, which knows the bound port.
+  const advertise = c.advertise ??
+    (c.listen.port !== 0 ? `${c.listen.host}:${c.listen.port}` : undefined);
+  const hosts = c.hashring.hosts;
+  if (hosts !== undefined) {
+    if (advertise === undefined) {
+      throw new ConfigError(
+        "advertise",
+        "required when listen.port is 0 and hashring.hosts is set",
+      );
+    }
+    if (!hosts.includes(advertise)) {
+      throw new ConfigError(
+        c.advertise !== undefined ? "advertise" : "listen",
+        `this origin's ring label ${advertise} is not in hashring.hosts (${hosts.join(", ")})`,
+      );
+    }
+  }
+  const { storage, metainfo, writeback, peer, ...rest } = c;
+  return {
+    ...rest,
+    advertise,
+    storageRoot: storage.root,
+    pieceLengths: metainfo.piece_lengths,
+    writeback: { ...writeback, db: writeback.db ?? resolve(storage.root, "origin.db") },
+    peer: { ...peer, zone: peer.zone ?? "", cluster: peer.cluster ?? "" },
+  };
+});
+
+type ParsedOrigin = Infer<typeof originConfigSchema>;
+
 /** A backend mapping row plus the readiness flag the origin adds. */
-export interface OriginBackendEntry extends BackendEntry {
-  /** Whether `/readiness` requires this backend to answer a stat. */
-  mustReady: boolean;
-}
+export type OriginBackendEntry = ReturnType<typeof buildOriginBackends>[number];
 
 /** The validated origin configuration. */
-export interface OriginConfig {
-  /** Listen address. Port 0 picks a free port (tests). */
-  listen: { host: string; port: number };
-  /** This origin's label in the ring; undefined = `<listen.host>:<bound port>`. */
-  advertise: string | undefined;
-  /** The origin ring. */
-  hashring: {
-    /** Ring members; undefined = a one-origin ring made of `advertise`. */
-    hosts: string[] | undefined;
-    /** Positions `locations` examines (upstream `max_replica`). */
-    maxReplica: number;
-    /** Period of the health checks of the other members, ms. */
-    refreshIntervalMs: number;
-  };
-  /** Blob store root (absolute). */
-  storageRoot: string;
-  /** Piece-length table for metainfo generation. */
-  pieceLengths: PieceLengthTable;
-  /** Namespace → backend mapping, in order. */
-  backends: OriginBackendEntry[];
-  /** Write-back queue settings. */
-  writeback: {
-    /** SQLite database file (absolute). */
-    db: string;
-    /** Minimum time between attempts of a failed task, ms. */
-    retryIntervalMs: number;
-    /** How often failed tasks are rescanned, ms. */
-    pollIntervalMs: number;
-    /** Concurrent write-backs. */
-    workers: number;
-  };
-  /** Replica i's write-back is delayed by `stagger × (i + 1)`, ms. */
-  duplicateWriteBackStaggerMs: number;
-  /** The P2P seeding listener and the identity announced for it. */
-  peer: {
-    /** Listen address of the peer port. */
-    host: string;
-    /** Peer port (upstream default 15001); 0 picks a free one. */
-    port: number;
-    /** IP announced to peers; default the listen host (127.0.0.1 for 0.0.0.0). */
-    ip: string | undefined;
-    /** PeerContext zone. */
-    zone: string;
-    /** PeerContext cluster. */
-    cluster: string;
-  };
-}
+export type OriginConfig = Omit<ParsedOrigin, "backends"> & { backends: OriginBackendEntry[] };
 
 /** Options of {@linkcode parseOriginConfig}. */
 export interface ParseOriginConfigOptions {
@@ -97,26 +171,16 @@ export interface ParseOriginConfigOptions {
   fetch?: BackendsConfigOptions["fetch"];
 }
 
-const TOP_KEYS = [
-  "listen",
-  "advertise",
-  "hashring",
-  "storage",
-  "metainfo",
-  "backends",
-  "writeback",
-  "duplicate_write_back_stagger",
-  "peer",
-] as const;
-
-const FLAGS = ["port", "host", "peer-port"];
-
-/** The default piece-length table of upstream's base config: 4 MiB pieces for every blob. */
-export const DEFAULT_PIECE_LENGTHS = { 0: "4MB" } as const;
+function buildOriginBackends(parsed: ParsedOrigin["backends"], options: ParseOriginConfigOptions) {
+  return parsed.map((entry) => ({
+    ...buildBackendEntry(entry, options),
+    mustReady: entry.mustReady,
+  }));
+}
 
 /**
- * Validates the origin's part of the YAML (everything but `tracing:`) and applies `--port` and
- * `--host` from `flags`.
+ * Validates the origin's part of the YAML (everything but `tracing:`) and applies `--port`,
+ * `--host` and `--peer-port` from `flags`.
  * @throws {ConfigError} naming the first offending key or flag
  */
 export function parseOriginConfig(
@@ -124,139 +188,8 @@ export function parseOriginConfig(
   flags: Record<string, string> = {},
   options: ParseOriginConfigOptions = {},
 ): OriginConfig {
-  for (const flag of Object.keys(flags)) {
-    if (!FLAGS.includes(flag)) {
-      throw new ConfigError(
-        `--${flag}`,
-        `unknown origin flag (allowed: --port, --host, --peer-port)`,
-      );
-    }
-  }
-  const baseDir = resolve(options.baseDir ?? Deno.cwd());
-  const abs = (p: string) => isAbsolute(p) ? p : resolve(baseDir, p);
-  const top = new Fields(raw, "", TOP_KEYS);
-
-  const listenFields = top.map("listen", ["host", "port"]);
-  const listen = {
-    host: flags.host ?? listenFields.string("host", "127.0.0.1"),
-    port: flags.port !== undefined
-      ? parsePort(flags.port, "--port")
-      : parsePort(listenFields.raw("port") ?? 15002, listenFields.key("port")),
-  };
-  if (flags.host === "") throw new ConfigError("--host", "must not be empty");
-
-  let advertise: string | undefined;
-  if (top.has("advertise")) {
-    advertise = top.string("advertise", "");
-    parseHostPort(advertise, "advertise");
-  } else if (listen.port !== 0) {
-    advertise = `${listen.host}:${listen.port}`;
-  }
-
-  const ring = top.map("hashring", ["hosts", "max_replica", "refresh_interval"]);
-  let hosts: string[] | undefined;
-  if (ring.has("hosts")) {
-    hosts = ring.hostList("hosts", false);
-    if (hosts.length === 0) throw new ConfigError(ring.key("hosts"), "must not be empty");
-    if (advertise !== undefined && !hosts.includes(advertise)) {
-      throw new ConfigError(
-        top.has("advertise") ? "advertise" : "listen",
-        `this origin's ring label ${advertise} is not in hashring.hosts (${hosts.join(", ")})`,
-      );
-    }
-    if (advertise === undefined) {
-      throw new ConfigError(
-        "advertise",
-        "required when listen.port is 0 and hashring.hosts is set",
-      );
-    }
-  }
-  const hashring = {
-    hosts,
-    maxReplica: ring.int("max_replica", 2, 1),
-    refreshIntervalMs: ring.positiveDuration("refresh_interval", 10_000),
-  };
-
-  const storage = top.map("storage", ["root"]);
-  const storageRoot = abs(storage.requiredString("root"));
-
-  const metainfo = top.map("metainfo", ["piece_lengths"]);
-  let pieceLengths: PieceLengthTable;
-  try {
-    const table = metainfo.raw("piece_lengths") ?? DEFAULT_PIECE_LENGTHS;
-    if (typeof table !== "object" || table === null || Array.isArray(table)) {
-      throw new Error("must be a mapping of blob size to piece length, e.g. {0: 4MB}");
-    }
-    pieceLengths = new PieceLengthTable(table as Record<string, string | number>);
-  } catch (error) {
-    throw new ConfigError(metainfo.key("piece_lengths"), (error as Error).message);
-  }
-
-  const backends = parseBackends(top.raw("backends"), { baseDir, fetch: options.fetch });
-
-  const wb = top.map("writeback", ["db", "retry_interval", "poll_interval", "workers"]);
-  const writeback = {
-    db: abs(wb.string("db", resolve(storageRoot, "origin.db"))),
-    retryIntervalMs: wb.duration("retry_interval", 30_000),
-    pollIntervalMs: wb.positiveDuration("poll_interval", 15_000),
-    workers: wb.int("workers", 4, 1),
-  };
-
-  return {
-    listen,
-    advertise,
-    hashring,
-    storageRoot,
-    pieceLengths,
-    backends,
-    writeback,
-    duplicateWriteBackStaggerMs: top.duration("duplicate_write_back_stagger", 30 * 60_000),
-    peer: parsePeer(top, flags),
-  };
-}
-
-/** The `peer:` block: where the origin seeds its blobs over P2P. */
-function parsePeer(top: Fields, flags: Record<string, string>): OriginConfig["peer"] {
-  const peer = top.map("peer", ["host", "port", "ip", "zone", "cluster"]);
-  const port = flags["peer-port"] !== undefined
-    ? parsePort(flags["peer-port"], "--peer-port")
-    : parsePort(peer.raw("port") ?? 15001, peer.key("port"));
-  return {
-    host: peer.string("host", "0.0.0.0"),
-    port,
-    ip: peer.has("ip") ? peer.string("ip", "") : undefined,
-    zone: peer.has("zone") ? peer.string("zone", "") : "",
-    cluster: peer.has("cluster") ? peer.string("cluster", "") : "",
-  };
-}
-
-/**
- * Parses `backends:`, taking the origin's `must_ready` flag off each entry first (the shared
- * parser knows only `namespace` and `backend`).
- */
-function parseBackends(raw: unknown, options: BackendsConfigOptions): OriginBackendEntry[] {
-  const mustReady: boolean[] = [];
-  let stripped = raw;
-  if (Array.isArray(raw)) {
-    stripped = raw.map((entry, i) => {
-      if (typeof entry !== "object" || entry === null || Array.isArray(entry)) return entry;
-      const { must_ready: flag, ...rest } = entry as RawMap;
-      if (flag !== undefined && flag !== null && typeof flag !== "boolean") {
-        throw new ConfigError(`backends[${i}].must_ready`, "must be true or false");
-      }
-      mustReady[i] = flag === true;
-      return rest;
-    });
-  }
-  try {
-    return parseBackendsConfig(stripped, options).map((entry, i) => ({
-      ...entry,
-      mustReady: mustReady[i] ?? false,
-    }));
-  } catch (error) {
-    if (error instanceof BackendConfigError) {
-      throw new ConfigError(error.key, error.message.slice(error.key.length + 2));
-    }
-    throw error;
-  }
+  const parsed = originConfigSchema.parse(applyFlags(fields, raw, flags, FLAGS), "", {
+    baseDir: options.baseDir,
+  });
+  return { ...parsed, backends: buildOriginBackends(parsed.backends, options) };
 }

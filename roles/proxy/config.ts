@@ -20,35 +20,51 @@
  * @module
  */
 
-import { dirname, isAbsolute, resolve } from "node:path";
-import { ConfigError, Fields, parseListen, type RawMap } from "../../common/config.ts";
+import { dirname, resolve } from "node:path";
+import type { RawMap } from "../../common/config.ts";
+import {
+  applyFlags,
+  duration,
+  hostList,
+  type Infer,
+  listen,
+  LISTEN_FLAGS,
+  object,
+  path,
+} from "../../common/schema.ts";
+
+const fields = object({
+  listen: listen({ host: "127.0.0.1", port: 15000 }),
+  storage: object({
+    root: path().describe(
+      "`blobs/` holds staged uploads and the verified blob cache. `sessions/` holds one small " +
+        "JSON file per upload session.",
+    ),
+  }),
+  origin: object({ hosts: hostList().describe("The origin cluster (`host:port`).") }),
+  build_index: object({ hosts: hostList().describe("The build-index cluster (`host:port`).") }),
+  upload: object({
+    ttl: duration().default("1h")
+      .describe("An upload session idle this long is aborted and its staged bytes deleted."),
+    prune_interval: duration({ positive: true }).default("5m")
+      .describe("How often idle sessions are looked for."),
+  }, { rename: { ttl: "ttlMs", prune_interval: "pruneIntervalMs" } }),
+}, { rename: { build_index: "buildIndex" } });
+
+/** The proxy's keys (everything but `tracing:`), defaults beside them. */
+export const proxyConfigSchema = fields.map(({ storage, ...rest }) => ({
+  ...rest,
+  storageRoot: storage.root,
+}));
 
 /** The validated proxy configuration. */
-export interface ProxyConfig {
-  /** Listen address of the registry; port 0 picks a free one (tests). */
-  listen: { host: string; port: number };
-  /** Root of local state (absolute): `blobs/` and `sessions/`. */
-  storageRoot: string;
-  /** The origin cluster. */
-  origin: { hosts: string[] };
-  /** The build-index cluster. */
-  buildIndex: { hosts: string[] };
-  /** Upload session expiry. */
-  upload: {
-    /** Idle time after which a session is aborted. */
-    ttlMs: number;
-    /** How often idle sessions are pruned. */
-    pruneIntervalMs: number;
-  };
-}
+export type ProxyConfig = Infer<typeof proxyConfigSchema>;
 
 /** Options of {@linkcode parseProxyConfig}. */
 export interface ParseProxyConfigOptions {
   /** The config file; a relative `storage.root` is resolved against its directory. */
   configPath?: string;
 }
-
-const TOP_KEYS = ["listen", "storage", "origin", "build_index", "upload"];
 
 /**
  * Validates the proxy part of the YAML (everything but `tracing:`), applies `--host` / `--port`
@@ -60,19 +76,6 @@ export function parseProxyConfig(
   flags: Record<string, string> = {},
   options: ParseProxyConfigOptions = {},
 ): ProxyConfig {
-  const baseDir = options.configPath ? dirname(resolve(options.configPath)) : Deno.cwd();
-  const top = new Fields(raw, "", TOP_KEYS);
-  const listen = parseListen(top, flags, { port: 15000 });
-  const root = top.map("storage", ["root"]).requiredString("root");
-  const upload = top.map("upload", ["ttl", "prune_interval"]);
-  const ttlMs = upload.duration("ttl", 60 * 60_000);
-  const pruneIntervalMs = upload.duration("prune_interval", 5 * 60_000);
-  if (pruneIntervalMs <= 0) throw new ConfigError(upload.key("prune_interval"), "must be positive");
-  return {
-    listen,
-    storageRoot: isAbsolute(root) ? root : resolve(baseDir, root),
-    origin: { hosts: top.map("origin", ["hosts"]).hostList("hosts", true) },
-    buildIndex: { hosts: top.map("build_index", ["hosts"]).hostList("hosts", true) },
-    upload: { ttlMs, pruneIntervalMs },
-  };
+  const baseDir = options.configPath ? dirname(resolve(options.configPath)) : undefined;
+  return proxyConfigSchema.parse(applyFlags(fields, raw, flags, LISTEN_FLAGS), "", { baseDir });
 }

@@ -33,95 +33,125 @@
  * @module
  */
 
-import { ConfigError, Fields, parseHostPort, parsePort, type RawMap } from "../../common/config.ts";
-import { HANDOUT_POLICIES, type HandoutPolicyName } from "./policy.ts";
+import { ConfigError, type RawMap } from "../../common/config.ts";
+import {
+  applyFlags,
+  duration,
+  hostList,
+  hostPort,
+  type Infer,
+  int,
+  listen,
+  LISTEN_FLAGS,
+  object,
+  oneOf,
+} from "../../common/schema.ts";
+import { HANDOUT_POLICIES } from "./policy.ts";
+
+const redisSchema = object({
+  addr: hostPort().optional("required with `type: redis`")
+    .describe("Redis `host:port`. Start-up fails if it does not answer `PING`."),
+  peer_set_window_size: duration({ positive: true }).default("1h")
+    .check((ms) =>
+      ms >= 1000 && Number.isInteger(ms / 1000)
+        ? undefined
+        : "must be a whole number of seconds (Redis expiry has second resolution)"
+    )
+    .describe("Peer sets are cut into windows of this size (whole seconds)."),
+  max_peer_set_windows: int({ min: 1 }).default(5).describe(
+    "Windows a peer set lives for and reads look at: a peer stays listed up to `size × windows` " +
+      "after its last announce.",
+  ),
+  dial_timeout: duration({ positive: true }).default("5s").describe("Connect timeout."),
+  read_timeout: duration({ positive: true }).default("30s").describe("Timeout per reply."),
+  write_timeout: duration({ positive: true }).default("30s").describe("Timeout per write."),
+  max_idle_conns: int({ min: 0 }).default(10).describe("Idle connections kept."),
+  max_active_conns: int({ min: 1 }).default(500)
+    .describe("Connections open at once; more requests wait for one."),
+  idle_conn_timeout: duration({ positive: true }).default("60s")
+    .describe("Idle connections older than this are closed."),
+}, {
+  rename: {
+    peer_set_window_size: "windowSizeMs",
+    max_peer_set_windows: "maxWindows",
+    dial_timeout: "dialTimeoutMs",
+    read_timeout: "readTimeoutMs",
+    write_timeout: "writeTimeoutMs",
+    max_idle_conns: "maxIdle",
+    max_active_conns: "maxActive",
+    idle_conn_timeout: "idleTimeoutMs",
+  },
+});
 
 /** Settings of the Redis peer store. */
-export interface RedisStoreConfig {
-  /** `host:port` of the Redis server. */
-  addr: string;
-  /** Peer set window, ms (a whole number of seconds). */
-  windowSizeMs: number;
-  /** Windows a peer set lives for and reads look at. */
-  maxWindows: number;
-  /** Connect timeout, ms. */
-  dialTimeoutMs: number;
-  /** Reply timeout, ms. */
-  readTimeoutMs: number;
-  /** Write timeout, ms. */
-  writeTimeoutMs: number;
-  /** Idle connections kept. */
-  maxIdle: number;
-  /** Connections open at once. */
-  maxActive: number;
-  /** Idle connections older than this are closed, ms. */
-  idleTimeoutMs: number;
-}
+export type RedisStoreConfig = Infer<typeof redisSchema> & { addr: string };
+
+const fields = object({
+  listen: listen({ host: "0.0.0.0", port: 15003 }),
+  origins: object({
+    hosts: hostList().describe(
+      "Origin cluster members, `host:port`. Locations are asked of up to 3 random members.",
+    ),
+  }),
+  announce_interval: duration({ positive: true }).default("3s").describe(
+    "Sent to agents in every announce answer (as nanoseconds). Go agents replace 0 and anything " +
+      "over 60 s with 5 s.",
+  ),
+  handout: object({
+    policy: oneOf(HANDOUT_POLICIES).default("completeness").describe(
+      "`completeness`: complete agents, then origins, then incomplete agents. `default`: store " +
+        "order (random).",
+    ),
+    max_peers: int({ min: 1 }).default(50).describe(
+      "Peers taken from the peer store per announce (upstream `announce_limit`). Origins are " +
+        "added on top.",
+    ),
+  }, { rename: { max_peers: "maxPeers" } }),
+  peerstore: object({
+    type: oneOf(["memory", "redis"]).default("memory").describe(
+      "`memory`: this tracker's own memory. `redis`: shared by every tracker pointed at the same " +
+        "Redis (Go trackers included).",
+    ),
+    ttl: duration({ positive: true }).default("5h").describe(
+      "Memory store: how long an announce keeps a peer listed. Expired entries are never handed " +
+        "out and are swept every 5 min.",
+    ),
+    redis: redisSchema,
+  }, { rename: { ttl: "ttlMs" } }).map(({ redis, ...store }, key) => {
+    if (store.type !== "redis") return { ...store, redis: undefined };
+    const addr = redis.addr;
+    if (addr === undefined) throw new ConfigError(`${key}.redis.addr`, "is required");
+    return { ...store, redis: { ...redis, addr } as RedisStoreConfig | undefined };
+  }),
+  originstore: object({
+    locations_ttl: duration({ positive: true }).default("10s")
+      .describe("Cache time of a digest's origin locations."),
+    locations_error_ttl: duration({ positive: true }).default("1s")
+      .describe("Cache time of a failed locations lookup."),
+    origin_context_ttl: duration({ positive: true }).default("10s")
+      .describe("Cache time of an origin's P2P identity (`/internal/peercontext`)."),
+    origin_unavailable_ttl: duration({ positive: true }).default("1m").describe(
+      "Cache time of an origin that did not answer: a dead origin costs one timeout a minute, " +
+        "not one per announce.",
+    ),
+    timeout: duration({ positive: true }).default("5s")
+      .describe("Timeout of one `/internal/peercontext` request."),
+  }, {
+    rename: {
+      locations_ttl: "locationsTtlMs",
+      locations_error_ttl: "locationsErrorTtlMs",
+      origin_context_ttl: "originContextTtlMs",
+      origin_unavailable_ttl: "originUnavailableTtlMs",
+      timeout: "timeoutMs",
+    },
+  }),
+}, { rename: { announce_interval: "announceIntervalMs" } });
+
+/** The tracker's keys (everything but `tracing:`), defaults beside them. */
+export const trackerConfigSchema = fields;
 
 /** The validated tracker configuration. */
-export interface TrackerConfig {
-  /** Listen address; port 0 picks a free port (tests). */
-  listen: { host: string; port: number };
-  /** The origin cluster. */
-  origins: { hosts: string[] };
-  /** Announce period handed to agents, ms (sent as nanoseconds). */
-  announceIntervalMs: number;
-  /** Peer handout. */
-  handout: {
-    /** Priority policy. */
-    policy: HandoutPolicyName;
-    /** Peers taken from the peer store per announce (upstream `announce_limit`). */
-    maxPeers: number;
-  };
-  /** Where announced peers are kept. */
-  peerstore: {
-    /** `memory` (this tracker only) or `redis` (shared). */
-    type: "memory" | "redis";
-    /** Memory store entry TTL, ms. */
-    ttlMs: number;
-    /** Redis store settings; present when `type` is `redis`. */
-    redis: RedisStoreConfig | undefined;
-  };
-  /** Origin store caching. */
-  originstore: {
-    /** Cache time of a digest's locations, ms. */
-    locationsTtlMs: number;
-    /** Cache time of a failed locations lookup, ms. */
-    locationsErrorTtlMs: number;
-    /** Cache time of an origin's peer context, ms. */
-    originContextTtlMs: number;
-    /** Cache time of an unavailable origin, ms. */
-    originUnavailableTtlMs: number;
-    /** Timeout of one peer context request, ms. */
-    timeoutMs: number;
-  };
-}
-
-const TOP_KEYS = ["listen", "origins", "announce_interval", "handout", "peerstore", "originstore"];
-const FLAGS = ["port", "host"];
-
-function parseRedis(fields: Fields): RedisStoreConfig {
-  const addr = fields.requiredString("addr");
-  parseHostPort(addr, fields.key("addr"));
-  const windowSizeMs = fields.positiveDuration("peer_set_window_size", 60 * 60_000);
-  if (windowSizeMs < 1000 || !Number.isInteger(windowSizeMs / 1000)) {
-    throw new ConfigError(
-      fields.key("peer_set_window_size"),
-      "must be a whole number of seconds (Redis expiry has second resolution)",
-    );
-  }
-  return {
-    addr,
-    windowSizeMs,
-    maxWindows: fields.int("max_peer_set_windows", 5, 1),
-    dialTimeoutMs: fields.positiveDuration("dial_timeout", 5_000),
-    readTimeoutMs: fields.positiveDuration("read_timeout", 30_000),
-    writeTimeoutMs: fields.positiveDuration("write_timeout", 30_000),
-    maxIdle: fields.int("max_idle_conns", 10, 0),
-    maxActive: fields.int("max_active_conns", 500, 1),
-    idleTimeoutMs: fields.positiveDuration("idle_conn_timeout", 60_000),
-  };
-}
+export type TrackerConfig = Infer<typeof trackerConfigSchema>;
 
 /**
  * Validates the tracker's part of the YAML (everything but `tracing:`), applying defaults and the
@@ -129,84 +159,5 @@ function parseRedis(fields: Fields): RedisStoreConfig {
  * @throws {ConfigError} naming the first offending key or flag
  */
 export function parseTrackerConfig(raw: RawMap, flags: Record<string, string> = {}): TrackerConfig {
-  for (const flag of Object.keys(flags)) {
-    if (!FLAGS.includes(flag)) {
-      throw new ConfigError(`--${flag}`, "unknown tracker flag (allowed: --port, --host)");
-    }
-  }
-  if (flags.host === "") throw new ConfigError("--host", "must not be empty");
-  const top = new Fields(raw, "", TOP_KEYS);
-
-  const listenFields = top.map("listen", ["host", "port"]);
-  const listen = {
-    host: flags.host ?? listenFields.string("host", "0.0.0.0"),
-    port: flags.port !== undefined
-      ? parsePort(flags.port, "--port")
-      : parsePort(listenFields.raw("port") ?? 15003, listenFields.key("port")),
-  };
-
-  const originFields = top.map("origins", ["hosts"]);
-  const hosts = originFields.hostList("hosts", false);
-  if (hosts.length === 0) {
-    throw new ConfigError(originFields.key("hosts"), "needs at least one origin host:port");
-  }
-
-  const handoutFields = top.map("handout", ["policy", "max_peers"]);
-  const policy = handoutFields.string("policy", "completeness");
-  if (!(HANDOUT_POLICIES as readonly string[]).includes(policy)) {
-    throw new ConfigError(
-      handoutFields.key("policy"),
-      `must be one of ${HANDOUT_POLICIES.join(", ")}, got ${JSON.stringify(policy)}`,
-    );
-  }
-
-  const storeFields = top.map("peerstore", ["type", "ttl", "redis"]);
-  const type = storeFields.string("type", "memory");
-  if (type !== "memory" && type !== "redis") {
-    throw new ConfigError(
-      storeFields.key("type"),
-      `must be memory or redis, got ${JSON.stringify(type)}`,
-    );
-  }
-  const redisFields = storeFields.map("redis", [
-    "addr",
-    "peer_set_window_size",
-    "max_peer_set_windows",
-    "dial_timeout",
-    "read_timeout",
-    "write_timeout",
-    "max_idle_conns",
-    "max_active_conns",
-    "idle_conn_timeout",
-  ]);
-
-  const os = top.map("originstore", [
-    "locations_ttl",
-    "locations_error_ttl",
-    "origin_context_ttl",
-    "origin_unavailable_ttl",
-    "timeout",
-  ]);
-
-  return {
-    listen,
-    origins: { hosts },
-    announceIntervalMs: top.positiveDuration("announce_interval", 3_000),
-    handout: {
-      policy: policy as HandoutPolicyName,
-      maxPeers: handoutFields.int("max_peers", 50, 1),
-    },
-    peerstore: {
-      type,
-      ttlMs: storeFields.positiveDuration("ttl", 5 * 60 * 60_000),
-      redis: type === "redis" ? parseRedis(redisFields) : undefined,
-    },
-    originstore: {
-      locationsTtlMs: os.positiveDuration("locations_ttl", 10_000),
-      locationsErrorTtlMs: os.positiveDuration("locations_error_ttl", 1_000),
-      originContextTtlMs: os.positiveDuration("origin_context_ttl", 10_000),
-      originUnavailableTtlMs: os.positiveDuration("origin_unavailable_ttl", 60_000),
-      timeoutMs: os.positiveDuration("timeout", 5_000),
-    },
-  };
+  return trackerConfigSchema.parse(applyFlags(fields, raw, flags, LISTEN_FLAGS), "");
 }

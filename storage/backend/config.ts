@@ -14,32 +14,56 @@
  *
  * Each entry has exactly one backend type. Supported types are `testfs` (HTTP)
  * and `file` (a local directory; this project's embedded default, which
- * upstream does not have). Errors name the offending key, for example
+ * upstream does not have). The block is a schema of `common/schema.ts`, so errors
+ * are `ConfigError`s naming the offending key, for example
  * `backends[1].backend.testfs.addr: ...`.
  *
  * @module
  */
 
+import {
+  hostPort,
+  type Infer,
+  list,
+  object,
+  oneOf,
+  path,
+  regex,
+  string,
+  variant,
+} from "../../common/schema.ts";
 import { type BackendEntry, type BackendFetch, BackendManager } from "./backend.ts";
 import { FileBackend } from "./fs.ts";
-import { isNamePathId, NAME_PATH_IDS, type NamePathId } from "./namepath.ts";
+import { NAME_PATH_IDS } from "./namepath.ts";
 import { TestfsBackend } from "./testfs.ts";
 
-/** A configuration value that is missing, mistyped or unsupported. */
-export class BackendConfigError extends Error {
-  /** Dotted path of the offending key, like `backends[0].namespace`. */
-  readonly key: string;
+const namePath = oneOf(NAME_PATH_IDS).default("identity")
+  .describe("Layout of names in the backend (`identity`, `docker_tag`, `sharded_docker_blob`, …).");
 
-  /**
-   * @param key dotted path of the offending key
-   * @param problem what is wrong with it
-   */
-  constructor(key: string, problem: string) {
-    super(`${key}: ${problem}`);
-    this.name = "BackendConfigError";
-    this.key = key;
-  }
-}
+/** One `backends:` entry: a namespace regex and exactly one backend type. */
+export const backendEntrySchema = object({
+  namespace: regex().describe(
+    "Regular expression matched anywhere in the namespace (the repository, or the tag string); " +
+      "the first matching entry wins.",
+  ),
+  backend: variant({
+    testfs: object({
+      addr: hostPort().describe("`host:port` of the testfs server."),
+      root: string().optional('`""`').describe("Directory prefix inside testfs."),
+      name_path: namePath,
+    }, { rename: { name_path: "namePath" } }),
+    file: object({
+      root: path().describe("Directory of the blobs (relative: against the config file)."),
+      name_path: namePath,
+    }, { rename: { name_path: "namePath" } }),
+  }),
+});
+
+/** The `backends:` list (absent: no backends). */
+export const backendsSchema = list(backendEntrySchema).default([]);
+
+/** A validated `backends:` entry, before its backend is built. */
+export type BackendEntryConfig = Infer<typeof backendEntrySchema>;
 
 /** Options for {@linkcode parseBackendsConfig}. */
 export interface BackendsConfigOptions {
@@ -51,123 +75,31 @@ export interface BackendsConfigOptions {
   baseDir?: string;
 }
 
-type Obj = Record<string, unknown>;
-
-function isObject(v: unknown): v is Obj {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
+/** Builds the backend of one validated entry. */
+export function buildBackendEntry(
+  entry: BackendEntryConfig,
+  options: Pick<BackendsConfigOptions, "fetch"> = {},
+): BackendEntry {
+  const { kind, value } = entry.backend;
+  const backend = kind === "testfs"
+    ? new TestfsBackend({ ...value, fetch: options.fetch })
+    : new FileBackend(value);
+  return { namespace: entry.namespace, backend };
 }
-
-function checkKeys(obj: Obj, key: string, allowed: string[]): void {
-  for (const k of Object.keys(obj)) {
-    if (!allowed.includes(k)) {
-      throw new BackendConfigError(
-        `${key}.${k}`,
-        `unsupported key (expected ${allowed.join(", ")})`,
-      );
-    }
-  }
-}
-
-function optionalString(obj: Obj, key: string, name: string): string | undefined {
-  const v = obj[name];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== "string") throw new BackendConfigError(`${key}.${name}`, "must be a string");
-  return v;
-}
-
-function requiredString(obj: Obj, key: string, name: string): string {
-  const v = optionalString(obj, key, name);
-  if (!v) throw new BackendConfigError(`${key}.${name}`, "required non-empty string");
-  return v;
-}
-
-function namePathOf(obj: Obj, key: string): NamePathId {
-  const v = optionalString(obj, key, "name_path") ?? "identity";
-  if (!isNamePathId(v)) {
-    throw new BackendConfigError(
-      `${key}.name_path`,
-      `unknown name path ${JSON.stringify(v)} (expected one of ${NAME_PATH_IDS.join(", ")})`,
-    );
-  }
-  return v;
-}
-
-const BUILDERS: Record<
-  string,
-  (cfg: Obj, key: string, options: BackendsConfigOptions) => BackendEntry["backend"]
-> = {
-  testfs(cfg, key, options) {
-    checkKeys(cfg, key, ["addr", "root", "name_path"]);
-    const addr = requiredString(cfg, key, "addr");
-    if (!/^[^\s/:]+:\d{1,5}$/.test(addr)) {
-      throw new BackendConfigError(`${key}.addr`, `must be host:port, got ${JSON.stringify(addr)}`);
-    }
-    return new TestfsBackend({
-      addr,
-      root: optionalString(cfg, key, "root") ?? "",
-      namePath: namePathOf(cfg, key),
-      fetch: options.fetch,
-    });
-  },
-  file(cfg, key, options) {
-    checkKeys(cfg, key, ["root", "name_path"]);
-    const root = requiredString(cfg, key, "root");
-    const base = options.baseDir;
-    return new FileBackend({
-      root: base && !root.startsWith("/") ? `${base.replace(/\/+$/, "")}/${root}` : root,
-      namePath: namePathOf(cfg, key),
-    });
-  },
-};
 
 /**
  * Validates a `backends:` value and builds its entries.
  *
  * @param raw the parsed YAML value under the `backends` key (`undefined`/`null` = none)
  * @param options see {@linkcode BackendsConfigOptions}
- * @throws {BackendConfigError} naming the first invalid key
+ * @throws {ConfigError} naming the first invalid key
  */
 export function parseBackendsConfig(
   raw: unknown,
   options: BackendsConfigOptions = {},
 ): BackendEntry[] {
-  const root = options.key ?? "backends";
-  if (raw === undefined || raw === null) return [];
-  if (!Array.isArray(raw)) throw new BackendConfigError(root, "must be a list");
-  return raw.map((entry, i) => {
-    const key = `${root}[${i}]`;
-    if (!isObject(entry)) throw new BackendConfigError(key, "must be a mapping");
-    checkKeys(entry, key, ["namespace", "backend"]);
-    const namespace = requiredString(entry, key, "namespace");
-    try {
-      new RegExp(namespace);
-    } catch (err) {
-      throw new BackendConfigError(`${key}.namespace`, `invalid regular expression: ${err}`);
-    }
-    const backend = entry.backend;
-    if (!isObject(backend)) {
-      throw new BackendConfigError(`${key}.backend`, "required mapping with one backend type");
-    }
-    const types = Object.keys(backend);
-    if (types.length !== 1) {
-      throw new BackendConfigError(
-        `${key}.backend`,
-        `must have exactly one backend type, got ${types.length}`,
-      );
-    }
-    const type = types[0];
-    const build = BUILDERS[type];
-    if (!build) {
-      throw new BackendConfigError(
-        `${key}.backend.${type}`,
-        `unsupported backend type (expected one of ${Object.keys(BUILDERS).join(", ")})`,
-      );
-    }
-    const cfg = backend[type];
-    const typeKey = `${key}.backend.${type}`;
-    if (!isObject(cfg)) throw new BackendConfigError(typeKey, "must be a mapping");
-    return { namespace, backend: build(cfg, typeKey, options) };
-  });
+  return backendsSchema.parse(raw, options.key ?? "backends", { baseDir: options.baseDir })
+    .map((entry) => buildBackendEntry(entry, options));
 }
 
 /**
@@ -175,7 +107,7 @@ export function parseBackendsConfig(
  *
  * @param raw the parsed YAML value under the `backends` key
  * @param options see {@linkcode BackendsConfigOptions}
- * @throws {BackendConfigError} naming the first invalid key
+ * @throws {ConfigError} naming the first invalid key
  */
 export function backendManagerFromConfig(
   raw: unknown,

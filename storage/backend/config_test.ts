@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { parse } from "yaml";
-import { BackendConfigError, backendManagerFromConfig, parseBackendsConfig } from "./config.ts";
+import { ConfigError } from "../../common/config.ts";
+import { backendManagerFromConfig, parseBackendsConfig } from "./config.ts";
 import { FileBackend } from "./fs.ts";
 import { TestfsBackend } from "./testfs.ts";
 
@@ -85,13 +86,12 @@ Deno.test("backends config: errors name the offending key", () => {
   for (const [raw, key] of cases) {
     assert.throws(
       () => parseBackendsConfig(raw),
-      (err) =>
-        err instanceof BackendConfigError && err.key === key && err.message.startsWith(`${key}: `),
+      (err) => err instanceof ConfigError && err.key === key && err.message.startsWith(`${key}: `),
       `${JSON.stringify(raw)} should fail on ${key}`,
     );
   }
   assert.throws(
     () => parseBackendsConfig(3, { key: "origin.backends" }),
-    /^BackendConfigError: origin\.backends: must be a list/,
+    /^ConfigError: origin\.backends: must be a list/,
   );
 });

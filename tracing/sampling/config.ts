@@ -45,101 +45,51 @@
  * @module
  */
 
-import { ConfigError } from "../config_error.ts";
-import { type Network, NetworkList, parseCidr } from "../../common/cidr.ts";
-import { parseDuration } from "../../common/duration.ts";
-
-export { parseDuration };
-
-/** What a sampling rule matches on. */
-export type RuleMatch =
-  /** `url.path` starts with `pattern` (a glob: the prefix may contain `*` and `**`). */
-  | { readonly kind: "path_prefix"; readonly pattern: string }
-  /** The whole `url.path` matches the glob `pattern`. */
-  | { readonly kind: "path"; readonly pattern: string }
-  /** The span name equals `pattern`. */
-  | { readonly kind: "operation"; readonly pattern: string };
-
-/** One sampling rule: root spans it matches are sampled with probability `rate`. */
-export interface SamplingRule {
-  /** The match condition. */
-  readonly match: RuleMatch;
-  /** Probability in [0, 1], decided by trace id. */
-  readonly rate: number;
-}
+import { NetworkList, parseCidr } from "../../common/cidr.ts";
+import {
+  bool,
+  custom,
+  duration,
+  type Infer,
+  int,
+  list,
+  number,
+  object,
+  oneOf,
+  rate,
+  string,
+  variant,
+} from "../../common/schema.ts";
 
 /** Which signal measures process load. */
-export type LoadSourceKind = "event_loop_delay" | "in_flight";
+export const LOAD_SOURCES = ["event_loop_delay", "in_flight"] as const;
 
-/** The `sampling.trust` block: how far an edge listener believes a client's trace context. */
-export interface TrustConfig {
-  /**
-   * Networks whose `traceparent` is trusted on edge listeners. Default empty: every client of an
-   * edge port is untrusted (tests run all processes on loopback, so trusting 127.0.0.0/8 by default
-   * would make the boundary untestable); roles or operators add their internal ranges.
-   */
-  trustedNetworks: NetworkList;
-  /** Traces per second an untrusted client may force with `sampled=1`. Default 10. */
-  clientSampledRateLimit: number;
+/** One of {@linkcode LOAD_SOURCES}. */
+export type LoadSourceKind = typeof LOAD_SOURCES[number];
+
+function loadSource(): ReturnType<typeof oneOf<LoadSourceKind>> {
+  return oneOf(LOAD_SOURCES).default("event_loop_delay");
 }
 
-/** The `sampling.adaptive` block. */
-export interface AdaptiveConfig {
-  /** Adaptive sampling on for root spans no rule matches. Default false. */
-  enabled: boolean;
-  /** Sampled traces per second wanted per operation. Default 1. */
-  targetTracesPerSecond: number;
-  /** Traces per operation per interval sampled regardless of probability. Default 1. */
-  floorPerInterval: number;
-  /** Adjustment interval, ms. Default 60 000. */
-  intervalMs: number;
-  /** Largest factor a probability may grow by in one interval. Default 2. */
-  maxIncreaseFactor: number;
-  /** Load signal that shrinks the target. Default `event_loop_delay`. */
-  loadSource: LoadSourceKind;
-  /** Load in [0, 1] above which the target shrinks. Default 0.7. */
-  loadThreshold: number;
-  /** Operations tracked at most; the rest share one bucket. Default 2000. */
-  maxOperations: number;
-}
+const urlPath = string().check((p) =>
+  p.startsWith("/") || p.startsWith("*") ? undefined : "must start with / (it matches url.path)"
+);
 
-/** The validated `sampling` block. */
-export interface SamplingConfig {
-  /** Ratio for root spans no rule matches. Default 0.1. */
-  defaultRate: number;
-  /** Rules in match order, built-in rules first. */
-  rules: SamplingRule[];
-  /** Honour a trusted remote parent's sampled flag. Default true. */
-  parentBased: boolean;
-  /** Cap on new sampled traces per second per process; 0 = unlimited. Default 0. */
-  maxTracesPerSecond: number;
-  /** Trust boundary of edge listeners. */
-  trust: TrustConfig;
-  /** Adaptive sampling. */
-  adaptive: AdaptiveConfig;
-}
+/** One `rules` entry; its `match` becomes `{kind, pattern}`. */
+const ruleSchema = object({
+  match: variant({
+    path_prefix: urlPath.describe("`url.path` starts with this glob."),
+    path: urlPath.describe("The whole `url.path` matches this glob."),
+    operation: string().describe("The span name equals this."),
+  }).map(({ kind, value }) => ({ kind, pattern: value })),
+  rate: rate().describe("Probability in [0, 1], decided by trace id."),
+});
 
-/** The validated `safeguards` block; field names match {@linkcode CircuitBreakerOptions}. */
-export interface SafeguardsConfig {
-  /** Circuit breaker on. Default true. */
-  circuitBreakerEnabled: boolean;
-  /** Load in [0, 1] above which the breaker opens. Default 0.9. */
-  loadThreshold: number;
-  /** Time the breaker stays open before probing, ms. Default 30 000. */
-  cooldownMs: number;
-  /** Consecutive failed exports that open the breaker. Default 5. */
-  exportFailureThreshold: number;
-  /** Consecutive load polls that saw the export queue full and open the breaker. Default 3. */
-  queueFullThreshold: number;
-  /** Load signal of the breaker. Default `event_loop_delay`. */
-  loadSource: LoadSourceKind;
-  /** How often the breaker polls load, ms. Default 1000. */
-  loadPollIntervalMs: number;
-  /** Mean event-loop delay that counts as load 1.0, ms (also for adaptive sampling). Default 100. */
-  maxEventLoopDelayMs: number;
-  /** In-flight requests that count as load 1.0 (also for adaptive sampling). Default 256. */
-  maxInFlight: number;
-}
+/** One sampling rule: root spans it matches are sampled with probability `rate`. */
+export type SamplingRule = Infer<typeof ruleSchema>;
+
+/** What a sampling rule matches on: `path_prefix`, `path` (globs on `url.path`) or `operation`. */
+export type RuleMatch = SamplingRule["match"];
 
 /** Paths never worth a trace; prepended to the user's rules unless a user rule names the path. */
 export const BUILTIN_RULES: readonly SamplingRule[] = Object.freeze(
@@ -149,146 +99,58 @@ export const BUILTIN_RULES: readonly SamplingRule[] = Object.freeze(
   })),
 );
 
-type Raw = Record<string, unknown>;
+const cidr = custom("CIDR", (raw) => {
+  const network = typeof raw === "string" ? parseCidr(raw) : undefined;
+  if (!network) throw new Error("must be a CIDR such as 10.0.0.0/8");
+  return network;
+});
 
-function mapping(raw: unknown, key: string, allowed: readonly string[]): Raw {
-  if (raw === undefined || raw === null) return {};
-  if (typeof raw !== "object" || Array.isArray(raw)) {
-    throw new ConfigError(key, "must be a mapping");
-  }
-  const obj = raw as Raw;
-  for (const k of Object.keys(obj)) {
-    if (!allowed.includes(k)) {
-      throw new ConfigError(`${key}.${k}`, `unknown key (allowed: ${allowed.join(", ")})`);
-    }
-  }
-  return obj;
-}
-
-function rate(value: unknown, key: string, dflt: number): number {
-  if (value === undefined) return dflt;
-  if (typeof value !== "number" || !(value >= 0 && value <= 1)) {
-    throw new ConfigError(key, "must be a number between 0 and 1");
-  }
-  return value;
-}
-
-function number(value: unknown, key: string, dflt: number, min: number, exclusive = false): number {
-  if (value === undefined) return dflt;
-  const ok = typeof value === "number" && Number.isFinite(value) &&
-    (exclusive ? value > min : value >= min);
-  if (!ok) throw new ConfigError(key, `must be a number ${exclusive ? ">" : ">="} ${min}`);
-  return value as number;
-}
-
-function integer(value: unknown, key: string, dflt: number, min: number): number {
-  if (value === undefined) return dflt;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
-    throw new ConfigError(key, `must be an integer >= ${min}`);
-  }
-  return value;
-}
-
-function boolean(value: unknown, key: string, dflt: boolean): boolean {
-  if (value === undefined) return dflt;
-  if (typeof value !== "boolean") throw new ConfigError(key, "must be true or false");
-  return value;
-}
-
-function positiveDuration(value: unknown, key: string, dflt: number): number {
-  if (value === undefined) return dflt;
-  let ms: number;
-  try {
-    ms = parseDuration(value as string | number);
-  } catch (error) {
-    throw new ConfigError(key, (error as Error).message);
-  }
-  if (ms <= 0) throw new ConfigError(key, "must be longer than 0");
-  return ms;
-}
-
-function loadSourceKind(value: unknown, key: string): LoadSourceKind {
-  if (value === undefined) return "event_loop_delay";
-  if (value !== "event_loop_delay" && value !== "in_flight") {
-    throw new ConfigError(key, "must be event_loop_delay or in_flight");
-  }
-  return value;
-}
-
-const MATCH_KINDS = ["path_prefix", "path", "operation"] as const;
-
-function parseRule(raw: unknown, key: string): SamplingRule {
-  const obj = mapping(raw, key, ["match", "rate"]);
-  if (obj.match === undefined) throw new ConfigError(`${key}.match`, "is required");
-  if (obj.rate === undefined) throw new ConfigError(`${key}.rate`, "is required");
-  const match = mapping(obj.match, `${key}.match`, MATCH_KINDS);
-  const kinds = MATCH_KINDS.filter((k) => match[k] !== undefined);
-  if (kinds.length !== 1) {
-    throw new ConfigError(`${key}.match`, "must have exactly one of path_prefix, path, operation");
-  }
-  const kind = kinds[0];
-  const pattern = match[kind];
-  if (typeof pattern !== "string" || pattern === "") {
-    throw new ConfigError(`${key}.match.${kind}`, "must be a non-empty string");
-  }
-  if (kind !== "operation" && !pattern.startsWith("/") && !pattern.startsWith("*")) {
-    throw new ConfigError(`${key}.match.${kind}`, "must start with / (it matches url.path)");
-  }
-  return { match: { kind, pattern }, rate: rate(obj.rate, `${key}.rate`, 0) };
-}
-
-function parseTrust(raw: unknown, key: string): TrustConfig {
-  const obj = mapping(raw, key, ["trusted_networks", "client_sampled_rate_limit"]);
-  const nets = obj.trusted_networks ?? [];
-  if (!Array.isArray(nets)) {
-    throw new ConfigError(`${key}.trusted_networks`, "must be a list of CIDR strings");
-  }
-  const networks: Network[] = nets.map((text, i) => {
-    const network = typeof text === "string" ? parseCidr(text) : undefined;
-    if (!network) {
-      throw new ConfigError(`${key}.trusted_networks[${i}]`, "must be a CIDR such as 10.0.0.0/8");
-    }
-    return network;
-  });
-  return {
-    trustedNetworks: new NetworkList(networks),
-    clientSampledRateLimit: number(
-      obj.client_sampled_rate_limit,
-      `${key}.client_sampled_rate_limit`,
-      10,
-      0,
+const trustSchema = object({
+  trusted_networks: list(cidr, { of: "CIDR strings" }).default([])
+    .map((networks) => new NetworkList(networks))
+    .describe(
+      "CIDRs whose `traceparent` is trusted on edge listeners. Empty by default: every client of " +
+        "an edge port is untrusted.",
     ),
-  };
-}
+  client_sampled_rate_limit: number({ min: 0 }).default(10)
+    .describe("Traces per second an untrusted client may force with `sampled=1`."),
+}, {
+  rename: {
+    trusted_networks: "trustedNetworks",
+    client_sampled_rate_limit: "clientSampledRateLimit",
+  },
+});
 
-function parseAdaptive(raw: unknown, key: string): AdaptiveConfig {
-  const obj = mapping(raw, key, [
-    "enabled",
-    "target_traces_per_second",
-    "floor_per_interval",
-    "interval",
-    "max_increase_factor",
-    "load_source",
-    "load_threshold",
-    "max_operations",
-  ]);
-  return {
-    enabled: boolean(obj.enabled, `${key}.enabled`, false),
-    targetTracesPerSecond: number(
-      obj.target_traces_per_second,
-      `${key}.target_traces_per_second`,
-      1,
-      0,
-      true,
-    ),
-    floorPerInterval: integer(obj.floor_per_interval, `${key}.floor_per_interval`, 1, 0),
-    intervalMs: positiveDuration(obj.interval, `${key}.interval`, 60_000),
-    maxIncreaseFactor: number(obj.max_increase_factor, `${key}.max_increase_factor`, 2, 1),
-    loadSource: loadSourceKind(obj.load_source, `${key}.load_source`),
-    loadThreshold: rate(obj.load_threshold, `${key}.load_threshold`, 0.7),
-    maxOperations: integer(obj.max_operations, `${key}.max_operations`, 2000, 1),
-  };
-}
+/** The `sampling.trust` block: how far an edge listener believes a client's trace context. */
+export type TrustConfig = Infer<typeof trustSchema>;
+
+const adaptiveSchema = object({
+  enabled: bool().default(false).describe("Steer each operation's probability toward a target."),
+  target_traces_per_second: number({ above: 0 }).default(1)
+    .describe("Sampled traces per second wanted per operation."),
+  floor_per_interval: int({ min: 0 }).default(1)
+    .describe("Traces per operation per interval always kept."),
+  interval: duration({ positive: true }).default("60s").describe("Adjustment period."),
+  max_increase_factor: number({ min: 1 }).default(2)
+    .describe("Largest factor a probability may grow by in one interval."),
+  load_source: loadSource().describe("Load signal that shrinks the target."),
+  load_threshold: rate().default(0.7).describe("Load (0–1) above which the target shrinks."),
+  max_operations: int({ min: 1 }).default(2000)
+    .describe("Operations tracked at most; the rest share one bucket."),
+}, {
+  rename: {
+    target_traces_per_second: "targetTracesPerSecond",
+    floor_per_interval: "floorPerInterval",
+    interval: "intervalMs",
+    max_increase_factor: "maxIncreaseFactor",
+    load_source: "loadSource",
+    load_threshold: "loadThreshold",
+    max_operations: "maxOperations",
+  },
+});
+
+/** The `sampling.adaptive` block. */
+export type AdaptiveConfig = Infer<typeof adaptiveSchema>;
 
 function sameMatch(a: RuleMatch, b: RuleMatch): boolean {
   return (a.kind === "path_prefix" || a.kind === "path") &&
@@ -296,75 +158,89 @@ function sameMatch(a: RuleMatch, b: RuleMatch): boolean {
 }
 
 /**
+ * The `sampling` block. Built-in rules for `/health`, `/readiness` and `/metrics` (rate 0) come
+ * first, except one the user's rules name with the same `path_prefix` or `path`.
+ */
+export const samplingSchema = object({
+  default_rate: rate().default(0.1).describe("Probability for root spans no rule matches."),
+  rules: list(ruleSchema, { of: "rules" })
+    .default([], "`/health`, `/readiness`, `/metrics` → 0")
+    .describe(
+      "`[{match: {path_prefix | path | operation}, rate}]`, first match wins. Globs: `*` is any " +
+        "run of characters but `/`, `**` any run.",
+    ),
+  parent_based: bool().default(true).describe("Honour a trusted parent's sampled flag."),
+  max_traces_per_second: number({ min: 0 }).default(0)
+    .describe("Cap on new sampled traces per second per process; 0 = unlimited."),
+  trust: trustSchema,
+  adaptive: adaptiveSchema,
+}, {
+  rename: {
+    default_rate: "defaultRate",
+    parent_based: "parentBased",
+    max_traces_per_second: "maxTracesPerSecond",
+  },
+}).map((c) => ({
+  ...c,
+  rules: [
+    ...BUILTIN_RULES.filter((b) => !c.rules.some((u) => sameMatch(b.match, u.match))),
+    ...c.rules,
+  ],
+}));
+
+/** The validated `sampling` block. */
+export type SamplingConfig = Infer<typeof samplingSchema>;
+
+/** The `safeguards` block; field names match {@linkcode CircuitBreakerOptions}. */
+export const safeguardsSchema = object({
+  circuit_breaker_enabled: bool().default(true)
+    .describe("Shed tracing under load or exporter failure."),
+  load_threshold: rate().default(0.9)
+    .check((v) => v === 0 ? "must be above 0 (0 would never let tracing run)" : undefined)
+    .describe("Load (0–1) above which the breaker opens."),
+  cooldown_duration: duration({ positive: true }).default("30s")
+    .describe("Time the breaker stays open before probing."),
+  export_failure_threshold: int({ min: 1 }).default(5)
+    .describe("Failed exports in a row that open the breaker."),
+  queue_full_threshold: int({ min: 1 }).default(3)
+    .describe("Load polls in a row that saw the export queue full and open the breaker."),
+  load_source: loadSource().describe("Load signal of the breaker."),
+  load_poll_interval: duration({ positive: true }).default("1s")
+    .describe("How often the breaker reads load."),
+  max_event_loop_delay: duration({ positive: true }).default("100ms")
+    .describe("Mean event-loop delay that counts as load 1 (also for adaptive sampling)."),
+  max_in_flight: int({ min: 1 }).default(256)
+    .describe("Requests in flight that count as load 1 (also for adaptive sampling)."),
+}, {
+  rename: {
+    circuit_breaker_enabled: "circuitBreakerEnabled",
+    load_threshold: "loadThreshold",
+    cooldown_duration: "cooldownMs",
+    export_failure_threshold: "exportFailureThreshold",
+    queue_full_threshold: "queueFullThreshold",
+    load_source: "loadSource",
+    load_poll_interval: "loadPollIntervalMs",
+    max_event_loop_delay: "maxEventLoopDelayMs",
+    max_in_flight: "maxInFlight",
+  },
+});
+
+/** The validated `safeguards` block. */
+export type SafeguardsConfig = Infer<typeof safeguardsSchema>;
+
+/**
  * Parses the `sampling` block (absent means all defaults). `key` is the block's own path, used in
- * error messages. Built-in rules for `/health`, `/readiness` and `/metrics` (rate 0) come first,
- * except one the user's rules name with the same `path_prefix` or `path`.
+ * error messages.
+ * @throws {ConfigError} naming the first offending key
  */
 export function parseSamplingConfig(raw: unknown, key = "tracing.sampling"): SamplingConfig {
-  const obj = mapping(raw, key, [
-    "default_rate",
-    "rules",
-    "parent_based",
-    "max_traces_per_second",
-    "trust",
-    "adaptive",
-  ]);
-  const rawRules = obj.rules ?? [];
-  if (!Array.isArray(rawRules)) throw new ConfigError(`${key}.rules`, "must be a list of rules");
-  const userRules = rawRules.map((r, i) => parseRule(r, `${key}.rules[${i}]`));
-  const builtins = BUILTIN_RULES.filter((b) => !userRules.some((u) => sameMatch(b.match, u.match)));
-  return {
-    defaultRate: rate(obj.default_rate, `${key}.default_rate`, 0.1),
-    rules: [...builtins, ...userRules],
-    parentBased: boolean(obj.parent_based, `${key}.parent_based`, true),
-    maxTracesPerSecond: number(obj.max_traces_per_second, `${key}.max_traces_per_second`, 0, 0),
-    trust: parseTrust(obj.trust, `${key}.trust`),
-    adaptive: parseAdaptive(obj.adaptive, `${key}.adaptive`),
-  };
+  return samplingSchema.parse(raw, key);
 }
 
-/** Parses the `safeguards` block (absent means all defaults). */
+/**
+ * Parses the `safeguards` block (absent means all defaults).
+ * @throws {ConfigError} naming the first offending key
+ */
 export function parseSafeguardsConfig(raw: unknown, key = "tracing.safeguards"): SafeguardsConfig {
-  const obj = mapping(raw, key, [
-    "circuit_breaker_enabled",
-    "load_threshold",
-    "cooldown_duration",
-    "export_failure_threshold",
-    "queue_full_threshold",
-    "load_source",
-    "load_poll_interval",
-    "max_event_loop_delay",
-    "max_in_flight",
-  ]);
-  const loadThreshold = rate(obj.load_threshold, `${key}.load_threshold`, 0.9);
-  if (loadThreshold === 0) {
-    throw new ConfigError(
-      `${key}.load_threshold`,
-      "must be above 0 (0 would never let tracing run)",
-    );
-  }
-  return {
-    circuitBreakerEnabled: boolean(
-      obj.circuit_breaker_enabled,
-      `${key}.circuit_breaker_enabled`,
-      true,
-    ),
-    loadThreshold,
-    cooldownMs: positiveDuration(obj.cooldown_duration, `${key}.cooldown_duration`, 30_000),
-    exportFailureThreshold: integer(
-      obj.export_failure_threshold,
-      `${key}.export_failure_threshold`,
-      5,
-      1,
-    ),
-    queueFullThreshold: integer(obj.queue_full_threshold, `${key}.queue_full_threshold`, 3, 1),
-    loadSource: loadSourceKind(obj.load_source, `${key}.load_source`),
-    loadPollIntervalMs: positiveDuration(obj.load_poll_interval, `${key}.load_poll_interval`, 1000),
-    maxEventLoopDelayMs: positiveDuration(
-      obj.max_event_loop_delay,
-      `${key}.max_event_loop_delay`,
-      100,
-    ),
-    maxInFlight: integer(obj.max_in_flight, `${key}.max_in_flight`, 256, 1),
-  };
+  return safeguardsSchema.parse(raw, key);
 }

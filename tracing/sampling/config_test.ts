@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError } from "../config_error.ts";
+import { ConfigError } from "../../common/config.ts";
 import { BUILTIN_RULES, parseSafeguardsConfig, parseSamplingConfig } from "./config.ts";
 
 function throwsKey(fn: () => unknown, message: string): void {

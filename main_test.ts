@@ -1,0 +1,68 @@
+import assert from "node:assert/strict";
+
+const MAIN = new URL("./main.ts", import.meta.url).pathname;
+
+/**
+ * Runs `kraken` as a real process and returns its exit code and stderr. A process still running
+ * after `timeoutMs` (it started instead of refusing its configuration) is killed: code `-1`.
+ */
+async function runKraken(
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 20_000,
+): Promise<{ code: number; stderr: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", MAIN, ...args],
+    env: { DENO_NO_PACKAGE_JSON: "1", NO_COLOR: "1", OTEL_SDK_DISABLED: "true", ...env },
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill("SIGKILL");
+  }, timeoutMs);
+  const out = await child.output();
+  clearTimeout(timer);
+  return { code: timedOut ? -1 : out.code, stderr: new TextDecoder().decode(out.stderr) };
+}
+
+async function trackerConfig(yaml: string): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "kraken-main-" });
+  const path = `${dir}/tracker.yaml`;
+  await Deno.writeTextFile(path, yaml);
+  return path;
+}
+
+const VALID = "listen: { host: 127.0.0.1, port: 0 }\norigins: { hosts: [127.0.0.1:1] }\n";
+
+Deno.test("kraken: an invalid key exits 2 naming the dotted key", async () => {
+  const path = await trackerConfig(
+    VALID + "tracing:\n  sampling:\n    default_rate: 2\n",
+  );
+  const { code, stderr } = await runKraken(["--role=tracker", `--config=${path}`]);
+  assert.equal(code, 2, stderr);
+  assert.match(
+    stderr,
+    /kraken: invalid configuration: tracing\.sampling\.default_rate: must be a number between 0 and 1/,
+  );
+});
+
+Deno.test("kraken: a bad --key=value override exits 2 naming the flag", async () => {
+  const path = await trackerConfig(VALID);
+  const { code, stderr } = await runKraken(["--role=tracker", `--config=${path}`, "--port=x"]);
+  assert.equal(code, 2, stderr);
+  assert.match(stderr, /invalid configuration: --port: must be a port number 0-65535, got "x"/);
+});
+
+Deno.test("kraken: KRAKEN_LOG_LEVEL=bogus exits 2 naming KRAKEN_LOG_LEVEL", async () => {
+  const path = await trackerConfig(VALID);
+  const { code, stderr } = await runKraken(["--role=tracker", `--config=${path}`], {
+    KRAKEN_LOG_LEVEL: "bogus",
+  });
+  assert.equal(code, 2, stderr);
+  assert.match(
+    stderr,
+    /invalid configuration: KRAKEN_LOG_LEVEL: must be one of debug, info, warn, error/,
+  );
+});
