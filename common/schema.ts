@@ -53,6 +53,8 @@ export interface SchemaChild {
   readonly suffix: string;
   /** The nested schema. */
   readonly schema: Schema<unknown>;
+  /** Replaces the child's default in the docs (the cases of a {@linkcode variant}). */
+  readonly note?: string;
 }
 
 interface SchemaSpec<T> {
@@ -266,7 +268,7 @@ export function string(): Schema<string> {
 /** One of the listed strings. */
 export function oneOf<const V extends string>(values: readonly V[]): Schema<V> {
   const list = values.length === 2 ? `${values[0]} or ${values[1]}` : `one of ${values.join(", ")}`;
-  return leaf(values.map((v) => `\`${v}\``).join(" \\| "), (raw, key) => {
+  return leaf(values.map((v) => `\`${v}\``).join(" | "), (raw, key) => {
     if (!(values as readonly unknown[]).includes(raw)) {
       throw new ConfigError(key, `must be ${list}`);
     }
@@ -478,7 +480,11 @@ export function variant<C extends Shape>(cases: C): Schema<VariantOutput<C>> {
     type: `one of ${names.join(", ")}`,
     description: "",
     missing: "required",
-    children: names.map((name) => ({ suffix: `.${name}`, schema: cases[name] })),
+    children: names.map((name) => ({
+      suffix: `.${name}`,
+      schema: cases[name],
+      note: `exactly one of ${names.map((n) => `\`${n}\``).join(", ")}`,
+    })),
     expand: true,
   });
 }
@@ -496,28 +502,19 @@ export interface DocRow {
 }
 
 /** The documentation rows of a schema: one per key that is not itself a documented mapping. */
-export function docRows(schema: Schema<unknown>, key = ""): DocRow[] {
+export function docRows(schema: Schema<unknown>, key = "", note?: string): DocRow[] {
   const children = schema.children;
-  if (children.length === 0) {
-    return [{
-      key,
-      type: schema.type,
-      default: schema.defaultText,
-      description: schema.description,
-    }];
-  }
-  const rows: DocRow[] = [];
-  if (key && schema.description) {
-    rows.push({
-      key,
-      type: schema.type,
-      default: schema.defaultText,
-      description: schema.description,
-    });
-  }
+  const own = {
+    key,
+    type: schema.type,
+    default: note ?? schema.defaultText,
+    description: schema.description,
+  };
+  if (children.length === 0) return [own];
+  const rows: DocRow[] = key && (schema.description || note) ? [own] : [];
   for (const child of children) {
     const childPath = key === "" ? child.suffix.replace(/^\./, "") : key + child.suffix;
-    rows.push(...docRows(child.schema, childPath));
+    rows.push(...docRows(child.schema, childPath, child.note));
   }
   return rows;
 }

@@ -84,7 +84,7 @@ const fields = object({
     root: path().describe("Blob store directory (`cache/`, `uploads/`, `tmp/`)."),
   }),
   metainfo: object({
-    piece_lengths: pieceLengths.default(DEFAULT_PIECE_LENGTHS).describe(
+    piece_lengths: pieceLengths.default(DEFAULT_PIECE_LENGTHS, "`{0: 4MB}`").describe(
       "Blob size → piece length. The largest size not above the blob's size wins. Sizes are " +
         "binary (`4MB` = 4 MiB). An empty table is an error. All origins of a cluster **must** " +
         "use the same table, because it decides the info hash.",

@@ -51,11 +51,11 @@ export const backendEntrySchema = object({
       addr: hostPort().describe("`host:port` of the testfs server."),
       root: string().optional('`""`').describe("Directory prefix inside testfs."),
       name_path: namePath,
-    }, { rename: { name_path: "namePath" } }),
+    }, { rename: { name_path: "namePath" } }).describe("An HTTP testfs server (tests, demos)."),
     file: object({
       root: path().describe("Directory of the blobs (relative: against the config file)."),
       name_path: namePath,
-    }, { rename: { name_path: "namePath" } }),
+    }, { rename: { name_path: "namePath" } }).describe("A local directory."),
   }),
 });
 

@@ -1,0 +1,109 @@
+/**
+ * Generates the configuration key tables of the docs from the schemas: the `tracing:` table of
+ * `docs/configuration.md` and the key table of each role page `docs/<role>.md`. Only the text
+ * between `<!-- generated:config:begin -->` and `<!-- generated:config:end -->` is replaced; the
+ * prose around it is hand-written. `deno task docs:config` rewrites the files;
+ * `scripts/docs_config_test.ts` fails when the committed docs differ from what this generates.
+ *
+ * @module
+ */
+
+import { type DocRow, docRows, type Schema } from "../common/schema.ts";
+import { agentConfigSchema } from "../roles/agent/config.ts";
+import { buildIndexConfigSchema } from "../roles/build-index/config.ts";
+import { originConfigSchema } from "../roles/origin/config.ts";
+import { proxyConfigSchema } from "../roles/proxy/config.ts";
+import { trackerConfigSchema } from "../roles/tracker/config.ts";
+import { tracingSchema } from "../tracing/config.ts";
+
+/** The markers around a generated table. */
+export const BEGIN = "<!-- generated:config:begin -->";
+/** See {@linkcode BEGIN}. */
+export const END = "<!-- generated:config:end -->";
+
+const TRACING_ROW: DocRow = {
+  key: "tracing",
+  type: "mapping",
+  default: "see [configuration.md](configuration.md)",
+  description: "Shared by all roles.",
+};
+
+/** Each generated docs page, relative to the repository root, and the schema of its table. */
+export const PAGES: readonly { file: string; schema: Schema<unknown>; extra: DocRow[] }[] = [
+  { file: "docs/configuration.md", schema: tracingSchema as Schema<unknown>, extra: [] },
+  { file: "docs/agent.md", schema: agentConfigSchema as Schema<unknown>, extra: [TRACING_ROW] },
+  {
+    file: "docs/build-index.md",
+    schema: buildIndexConfigSchema as Schema<unknown>,
+    extra: [TRACING_ROW],
+  },
+  { file: "docs/origin.md", schema: originConfigSchema as Schema<unknown>, extra: [TRACING_ROW] },
+  { file: "docs/proxy.md", schema: proxyConfigSchema as Schema<unknown>, extra: [TRACING_ROW] },
+  { file: "docs/tracker.md", schema: trackerConfigSchema as Schema<unknown>, extra: [TRACING_ROW] },
+];
+
+function cell(text: string): string {
+  return text.replace(/\|/g, "\\|");
+}
+
+/** The Markdown key table of `rows` (before `deno fmt` aligns it). */
+export function renderTable(rows: readonly DocRow[]): string {
+  const lines = ["| Key | Type | Default | Meaning |", "| --- | --- | --- | --- |"];
+  for (const row of rows) {
+    const meaning = row.description || "";
+    lines.push(
+      `| \`${cell(row.key)}\` | ${cell(row.type)} | ${cell(row.default)} | ${cell(meaning)} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+/** `text` with the part between the markers replaced by `table`; throws when markers are missing. */
+export function replaceGenerated(text: string, table: string, file: string): string {
+  const begin = text.indexOf(BEGIN);
+  const end = text.indexOf(END);
+  if (begin < 0 || end < begin) throw new Error(`${file}: no ${BEGIN} … ${END} section`);
+  return `${text.slice(0, begin + BEGIN.length)}\n\n${table}\n\n${text.slice(end)}`;
+}
+
+/** Formats Markdown the way `deno fmt` does for the committed files. */
+export async function formatMarkdown(text: string, root: URL): Promise<string> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["fmt", "--ext=md", "-"],
+    cwd: root.pathname,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(text));
+  await writer.close();
+  const out = await child.output();
+  if (!out.success) throw new Error(`deno fmt failed: ${new TextDecoder().decode(out.stderr)}`);
+  return new TextDecoder().decode(out.stdout);
+}
+
+/** Each page's path and its content with freshly generated, formatted tables. */
+export async function generate(root: URL): Promise<Map<string, string>> {
+  const pages = new Map<string, string>();
+  for (const page of PAGES) {
+    const path = new URL(page.file, root);
+    const current = await Deno.readTextFile(path);
+    const table = renderTable([...docRows(page.schema), ...page.extra]);
+    pages.set(
+      path.pathname,
+      await formatMarkdown(replaceGenerated(current, table, page.file), root),
+    );
+  }
+  return pages;
+}
+
+if (import.meta.main) {
+  const root = new URL("../", import.meta.url);
+  for (const [path, text] of await generate(root)) {
+    if (text !== await Deno.readTextFile(path)) {
+      await Deno.writeTextFile(path, text);
+      console.log(`updated ${path}`);
+    }
+  }
+}
