@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { externalTest } from "./tests/harness/external.ts";
 
 const MAIN = new URL("./main.ts", import.meta.url).pathname;
 
@@ -36,7 +37,7 @@ async function trackerConfig(yaml: string): Promise<string> {
 
 const VALID = "listen: { host: 127.0.0.1, port: 0 }\norigins: { hosts: [127.0.0.1:1] }\n";
 
-Deno.test("kraken: an invalid key exits 2 naming the dotted key", async () => {
+externalTest("kraken: an invalid key exits 2 naming the dotted key", async () => {
   const path = await trackerConfig(
     VALID + "tracing:\n  sampling:\n    default_rate: 2\n",
   );
@@ -48,14 +49,14 @@ Deno.test("kraken: an invalid key exits 2 naming the dotted key", async () => {
   );
 });
 
-Deno.test("kraken: a bad --key=value override exits 2 naming the flag", async () => {
+externalTest("kraken: a bad --key=value override exits 2 naming the flag", async () => {
   const path = await trackerConfig(VALID);
   const { code, stderr } = await runKraken(["--role=tracker", `--config=${path}`, "--port=x"]);
   assert.equal(code, 2, stderr);
   assert.match(stderr, /invalid configuration: --port: must be a port number 0-65535, got "x"/);
 });
 
-Deno.test("kraken: KRAKEN_LOG_LEVEL=bogus exits 2 naming KRAKEN_LOG_LEVEL", async () => {
+externalTest("kraken: KRAKEN_LOG_LEVEL=bogus exits 2 naming KRAKEN_LOG_LEVEL", async () => {
   const path = await trackerConfig(VALID);
   const { code, stderr } = await runKraken(["--role=tracker", `--config=${path}`], {
     KRAKEN_LOG_LEVEL: "bogus",
