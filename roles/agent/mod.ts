@@ -4,7 +4,8 @@
  * See `docs/agent.md` for configuration, routes and spans.
  *
  * Laid out like every role (see `roles/role.ts`): `config.ts` parses the config, `server.ts` builds
- * the agent server's router and `registry.ts` the registry's (over `blobs.ts`), and this module
+ * the agent server's router over the handler modules (`health.ts`, `tags.ts`, `blob_api.ts`) and
+ * `registry.ts` the registry's, both over `blobs.ts` (cache or P2P), and this module
  * starts and stops them: {@linkcode startAgent} and {@linkcode agentRole} for `main.ts`.
  *
  * ```ts

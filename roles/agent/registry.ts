@@ -46,7 +46,7 @@ import {
 import type { Digest } from "../../storage/digest.ts";
 import { setAttributes, type TracingRuntime } from "../../tracing/mod.ts";
 import { type AgentBlobs, streamResponse } from "./blobs.ts";
-import { resolveTag, type TagResolver } from "./server.ts";
+import { resolveTag, type TagResolver } from "./tags.ts";
 
 /** What the registry runs on. */
 export interface AgentRegistryDeps {

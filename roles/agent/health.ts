@@ -1,0 +1,80 @@
+/**
+ * The agent server's health routes: `GET /health` (200 `OK` while the scheduler runs, else 500)
+ * and `GET /readiness` (200 `OK`, or 503 `agent not ready: <errors>` listing what failed of the
+ * scheduler, a random build-index and the tracker of a fixed digest).
+ *
+ * @module
+ */
+
+import { HashRing } from "../../cluster/hashring.ts";
+import { HttpError, type Router } from "../../http/router.ts";
+import { tracedFetch } from "../../tracing/mod.ts";
+
+/** What {@linkcode registerHealthRoutes} probes. */
+export interface HealthDeps {
+  /** The scheduler's liveness probe. */
+  scheduler: { probe(): Promise<void> };
+  /** Build-index hosts, for readiness. */
+  buildIndexHosts: readonly string[];
+  /** Tracker hosts, for readiness. */
+  trackerHosts: readonly string[];
+  /** Readiness probe timeout, ms. Default 5000. */
+  readinessTimeoutMs?: number;
+  /** Fetch for readiness probes (default traced fetch). */
+  fetch?: (url: string, init: RequestInit) => Promise<Response>;
+  /** Random source for picking a build-index (default `Math.random`). */
+  random?: () => number;
+}
+
+// The digest whose tracker ring location answers for readiness (any fixed digest will do).
+const READINESS_DIGEST = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/** Registers `/health` and `/readiness` on `router`. */
+export function registerHealthRoutes(router: Router, deps: HealthDeps): void {
+  const timeoutMs = deps.readinessTimeoutMs ?? 5000;
+  const probeFetch = deps.fetch ??
+    ((url: string, init: RequestInit) => tracedFetch(url, { ...init, route: "/readiness" }));
+  const random = deps.random ?? Math.random;
+  const trackerRing = new HashRing([...deps.trackerHosts]);
+
+  const probe = async (what: string, addr: string): Promise<void> => {
+    let res: Response;
+    try {
+      res = await probeFetch(`http://${addr}/readiness`, {
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (error) {
+      throw new Error(`${what} ${addr}: ${(error as Error).message}`);
+    }
+    const text = await res.text().catch(() => "");
+    if (res.status !== 200) throw new Error(`${what} ${addr}: ${res.status} ${text}`.trim());
+  };
+
+  router.get("/health", async () => {
+    try {
+      await deps.scheduler.probe();
+    } catch (error) {
+      throw new HttpError(500, `scheduler: ${(error as Error).message}`);
+    }
+    return new Response("OK");
+  });
+
+  router.get("/readiness", async () => {
+    const buildIndex = deps.buildIndexHosts[Math.floor(random() * deps.buildIndexHosts.length)];
+    const tracker = trackerRing.locations(READINESS_DIGEST)[0];
+    const results = await Promise.allSettled([
+      deps.scheduler.probe().catch((e) => {
+        throw new Error(`scheduler: ${e.message}`);
+      }),
+      probe("build-index", buildIndex),
+      tracker === undefined
+        ? Promise.reject(new Error("tracker: no healthy tracker"))
+        : probe("tracker", tracker),
+    ]);
+    const errors = results
+      .filter((x): x is PromiseRejectedResult => x.status === "rejected")
+      .map((x) => (x.reason as Error).message);
+    if (errors.length > 0) throw new HttpError(503, `agent not ready: ${errors.join("\n")}`);
+    return new Response("OK");
+  });
+}
