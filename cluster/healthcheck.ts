@@ -14,6 +14,8 @@
  * @module
  */
 
+import { systemTimers, type Timers } from "../tracing/safeguards/timers.ts";
+
 /** Options for {@linkcode PassiveHealthFilter}. */
 export interface PassiveHealthFilterOptions {
   /** Failures within `failWindowMs` that exclude a host (default 3). */
@@ -92,6 +94,8 @@ export interface ActiveHealthCheckerOptions {
   scheme?: "http" | "https";
   /** Called when a host's health flips. */
   onChange?: (host: string, healthy: boolean) => void;
+  /** Timers of the rounds (default {@linkcode systemTimers}); probe timeouts use real time. */
+  timers?: Timers;
 }
 
 interface HostState {
@@ -111,8 +115,9 @@ export class ActiveHealthChecker {
   readonly #passes: number;
   readonly #scheme: string;
   readonly #onChange?: (host: string, healthy: boolean) => void;
+  readonly #timers: Timers;
   readonly #state = new Map<string, HostState>();
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: number | undefined;
   #round: Promise<void> | undefined;
   #abort = new AbortController();
   #running = false;
@@ -128,6 +133,7 @@ export class ActiveHealthChecker {
     this.#passes = options.passes ?? 2;
     this.#scheme = options.scheme ?? "http";
     this.#onChange = options.onChange;
+    this.#timers = options.timers ?? systemTimers;
   }
 
   /**
@@ -153,7 +159,7 @@ export class ActiveHealthChecker {
     this.#running = true;
     const tick = () => {
       this.check().finally(() => {
-        if (this.#running) this.#timer = setTimeout(tick, this.#intervalMs);
+        if (this.#running) this.#timer = this.#timers.setTimeout(tick, this.#intervalMs);
       });
     };
     tick();
@@ -162,7 +168,7 @@ export class ActiveHealthChecker {
   /** Stops periodic rounds, aborts probes in flight and waits for them to settle. */
   async stop(): Promise<void> {
     this.#running = false;
-    clearTimeout(this.#timer);
+    if (this.#timer !== undefined) this.#timers.clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#abort.abort();
     await this.#round;

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { ActiveHealthChecker, PassiveHealthFilter } from "./healthcheck.ts";
 import { HashRing } from "./hashring.ts";
+import { ManualTimers } from "../tracing/safeguards/timers.ts";
+import { waitFor } from "../tests/harness/wait.ts";
 
 Deno.test("passive filter: 3 failures within the window exclude a host for 5 minutes", () => {
   let now = 1_000_000;
@@ -101,18 +103,29 @@ Deno.test("active checker: a probe that hangs past the timeout counts as a failu
 Deno.test("active checker: start probes on an interval, stop halts it", async () => {
   const up = new Map([["a:1", false]]);
   const seen: string[] = [];
+  const timers = new ManualTimers();
   const checker = new ActiveHealthChecker({
     hosts: ["a:1"],
     fetch: scriptedFetch(up, seen),
     intervalMs: 5,
+    timers,
   });
   checker.start();
-  while (seen.length < 3) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(seen.length, 1, "the first round starts at once");
+  for (const round of [2, 3]) {
+    // The next round is scheduled once the previous one has settled.
+    await waitFor("the next round to be scheduled", () => timers.pending === 1);
+    timers.advance(4);
+    assert.equal(seen.length, round - 1, "no round before the interval");
+    timers.advance(1);
+    assert.equal(seen.length, round);
+  }
+  await waitFor("the third round to settle", () => timers.pending === 1);
   await checker.stop();
   assert.ok(!checker.isHealthy("a:1"));
-  const count = seen.length;
-  await new Promise((r) => setTimeout(r, 20));
-  assert.equal(seen.length, count);
+  assert.equal(timers.pending, 0, "stop clears the next round");
+  timers.advance(50);
+  assert.equal(seen.length, 3);
 });
 
 Deno.test("active checker: probes a real /health endpoint", async () => {

@@ -20,6 +20,7 @@ import {
   pieceRequestMessage,
 } from "./message.ts";
 import { chop, concat, prng, randomBytes, randomPeerId, ScriptedConn } from "./_test_util.ts";
+import { waitFor } from "../tests/harness/wait.ts";
 
 const corpus: Message[] = [
   bitfieldMessage({
@@ -169,7 +170,10 @@ Deno.test("an acceptor fed garbage drops the connection and keeps serving", asyn
       assert.ok(reply === null || reply instanceof Error || reply.message.bitfield, `${reply}`);
       tcp.close();
     }
-    await new Promise((r) => setTimeout(r, 20));
+    await waitFor(
+      "the handshake deadline error",
+      () => errors.some((e) => /within 200 ms/.test(e.message)),
+    );
     assert.ok(errors.length > 0);
     assert.ok(errors.every((e) => e instanceof HandshakeError), errors.join("\n"));
     assert.ok(errors.some((e) => /within 200 ms/.test(e.message)), "the deadline fired");

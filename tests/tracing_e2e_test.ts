@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { startJaeger } from "./harness/jaeger.ts";
 import { freePorts, ProcessGroup, waitForHttp } from "./harness/procs.ts";
+import { waitFor } from "./harness/wait.ts";
 import { assertTree, formatTree } from "./harness/trace_tree.ts";
 
 const FIXTURE = new URL("./fixtures/traced_service.ts", import.meta.url).pathname;
@@ -206,7 +207,15 @@ Deno.test("tracing: SIGTERM on a role flushes spans still queued for export", as
     });
     assert.equal(res.status, 200);
     await res.body?.cancel();
-    await new Promise((r) => setTimeout(r, 300));
+    // The span has ended and waits in the export queue, and nothing was exported: the process's
+    // own counters say so (no sleep), and Jaeger agrees.
+    const metric = (text: string, name: string) =>
+      Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
+    const metrics = await waitFor("the span in the export queue", async () => {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      return metric(text, "kraken_tracing_queue_size") >= 1 ? text : undefined;
+    });
+    assert.equal(metric(metrics, "kraken_tracing_spans_exported_total"), 0, metrics);
     assert.equal(await jaeger.getTrace(traceId), undefined, "exported before shutdown");
     origin.kill("SIGTERM");
     const status = await origin.stopped;
