@@ -4,7 +4,7 @@
  *
  * ```ts
  * await using group = new ProcessGroup();
- * const port = await freePort();
+ * const port = freePort();
  * const tracker = group.spawnDeno("main.ts", ["--role=tracker", `--config=${cfg}`], {
  *   logFile: `${dir}/tracker.log`,
  * });
@@ -73,21 +73,37 @@ export interface WaitForHttpOptions extends WaitOptions {
   ready?: (response: Response) => boolean;
 }
 
+/**
+ * Where {@linkcode freePorts} looks: below the ephemeral ranges of Linux (32768–60999) and of
+ * macOS and Windows (49152–65535), so no `port: 0` listener and no outgoing connection of another
+ * test can take a chosen port before the process it was chosen for binds it.
+ */
+export const FREE_PORT_RANGE = { first: 20_000, last: 32_767 } as const;
+
 /** Returns a TCP port on 127.0.0.1 that was free a moment ago. */
 export function freePort(): number {
   return freePorts(1)[0];
 }
 
 /**
- * Returns `count` distinct TCP ports on 127.0.0.1 that were free a moment ago. All listeners are
- * held open until every port is chosen, so the ports differ from each other.
+ * Returns `count` distinct TCP ports on 127.0.0.1 from {@linkcode FREE_PORT_RANGE} that were free
+ * a moment ago. Each is tried with a listener, held open until every port is chosen.
  */
 export function freePorts(count: number): number[] {
-  const listeners = Array.from(
-    { length: count },
-    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-  );
+  const { first, last } = FREE_PORT_RANGE;
+  const listeners: Deno.Listener[] = [];
   try {
+    for (let tries = 0; listeners.length < count; tries++) {
+      if (tries >= 100 * count) {
+        throw new Error(`no ${count} free ports in ${first}-${last} after ${tries} tries`);
+      }
+      const port = first + Math.floor(Math.random() * (last - first + 1));
+      try {
+        listeners.push(Deno.listen({ hostname: "127.0.0.1", port }));
+      } catch (error) {
+        if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+      }
+    }
     return listeners.map((l) => (l.addr as Deno.NetAddr).port);
   } finally {
     for (const l of listeners) l.close();

@@ -5,7 +5,14 @@
  */
 
 import assert from "node:assert/strict";
-import { freePorts, ProcessGroup, spawnDeno, waitForHttp, waitForTcp } from "./procs.ts";
+import {
+  FREE_PORT_RANGE,
+  freePorts,
+  ProcessGroup,
+  spawnDeno,
+  waitForHttp,
+  waitForTcp,
+} from "./procs.ts";
 import { externalTest } from "./external.ts";
 
 /** Writes a child script to a temporary file and returns its path and directory. */
@@ -16,10 +23,13 @@ async function script(source: string): Promise<{ dir: string; path: string }> {
   return { dir, path };
 }
 
-Deno.test("freePorts returns distinct bindable loopback ports", () => {
+Deno.test("freePorts returns distinct bindable loopback ports outside the ephemeral range", () => {
   const ports = freePorts(5);
   assert.equal(new Set(ports).size, 5);
-  for (const port of ports) Deno.listen({ hostname: "127.0.0.1", port }).close();
+  for (const port of ports) {
+    assert.ok(port >= FREE_PORT_RANGE.first && port <= FREE_PORT_RANGE.last, `${port}`);
+    Deno.listen({ hostname: "127.0.0.1", port }).close();
+  }
 });
 
 externalTest("spawnDeno serves, logs to memory and file, and the group stops it", async () => {
