@@ -14,6 +14,7 @@ import { Router } from "../http/router.ts";
 import { parseTracingConfig } from "../tracing/config.ts";
 import { withSpan } from "../tracing/api.ts";
 import { initTracing, type TracingRuntime } from "../tracing/setup.ts";
+import { SPAN } from "../tracing/names.ts";
 
 const discard: SpanExporter = {
   export: (_spans, done) => done({ code: ExportResultCode.SUCCESS }),
@@ -27,7 +28,7 @@ function router(tracing: TracingRuntime | undefined): Router {
     "/namespace/{namespace}/blobs/{digest}",
     (ctx) =>
       withSpan(
-        "agent.download_blob",
+        SPAN.agentDownloadBlob,
         { namespace: ctx.params.namespace },
         () => new Response("blob bytes"),
       ),

@@ -32,7 +32,14 @@
 import { HttpStatusError } from "../http/status_error.ts";
 import { type Digest, DigestError, parseDigest } from "../storage/digest.ts";
 import { InfoHash, MetaInfo } from "../storage/metainfo.ts";
-import { setAttributes, tracedFetch, type TracedFetchOptions, withSpan } from "../tracing/mod.ts";
+import {
+  ATTR,
+  setAttributes,
+  SPAN,
+  tracedFetch,
+  type TracedFetchOptions,
+  withSpan,
+} from "../tracing/mod.ts";
 import { AcceptedError, pollAccepted, type PollOptions } from "./blob_client.ts";
 import { pathEscape } from "./escape.ts";
 import { HashRing } from "./hashring.ts";
@@ -394,14 +401,14 @@ export class AnnounceClient {
       throw new TypeError(`peerId must be 40 lowercase hex characters, got ${peer.peerId}`);
     }
     const body = encodeAnnounceRequest({ digest: params.digest, infoHash: params.infoHash, peer });
-    return await withSpan("announce.request", {
-      infohash: params.infoHash.hex,
-      complete: params.complete,
-      digest: params.digest.toString(),
-      ...(params.namespace !== undefined ? { namespace: params.namespace } : {}),
+    return await withSpan(SPAN.announceRequest, {
+      [ATTR.infohash]: params.infoHash.hex,
+      [ATTR.complete]: params.complete,
+      [ATTR.digest]: params.digest.toString(),
+      ...(params.namespace !== undefined ? { [ATTR.namespace]: params.namespace } : {}),
     }, () =>
       this.#onTrackers(`announce of ${params.digest}`, params.digest, async (addr) => {
-        setAttributes({ "tracker.addr": addr });
+        setAttributes({ [ATTR.trackerAddr]: addr });
         const res = await this.#send(addr, "POST", `/announce/${params.infoHash.hex}`, {
           route: "/announce/{infohash}",
           body,
@@ -414,7 +421,10 @@ export class AnnounceClient {
           throw new Error(`announce to ${addr}: bad response: ${(error as Error).message}`);
         }
         const peers = parsed.peers.filter((p) => p.peerId !== peer.peerId);
-        setAttributes({ peer_count: peers.length, interval_ms: parsed.intervalMs });
+        setAttributes({
+          [ATTR.peerCount]: peers.length,
+          [ATTR.announceIntervalMs]: parsed.intervalMs,
+        });
         return { peers, intervalMs: parsed.intervalMs, tracker: addr };
       }));
   }
@@ -430,11 +440,11 @@ export class AnnounceClient {
   getMetaInfo(namespace: string, digest: Digest): Promise<MetaInfo> {
     const path = `/namespace/${pathEscape(namespace)}/blobs/${digest}/metainfo`;
     return withSpan(
-      "metainfo.request",
-      { namespace, digest: digest.toString() },
+      SPAN.metainfoRequest,
+      { [ATTR.namespace]: namespace, [ATTR.digest]: digest.toString() },
       () =>
         this.#onTrackers(`metainfo of ${digest}`, digest, async (addr) => {
-          setAttributes({ "tracker.addr": addr });
+          setAttributes({ [ATTR.trackerAddr]: addr });
           let attempts = 0;
           const text = await pollAccepted(() => {
             attempts++;
@@ -442,7 +452,7 @@ export class AnnounceClient {
               route: "/namespace/{namespace}/blobs/{digest}/metainfo",
             });
           }, this.#poll);
-          setAttributes({ attempts });
+          setAttributes({ [ATTR.trackerAttempts]: attempts });
           const mi = MetaInfo.deserialize(text);
           if (!mi.digest.equals(digest)) {
             throw new Error(`metainfo from ${addr} names ${mi.digest}, asked for ${digest}`);

@@ -8,7 +8,7 @@ import { type FakeOrigin, startFakeOrigin, testLogger } from "../roles/tracker/_
 import { HttpStatusError } from "../http/status_error.ts";
 import { parseDigest } from "../storage/digest.ts";
 import { InfoHash } from "../storage/metainfo.ts";
-import { initTracing, parseTracingConfig, SpanKind } from "../tracing/mod.ts";
+import { initTracing, parseTracingConfig, SPAN, SpanKind } from "../tracing/mod.ts";
 import {
   AnnounceClient,
   AnnounceWireError,
@@ -262,7 +262,7 @@ Deno.test("announce client: announce.request carries the trace into tracker.anno
   await tracing.forceFlush();
   const spans = exporter.getFinishedSpans();
   const byName = (n: string) => spans.find((s) => s.name === n)!;
-  const request = byName("announce.request");
+  const request = byName(SPAN.announceRequest);
   assert.deepEqual(
     [request.attributes["tracker.addr"], request.attributes.infohash, request.attributes.complete],
     [trackerAddr, HASH.hex, false],
@@ -273,7 +273,7 @@ Deno.test("announce client: announce.request carries the trace into tracker.anno
   const serverSpan = spans.find((s) =>
     s.name === "POST /announce/{infohash}" && s.kind === SpanKind.SERVER
   )!;
-  const announce = byName("tracker.announce");
+  const announce = byName(SPAN.trackerAnnounce);
   assert.equal(clientSpan.parentSpanContext?.spanId, request.spanContext().spanId);
   assert.equal(serverSpan.parentSpanContext?.spanId, clientSpan.spanContext().spanId);
   assert.equal(announce.parentSpanContext?.spanId, serverSpan.spanContext().spanId);

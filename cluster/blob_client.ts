@@ -34,8 +34,10 @@ import { HttpStatusError } from "../http/status_error.ts";
 import type { Digest } from "../storage/digest.ts";
 import { MetaInfo } from "../storage/metainfo.ts";
 import {
+  ATTR,
   onBodyDone,
   setAttributes,
+  SPAN,
   tracedFetch,
   type TracedFetchOptions,
   withSpan,
@@ -517,19 +519,19 @@ export class OriginClusterClient {
    * queues the backend write-back. Traced as `origin.store_blob`.
    */
   uploadBlob(namespace: string, digest: Digest, source: BlobSource): Promise<void> {
-    return withSpan("origin.store_blob", {
-      namespace,
-      digest: digest.toString(),
-      size: source.size,
-      replicate: true,
+    return withSpan(SPAN.originStoreBlob, {
+      [ATTR.namespace]: namespace,
+      [ATTR.digest]: digest.toString(),
+      [ATTR.size]: source.size,
+      [ATTR.replicate]: true,
     }, async () => {
       const locations = await this.locations(digest);
-      setAttributes({ "cluster.origin_count": locations.length });
+      setAttributes({ [ATTR.originCount]: locations.length });
       let last: unknown;
       for (const [i, addr] of locations.entries()) {
         try {
           await this.client(addr).uploadBlob(namespace, digest, source);
-          setAttributes({ "cluster.attempt": i + 1, "cluster.successful_origin": addr });
+          setAttributes({ [ATTR.clusterAttempt]: i + 1, [ATTR.clusterOrigin]: addr });
           return;
         } catch (error) {
           if (!isRetryable(error)) throw error;

@@ -23,7 +23,7 @@
 
 import { type Digest, parseDigest } from "../storage/digest.ts";
 import { pathEscape } from "./escape.ts";
-import { tracedFetch, type TracedFetchOptions, withSpan } from "../tracing/mod.ts";
+import { ATTR, SPAN, tracedFetch, type TracedFetchOptions, withSpan } from "../tracing/mod.ts";
 
 /** The JSON body of `/list/...` and `/repositories/.../tags` (upstream `tagmodels.ListResponse`). */
 export interface ListResponse {
@@ -218,8 +218,13 @@ export class TagClient {
   async put(tag: string, digest: Digest, options: PutOptions = {}): Promise<void> {
     const replicate = options.replicate ?? false;
     await withSpan(
-      "build_index.put_tag",
-      { tag, digest: digest.toString(), replicate, "server.address": this.addr },
+      SPAN.buildIndexPutTag,
+      {
+        [ATTR.tag]: tag,
+        [ATTR.digest]: digest.toString(),
+        [ATTR.replicate]: replicate,
+        [ATTR.serverAddress]: this.addr,
+      },
       async () => {
         const path = `/tags/${pathEscape(tag)}/digest/${digest}${
           replicate ? "?replicate=true" : ""

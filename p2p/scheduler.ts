@@ -27,7 +27,7 @@
  * runs in span `scheduler.download` (namespace, digest, `peer.id`, `torrent.infohash`,
  * `torrent.size`) whose children are the metainfo request, `storage.create_torrent` (pieces,
  * piece_length), the `announce.request` spans made while the download runs, and `storage.commit`
- * (verified, cache_hit). When the download ends, the dispatcher's summary becomes `p2p.*`
+ * (verified, cache_hit). When the download ends, the dispatcher's summary becomes `kraken.p2p.*`
  * attributes of the span. Announces made after completion, and by seeds, run in the context the
  * scheduler was created in, so they never join a pull's trace.
  *
@@ -47,10 +47,12 @@ import { Digest } from "../storage/digest.ts";
 import type { MetaInfo } from "../storage/metainfo.ts";
 import {
   activeContext,
+  ATTR,
   type Attributes,
   type Context,
   runWithContext,
   setAttributes,
+  SPAN,
   withSpan,
 } from "../tracing/mod.ts";
 import { Blacklist } from "./blacklist.ts";
@@ -179,20 +181,20 @@ const SILENT: Logger = {
   with: () => SILENT,
 };
 
-/** The span attributes of a P2P summary (`p2p.*`), as `scheduler.download` records them. */
+/** The span attributes of a P2P summary (`kraken.p2p.*`), as `scheduler.download` records them. */
 export function summaryAttributes(s: P2PSummary): Attributes {
   return {
-    "p2p.pieces_total": s.piecesTotal,
-    "p2p.pieces_at_start": s.piecesAtStart,
-    "p2p.pieces_from_origins": s.piecesFromOrigins,
-    "p2p.pieces_from_agents": s.piecesFromAgents,
-    "p2p.pieces_duplicate": s.piecesDuplicate,
-    "p2p.pieces_invalid": s.piecesInvalid,
-    "p2p.peers_connected": s.peersConnected,
-    "p2p.bytes_received": s.bytesReceived,
-    "p2p.bytes_served": s.bytesServed,
-    "p2p.duration_ms": s.durationMs,
-    "p2p.throughput_mbps": Math.round(s.throughputBytesPerSecond * 8 / 1e4) / 100,
+    [ATTR.p2pPiecesTotal]: s.piecesTotal,
+    [ATTR.p2pPiecesAtStart]: s.piecesAtStart,
+    [ATTR.p2pPiecesFromOrigins]: s.piecesFromOrigins,
+    [ATTR.p2pPiecesFromAgents]: s.piecesFromAgents,
+    [ATTR.p2pPiecesDuplicate]: s.piecesDuplicate,
+    [ATTR.p2pPiecesInvalid]: s.piecesInvalid,
+    [ATTR.p2pPeersConnected]: s.peersConnected,
+    [ATTR.p2pBytesReceived]: s.bytesReceived,
+    [ATTR.p2pBytesServed]: s.bytesServed,
+    [ATTR.p2pDurationMs]: s.durationMs,
+    [ATTR.p2pThroughputMbps]: Math.round(s.throughputBytesPerSecond * 8 / 1e4) / 100,
   };
 }
 
@@ -306,15 +308,15 @@ export class Scheduler {
    * @throws {DigestMismatchError} when the assembled blob does not hash to `digest`
    */
   download(namespace: string, digest: Digest): Promise<DownloadResult> {
-    return withSpan("scheduler.download", {
-      namespace,
-      digest: digest.toString(),
-      "peer.id": this.peerId,
+    return withSpan(SPAN.schedulerDownload, {
+      [ATTR.namespace]: namespace,
+      [ATTR.digest]: digest.toString(),
+      [ATTR.peerId]: this.peerId,
     }, async (span) => {
       if (!this.#announcer) throw new DownloadError("downloads are disabled (origin mode)");
       if (this.#closed) throw new DownloadError("scheduler is closed");
       let job = this.#downloads.get(digest.hex);
-      span.setAttribute("scheduler.joined", job !== undefined);
+      span.setAttribute(ATTR.schedulerJoined, job !== undefined);
       if (!job) {
         const started = this.#runDownload(namespace, digest);
         job = started;
@@ -324,8 +326,8 @@ export class Scheduler {
         });
       }
       const result = await job;
-      span.setAttribute("torrent.size", result.size);
-      if (result.infoHash) span.setAttribute("torrent.infohash", result.infoHash);
+      span.setAttribute(ATTR.torrentSize, result.size);
+      if (result.infoHash) span.setAttribute(ATTR.torrentInfohash, result.infoHash);
       if (result.summary) span.setAttributes(summaryAttributes(result.summary));
       return result;
     });
@@ -378,16 +380,19 @@ export class Scheduler {
     const cached = await this.#store.stat(digest);
     if (cached) return { size: cached.size };
     const metaInfo = await this.#metaInfo(namespace, digest);
-    setAttributes({ "torrent.infohash": metaInfo.infoHash.hex, "torrent.size": metaInfo.length });
+    setAttributes({
+      [ATTR.torrentInfohash]: metaInfo.infoHash.hex,
+      [ATTR.torrentSize]: metaInfo.length,
+    });
     // A seed in memory whose file was deleted behind our back is stale.
     const stale = this.#torrents.get(digest.hex);
     if (stale) await this.#teardown(stale, new DownloadError(`torrent ${digest} replaced`), false);
-    const storage = await withSpan("storage.create_torrent", {
-      pieces: metaInfo.numPieces,
-      piece_length: metaInfo.pieceLength,
+    const storage = await withSpan(SPAN.storageCreateTorrent, {
+      [ATTR.pieces]: metaInfo.numPieces,
+      [ATTR.pieceLength]: metaInfo.pieceLength,
     }, async (span) => {
       const t = await LeechingTorrent.open(this.#store, metaInfo);
-      span.setAttribute("resumed_pieces", t.resumedPieces);
+      span.setAttribute(ATTR.torrentResumedPieces, t.resumedPieces);
       return t;
     });
     if (this.#closed) throw new DownloadError("scheduler is closed");
@@ -403,12 +408,15 @@ export class Scheduler {
     }
     const summary = torrent.dispatcher.summary();
     try {
-      await withSpan("storage.commit", {}, async (span) => {
+      await withSpan(SPAN.storageCommit, {}, async (span) => {
         try {
           const result = await storage.commit();
-          span.setAttributes({ verified: result.verified, cache_hit: result.cacheHit });
+          span.setAttributes({
+            [ATTR.verified]: result.verified,
+            [ATTR.cacheHit]: result.cacheHit,
+          });
         } catch (err) {
-          if (err instanceof DigestMismatchError) span.setAttribute("verified", false);
+          if (err instanceof DigestMismatchError) span.setAttribute(ATTR.verified, false);
           throw err;
         }
       });

@@ -2,7 +2,7 @@ import { createLogger } from "../common/log.ts";
 import assert from "node:assert/strict";
 import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace";
 import { digestOfBytes } from "../storage/digest.ts";
-import { initTracing, parseTracingConfig, withSpan } from "../tracing/mod.ts";
+import { ATTR, initTracing, parseTracingConfig, SPAN, withSpan } from "../tracing/mod.ts";
 import {
   addBlob,
   readBlob,
@@ -77,47 +77,47 @@ Deno.test("scheduler: agent 1 pulls from the origin, agent 2 from agent 1; spans
 
     await tracing.forceFlush();
     const spans = spansOf(traceId);
-    const download = one(spans, "scheduler.download");
+    const download = one(spans, SPAN.schedulerDownload);
     const root = one(spans, "test.pull");
     assert.equal(download.parentSpanContext?.spanId, root.spanContext().spanId);
     const id = download.spanContext().spanId;
-    for (const name of ["storage.create_torrent", "metainfo.request", "storage.commit"]) {
+    for (const name of [SPAN.storageCreateTorrent, SPAN.metainfoRequest, SPAN.storageCommit]) {
       assert.equal(one(spans, name).parentSpanContext?.spanId, id, `${name} under download`);
     }
-    const announces = spans.filter((s) => s.name === "announce.request");
+    const announces = spans.filter((s) => s.name === SPAN.announceRequest);
     assert.ok(announces.length >= 1);
     assert.ok(announces.every((s) => s.parentSpanContext?.spanId === id));
     assert.ok(announces.every((s) => s.attributes.complete === false), "completion is not traced");
-    assert.deepEqual(one(spans, "storage.create_torrent").attributes, {
+    assert.deepEqual(one(spans, SPAN.storageCreateTorrent).attributes, {
       pieces: 11,
       piece_length: PIECE,
-      resumed_pieces: 0,
+      [ATTR.torrentResumedPieces]: 0,
     });
-    assert.equal(one(spans, "storage.commit").attributes.verified, true);
-    assert.equal(one(spans, "storage.commit").attributes.cache_hit, false);
+    assert.equal(one(spans, SPAN.storageCommit).attributes.verified, true);
+    assert.equal(one(spans, SPAN.storageCommit).attributes.cache_hit, false);
     const attrs = download.attributes;
     assert.equal(attrs.namespace, "library/test");
     assert.equal(attrs.digest, mi.digest.toString());
     assert.equal(attrs["peer.id"], a1.scheduler.peerId);
     assert.equal(attrs["torrent.infohash"], mi.infoHash.hex);
     assert.equal(attrs["torrent.size"], data.length);
-    assert.equal(attrs["p2p.pieces_total"], 11);
-    assert.equal(attrs["p2p.pieces_from_origins"], 11);
-    assert.equal(attrs["p2p.pieces_from_agents"], 0);
-    assert.equal(attrs["p2p.bytes_received"], data.length);
-    assert.equal(attrs["p2p.peers_connected"], 1);
-    assert.equal(typeof attrs["p2p.throughput_mbps"], "number");
+    assert.equal(attrs[ATTR.p2pPiecesTotal], 11);
+    assert.equal(attrs[ATTR.p2pPiecesFromOrigins], 11);
+    assert.equal(attrs[ATTR.p2pPiecesFromAgents], 0);
+    assert.equal(attrs[ATTR.p2pBytesReceived], data.length);
+    assert.equal(attrs[ATTR.p2pPeersConnected], 1);
+    assert.equal(typeof attrs[ATTR.p2pThroughputMbps], "number");
     // Only the download's own spans: no per-peer or per-piece spans.
     assert.deepEqual(
       [...new Set(spans.map((s) => s.name))].sort(),
       [
         "POST /announce/{infohash}",
         "GET /namespace/{namespace}/blobs/{digest}/metainfo",
-        "announce.request",
-        "metainfo.request",
-        "scheduler.download",
-        "storage.commit",
-        "storage.create_torrent",
+        SPAN.announceRequest,
+        SPAN.metainfoRequest,
+        SPAN.schedulerDownload,
+        SPAN.storageCommit,
+        SPAN.storageCreateTorrent,
         "test.pull",
       ].sort(),
     );

@@ -17,6 +17,7 @@ import { startDownloadCluster } from "../tests/harness/cluster.ts";
 import { makeImage, pullImage, pushImage } from "../tests/harness/oci.ts";
 import { ProcessGroup } from "../tests/harness/procs.ts";
 import { formatTree, type TraceTree } from "../tests/harness/trace_tree.ts";
+import { ATTR, SPAN } from "../tracing/names.ts";
 
 const keep = Deno.args.includes("--keep");
 const forward = Deno.env.get("OTEL_EXPORTER_OTLP_ENDPOINT");
@@ -24,18 +25,18 @@ const forwardUrl = forward ? `${forward.replace(/\/$/, "")}/v1/traces` : undefin
 
 function describe(tree: TraceTree, agentNames: Map<unknown, string>): string {
   const root = tree.roots[0];
-  const upload = tree.spans.find((s) => s.name === "proxy.commit_upload");
+  const upload = tree.spans.find((s) => s.name === SPAN.proxyCommitUpload);
   if (upload) return `push: blob upload ${upload.attributes.digest}`;
-  if (tree.spans.some((s) => s.name === "proxy.put_manifest")) return "push: manifest and tag";
-  const download = tree.spans.find((s) => s.name === "scheduler.download");
+  if (tree.spans.some((s) => s.name === SPAN.proxyPutManifest)) return "push: manifest and tag";
+  const download = tree.spans.find((s) => s.name === SPAN.schedulerDownload);
   if (download) {
-    const fromAgents = download.attributes["p2p.pieces_from_agents"];
-    const total = download.attributes["p2p.pieces_total"];
+    const fromAgents = download.attributes[ATTR.p2pPiecesFromAgents];
+    const total = download.attributes[ATTR.p2pPiecesTotal];
     const agent = agentNames.get(download.resource["process.pid"]) ?? "an agent";
     return `pull: ${download.attributes.digest} on ${agent} ` +
       `(${total} piece${total === 1 ? "" : "s"}, ${fromAgents} from other agents)`;
   }
-  if (tree.spans.some((s) => s.name === "agent.resolve_tag")) return "pull: manifest by tag";
+  if (tree.spans.some((s) => s.name === SPAN.agentResolveTag)) return "pull: manifest by tag";
   return root ? `${root.service} ${root.name}` : "trace";
 }
 
@@ -94,8 +95,8 @@ async function main(): Promise<void> {
     const all = collector.traces();
     const traces = all.filter((t) =>
       t.spans.some((s) =>
-        s.name === "proxy.upload" || s.name === "proxy.put_manifest" ||
-        s.name === "agent.download_blob" || s.name === "agent.resolve_tag"
+        s.name === SPAN.proxyUpload || s.name === SPAN.proxyPutManifest ||
+        s.name === SPAN.agentDownloadBlob || s.name === SPAN.agentResolveTag
       )
     );
     const agentNames = new Map<unknown, string>(

@@ -12,6 +12,7 @@ import { ProcessGroup } from "./harness/procs.ts";
 import { skopeo } from "./harness/skopeo.ts";
 import { assertTree, findSpans, formatTree, type TraceTree } from "./harness/trace_tree.ts";
 import { waitFor, type WaitForOptions } from "./harness/wait.ts";
+import { ATTR, SPAN } from "../tracing/names.ts";
 
 /** Traces arrive in exporter batches from several processes: poll Jaeger gently, for a while. */
 const JAEGER_WAIT: WaitForOptions = { timeoutMs: 20_000, intervalMs: 200 };
@@ -69,13 +70,13 @@ Deno.test("pull: skopeo pulls through an agent; one trace per pull; P2P between 
     const pulls = await waitFor("agent pull traces", async () => {
       const traces = await jaeger.findTraces({
         service: "kraken-agent",
-        operation: "scheduler.download",
+        operation: SPAN.schedulerDownload,
         limit: 100,
       });
       return traces.length >= 8 ? traces : undefined;
     }, JAEGER_WAIT);
     const first = pulls.find((t) =>
-      findSpans(t, (s) => s.name === "scheduler.download" && s.attributes.digest === layer)
+      findSpans(t, (s) => s.name === SPAN.schedulerDownload && s.attributes.digest === layer)
         .some((s) => s.resource["process.pid"] === cluster.agents[0].process.pid)
     ) as TraceTree;
     assert.ok(first, "no pull trace for the first layer on agent 1");
@@ -84,22 +85,22 @@ Deno.test("pull: skopeo pulls through an agent; one trace per pull; P2P between 
         name: "GET /v2/{name+}/blobs/{digest}",
         service: "kraken-agent",
         kind: "server",
-        attrs: { "kraken.edge": true, "http.response.status_code": 200 },
+        attrs: { [ATTR.edge]: true, "http.response.status_code": 200 },
         children: [{
-          name: "agent.download_blob",
+          name: SPAN.agentDownloadBlob,
           attrs: { digest: layer, namespace: "demo/app" },
           children: [
-            { name: "agent.cache_lookup" },
+            { name: SPAN.agentCacheLookup },
             {
-              name: "scheduler.download",
+              name: SPAN.schedulerDownload,
               attrs: {
-                "torrent.size": image.layers[0].bytes.length,
-                "torrent.infohash": /^[0-9a-f]{40}$/,
-                "p2p.pieces_total": (v) => typeof v === "number" && v > 1,
+                [ATTR.torrentSize]: image.layers[0].bytes.length,
+                [ATTR.torrentInfohash]: /^[0-9a-f]{40}$/,
+                [ATTR.p2pPiecesTotal]: (v) => typeof v === "number" && v > 1,
               },
               children: [
                 {
-                  name: "metainfo.request",
+                  name: SPAN.metainfoRequest,
                   children: [{
                     name: "GET /namespace/{namespace}/blobs/{digest}/metainfo",
                     kind: "client",
@@ -110,9 +111,9 @@ Deno.test("pull: skopeo pulls through an agent; one trace per pull; P2P between 
                     }],
                   }],
                 },
-                { name: "storage.create_torrent" },
+                { name: SPAN.storageCreateTorrent },
                 {
-                  name: "announce.request",
+                  name: SPAN.announceRequest,
                   children: [{
                     name: "POST /announce/{infohash}",
                     kind: "client",
@@ -120,17 +121,19 @@ Deno.test("pull: skopeo pulls through an agent; one trace per pull; P2P between 
                       name: "POST /announce/{infohash}",
                       service: "kraken-tracker",
                       children: [{
-                        name: "tracker.announce",
+                        name: SPAN.trackerAnnounce,
                         service: "kraken-tracker",
-                        children: [{ name: "peerstore.get_peers" }, { name: "policy.sort_peers" }],
+                        children: [{ name: SPAN.peerstoreGetPeers }, {
+                          name: SPAN.policySortPeers,
+                        }],
                       }],
                     }],
                   }],
                 },
-                { name: "storage.commit", attrs: { verified: true } },
+                { name: SPAN.storageCommit, attrs: { verified: true } },
               ],
             },
-            { name: "agent.stream_response" },
+            { name: SPAN.agentStreamResponse },
           ],
         }],
       });
@@ -157,24 +160,24 @@ Deno.test("pull: skopeo pulls through an agent; one trace per pull; P2P between 
     // Agent 2 got pieces from agent 1, as the P2P summary on its downloads says.
     const agent2Pid = cluster.agents[1].process.pid;
     const summaries = pulls.flatMap((t) => t.spans).filter((s) =>
-      s.name === "scheduler.download" && s.resource["process.pid"] === agent2Pid
+      s.name === SPAN.schedulerDownload && s.resource["process.pid"] === agent2Pid
     );
     const all = await waitFor("agent 2's downloads", async () => {
       const traces = await jaeger.findTraces({
         service: "kraken-agent",
-        operation: "scheduler.download",
+        operation: SPAN.schedulerDownload,
         limit: 100,
       });
       const spans = traces.flatMap((t) => t.spans).filter((s) =>
-        s.name === "scheduler.download" && s.resource["process.pid"] === agent2Pid
+        s.name === SPAN.schedulerDownload && s.resource["process.pid"] === agent2Pid
       );
       return spans.length >= summaries.length && spans.length >= 4 ? spans : undefined;
     }, JAEGER_WAIT);
     const fromAgents = all.reduce(
-      (n, s) => n + Number(s.attributes["p2p.pieces_from_agents"] ?? 0),
+      (n, s) => n + Number(s.attributes[ATTR.p2pPiecesFromAgents] ?? 0),
       0,
     );
-    const total = all.reduce((n, s) => n + Number(s.attributes["p2p.pieces_total"] ?? 0), 0);
+    const total = all.reduce((n, s) => n + Number(s.attributes[ATTR.p2pPiecesTotal] ?? 0), 0);
     assert.ok(
       fromAgents > 0,
       `agent 2 took no pieces from agent 1: ${JSON.stringify(all.map((s) => s.attributes))}`,

@@ -20,6 +20,7 @@ import {
   type TraceTree,
 } from "./harness/trace_tree.ts";
 import { waitFor, type WaitForOptions } from "./harness/wait.ts";
+import { SPAN } from "../tracing/names.ts";
 
 /** Traces arrive in exporter batches from several processes: poll Jaeger gently, for a while. */
 const JAEGER_WAIT: WaitForOptions = { timeoutMs: 20_000, intervalMs: 200 };
@@ -53,11 +54,11 @@ async function uploadTrace(
   const id = await waitFor(`the upload trace of ${digest}`, async () => {
     const traces = await jaeger.findTraces({
       service: "kraken-proxy",
-      operation: "proxy.commit_upload",
+      operation: SPAN.proxyCommitUpload,
       limit: 100,
     });
     return traces.flatMap((t) => t.spans)
-      .find((s) => s.name === "proxy.commit_upload" && s.attributes.digest === digest)?.traceId;
+      .find((s) => s.name === SPAN.proxyCommitUpload && s.attributes.digest === digest)?.traceId;
   }, JAEGER_WAIT);
   return await waitFor(`${minSpans} spans in trace ${id}`, async () => {
     const tree = await jaeger.getTrace(id);
@@ -66,8 +67,8 @@ async function uploadTrace(
     const has = (pred: (s: SpanNode) => boolean) =>
       tree !== undefined && findSpans(tree, pred).length > 0;
     return tree && tree.spans.length >= minSpans &&
-        has((s) => s.name === "backend.upload" && backendDone(s)) &&
-        has((s) => s.name === "proxy.upload") &&
+        has((s) => s.name === SPAN.backendUpload && backendDone(s)) &&
+        has((s) => s.name === SPAN.proxyUpload) &&
         has((s) =>
           s.service === "kraken-origin" && s.kind === "server" &&
           s.name === "PUT /namespace/{namespace}/blobs/{digest}/uploads/{uid}"
@@ -130,7 +131,7 @@ Deno.test("push: skopeo push through the proxy is one trace per blob upload in J
     // One trace per blob upload session, shaped as the span catalogue says.
     for (const blob of blobsOf(image)) {
       const tree = await uploadTrace(jaeger, blob.digest.toString(), 12);
-      const proxyUpload = findSpans(tree, (s) => s.name === "proxy.upload");
+      const proxyUpload = findSpans(tree, (s) => s.name === SPAN.proxyUpload);
       assert.equal(proxyUpload.length, 1, formatTree(tree));
       const commitServer: (s: SpanNode) => boolean = (s) =>
         s.service === "kraken-origin" && s.kind === "server" &&
@@ -138,20 +139,20 @@ Deno.test("push: skopeo push through the proxy is one trace per blob upload in J
       assertTree(
         { ...tree, roots: [proxyUpload[0]] },
         {
-          name: "proxy.upload",
+          name: SPAN.proxyUpload,
           service: "kraken-proxy",
           children: [
-            { name: "proxy.start_upload" },
+            { name: SPAN.proxyStartUpload },
             {
-              name: "proxy.upload_chunk",
+              name: SPAN.proxyUploadChunk,
               minLinks: 1,
               attrs: { chunk_size: (v) => typeof v === "number" && v > 0 },
             },
             {
-              name: "proxy.commit_upload",
+              name: SPAN.proxyCommitUpload,
               attrs: { digest: blob.digest.toString(), total_size: blob.bytes.length },
               children: [{
-                name: "origin.store_blob",
+                name: SPAN.originStoreBlob,
                 service: "kraken-proxy",
                 attrs: { digest: blob.digest.toString(), namespace: "TODO" },
                 children: [
@@ -171,8 +172,8 @@ Deno.test("push: skopeo push through the proxy is one trace per blob upload in J
                       name: "PUT /namespace/{namespace}/blobs/{digest}/uploads/{uid}",
                       service: "kraken-origin",
                       children: [
-                        { name: "origin.cache_write", service: "kraken-origin" },
-                        { name: "origin.replicate", service: "kraken-origin" },
+                        { name: SPAN.originCacheWrite, service: "kraken-origin" },
+                        { name: SPAN.originReplicate, service: "kraken-origin" },
                       ],
                     }],
                   },
@@ -183,7 +184,7 @@ Deno.test("push: skopeo push through the proxy is one trace per blob upload in J
         },
       );
       // The asynchronous write-back joined the same trace, under the commit that queued it.
-      const backendUpload = findSpans(tree, (s) => s.name === "backend.upload");
+      const backendUpload = findSpans(tree, (s) => s.name === SPAN.backendUpload);
       assert.equal(backendUpload.length >= 1, true, formatTree(tree));
       const commit = findSpans(tree, commitServer);
       assert.ok(
@@ -203,19 +204,19 @@ Deno.test("push: skopeo push through the proxy is one trace per blob upload in J
     const manifestTree = await waitFor("the manifest trace", async () => {
       const traces = await jaeger.findTraces({
         service: "kraken-proxy",
-        operation: "proxy.put_manifest",
+        operation: SPAN.proxyPutManifest,
       });
       return traces.find((t) =>
-        findSpans(t, (s) => s.service === "kraken-build-index" && s.name === "build_index.put_tag")
+        findSpans(t, (s) => s.service === "kraken-build-index" && s.name === SPAN.buildIndexPutTag)
           .length > 0
       );
     }, JAEGER_WAIT);
     assertTree(
-      { ...manifestTree, roots: findSpans(manifestTree, (s) => s.name === "proxy.put_manifest") },
+      { ...manifestTree, roots: findSpans(manifestTree, (s) => s.name === SPAN.proxyPutManifest) },
       {
-        name: "proxy.put_manifest",
+        name: SPAN.proxyPutManifest,
         service: "kraken-proxy",
-        children: [{ name: "origin.store_blob" }, { name: "build_index.put_tag" }],
+        children: [{ name: SPAN.originStoreBlob }, { name: SPAN.buildIndexPutTag }],
       },
     );
   } finally {
@@ -353,7 +354,7 @@ Deno.test("push: an origin killed before write-back finishes it after restart, i
           findSpans(
               t,
               (s) =>
-                s.name === "origin.cache_write" && s.attributes.digest === layer.digest.toString(),
+                s.name === SPAN.originCacheWrite && s.attributes.digest === layer.digest.toString(),
             )
               .length > 0 &&
           findSpans(t, (s) =>
@@ -382,7 +383,7 @@ Deno.test("push: an origin killed before write-back finishes it after restart, i
       8,
       (s) => s.status !== "error" && pidOf(s) === restarted.process.pid,
     );
-    const uploads = findSpans(tree, (s) => s.name === "backend.upload");
+    const uploads = findSpans(tree, (s) => s.name === SPAN.backendUpload);
     assert.ok(uploads.length >= 1, formatTree(tree));
     const commit = findSpans(
       tree,

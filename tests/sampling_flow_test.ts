@@ -9,6 +9,7 @@ import { startDownloadCluster } from "./harness/cluster.ts";
 import { startJaeger } from "./harness/jaeger.ts";
 import { freePorts, ProcessGroup, waitForHttp } from "./harness/procs.ts";
 import { waitFor } from "./harness/wait.ts";
+import { ATTR } from "../tracing/names.ts";
 
 const FIXTURE = new URL("./fixtures/traced_service.ts", import.meta.url).pathname;
 
@@ -169,7 +170,7 @@ Deno.test("sampling: a flood of client-forced samples at the edge stays under th
   const traces = await jaeger.findTraces({ service: "kraken-fixture-sampling", limit: 100 });
   for (const t of traces) assert.ok(ids.includes(t.traceId), `unexpected trace id ${t.traceId}`);
   const forced = traces.flatMap((t) => t.spans).filter((s) =>
-    s.attributes["kraken.sampling.client_forced"] === true
+    s.attributes[ATTR.samplingClientForced] === true
   );
   assert.equal(forced.length, traces.length);
 });

@@ -19,7 +19,7 @@ import {
   trace,
   TraceFlags,
 } from "@opentelemetry/api";
-import { TRACER_NAME } from "./names.ts";
+import { ATTR, TRACER_NAME } from "./names.ts";
 
 /** A trace context in the storable form upstream's `writeback_task` keeps (hex strings). */
 export interface StoredTraceContext {
@@ -100,7 +100,7 @@ export function markError(span: Span, error: unknown): void {
   if (!span.isRecording()) return;
   const e = error instanceof Error ? error : new Error(String(error));
   span.recordException(e);
-  span.setAttribute("error.type", e.name || "Error");
+  span.setAttribute(ATTR.errorType, e.name || "Error");
   span.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
 }
 

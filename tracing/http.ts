@@ -20,7 +20,7 @@ import {
 } from "@opentelemetry/api";
 import type { Ctx, Middleware } from "../http/router.ts";
 import { extractFromHeaders, injectIntoHeaders } from "./propagation.ts";
-import { TRACER_NAME } from "./names.ts";
+import { ATTR, TRACER_NAME } from "./names.ts";
 
 const KNOWN_METHODS = new Set([
   "GET",
@@ -127,21 +127,21 @@ export function tracingMiddleware(options: ServerTracingOptions = {}): Middlewar
     const { req, url } = ctx;
     const parentCtx = extractFromHeaders(req.headers, contextApi.active());
     const attributes: Attributes = {
-      "http.request.method": KNOWN_METHODS.has(req.method) ? req.method : "_OTHER",
-      "url.path": url.pathname,
-      "url.scheme": url.protocol.slice(0, -1),
-      "server.address": url.hostname,
-      "kraken.edge": edge,
+      [ATTR.httpRequestMethod]: KNOWN_METHODS.has(req.method) ? req.method : "_OTHER",
+      [ATTR.urlPath]: url.pathname,
+      [ATTR.urlScheme]: url.protocol.slice(0, -1),
+      [ATTR.serverAddress]: url.hostname,
+      [ATTR.edge]: edge,
     };
-    if (url.port) attributes["server.port"] = Number(url.port);
-    if (ctx.route) attributes["http.route"] = ctx.route;
+    if (url.port) attributes[ATTR.serverPort] = Number(url.port);
+    if (ctx.route) attributes[ATTR.httpRoute] = ctx.route;
     if (ctx.remote) {
-      attributes["client.address"] = ctx.remote.hostname;
-      attributes["network.peer.address"] = ctx.remote.hostname;
-      attributes["network.peer.port"] = ctx.remote.port;
+      attributes[ATTR.clientAddress] = ctx.remote.hostname;
+      attributes[ATTR.networkPeerAddress] = ctx.remote.hostname;
+      attributes[ATTR.networkPeerPort] = ctx.remote.port;
     }
     const ua = req.headers.get("user-agent");
-    if (ua) attributes["user_agent.original"] = ua;
+    if (ua) attributes[ATTR.userAgentOriginal] = ua;
     const span = tracer.startSpan(
       serverSpanName(req.method, ctx.route),
       { kind: SpanKind.SERVER, attributes },
@@ -156,7 +156,7 @@ export function tracingMiddleware(options: ServerTracingOptions = {}): Middlewar
       counter?.end();
       if (span.isRecording()) {
         span.recordException(error as Error);
-        span.setAttribute("error.type", (error as Error)?.name ?? "Error");
+        span.setAttribute(ATTR.errorType, (error as Error)?.name ?? "Error");
         span.setStatus({ code: SpanStatusCode.ERROR, message: String((error as Error)?.message) });
       }
       span.end();
@@ -180,7 +180,7 @@ export function tracingMiddleware(options: ServerTracingOptions = {}): Middlewar
       // Deno may cancel a body once Content-Length bytes are out instead of reading its end.
       const complete = bytes >= declared;
       if (error && !complete) {
-        span.setAttribute("error.type", "body_stream_aborted");
+        span.setAttribute(ATTR.errorType, "body_stream_aborted");
         span.setStatus({ code: SpanStatusCode.ERROR, message: "response body not fully sent" });
       }
       span.end();
@@ -194,12 +194,12 @@ export function tracingMiddleware(options: ServerTracingOptions = {}): Middlewar
 }
 
 function finishServerSpan(span: Span, response: Response, error: unknown): void {
-  span.setAttribute("http.response.status_code", response.status);
+  span.setAttribute(ATTR.httpResponseStatusCode, response.status);
   const length = response.headers.get("content-length");
-  if (length) span.setAttribute("http.response.body.size", Number(length));
+  if (length) span.setAttribute(ATTR.httpResponseBodySize, Number(length));
   if (error instanceof Error && response.status >= 500) span.recordException(error);
   if (response.status >= 500) {
-    span.setAttribute("error.type", String(response.status));
+    span.setAttribute(ATTR.errorType, String(response.status));
     span.setStatus({
       code: SpanStatusCode.ERROR,
       message: error instanceof Error ? error.message : undefined,
@@ -242,11 +242,11 @@ export async function tracedFetch(
     {
       kind: SpanKind.CLIENT,
       attributes: {
-        "http.request.method": KNOWN_METHODS.has(method) ? method : "_OTHER",
-        "server.address": url.hostname,
-        "server.port": Number(url.port || (url.protocol === "https:" ? 443 : 80)),
-        "url.full": redactUrl(url),
-        ...(route ? { "url.template": route } : {}),
+        [ATTR.httpRequestMethod]: KNOWN_METHODS.has(method) ? method : "_OTHER",
+        [ATTR.serverAddress]: url.hostname,
+        [ATTR.serverPort]: Number(url.port || (url.protocol === "https:" ? 443 : 80)),
+        [ATTR.urlFull]: redactUrl(url),
+        ...(route ? { [ATTR.urlTemplate]: route } : {}),
         ...attributes,
       },
     },
@@ -256,15 +256,15 @@ export async function tracedFetch(
   injectIntoHeaders(headers, ctx);
   try {
     const response = await fetch(url, { ...init, method, headers });
-    span.setAttribute("http.response.status_code", response.status);
+    span.setAttribute(ATTR.httpResponseStatusCode, response.status);
     if (response.status >= 400 && !expectedStatus?.includes(response.status)) {
-      span.setAttribute("error.type", String(response.status));
+      span.setAttribute(ATTR.errorType, String(response.status));
       span.setStatus({ code: SpanStatusCode.ERROR });
     }
     return response;
   } catch (error) {
     span.recordException(error as Error);
-    span.setAttribute("error.type", (error as Error)?.name ?? "Error");
+    span.setAttribute(ATTR.errorType, (error as Error)?.name ?? "Error");
     span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error)?.message });
     throw error;
   } finally {

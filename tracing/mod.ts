@@ -8,6 +8,7 @@
  * - Spans: {@linkcode withSpan}, {@linkcode startSpan}, {@linkcode recordError},
  *   {@linkcode addEvent}, {@linkcode setAttributes}, links, and storing a trace context with
  *   {@linkcode storeTraceContext} / {@linkcode contextFromStored} (write-back after a restart).
+ * - Names: {@linkcode SPAN} and {@linkcode ATTR}, the catalogue of span names and attribute keys.
  * - Logs: {@linkcode traceLogFields} is the `contextFields` hook of `common/log.ts`'s logger that
  *   stamps `trace_id`/`span_id`.
  *
@@ -37,6 +38,7 @@ export {
   withSpan,
   type WithSpanOptions,
 } from "./api.ts";
+export { ATTR, type AttrKey, policyCountAttr, SPAN, type SpanName } from "./names.ts";
 export { ConfigError, parseTracingConfig, type TracingConfig } from "./config.ts";
 export {
   type BodyDoneOptions,

@@ -28,6 +28,7 @@ import { type ServerTracingOptions, tracingMiddleware } from "./http.ts";
 import { TracingMetrics } from "./metrics/metrics.ts";
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "./metrics/prometheus.ts";
 import { StatsdEmitter } from "./metrics/statsd.ts";
+import { ATTR } from "./names.ts";
 import { krakenPropagator } from "./propagation.ts";
 import { CircuitBreaker } from "./safeguards/breaker.ts";
 import { LoadSources } from "./safeguards/load.ts";
@@ -200,7 +201,7 @@ export function initTracing(config: TracingConfig, options: InitOptions): Tracin
     "telemetry.sdk.language": "js",
     "telemetry.sdk.name": "kraken",
     "telemetry.sdk.version": VERSION,
-    "kraken.role": options.role,
+    [ATTR.role]: options.role,
   });
   const provider = new KrakenTracerProvider({
     resource,

@@ -15,7 +15,7 @@ import { HttpError, type Router } from "../../http/router.ts";
 import { TorrentNotFoundError } from "../../p2p/scheduler.ts";
 import type { Digest } from "../../storage/digest.ts";
 import { digestParam } from "../../storage/digest_param.ts";
-import { setAttributes } from "../../tracing/mod.ts";
+import { ATTR, setAttributes } from "../../tracing/mod.ts";
 import type { AgentBlobs } from "./blobs.ts";
 
 /** What {@linkcode registerBlobRoutes} runs on. */
@@ -31,7 +31,7 @@ export function registerBlobRoutes(router: Router, deps: BlobApiDeps): void {
   router.get("/namespace/{namespace}/blobs/{digest}", async (ctx) => {
     const digest = digestParam(ctx, { loose: true });
     const namespace = ctx.params.namespace;
-    setAttributes({ namespace, digest: digest.toString() });
+    setAttributes({ [ATTR.namespace]: namespace, [ATTR.digest]: digest.toString() });
     try {
       return await deps.blobs.serve(namespace, digest, { head: ctx.req.method === "HEAD" });
     } catch (error) {

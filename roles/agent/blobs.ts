@@ -13,9 +13,11 @@
 import type { BlobStore } from "../../storage/blob_store.ts";
 import type { Digest } from "../../storage/digest.ts";
 import {
+  ATTR,
   markError,
   onBodyDone,
   runInSpan,
+  SPAN,
   type Span,
   startSpan,
   withSpan,
@@ -67,21 +69,24 @@ export class AgentBlobs {
    * @throws whatever the download throws (`TorrentNotFoundError` for an unknown blob)
    */
   async serve(namespace: string, digest: Digest, options: ServeOptions = {}): Promise<Response> {
-    const span = startSpan("agent.download_blob", { namespace, digest: digest.toString() });
+    const span = startSpan(SPAN.agentDownloadBlob, {
+      [ATTR.namespace]: namespace,
+      [ATTR.digest]: digest.toString(),
+    });
     try {
       return await runInSpan(span, async () => {
         await this.#ensure(namespace, digest);
         if (options.head) {
           const stat = await this.#store.stat(digest);
           if (stat === null) throw new Error(`blob ${digest} vanished from the cache`);
-          span.setAttribute("size", stat.size);
+          span.setAttribute(ATTR.size, stat.size);
           span.end();
           return new Response(null, {
             headers: withLength(options.headers?.(stat.size), stat.size),
           });
         }
         const blob = await this.#store.open(digest);
-        span.setAttribute("size", blob.size);
+        span.setAttribute(ATTR.size, blob.size);
         return streamResponse(
           blob.stream,
           { headers: withLength(options.headers?.(blob.size), blob.size) },
@@ -102,12 +107,12 @@ export class AgentBlobs {
    */
   read(namespace: string, digest: Digest, maxBytes: number): Promise<Uint8Array> {
     return withSpan(
-      "agent.download_blob",
-      { namespace, digest: digest.toString() },
+      SPAN.agentDownloadBlob,
+      { [ATTR.namespace]: namespace, [ATTR.digest]: digest.toString() },
       async (span) => {
         await this.#ensure(namespace, digest);
         const blob = await this.#store.open(digest);
-        span.setAttribute("size", blob.size);
+        span.setAttribute(ATTR.size, blob.size);
         if (blob.size > maxBytes) {
           await blob.stream.cancel();
           throw new BlobTooLargeError(digest, blob.size, maxBytes);
@@ -118,9 +123,9 @@ export class AgentBlobs {
   }
 
   async #ensure(namespace: string, digest: Digest): Promise<void> {
-    const hit = await withSpan("agent.cache_lookup", {}, async (span) => {
+    const hit = await withSpan(SPAN.agentCacheLookup, {}, async (span) => {
       const found = await this.#store.has(digest);
-      span.setAttribute("hit", found);
+      span.setAttribute(ATTR.cacheHit, found);
       return found;
     });
     if (!hit) await this.#scheduler.download(namespace, digest);
@@ -128,7 +133,7 @@ export class AgentBlobs {
 }
 
 /**
- * A response whose body is sent inside span `agent.stream_response` (attribute `bytes`: what was
+ * A response whose body is sent inside span `agent.stream_response` (attribute `kraken.bytes_sent`: what was
  * handed to the server). `onDone` runs once the body is finished, failed or cancelled; the body
  * counts as finished once `size` bytes went out (see {@linkcode onBodyDone}).
  */
@@ -138,10 +143,10 @@ export function streamResponse(
   size: number,
   onDone?: () => void,
 ): Response {
-  const span: Span = startSpan("agent.stream_response", { size });
+  const span: Span = startSpan(SPAN.agentStreamResponse, { [ATTR.size]: size });
   const source = body instanceof Uint8Array ? ReadableStream.from([body]) : body;
   const traced = onBodyDone(source, (error, bytes) => {
-    span.setAttribute("bytes", bytes);
+    span.setAttribute(ATTR.bytesSent, bytes);
     if (error !== undefined) markError(span, error);
     span.end();
     onDone?.();

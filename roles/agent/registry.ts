@@ -44,7 +44,7 @@ import {
   negotiationFailure,
 } from "../../registry/manifest.ts";
 import type { Digest } from "../../storage/digest.ts";
-import { setAttributes, type TracingRuntime } from "../../tracing/mod.ts";
+import { ATTR, setAttributes, type TracingRuntime } from "../../tracing/mod.ts";
 import { type AgentBlobs, streamResponse } from "./blobs.ts";
 import { resolveTag, type TagResolver } from "./tags.ts";
 
@@ -133,7 +133,7 @@ export function createAgentRegistryRouter(deps: AgentRegistryDeps): Router {
       }
       digest = found;
     }
-    setAttributes({ namespace: name, digest: digest.toString() });
+    setAttributes({ [ATTR.namespace]: name, [ATTR.digest]: digest.toString() });
     const identity = { "docker-content-digest": digest.toString(), etag: `"${digest}"` };
     if (etagMatches(ctx.req.headers, digest.toString())) {
       return new Response(null, { status: 304, headers: identity });
@@ -170,7 +170,7 @@ export function createAgentRegistryRouter(deps: AgentRegistryDeps): Router {
   const blob = async (ctx: Ctx): Promise<Response> => {
     const name = validateRepoName(ctx.params.name);
     const digest = parseRegistryDigest(ctx.params.digest);
-    setAttributes({ namespace: name, digest: digest.toString() });
+    setAttributes({ [ATTR.namespace]: name, [ATTR.digest]: digest.toString() });
     const identity = { "docker-content-digest": digest.toString(), etag: `"${digest}"` };
     if (etagMatches(ctx.req.headers, digest.toString())) {
       return new Response(null, { status: 304, headers: identity });

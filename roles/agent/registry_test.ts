@@ -5,7 +5,7 @@ import { addBlob } from "../../p2p/_scheduler_test_util.ts";
 import { DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST } from "../../registry/manifest.ts";
 import { digestOfBytes } from "../../storage/digest.ts";
 import type { Image } from "../../tests/harness/oci.ts";
-import { initTracing, parseTracingConfig } from "../../tracing/mod.ts";
+import { ATTR, initTracing, parseTracingConfig, SPAN } from "../../tracing/mod.ts";
 import { type AgentStack, seedImage, startAgentStack } from "./_test_util.ts";
 import { AgentBlobs } from "./blobs.ts";
 import { createAgentRegistryRouter } from "./registry.ts";
@@ -211,23 +211,29 @@ Deno.test("registry: a blob pull is one trace with the download spans", async ()
       "    scheduler.download",
       "    agent.stream_response",
     ]);
-    const download = trace.find((s) => s.name === "agent.download_blob")!;
+    const download = trace.find((s) => s.name === SPAN.agentDownloadBlob)!;
     assert.equal(download.attributes.size, layer.bytes.length);
     assert.equal(download.attributes.namespace, "library/app");
-    assert.equal(trace.find((s) => s.name === "agent.cache_lookup")!.attributes.hit, false);
     assert.equal(
-      trace.find((s) => s.name === "agent.stream_response")!.attributes.bytes,
+      trace.find((s) => s.name === SPAN.agentCacheLookup)!.attributes[ATTR.cacheHit],
+      false,
+    );
+    assert.equal(
+      trace.find((s) => s.name === SPAN.agentStreamResponse)!.attributes[ATTR.bytesSent],
       layer.bytes.length,
     );
-    const sched = trace.find((s) => s.name === "scheduler.download")!;
-    assert.equal(sched.attributes["p2p.pieces_from_origins"], sched.attributes["p2p.pieces_total"]);
+    const sched = trace.find((s) => s.name === SPAN.schedulerDownload)!;
+    assert.equal(
+      sched.attributes[ATTR.p2pPiecesFromOrigins],
+      sched.attributes[ATTR.p2pPiecesTotal],
+    );
     const under = tree(trace, sched).slice(1).map((l) => l.trim());
     for (
       const name of [
-        "metainfo.request",
-        "storage.create_torrent",
-        "announce.request",
-        "storage.commit",
+        SPAN.metainfoRequest,
+        SPAN.storageCreateTorrent,
+        SPAN.announceRequest,
+        SPAN.storageCommit,
       ]
     ) {
       assert.ok(under.includes(name), `${name} under scheduler.download: ${under.join(", ")}`);
@@ -258,7 +264,7 @@ Deno.test("registry: a manifest pull by tag resolves the tag in the same trace",
       "  agent.download_blob",
       "  agent.stream_response",
     ]);
-    const resolve = trace.find((s) => s.name === "agent.resolve_tag")!;
+    const resolve = trace.find((s) => s.name === SPAN.agentResolveTag)!;
     assert.equal(resolve.attributes.tag, "library/app:oci");
     assert.equal(resolve.attributes.digest, image.manifest.digest.toString());
   });

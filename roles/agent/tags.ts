@@ -8,7 +8,7 @@
 
 import { HttpError, type Router } from "../../http/router.ts";
 import type { Digest } from "../../storage/digest.ts";
-import { withSpan } from "../../tracing/mod.ts";
+import { ATTR, SPAN, withSpan } from "../../tracing/mod.ts";
 
 /** What resolves `repo:tag` to a manifest digest (a build-index cluster client). */
 export interface TagResolver {
@@ -17,14 +17,14 @@ export interface TagResolver {
 }
 
 /**
- * Resolves `repo:tag` in span `agent.resolve_tag` (attributes `tag`, and `digest` when found).
+ * Resolves `repo:tag` in span `agent.resolve_tag` (attributes `tag`, `exists`, and `digest` when found).
  * @throws whatever the resolver throws
  */
 export function resolveTag(tags: TagResolver, tag: string): Promise<Digest | null> {
-  return withSpan("agent.resolve_tag", { tag }, async (span) => {
+  return withSpan(SPAN.agentResolveTag, { [ATTR.tag]: tag }, async (span) => {
     const digest = await tags.get(tag);
-    span.setAttribute("found", digest !== null);
-    if (digest) span.setAttribute("digest", digest.toString());
+    span.setAttribute(ATTR.exists, digest !== null);
+    if (digest) span.setAttribute(ATTR.digest, digest.toString());
     return digest;
   });
 }

@@ -6,6 +6,7 @@ import { collectSpans } from "../../tracing/_test_util.ts";
 import { FakeOrigin, startTestBuildIndex } from "./_test_util.ts";
 import { exists } from "../../tests/harness/fs.ts";
 import { waitFor } from "../../tests/harness/wait.ts";
+import { ATTR, SPAN } from "../../tracing/names.ts";
 
 const enc = new TextEncoder();
 
@@ -312,17 +313,17 @@ Deno.test("build-index: put tag is traced as build_index.put_tag › resolve_dep
     assert.equal(res.status, 200, await res.text());
     const spans = await collector.spans();
     const server = spans.find((s) => s.name === "PUT /tags/{tag}/digest/{digest}");
-    const put = spans.find((s) => s.name === "build_index.put_tag");
-    const resolve = spans.find((s) => s.name === "build_index.resolve_dependencies");
+    const put = spans.find((s) => s.name === SPAN.buildIndexPutTag);
+    const resolve = spans.find((s) => s.name === SPAN.buildIndexResolveDependencies);
     assert.ok(server && put && resolve, spans.map((s) => s.name).join(", "));
     assert.equal(put.parentSpanContext?.spanId, server.spanContext().spanId);
     assert.equal(resolve.parentSpanContext?.spanId, put.spanContext().spanId);
     assert.equal(put.attributes.tag, "library/traced:v1");
     assert.equal(put.attributes.digest, index.toString());
-    assert.equal(put.attributes.dependency_count, 2);
+    assert.equal(put.attributes[ATTR.buildIndexDependencies], 2);
     assert.equal(put.attributes.replicate, false);
-    assert.equal(put.attributes.success, true);
-    assert.equal(resolve.attributes["manifest.media_type"], OCI_INDEX);
+    assert.equal(put.attributes[ATTR.buildIndexSuccess], true);
+    assert.equal(resolve.attributes[ATTR.manifestMediaType], OCI_INDEX);
   } finally {
     await bi.stop();
     await collector.runtime.shutdown();

@@ -25,8 +25,10 @@ import { type BackendManager, NoBackendError } from "../../storage/backend/backe
 import { type Digest, parseDigest } from "../../storage/digest.ts";
 import type { WriteBackExecutor, WriteBackManager } from "../../storage/writeback.ts";
 import {
+  ATTR,
   contextFromStored,
   setAttributes,
+  SPAN,
   storeTraceContext,
   withSpan,
 } from "../../tracing/mod.ts";
@@ -118,23 +120,21 @@ export class BuildIndexService {
    * @throws {PutTagError} for a missing dependency or a failed resolution, stat or store
    */
   putTag(tag: string, digest: Digest, replicate: boolean): Promise<void> {
-    return withSpan("build_index.put_tag", {
-      component: "build_index",
-      operation: "put_tag",
-      tag,
-      digest: digest.toString(),
-      replicate,
+    return withSpan(SPAN.buildIndexPutTag, {
+      [ATTR.tag]: tag,
+      [ATTR.digest]: digest.toString(),
+      [ATTR.replicate]: replicate,
     }, async () => {
       const deps = await withSpan(
-        "build_index.resolve_dependencies",
-        { tag, digest: digest.toString() },
+        SPAN.buildIndexResolveDependencies,
+        { [ATTR.tag]: tag, [ATTR.digest]: digest.toString() },
         () => this.#resolveDependencies(tag, digest),
       );
-      setAttributes({ dependency_count: deps.length });
+      setAttributes({ [ATTR.buildIndexDependencies]: deps.length });
       await this.#checkDependencies(tag, deps);
       await this.#store(tag, digest, 0);
       await this.#duplicateToNeighbours(tag, digest);
-      setAttributes({ success: true });
+      setAttributes({ [ATTR.buildIndexSuccess]: true });
     });
   }
 
@@ -188,7 +188,7 @@ export class BuildIndexService {
 
   async #resolveDependencies(tag: string, digest: Digest): Promise<Digest[]> {
     const rule = this.#tagType(tag);
-    setAttributes({ tag_type: rule.type });
+    setAttributes({ [ATTR.tagType]: rule.type });
     if (rule.type === "default") return [digest];
     const bytes = await this.#downloadManifest(tag, digest);
     let manifest;
@@ -200,7 +200,7 @@ export class BuildIndexService {
       }
       throw error;
     }
-    setAttributes({ "manifest.media_type": manifest.mediaType });
+    setAttributes({ [ATTR.manifestMediaType]: manifest.mediaType });
     return [...manifest.references, digest];
   }
 
@@ -306,29 +306,29 @@ export function createTagWriteBackExecutor(options: TagWriteBackOptions): WriteB
     }
     // The task carries the trace context of the request that queued it.
     const parent = contextFromStored(task);
-    await withSpan("backend.upload", {
-      backend_type: backend.type,
-      bucket: backend.bucket ?? "",
-      namespace: task.namespace,
-      tag: task.name,
-      "writeback.failures": task.failures,
+    await withSpan(SPAN.backendUpload, {
+      [ATTR.backendType]: backend.type,
+      [ATTR.bucket]: backend.bucket ?? "",
+      [ATTR.namespace]: task.namespace,
+      [ATTR.tag]: task.name,
+      [ATTR.writebackFailures]: task.failures,
     }, async (span) => {
       const started = performance.now();
       const value = await tags.get(task.name);
       if (!value) {
-        span.setAttribute("result", "not_in_cache");
+        span.setAttribute(ATTR.writebackResult, "not_in_cache");
         logger.warn("tag write-back dropped: tag no longer on disk", fields);
         return;
       }
       const existing = await backend.download(task.namespace, task.name);
       if (existing && (await new Response(existing).text()).trim() === value.toString()) {
-        span.setAttribute("result", "already_in_backend");
+        span.setAttribute(ATTR.writebackResult, "already_in_backend");
         return;
       }
       await backend.upload(task.namespace, task.name, new TextEncoder().encode(value.toString()));
       span.setAttributes({
-        result: "uploaded",
-        duration_ms: Math.round(performance.now() - started),
+        [ATTR.writebackResult]: "uploaded",
+        [ATTR.durationMs]: Math.round(performance.now() - started),
       });
     }, { parent });
   };

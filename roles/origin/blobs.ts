@@ -21,7 +21,7 @@ import type { Backend, BackendManager } from "../../storage/backend/backend.ts";
 import { BlobNotFoundError, type BlobStore } from "../../storage/blob_store.ts";
 import type { Digest } from "../../storage/digest.ts";
 import { digestParam } from "../../storage/digest_param.ts";
-import { setAttributes, withSpan } from "../../tracing/mod.ts";
+import { ATTR, setAttributes, SPAN, withSpan } from "../../tracing/mod.ts";
 import type { BlobRefresher } from "./refresh.ts";
 
 /** What the blob routes run on. */
@@ -62,7 +62,7 @@ export function registerBlobRoutes(router: Router, deps: BlobDeps): void {
   const pub = "/namespace/{namespace}/blobs/{digest}";
   router.get(pub, async (ctx) => {
     const digest = digestParam(ctx);
-    setAttributes({ namespace: ctx.params.namespace, "blob.digest": digest.hex });
+    setAttributes({ [ATTR.namespace]: ctx.params.namespace, [ATTR.digest]: digest.toString() });
     try {
       const blob = await store.open(digest);
       return new Response(blob.stream, {
@@ -103,14 +103,14 @@ export function registerBlobRoutes(router: Router, deps: BlobDeps): void {
     } catch (error) {
       throw new HttpError(500, (error as Error).message);
     }
-    const info = await withSpan("backend.stat", {
-      backend_type: backend.type,
-      bucket: backend.bucket ?? "",
-      namespace,
-      digest: digest.toString(),
+    const info = await withSpan(SPAN.backendStat, {
+      [ATTR.backendType]: backend.type,
+      [ATTR.bucket]: backend.bucket ?? "",
+      [ATTR.namespace]: namespace,
+      [ATTR.digest]: digest.toString(),
     }, async (span) => {
       const found = await backend.stat(namespace, digest.hex);
-      span.setAttribute("exists", found !== null);
+      span.setAttribute(ATTR.exists, found !== null);
       return found;
     });
     if (!info) throw new HttpError(404);

@@ -16,7 +16,7 @@ import { BlobNotFoundError, type BlobStore } from "../../storage/blob_store.ts";
 import type { Digest } from "../../storage/digest.ts";
 import { digestParam } from "../../storage/digest_param.ts";
 import { generateMetaInfo, type MetaInfo, type PieceLengthTable } from "../../storage/metainfo.ts";
-import { withSpan } from "../../tracing/mod.ts";
+import { ATTR, SPAN, withSpan } from "../../tracing/mod.ts";
 import type { BlobRefresher } from "./refresh.ts";
 
 /** What metainfo generation runs on. */
@@ -33,13 +33,21 @@ export function storeMetaInfo(
   digest: Digest,
   pieceLength?: number,
 ): Promise<MetaInfo> {
-  return withSpan("origin.generate_metainfo", { digest: digest.toString() }, async (span) => {
-    const blob = await deps.store.open(digest);
-    const mi = await generateMetaInfo(digest, blob, pieceLength ?? deps.pieceLengths);
-    span.setAttributes({ size: mi.length, piece_length: mi.pieceLength, pieces: mi.numPieces });
-    await deps.store.setMetadata(digest, METAINFO_KEY, new TextEncoder().encode(mi.serialize()));
-    return mi;
-  });
+  return withSpan(
+    SPAN.originGenerateMetainfo,
+    { [ATTR.digest]: digest.toString() },
+    async (span) => {
+      const blob = await deps.store.open(digest);
+      const mi = await generateMetaInfo(digest, blob, pieceLength ?? deps.pieceLengths);
+      span.setAttributes({
+        [ATTR.size]: mi.length,
+        [ATTR.pieceLength]: mi.pieceLength,
+        [ATTR.pieces]: mi.numPieces,
+      });
+      await deps.store.setMetadata(digest, METAINFO_KEY, new TextEncoder().encode(mi.serialize()));
+      return mi;
+    },
+  );
 }
 
 /** Registers the metainfo routes; a blob not cached is fetched through `refresher`. */

@@ -17,7 +17,7 @@ import { HttpError } from "../../http/router.ts";
 import type { BackendManager } from "../../storage/backend/backend.ts";
 import type { BlobStore } from "../../storage/blob_store.ts";
 import type { Digest } from "../../storage/digest.ts";
-import { withSpan } from "../../tracing/mod.ts";
+import { ATTR, SPAN, withSpan } from "../../tracing/mod.ts";
 
 /** Options for {@linkcode BlobRefresher}. */
 export interface BlobRefresherOptions {
@@ -86,16 +86,16 @@ export class BlobRefresher {
       throw new HttpError(500, (error as Error).message);
     }
     const attrs = {
-      backend_type: backend.type,
-      bucket: backend.bucket ?? "",
-      namespace,
-      digest: digest.toString(),
+      [ATTR.backendType]: backend.type,
+      [ATTR.bucket]: backend.bucket ?? "",
+      [ATTR.namespace]: namespace,
+      [ATTR.digest]: digest.toString(),
     };
     let info;
     try {
-      info = await withSpan("backend.stat", attrs, async (span) => {
+      info = await withSpan(SPAN.backendStat, attrs, async (span) => {
         const found = await backend.stat(namespace, digest.hex);
-        span.setAttribute("exists", found !== null);
+        span.setAttribute(ATTR.exists, found !== null);
         return found;
       });
     } catch (error) {
@@ -109,12 +109,12 @@ export class BlobRefresher {
     }
 
     const size = info.size;
-    const run = withSpan("backend.download", { ...attrs, size }, async (span) => {
+    const run = withSpan(SPAN.backendDownload, { ...attrs, [ATTR.size]: size }, async (span) => {
       const started = performance.now();
       const body = await backend.download(namespace, digest.hex);
       if (body === null) throw new Error(`backend lost ${digest} between stat and download`);
       await this.#store.putBlob(digest, body);
-      span.setAttribute("duration_ms", Math.round(performance.now() - started));
+      span.setAttribute(ATTR.durationMs, Math.round(performance.now() - started));
       await this.#onFetched(namespace, digest);
     }).catch((error) => {
       this.#logger.error("backend fetch failed", { namespace, digest: digest.toString(), error });

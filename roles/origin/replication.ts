@@ -17,7 +17,7 @@ import {
 import type { HashRing } from "../../cluster/hashring.ts";
 import { BlobNotFoundError, type BlobStore } from "../../storage/blob_store.ts";
 import type { Digest } from "../../storage/digest.ts";
-import { setAttributes, withSpan } from "../../tracing/mod.ts";
+import { ATTR, setAttributes, SPAN, withSpan } from "../../tracing/mod.ts";
 
 /** Options of {@linkcode Replicator}. */
 export interface ReplicatorOptions {
@@ -56,11 +56,11 @@ export class Replicator {
     const stagger = this.#o.duplicateWriteBackStaggerMs;
     const source = await this.#source(digest);
     const errors = await Promise.all(replicas.map((host, i) =>
-      withSpan("origin.replicate", {
-        replica: host,
-        namespace,
-        digest: digest.toString(),
-        delay_ms: stagger * (i + 1),
+      withSpan(SPAN.originReplicate, {
+        [ATTR.replicationReplica]: host,
+        [ATTR.namespace]: namespace,
+        [ATTR.digest]: digest.toString(),
+        [ATTR.replicationDelayMs]: stagger * (i + 1),
       }, () => this.#client(host).duplicateUpload(namespace, digest, source, stagger * (i + 1)))
         .then(() => undefined, (error: unknown) => {
           this.#o.logger.error("replication failed", {
@@ -73,10 +73,10 @@ export class Replicator {
     ));
     const failed = errors.filter((e) => e !== undefined);
     setAttributes({
-      "replication.duration_ms": Math.round(performance.now() - started),
-      "replication.replicas": replicas.length,
+      [ATTR.replicationDurationMs]: Math.round(performance.now() - started),
+      [ATTR.replicationReplicas]: replicas.length,
     });
-    if (failed.length > 0) setAttributes({ "replication.error": failed.join("; ") });
+    if (failed.length > 0) setAttributes({ [ATTR.replicationError]: failed.join("; ") });
   }
 
   /** Transfers a blob fetched from the backend to the other replicas (no write-back). */
@@ -84,11 +84,11 @@ export class Replicator {
     const source = await this.#source(digest);
     await Promise.all(
       this.#replicas(digest).map((host) =>
-        withSpan("origin.replicate", {
-          replica: host,
-          namespace,
-          digest: digest.toString(),
-          mode: "transfer",
+        withSpan(SPAN.originReplicate, {
+          [ATTR.replicationReplica]: host,
+          [ATTR.namespace]: namespace,
+          [ATTR.digest]: digest.toString(),
+          [ATTR.replicationMode]: "transfer",
         }, () => this.#client(host).transferBlob(digest, source)).catch((error) => {
           this.#o.logger.error("replication after backend fetch failed", {
             replica: host,

@@ -6,8 +6,10 @@ import { serveTestfs } from "../../storage/backend/testfs_server.ts";
 import { digestOfBytes } from "../../storage/digest.ts";
 import { freePorts } from "../../tests/harness/procs.ts";
 import {
+  ATTR,
   initTracing,
   parseTracingConfig,
+  SPAN,
   type TracingRuntime,
   withSpan,
 } from "../../tracing/mod.ts";
@@ -60,18 +62,18 @@ Deno.test("origin tracing: the push trace covers cache write, metainfo, replicat
     const data = enc.encode("traced layer");
     const digest = await digestOfBytes(data);
     const cluster = new OriginClusterClient({ hosts });
-    const rootTrace = await withSpan("proxy.commit_upload", {}, async (span) => {
+    const rootTrace = await withSpan(SPAN.proxyCommitUpload, {}, async (span) => {
       await cluster.uploadBlob("TODO", digest, bytesSource(data));
       return span.spanContext().traceId;
     });
     await waitFor("write-back", () => exists(`${dir}/testfs/b/${digest.hex}`));
     await waitFor("backend.upload span", async () => {
       await runtime.forceFlush();
-      return exporter.getFinishedSpans().some((s) => s.name === "backend.upload");
+      return exporter.getFinishedSpans().some((s) => s.name === SPAN.backendUpload);
     });
     const spans = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === rootTrace);
 
-    const store = one(spans, "origin.store_blob");
+    const store = one(spans, SPAN.originStoreBlob);
     assert.deepEqual(
       {
         namespace: store.attributes.namespace,
@@ -89,37 +91,37 @@ Deno.test("origin tracing: the push trace covers cache write, metainfo, replicat
 
     const cacheWrite = one(
       spans,
-      "origin.cache_write",
+      SPAN.originCacheWrite,
       (s) => parentOf(s) === commitServer.spanContext().spanId,
     );
     assert.equal(cacheWrite.attributes.size, data.length);
     assert.equal(cacheWrite.attributes.namespace, "TODO");
     const metainfo = one(
       spans,
-      "origin.generate_metainfo",
+      SPAN.originGenerateMetainfo,
       (s) => parentOf(s) === commitServer.spanContext().spanId,
     );
     assert.equal(metainfo.attributes.pieces, 1);
-    const replicate = one(spans, "origin.replicate");
+    const replicate = one(spans, SPAN.originReplicate);
     assert.equal(parentOf(replicate), commitServer.spanContext().spanId);
-    assert.ok(hosts.includes(String(replicate.attributes.replica)));
+    assert.ok(hosts.includes(String(replicate.attributes[ATTR.replicationReplica])));
     // The replica's duplicate commit joins the same trace below origin.replicate's client span.
     const dupRoute = "PUT /internal/duplicate/namespace/{namespace}/blobs/{digest}/uploads/{uid}";
     const dupClient = one(spans, dupRoute, (s) => s.kind === 2);
     assert.equal(parentOf(dupClient), replicate.spanContext().spanId);
     const dupServer = one(spans, dupRoute, (s) => s.kind === 1);
     assert.equal(parentOf(dupServer), dupClient.spanContext().spanId);
-    one(spans, "origin.cache_write", (s) => parentOf(s) === dupServer.spanContext().spanId);
+    one(spans, SPAN.originCacheWrite, (s) => parentOf(s) === dupServer.spanContext().spanId);
 
     // The asynchronous write-back is a real span in the push trace, child of the commit request.
-    const upload = one(spans, "backend.upload");
+    const upload = one(spans, SPAN.backendUpload);
     assert.equal(parentOf(upload), commitServer.spanContext().spanId);
     assert.equal(upload.attributes.backend_type, "testfs");
     assert.equal(upload.attributes.bucket, `${testfs.addr}/b`);
     assert.equal(upload.attributes.namespace, "TODO");
     assert.equal(upload.attributes.digest, digest.toString());
     assert.equal(upload.attributes.size, data.length);
-    assert.equal(upload.attributes.result, "uploaded");
+    assert.equal(upload.attributes[ATTR.writebackResult], "uploaded");
     assert.equal(typeof upload.attributes.duration_ms, "number");
     // Its backend HTTP call is traced below it.
     const post = one(spans, "POST /files/{path+}");
@@ -153,7 +155,7 @@ Deno.test("origin tracing: backend.upload joins the push trace after a restart",
     const data = enc.encode("written back after a restart");
     const digest = await digestOfBytes(data);
     const cluster = new OriginClusterClient({ hosts: [origin.addr] });
-    const traceId = await withSpan("proxy.commit_upload", {}, async (span) => {
+    const traceId = await withSpan(SPAN.proxyCommitUpload, {}, async (span) => {
       await cluster.uploadBlob("ns", digest, bytesSource(data));
       return span.spanContext().traceId;
     });
@@ -170,12 +172,12 @@ Deno.test("origin tracing: backend.upload joins the push trace after a restart",
     await waitFor("spans exported", async () => {
       await runtime.forceFlush();
       return exporter.getFinishedSpans().some((s) =>
-        s.name === "backend.upload" && s.attributes.result === "uploaded"
+        s.name === SPAN.backendUpload && s.attributes[ATTR.writebackResult] === "uploaded"
       );
     });
     const spans = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
     const commitServer = one(spans, COMMIT, (s) => s.kind === 1);
-    const uploads = spans.filter((s) => s.name === "backend.upload");
+    const uploads = spans.filter((s) => s.name === SPAN.backendUpload);
     assert.equal(uploads.length, 2, "the failed attempt and the one after the restart");
     for (const u of uploads) assert.equal(parentOf(u), commitServer.spanContext().spanId);
     assert.equal(uploads.filter((u) => u.status.code === 2 /* ERROR */).length, 1);

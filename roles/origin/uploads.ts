@@ -26,7 +26,7 @@ import {
 import type { Digest } from "../../storage/digest.ts";
 import { digestParam } from "../../storage/digest_param.ts";
 import type { WriteBackManager } from "../../storage/writeback.ts";
-import { setAttributes, storeTraceContext, withSpan } from "../../tracing/mod.ts";
+import { ATTR, setAttributes, SPAN, storeTraceContext, withSpan } from "../../tracing/mod.ts";
 import { type MetaInfoDeps, storeMetaInfo } from "./metainfo.ts";
 import type { Replicator } from "./replication.ts";
 import { PERSIST_KEY } from "./writeback.ts";
@@ -46,8 +46,8 @@ const EMPTY = new Uint8Array(0);
 
 function uploadAttrs(namespace: string | undefined, digest: Digest): Record<string, string> {
   return namespace === undefined
-    ? { "blob.digest": digest.hex }
-    : { namespace, "blob.digest": digest.hex };
+    ? { [ATTR.digest]: digest.toString() }
+    : { [ATTR.namespace]: namespace, [ATTR.digest]: digest.toString() };
 }
 
 /** `Content-Range: <start>-<end>`, end exclusive, no `bytes ` prefix (upstream's form). */
@@ -105,7 +105,7 @@ class UploadHandlers {
       throw new HttpError(409);
     }
     const uid = await this.#d.store.createUpload();
-    setAttributes({ "upload.uid": uid });
+    setAttributes({ [ATTR.uploadId]: uid });
     return new Response(null, { headers: { Location: uid } });
   }
 
@@ -115,10 +115,10 @@ class UploadHandlers {
     const [start, end] = parseContentRange(ctx.req.headers.get("content-range"));
     setAttributes({
       ...uploadAttrs(namespace, digest),
-      "upload.uid": uid,
-      "upload.chunk_start": start,
-      "upload.chunk_end": end,
-      "upload.chunk_size": end - start,
+      [ATTR.uploadId]: uid,
+      [ATTR.rangeStart]: start,
+      [ATTR.rangeEnd]: end,
+      [ATTR.chunkSize]: end - start,
     });
     if (await this.#d.store.has(digest)) {
       await ctx.req.body?.cancel();
@@ -139,17 +139,17 @@ class UploadHandlers {
   async commit(ctx: Ctx, kind: UploadKind): Promise<Response> {
     const digest = digestParam(ctx);
     const { namespace, uid } = ctx.params;
-    setAttributes({ ...uploadAttrs(namespace, digest), "upload.uid": uid });
+    setAttributes({ ...uploadAttrs(namespace, digest), [ATTR.uploadId]: uid });
     const delayMs = kind === "duplicate" ? await parseDelay(ctx.req) : 0;
 
     const size = await this.#d.store.statUpload(uid).then((s) => s.size, (error) => {
       if (error instanceof UploadNotFoundError) throw new HttpError(404);
       throw error;
     });
-    const outcome = await withSpan("origin.cache_write", {
-      namespace,
-      digest: digest.toString(),
-      size,
+    const outcome = await withSpan(SPAN.originCacheWrite, {
+      [ATTR.namespace]: namespace,
+      [ATTR.digest]: digest.toString(),
+      [ATTR.size]: size,
     }, async () => {
       try {
         await this.#d.store.commitUpload(uid, digest);
@@ -166,7 +166,7 @@ class UploadHandlers {
       if (kind !== "internal") await this.#ensureWriteBack(namespace, digest, 0);
       throw new HttpError(409);
     }
-    setAttributes({ "blob.size_bytes": size });
+    setAttributes({ [ATTR.size]: size });
     if (kind !== "internal") await this.#ensureWriteBack(namespace, digest, delayMs);
     await storeMetaInfo(this.#d, digest);
     if (kind === "public") await this.#d.replicator.duplicate(namespace, digest);

@@ -17,7 +17,7 @@ import { type BackendManager, NoBackendError } from "../../storage/backend/backe
 import { BlobNotFoundError, type BlobStore } from "../../storage/blob_store.ts";
 import { Digest, DigestError } from "../../storage/digest.ts";
 import type { WriteBackExecutor } from "../../storage/writeback.ts";
-import { contextFromStored, withSpan } from "../../tracing/mod.ts";
+import { ATTR, contextFromStored, SPAN, withSpan } from "../../tracing/mod.ts";
 
 /** Metadata key marking a blob that must reach the backend before it may be evicted. */
 export const PERSIST_KEY = "persist";
@@ -55,21 +55,24 @@ export function createWriteBackExecutor(options: WriteBackExecutorOptions): Writ
     }
     // The task carries the trace context of the request that queued it.
     const parent = contextFromStored(task);
-    await withSpan("backend.upload", {
-      backend_type: backend.type,
-      bucket: backend.bucket ?? "",
-      namespace: task.namespace,
-      digest: digest.toString(),
-      "writeback.failures": task.failures,
+    await withSpan(SPAN.backendUpload, {
+      [ATTR.backendType]: backend.type,
+      [ATTR.bucket]: backend.bucket ?? "",
+      [ATTR.namespace]: task.namespace,
+      [ATTR.digest]: digest.toString(),
+      [ATTR.writebackFailures]: task.failures,
     }, async (span) => {
       const started = performance.now();
-      const existing = await withSpan("backend.stat", {
-        backend_type: backend.type,
-        namespace: task.namespace,
-        digest: digest.toString(),
+      const existing = await withSpan(SPAN.backendStat, {
+        [ATTR.backendType]: backend.type,
+        [ATTR.namespace]: task.namespace,
+        [ATTR.digest]: digest.toString(),
       }, () => backend.stat(task.namespace, digest.hex));
       if (existing) {
-        span.setAttributes({ result: "already_in_backend", size: existing.size });
+        span.setAttributes({
+          [ATTR.writebackResult]: "already_in_backend",
+          [ATTR.size]: existing.size,
+        });
         await store.deleteMetadata(digest, PERSIST_KEY);
         return;
       }
@@ -78,16 +81,16 @@ export function createWriteBackExecutor(options: WriteBackExecutorOptions): Writ
         blob = await store.open(digest);
       } catch (error) {
         if (!(error instanceof BlobNotFoundError)) throw error;
-        span.setAttribute("result", "not_in_cache");
+        span.setAttribute(ATTR.writebackResult, "not_in_cache");
         logger.warn("write-back task dropped: blob no longer cached", fields);
         return;
       }
-      span.setAttribute("size", blob.size);
+      span.setAttribute(ATTR.size, blob.size);
       await backend.upload(task.namespace, digest.hex, blob.stream);
       await store.deleteMetadata(digest, PERSIST_KEY);
       span.setAttributes({
-        result: "uploaded",
-        duration_ms: Math.round(performance.now() - started),
+        [ATTR.writebackResult]: "uploaded",
+        [ATTR.durationMs]: Math.round(performance.now() - started),
       });
       logger.info("written back", { ...fields, backend: backend.type, size: blob.size });
     }, { parent });

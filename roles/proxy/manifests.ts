@@ -18,7 +18,7 @@ import type { Ctx } from "../../http/router.ts";
 import { parseReference, RegistryError } from "../../registry/errors.ts";
 import { ManifestError, parseManifest, readManifestBytes } from "../../registry/manifest.ts";
 import { type Digest, digestOfBytes } from "../../storage/digest.ts";
-import { setAttributes, withSpan } from "../../tracing/mod.ts";
+import { ATTR, setAttributes, SPAN, withSpan } from "../../tracing/mod.ts";
 import {
   blobSize,
   nameParam,
@@ -88,8 +88,12 @@ export function registerManifestRoutes(on: RegistryRoute, deps: RegistryDeps): v
     const name = nameParam(ctx);
     const ref = parseReference(ctx.params.reference);
     const digest = await withSpan(
-      "proxy.put_manifest",
-      { repo: name, reference: ctx.params.reference, namespace: PUSH_NAMESPACE },
+      SPAN.proxyPutManifest,
+      {
+        [ATTR.repo]: name,
+        [ATTR.manifestReference]: ctx.params.reference,
+        [ATTR.namespace]: PUSH_NAMESPACE,
+      },
       async () => {
         let bytes: Uint8Array;
         let manifest;
@@ -104,9 +108,9 @@ export function registerManifestRoutes(on: RegistryRoute, deps: RegistryDeps): v
         }
         const digest = await digestOfBytes(bytes);
         setAttributes({
-          digest: digest.toString(),
-          media_type: manifest.mediaType,
-          "manifest.references": manifest.references.length,
+          [ATTR.digest]: digest.toString(),
+          [ATTR.manifestMediaType]: manifest.mediaType,
+          [ATTR.manifestReferences]: manifest.references.length,
         });
         if (ref.digest && !ref.digest.equals(digest)) {
           throw new RegistryError(

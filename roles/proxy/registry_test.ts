@@ -4,6 +4,7 @@ import { type Digest, digestOfBytes } from "../../storage/digest.ts";
 import { makeImage, randomBytes } from "../../tests/harness/oci.ts";
 import { collectSpans } from "../../tracing/_test_util.ts";
 import { type PushStack, startPushStack } from "./_test_util.ts";
+import { ATTR, SPAN } from "../../tracing/names.ts";
 
 /** Runs `fn` against a fresh push stack and removes everything afterwards. */
 async function withStack(
@@ -412,27 +413,27 @@ Deno.test("proxy: one trace per upload session; manifest PUT reaches origin and 
       const byName = (name: string) => spans.filter((s) => s.name === name);
       const idOf = (s: { spanContext(): { spanId: string } }) => s.spanContext().spanId;
 
-      const uploads = byName("proxy.upload");
+      const uploads = byName(SPAN.proxyUpload);
       assert.equal(uploads.length, 2, "one proxy.upload per session");
       const chunked = uploads.find((s) =>
-        s.attributes.repo === repo && byName("proxy.upload_chunk")
+        s.attributes.repo === repo && byName(SPAN.proxyUploadChunk)
             .filter((c) => c.parentSpanContext?.spanId === idOf(s)).length === 2
       )!;
       assert.ok(chunked, "the chunked session has two upload_chunk children");
-      assert.equal(chunked.attributes["upload.outcome"], "committed");
+      assert.equal(chunked.attributes[ATTR.uploadOutcome], "committed");
       const postServer = spans.find((s) => idOf(s) === chunked.parentSpanContext?.spanId)!;
       assert.equal(postServer.name, "POST /v2/{name+}/blobs/uploads/");
       const trace = chunked.spanContext().traceId;
 
       const children = spans.filter((s) => s.parentSpanContext?.spanId === idOf(chunked));
       assert.deepEqual(children.map((s) => s.name).sort(), [
-        "proxy.commit_upload",
-        "proxy.start_upload",
-        "proxy.upload_chunk",
-        "proxy.upload_chunk",
+        SPAN.proxyCommitUpload,
+        SPAN.proxyStartUpload,
+        SPAN.proxyUploadChunk,
+        SPAN.proxyUploadChunk,
       ]);
       for (const child of children) assert.equal(child.spanContext().traceId, trace);
-      const chunks = children.filter((s) => s.name === "proxy.upload_chunk")
+      const chunks = children.filter((s) => s.name === SPAN.proxyUploadChunk)
         .sort((a, b) => Number(a.attributes.range_start) - Number(b.attributes.range_start));
       assert.deepEqual(
         chunks.map((
@@ -449,28 +450,28 @@ Deno.test("proxy: one trace per upload session; manifest PUT reaches origin and 
         const server = spans.find((s) => link && idOf(s) === link.spanId);
         assert.equal(server?.name, "PATCH /v2/{name+}/blobs/uploads/{uuid}");
       }
-      const commit = children.find((s) => s.name === "proxy.commit_upload")!;
+      const commit = children.find((s) => s.name === SPAN.proxyCommitUpload)!;
       assert.equal(commit.attributes.digest, layer.digest.toString());
       assert.equal(commit.attributes.total_size, layer.bytes.length);
       const store = spans.find((s) =>
-        s.name === "origin.store_blob" && s.parentSpanContext?.spanId === idOf(commit)
+        s.name === SPAN.originStoreBlob && s.parentSpanContext?.spanId === idOf(commit)
       );
       assert.ok(store, "origin.store_blob under proxy.commit_upload");
       assert.equal(store.attributes.namespace, "TODO");
-      const start = children.find((s) => s.name === "proxy.start_upload")!;
+      const start = children.find((s) => s.name === SPAN.proxyStartUpload)!;
       assert.equal(start.attributes.repo, repo);
       assert.equal(start.attributes.namespace, "TODO");
       assert.match(String(start.attributes.upload_id), /^[0-9a-f-]{36}$/);
 
-      const putManifestSpan = byName("proxy.put_manifest")[0];
+      const putManifestSpan = byName(SPAN.proxyPutManifest)[0];
       const under = spans.filter((s) => s.parentSpanContext?.spanId === idOf(putManifestSpan)).map((
         s,
       ) => s.name);
-      assert.ok(under.includes("origin.store_blob"), under.join(", "));
-      assert.ok(under.includes("build_index.put_tag"), under.join(", "));
+      assert.ok(under.includes(SPAN.originStoreBlob), under.join(", "));
+      assert.ok(under.includes(SPAN.buildIndexPutTag), under.join(", "));
       // The build-index's own put_tag runs in the same trace, below its server span.
       const serverPut = spans.filter((s) =>
-        s.name === "build_index.put_tag" && s.parentSpanContext?.spanId !== idOf(putManifestSpan)
+        s.name === SPAN.buildIndexPutTag && s.parentSpanContext?.spanId !== idOf(putManifestSpan)
       );
       assert.equal(serverPut.length, 1);
       assert.equal(serverPut[0].spanContext().traceId, putManifestSpan.spanContext().traceId);

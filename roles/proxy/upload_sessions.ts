@@ -22,7 +22,7 @@
 
 import { removeTempFiles, writeFileAtomic } from "../../common/atomic_file.ts";
 import { resolveInside } from "../../storage/paths.ts";
-import type { Span, StoredTraceContext } from "../../tracing/mod.ts";
+import { ATTR, type Span, type StoredTraceContext } from "../../tracing/mod.ts";
 
 /** One upload session. */
 export interface UploadSession {
@@ -139,7 +139,7 @@ export class UploadSessions {
     const span = session.span;
     session.span = undefined;
     if (span) {
-      span.setAttribute("upload.outcome", outcome);
+      span.setAttribute(ATTR.uploadOutcome, outcome);
       span.end();
     }
   }
@@ -169,7 +169,7 @@ export class UploadSessions {
    */
   closeSpans(): void {
     for (const session of this.#live.values()) {
-      session.span?.setAttribute("upload.outcome", "interrupted");
+      session.span?.setAttribute(ATTR.uploadOutcome, "interrupted");
       session.span?.end();
       session.span = undefined;
     }

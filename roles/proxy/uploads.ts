@@ -26,11 +26,14 @@ import {
 } from "../../storage/blob_store.ts";
 import type { Digest } from "../../storage/digest.ts";
 import {
+  ATTR,
   contextFromStored,
   linkToActive,
   recordError,
   runInSpan,
+  SPAN,
   type Span,
+  type SpanName,
   startSpan,
   storeTraceContext,
   withSpan,
@@ -94,30 +97,37 @@ export function registerUploadRoutes(on: RegistryRoute, deps: RegistryDeps): voi
   /** A span of one request of an upload session: child of `proxy.upload`, linked to this request. */
   const sessionSpan = <T>(
     session: UploadSession,
-    name: string,
+    name: SpanName,
     fn: (span: Span) => Promise<T>,
   ): Promise<T> => {
     const link = linkToActive();
     return withSpan(
       name,
-      { namespace: PUSH_NAMESPACE, repo: session.name, upload_id: session.uid },
+      {
+        [ATTR.namespace]: PUSH_NAMESPACE,
+        [ATTR.repo]: session.name,
+        [ATTR.uploadId]: session.uid,
+      },
       fn,
       { parent: contextFromStored(session.trace), links: link ? [link] : undefined },
     );
   };
 
   const startSession = async (name: string): Promise<UploadSession> => {
-    const upload = startSpan("proxy.upload", { namespace: PUSH_NAMESPACE, repo: name });
+    const upload = startSpan(SPAN.proxyUpload, {
+      [ATTR.namespace]: PUSH_NAMESPACE,
+      [ATTR.repo]: name,
+    });
     try {
       const trace = runInSpan(upload, () => storeTraceContext());
       return await runInSpan(upload, () =>
         withSpan(
-          "proxy.start_upload",
-          { namespace: PUSH_NAMESPACE, repo: name },
+          SPAN.proxyStartUpload,
+          { [ATTR.namespace]: PUSH_NAMESPACE, [ATTR.repo]: name },
           async (span) => {
             const uid = await store.createUpload();
-            span.setAttribute("upload_id", uid);
-            upload.setAttribute("upload_id", uid);
+            span.setAttribute(ATTR.uploadId, uid);
+            upload.setAttribute(ATTR.uploadId, uid);
             return await sessions.add({ uid, name, trace, span: upload });
           },
         ));
@@ -130,7 +140,7 @@ export function registerUploadRoutes(on: RegistryRoute, deps: RegistryDeps): voi
 
   /** Appends the request body to the session's staged bytes, as `proxy.upload_chunk`. */
   const receiveChunk = (session: UploadSession, req: Request): Promise<number> =>
-    sessionSpan(session, "proxy.upload_chunk", async (span) => {
+    sessionSpan(session, SPAN.proxyUploadChunk, async (span) => {
       let start: number;
       try {
         start = (await store.statUpload(session.uid)).size;
@@ -172,7 +182,11 @@ export function registerUploadRoutes(on: RegistryRoute, deps: RegistryDeps): voi
         throw error;
       } finally {
         sessions.touch(session);
-        span.setAttributes({ range_start: start, range_end: offset, chunk_size: offset - start });
+        span.setAttributes({
+          [ATTR.rangeStart]: start,
+          [ATTR.rangeEnd]: offset,
+          [ATTR.chunkSize]: offset - start,
+        });
       }
       if (range && range.end - range.start + 1 !== offset - start) {
         throw new RegistryError(
@@ -190,10 +204,10 @@ export function registerUploadRoutes(on: RegistryRoute, deps: RegistryDeps): voi
     // How the session ends; undefined keeps it (an I/O failure the client may retry).
     let outcome: SessionOutcome | undefined = "failed";
     try {
-      await sessionSpan(session, "proxy.commit_upload", async (span) => {
-        span.setAttribute("digest", digest.toString());
+      await sessionSpan(session, SPAN.proxyCommitUpload, async (span) => {
+        span.setAttribute(ATTR.digest, digest.toString());
         try {
-          span.setAttribute("total_size", (await store.statUpload(session.uid)).size);
+          span.setAttribute(ATTR.totalSize, (await store.statUpload(session.uid)).size);
           await store.commitUpload(session.uid, digest);
         } catch (error) {
           if (error instanceof DigestMismatchError) {
@@ -208,7 +222,7 @@ export function registerUploadRoutes(on: RegistryRoute, deps: RegistryDeps): voi
             outcome = undefined;
             throw error;
           }
-          span.setAttribute("cache.status", "exists");
+          span.setAttribute(ATTR.cacheStatus, "exists");
         }
         const cached = await store.stat(digest);
         if (!cached) throw new RegistryError("UNKNOWN", `${digest} vanished from the cache`);

@@ -24,7 +24,7 @@ import {
 import { type Ctx, HttpError, type Router } from "../../http/router.ts";
 import type { Digest } from "../../storage/digest.ts";
 import { InfoHash, MetaInfoError } from "../../storage/metainfo.ts";
-import { setAttributes, withSpan } from "../../tracing/mod.ts";
+import { ATTR, policyCountAttr, setAttributes, SPAN, withSpan } from "../../tracing/mod.ts";
 import { getRequestBody } from "./http_server.ts";
 import type { OriginStore } from "./originstore.ts";
 import type { PeerStore } from "./peerstore.ts";
@@ -107,16 +107,16 @@ export function registerAnnounceRoutes(router: Router, deps: AnnounceDeps): void
     infoHash: InfoHash,
     peer: PeerInfo,
   ): Promise<PeerInfo[] | null> =>
-    withSpan("tracker.announce", {
-      infohash: infoHash.hex,
-      digest: digest.toString(),
-      complete: peer.complete,
-      handout_policy: policy.name,
+    withSpan(SPAN.trackerAnnounce, {
+      [ATTR.infohash]: infoHash.hex,
+      [ATTR.digest]: digest.toString(),
+      [ATTR.complete]: peer.complete,
+      [ATTR.handoutPolicy]: policy.name,
     }, async () => {
       try {
-        await withSpan("peerstore.update_peer", {
-          store_type: peerStore.type,
-          complete: peer.complete,
+        await withSpan(SPAN.peerstoreUpdatePeer, {
+          [ATTR.peerstoreType]: peerStore.type,
+          [ATTR.complete]: peer.complete,
         }, () => peerStore.updatePeer(infoHash, peer));
       } catch (error) {
         // Upstream only logs this: the handout can still help the peer.
@@ -128,16 +128,16 @@ export function registerAnnounceRoutes(router: Router, deps: AnnounceDeps): void
       }
       if (peer.complete) {
         // A complete peer needs nobody; it announced to be found.
-        setAttributes({ peer_count: 0, origin_count: 0 });
+        setAttributes({ [ATTR.peerCount]: 0, [ATTR.originCount]: 0 });
         return null;
       }
       const [fromStore, fromOrigins] = await Promise.allSettled([
-        withSpan("peerstore.get_peers", {
-          store_type: peerStore.type,
-          limit: deps.maxPeers,
+        withSpan(SPAN.peerstoreGetPeers, {
+          [ATTR.peerstoreType]: peerStore.type,
+          [ATTR.peerstoreLimit]: deps.maxPeers,
         }, async () => {
           const peers = await peerStore.getPeers(infoHash, deps.maxPeers);
-          setAttributes({ count: peers.length });
+          setAttributes({ [ATTR.peerCount]: peers.length });
           return peers;
         }),
         originStore.getOrigins(digest),
@@ -149,16 +149,18 @@ export function registerAnnounceRoutes(router: Router, deps: AnnounceDeps): void
       if (fromOrigins.status === "rejected") {
         errors.push(`origin store: ${message(fromOrigins.reason)}`);
       }
-      setAttributes({ peer_count: peers.length, origin_count: origins.length });
+      setAttributes({ [ATTR.peerCount]: peers.length, [ATTR.originCount]: origins.length });
       const all = [...peers, ...origins];
       if (all.length === 0) throw new HttpError(500, `no peers available: ${errors.join(", ")}`);
-      return withSpan("policy.sort_peers", {
-        handout_policy: policy.name,
-        count: all.length,
+      return withSpan(SPAN.policySortPeers, {
+        [ATTR.handoutPolicy]: policy.name,
+        [ATTR.peerCount]: all.length,
       }, () => {
         const sorted = policy.sortPeers(all);
         const counts = seederCounts(policy, sorted);
-        for (const [label, n] of Object.entries(counts)) setAttributes({ [`${label}_count`]: n });
+        for (const [label, n] of Object.entries(counts)) {
+          setAttributes({ [policyCountAttr(label)]: n });
+        }
         return sorted;
       });
     });

@@ -18,7 +18,9 @@ import { HttpStatusError } from "../../http/status_error.ts";
 import type { PeerContext } from "../../p2p/origin_seeder.ts";
 import type { Digest } from "../../storage/digest.ts";
 import {
+  ATTR,
   setAttributes,
+  SPAN,
   tracedFetch,
   type TracedFetchOptions,
   withSpan,
@@ -173,13 +175,13 @@ export class HttpOriginStore implements OriginStore {
 
   /** The origins of a digest, in span `originstore.get_origins`. */
   getOrigins(digest: Digest): Promise<PeerInfo[]> {
-    return withSpan("originstore.get_origins", { digest: digest.toString() }, async () => {
+    return withSpan(SPAN.originstoreGetOrigins, { [ATTR.digest]: digest.toString() }, async () => {
       const { outcome, cached } = this.#locations.get(
         digest.hex,
         () => this.#cluster.locations(digest),
       );
       const located = await outcome;
-      setAttributes({ locations_cached: cached });
+      setAttributes({ [ATTR.originstoreCached]: cached });
       if (!located.ok) throw new Error(`origin locations: ${message(located.error)}`);
       const results = await Promise.all(located.value.map(async (addr) => {
         const { outcome } = this.#contexts.get(addr, () => this.#peerContext(addr));
@@ -201,7 +203,10 @@ export class HttpOriginStore implements OriginStore {
           errors.push(`${addr}: ${message(result.error)}`);
         }
       }
-      setAttributes({ count: origins.length, unavailable: errors.length });
+      setAttributes({
+        [ATTR.originCount]: origins.length,
+        [ATTR.originstoreUnavailable]: errors.length,
+      });
       if (origins.length === 0) throw new Error(`all origins unavailable: ${errors.join(", ")}`);
       return origins;
     });

@@ -7,7 +7,7 @@ import {
 } from "../../cluster/announce_client.ts";
 import { parseDigest } from "../../storage/digest.ts";
 import { InfoHash } from "../../storage/metainfo.ts";
-import { initTracing, parseTracingConfig } from "../../tracing/mod.ts";
+import { ATTR, initTracing, parseTracingConfig, policyCountAttr, SPAN } from "../../tracing/mod.ts";
 import { parseTrackerConfig } from "./config.ts";
 import type { PeerStore } from "./peerstore.ts";
 import { testRoleContext } from "../_test_util.ts";
@@ -296,7 +296,7 @@ Deno.test("tracker: announce spans — tracker.announce with store, origin and p
   });
   await tracing.forceFlush();
   const spans = exporter.getFinishedSpans();
-  const announces = spans.filter((s) => s.name === "tracker.announce");
+  const announces = spans.filter((s) => s.name === SPAN.trackerAnnounce);
   assert.equal(announces.length, 2);
   const span = announces.find((s) => s.attributes.complete === false)!;
   assert.deepEqual(
@@ -315,24 +315,27 @@ Deno.test("tracker: announce spans — tracker.announce with store, origin and p
     .map((s) => s.name)
     .sort();
   assert.deepEqual(children, [
-    "originstore.get_origins",
-    "peerstore.get_peers",
-    "peerstore.update_peer",
-    "policy.sort_peers",
+    SPAN.originstoreGetOrigins,
+    SPAN.peerstoreGetPeers,
+    SPAN.peerstoreUpdatePeer,
+    SPAN.policySortPeers,
   ]);
-  const getPeers = spans.find((s) => s.name === "peerstore.get_peers")!;
-  assert.deepEqual([getPeers.attributes.store_type, getPeers.attributes.count], ["memory", 2]);
-  const sort = spans.find((s) => s.name === "policy.sort_peers")!;
+  const getPeers = spans.find((s) => s.name === SPAN.peerstoreGetPeers)!;
+  assert.deepEqual([getPeers.attributes[ATTR.peerstoreType], getPeers.attributes[ATTR.peerCount]], [
+    "memory",
+    2,
+  ]);
+  const sort = spans.find((s) => s.name === SPAN.policySortPeers)!;
   assert.deepEqual(
     [
-      sort.attributes.peer_seeder_count,
-      sort.attributes.origin_count,
-      sort.attributes.peer_incomplete_count,
+      sort.attributes[policyCountAttr("peer_seeder")],
+      sort.attributes[policyCountAttr("origin")],
+      sort.attributes[policyCountAttr("peer_incomplete")],
     ],
     [1, 1, 1],
   );
   // The origin store's HTTP calls are client spans under its span.
-  const originSpan = spans.find((s) => s.name === "originstore.get_origins")!;
+  const originSpan = spans.find((s) => s.name === SPAN.originstoreGetOrigins)!;
   assert.ok(
     spans.some((s) =>
       s.name === "GET /blobs/{digest}/locations" &&
@@ -344,6 +347,6 @@ Deno.test("tracker: announce spans — tracker.announce with store, origin and p
   assert.deepEqual(
     spans.filter((s) => s.parentSpanContext?.spanId === completeSpan.spanContext().spanId)
       .map((s) => s.name),
-    ["peerstore.update_peer"],
+    [SPAN.peerstoreUpdatePeer],
   );
 });

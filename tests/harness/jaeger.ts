@@ -7,7 +7,7 @@
  * try {
  *   // point the processes under test at jaeger.otlpHttpEndpoint (OTLP/HTTP) ...
  *   const tree = await jaeger.waitForTrace(traceId, { minSpans: 5 });
- *   assertTree(tree, { name: "proxy.upload", service: "kraken-proxy", children: [...] });
+ *   assertTree(tree, { name: SPAN.proxyUpload, service: "kraken-proxy", children: [...] });
  * } finally {
  *   await jaeger.stop();
  * }

@@ -10,7 +10,7 @@
  *   name: "GET /namespace/{namespace}/blobs/{digest}",
  *   service: "kraken-agent",
  *   kind: "server",
- *   children: [{ name: "agent.download_blob", children: [{ name: "agent.cache_lookup" }] }],
+ *   children: [{ name: SPAN.agentDownloadBlob, children: [{ name: SPAN.agentCacheLookup }] }],
  * });
  * ```
  *

@@ -9,12 +9,13 @@
 
 import type { Attributes, Context, Link, SpanKind } from "@opentelemetry/api";
 import type { Sampler, SamplingResult } from "@opentelemetry/sdk-trace";
+import { ATTR } from "../names.ts";
 import type { SamplingRule } from "./config.ts";
 import { traceIdSampled } from "./ratio.ts";
 import { NOT_SAMPLED, SAMPLED } from "./results.ts";
 
 /** The attribute path rules match against. */
-export const URL_PATH_ATTRIBUTE = "url.path";
+export const URL_PATH_ATTRIBUTE = ATTR.urlPath;
 
 /**
  * Compiles a path glob to a regular expression: `**` matches any run of characters, `*` any run

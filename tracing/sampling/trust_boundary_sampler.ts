@@ -27,15 +27,16 @@ import {
 } from "@opentelemetry/api";
 import type { Sampler, SamplingResult } from "@opentelemetry/sdk-trace";
 import type { NetworkList } from "../../common/cidr.ts";
+import { ATTR } from "../names.ts";
 import { isSampled, SAMPLED } from "./results.ts";
 import { TokenBucket } from "./token_bucket.ts";
 
 /** Span attribute saying whether a client's `sampled` flag forced sampling. */
-export const CLIENT_FORCED_ATTRIBUTE = "kraken.sampling.client_forced";
+export const CLIENT_FORCED_ATTRIBUTE = ATTR.samplingClientForced;
 /** Span attribute marking a server span of an edge listener. */
-export const EDGE_ATTRIBUTE = "kraken.edge";
+export const EDGE_ATTRIBUTE = ATTR.edge;
 /** Span attribute carrying the client's IP address. */
-export const PEER_ADDRESS_ATTRIBUTE = "network.peer.address";
+export const PEER_ADDRESS_ATTRIBUTE = ATTR.networkPeerAddress;
 
 const FORCED: SamplingResult = Object.freeze({
   decision: SAMPLED.decision,
