@@ -93,6 +93,8 @@ const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
 export class TagClientError extends Error {
   /** HTTP status received. */
   readonly status: number;
+  /** The start of the response body (upstream's error message). */
+  readonly body: string;
 
   /**
    * @param method request method
@@ -104,7 +106,18 @@ export class TagClientError extends Error {
     super(`${method} ${url}: ${status}${body ? `: ${body.slice(0, 500)}` : ""}`);
     this.name = "TagClientError";
     this.status = status;
+    this.body = body.slice(0, 500);
   }
+}
+
+/**
+ * The build-index's 4xx answer (status and message) when it refused a request: the caller's
+ * client sent something wrong, so a role passes the 4xx on instead of answering 500. Null for any
+ * other error.
+ */
+export function tagRefusal(error: unknown): { status: number; message: string } | null {
+  if (!(error instanceof TagClientError) || error.status < 400 || error.status >= 500) return null;
+  return { status: error.status, message: `build-index: ${error.body || error.status}` };
 }
 
 /** A request could not reach the host (connection refused, reset, timed out). */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { digestOfBytes } from "../storage/digest.ts";
-import { TagClient, TagClientError, TagClusterClient } from "./tag_client.ts";
+import { TagClient, TagClientError, TagClusterClient, tagRefusal } from "./tag_client.ts";
 
 interface Seen {
   method: string;
@@ -121,4 +121,19 @@ Deno.test("tag cluster client: fails over on network errors only", async () => {
   } finally {
     await fake.stop();
   }
+});
+
+Deno.test("tagRefusal: a build-index 4xx with its message, nothing for 5xx or other errors", () => {
+  const refused = new TagClientError(
+    "GET",
+    "http://bi/tags/x",
+    400,
+    "tag has an invalid path segment",
+  );
+  assert.deepEqual(tagRefusal(refused), {
+    status: 400,
+    message: "build-index: tag has an invalid path segment",
+  });
+  assert.equal(tagRefusal(new TagClientError("GET", "http://bi/tags/x", 500, "boom")), null);
+  assert.equal(tagRefusal(new Error("connection refused")), null);
 });

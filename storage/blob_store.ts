@@ -92,7 +92,7 @@ export class ChunkRangeError extends RangeError {
   }
 }
 
-/** Thrown when a chunk body's length differs from its range (upstream: short body → 500). */
+/** Thrown when a chunk body's length differs from its range (a client error: 400). */
 export class ChunkLengthError extends Error {
   /** @param message the expected and actual lengths */
   constructor(message: string) {
@@ -207,14 +207,7 @@ export class BlobStore {
         `chunk ${start}-${end} needs ${want} bytes, body has ${body.length}`,
       );
     }
-    const lock = this.#lock(uid);
-    if (lock.exclusive > 0) {
-      this.#unlockIfIdle(uid, lock);
-      await cancelBody(body);
-      throw new UploadNotFoundError(uid, "is being committed or aborted");
-    }
-    lock.writers++;
-    try {
+    await this.#shared(uid, () => cancelBody(body), async () => {
       let file: Deno.FsFile;
       try {
         file = await Deno.open(path, { write: true });
@@ -245,11 +238,25 @@ export class BlobStore {
       } finally {
         file.close();
       }
-    } finally {
-      lock.writers--;
-      if (lock.writers === 0) { for (const wake of lock.drained.splice(0)) wake(); }
-      this.#unlockIfIdle(uid, lock);
-    }
+    });
+  }
+
+  /**
+   * Cuts an upload's staging file back to `size` bytes, so an append that was rejected halfway
+   * (the proxy's chunks are appends) leaves the upload as it was before it.
+   * @throws {UploadNotFoundError} unknown uid, or a commit/abort is in progress
+   */
+  async truncateUpload(uid: string, size: number): Promise<void> {
+    const path = this.#uploadPath(uid);
+    if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`invalid size ${size}`);
+    await this.#shared(uid, () => Promise.resolve(), async () => {
+      try {
+        await Deno.truncate(path, size);
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) throw new UploadNotFoundError(uid);
+        throw err;
+      }
+    });
   }
 
   /**
@@ -570,6 +577,27 @@ export class BlobStore {
   #unlockIfIdle(uid: string, lock: UploadLock): void {
     if (lock.writers === 0 && lock.exclusive === 0 && this.#locks.get(uid) === lock) {
       this.#locks.delete(uid);
+    }
+  }
+
+  /**
+   * Runs a write of an upload alongside other writes; refused (after `refused`) while a commit or
+   * abort holds the upload.
+   */
+  async #shared(uid: string, refused: () => Promise<void>, fn: () => Promise<void>) {
+    const lock = this.#lock(uid);
+    if (lock.exclusive > 0) {
+      this.#unlockIfIdle(uid, lock);
+      await refused();
+      throw new UploadNotFoundError(uid, "is being committed or aborted");
+    }
+    lock.writers++;
+    try {
+      await fn();
+    } finally {
+      lock.writers--;
+      if (lock.writers === 0) { for (const wake of lock.drained.splice(0)) wake(); }
+      this.#unlockIfIdle(uid, lock);
     }
   }
 

@@ -317,3 +317,16 @@ Deno.test("pruneUploads removes only stale sessions", () =>
     await assert.rejects(store.statUpload(stale), UploadNotFoundError);
     assert.deepEqual(await store.statUpload(fresh), { size: 0 });
   }));
+
+Deno.test("truncateUpload cuts a session back to the bytes it had", () =>
+  withStore(async (store) => {
+    const uid = await upload(store, bytesOf(100));
+    await store.writeChunk(uid, 100, 150, bytesOf(50, 2));
+    await store.truncateUpload(uid, 100);
+    assert.deepEqual(await store.statUpload(uid), { size: 100 });
+    await store.writeChunk(uid, 100, 110, bytesOf(10, 3));
+    const whole = new Uint8Array([...bytesOf(100), ...bytesOf(10, 3)]);
+    await store.commitUpload(uid, await digestOfBytes(whole));
+    await assert.rejects(store.truncateUpload(uid, 0), UploadNotFoundError);
+    await assert.rejects(store.truncateUpload("nope", 0), UploadNotFoundError);
+  }));

@@ -46,6 +46,7 @@ import {
 import type { Digest } from "../../storage/digest.ts";
 import { ATTR, setAttributes, type TracingRuntime } from "../../tracing/mod.ts";
 import { type AgentBlobs, streamResponse } from "./blobs.ts";
+import { tagRefusal } from "../../cluster/tag_client.ts";
 import { resolveTag, type TagResolver } from "./tags.ts";
 
 /** What the registry runs on. */
@@ -126,6 +127,15 @@ export function createAgentRegistryRouter(deps: AgentRegistryDeps): Router {
       try {
         found = await resolveTag(deps.tags, tag);
       } catch (error) {
+        const refusal = tagRefusal(error);
+        if (refusal) {
+          throw new RegistryError(
+            "TAG_INVALID",
+            refusal.message,
+            { tag: reference },
+            refusal.status,
+          );
+        }
         throw new RegistryError("UNKNOWN", "unknown error", (error as Error).message);
       }
       if (found === null) {

@@ -1,11 +1,13 @@
 /**
  * Tag resolution on the agent: `repo:tag` → manifest digest through build-index, traced as
- * `agent.resolve_tag`, and the agent server's `GET /tags/{tag}` (200 `sha256:<hex>`, 404, or 500
- * `get tag: …`). The registry resolves manifest tags the same way.
+ * `agent.resolve_tag`, and the agent server's `GET /tags/{tag}` (200 `sha256:<hex>`, 404, the
+ * build-index's own 4xx and message when it refused the tag, or 500 `get tag: …` when it could not
+ * be asked). The registry resolves manifest tags the same way.
  *
  * @module
  */
 
+import { tagRefusal } from "../../cluster/tag_client.ts";
 import { HttpError, type Router } from "../../http/router.ts";
 import type { Digest } from "../../storage/digest.ts";
 import { ATTR, SPAN, withSpan } from "../../tracing/mod.ts";
@@ -36,6 +38,8 @@ export function registerTagRoutes(router: Router, tags: TagResolver): void {
     try {
       digest = await resolveTag(tags, ctx.params.tag);
     } catch (error) {
+      const refusal = tagRefusal(error);
+      if (refusal) throw new HttpError(refusal.status, `get tag: ${refusal.message}`);
       throw new HttpError(500, `get tag: ${(error as Error).message}`);
     }
     if (digest === null) throw new HttpError(404);

@@ -9,6 +9,24 @@
 import { type Ctx, HttpError, type Router } from "../../http/router.ts";
 import type { BuildIndexService } from "./service.ts";
 
+/**
+ * A listing prefix or repository as the client sent it, refused (400) when a `.` or `..` segment or
+ * a control character would make the backend list outside the tag tree (upstream passes it on).
+ */
+function listPath(value: string, what: string): string {
+  // deno-lint-ignore no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(value)) {
+    throw new HttpError(400, `${what} contains control characters`);
+  }
+  if (value.split("/").some((segment) => segment === "." || segment === "..")) {
+    throw new HttpError(
+      400,
+      `${what} ${JSON.stringify(value.slice(0, 200))} has an invalid path segment`,
+    );
+  }
+  return value;
+}
+
 /** Page size when pagination is asked for without a `limit` (upstream's default). */
 const DEFAULT_PAGE_SIZE = 250;
 
@@ -64,10 +82,10 @@ function listResponse(ctx: Ctx, names: string[], map: (n: string) => string = (n
 export function registerListRoutes(router: Router, service: BuildIndexService): void {
   const list = async (ctx: Ctx, prefix: string) => listResponse(ctx, await service.list(prefix));
   router.get("/list/", (ctx) => list(ctx, ""));
-  router.get("/list/{prefix+}", (ctx) => list(ctx, ctx.params.prefix));
+  router.get("/list/{prefix+}", (ctx) => list(ctx, listPath(ctx.params.prefix, "prefix")));
 
   router.get("/repositories/{repo+}/tags", async (ctx) => {
-    const repo = ctx.params.repo;
+    const repo = listPath(ctx.params.repo, "repository");
     const names = await service.list(`${repo}/_manifests/tags`, repo);
     return listResponse(ctx, names, (n) => n.slice(n.lastIndexOf(":") + 1));
   });

@@ -83,7 +83,7 @@ Deno.test("build-index: put tag resolves the manifest, stores it on disk and in 
   }
 });
 
-Deno.test("build-index: a missing dependency fails the put with upstream's message and stores nothing", async () => {
+Deno.test("build-index: a missing dependency fails the put with upstream's message (400) and stores nothing", async () => {
   const dir = await Deno.makeTempDir();
   const origin = new FakeOrigin();
   const bi = await startTestBuildIndex(dir, origin);
@@ -91,7 +91,7 @@ Deno.test("build-index: a missing dependency fails the put with upstream's messa
     const image = await pushImage(origin, "2");
     origin.blobs.delete(image.layers[1].toString());
     const res = await fetch(tagUrl(bi.url, "library/app:v2", image.digest), { method: "PUT" });
-    assert.equal(res.status, 500);
+    assert.equal(res.status, 400);
     assert.equal(await res.text(), `cannot upload tag, missing dependency ${image.layers[1]}`);
     const get = await fetch(tagUrl(bi.url, "library/app:v2"));
     assert.equal(get.status, 404);
@@ -107,7 +107,7 @@ Deno.test("build-index: a missing dependency fails the put with upstream's messa
     // Not a manifest at all.
     const junk = await origin.add("not json");
     const res3 = await fetch(tagUrl(bi.url, "library/app:v4", junk), { method: "PUT" });
-    assert.equal(res3.status, 500);
+    assert.equal(res3.status, 400);
     assert.match(await res3.text(), /parse manifest/);
   } finally {
     await bi.stop();
@@ -130,7 +130,7 @@ Deno.test("build-index: bad input is refused and hostile tags never leave the st
       [`${bi.url}/tags/%2E%2E%2F%2E%2E%2Fetc:x/digest/${d}`, 400],
       [`${bi.url}/tags/repo:tag/digest/sha256:1234`, 400],
       [`${bi.url}/tags/repo:tag/digest/md5:${"a".repeat(64)}`, 400],
-      [`${bi.url}/tags/repo:tag/digest/${d}?replicate=maybe`, 500],
+      [`${bi.url}/tags/repo:tag/digest/${d}?replicate=maybe`, 400],
       // An unescaped slash splits the segment: no route.
       [`${bi.url}/tags/library/app:v1/digest/${d}`, 404],
     ];
@@ -255,7 +255,7 @@ Deno.test("build-index: write_through false writes the tag back through the queu
     assert.equal(await Deno.readTextFile(link), d.toString());
     await waitFor("the write-back row to be deleted", () => bi.writeback.pending().length === 0);
 
-    // Duplicate put from a neighbour: body {"delay": ns}; bad JSON is a 500.
+    // Duplicate put from a neighbour: body {"delay": ns}; bad JSON is a 400.
     const dup = await fetch(
       `${bi.url}/internal/duplicate/tags/${encodeURIComponent("plain/y:1")}/digest/${d}`,
       {
@@ -269,7 +269,7 @@ Deno.test("build-index: write_through false writes the tag back through the queu
       method: "PUT",
       body: "{",
     });
-    assert.equal(bad.status, 500);
+    assert.equal(bad.status, 400);
     await bad.body?.cancel();
   } finally {
     await bi.stop();

@@ -45,7 +45,7 @@ export interface OriginBlobs {
 
 /** A put-tag failure with the status and message upstream answers with. */
 export class PutTagError extends Error {
-  /** HTTP status (500 for every upstream put-tag failure). */
+  /** HTTP status: 400 for what the client tagged (upstream answers 500 there too), else 500. */
   readonly status: number;
 
   /**
@@ -196,7 +196,11 @@ export class BuildIndexService {
       manifest = parseManifest(bytes);
     } catch (error) {
       if (error instanceof ManifestError) {
-        throw new PutTagError(`resolve dependencies: parse manifest ${digest}: ${error.message}`);
+        // The client tagged something that is not a manifest (upstream: 500).
+        throw new PutTagError(
+          `resolve dependencies: parse manifest ${digest}: ${error.message}`,
+          400,
+        );
       }
       throw error;
     }
@@ -237,7 +241,10 @@ export class BuildIndexService {
       if ("error" in r) {
         throw new PutTagError(`check dependency ${r.dep}: ${(r.error as Error).message}`);
       }
-      if (r.info === null) throw new PutTagError(`cannot upload tag, missing dependency ${r.dep}`);
+      // The client tagged a manifest whose blobs were never uploaded (upstream: 500).
+      if (r.info === null) {
+        throw new PutTagError(`cannot upload tag, missing dependency ${r.dep}`, 400);
+      }
     }
   }
 

@@ -3,10 +3,10 @@
  *
  * | Method | Route | Answer |
  * |---|---|---|
- * | PUT | `/tags/{tag}/digest/{digest}[?replicate=]` | put tag; 500 with upstream's messages |
+ * | PUT | `/tags/{tag}/digest/{digest}[?replicate=]` | put tag; 500 with upstream's messages; 400 bad `replicate` |
  * | HEAD | `/tags/{tag}` | backend only: 200 / 404 |
  * | GET | `/tags/{tag}` | disk, then backend: 200 `sha256:<hex>` / 404 |
- * | PUT | `/internal/duplicate/tags/{tag}/digest/{digest}` | `{"delay": ns}`: store from a neighbour |
+ * | PUT | `/internal/duplicate/tags/{tag}/digest/{digest}` | `{"delay": ns}`: store from a neighbour; 400 bad body |
  *
  * @module
  */
@@ -36,7 +36,7 @@ export function registerTagRoutes(router: Router, service: BuildIndexService): v
     const digest = digestParam(ctx);
     const raw = ctx.url.searchParams.get("replicate");
     if (raw !== null && !GO_TRUE.has(raw) && !GO_FALSE.has(raw)) {
-      throw new HttpError(500, `invalid replicate value ${JSON.stringify(raw)}`);
+      throw new HttpError(400, `invalid replicate value ${JSON.stringify(raw)}`);
     }
     try {
       await service.putTag(tag, digest, raw !== null && GO_TRUE.has(raw));
@@ -69,10 +69,10 @@ export function registerDuplicateRoutes(router: Router, service: BuildIndexServi
     try {
       delayNs = (await ctx.req.json())?.delay ?? 0;
     } catch (error) {
-      throw new HttpError(500, `json decode: ${(error as Error).message}`);
+      throw new HttpError(400, `json decode: ${(error as Error).message}`);
     }
     if (typeof delayNs !== "number" || !Number.isFinite(delayNs) || delayNs < 0) {
-      throw new HttpError(500, `json decode: delay must be a non-negative number of nanoseconds`);
+      throw new HttpError(400, `json decode: delay must be a non-negative number of nanoseconds`);
     }
     try {
       await service.duplicatePut(tag, digest, delayNs / 1e6);

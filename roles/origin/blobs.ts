@@ -38,12 +38,12 @@ export interface BlobDeps {
   onDelete?: (digest: Digest) => Promise<void>;
 }
 
-/** Go's `strconv.ParseBool`; absent is false. Upstream answers a bad value with 500. */
+/** Go's `strconv.ParseBool`; absent is false. A bad value is 400 (upstream answers 500). */
 function parseGoBool(value: string | null, name: string): boolean {
   if (value === null) return false;
   if (["1", "t", "T", "TRUE", "true", "True"].includes(value)) return true;
   if (["0", "f", "F", "FALSE", "false", "False"].includes(value)) return false;
-  throw new HttpError(500, `invalid ${name} argument ${JSON.stringify(value.slice(0, 32))}`);
+  throw new HttpError(400, `invalid ${name} argument ${JSON.stringify(value.slice(0, 32))}`);
 }
 
 function sizeResponse(size: number): Response {

@@ -131,7 +131,8 @@ Deno.test("origin: bad input — digests, Content-Range, unknown uploads, wrong 
       body: data.subarray(0, 5),
       headers: { "content-range": "0-12" },
     });
-    assert.equal(short.status, 500);
+    assert.equal(short.status, 400);
+    assert.match(short.text, /needs 12 bytes/);
 
     const unknown = `/namespace/${ns}/blobs/${digest}/uploads/00000000-0000-4000-8000-000000000000`;
     const r404 = await req(origin, "PATCH", unknown, {
@@ -153,7 +154,7 @@ Deno.test("origin: bad input — digests, Content-Range, unknown uploads, wrong 
     });
     assert.equal(ok.status, 200);
     const commit = await req(origin, "PUT", patchPath);
-    assert.equal(commit.status, 500);
+    assert.equal(commit.status, 400);
     assert.match(commit.text, /digest mismatch/);
     assert.equal((await req(origin, "PUT", patchPath)).status, 404, "the session is gone");
     const stat = await req(origin, "HEAD", `/internal/namespace/${ns}/blobs/${digest}?local=true`);
@@ -180,7 +181,7 @@ Deno.test("origin: bad input — digests, Content-Range, unknown uploads, wrong 
 
     assert.equal(
       (await req(origin, "HEAD", `/internal/namespace/${ns}/blobs/${digest}?local=maybe`)).status,
-      500,
+      400,
     );
     const badPiece = await req(origin, "POST", `/internal/blobs/${digest}/metainfo?piece_length=x`);
     assert.equal(badPiece.status, 400);
@@ -190,7 +191,8 @@ Deno.test("origin: bad input — digests, Content-Range, unknown uploads, wrong 
       `/internal/duplicate/namespace/${ns}/blobs/${digest}/uploads/${uid3}`,
       { body: "{not json" },
     );
-    assert.equal(dupCommit.status, 500);
+    assert.equal(dupCommit.status, 400);
+    assert.match(dupCommit.text, /json decode/);
   }));
 
 Deno.test("origin: path-traversal namespaces never leave the store root", () =>

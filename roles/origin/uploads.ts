@@ -16,11 +16,13 @@
  * @module
  */
 
+import { requestBody, RequestBodyError } from "../../http/request_body.ts";
 import { type Ctx, HttpError, type Router } from "../../http/router.ts";
 import {
   BlobExistsError,
   ChunkLengthError,
   ChunkRangeError,
+  DigestMismatchError,
   UploadNotFoundError,
 } from "../../storage/blob_store.ts";
 import type { Digest } from "../../storage/digest.ts";
@@ -66,22 +68,25 @@ export function parseContentRange(header: string | null): [number, number] {
   return [start, end];
 }
 
-/** The duplicate commit's body `{"Delay": <ns>}`, keys matched case-insensitively as Go does. */
+/**
+ * The duplicate commit's body `{"Delay": <ns>}`, keys matched case-insensitively as Go does. A body
+ * that is not that is the sender's error: 400 (upstream answers 500).
+ */
 async function parseDelay(req: Request): Promise<number> {
   let body: unknown;
   try {
     body = JSON.parse(await req.text());
   } catch (error) {
-    throw new HttpError(500, `json decode: ${(error as Error).message}`);
+    throw new HttpError(400, `json decode: ${(error as Error).message}`);
   }
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new HttpError(500, "json decode: duplicate commit body must be an object");
+    throw new HttpError(400, "json decode: duplicate commit body must be an object");
   }
   const entry = Object.entries(body).find(([k]) => k.toLowerCase() === "delay");
   const ns = entry?.[1] ?? 0;
   if (typeof ns !== "number" || !Number.isInteger(ns)) {
     throw new HttpError(
-      500,
+      400,
       `json decode: Delay must be integer nanoseconds, got ${JSON.stringify(ns)}`,
     );
   }
@@ -126,11 +131,16 @@ class UploadHandlers {
       throw new HttpError(409);
     }
     try {
-      await this.#d.store.writeChunk(uid, start, end, ctx.req.body ?? EMPTY);
+      await this.#d.store.writeChunk(uid, start, end, requestBody(ctx.req) ?? EMPTY);
     } catch (error) {
       if (error instanceof UploadNotFoundError) throw new HttpError(404);
-      if (error instanceof ChunkRangeError) throw new HttpError(400, error.message);
-      if (error instanceof ChunkLengthError) throw new HttpError(500, error.message);
+      // A body that does not match its range, or ends early, is the client's error (upstream: 500).
+      if (
+        error instanceof ChunkRangeError || error instanceof ChunkLengthError ||
+        error instanceof RequestBodyError
+      ) {
+        throw new HttpError(400, error.message);
+      }
       throw error;
     }
     return new Response(null);
@@ -158,10 +168,13 @@ class UploadHandlers {
         // Both are protocol answers, not failures of the cache write.
         if (error instanceof BlobExistsError) return "exists";
         if (error instanceof UploadNotFoundError) return "unknown_upload";
+        if (error instanceof DigestMismatchError) return error;
         throw error;
       }
     });
     if (outcome === "unknown_upload") throw new HttpError(404);
+    // The client sent bytes that are not the blob it named (upstream: 500); the session is gone.
+    if (outcome instanceof DigestMismatchError) throw new HttpError(400, outcome.message);
     if (outcome === "exists") {
       if (kind !== "internal") await this.#ensureWriteBack(namespace, digest, 0);
       throw new HttpError(409);

@@ -14,6 +14,7 @@
  */
 
 import { bytesSource, isNotFound } from "../../cluster/blob_client.ts";
+import { tagRefusal } from "../../cluster/tag_client.ts";
 import type { Ctx } from "../../http/router.ts";
 import { parseReference, RegistryError } from "../../registry/errors.ts";
 import { ManifestError, parseManifest, readManifestBytes } from "../../registry/manifest.ts";
@@ -137,6 +138,12 @@ export function registerManifestRoutes(on: RegistryRoute, deps: RegistryDeps): v
           try {
             await tags.put(`${name}:${ref.tag}`, digest, { replicate: true });
           } catch (error) {
+            const refusal = tagRefusal(error);
+            if (refusal) {
+              throw new RegistryError("MANIFEST_INVALID", refusal.message, {
+                tag: ref.tag,
+              }, refusal.status);
+            }
             throw new RegistryError(
               "UNKNOWN",
               `tagging ${name}:${ref.tag} in build-index failed: ${(error as Error).message}`,

@@ -17,6 +17,7 @@
 
 import type { BlobSource } from "../../cluster/blob_client.ts";
 import { concatBytes } from "../../common/bytes.ts";
+import { requestBody, RequestBodyError } from "../../http/request_body.ts";
 import type { Ctx, Handler } from "../../http/router.ts";
 import { parseRegistryDigest, RegistryError } from "../../registry/errors.ts";
 import {
@@ -79,6 +80,14 @@ function contentRange(header: string | null): { start: number; end: number } | n
   return { start: Number(m[1]), end: Number(m[2]) };
 }
 
+/** A chunk whose body does not have the length its `Content-Range` announced. */
+function chunkLengthInvalid(announced: number, actual: string): RegistryError {
+  return new RegistryError(
+    "BLOB_UPLOAD_INVALID",
+    `Content-Range announced ${announced} bytes, ${actual}`,
+  );
+}
+
 function uploadUnknown(uid: string): RegistryError {
   return new RegistryError("BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry", {
     uuid: uid.slice(0, 100),
@@ -138,7 +147,11 @@ export function registerUploadRoutes(on: RegistryRoute, deps: RegistryDeps): voi
     }
   };
 
-  /** Appends the request body to the session's staged bytes, as `proxy.upload_chunk`. */
+  /**
+   * Appends the request body to the session's staged bytes, as `proxy.upload_chunk`. A chunk that
+   * is refused (its length differs from its `Content-Range`, or the body ends early) leaves the
+   * upload as it was: the bytes written so far are cut off again, so the client can retry it.
+   */
   const receiveChunk = (session: UploadSession, req: Request): Promise<number> =>
     sessionSpan(session, SPAN.proxyUploadChunk, async (span) => {
       let start: number;
@@ -157,6 +170,12 @@ export function registerUploadRoutes(on: RegistryRoute, deps: RegistryDeps): voi
           { expected_start: start },
         );
       }
+      const announced = range ? range.end - range.start + 1 : null;
+      const lengthHeader = req.headers.get("content-length");
+      if (announced !== null && lengthHeader !== null && Number(lengthHeader) !== announced) {
+        await req.body?.cancel();
+        throw chunkLengthInvalid(announced, `Content-Length is ${lengthHeader}`);
+      }
       let offset = start;
       let pending: Uint8Array[] = [];
       let pendingBytes = 0;
@@ -168,17 +187,31 @@ export function registerUploadRoutes(on: RegistryRoute, deps: RegistryDeps): voi
         await store.writeChunk(session.uid, offset, offset + buf.length, buf);
         offset += buf.length;
       };
+      const body = requestBody(req);
       try {
-        if (req.body) {
-          for await (const chunk of req.body) {
+        if (body) {
+          for await (const chunk of body) {
             pending.push(chunk);
             pendingBytes += chunk.length;
+            if (announced !== null && offset - start + pendingBytes > announced) {
+              await body.cancel().catch(() => {});
+              throw chunkLengthInvalid(announced, "the body is longer");
+            }
             if (pendingBytes >= WRITE_BUFFER_BYTES) await flush();
           }
         }
         await flush();
+        if (announced !== null && offset - start !== announced) {
+          throw chunkLengthInvalid(announced, `the body had ${offset - start}`);
+        }
       } catch (error) {
         if (error instanceof UploadNotFoundError) throw uploadUnknown(session.uid);
+        // Nothing of a refused chunk stays behind.
+        if (offset > start) await store.truncateUpload(session.uid, start);
+        offset = start;
+        if (error instanceof RequestBodyError) {
+          throw new RegistryError("BLOB_UPLOAD_INVALID", error.message);
+        }
         throw error;
       } finally {
         sessions.touch(session);
@@ -187,14 +220,6 @@ export function registerUploadRoutes(on: RegistryRoute, deps: RegistryDeps): voi
           [ATTR.rangeEnd]: offset,
           [ATTR.chunkSize]: offset - start,
         });
-      }
-      if (range && range.end - range.start + 1 !== offset - start) {
-        throw new RegistryError(
-          "BLOB_UPLOAD_INVALID",
-          `Content-Range announced ${range.end - range.start + 1} bytes, body had ${
-            offset - start
-          }`,
-        );
       }
       return offset;
     });
