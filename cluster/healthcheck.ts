@@ -14,7 +14,7 @@
  * @module
  */
 
-import { systemTimers, type Timers } from "../tracing/safeguards/timers.ts";
+import { systemTimers, type Timers } from "../common/timers.ts";
 
 /** Options for {@linkcode PassiveHealthFilter}. */
 export interface PassiveHealthFilterOptions {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ActiveHealthChecker, PassiveHealthFilter } from "./healthcheck.ts";
 import { HashRing } from "./hashring.ts";
-import { ManualTimers } from "../tracing/safeguards/timers.ts";
+import { ManualTimers } from "../common/timers.ts";
 import { waitFor } from "../tests/harness/wait.ts";
 
 Deno.test("passive filter: 3 failures within the window exclude a host for 5 minutes", () => {

@@ -39,7 +39,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { sleep, systemTimers, type Timers } from "../tracing/safeguards/timers.ts";
+import { sleep, systemTimers, type Timers } from "../common/timers.ts";
 
 /** Options for {@linkcode openDatabase}. */
 export interface OpenDatabaseOptions {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { withTempDir } from "../tests/harness/fs.ts";
 import { waitFor } from "../tests/harness/wait.ts";
-import { ManualTimers } from "../tracing/safeguards/timers.ts";
+import { ManualTimers } from "../common/timers.ts";
 import { openDatabase, WriteBackManager, type WriteBackTask } from "./writeback.ts";
 import { externalTest } from "../tests/harness/external.ts";
 

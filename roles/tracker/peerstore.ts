@@ -16,7 +16,7 @@
 
 import type { PeerInfo } from "../../cluster/announce_client.ts";
 import type { InfoHash } from "../../storage/metainfo.ts";
-import { systemTimers, type Timers } from "../../tracing/safeguards/timers.ts";
+import { systemTimers, type Timers } from "../../common/timers.ts";
 
 /** Where the tracker keeps announced peers. */
 export interface PeerStore {

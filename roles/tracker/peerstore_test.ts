@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { PeerInfo } from "../../cluster/announce_client.ts";
 import { InfoHash } from "../../storage/metainfo.ts";
-import { ManualTimers } from "../../tracing/safeguards/timers.ts";
+import { ManualTimers } from "../../common/timers.ts";
 import { DEFAULT_PEER_TTL_MS, MemoryPeerStore } from "./peerstore.ts";
 
 const H1 = InfoHash.fromHex("11".repeat(20));

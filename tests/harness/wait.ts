@@ -10,7 +10,7 @@
  *
  * Use it for events whose timing the test does not control (another process, a socket, an exporter).
  * Time that a module measures itself is driven with `ManualTimers`
- * (`tracing/safeguards/timers.ts`) instead, and "nothing happened" is asserted right after the
+ * (`common/timers.ts`) instead, and "nothing happened" is asserted right after the
  * moment it would have happened, never after a sleep.
  *
  * @module

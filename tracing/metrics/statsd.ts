@@ -22,7 +22,7 @@
 
 import dgram from "node:dgram";
 import { COUNTERS, type TracingMetrics } from "./metrics.ts";
-import { systemTimers, type Timers } from "../safeguards/timers.ts";
+import { systemTimers, type Timers } from "../../common/timers.ts";
 
 /** How tags are written. */
 export type StatsdTagFormat = "none" | "dogstatsd";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import { TracingMetrics } from "./metrics.ts";
 import { StatsdEmitter } from "./statsd.ts";
-import { ManualTimers } from "../safeguards/timers.ts";
+import { ManualTimers } from "../../common/timers.ts";
 
 /** A UDP socket that collects statsd lines. */
 async function receiver(): Promise<

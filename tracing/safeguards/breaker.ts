@@ -20,7 +20,7 @@
  * @module
  */
 
-import { systemTimers, type Timers } from "./timers.ts";
+import { systemTimers, type Timers } from "../../common/timers.ts";
 
 /** Breaker state. */
 export type BreakerState = "closed" | "open" | "half_open";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { BREAKER_STATE_CODE, CircuitBreaker, type CircuitBreakerOptions } from "./breaker.ts";
-import { ManualTimers } from "./timers.ts";
+import { ManualTimers } from "../../common/timers.ts";
 
 interface Rig {
   breaker: CircuitBreaker;

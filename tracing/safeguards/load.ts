@@ -16,7 +16,7 @@
  */
 
 import type { LoadSourceKind } from "../sampling/config.ts";
-import { systemTimers, type Timers } from "./timers.ts";
+import { systemTimers, type Timers } from "../../common/timers.ts";
 
 /** Options of {@linkcode EventLoopDelayMonitor}. */
 export interface EventLoopDelayOptions {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { EventLoopDelayMonitor, InFlightCounter, LoadSources } from "./load.ts";
-import { ManualTimers } from "./timers.ts";
+import { ManualTimers } from "../../common/timers.ts";
 
 Deno.test("event-loop delay is averaged over the window and normalised by the max delay", () => {
   const timers = new ManualTimers();

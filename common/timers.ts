@@ -1,6 +1,7 @@
 /**
- * The clock and timers the safeguards, the statsd emitter, the write-back queue and the tracker's
- * peer store run on, as an injectable seam: production uses {@linkcode systemTimers} (intervals
+ * The clock and timers every module that measures time runs on (tracing's safeguards and statsd
+ * emitter, the write-back queue, the tracker's peer store, the health checker), as an injectable
+ * seam: production uses {@linkcode systemTimers} (intervals
  * unref'd, so they never keep a process alive); tests and simulations use {@linkcode ManualTimers},
  * whose time only moves when told to.
  *
