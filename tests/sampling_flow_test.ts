@@ -12,6 +12,7 @@ import { waitFor } from "./harness/wait.ts";
 import { ATTR } from "../tracing/names.ts";
 
 const FIXTURE = new URL("./fixtures/traced_service.ts", import.meta.url).pathname;
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 function start(
   group: ProcessGroup,
@@ -293,5 +294,64 @@ Deno.test("self-metrics: statsd packets and /metrics move with the traffic", asy
   } finally {
     await group.stopAll();
     socket.close();
+  }
+});
+
+Deno.test("sampling: client-forced samples the edge limit refuses show as rate_limit drops on a proxy's /metrics", async () => {
+  // The collector is not under test here: a sink that accepts every export keeps the breaker shut.
+  const sink = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    await req.body?.cancel();
+    return new Response("{}");
+  });
+  const dir = await Deno.makeTempDir({ prefix: "kraken-rate-limit-" });
+  await using group = new ProcessGroup();
+  try {
+    const [port, deadOrigin, deadIndex] = freePorts(3);
+    const configPath = `${dir}/proxy.yaml`;
+    await Deno.writeTextFile(
+      configPath,
+      JSON.stringify({
+        listen: { host: "127.0.0.1", port },
+        storage: { root: `${dir}/store` },
+        origin: { hosts: [`127.0.0.1:${deadOrigin}`] },
+        build_index: { hosts: [`127.0.0.1:${deadIndex}`] },
+        tracing: {
+          enabled: true,
+          endpoint: `http://127.0.0.1:${sink.addr.port}`,
+          export: { batch_timeout: "100ms" },
+          sampling: { default_rate: 0, trust: { client_sampled_rate_limit: 5 } },
+          safeguards: { load_threshold: 1 },
+        },
+      }),
+    );
+    const proxy = group.spawnDeno(MAIN, ["--role=proxy", `--config=${configPath}`], {
+      name: "proxy",
+    });
+    const base = `http://127.0.0.1:${port}`;
+    await waitForHttp(`${base}/health`, { process: proxy });
+    const N = 400;
+    const started = performance.now();
+    for (let i = 0; i < N; i += 50) {
+      await Promise.all(
+        Array.from(
+          { length: 50 },
+          (_, j) => get(`${base}/v2/`, { traceparent: `00-${traceId(i + j)}-00f067aa0ba902b7-01` }),
+        ),
+      );
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const text = await (await fetch(`${base}/metrics`)).text();
+    const line = text.split("\n").find((l) =>
+      l.startsWith(`kraken_tracing_spans_dropped_total{reason="rate_limit"} `)
+    );
+    assert.ok(line, text);
+    const dropped = Number(line.split(" ")[1]);
+    // default_rate 0: every request either took one of the limit's tokens or was dropped.
+    const cap = 5 + Math.ceil(5 * seconds) + 1;
+    assert.ok(dropped >= N - cap && dropped < N, `${dropped} of ${N} dropped, cap ${cap}`);
+  } finally {
+    await group.stopAll();
+    await sink.shutdown();
+    await Deno.remove(dir, { recursive: true });
   }
 });

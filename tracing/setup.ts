@@ -43,7 +43,7 @@ export interface TracingStats {
   spansSampled: number;
   /** Span starts shed by the circuit breaker. */
   droppedBreaker: number;
-  /** Sampled roots turned down by `max_traces_per_second`. */
+  /** Sampled decisions turned down by `max_traces_per_second` or `client_sampled_rate_limit`. */
   droppedRateLimit: number;
   /** Ended spans dropped because the export queue was full. */
   droppedQueueFull: number;

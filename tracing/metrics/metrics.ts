@@ -88,7 +88,10 @@ export class TracingMetrics {
   droppedQueueFull = 0;
   /** Span starts refused while the circuit breaker was open. */
   droppedBreaker = 0;
-  /** Sampled root decisions turned down by `max_traces_per_second`. */
+  /**
+   * Sampled decisions turned down by a rate limit: `max_traces_per_second`, or the edge's
+   * `client_sampled_rate_limit` when our own decision would not sample either.
+   */
   droppedRateLimit = 0;
   /** Spans exported successfully. */
   spansExported = 0;

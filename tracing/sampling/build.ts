@@ -43,7 +43,10 @@ export interface SamplerDeps {
   now?: () => number;
   /** Load in [0, 1] for adaptive sampling (see `tracing/safeguards/load.ts`). Default: always 0. */
   loadSource?: () => number;
-  /** Counter bumped when `max_traces_per_second` turns a sampled root down. */
+  /**
+   * Counter bumped when `max_traces_per_second` turns a sampled root down, or the edge's
+   * `client_sampled_rate_limit` refuses a client-forced sample that is then not sampled.
+   */
   counters?: { droppedRateLimit: number };
 }
 
@@ -146,6 +149,7 @@ export function buildSampler(cfg: SamplingConfig, deps: SamplerDeps = {}): Krake
       trustedNetworks: cfg.trust.trustedNetworks,
       clientSampledRateLimit: cfg.trust.clientSampledRateLimit,
       now: deps.now,
+      onDrop: counters ? () => counters.droppedRateLimit++ : undefined,
     })
     : root;
   return new KrakenSampler(

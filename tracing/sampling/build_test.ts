@@ -193,3 +193,38 @@ Deno.test("the sampler plugs into the OpenTelemetry SDK tracer", () => {
   const health = tracer.startSpan("GET", { attributes: { "url.path": "/health" } }, ROOT_CONTEXT);
   assert.equal(health.isRecording(), false);
 });
+
+Deno.test("client-forced samples refused by the edge limit count as rate_limit drops, once", () => {
+  const now = 0;
+  const counters = { droppedRateLimit: 0 };
+  const decide = (cfg: Record<string, unknown>) => {
+    counters.droppedRateLimit = 0;
+    const sampler = buildSampler(parseSamplingConfig(cfg), { now: () => now, counters });
+    let sampled = 0;
+    for (let i = 0; i < 100; i++) {
+      const id = randomTraceId();
+      const r = sampler.shouldSample(
+        withParent(id, true, true),
+        id,
+        "GET",
+        SpanKind.SERVER,
+        EDGE,
+        [],
+      );
+      if (isSampled(r)) sampled++;
+    }
+    return sampled;
+  };
+  // Our own decision never samples: every refused client sample is a drop.
+  assert.equal(decide({ default_rate: 0, trust: { client_sampled_rate_limit: 2 } }), 2);
+  assert.equal(counters.droppedRateLimit, 98);
+  // Our own decision samples everything: a refused client sample is still recorded, not dropped.
+  assert.equal(decide({ default_rate: 1, trust: { client_sampled_rate_limit: 2 } }), 100);
+  assert.equal(counters.droppedRateLimit, 0);
+  // Both limits: the root chain's max_traces_per_second drop is counted there, not twice.
+  assert.equal(
+    decide({ default_rate: 1, max_traces_per_second: 3, trust: { client_sampled_rate_limit: 2 } }),
+    5,
+  );
+  assert.equal(counters.droppedRateLimit, 95);
+});

@@ -7,7 +7,7 @@
 
 import type { Attributes, Context, Link, SpanKind } from "@opentelemetry/api";
 import type { Sampler, SamplingResult } from "@opentelemetry/sdk-trace";
-import { isSampled, NOT_SAMPLED } from "./results.ts";
+import { isSampled, RATE_LIMITED } from "./results.ts";
 import { TokenBucket } from "./token_bucket.ts";
 
 /** Options of {@linkcode RateLimitingSampler}. */
@@ -56,7 +56,7 @@ export class RateLimitingSampler implements Sampler {
     );
     if (!isSampled(result) || this.#bucket.tryTake()) return result;
     this.#onDrop?.();
-    return NOT_SAMPLED;
+    return RATE_LIMITED;
   }
 
   /** Describes the sampler. */

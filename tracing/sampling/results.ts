@@ -17,6 +17,14 @@ export const NOT_SAMPLED: SamplingResult = Object.freeze({
   decision: SamplingDecision.NOT_RECORD,
 });
 
+/**
+ * Not recorded because a rate limit turned a sampled decision down. Same decision as
+ * {@linkcode NOT_SAMPLED}; a distinct object so a caller can tell the drop was already counted.
+ */
+export const RATE_LIMITED: SamplingResult = Object.freeze({
+  decision: SamplingDecision.NOT_RECORD,
+});
+
 /** True when `result` records and samples the span. */
 export function isSampled(result: SamplingResult): boolean {
   return result.decision === SamplingDecision.RECORD_AND_SAMPLED;

@@ -7,7 +7,8 @@
  * (`network.peer.address`) is not in the trusted networks:
  * - parent sampled: the client's choice is honoured up to `clientSampledRateLimit` traces per
  *   second; beyond it our own root decision applies. The span gets
- *   `kraken.sampling.client_forced = true | false` to say which happened.
+ *   `kraken.sampling.client_forced = true | false` to say which happened. A refused client sample
+ *   that our own decision does not sample either is a `rate_limit` drop (`onDrop`).
  * - parent not sampled: our own root decision applies (an untrusted client cannot switch tracing
  *   off either).
  * The trace id is the client's in every case, so the client can still correlate.
@@ -28,7 +29,7 @@ import {
 import type { Sampler, SamplingResult } from "@opentelemetry/sdk-trace";
 import type { NetworkList } from "../../common/cidr.ts";
 import { ATTR } from "../names.ts";
-import { isSampled, SAMPLED } from "./results.ts";
+import { isSampled, RATE_LIMITED, SAMPLED } from "./results.ts";
 import { TokenBucket } from "./token_bucket.ts";
 
 /** Span attribute saying whether a client's `sampled` flag forced sampling. */
@@ -59,6 +60,12 @@ export interface TrustBoundarySamplerOptions {
   clientSampledRateLimit: number;
   /** Monotonic clock in milliseconds. Default `performance.now`. */
   now?: () => number;
+  /**
+   * Called for each client-forced sample the limit refused and our own decision did not sample
+   * (the `rate_limit` drop counter). A root decision the root chain's own rate limit turned down
+   * is counted there, not twice.
+   */
+  onDrop?: () => void;
 }
 
 /** A sampler for spans with a remote parent that enforces the edge trust boundary. */
@@ -68,6 +75,7 @@ export class TrustBoundarySampler implements Sampler {
   readonly #networks: NetworkList;
   readonly #bucket: TokenBucket;
   readonly #limit: number;
+  readonly #onDrop: (() => void) | undefined;
 
   /** Creates the sampler. */
   constructor(options: TrustBoundarySamplerOptions) {
@@ -75,6 +83,7 @@ export class TrustBoundarySampler implements Sampler {
     this.#trusted = options.trusted;
     this.#networks = options.trustedNetworks;
     this.#limit = options.clientSampledRateLimit;
+    this.#onDrop = options.onDrop;
     this.#bucket = new TokenBucket({
       ratePerSecond: options.clientSampledRateLimit,
       now: options.now,
@@ -104,7 +113,11 @@ export class TrustBoundarySampler implements Sampler {
     const clientSampled = parent !== undefined && (parent.traceFlags & TraceFlags.SAMPLED) !== 0;
     if (clientSampled && this.#bucket.tryTake()) return FORCED;
     const own = this.#root.shouldSample(context, traceId, spanName, spanKind, attributes, links);
-    if (!clientSampled || !isSampled(own)) return own;
+    if (!clientSampled) return own;
+    if (!isSampled(own)) {
+      if (own !== RATE_LIMITED) this.#onDrop?.();
+      return own;
+    }
     if (own === SAMPLED) return NOT_FORCED_SAMPLED;
     return { ...own, attributes: { ...own.attributes, [CLIENT_FORCED_ATTRIBUTE]: false } };
   }
