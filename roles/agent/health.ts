@@ -8,7 +8,7 @@
 
 import { HashRing } from "../../cluster/hashring.ts";
 import { HttpError, type Router } from "../../http/router.ts";
-import { tracedFetch } from "../../tracing/mod.ts";
+import { type ProbeFetch, probeReadiness } from "../../cluster/readiness.ts";
 
 /** What {@linkcode registerHealthRoutes} probes. */
 export interface HealthDeps {
@@ -21,7 +21,7 @@ export interface HealthDeps {
   /** Readiness probe timeout, ms. Default 5000. */
   readinessTimeoutMs?: number;
   /** Fetch for readiness probes (default traced fetch). */
-  fetch?: (url: string, init: RequestInit) => Promise<Response>;
+  fetch?: ProbeFetch;
   /** Random source for picking a build-index (default `Math.random`). */
   random?: () => number;
 }
@@ -32,22 +32,16 @@ const READINESS_DIGEST = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca49599
 /** Registers `/health` and `/readiness` on `router`. */
 export function registerHealthRoutes(router: Router, deps: HealthDeps): void {
   const timeoutMs = deps.readinessTimeoutMs ?? 5000;
-  const probeFetch = deps.fetch ??
-    ((url: string, init: RequestInit) => tracedFetch(url, { ...init, route: "/readiness" }));
   const random = deps.random ?? Math.random;
   const trackerRing = new HashRing([...deps.trackerHosts]);
 
+  // A dependency without a /readiness route (v0.1.4 nodes) is probed on /health instead.
   const probe = async (what: string, addr: string): Promise<void> => {
-    let res: Response;
     try {
-      res = await probeFetch(`http://${addr}/readiness`, {
-        signal: AbortSignal.timeout(timeoutMs),
-      });
+      await probeReadiness(addr, { fetch: deps.fetch, timeoutMs });
     } catch (error) {
-      throw new Error(`${what} ${addr}: ${(error as Error).message}`);
+      throw new Error(`${what}: ${(error as Error).message}`);
     }
-    const text = await res.text().catch(() => "");
-    if (res.status !== 200) throw new Error(`${what} ${addr}: ${res.status} ${text}`.trim());
   };
 
   router.get("/health", async () => {

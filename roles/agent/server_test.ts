@@ -82,11 +82,14 @@ Deno.test("agent server: tags, health and readiness", async () => {
     res = await fetch(`${base}/metrics`);
     assert.equal(res.status, 200);
     await res.body?.cancel();
-    // The tracker stand-in has no /readiness route: the agent is not ready, and says why.
+    // The tracker stand-in has neither /readiness nor /health: the agent is not ready, and says why.
     res = await fetch(`${base}/readiness`);
     assert.equal(res.status, 503);
     const text = await res.text();
-    assert.match(text, /^agent not ready: tracker 127\.0\.0\.1:\d+: 404/);
+    assert.match(
+      text,
+      /^agent not ready: tracker: GET http:\/\/127\.0\.0\.1:\d+\/health \(no \/readiness route\): status 404/,
+    );
     assert.doesNotMatch(text, /build-index/);
   } finally {
     await stack.close();

@@ -5,9 +5,9 @@
  * @module
  */
 
+import { firstReady } from "../../cluster/readiness.ts";
 import { HttpError, type Router } from "../../http/router.ts";
 import type { BackendManager } from "../../storage/backend/backend.ts";
-import { tracedFetch } from "../../tracing/mod.ts";
 
 /** What {@linkcode registerHealthRoutes} runs on. */
 export interface HealthDeps {
@@ -37,24 +37,8 @@ export function registerHealthRoutes(router: Router, deps: HealthDeps): void {
         );
       }
     }
-    const reasons: string[] = [];
-    for (const host of deps.originHosts) {
-      const abort = new AbortController();
-      const timer = setTimeout(() => abort.abort(new Error("timed out after 5000 ms")), 5000);
-      try {
-        const res = await tracedFetch(`http://${host}/readiness`, {
-          route: "/readiness",
-          signal: abort.signal,
-        });
-        await res.body?.cancel();
-        if (res.status === 200) return ok();
-        reasons.push(`${host}: ${res.status}`);
-      } catch (error) {
-        reasons.push(`${host}: ${(error as Error).message}`);
-      } finally {
-        clearTimeout(timer);
-      }
-    }
-    throw new HttpError(503, `not ready to serve traffic: origin cluster: ${reasons.join("; ")}`);
+    const problem = await firstReady(deps.originHosts);
+    if (problem === null) return ok();
+    throw new HttpError(503, `not ready to serve traffic: origin cluster: ${problem}`);
   });
 }

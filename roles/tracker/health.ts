@@ -5,10 +5,9 @@
  * @module
  */
 
+import { probeReadiness } from "../../cluster/readiness.ts";
 import { HttpError, type Router } from "../../http/router.ts";
-import { HttpStatusError } from "../../http/status_error.ts";
 import type { Digest } from "../../storage/digest.ts";
-import { tracedFetch } from "../../tracing/mod.ts";
 import { message } from "./announce.ts";
 import type { OriginCluster } from "./metainfo.ts";
 
@@ -33,13 +32,8 @@ export function registerHealthRoutes(router: Router, deps: HealthDeps): void {
       throw new HttpError(503, `not ready to serve traffic: resolve clients: ${message(error)}`);
     }
     try {
-      const res = await tracedFetch(`http://${addr}/readiness`, {
-        route: "/readiness",
-        signal: AbortSignal.timeout(5_000),
-      });
-      const text = await res.text();
-      if (res.status === 200) return ok();
-      throw new HttpStatusError("GET", `http://${addr}/readiness`, res.status, text);
+      await probeReadiness(addr);
+      return ok();
     } catch (error) {
       throw new HttpError(503, `not ready to serve traffic: ${message(error)}`);
     }
