@@ -181,6 +181,7 @@ Deno.test("announce client: a tracker's error status is returned, not failed ove
     type: "memory",
     updatePeer: () => Promise.reject(new Error("down")),
     getPeers: () => Promise.reject(new Error("down")),
+    probe: () => Promise.reject(new Error("down")),
     close: () => Promise.resolve(),
   };
   const broken = await startTracker(

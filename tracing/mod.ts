@@ -11,6 +11,7 @@
  * - Names: {@linkcode SPAN} and {@linkcode ATTR}, the catalogue of span names and attribute keys.
  * - Logs: {@linkcode traceLogFields} is the `contextFields` hook of `common/log.ts`'s logger that
  *   stamps `trace_id`/`span_id`.
+ * - Role metrics: a runtime's `roleMetrics` counters and gauges, served on `GET /metrics`.
  *
  * @module
  */
@@ -47,6 +48,7 @@ export {
   tracedFetch,
   type TracedFetchOptions,
 } from "./http.ts";
+export { type Counter, type Labels, MetricsRegistry } from "./metrics/registry.ts";
 export { extractFromHeaders, injectIntoHeaders } from "./propagation.ts";
 export {
   type InitOptions,

@@ -27,6 +27,7 @@ import type { Handler, Middleware } from "../http/router.ts";
 import { type ServerTracingOptions, tracingMiddleware } from "./http.ts";
 import { TracingMetrics } from "./metrics/metrics.ts";
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "./metrics/prometheus.ts";
+import { MetricsRegistry } from "./metrics/registry.ts";
 import { StatsdEmitter } from "./metrics/statsd.ts";
 import { ATTR } from "./names.ts";
 import { krakenPropagator } from "./propagation.ts";
@@ -65,7 +66,12 @@ export interface TracingRuntime {
   readonly serviceName: string;
   /** A snapshot of the tracer and export counters. */
   stats(): TracingStats;
-  /** The self-metrics in the Prometheus text format (for a role's `GET /metrics`). */
+  /**
+   * The role's own metrics (limits, dependency states), served on `GET /metrics` after the tracing
+   * self-metrics; registered by the role's modules, with tracing on or off.
+   */
+  readonly roleMetrics: MetricsRegistry;
+  /** The self-metrics, then the role metrics, in the Prometheus text format (`GET /metrics`). */
   metricsResponse(): Response;
   /** `GET /metrics` for a role's router: {@linkcode TracingRuntime.metricsResponse}. */
   readonly metricsHandler: Handler;
@@ -101,15 +107,16 @@ export function installContextPropagation(): void {
   contextManagerInstalled = true;
 }
 
-function metricsResponder(metrics: TracingMetrics): () => Response {
+function metricsResponder(metrics: TracingMetrics, roleMetrics: MetricsRegistry): () => Response {
   return () =>
-    new Response(renderPrometheus(metrics), {
+    new Response(renderPrometheus(metrics) + roleMetrics.render(), {
       headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
     });
 }
 
 function disabledRuntime(config: TracingConfig, metrics: TracingMetrics): TracingRuntime {
-  const metricsResponse = metricsResponder(metrics);
+  const roleMetrics = new MetricsRegistry();
+  const metricsResponse = metricsResponder(metrics, roleMetrics);
   return {
     enabled: false,
     serviceName: config.serviceName,
@@ -124,6 +131,7 @@ function disabledRuntime(config: TracingConfig, metrics: TracingMetrics): Tracin
       queueSize: 0,
       breaker: "disabled",
     }),
+    roleMetrics,
     metricsResponse,
     metricsHandler: metricsResponse,
     // Still extracts and passes on incoming trace context; nothing is counted.
@@ -225,7 +233,8 @@ export function initTracing(config: TracingConfig, options: InitOptions): Tracin
   statsd?.start();
 
   let stopped = false;
-  const metricsResponse = metricsResponder(metrics);
+  const roleMetrics = new MetricsRegistry();
+  const metricsResponse = metricsResponder(metrics, roleMetrics);
   return {
     enabled: true,
     serviceName: config.serviceName,
@@ -240,6 +249,7 @@ export function initTracing(config: TracingConfig, options: InitOptions): Tracin
       queueSize: processor.queueSize,
       breaker: config.safeguards.circuitBreakerEnabled ? breaker.state : "disabled",
     }),
+    roleMetrics,
     metricsResponse,
     metricsHandler: metricsResponse,
     serverMiddleware: (options = {}) => tracingMiddleware({ ...options, inFlight: loads.inFlight }),

@@ -27,9 +27,11 @@ export interface TestRedis {
   stop(): Promise<void>;
 }
 
-/** Starts `redis-server` without persistence on a free port and waits until it answers PING. */
-export async function startRedis(): Promise<TestRedis> {
-  const port = freePort();
+/**
+ * Starts `redis-server` without persistence on `port` (default: a free one) and waits until it
+ * answers PING.
+ */
+export async function startRedis(port: number = freePort()): Promise<TestRedis> {
   const child = new Deno.Command("redis-server", {
     args: ["--save", "", "--appendonly", "no", "--port", String(port), "--bind", "127.0.0.1"],
     stdout: "null",

@@ -13,7 +13,6 @@
  * @module
  */
 
-import type { Logger } from "../../common/log.ts";
 import {
   AnnounceWireError,
   encodeAnnounceResponse,
@@ -45,8 +44,6 @@ export interface AnnounceDeps {
   announceIntervalMs: number;
   /** Peers taken from the peer store per announce. */
   maxPeers: number;
-  /** Logger. */
-  logger: Logger;
 }
 
 /** Reads a request body as text, refusing bodies over `limit` bytes. */
@@ -100,7 +97,7 @@ function seederCounts(policy: PriorityPolicy, peers: PeerInfo[]): Record<string,
 
 /** Registers the announce routes on `router`. */
 export function registerAnnounceRoutes(router: Router, deps: AnnounceDeps): void {
-  const { peerStore, originStore, policy, logger } = deps;
+  const { peerStore, originStore, policy } = deps;
 
   const announce = (
     digest: Digest,
@@ -118,13 +115,9 @@ export function registerAnnounceRoutes(router: Router, deps: AnnounceDeps): void
           [ATTR.peerstoreType]: peerStore.type,
           [ATTR.complete]: peer.complete,
         }, () => peerStore.updatePeer(infoHash, peer));
-      } catch (error) {
-        // Upstream only logs this: the handout can still help the peer.
-        logger.error("error updating peer", {
-          infohash: infoHash.hex,
-          peer_id: peer.peerId,
-          error,
-        });
+      } catch {
+        // Upstream only logs this: the handout can still help the peer. The peer store monitor
+        // (peerstore_monitor.ts) counts it and logs it at a bounded rate.
       }
       if (peer.complete) {
         // A complete peer needs nobody; it announced to be found.

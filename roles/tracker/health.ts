@@ -1,6 +1,7 @@
 /**
- * The tracker's health routes: `GET /health` (200 `OK\n`) and `GET /readiness` (a random ring
- * location of a per-process digest answers `/readiness`: 200 `OK\n` or 503 with the reason).
+ * The tracker's health routes: `GET /health` (200 `OK\n`) and `GET /readiness` (the peer store
+ * answers its probe and a random ring location of a per-process digest answers `/readiness`:
+ * 200 `OK\n` or 503 with the reason).
  *
  * @module
  */
@@ -10,9 +11,12 @@ import { HttpError, type Router } from "../../http/router.ts";
 import type { Digest } from "../../storage/digest.ts";
 import { message } from "./announce.ts";
 import type { OriginCluster } from "./metainfo.ts";
+import type { PeerStore } from "./peerstore.ts";
 
 /** What {@linkcode registerHealthRoutes} runs on. */
 export interface HealthDeps {
+  /** The peer store, probed first (Redis: `PING`). */
+  peerStore: Pick<PeerStore, "probe">;
   /** The origin cluster whose readiness the tracker's depends on. */
   originCluster: Pick<OriginCluster, "locations">;
   /** The digest whose ring locations readiness probes (upstream: random, fixed per process). */
@@ -24,6 +28,11 @@ export function registerHealthRoutes(router: Router, deps: HealthDeps): void {
   const ok = () => new Response("OK\n");
   router.get("/health", ok);
   router.get("/readiness", async () => {
+    try {
+      await deps.peerStore.probe();
+    } catch (error) {
+      throw new HttpError(503, `not ready to serve traffic: peer store: ${message(error)}`);
+    }
     let addr: string;
     try {
       const locations = await deps.originCluster.locations(deps.readinessDigest);

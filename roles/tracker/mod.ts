@@ -18,6 +18,7 @@ import { parseTrackerConfig, type TrackerConfig } from "./config.ts";
 import { serveHttp } from "./http_server.ts";
 import { HttpOriginStore, type OriginStore } from "./originstore.ts";
 import { MemoryPeerStore, type PeerStore } from "./peerstore.ts";
+import { MonitoredPeerStore } from "./peerstore_monitor.ts";
 import { createPriorityPolicy } from "./policy.ts";
 import { RedisClient } from "./redis.ts";
 import { RedisPeerStore } from "./redis_peerstore.ts";
@@ -74,7 +75,10 @@ export async function startTracker(
   deps: TrackerDeps = {},
 ): Promise<RunningTracker> {
   const { logger } = ctx;
-  const peerStore = deps.peerStore ?? await createPeerStore(config.peerstore);
+  const peerStore = new MonitoredPeerStore(
+    deps.peerStore ?? await createPeerStore(config.peerstore),
+    { logger, metrics: ctx.tracing.roleMetrics },
+  );
   const originCluster = deps.originCluster ??
     new OriginClusterClient({ hosts: config.origins.hosts });
   const originStore = deps.originStore ?? new HttpOriginStore({
@@ -90,7 +94,6 @@ export async function startTracker(
     policy: createPriorityPolicy(config.handout.policy),
     announceIntervalMs: config.announceIntervalMs,
     maxPeers: config.handout.maxPeers,
-    logger,
     readinessDigest: await digestOfBytes(crypto.getRandomValues(new Uint8Array(32))),
   });
   let server;

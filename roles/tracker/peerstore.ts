@@ -29,6 +29,8 @@ export interface PeerStore {
    * origin store, never from here).
    */
   getPeers(infoHash: InfoHash, n: number): Promise<PeerInfo[]>;
+  /** Checks that the store answers (readiness); rejects when it does not. */
+  probe(): Promise<void>;
   /** Releases timers and connections. */
   close(): Promise<void>;
 }
@@ -137,6 +139,11 @@ export class MemoryPeerStore implements PeerStore {
   /** Number of torrents with at least one entry (expired or not) held right now. */
   get torrentCount(): number {
     return this.#torrents.size;
+  }
+
+  /** Memory always answers. */
+  probe(): Promise<void> {
+    return Promise.resolve();
   }
 
   /** Stops the sweep timer. */

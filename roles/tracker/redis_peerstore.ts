@@ -141,6 +141,11 @@ export class RedisPeerStore implements PeerStore {
     return [...selected.values()];
   }
 
+  /** `PING`s Redis. */
+  async probe(): Promise<void> {
+    await this.#client.command("PING");
+  }
+
   /** Closes the Redis client. */
   close(): Promise<void> {
     return this.#client.close();

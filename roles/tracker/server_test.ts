@@ -203,6 +203,7 @@ Deno.test("tracker: no peers and no origins is a 500 naming both failures", asyn
     type: "memory",
     updatePeer: () => Promise.reject(new Error("store down")),
     getPeers: () => Promise.reject(new Error("store down")),
+    probe: () => Promise.reject(new Error("store down")),
     close: () => Promise.resolve(),
   };
   await withTracker(async (_t, _origin, base) => {

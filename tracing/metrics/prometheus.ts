@@ -23,11 +23,13 @@ export interface PrometheusOptions {
   namespace?: string;
 }
 
-function escapeLabel(value: string): string {
+/** Escapes a label value (backslash, double quote, newline). */
+export function escapeLabel(value: string): string {
   return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 }
 
-function formatValue(value: number): string {
+/** Formats a sample value (`NaN`, `+Inf`, `-Inf` spelled as the format wants). */
+export function formatValue(value: number): string {
   if (Number.isNaN(value)) return "NaN";
   if (value === Infinity) return "+Inf";
   if (value === -Infinity) return "-Inf";
