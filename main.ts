@@ -31,7 +31,7 @@ Roles:
 
 The YAML's tracing: block configures tracing (see docs/configuration.md); the OTEL_* environment
 variables (OTEL_SDK_DISABLED, OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_SAMPLER,
-OTEL_TRACES_SAMPLER_ARG) override it. Extra --key=value flags override top-level config keys of the
+OTEL_TRACES_SAMPLER_ARG, OTEL_EXPORTER_OTLP_TIMEOUT) override it. Extra --key=value flags override top-level config keys of the
 role, e.g. --port=15002.
 `;
 

@@ -355,3 +355,101 @@ Deno.test("sampling: client-forced samples the edge limit refuses show as rate_l
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("safeguards: a collector that accepts and never answers opens a proxy's breaker within ~3 export timeouts; queue-full drops are logged at a bounded rate", async () => {
+  // Accepts every connection and never answers.
+  const hung = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    try {
+      for await (const conn of hung) held.push(conn);
+    } catch {
+      // closed at the end
+    }
+  })();
+  const dir = await Deno.makeTempDir({ prefix: "kraken-hung-collector-" });
+  await using group = new ProcessGroup();
+  try {
+    const [port, deadOrigin, deadIndex] = freePorts(3);
+    const configPath = `${dir}/proxy.yaml`;
+    const TIMEOUT_MS = 1000;
+    await Deno.writeTextFile(
+      configPath,
+      JSON.stringify({
+        listen: { host: "127.0.0.1", port },
+        storage: { root: `${dir}/store` },
+        origin: { hosts: [`127.0.0.1:${deadOrigin}`] },
+        build_index: { hosts: [`127.0.0.1:${deadIndex}`] },
+        tracing: {
+          enabled: true,
+          endpoint: `http://127.0.0.1:${(hung.addr as Deno.NetAddr).port}`,
+          // The environment's OTEL_EXPORTER_OTLP_TRACES_TIMEOUT wins over this.
+          export: {
+            batch_timeout: "100ms",
+            max_batch_size: 10,
+            max_queue_size: 50,
+            timeout: "60s",
+          },
+          sampling: { default_rate: 1 },
+          // Only export timeouts may open it here: not load, not the full queue.
+          safeguards: { load_threshold: 1, queue_full_threshold: 1000, cooldown_duration: "1m" },
+        },
+      }),
+    );
+    const proxy = group.spawnDeno(MAIN, ["--role=proxy", `--config=${configPath}`], {
+      name: "proxy",
+      env: { OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: String(TIMEOUT_MS) },
+    });
+    const base = `http://127.0.0.1:${port}`;
+    await waitForHttp(`${base}/health`, { process: proxy });
+    const metrics = async () => {
+      const text = await (await fetch(`${base}/metrics`)).text();
+      return (series: string) => {
+        const line = text.split("\n").find((l) => l.startsWith(series + " "));
+        assert.ok(line, `${series} missing from /metrics:\n${text}`);
+        return Number(line.split(" ")[1]);
+      };
+    };
+    const started = performance.now();
+    let openedAfterMs: number | undefined;
+    while (openedAfterMs === undefined && performance.now() - started < 30_000) {
+      await Promise.all(Array.from({ length: 10 }, () => get(`${base}/v2/`)));
+      if ((await metrics())("kraken_tracing_breaker_state") === 2) {
+        openedAfterMs = performance.now() - started;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(openedAfterMs !== undefined, `breaker never opened:\n${proxy.log()}`);
+    // Three timed-out exports, one after the other, plus the first batch interval and slack for a
+    // busy machine; retries no longer multiply the timeout, and 5 failures are not needed.
+    assert.ok(openedAfterMs < 3 * TIMEOUT_MS + 2500, `opened after ${openedAfterMs.toFixed(0)} ms`);
+    const m = await metrics();
+    assert.ok(m("kraken_tracing_export_timeouts_total") >= 3);
+    assert.ok(m("kraken_tracing_export_errors_total") >= m("kraken_tracing_export_timeouts_total"));
+    const dropped = m(`kraken_tracing_spans_dropped_total{reason="queue_full"}`);
+    assert.ok(dropped > 0, "the queue of 50 filled while exports hung");
+
+    const lines = proxy.log().split("\n").filter((l) => l.startsWith("{")).map((l) =>
+      JSON.parse(l)
+    );
+    const opened = lines.filter((l) => l.msg.startsWith("tracing circuit breaker opened"));
+    assert.equal(opened.length, 1);
+    assert.equal(opened[0].reason, "export_timeouts");
+    const failed = lines.filter((l) => l.msg === "span export failed");
+    assert.ok(failed.length >= 1 && failed.length <= 2, JSON.stringify(failed));
+    assert.equal(failed[0].timed_out, true);
+    // Drops are logged at once, then at most every 30 s, each line with the running total.
+    const full = lines.filter((l) => l.msg === "span export queue full: spans dropped");
+    const seconds = (performance.now() - started) / 1000;
+    assert.ok(full.length >= 1 && full.length <= 1 + Math.ceil(seconds / 30), JSON.stringify(full));
+    assert.equal(full[0].max_queue_size, 50);
+    assert.ok(full[0].dropped_total >= 1 && full.at(-1).dropped_total <= dropped);
+    assert.ok(dropped > full.length, `${dropped} drops in ${full.length} lines`);
+  } finally {
+    await group.stopAll();
+    hung.close();
+    for (const c of held) c.close();
+    await accepting;
+    await Deno.remove(dir, { recursive: true });
+  }
+});

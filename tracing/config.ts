@@ -19,7 +19,9 @@
  * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (full URL; either one also turns tracing on),
  * `OTEL_TRACES_SAMPLER` (`always_on`, `always_off`, `traceidratio`, `parentbased_always_on`,
  * `parentbased_always_off`, `parentbased_traceidratio`) with `OTEL_TRACES_SAMPLER_ARG`,
- * and `OTEL_EXPORTER_OTLP_PROTOCOL` (`http/protobuf` or `http/json`) unless `export.protocol` is set.
+ * `OTEL_EXPORTER_OTLP_PROTOCOL` (`http/protobuf` or `http/json`) unless `export.protocol` is set,
+ * and `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` or else `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds, as the
+ * OpenTelemetry specification says) for `export.timeout`.
  *
  * @module
  */
@@ -51,7 +53,11 @@ const exportSchema = object({
     .describe("Spans held at most; more are dropped and counted."),
   retry_enabled: bool().default(true).describe("Retry network errors and 429/502/503/504."),
   retry_max_attempts: int({ min: 1 }).default(3).describe("Attempts per batch."),
-  timeout: duration().default("10s").describe("Timeout of one export request."),
+  timeout: duration({ positive: true }).default("10s").describe(
+    "Time one export may take, its retries included (OTLP's exporter timeout; else " +
+      "`OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` or `OTEL_EXPORTER_OTLP_TIMEOUT` in ms, which win). " +
+      "A timed-out export counts as a failure.",
+  ),
   blocking: bool().default(false).describe(
     'The ERD\'s "block when the queue is full": a full queue starts an export at once; a request ' +
       "never waits (see [tracing.md](tracing.md)).",
@@ -201,6 +207,16 @@ export function parseTracingConfig(
     tracesUrl = tracesUrlFrom(baseEndpoint, "OTEL_EXPORTER_OTLP_ENDPOINT");
     enabled = true;
   }
+  let timeoutMs = file.export.timeoutMs;
+  for (const name of ["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"]) {
+    const value = env[name]?.trim();
+    if (value === undefined || value === "") continue;
+    if (!/^\d+$/.test(value) || Number(value) < 1) {
+      throw new ConfigError(name, `must be a positive whole number of milliseconds, got ${value}`);
+    }
+    timeoutMs = Number(value);
+    break;
+  }
   if (env.OTEL_TRACES_SAMPLER) applySamplerEnv(sampling, env);
   const disabled = env.OTEL_SDK_DISABLED?.trim().toLowerCase();
   if (disabled === "true") enabled = false;
@@ -214,7 +230,7 @@ export function parseTracingConfig(
     /** Sampling rules and trust boundary. */
     sampling,
     /** Export batching and retries. */
-    export: { ...file.export, protocol },
+    export: { ...file.export, protocol, timeoutMs },
     /** Circuit breaker and load thresholds. */
     safeguards: file.safeguards,
     /** statsd emission of the self-metrics. */

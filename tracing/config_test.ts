@@ -129,6 +129,30 @@ Deno.test("tracing config: OTEL_* environment variables override the file", () =
   );
 });
 
+Deno.test("tracing config: the export timeout is 10 s, export.timeout, or OTEL_*_TIMEOUT in ms", () => {
+  assert.equal(parseTracingConfig({}, "agent", {}).export.timeoutMs, 10_000);
+  const file = { export: { timeout: "30s" } };
+  assert.equal(parseTracingConfig(file, "agent", {}).export.timeoutMs, 30_000);
+  assert.equal(
+    parseTracingConfig(file, "agent", { OTEL_EXPORTER_OTLP_TIMEOUT: "2500" }).export.timeoutMs,
+    2500,
+  );
+  // The traces-specific variable wins over the generic one.
+  assert.equal(
+    parseTracingConfig(file, "agent", {
+      OTEL_EXPORTER_OTLP_TIMEOUT: "2500",
+      OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: "700",
+    }).export.timeoutMs,
+    700,
+  );
+  for (const bad of ["0", "-1", "1.5", "10s"]) {
+    assert.throws(
+      () => parseTracingConfig({}, "agent", { OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: bad }),
+      /OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: must be a positive whole number of milliseconds/,
+    );
+  }
+});
+
 Deno.test("tracing config: endpoint normalisation", () => {
   assert.equal(tracesUrlFrom("collector:4318", "k"), "http://collector:4318/v1/traces");
   assert.equal(tracesUrlFrom("https://c/otlp", "k"), "https://c/otlp/v1/traces");

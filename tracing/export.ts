@@ -3,9 +3,10 @@
  * exporter that sends protobuf with `fetch` ({@linkcode OtlpHttpExporter}).
  *
  * Nothing here ever makes a request wait: ended spans are appended to an in-memory queue, a full
- * queue drops (and counts) the span, and exports run in the background one batch at a time with a
- * per-request timeout, so a collector that is down or never answers costs a bounded amount of
- * memory and no latency.
+ * queue drops (and counts) the span, and exports run in the background one batch at a time, each
+ * bounded by one timeout (retries included, as `OTEL_EXPORTER_OTLP_TIMEOUT` means), so a collector
+ * that is down or never answers costs a bounded amount of memory and no latency, and a hung one
+ * fails an export per timeout ({@linkcode ExportTimeoutError}) for the breaker to count.
  *
  * @module
  */
@@ -15,6 +16,19 @@ import { JsonTraceSerializer, ProtobufTraceSerializer } from "@opentelemetry/otl
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace";
 import { TraceFlags } from "@opentelemetry/api";
 import type { RecordingSpan, SpanSink } from "./span.ts";
+
+/** An export did not finish within its timeout (the collector accepted and did not answer). */
+export class ExportTimeoutError extends Error {
+  /** The timeout that elapsed, ms. */
+  readonly timeoutMs: number;
+
+  /** Creates the error. */
+  constructor(timeoutMs: number) {
+    super(`export timed out after ${timeoutMs} ms`);
+    this.name = "ExportTimeoutError";
+    this.timeoutMs = timeoutMs;
+  }
+}
 
 /** Observes export outcomes: the self-metrics and the circuit breaker hang off this seam. */
 export interface ExportObserver {
@@ -183,7 +197,10 @@ export class BatchExportProcessor implements SpanSink {
 export interface OtlpHttpExporterOptions {
   /** Full traces URL, e.g. `http://127.0.0.1:4318/v1/traces`. */
   url: string;
-  /** Per-request timeout. Default 10000 ms. */
+  /**
+   * Time one export may take, every attempt and backoff included (OTLP's exporter timeout).
+   * Default 10000 ms.
+   */
   timeoutMs?: number;
   /** Attempts per batch on retryable failures (network, 429, 502, 503, 504). Default 3. */
   maxAttempts?: number;
@@ -251,11 +268,12 @@ export class OtlpHttpExporter implements SpanExporter {
 
   async #send(body: Uint8Array): Promise<void> {
     let lastError: Error = new Error("export not attempted");
+    const deadline = performance.now() + this.#timeoutMs;
     for (let attempt = 1; attempt <= this.#maxAttempts && !this.#shutdown; attempt++) {
       const abort = new AbortController();
       const timer = setTimeout(
-        () => abort.abort(new Error(`export timed out after ${this.#timeoutMs} ms`)),
-        this.#timeoutMs,
+        () => abort.abort(new ExportTimeoutError(this.#timeoutMs)),
+        Math.max(0, deadline - performance.now()),
       );
       Deno.unrefTimer(timer);
       this.#inflight.add(abort);
@@ -280,7 +298,10 @@ export class OtlpHttpExporter implements SpanExporter {
         this.#inflight.delete(abort);
       }
       if (!retryable || attempt === this.#maxAttempts) break;
-      await sleep(this.#backoffMs * 2 ** (attempt - 1) * (0.9 + Math.random() * 0.2));
+      const backoff = this.#backoffMs * 2 ** (attempt - 1) * (0.9 + Math.random() * 0.2);
+      // No time left for another attempt within the export's timeout: it fails as it stands.
+      if (performance.now() + backoff >= deadline) break;
+      await sleep(backoff);
     }
     throw lastError;
   }

@@ -21,7 +21,7 @@ import { resourceFromAttributes } from "@opentelemetry/resources";
 import type { SpanExporter } from "@opentelemetry/sdk-trace";
 import { VERSION } from "../common/version.ts";
 import type { TracingConfig } from "./config.ts";
-import { BatchExportProcessor, OtlpHttpExporter } from "./export.ts";
+import { BatchExportProcessor, ExportTimeoutError, OtlpHttpExporter } from "./export.ts";
 import { type Logger, rateLimited } from "../common/log.ts";
 import type { Handler, Middleware } from "../http/router.ts";
 import { type ServerTracingOptions, tracingMiddleware } from "./http.ts";
@@ -52,6 +52,8 @@ export interface TracingStats {
   exported: number;
   /** Failed export requests. */
   exportErrors: number;
+  /** Failed export requests that ran out of the export timeout. */
+  exportTimeouts: number;
   /** Spans waiting for export. */
   queueSize: number;
   /** Circuit breaker state. */
@@ -96,6 +98,10 @@ export interface InitOptions {
   exporter?: SpanExporter;
 }
 
+// Shortest time between two lines of one repeating export problem (failures, queue full); the
+// next line says how many were suppressed.
+const LOG_INTERVAL_MS = 30_000;
+
 // The OpenTelemetry context manager is process-global by design; it is installed once.
 let contextManagerInstalled = false;
 
@@ -128,6 +134,7 @@ function disabledRuntime(config: TracingConfig, metrics: TracingMetrics): Tracin
       droppedQueueFull: 0,
       exported: 0,
       exportErrors: 0,
+      exportTimeouts: 0,
       queueSize: 0,
       breaker: "disabled",
     }),
@@ -162,7 +169,8 @@ export function initTracing(config: TracingConfig, options: InitOptions): Tracin
       : undefined,
     logger,
   });
-  const exportError = rateLimited(30_000, (msg, fields) => logger.warn(msg, fields));
+  const exportError = rateLimited(LOG_INTERVAL_MS, (msg, fields) => logger.warn(msg, fields));
+  const queueFull = rateLimited(LOG_INTERVAL_MS, (msg, fields) => logger.warn(msg, fields));
   const exporter = options.exporter ?? new OtlpHttpExporter({
     url: config.tracesUrl,
     timeoutMs: config.export.timeoutMs,
@@ -178,18 +186,24 @@ export function initTracing(config: TracingConfig, options: InitOptions): Tracin
       onQueueFull() {
         metrics.onQueueFull();
         breaker.recordQueueFull();
+        queueFull("span export queue full: spans dropped", {
+          max_queue_size: config.export.maxQueueSize,
+          dropped_total: metrics.droppedQueueFull,
+        });
       },
       onExport(count, ok, ms, error) {
-        metrics.onExport(count, ok, ms);
+        const timedOut = error instanceof ExportTimeoutError;
+        metrics.onExport(count, ok, ms, timedOut);
         if (ok) {
           breaker.recordExportSuccess();
           return;
         }
-        breaker.recordExportFailure();
+        breaker.recordExportFailure(timedOut);
         exportError("span export failed", {
           spans: count,
           endpoint: config.tracesUrl,
           error: error?.message,
+          timed_out: timedOut,
         });
       },
     },
@@ -246,6 +260,7 @@ export function initTracing(config: TracingConfig, options: InitOptions): Tracin
       droppedQueueFull: metrics.droppedQueueFull,
       exported: metrics.spansExported,
       exportErrors: metrics.exportErrors,
+      exportTimeouts: metrics.exportTimeouts,
       queueSize: processor.queueSize,
       breaker: config.safeguards.circuitBreakerEnabled ? breaker.state : "disabled",
     }),

@@ -97,6 +97,8 @@ export class TracingMetrics {
   spansExported = 0;
   /** Failed export requests. */
   exportErrors = 0;
+  /** Failed export requests that ran out of the export timeout (counted in `exportErrors` too). */
+  exportTimeouts = 0;
   /** Export request latency. */
   readonly exportLatency: LatencyRecorder = new LatencyRecorder();
   /** Gauge sources; replace members once the queue, breaker and sampler exist. */
@@ -116,10 +118,14 @@ export class TracingMetrics {
     this.droppedQueueFull++;
   }
 
-  /** An export of `count` spans finished after `ms` milliseconds (export-observer seam). */
-  onExport(count: number, ok: boolean, ms: number): void {
+  /**
+   * An export of `count` spans finished after `ms` milliseconds (export-observer seam);
+   * `timedOut` when it failed by running out of its timeout.
+   */
+  onExport(count: number, ok: boolean, ms: number, timedOut = false): void {
     if (ok) this.spansExported += count;
     else this.exportErrors++;
+    if (!ok && timedOut) this.exportTimeouts++;
     this.exportLatency.observe(ms);
   }
 }
@@ -161,5 +167,10 @@ export const COUNTERS: readonly CounterDescriptor[] = Object.freeze(
     },
     { name: "spans_exported", help: "Spans exported successfully.", read: (m) => m.spansExported },
     { name: "export_errors", help: "Failed export requests.", read: (m) => m.exportErrors },
+    {
+      name: "export_timeouts",
+      help: "Failed export requests that ran out of the export timeout.",
+      read: (m) => m.exportTimeouts,
+    },
   ] satisfies CounterDescriptor[],
 );

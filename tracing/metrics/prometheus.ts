@@ -4,7 +4,8 @@
  *
  * - `kraken_tracing_spans_created_total`, `kraken_tracing_spans_sampled_total`,
  *   `kraken_tracing_spans_dropped_total{reason="queue_full|breaker|rate_limit"}`,
- *   `kraken_tracing_spans_exported_total`, `kraken_tracing_export_errors_total` (counters)
+ *   `kraken_tracing_spans_exported_total`, `kraken_tracing_export_errors_total`,
+ *   `kraken_tracing_export_timeouts_total` (counters)
  * - `kraken_tracing_export_duration_seconds` (histogram)
  * - `kraken_tracing_queue_size`, `kraken_tracing_sampling_rate{operation}`,
  *   `kraken_tracing_breaker_state` (0 closed, 1 half-open, 2 open) (gauges)

@@ -5,8 +5,10 @@
  *
  * States and transitions (each logged exactly once):
  * - **closed** (tracing on) → **open** when a load poll reads more than `loadThreshold`, when
- *   `exportFailureThreshold` exports in a row fail, or when `queueFullThreshold` load polls in a
- *   row saw the export queue full (`recordQueueFull` since the previous poll).
+ *   `exportFailureThreshold` exports in a row fail, when `exportTimeoutThreshold` exports of such a
+ *   run timed out (a collector that accepts and never answers costs a whole timeout per export),
+ *   or when `queueFullThreshold` load polls in a row saw the export queue full (`recordQueueFull`
+ *   since the previous poll).
  * - **open** (tracing off) → **half_open** at the first poll after `cooldownMs` at which load is at
  *   or below the threshold; while load stays high the breaker stays open, quietly.
  * - **half_open** lets a trickle through (`halfOpenSpansPerPoll` span starts per poll interval)
@@ -29,6 +31,7 @@ export type BreakerState = "closed" | "open" | "half_open";
 export type BreakerReason =
   | "load"
   | "export_failures"
+  | "export_timeouts"
   | "queue_full"
   | "cooldown_elapsed"
   | "export_success"
@@ -63,6 +66,8 @@ export interface CircuitBreakerOptions {
   cooldownMs?: number;
   /** Consecutive failed exports that open the breaker. Default 5. */
   exportFailureThreshold?: number;
+  /** Timed-out exports within a run of failed ones that open the breaker. Default 3. */
+  exportTimeoutThreshold?: number;
   /** Consecutive polls with a full queue that open the breaker. Default 3. */
   queueFullThreshold?: number;
   /** Load poll period, ms. Default 1000. */
@@ -90,6 +95,7 @@ export class CircuitBreaker {
   readonly #loadThreshold: number;
   readonly #cooldownMs: number;
   readonly #failureThreshold: number;
+  readonly #timeoutThreshold: number;
   readonly #queueFullThreshold: number;
   readonly #pollMs: number;
   readonly #trickle: number;
@@ -100,6 +106,7 @@ export class CircuitBreaker {
   #state = CLOSED;
   #allowance = 0;
   #failures = 0;
+  #timeouts = 0;
   #queueFullSincePoll = false;
   #queueFullPolls = 0;
   #openedAt = 0;
@@ -113,6 +120,7 @@ export class CircuitBreaker {
     this.#loadThreshold = options.loadThreshold ?? 0.9;
     this.#cooldownMs = options.cooldownMs ?? 30_000;
     this.#failureThreshold = options.exportFailureThreshold ?? 5;
+    this.#timeoutThreshold = options.exportTimeoutThreshold ?? 3;
     this.#queueFullThreshold = options.queueFullThreshold ?? 3;
     this.#pollMs = options.loadPollIntervalMs ?? 1000;
     this.#trickle = options.halfOpenSpansPerPoll ?? 10;
@@ -159,15 +167,23 @@ export class CircuitBreaker {
   /** An export succeeded: resets the failure streak; closes a half-open breaker. */
   recordExportSuccess(): void {
     this.#failures = 0;
+    this.#timeouts = 0;
     if (this.#state === HALF_OPEN) this.#transition(CLOSED, "export_success");
   }
 
-  /** An export failed (after its retries). */
-  recordExportFailure(): void {
+  /**
+   * An export failed (after its retries).
+   *
+   * @param timedOut whether it failed by running out of its timeout
+   */
+  recordExportFailure(timedOut = false): void {
     if (!this.#enabled) return;
     this.#failures++;
+    if (timedOut) this.#timeouts++;
     if (this.#state === HALF_OPEN) this.#open("probe_failed");
-    else if (this.#state === CLOSED && this.#failures >= this.#failureThreshold) {
+    else if (this.#state === CLOSED && this.#timeouts >= this.#timeoutThreshold) {
+      this.#open("export_timeouts");
+    } else if (this.#state === CLOSED && this.#failures >= this.#failureThreshold) {
       this.#open("export_failures");
     }
   }
@@ -213,6 +229,7 @@ export class CircuitBreaker {
     if (previous === next) return;
     this.#state = next;
     this.#failures = 0;
+    this.#timeouts = 0;
     this.#queueFullPolls = 0;
     if (next !== HALF_OPEN) this.#allowance = 0;
     const fields = { state: NAMES[next], previous: NAMES[previous], reason, load: this.#lastLoad };

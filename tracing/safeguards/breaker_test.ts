@@ -145,3 +145,28 @@ Deno.test("a disabled breaker always allows and starts no timer", () => {
   assert.deepEqual(changes, []);
   breaker.stop();
 });
+
+Deno.test("timed-out exports open the breaker after export_timeout_threshold, before the failure threshold", () => {
+  const { breaker, changes } = rig({ exportFailureThreshold: 5, exportTimeoutThreshold: 3 });
+  breaker.recordExportFailure(true);
+  breaker.recordExportFailure(true);
+  assert.equal(breaker.state, "closed");
+  breaker.recordExportFailure(true);
+  assert.equal(breaker.state, "open");
+  assert.deepEqual(changes, ["closed->open:export_timeouts"]);
+});
+
+Deno.test("a success resets the timeout count; fast failures still need the failure threshold", () => {
+  const { breaker } = rig({ exportFailureThreshold: 5, exportTimeoutThreshold: 3 });
+  breaker.recordExportFailure(true);
+  breaker.recordExportFailure(true);
+  breaker.recordExportSuccess();
+  breaker.recordExportFailure(true);
+  breaker.recordExportFailure(false);
+  breaker.recordExportFailure(false);
+  assert.equal(breaker.state, "closed", "1 timeout and 3 failures since the success");
+  breaker.recordExportFailure(true);
+  assert.equal(breaker.state, "closed", "2 timeouts, 4 failures");
+  breaker.recordExportFailure(false);
+  assert.equal(breaker.state, "open", "5 failures");
+});

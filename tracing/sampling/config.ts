@@ -33,6 +33,7 @@
  *   load_threshold: 0.9
  *   cooldown_duration: 30s
  *   export_failure_threshold: 5
+ *   export_timeout_threshold: 3     # timed-out exports in a row (a collector that never answers)
  *   queue_full_threshold: 3
  *   load_source: event_loop_delay
  *   load_poll_interval: 1s
@@ -202,6 +203,10 @@ export const safeguardsSchema = object({
     .describe("Time the breaker stays open before probing."),
   export_failure_threshold: int({ min: 1 }).default(5)
     .describe("Failed exports in a row that open the breaker."),
+  export_timeout_threshold: int({ min: 1 }).default(3).describe(
+    "Timed-out exports within such a run that open the breaker: a collector that accepts and " +
+      "never answers opens it within about three export timeouts.",
+  ),
   queue_full_threshold: int({ min: 1 }).default(3)
     .describe("Load polls in a row that saw the export queue full and open the breaker."),
   load_source: loadSource().describe("Load signal of the breaker."),
@@ -217,6 +222,7 @@ export const safeguardsSchema = object({
     load_threshold: "loadThreshold",
     cooldown_duration: "cooldownMs",
     export_failure_threshold: "exportFailureThreshold",
+    export_timeout_threshold: "exportTimeoutThreshold",
     queue_full_threshold: "queueFullThreshold",
     load_source: "loadSource",
     load_poll_interval: "loadPollIntervalMs",

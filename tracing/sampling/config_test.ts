@@ -153,6 +153,7 @@ Deno.test("safeguards defaults and parsing", () => {
     loadThreshold: 0.9,
     cooldownMs: 30_000,
     exportFailureThreshold: 5,
+    exportTimeoutThreshold: 3,
     queueFullThreshold: 3,
     loadSource: "event_loop_delay",
     loadPollIntervalMs: 1000,
@@ -198,6 +199,6 @@ Deno.test("safeguards validation names the key", () => {
   );
   throwsKey(
     () => parseSafeguardsConfig({ circuit_breaker: true }),
-    `${p}.circuit_breaker: unknown key (allowed: circuit_breaker_enabled, load_threshold, cooldown_duration, export_failure_threshold, queue_full_threshold, load_source, load_poll_interval, max_event_loop_delay, max_in_flight)`,
+    `${p}.circuit_breaker: unknown key (allowed: circuit_breaker_enabled, load_threshold, cooldown_duration, export_failure_threshold, export_timeout_threshold, queue_full_threshold, load_source, load_poll_interval, max_event_loop_delay, max_in_flight)`,
   );
 });
