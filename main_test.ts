@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { externalTest } from "./tests/harness/external.ts";
+import { freePort } from "./tests/harness/procs.ts";
+import { waitFor } from "./tests/harness/wait.ts";
 
 const MAIN = new URL("./main.ts", import.meta.url).pathname;
 
@@ -66,4 +68,39 @@ externalTest("kraken: KRAKEN_LOG_LEVEL=bogus exits 2 naming KRAKEN_LOG_LEVEL", a
     stderr,
     /invalid configuration: KRAKEN_LOG_LEVEL: must be one of debug, info, warn, error/,
   );
+});
+
+/** Starts a tracker, waits for `/health`, stops it with SIGTERM and returns its stderr. */
+async function runTrackerUntilHealthy(env: Record<string, string>): Promise<string> {
+  const port = freePort();
+  const path = await trackerConfig(VALID);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", MAIN, "--role=tracker", `--config=${path}`, `--port=${port}`],
+    env: { DENO_NO_PACKAGE_JSON: "1", NO_COLOR: "1", OTEL_SDK_DISABLED: "true", ...env },
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const output = child.output();
+  try {
+    await waitFor("the tracker's /health", async () => {
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/health`);
+        await res.body?.cancel();
+        return res.ok;
+      } catch {
+        return false;
+      }
+    }, { timeoutMs: 20_000 });
+  } finally {
+    child.kill("SIGTERM");
+  }
+  const out = await output;
+  return new TextDecoder().decode(out.stderr);
+}
+
+externalTest("kraken: a valid KRAKEN_LOG_LEVEL sets the level of the role's log", async () => {
+  const quiet = await runTrackerUntilHealthy({ KRAKEN_LOG_LEVEL: "warn" });
+  assert.doesNotMatch(quiet, /"level":"info"/);
+  const normal = await runTrackerUntilHealthy({});
+  assert.match(normal, /"level":"info"[^\n]*"msg":"started"/);
 });

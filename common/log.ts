@@ -35,7 +35,7 @@ export interface Logger {
 export interface LoggerOptions {
   /** Role name written on every line. */
   role: string;
-  /** Lowest level written. Default `info` (or `KRAKEN_LOG_LEVEL`). */
+  /** Lowest level written. Default `info` (`main.ts` passes the validated `KRAKEN_LOG_LEVEL`). */
   level?: LogLevel;
   /** Where lines go. Default: stderr. */
   write?: (line: string) => void;
@@ -64,8 +64,7 @@ export function errorFields(value: unknown, depth = 0): unknown {
 
 /** Creates a JSON-lines logger. */
 export function createLogger(options: LoggerOptions): Logger {
-  const envLevel = Deno.env.get("KRAKEN_LOG_LEVEL") as LogLevel | undefined;
-  const min = SEVERITY[options.level ?? (envLevel && SEVERITY[envLevel] ? envLevel : "info")];
+  const min = SEVERITY[options.level ?? "info"];
   const write = options.write ?? defaultWrite;
   const contextFields = options.contextFields;
   const make = (bound: Record<string, unknown>): Logger => {

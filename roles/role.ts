@@ -4,7 +4,8 @@
  *
  * Every role under `roles/<role>/` has the same shape:
  *
- * - `config.ts` — the role's configuration: its parser with defaults and validation.
+ * - `config.ts` — the role's configuration: one schema (`common/schema.ts`) with each key's type,
+ *   default and description, the config type inferred from it, and its parser.
  * - handler modules, one per concern (`uploads.ts`, `tags.ts`, `health.ts`, …), each exporting a
  *   `register…Routes(router, deps)` that adds its own routes to the router.
  * - `server.ts` — `create<Role>Router(deps)`: the middleware (the tracing runtime's
@@ -21,6 +22,7 @@
 
 import type { Logger } from "../common/log.ts";
 import type { RawMap } from "../common/config.ts";
+import type { Schema } from "../common/schema.ts";
 import type { TracingRuntime } from "../tracing/mod.ts";
 
 /** The names `--role` accepts. */
@@ -53,6 +55,8 @@ export interface ParseOptions {
 
 /** A role implementation. */
 export interface RoleDefinition<C = unknown> {
+  /** The role's keys (everything but `tracing:`); `docs/<role>.md`'s key table is generated from it. */
+  configSchema: Schema<unknown>;
   /** Validates the role's part of the YAML (everything but `tracing:`), applying defaults. */
   parseConfig(raw: RawMap, flags: Record<string, string>, options?: ParseOptions): C;
   /** Starts the role's servers. */

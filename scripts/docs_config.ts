@@ -1,6 +1,7 @@
 /**
  * Generates the configuration key tables of the docs from the schemas: the `tracing:` table of
- * `docs/configuration.md` and the key table of each role page `docs/<role>.md`. Only the text
+ * `docs/configuration.md` and, from each role's `RoleDefinition.configSchema`, the key table of its
+ * page `docs/<role>.md`. Only the text
  * between `<!-- generated:config:begin -->` and `<!-- generated:config:end -->` is replaced; the
  * prose around it is hand-written. `deno task docs:config` rewrites the files;
  * `scripts/docs_config_test.ts` fails when the committed docs differ from what this generates.
@@ -9,11 +10,7 @@
  */
 
 import { type DocRow, docRows, type Schema } from "../common/schema.ts";
-import { agentConfigSchema } from "../roles/agent/config.ts";
-import { buildIndexConfigSchema } from "../roles/build-index/config.ts";
-import { originConfigSchema } from "../roles/origin/config.ts";
-import { proxyConfigSchema } from "../roles/proxy/config.ts";
-import { trackerConfigSchema } from "../roles/tracker/config.ts";
+import { ROLE_NAMES, ROLES } from "../roles/mod.ts";
 import { tracingSchema } from "../tracing/config.ts";
 
 /** The markers around a generated table. */
@@ -30,16 +27,12 @@ const TRACING_ROW: DocRow = {
 
 /** Each generated docs page, relative to the repository root, and the schema of its table. */
 export const PAGES: readonly { file: string; schema: Schema<unknown>; extra: DocRow[] }[] = [
-  { file: "docs/configuration.md", schema: tracingSchema as Schema<unknown>, extra: [] },
-  { file: "docs/agent.md", schema: agentConfigSchema as Schema<unknown>, extra: [TRACING_ROW] },
-  {
-    file: "docs/build-index.md",
-    schema: buildIndexConfigSchema as Schema<unknown>,
+  { file: "docs/configuration.md", schema: tracingSchema, extra: [] },
+  ...ROLE_NAMES.map((role) => ({
+    file: `docs/${role}.md`,
+    schema: ROLES[role].configSchema,
     extra: [TRACING_ROW],
-  },
-  { file: "docs/origin.md", schema: originConfigSchema as Schema<unknown>, extra: [TRACING_ROW] },
-  { file: "docs/proxy.md", schema: proxyConfigSchema as Schema<unknown>, extra: [TRACING_ROW] },
-  { file: "docs/tracker.md", schema: trackerConfigSchema as Schema<unknown>, extra: [TRACING_ROW] },
+  })),
 ];
 
 function cell(text: string): string {

@@ -26,7 +26,7 @@ import { addrHashPeerId, randomPeerId, Scheduler } from "../../p2p/scheduler.ts"
 import { BlobStore } from "../../storage/blob_store.ts";
 import type { ParseOptions, RoleContext, RoleDefinition, RunningRole } from "../role.ts";
 import { AgentBlobs } from "./blobs.ts";
-import { type AgentConfig, parseAgentConfig } from "./config.ts";
+import { type AgentConfig, agentConfigSchema, parseAgentConfig } from "./config.ts";
 import { createAgentRegistryRouter } from "./registry.ts";
 import { createAgentRouter } from "./server.ts";
 
@@ -151,6 +151,7 @@ export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise
 
 /** The agent role for `main.ts`. */
 export const agentRole: RoleDefinition<AgentConfig> = {
+  configSchema: agentConfigSchema,
   parseConfig(raw: RawMap, flags: Record<string, string>, options: ParseOptions = {}) {
     return parseAgentConfig(raw, flags, {
       baseDir: options.configPath ? dirname(resolve(options.configPath)) : undefined,

@@ -17,7 +17,7 @@ import { parseHostPort } from "../../common/config.ts";
 import { BackendManager } from "../../storage/backend/backend.ts";
 import { WriteBackManager } from "../../storage/writeback.ts";
 import type { RoleContext, RoleDefinition, RunningRole } from "../role.ts";
-import { type BuildIndexConfig, parseBuildIndexConfig } from "./config.ts";
+import { type BuildIndexConfig, buildIndexConfigSchema, parseBuildIndexConfig } from "./config.ts";
 import { createBuildIndexRouter } from "./server.ts";
 import { BuildIndexService, createTagWriteBackExecutor, type OriginBlobs } from "./service.ts";
 import { TagStore } from "./tag_store.ts";
@@ -139,6 +139,7 @@ export async function startBuildIndex(
 
 /** The build-index {@linkcode RoleDefinition}. */
 export const buildIndexRole = {
+  configSchema: buildIndexConfigSchema,
   parseConfig: parseBuildIndexConfig,
   start: (config, ctx) => startBuildIndex(config, ctx),
 } satisfies RoleDefinition<BuildIndexConfig>;

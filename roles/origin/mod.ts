@@ -28,7 +28,7 @@ import { WriteBackManager } from "../../storage/writeback.ts";
 import { tracedFetch } from "../../tracing/mod.ts";
 import type { ParseOptions, RoleContext, RoleDefinition, RunningRole } from "../role.ts";
 import { type OriginSeeder, startOriginSeeder } from "../../p2p/origin_seeder.ts";
-import { type OriginConfig, parseOriginConfig } from "./config.ts";
+import { type OriginConfig, originConfigSchema, parseOriginConfig } from "./config.ts";
 import { storeMetaInfo } from "./metainfo.ts";
 import { BlobRefresher } from "./refresh.ts";
 import { Replicator } from "./replication.ts";
@@ -166,6 +166,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
 
 /** The origin role for `main.ts`. */
 export const originRole = {
+  configSchema: originConfigSchema,
   parseConfig(raw: RawMap, flags: Record<string, string>, options: ParseOptions = {}) {
     return parseOriginConfig(raw, flags, {
       baseDir: options.configPath ? dirname(resolve(options.configPath)) : undefined,

@@ -16,7 +16,7 @@ import { OriginClusterClient } from "../../cluster/blob_client.ts";
 import { TagClusterClient } from "../../cluster/tag_client.ts";
 import { BlobStore } from "../../storage/blob_store.ts";
 import type { RoleContext, RoleDefinition, RunningRole } from "../role.ts";
-import { parseProxyConfig, type ProxyConfig } from "./config.ts";
+import { parseProxyConfig, type ProxyConfig, proxyConfigSchema } from "./config.ts";
 import type { ProxyOrigin, ProxyTags } from "./registry.ts";
 import { createProxyRouter } from "./server.ts";
 import { UploadSessions } from "./upload_sessions.ts";
@@ -120,6 +120,7 @@ export async function startProxy(
 
 /** The proxy {@linkcode RoleDefinition}. */
 export const proxyRole = {
+  configSchema: proxyConfigSchema,
   parseConfig: parseProxyConfig,
   start: (config, ctx) => startProxy(config, ctx),
 } satisfies RoleDefinition<ProxyConfig>;

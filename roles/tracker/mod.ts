@@ -14,7 +14,7 @@ import { OriginClusterClient } from "../../cluster/blob_client.ts";
 import { digestOfBytes } from "../../storage/digest.ts";
 import type { RoleContext, RoleDefinition, RunningRole } from "../role.ts";
 import { message } from "./announce.ts";
-import { parseTrackerConfig, type TrackerConfig } from "./config.ts";
+import { parseTrackerConfig, type TrackerConfig, trackerConfigSchema } from "./config.ts";
 import { serveHttp } from "./http_server.ts";
 import { HttpOriginStore, type OriginStore } from "./originstore.ts";
 import { MemoryPeerStore, type PeerStore } from "./peerstore.ts";
@@ -129,6 +129,7 @@ export async function startTracker(
 
 /** The tracker {@linkcode RoleDefinition}. */
 export const trackerRole: RoleDefinition<TrackerConfig> = {
+  configSchema: trackerConfigSchema,
   parseConfig: parseTrackerConfig,
   start: (config, ctx) => startTracker(config, ctx),
 };
