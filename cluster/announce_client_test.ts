@@ -4,6 +4,7 @@ import { parseTrackerConfig } from "../roles/tracker/config.ts";
 import { testRoleContext } from "../roles/_test_util.ts";
 import { type RunningTracker, startTracker } from "../roles/tracker/mod.ts";
 import { freePort } from "../tests/harness/procs.ts";
+import { waitFor } from "../tests/harness/wait.ts";
 import { type FakeOrigin, startFakeOrigin, testLogger } from "../roles/tracker/_test_util.ts";
 import { HttpStatusError } from "../http/status_error.ts";
 import { parseDigest } from "../storage/digest.ts";
@@ -219,12 +220,15 @@ Deno.test("announce client: metainfo through the tracker, polling 202 with a bou
       poll: { initialMs: 10, maxIntervalMs: 20, maxElapsedMs: 2_000 },
     });
     origin.metainfo.set(DIGEST.toString(), { status: 202, body: "" });
-    const timer = setTimeout(
-      () => origin.metainfo.set(DIGEST.toString(), { status: 200, body: MI_JSON }),
-      60,
-    );
+    // The metainfo becomes ready once the origin has answered one 202 (not after a fixed delay,
+    // which a slow machine could outlast before the first request).
+    const ready = waitFor(
+      "the first 202",
+      () => origin.requests.some((r) => r.endsWith("/metainfo")),
+    )
+      .then(() => origin.metainfo.set(DIGEST.toString(), { status: 200, body: MI_JSON }));
     const mi = await client.getMetaInfo("library/ubuntu", DIGEST);
-    clearTimeout(timer);
+    await ready;
     assert.equal(mi.infoHash.hex, HASH.hex);
     assert.ok(origin.requests.filter((r) => r.endsWith("/metainfo")).length >= 2);
     assert.ok(
