@@ -13,7 +13,12 @@
  * - Success deletes the row. Failure sets `failures + 1`, `last_attempt = now`,
  *   `status = failed`.
  * - Every `pollIntervalMs`, failed rows that are ready and whose last attempt
- *   is older than `retryIntervalMs` are queued again.
+ *   is older than their retry wait are queued again. The wait backs off:
+ *   `retryIntervalMs × 2^(failures − 1)`, capped at `maxRetryIntervalMs`, then
+ *   lengthened by up to `retryJitter` of itself (fixed per task and failure
+ *   count, so polls agree and tasks that failed together spread out; never
+ *   below `retryIntervalMs`). A blob that keeps failing is not re-sent in full
+ *   every `retryIntervalMs`.
  * - On `start()` every `pending` row (queued when the previous process died)
  *   becomes `failed` and is retried straight away.
  *
@@ -130,8 +135,12 @@ export interface WriteBackManagerOptions {
   db?: DatabaseSync;
   /** Performs a task. */
   executor: WriteBackExecutor;
-  /** Minimum time between attempts of a failed task (default 30 s). */
+  /** Wait after a task's first failure; doubled after each further one (default 30 s). */
   retryIntervalMs?: number;
+  /** Cap on the wait between attempts of a failed task (default 5 min). */
+  maxRetryIntervalMs?: number;
+  /** Randomisation of retry waits: each is lengthened by up to this share of itself (default 0.2). */
+  retryJitter?: number;
   /** How often failed tasks are scanned for retries (default 15 s). */
   pollIntervalMs?: number;
   /** Tasks executed concurrently (default 4). */
@@ -244,12 +253,33 @@ function toTask(row: WriteBackRow): WriteBackTask {
 
 const keyOf = (namespace: string, name: string) => JSON.stringify([namespace, name]);
 
+/**
+ * Shortest time between two log lines of the roles' failed write-backs: a backend outage fails
+ * every queued task at each retry, so the roles log them rate-limited, with a count.
+ */
+export const FAILURE_LOG_INTERVAL_MS = 10_000;
+
+/** Default cap on the wait between attempts of a failed task. */
+export const DEFAULT_MAX_RETRY_INTERVAL_MS = 5 * 60_000;
+
+/** A number in [0, 1) fixed by `text` (FNV-1a), so a task's jitter is the same at every poll. */
+function unitHash(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) / 2 ** 32;
+}
+
 /** Queues, executes and retries write-back tasks persisted in SQLite. */
 export class WriteBackManager {
   readonly #db: DatabaseSync;
   readonly #ownsDb: boolean;
   readonly #executor: WriteBackExecutor;
   readonly #retryIntervalMs: number;
+  readonly #maxRetryIntervalMs: number;
+  readonly #retryJitter: number;
   readonly #pollIntervalMs: number;
   readonly #workers: number;
   readonly #maxAttempts: number;
@@ -278,6 +308,21 @@ export class WriteBackManager {
       return v;
     };
     this.#retryIntervalMs = nonNegative("retryIntervalMs", options.retryIntervalMs ?? 30_000);
+    this.#maxRetryIntervalMs = nonNegative(
+      "maxRetryIntervalMs",
+      options.maxRetryIntervalMs ?? Math.max(DEFAULT_MAX_RETRY_INTERVAL_MS, this.#retryIntervalMs),
+    );
+    if (this.#maxRetryIntervalMs < this.#retryIntervalMs) {
+      throw new RangeError(
+        `write-back manager: maxRetryIntervalMs ${this.#maxRetryIntervalMs} is below retryIntervalMs ${this.#retryIntervalMs}`,
+      );
+    }
+    this.#retryJitter = nonNegative("retryJitter", options.retryJitter ?? 0.2);
+    if (this.#retryJitter >= 1) {
+      throw new RangeError(
+        `write-back manager: retryJitter must be below 1, got ${this.#retryJitter}`,
+      );
+    }
     this.#pollIntervalMs = nonNegative("pollIntervalMs", options.pollIntervalMs ?? 15_000);
     this.#workers = Math.max(1, nonNegative("workers", options.workers ?? 4));
     this.#maxAttempts = Math.max(1, nonNegative("maxAttempts", options.maxAttempts ?? 3));
@@ -425,6 +470,17 @@ export class WriteBackManager {
     }
   }
 
+  /**
+   * How long after its last failed attempt `row` is retried: the backed-off, capped, jittered wait
+   * (see the module doc).
+   */
+  retryWaitMs(row: Pick<WriteBackRow, "namespace" | "name" | "failures">): number {
+    const doublings = Math.min(Math.max(row.failures - 1, 0), 40);
+    const base = Math.min(this.#retryIntervalMs * 2 ** doublings, this.#maxRetryIntervalMs);
+    const u = unitHash(`${row.namespace}\0${row.name}\0${row.failures}`);
+    return base * (1 + this.#retryJitter * u);
+  }
+
   /** Re-queues failed tasks that are ready and whose last attempt is old enough. */
   #poll(): void {
     if (this.#state !== "started") return;
@@ -446,7 +502,7 @@ export class WriteBackManager {
     for (const row of rows) {
       if (this.#active.has(keyOf(row.namespace, row.name))) continue;
       if (now - row.createdAt < row.delayMs) continue; // not ready yet
-      if (now - row.lastAttempt <= this.#retryIntervalMs) continue;
+      if (now - row.lastAttempt <= this.retryWaitMs(row)) continue;
       mark.run(row.namespace, row.name);
       this.#enqueue(row.namespace, row.name);
     }

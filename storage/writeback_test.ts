@@ -181,6 +181,8 @@ Deno.test("writeback: a failure is recorded and retried after retryInterval", ()
       timers,
       pollIntervalMs: 5,
       retryIntervalMs: 30_000,
+      // Upstream's exact timing; the jitter only ever lengthens the wait (tested below).
+      retryJitter: 0,
       onError: (err) => errors.push(err),
       executor: () => {
         calls++;
@@ -411,3 +413,77 @@ externalTest(
       await m.stop();
     }),
 );
+
+Deno.test("writeback: retries of a failing task back off exponentially with jitter, capped", () =>
+  withDb(async (dbPath) => {
+    let now = Date.UTC(2026, 0, 1);
+    const timers = new ManualTimers();
+    const attempts: number[] = [];
+    const m = new WriteBackManager({
+      dbPath,
+      now: () => now,
+      timers,
+      pollIntervalMs: 100,
+      retryIntervalMs: 1000,
+      maxRetryIntervalMs: 8000,
+      retryJitter: 0.2,
+      executor: () => {
+        attempts.push(now);
+        return Promise.reject(new Error("backend down"));
+      },
+      onError: () => {},
+    });
+    m.start();
+    m.add({ namespace: "ns", name: "big-blob" });
+    // Two simulated minutes in poll steps; each failure's bookkeeping settles before the next poll.
+    for (let t = 0; t < 120_000; t += 100) {
+      await turn();
+      now += 100;
+      timers.advance(100);
+    }
+    await m.stop();
+    const gaps = attempts.slice(1).map((t, i) => t - attempts[i]);
+    // 1 s, 2 s, 4 s, then the 8 s cap, each up to 20 % longer, rounded up to the next poll.
+    const expected = [1000, 2000, 4000, 8000, 8000, 8000];
+    for (let i = 0; i < expected.length; i++) {
+      assert.ok(
+        gaps[i] > expected[i] && gaps[i] <= expected[i] * 1.2 + 100,
+        `gap ${i}: ${gaps[i]} ms, expected about ${expected[i]}: ${gaps.join(", ")}`,
+      );
+    }
+    assert.ok(gaps.every((g) => g <= 8000 * 1.2 + 100), gaps.join(", "));
+    // With a fixed 1 s retry it would have been about 110 attempts.
+    assert.ok(attempts.length < 20, `${attempts.length} attempts`);
+  }));
+
+Deno.test("writeback: retry jitter spreads tasks that failed together and is fixed per failure", () =>
+  withDb(async (dbPath) => {
+    const m = new WriteBackManager({
+      dbPath,
+      executor: () => Promise.resolve(),
+      retryIntervalMs: 100,
+      maxRetryIntervalMs: 800,
+      retryJitter: 0.2,
+    });
+    const waits = ["a", "b", "c", "d"].map((name) =>
+      m.retryWaitMs({ namespace: "ns", name, failures: 3 })
+    );
+    assert.ok(new Set(waits).size > 1, waits.join(", "));
+    assert.ok(waits.every((w) => w >= 400 && w < 480), waits.join(", "));
+    assert.equal(m.retryWaitMs({ namespace: "ns", name: "a", failures: 3 }), waits[0]);
+    assert.ok(m.retryWaitMs({ namespace: "ns", name: "a", failures: 30 }) <= 960);
+    await m.stop();
+  }));
+
+Deno.test("writeback: a retry cap below the retry interval is refused", () => {
+  assert.throws(
+    () =>
+      new WriteBackManager({
+        dbPath: ":memory:",
+        executor: () => Promise.resolve(),
+        retryIntervalMs: 1000,
+        maxRetryIntervalMs: 500,
+      }),
+    /maxRetryIntervalMs 500 is below retryIntervalMs 1000/,
+  );
+});

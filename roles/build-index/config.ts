@@ -14,7 +14,8 @@
  *   dns: origin.example:15002      # optional: what GET /origin answers (default: a random host)
  * tag_store:
  *   write_through: true            # false: write tags back through the persisted queue
- * writeback: { db: <storage.root>/build-index.db, retry_interval: 30s, poll_interval: 15s, workers: 4 }
+ * writeback: { db: <storage.root>/build-index.db, retry_interval: 30s, max_retry_interval: 5m,
+ *              poll_interval: 15s, workers: 4 }
  * tag_types:                       # first namespace regex matching the tag wins
  *   - { namespace: ".*", type: docker }
  * manifest_download: { attempts: 4, backoff: 500ms }
@@ -47,6 +48,7 @@ import {
   string,
 } from "../../common/schema.ts";
 import { backendsSchema, buildBackendEntry } from "../../storage/backend/config.ts";
+import { DEFAULT_MAX_RETRY_INTERVAL_MS } from "../../storage/writeback.ts";
 import { tracedFetch } from "../../tracing/mod.ts";
 
 const tagTypeSchema = object({
@@ -102,12 +104,28 @@ const fields = object({
       "SQLite file of the write-back queue (upstream's `writeback_task` table, namespace = " +
         "name = tag).",
     ),
-    retry_interval: duration().default("30s")
-      .describe("Minimum time between attempts of a failed write-back."),
+    retry_interval: duration().default("30s").describe(
+      "Wait after a write-back's first failure; doubled after each further one (plus up to 20 % " +
+        "jitter), up to `max_retry_interval`.",
+    ),
+    max_retry_interval: duration({ positive: true }).optional("`5m` (or `retry_interval`)")
+      .describe("Cap on the wait between attempts of a failed write-back."),
     poll_interval: duration({ positive: true }).default("15s")
       .describe("How often failed write-backs are rescanned."),
     workers: int({ min: 1 }).default(4).describe("Write-backs run at once."),
-  }, { rename: { retry_interval: "retryIntervalMs", poll_interval: "pollIntervalMs" } }),
+  }, {
+    rename: {
+      retry_interval: "retryIntervalMs",
+      max_retry_interval: "maxRetryIntervalMs",
+      poll_interval: "pollIntervalMs",
+    },
+  }).map(({ maxRetryIntervalMs, ...wb }, key) => {
+    const max = maxRetryIntervalMs ?? Math.max(DEFAULT_MAX_RETRY_INTERVAL_MS, wb.retryIntervalMs);
+    if (max < wb.retryIntervalMs) {
+      throw new ConfigError(`${key}.max_retry_interval`, "must not be below retry_interval");
+    }
+    return { ...wb, maxRetryIntervalMs: max };
+  }),
   tag_types: list(tagTypeSchema).default([{ namespace: ".*", type: "docker" }]).describe(
     "Ordered rules. The first regex that matches anywhere in the tag decides how dependencies " +
       "are found. No match → the put fails with 500.",

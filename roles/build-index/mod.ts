@@ -15,7 +15,9 @@ import { OriginClusterClient } from "../../cluster/blob_client.ts";
 import type { TagClientOptions } from "../../cluster/tag_client.ts";
 import { parseHostPort } from "../../common/config.ts";
 import { BackendManager } from "../../storage/backend/backend.ts";
-import { WriteBackManager } from "../../storage/writeback.ts";
+import { rateLimited } from "../../common/log.ts";
+import { reportIdleTimeouts } from "../../storage/backend/testfs.ts";
+import { FAILURE_LOG_INTERVAL_MS, WriteBackManager } from "../../storage/writeback.ts";
 import type { RoleContext, RoleDefinition, RunningRole } from "../role.ts";
 import { type BuildIndexConfig, buildIndexConfigSchema, parseBuildIndexConfig } from "./config.ts";
 import { createBuildIndexRouter } from "./server.ts";
@@ -80,15 +82,26 @@ export async function startBuildIndex(
 ): Promise<RunningBuildIndex> {
   const { logger } = ctx;
   const backends = deps.backends ?? new BackendManager(config.backends);
+  reportIdleTimeouts(backends.backends, ctx.tracing.roleMetrics);
   const tags = await TagStore.open({ root: `${config.storageRoot}/tags` });
+  // A backend outage fails every queued tag at each retry: one line per interval, with the count.
+  const writeBackFailed = rateLimited(
+    FAILURE_LOG_INTERVAL_MS,
+    (msg, fields) => logger.warn(msg, fields),
+  );
   const writeback = new WriteBackManager({
     dbPath: config.writeback.db,
     executor: createTagWriteBackExecutor({ tags, backends, logger }),
     retryIntervalMs: config.writeback.retryIntervalMs,
+    maxRetryIntervalMs: config.writeback.maxRetryIntervalMs,
     pollIntervalMs: config.writeback.pollIntervalMs,
     workers: config.writeback.workers,
     onError: (error, task) =>
-      logger.warn("tag write-back failed", { tag: task?.name, failures: task?.failures, error }),
+      writeBackFailed("tag write-back failed", {
+        tag: task?.name,
+        failures: task?.failures,
+        error,
+      }),
   });
   writeback.start();
   const service = new BuildIndexService({

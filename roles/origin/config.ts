@@ -14,7 +14,8 @@
  *   - namespace: ".*"
  *     backend: { file: { root: backend, name_path: identity } }
  *     must_ready: false
- * writeback: { db: <root>/origin.db, retry_interval: 30s, poll_interval: 15s, workers: 4 }
+ * writeback: { db: <root>/origin.db, retry_interval: 30s, max_retry_interval: 5m,
+ *              poll_interval: 15s, workers: 4 }
  * duplicate_write_back_stagger: 30m
  * ```
  *
@@ -49,6 +50,7 @@ import {
   buildBackendEntry,
 } from "../../storage/backend/config.ts";
 import { PieceLengthTable } from "../../storage/metainfo.ts";
+import { DEFAULT_MAX_RETRY_INTERVAL_MS } from "../../storage/writeback.ts";
 
 /** The default piece-length table of upstream's base config: 4 MiB pieces for every blob. */
 export const DEFAULT_PIECE_LENGTHS = { 0: "4MB" } as const;
@@ -101,12 +103,28 @@ const fields = object({
   writeback: object({
     db: path().optional("`<storage.root>/origin.db`")
       .describe("SQLite file of the write-back queue (`writeback_task` table, upstream's schema)."),
-    retry_interval: duration().default("30s")
-      .describe("Minimum time between attempts of a failed write-back."),
+    retry_interval: duration().default("30s").describe(
+      "Wait after a write-back's first failure; doubled after each further one (plus up to 20 % " +
+        "jitter), up to `max_retry_interval`.",
+    ),
+    max_retry_interval: duration({ positive: true }).optional("`5m` (or `retry_interval`)")
+      .describe("Cap on the wait between attempts of a failed write-back."),
     poll_interval: duration({ positive: true }).default("15s")
       .describe("How often failed write-backs are rescanned for retry."),
     workers: int({ min: 1 }).default(4).describe("Number of write-backs run at once."),
-  }, { rename: { retry_interval: "retryIntervalMs", poll_interval: "pollIntervalMs" } }),
+  }, {
+    rename: {
+      retry_interval: "retryIntervalMs",
+      max_retry_interval: "maxRetryIntervalMs",
+      poll_interval: "pollIntervalMs",
+    },
+  }).map(({ maxRetryIntervalMs, ...wb }, key) => {
+    const max = maxRetryIntervalMs ?? Math.max(DEFAULT_MAX_RETRY_INTERVAL_MS, wb.retryIntervalMs);
+    if (max < wb.retryIntervalMs) {
+      throw new ConfigError(`${key}.max_retry_interval`, "must not be below retry_interval");
+    }
+    return { ...wb, maxRetryIntervalMs: max };
+  }),
   duplicate_write_back_stagger: duration().default("30m").describe(
     "Replica _i_ (1, 2, …) delays its own write-back by _i_ × this. This gives staggered " +
       "redundancy if the first origin dies before writing back.",

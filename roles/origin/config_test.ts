@@ -24,6 +24,7 @@ Deno.test("origin config: defaults", () => {
   assert.deepEqual(c.writeback, {
     db: "/var/cache/kraken/origin/origin.db",
     retryIntervalMs: 30_000,
+    maxRetryIntervalMs: 5 * 60_000,
     pollIntervalMs: 15_000,
     workers: 4,
   });
@@ -64,6 +65,7 @@ Deno.test("origin config: every key, flags, relative paths against the base dire
   assert.deepEqual(c.writeback, {
     db: "/abs/wb.db",
     retryIntervalMs: 1000,
+    maxRetryIntervalMs: 5 * 60_000,
     pollIntervalMs: 500,
     workers: 2,
   });
@@ -124,6 +126,14 @@ Deno.test("origin config: errors name the key", () => {
     "writeback.poll_interval",
   );
   configError(() => parseOriginConfig({ ...ROOT, writeback: { workers: 0 } }), "writeback.workers");
+  configError(
+    () =>
+      parseOriginConfig({
+        ...ROOT,
+        writeback: { retry_interval: "1m", max_retry_interval: "30s" },
+      }),
+    "writeback.max_retry_interval",
+  );
   configError(
     () => parseOriginConfig({ ...ROOT, duplicate_write_back_stagger: "soon" }),
     "duplicate_write_back_stagger",

@@ -24,7 +24,9 @@ import { HashRing } from "../../cluster/hashring.ts";
 import type { RawMap } from "../../common/config.ts";
 import { BackendManager } from "../../storage/backend/backend.ts";
 import { BlobStore } from "../../storage/blob_store.ts";
-import { WriteBackManager } from "../../storage/writeback.ts";
+import { FAILURE_LOG_INTERVAL_MS, WriteBackManager } from "../../storage/writeback.ts";
+import { rateLimited } from "../../common/log.ts";
+import { reportIdleTimeouts } from "../../storage/backend/testfs.ts";
 import { tracedFetch } from "../../tracing/mod.ts";
 import type { ParseOptions, RoleContext, RoleDefinition, RunningRole } from "../role.ts";
 import { type OriginSeeder, startOriginSeeder } from "../../p2p/origin_seeder.ts";
@@ -54,6 +56,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
   const logger = ctx.logger;
   const store = await BlobStore.open({ root: config.storageRoot });
   const backends = new BackendManager(config.backends);
+  reportIdleTimeouts(backends.backends, ctx.tracing.roleMetrics);
   // Requests that arrive before the ring is known (port 0 only) get a clear "starting" answer.
   let handle = (_req: Request, _info: Deno.ServeHandlerInfo): Promise<Response> =>
     Promise.resolve(new Response("origin is starting", { status: 503 }));
@@ -78,17 +81,26 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
       maxReplica: config.hashring.maxReplica,
       isHealthy: (host) => host === self || health.isHealthy(host),
     });
+    // A backend outage fails every queued blob on every retry: one line per interval, with the count.
+    const writeBackFailed = rateLimited(
+      FAILURE_LOG_INTERVAL_MS,
+      (msg, fields) => logger.warn(msg, fields),
+    );
     const writeback = new WriteBackManager({
       dbPath: config.writeback.db,
       executor: createWriteBackExecutor({ store, backends, logger }),
       retryIntervalMs: config.writeback.retryIntervalMs,
+      maxRetryIntervalMs: config.writeback.maxRetryIntervalMs,
       pollIntervalMs: config.writeback.pollIntervalMs,
       workers: config.writeback.workers,
       onError: (error, task) =>
-        logger.warn(
-          task ? "write-back failed" : "write-back bookkeeping failed",
-          task ? { namespace: task.namespace, name: task.name, error } : { error },
-        ),
+        task
+          ? writeBackFailed("write-back failed", {
+            namespace: task.namespace,
+            name: task.name,
+            error,
+          })
+          : logger.warn("write-back bookkeeping failed", { error }),
     });
     const replicator = new Replicator({
       store,

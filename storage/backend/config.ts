@@ -6,7 +6,7 @@
  * backends:
  *   - namespace: "^library/.*"
  *     backend:
- *       testfs: { addr: "127.0.0.1:14000", root: blobs, name_path: identity }
+ *       testfs: { addr: "127.0.0.1:14000", root: blobs, name_path: identity, idle_timeout: 60s }
  *   - namespace: ".*"
  *     backend:
  *       file: { root: /var/cache/kraken/backend, name_path: identity }
@@ -22,6 +22,7 @@
  */
 
 import {
+  duration,
   hostPort,
   type Infer,
   list,
@@ -51,7 +52,13 @@ export const backendEntrySchema = object({
       addr: hostPort().describe("`host:port` of the testfs server."),
       root: string().optional('`""`').describe("Directory prefix inside testfs."),
       name_path: namePath,
-    }, { rename: { name_path: "namePath" } }).describe("An HTTP testfs server (tests, demos)."),
+      idle_timeout: duration({ positive: true }).optional("`60s`").describe(
+        "A request fails after making no progress (bytes sent or received, an answer) for this " +
+          "long; a slow but steady transfer never times out. Keep it above the time the " +
+          "sockets' buffers (a few MiB) take to drain at the slowest rate expected.",
+      ),
+    }, { rename: { name_path: "namePath", idle_timeout: "idleTimeoutMs" } })
+      .describe("An HTTP testfs server (tests, demos)."),
     file: object({
       root: path().describe("Directory of the blobs (relative: against the config file)."),
       name_path: namePath,

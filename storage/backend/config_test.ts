@@ -82,6 +82,14 @@ Deno.test("backends config: errors name the offending key", () => {
       [{ namespace: ".*", backend: { file: { root: "r" } }, bandwidth: {} }],
       "backends[0].bandwidth",
     ],
+    [
+      [{ namespace: ".*", backend: { testfs: { addr: "h:1", idle_timeout: "soon" } } }],
+      "backends[0].backend.testfs.idle_timeout",
+    ],
+    [
+      [{ namespace: ".*", backend: { testfs: { addr: "h:1", idle_timeout: "0s" } } }],
+      "backends[0].backend.testfs.idle_timeout",
+    ],
   ];
   for (const [raw, key] of cases) {
     assert.throws(

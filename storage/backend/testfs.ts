@@ -12,6 +12,14 @@
  * `<path>` comes from the configured name-path strategy under `root`. The
  * namespace is not part of the path, as upstream.
  *
+ * Requests have an idle timeout, not a total one: a request fails with
+ * {@linkcode BackendTimeoutError} once it made no progress for `idleTimeoutMs`
+ * (no request-body bytes taken by the connection, no answer, no response-body
+ * bytes while the caller waits for some), so a large object moving slowly but
+ * steadily never times out and a stalled server fails within one idle timeout.
+ * {@linkcode TestfsBackend.idleTimeouts} counts them (roles report it as
+ * `kraken_backend_idle_timeouts_total{backend="testfs"}`).
+ *
  * ```ts
  * import { TestfsBackend } from "./testfs.ts";
  * const backend = new TestfsBackend({ addr: "127.0.0.1:14000", root: "blobs" });
@@ -22,6 +30,7 @@
  */
 
 import { HttpStatusError } from "../../http/status_error.ts";
+import type { MetricsRegistry } from "../../tracing/mod.ts";
 import type { Backend, BackendFetch, BlobInfo } from "./backend.ts";
 import { createNamePath, type NamePath, type NamePathId } from "./namepath.ts";
 
@@ -44,11 +53,116 @@ export interface TestfsBackendOptions {
   /** The fetch to use; roles pass a traced one (default `globalThis.fetch`). */
   fetch?: BackendFetch;
   /**
-   * Per-request timeout in milliseconds (default 60 s, as upstream's HTTP
-   * client). It covers the whole exchange except reading a download's body,
-   * which the caller consumes at its own pace.
+   * Idle timeout in milliseconds (default {@linkcode DEFAULT_IDLE_TIMEOUT_MS}):
+   * how long a request may go without progress. Time a download's caller
+   * spends between reads does not count.
    */
-  timeoutMs?: number;
+  idleTimeoutMs?: number;
+}
+
+/** Default idle timeout: upstream's HTTP client timeout, applied to progress instead of the total. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+
+/** Bytes per chunk when an in-memory body is sent, so its progress can be seen. */
+const BODY_CHUNK_BYTES = 64 * 1024;
+
+/** A request that made no progress for the idle timeout. */
+export class BackendTimeoutError extends Error {
+  /** The idle timeout that elapsed, ms. */
+  readonly idleTimeoutMs: number;
+
+  /**
+   * @param method request method
+   * @param url request URL
+   * @param idleTimeoutMs the idle timeout that elapsed
+   */
+  constructor(method: string, url: string, idleTimeoutMs: number) {
+    super(`${method} ${url}: no progress for ${idleTimeoutMs} ms (idle timeout)`);
+    this.name = "BackendTimeoutError";
+    this.idleTimeoutMs = idleTimeoutMs;
+  }
+}
+
+/** Aborts a request when it is left armed for `ms` without a `touch`. */
+class IdleTimer {
+  readonly #ms: number;
+  readonly #onIdle: () => void;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(ms: number, onIdle: () => void) {
+    this.#ms = ms;
+    this.#onIdle = onIdle;
+  }
+
+  /** (Re)starts the countdown: progress was made, or waiting for some begins. */
+  touch(): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(this.#onIdle, this.#ms);
+  }
+
+  /** Stops the countdown: the caller, not the server, holds things up now. */
+  disarm(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
+/** The body as a stream that touches `idle` every time the connection takes a chunk. */
+function watchedBody(
+  body: ReadableStream<Uint8Array> | Uint8Array,
+  idle: IdleTimer,
+): ReadableStream<Uint8Array> {
+  if (body instanceof Uint8Array) {
+    let offset = 0;
+    return new ReadableStream({
+      pull(controller) {
+        idle.touch();
+        if (offset >= body.length) return controller.close();
+        controller.enqueue(body.subarray(offset, offset + BODY_CHUNK_BYTES));
+        offset += BODY_CHUNK_BYTES;
+      },
+    }, { highWaterMark: 0 });
+  }
+  const reader = body.getReader();
+  return new ReadableStream({
+    async pull(controller) {
+      idle.touch();
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
+}
+
+/**
+ * A response body whose reads count against `idle` only while one is waiting; a read the idle
+ * timer aborted fails with the timeout (`signal`'s reason).
+ */
+function watchedResponseBody(
+  body: ReadableStream<Uint8Array>,
+  idle: IdleTimer,
+  signal: AbortSignal,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  return new ReadableStream({
+    async pull(controller) {
+      idle.touch();
+      try {
+        const { done, value } = await reader.read();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      } catch (error) {
+        throw signal.reason instanceof BackendTimeoutError ? signal.reason : error;
+      } finally {
+        idle.disarm();
+      }
+    },
+    cancel(reason) {
+      idle.disarm();
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
 }
 
 /** Percent-encodes each path segment, keeping `/` and the `:` testfs maps to `/`. */
@@ -65,7 +179,13 @@ export class TestfsBackend implements Backend {
   readonly #base: string;
   readonly #namePath: NamePath;
   readonly #fetch: BackendFetch;
-  readonly #timeoutMs: number;
+  readonly #idleTimeoutMs: number;
+  #idleTimeouts = 0;
+
+  /** Requests that failed by the idle timeout so far. */
+  get idleTimeouts(): number {
+    return this.#idleTimeouts;
+  }
 
   /** @param options see {@linkcode TestfsBackendOptions} */
   constructor(options: TestfsBackendOptions) {
@@ -77,38 +197,56 @@ export class TestfsBackend implements Backend {
     this.#base = `http://${options.addr}`;
     this.bucket = root ? `${options.addr}/${root}` : options.addr;
     this.#fetch = options.fetch ?? globalThis.fetch;
-    this.#timeoutMs = options.timeoutMs ?? 60_000;
+    this.#idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    if (!(this.#idleTimeoutMs > 0)) {
+      throw new RangeError(`testfs: idleTimeoutMs must be positive, got ${this.#idleTimeoutMs}`);
+    }
   }
 
   /**
-   * Sends one request with the timeout armed until `handle` returns.
-   * `handle` must consume or cancel the body unless it hands it to the caller.
+   * Sends one request with the idle timer armed until `handle` returns.
+   * `handle` must consume or cancel the body unless it hands it to the caller,
+   * wrapped with the `watch` it is given.
    */
   async #request<T>(
     method: string,
     route: keyof typeof TESTFS_ROUTES,
     path: string,
-    body: BodyInit | null,
-    handle: (res: Response, url: string) => Promise<T>,
+    body: ReadableStream<Uint8Array> | Uint8Array | null,
+    handle: (
+      res: Response,
+      url: string,
+      watch: (body: ReadableStream<Uint8Array>) => ReadableStream<Uint8Array>,
+    ) => Promise<T>,
   ): Promise<T> {
     const url = `${this.#base}/${escapePath(path)}`;
     const controller = new AbortController();
-    const timer = setTimeout(
-      () => controller.abort(new Error(`${method} ${url}: timed out after ${this.#timeoutMs} ms`)),
-      this.#timeoutMs,
-    );
+    const idle = new IdleTimer(this.#idleTimeoutMs, () => {
+      this.#idleTimeouts++;
+      controller.abort(new BackendTimeoutError(method, url, this.#idleTimeoutMs));
+    });
+    const watch = (b: ReadableStream<Uint8Array>) =>
+      watchedResponseBody(b, idle, controller.signal);
+    idle.touch();
     try {
       const res = await this.#fetch(url, {
         method,
-        body,
+        body: body === null ? null : watchedBody(body, idle),
         signal: controller.signal,
         route: TESTFS_ROUTES[route],
         // Absent objects are answers, not failures.
         expectedStatus: [404],
       });
-      return await handle(res, url);
+      idle.touch();
+      return await handle(res, url, watch);
+    } catch (error) {
+      // An aborted fetch rejects with its own error; the timeout is the reason worth reporting.
+      if (controller.signal.aborted && controller.signal.reason instanceof BackendTimeoutError) {
+        throw controller.signal.reason;
+      }
+      throw error;
     } finally {
-      clearTimeout(timer);
+      idle.disarm();
     }
   }
 
@@ -140,7 +278,7 @@ export class TestfsBackend implements Backend {
       if (body instanceof ReadableStream) await body.cancel(err);
       throw err;
     }
-    await this.#request("POST", "files", path, body as BodyInit, async (res, url) => {
+    await this.#request("POST", "files", path, body, async (res, url) => {
       const text = await res.text();
       if (res.status !== 200) throw new HttpStatusError("POST", url, res.status, text);
     });
@@ -149,13 +287,13 @@ export class TestfsBackend implements Backend {
   /** `GET /files/<path>`; the body is returned unread. */
   download(_namespace: string, name: string): Promise<ReadableStream<Uint8Array> | null> {
     const path = `files/${this.#namePath.blobPath(name)}`;
-    return this.#request("GET", "files", path, null, async (res, url) => {
+    return this.#request("GET", "files", path, null, async (res, url, watch) => {
       if (res.status === 404) {
         await res.body?.cancel();
         return null;
       }
       if (res.status !== 200) throw new HttpStatusError("GET", url, res.status, await res.text());
-      return res.body ?? new Blob().stream();
+      return res.body ? watch(res.body) : new Blob().stream();
     });
   }
 
@@ -180,4 +318,18 @@ export class TestfsBackend implements Backend {
         .filter((n): n is string => n !== null);
     });
   }
+}
+
+/**
+ * Reports the idle timeouts of every testfs backend among `backends` as
+ * `kraken_backend_idle_timeouts_total{backend="testfs"}` on a role's metrics.
+ */
+export function reportIdleTimeouts(backends: Iterable<Backend>, metrics: MetricsRegistry): void {
+  const testfs = [...backends].filter((b): b is TestfsBackend => b instanceof TestfsBackend);
+  metrics.observedCounter(
+    "kraken_backend_idle_timeouts_total",
+    "Backend requests that failed after making no progress for the idle timeout.",
+    () => testfs.reduce((sum, b) => sum + b.idleTimeouts, 0),
+    { backend: "testfs" },
+  );
 }

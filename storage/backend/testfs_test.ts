@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { HttpStatusError } from "../../http/status_error.ts";
-import { TestfsBackend } from "./testfs.ts";
+import { startSlowRelay } from "../../tests/harness/slow_relay.ts";
+import { BackendTimeoutError, TestfsBackend } from "./testfs.ts";
 import { serveTestfs } from "./testfs_server.ts";
 import { externalTest } from "../../tests/harness/external.ts";
 
@@ -130,9 +131,90 @@ Deno.test("testfs client: a hung server times out", async () => {
     new Promise((_res, reject) =>
       init?.signal?.addEventListener("abort", () => reject(init.signal?.reason))
     );
-  const backend = new TestfsBackend({ addr: "127.0.0.1:9", fetch: hanging, timeoutMs: 10 });
-  await assert.rejects(backend.stat("ns", HEX), /timed out after 10 ms/);
+  const backend = new TestfsBackend({ addr: "127.0.0.1:9", fetch: hanging, idleTimeoutMs: 10 });
+  await assert.rejects(backend.stat("ns", HEX), BackendTimeoutError);
+  await assert.rejects(backend.stat("ns", HEX), /no progress for 10 ms \(idle timeout\)/);
 });
+
+Deno.test("testfs client: an upload moving slowly but steadily for many idle timeouts succeeds", () =>
+  withServer(async (addr, dir) => {
+    // 32 MiB at about 4 MiB/s: 8 s, well over twice the idle timeout of 3 s (the origin's process
+    // test goes further). The idle timeout must exceed the time the sockets' buffers (about 4 MiB
+    // on loopback) take to drain, during which the client sees no progress.
+    const relay = startSlowRelay(addr, { toServer: { bytesPerTick: 64 * 1024, tickMs: 15 } });
+    const blob = crypto.getRandomValues(new Uint8Array(64 * 1024));
+    const size = 32 * 1024 * 1024;
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent >= size) return controller.close();
+        controller.enqueue(blob);
+        sent += blob.length;
+      },
+    }, { highWaterMark: 0 });
+    try {
+      const backend = new TestfsBackend({ addr: relay.addr, root: "blobs", idleTimeoutMs: 3000 });
+      const started = performance.now();
+      await backend.upload("ns", HEX, body);
+      const ms = performance.now() - started;
+      assert.ok(ms > 2 * 3000, `the upload was not slow (${ms.toFixed(0)} ms)`);
+      assert.equal((await Deno.stat(`${dir}/blobs/${HEX}`)).size, size);
+      assert.equal(backend.idleTimeouts, 0);
+      assert.equal(relay.connections, 1);
+    } finally {
+      await relay.close();
+    }
+  }));
+
+Deno.test("testfs client: a stalled upload fails after the idle timeout and is counted", () =>
+  withServer(async (addr, dir) => {
+    const relay = startSlowRelay(addr, {
+      toServer: { bytesPerTick: 64 * 1024, tickMs: 1, stallAfterBytes: 256 * 1024 },
+    });
+    try {
+      const backend = new TestfsBackend({ addr: relay.addr, root: "blobs", idleTimeoutMs: 300 });
+      const started = performance.now();
+      await assert.rejects(
+        backend.upload("ns", HEX, new Uint8Array(16 * 1024 * 1024)),
+        (error: Error) =>
+          error instanceof BackendTimeoutError &&
+          /^POST http:\/\/.*: no progress for 300 ms \(idle timeout\)$/.test(error.message),
+      );
+      const ms = performance.now() - started;
+      assert.ok(ms >= 300 && ms < 3000, `failed after ${ms.toFixed(0)} ms`);
+      assert.equal(backend.idleTimeouts, 1);
+      await assert.rejects(Deno.stat(`${dir}/blobs/${HEX}`), Deno.errors.NotFound);
+    } finally {
+      await relay.close();
+    }
+  }));
+
+Deno.test("testfs client: a download times out only while waiting on the server", () =>
+  withServer(async (addr) => {
+    const data = new Uint8Array(1024 * 1024).map((_, i) => i % 251);
+    await new TestfsBackend({ addr, root: "blobs" }).upload("ns", HEX, data);
+    // The caller pausing longer than the idle timeout between reads is fine.
+    const direct = new TestfsBackend({ addr, root: "blobs", idleTimeoutMs: 100 });
+    const reader = (await direct.download("ns", HEX))!.getReader();
+    let got = 0;
+    let pauses = 0;
+    for (let r = await reader.read(); !r.done; r = await reader.read()) {
+      got += r.value.length;
+      if (pauses++ < 2) await new Promise((res) => setTimeout(res, 150));
+    }
+    assert.equal(got, data.length);
+    // A server that stops sending mid-body fails the read with the timeout.
+    const relay = startSlowRelay(addr, {
+      toClient: { bytesPerTick: 16 * 1024, tickMs: 1, stallAfterBytes: 64 * 1024 },
+    });
+    try {
+      const stalled = new TestfsBackend({ addr: relay.addr, root: "blobs", idleTimeoutMs: 300 });
+      const body = await stalled.download("ns", HEX);
+      await assert.rejects(new Response(body).arrayBuffer(), BackendTimeoutError);
+    } finally {
+      await relay.close();
+    }
+  }));
 
 externalTest("testfs server: runs as its own process", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kraken-testfs-proc-" });

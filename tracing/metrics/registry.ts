@@ -88,6 +88,16 @@ export class MetricsRegistry {
     return counter;
   }
 
+  /**
+   * The counter `name{labels}` kept elsewhere (a client counting its own timeouts): `read` returns
+   * its value, which must never decrease, at each scrape.
+   */
+  observedCounter(name: string, help: string, read: () => number, labels: Labels = {}): void {
+    const family = this.#family(name, "counter", help);
+    const text = labelText(labels);
+    family.series.set(text, { labels: text, read });
+  }
+
   /** The gauge `name{labels}`, whose value `read` returns at each scrape. */
   gauge(name: string, help: string, read: () => number, labels: Labels = {}): void {
     const family = this.#family(name, "gauge", help);

@@ -40,3 +40,12 @@ Deno.test("role metrics: registering a series again keeps one series", () => {
   assert.throws(() => registry.counter("bad name", "x"), /bad metric name/);
   assert.throws(() => again.inc(-1), /cannot move/);
 });
+
+Deno.test("role metrics: an observed counter reads its value at each scrape", () => {
+  const registry = new MetricsRegistry();
+  let n = 0;
+  registry.observedCounter("kraken_z_timeouts_total", "Z.", () => n, { backend: "b" });
+  n = 4;
+  assert.match(registry.render(), /^# TYPE kraken_z_timeouts_total counter$/m);
+  assert.match(registry.render(), /^kraken_z_timeouts_total\{backend="b"\} 4$/m);
+});
