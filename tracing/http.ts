@@ -19,6 +19,7 @@ import {
   trace,
 } from "@opentelemetry/api";
 import type { Ctx, Middleware } from "../http/router.ts";
+import type { EdgeBaggagePolicy } from "./baggage_policy.ts";
 import { extractFromHeaders, injectIntoHeaders } from "./propagation.ts";
 import { ATTR, TRACER_NAME } from "./names.ts";
 
@@ -54,6 +55,11 @@ export interface ServerTracingOptions {
    * middleware from `TracingRuntime.serverMiddleware`, which fills it in. Default: not counted.
    */
   inFlight?: InFlightTracker;
+  /**
+   * What of a client's baggage an edge listener keeps. Roles get it from
+   * `TracingRuntime.serverMiddleware` (built from `sampling.trust`). Default: none applied.
+   */
+  baggagePolicy?: EdgeBaggagePolicy;
 }
 
 /** Names a server span `{METHOD} {route}` (or just the method when no route matched). */
@@ -122,10 +128,12 @@ export function onBodyDone(
 export function tracingMiddleware(options: ServerTracingOptions = {}): Middleware {
   const edge = options.edge ?? false;
   const counter = options.inFlight;
+  const baggagePolicy = options.baggagePolicy;
   return async (ctx: Ctx, next) => {
     const tracer = trace.getTracer(TRACER_NAME);
     const { req, url } = ctx;
-    const parentCtx = extractFromHeaders(req.headers, contextApi.active());
+    let parentCtx = extractFromHeaders(req.headers, contextApi.active());
+    if (edge && baggagePolicy) parentCtx = baggagePolicy.apply(parentCtx, ctx.remote?.hostname);
     const attributes: Attributes = {
       [ATTR.httpRequestMethod]: KNOWN_METHODS.has(req.method) ? req.method : "_OTHER",
       [ATTR.urlPath]: url.pathname,

@@ -29,6 +29,7 @@ import { TracingMetrics } from "./metrics/metrics.ts";
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "./metrics/prometheus.ts";
 import { MetricsRegistry } from "./metrics/registry.ts";
 import { StatsdEmitter } from "./metrics/statsd.ts";
+import { EdgeBaggagePolicy } from "./baggage_policy.ts";
 import { ATTR } from "./names.ts";
 import { krakenPropagator } from "./propagation.ts";
 import { CircuitBreaker } from "./safeguards/breaker.ts";
@@ -81,7 +82,7 @@ export interface TracingRuntime {
    * The server-span middleware for a role's router, counting its requests in flight into this
    * runtime's load source (circuit breaker, adaptive sampling).
    */
-  serverMiddleware(options?: Omit<ServerTracingOptions, "inFlight">): Middleware;
+  serverMiddleware(options?: Omit<ServerTracingOptions, "inFlight" | "baggagePolicy">): Middleware;
   /** Exports everything queued (tests, demo). */
   forceFlush(): Promise<void>;
   /** Flushes (bounded by `timeoutMs`, default 5 s) and stops exporting and all timers. */
@@ -120,7 +121,36 @@ function metricsResponder(metrics: TracingMetrics, roleMetrics: MetricsRegistry)
     });
 }
 
-function disabledRuntime(config: TracingConfig, metrics: TracingMetrics): TracingRuntime {
+/** The edge baggage policy of `config.sampling.trust`, counting and logging (bounded) its drops. */
+function edgeBaggagePolicy(
+  config: TracingConfig,
+  metrics: TracingMetrics,
+  logger: Logger,
+): EdgeBaggagePolicy {
+  const trust = config.sampling.trust;
+  const log = rateLimited(30_000, (msg, fields) => logger.warn(msg, fields));
+  return new EdgeBaggagePolicy({
+    allowedKeys: trust.baggageAllowedKeys,
+    maxBytes: trust.baggageMaxBytes,
+    trustedNetworks: trust.trustedNetworks,
+    onDrop(dropped, remote) {
+      metrics.baggageDroppedNotAllowed += dropped.not_allowed;
+      metrics.baggageDroppedTooLarge += dropped.too_large;
+      log("client baggage dropped at the edge (tracing.sampling.trust.baggage_*)", {
+        not_allowed: dropped.not_allowed,
+        too_large: dropped.too_large,
+        remote,
+      });
+    },
+  });
+}
+
+function disabledRuntime(
+  config: TracingConfig,
+  metrics: TracingMetrics,
+  logger: Logger,
+): TracingRuntime {
+  const baggagePolicy = edgeBaggagePolicy(config, metrics, logger);
   const roleMetrics = new MetricsRegistry();
   const metricsResponse = metricsResponder(metrics, roleMetrics);
   return {
@@ -142,7 +172,7 @@ function disabledRuntime(config: TracingConfig, metrics: TracingMetrics): Tracin
     metricsResponse,
     metricsHandler: metricsResponse,
     // Still extracts and passes on incoming trace context; nothing is counted.
-    serverMiddleware: (options = {}) => tracingMiddleware(options),
+    serverMiddleware: (options = {}) => tracingMiddleware({ ...options, baggagePolicy }),
     forceFlush: () => Promise.resolve(),
     shutdown: () => Promise.resolve(),
   };
@@ -152,9 +182,10 @@ function disabledRuntime(config: TracingConfig, metrics: TracingMetrics): Tracin
 export function initTracing(config: TracingConfig, options: InitOptions): TracingRuntime {
   installContextPropagation();
   const metrics = new TracingMetrics();
-  if (!config.enabled) return disabledRuntime(config, metrics);
-
   const logger = options.logger;
+  if (!config.enabled) return disabledRuntime(config, metrics, logger);
+  const baggagePolicy = edgeBaggagePolicy(config, metrics, logger);
+
   const loads = new LoadSources(config.safeguards);
   const sampler = buildSampler(config.sampling, {
     counters: metrics,
@@ -267,7 +298,8 @@ export function initTracing(config: TracingConfig, options: InitOptions): Tracin
     roleMetrics,
     metricsResponse,
     metricsHandler: metricsResponse,
-    serverMiddleware: (options = {}) => tracingMiddleware({ ...options, inFlight: loads.inFlight }),
+    serverMiddleware: (options = {}) =>
+      tracingMiddleware({ ...options, inFlight: loads.inFlight, baggagePolicy }),
     forceFlush: () => processor.forceFlush(),
     async shutdown(timeoutMs = 5000) {
       if (stopped) return;

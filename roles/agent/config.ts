@@ -54,6 +54,7 @@ import {
 } from "../../common/schema.ts";
 import { parseByteSize } from "../../storage/metainfo.ts";
 import { NetworkList } from "../../common/cidr.ts";
+import { listenerLimitsSchema } from "../../http/listener_config.ts";
 
 /** Upstream's base `allowed_cidrs`, plus the IPv6 loopback. */
 export const DEFAULT_ALLOWED_CIDRS = ["127.0.0.1/32", "::1/128", "172.17.0.1/32"];
@@ -170,6 +171,7 @@ const fields = object({
     root: path().describe("Blob store directory (`cache/`, `uploads/`, `tmp/`, `downloads/`)."),
   }),
   scheduler: schedulerSchema,
+  http: listenerLimitsSchema.describe("Limits of each of the two listeners (server, registry)."),
 }, { rename: { build_index: "buildIndex" } });
 
 /** Flags that override keys, as upstream's agent command line names them. */

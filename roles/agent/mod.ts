@@ -24,6 +24,8 @@ import { TagClusterClient } from "../../cluster/tag_client.ts";
 import type { RawMap } from "../../common/config.ts";
 import { addrHashPeerId, randomPeerId, Scheduler } from "../../p2p/scheduler.ts";
 import { BlobStore } from "../../storage/blob_store.ts";
+import type { HttpServer } from "../../http/serve.ts";
+import { serveRole } from "../listen.ts";
 import type { ParseOptions, RoleContext, RoleDefinition, RunningRole } from "../role.ts";
 import { AgentBlobs } from "./blobs.ts";
 import { type AgentConfig, agentConfigSchema, parseAgentConfig } from "./config.ts";
@@ -87,7 +89,7 @@ export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise
     listener.close();
     throw error;
   }
-  const servers: Deno.HttpServer<Deno.NetAddr>[] = [];
+  const servers: HttpServer[] = [];
   try {
     await scheduler.recover();
     const blobs = new AgentBlobs(store, scheduler);
@@ -110,12 +112,20 @@ export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise
       logger,
     });
     for (
-      const [listen, router] of [[config.server, server], [config.registry, registry]] as const
+      const [name, listen, router] of [
+        ["server", config.server, server],
+        ["registry", config.registry, registry],
+      ] as const
     ) {
-      servers.push(Deno.serve(
-        { hostname: listen.host, port: listen.port, onListen: () => {} },
-        router.handler(),
-      ));
+      servers.push(
+        await serveRole({
+          name,
+          host: listen.host,
+          port: listen.port,
+          limits: config.http,
+          handler: (req, remote) => router.handle(req, remote),
+        }, ctx),
+      );
     }
   } catch (error) {
     for (const http of servers) await http.shutdown();

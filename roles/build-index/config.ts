@@ -50,6 +50,7 @@ import {
 import { backendsSchema, buildBackendEntry } from "../../storage/backend/config.ts";
 import { DEFAULT_MAX_RETRY_INTERVAL_MS } from "../../storage/writeback.ts";
 import { tracedFetch } from "../../tracing/mod.ts";
+import { listenerLimitsSchema } from "../../http/listener_config.ts";
 
 const tagTypeSchema = object({
   namespace: regex().map((source) => new RegExp(source))
@@ -67,6 +68,7 @@ export type TagType = TagTypeRule["type"];
 
 const fields = object({
   listen: listen({ host: "127.0.0.1", port: 15004 }),
+  http: listenerLimitsSchema,
   storage: object({
     root: path().describe("Local state. Tag files go in `<root>/tags`."),
   }),

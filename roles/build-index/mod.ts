@@ -20,6 +20,8 @@ import { reportIdleTimeouts } from "../../storage/backend/testfs.ts";
 import { FAILURE_LOG_INTERVAL_MS, WriteBackManager } from "../../storage/writeback.ts";
 import type { RoleContext, RoleDefinition, RunningRole } from "../role.ts";
 import { type BuildIndexConfig, buildIndexConfigSchema, parseBuildIndexConfig } from "./config.ts";
+import type { HttpServer } from "../../http/serve.ts";
+import { serveRole } from "../listen.ts";
 import { createBuildIndexRouter } from "./server.ts";
 import { BuildIndexService, createTagWriteBackExecutor, type OriginBlobs } from "./service.ts";
 import { TagStore } from "./tag_store.ts";
@@ -118,12 +120,15 @@ export async function startBuildIndex(
     service,
     originHosts: config.origin.hosts,
   });
-  let server: Deno.HttpServer<Deno.NetAddr>;
+  let server: HttpServer;
   try {
-    server = Deno.serve(
-      { hostname: config.listen.host, port: config.listen.port, onListen: () => {} },
-      router.handler(),
-    );
+    server = await serveRole({
+      name: "server",
+      host: config.listen.host,
+      port: config.listen.port,
+      limits: config.http,
+      handler: (req, remote) => router.handle(req, remote),
+    }, ctx);
   } catch (error) {
     await writeback.stop();
     throw error;

@@ -51,6 +51,7 @@ import {
 } from "../../storage/backend/config.ts";
 import { PieceLengthTable } from "../../storage/metainfo.ts";
 import { DEFAULT_MAX_RETRY_INTERVAL_MS } from "../../storage/writeback.ts";
+import { listenerLimitsSchema } from "../../http/listener_config.ts";
 
 /** The default piece-length table of upstream's base config: 4 MiB pieces for every blob. */
 export const DEFAULT_PIECE_LENGTHS = { 0: "4MB" } as const;
@@ -64,6 +65,7 @@ const pieceLengths = custom("mapping of size to size", (raw) => {
 
 const fields = object({
   listen: listen({ host: "127.0.0.1", port: 15002 }),
+  http: listenerLimitsSchema,
   advertise: hostPort().optional("`<listen.host>:<listen.port>`").describe(
     "This origin's label in the ring (`host:port`). It must be spelled exactly as in " +
       "`hashring.hosts` on every node, because labels are hashed. Start-up fails if it is not a " +

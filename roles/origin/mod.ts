@@ -28,6 +28,7 @@ import { FAILURE_LOG_INTERVAL_MS, WriteBackManager } from "../../storage/writeba
 import { rateLimited } from "../../common/log.ts";
 import { reportIdleTimeouts } from "../../storage/backend/testfs.ts";
 import { tracedFetch } from "../../tracing/mod.ts";
+import { serveRole } from "../listen.ts";
 import type { ParseOptions, RoleContext, RoleDefinition, RunningRole } from "../role.ts";
 import { type OriginSeeder, startOriginSeeder } from "../../p2p/origin_seeder.ts";
 import { type OriginConfig, originConfigSchema, parseOriginConfig } from "./config.ts";
@@ -58,12 +59,15 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
   const backends = new BackendManager(config.backends);
   reportIdleTimeouts(backends.backends, ctx.tracing.roleMetrics);
   // Requests that arrive before the ring is known (port 0 only) get a clear "starting" answer.
-  let handle = (_req: Request, _info: Deno.ServeHandlerInfo): Promise<Response> =>
+  let handle = (_req: Request, _remote: Deno.NetAddr): Promise<Response> =>
     Promise.resolve(new Response("origin is starting", { status: 503 }));
-  const http = Deno.serve(
-    { hostname: config.listen.host, port: config.listen.port, onListen: () => {} },
-    (req, info) => handle(req, info),
-  );
+  const http = await serveRole({
+    name: "server",
+    host: config.listen.host,
+    port: config.listen.port,
+    limits: config.http,
+    handler: (req, remote) => handle(req, remote),
+  }, ctx);
   let seeder: OriginSeeder | undefined;
   try {
     const addr = `${config.listen.host}:${http.addr.port}`;
@@ -145,7 +149,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
       onMissingTorrent: (namespace, digest) =>
         void refresher.refresh(namespace, digest).catch(() => {}),
     });
-    handle = router.handler();
+    handle = (req, remote) => router.handle(req, remote);
     writeback.start();
     health.start();
     logger.info("origin serving", {

@@ -32,9 +32,11 @@ import {
   object,
   path,
 } from "../../common/schema.ts";
+import { listenerLimitsSchema } from "../../http/listener_config.ts";
 
 const fields = object({
   listen: listen({ host: "127.0.0.1", port: 15000 }),
+  http: listenerLimitsSchema,
   storage: object({
     root: path().describe(
       "`blobs/` holds staged uploads and the verified blob cache. `sessions/` holds one small " +

@@ -15,6 +15,8 @@
 import { OriginClusterClient } from "../../cluster/blob_client.ts";
 import { TagClusterClient } from "../../cluster/tag_client.ts";
 import { BlobStore } from "../../storage/blob_store.ts";
+import type { HttpServer } from "../../http/serve.ts";
+import { serveRole } from "../listen.ts";
 import type { RoleContext, RoleDefinition, RunningRole } from "../role.ts";
 import { parseProxyConfig, type ProxyConfig, proxyConfigSchema } from "./config.ts";
 import type { ProxyOrigin, ProxyTags } from "./registry.ts";
@@ -89,12 +91,15 @@ export async function startProxy(
     );
   }, config.upload.pruneIntervalMs);
 
-  let server: Deno.HttpServer<Deno.NetAddr>;
+  let server: HttpServer;
   try {
-    server = Deno.serve(
-      { hostname: config.listen.host, port: config.listen.port, onListen: () => {} },
-      router.handler(),
-    );
+    server = await serveRole({
+      name: "registry",
+      host: config.listen.host,
+      port: config.listen.port,
+      limits: config.http,
+      handler: (req, remote) => router.handle(req, remote),
+    }, ctx);
   } catch (error) {
     clearInterval(timer);
     throw error;

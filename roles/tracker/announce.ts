@@ -24,7 +24,7 @@ import { type Ctx, HttpError, type Router } from "../../http/router.ts";
 import type { Digest } from "../../storage/digest.ts";
 import { InfoHash, MetaInfoError } from "../../storage/metainfo.ts";
 import { ATTR, policyCountAttr, setAttributes, SPAN, withSpan } from "../../tracing/mod.ts";
-import { getRequestBody } from "./http_server.ts";
+import { getRequestBody } from "../../http/serve.ts";
 import type { OriginStore } from "./originstore.ts";
 import type { PeerStore } from "./peerstore.ts";
 import type { PriorityPolicy } from "./policy.ts";

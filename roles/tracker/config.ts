@@ -47,6 +47,7 @@ import {
   oneOf,
 } from "../../common/schema.ts";
 import { HANDOUT_POLICIES } from "./policy.ts";
+import { listenerLimitsSchema } from "../../http/listener_config.ts";
 
 const redisSchema = object({
   addr: hostPort().optional("required with `type: redis`")
@@ -88,6 +89,7 @@ export type RedisStoreConfig = Infer<typeof redisSchema> & { addr: string };
 
 const fields = object({
   listen: listen({ host: "0.0.0.0", port: 15003 }),
+  http: listenerLimitsSchema,
   origins: object({
     hosts: hostList().describe(
       "Origin cluster members, `host:port`. Locations are asked of up to 3 random members.",

@@ -15,7 +15,7 @@ import { digestOfBytes } from "../../storage/digest.ts";
 import type { RoleContext, RoleDefinition, RunningRole } from "../role.ts";
 import { message } from "./announce.ts";
 import { parseTrackerConfig, type TrackerConfig, trackerConfigSchema } from "./config.ts";
-import { serveHttp } from "./http_server.ts";
+import { serveRole } from "../listen.ts";
 import { HttpOriginStore, type OriginStore } from "./originstore.ts";
 import { MemoryPeerStore, type PeerStore } from "./peerstore.ts";
 import { MonitoredPeerStore } from "./peerstore_monitor.ts";
@@ -98,11 +98,13 @@ export async function startTracker(
   });
   let server;
   try {
-    server = await serveHttp({
-      hostname: config.listen.host,
+    server = await serveRole({
+      name: "server",
+      host: config.listen.host,
       port: config.listen.port,
+      limits: config.http,
       handler: (req, remote) => router.handle(req, remote),
-    });
+    }, ctx);
   } catch (error) {
     await peerStore.close();
     throw error;

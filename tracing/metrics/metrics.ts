@@ -99,6 +99,10 @@ export class TracingMetrics {
   exportErrors = 0;
   /** Failed export requests that ran out of the export timeout (counted in `exportErrors` too). */
   exportTimeouts = 0;
+  /** Client baggage members dropped at an edge listener: key not allowed. */
+  baggageDroppedNotAllowed = 0;
+  /** Client baggage members dropped at an edge listener: beyond the size cap. */
+  baggageDroppedTooLarge = 0;
   /** Export request latency. */
   readonly exportLatency: LatencyRecorder = new LatencyRecorder();
   /** Gauge sources; replace members once the queue, breaker and sampler exist. */
@@ -164,6 +168,18 @@ export const COUNTERS: readonly CounterDescriptor[] = Object.freeze(
       help: "Spans not recorded or not exported, by reason.",
       label: ["reason", "rate_limit"],
       read: (m) => m.droppedRateLimit,
+    },
+    {
+      name: "baggage_dropped",
+      help: "Client baggage members an edge listener did not pass on, by reason.",
+      label: ["reason", "not_allowed"],
+      read: (m) => m.baggageDroppedNotAllowed,
+    },
+    {
+      name: "baggage_dropped",
+      help: "Client baggage members an edge listener did not pass on, by reason.",
+      label: ["reason", "too_large"],
+      read: (m) => m.baggageDroppedTooLarge,
     },
     { name: "spans_exported", help: "Spans exported successfully.", read: (m) => m.spansExported },
     { name: "export_errors", help: "Failed export requests.", read: (m) => m.exportErrors },

@@ -19,6 +19,8 @@
  *   trust:
  *     trusted_networks: []       # CIDRs whose traceparent is trusted on edge listeners
  *     client_sampled_rate_limit: 10   # client-forced traces per second from untrusted peers
+ *     baggage_allowed_keys: []   # client baggage keys passed on from untrusted peers (none)
+ *     baggage_max_bytes: 1024    # size cap of the client baggage passed on
  *   adaptive:
  *     enabled: false
  *     target_traces_per_second: 1     # per operation
@@ -115,10 +117,21 @@ const trustSchema = object({
     ),
   client_sampled_rate_limit: number({ min: 0 }).default(10)
     .describe("Traces per second an untrusted client may force with `sampled=1`."),
+  baggage_allowed_keys: list(string(), { of: "baggage keys" }).default([]).describe(
+    "Keys of a client's W3C `baggage` an edge listener passes on from an untrusted client. Empty " +
+      "by default: client baggage is dropped (`kraken_tracing_baggage_dropped_total" +
+      '{reason="not_allowed"}`).',
+  ),
+  baggage_max_bytes: int({ min: 0 }).default(1024).describe(
+    "Largest size of the allowed members kept from an untrusted client (`key=value` serialized); " +
+      'members beyond it are dropped (`kraken_tracing_baggage_dropped_total{reason="too_large"}`).',
+  ),
 }, {
   rename: {
     trusted_networks: "trustedNetworks",
     client_sampled_rate_limit: "clientSampledRateLimit",
+    baggage_allowed_keys: "baggageAllowedKeys",
+    baggage_max_bytes: "baggageMaxBytes",
   },
 });
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { getRequestBody, MAX_GET_BODY_BYTES, serveHttp } from "./http_server.ts";
+import { getRequestBody, MAX_GET_BODY_BYTES, serveHttp } from "./serve.ts";
 
 async function raw(port: number, request: string): Promise<string> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });

@@ -1,18 +1,31 @@
 /**
- * An HTTP listener that keeps the body of GET requests, for the tracker's announce v1
- * (`GET /announce` carrying a JSON body, kraken-wire.md §1.3).
+ * The HTTP listener every role serves on: `node:http` underneath, a web `Request` handed to the
+ * router, and the listener limits of {@linkcode ListenerLimits} enforced per connection.
  *
- * `Deno.serve` discards the body of a GET request and a web `Request` cannot carry one, so this
- * listener runs on `node:http` and hands the router a web `Request` as usual; the body of a GET is
- * read first (bounded) and is available through {@linkcode getRequestBody}. Other methods stream
- * their bodies. A response whose body fits in one chunk is sent with `Content-Length`, larger ones
- * chunked; a client that goes away cancels the response body so its span still ends.
+ * Why not `Deno.serve`: it has no header-read or idle timeout (a client sending headers at 1 byte/s
+ * holds its connection forever), no connection cap, and a fixed header limit past which it resets
+ * or answers 400. Here each connection is watched from accept: its request headers must be complete
+ * within `headerTimeoutMs`, a keep-alive wait ends after `idleTimeoutMs`, connections beyond
+ * `maxConnections` get 503 and are closed, and request headers beyond `maxHeaderBytes` (the
+ * parser's own limit, set to ours) get 431 with a message. Each closure is counted in
+ * {@linkcode ListenerStats} and reported through `onLimit` (the role counts it on `/metrics` and
+ * logs it at a bounded rate, `roles/listen.ts`).
+ *
+ * It also keeps the body of GET requests, for the tracker's announce v1 (`GET /announce` carrying a
+ * JSON body, kraken-wire.md §1.3): the body of a GET is read first (bounded) and is available
+ * through {@linkcode getRequestBody}. Other methods stream their bodies. A response whose body fits
+ * in one chunk is sent with `Content-Length`, larger ones chunked; a client that goes away cancels
+ * the response body so its span still ends.
  *
  * @module
  */
 
 import http from "node:http";
-import { concatBytes } from "../../common/bytes.ts";
+import type { Socket } from "node:net";
+import { concatBytes } from "../common/bytes.ts";
+import { DEFAULT_LISTENER_LIMITS, type ListenerLimits } from "./listener_config.ts";
+
+export { DEFAULT_LISTENER_LIMITS, type ListenerLimits } from "./listener_config.ts";
 
 /** Largest GET body read (an announce is a few hundred bytes). */
 export const MAX_GET_BODY_BYTES = 64 * 1024;
@@ -37,12 +50,46 @@ export interface ServeHttpOptions {
   handler: HttpHandler;
   /** How long {@linkcode HttpServer.shutdown} waits for requests in flight (default 10 s). */
   shutdownGraceMs?: number;
+  /** Timeouts and caps (default {@linkcode DEFAULT_LISTENER_LIMITS}). */
+  limits?: ListenerLimits;
+  /** Called when a limit closes a connection (the role logs it, rate-limited). */
+  onLimit?: (reason: CloseReason, detail: Record<string, unknown>) => void;
+}
+
+/** Why a listener closed a connection on its own. */
+export type CloseReason =
+  | "header_timeout"
+  | "idle_timeout"
+  | "max_connections"
+  | "header_too_large";
+
+/** The reasons of {@linkcode CloseReason}, in the order they are rendered. */
+export const CLOSE_REASONS: readonly CloseReason[] = [
+  "header_timeout",
+  "idle_timeout",
+  "max_connections",
+  "header_too_large",
+];
+
+/** Connection counters of one listener. */
+export class ListenerStats {
+  /** Connections open now. */
+  open = 0;
+  /** Connections the listener closed, by reason. */
+  readonly closed: Record<CloseReason, number> = {
+    header_timeout: 0,
+    idle_timeout: 0,
+    max_connections: 0,
+    header_too_large: 0,
+  };
 }
 
 /** A running listener. */
 export interface HttpServer {
   /** The bound address. */
   readonly addr: Deno.NetAddr;
+  /** This listener's connection counters. */
+  readonly stats: ListenerStats;
   /** Stops accepting, waits (bounded) for requests in flight, closes every connection. */
   shutdown(): Promise<void>;
 }
@@ -123,16 +170,88 @@ async function sendResponse(
   }
 }
 
+function rawResponse(status: string, message: string): string {
+  const body = new TextEncoder().encode(message);
+  return `HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\n` +
+    `content-length: ${body.length}\r\n\r\n${message}`;
+}
+
+/**
+ * Per-connection watch: a timer runs while the connection owes us request headers (from accept, or
+ * from the first byte after a keep-alive wait) and while it idles between requests; none runs while
+ * a request is being handled, however long its body takes.
+ */
+class ConnectionWatch {
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #phase: "headers" | "busy" | "idle" = "headers";
+  #requests = 0;
+
+  constructor(
+    readonly socket: Socket,
+    readonly limits: ListenerLimits,
+    readonly onExpire: (reason: CloseReason) => void,
+  ) {
+    this.#arm("headers");
+    // The first byte after a keep-alive wait starts the header clock for the next request.
+    socket.on("data", () => {
+      if (this.#phase === "idle") this.#arm("headers");
+    });
+    socket.once("close", () => this.#clear());
+  }
+
+  /** A request's headers are complete. */
+  requestStarted(): void {
+    this.#requests++;
+    this.#phase = "busy";
+    this.#clear();
+  }
+
+  /** A response finished; the connection waits for the next request, if it stays open. */
+  requestDone(): void {
+    if (--this.#requests > 0 || this.socket.destroyed) return;
+    this.#arm("idle");
+  }
+
+  #arm(phase: "headers" | "idle"): void {
+    this.#clear();
+    this.#phase = phase;
+    const ms = phase === "headers" ? this.limits.headerTimeoutMs : this.limits.idleTimeoutMs;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.socket.destroyed) return;
+      this.onExpire(phase === "headers" ? "header_timeout" : "idle_timeout");
+      this.socket.destroy();
+    }, ms);
+  }
+
+  #clear(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
 /** Starts listening; resolves once bound. */
 export function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
   const graceMs = options.shutdownGraceMs ?? 10_000;
+  const limits = options.limits ?? DEFAULT_LISTENER_LIMITS;
+  const onLimit = options.onLimit ?? (() => {});
+  const stats = new ListenerStats();
+  const watches = new WeakMap<Socket, ConnectionWatch>();
   let inFlight = 0;
   let stopping = false;
   let idle: (() => void) | undefined;
   let bound: Deno.NetAddr;
 
-  const server = http.createServer(async (req, res) => {
+  const server = http.createServer({ maxHeaderSize: limits.maxHeaderBytes }, async (req, res) => {
+    const watch = watches.get(req.socket);
+    if (!watch) {
+      // A connection refused by the cap that still got a request parsed.
+      res.destroy();
+      return;
+    }
     inFlight++;
+    watch.requestStarted();
+    res.once("close", () => watch.requestDone());
     try {
       if (stopping) res.setHeader("connection", "close");
       const method = req.method ?? "GET";
@@ -192,6 +311,57 @@ export function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
     }
   });
 
+  // The timers below replace node's own (Deno does not apply them); 0 turns those off so a long
+  // upload or download is never cut by node's default request timeout.
+  server.requestTimeout = 0;
+  server.headersTimeout = 0;
+  server.keepAliveTimeout = 0;
+
+  server.on("connection", (socket: Socket) => {
+    if (stats.open >= limits.maxConnections) {
+      stats.closed.max_connections++;
+      onLimit("max_connections", { limit: limits.maxConnections });
+      socket.end(rawResponse(
+        "503 Service Unavailable",
+        `too many connections: this listener serves at most ${limits.maxConnections} ` +
+          "(http.max_connections)",
+      ));
+      return;
+    }
+    stats.open++;
+    socket.once("close", () => stats.open--);
+    watches.set(
+      socket,
+      new ConnectionWatch(socket, limits, (reason) => {
+        stats.closed[reason]++;
+        onLimit(reason, {
+          limit_ms: reason === "header_timeout" ? limits.headerTimeoutMs : limits.idleTimeoutMs,
+          remote: socket.remoteAddress,
+        });
+      }),
+    );
+  });
+
+  server.on("clientError", (error: Error & { code?: string }, socket: Socket) => {
+    if (socket.destroyed || !socket.writable || error.code === "ECONNRESET") {
+      socket.destroy();
+      return;
+    }
+    if (error.code === "HPE_HEADER_OVERFLOW") {
+      stats.closed.header_too_large++;
+      onLimit("header_too_large", {
+        limit_bytes: limits.maxHeaderBytes,
+        remote: socket.remoteAddress,
+      });
+      socket.end(rawResponse(
+        "431 Request Header Fields Too Large",
+        `request headers larger than ${limits.maxHeaderBytes} bytes (http.max_header_size)`,
+      ));
+    } else {
+      socket.end(rawResponse("400 Bad Request", `malformed request: ${error.message}`));
+    }
+  });
+
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, options.hostname, () => {
@@ -200,6 +370,7 @@ export function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
       bound = { transport: "tcp", hostname: address.address, port: address.port };
       resolve({
         addr: bound,
+        stats,
         async shutdown() {
           if (stopping) return;
           stopping = true;
