@@ -230,6 +230,47 @@ class ConnectionWatch {
   }
 }
 
+/**
+ * The body of `req` as a web stream. A client that closes its sending side before the body is
+ * complete (the connection is half-open, so the answer can still reach it) makes the stream fail,
+ * as `Deno.serve`'s does, instead of waiting forever for bytes that cannot come.
+ */
+function requestBodyStream(req: http.IncomingMessage): ReadableStream<Uint8Array> {
+  const chunks = (req as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  let received = 0;
+  let fail!: (error: Error) => void;
+  const failed = new Promise<never>((_, reject) => fail = reject);
+  failed.catch(() => {});
+  const onEnd = () => {
+    if (!req.complete) {
+      fail(new Error(`client closed the connection after ${received} bytes of the request body`));
+    }
+  };
+  req.socket.once("end", onEnd);
+  const done = () => req.socket.off("end", onEnd);
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const next = await Promise.race([chunks.next(), failed]);
+        if (next.done) {
+          done();
+          controller.close();
+          return;
+        }
+        received += next.value.length;
+        controller.enqueue(next.value);
+      } catch (error) {
+        done();
+        controller.error(error);
+      }
+    },
+    async cancel() {
+      done();
+      await chunks.return?.();
+    },
+  });
+}
+
 /** Starts listening; resolves once bound. */
 export function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
   const graceMs = options.shutdownGraceMs ?? 10_000;
@@ -288,7 +329,7 @@ export function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
         request = new Request(url, {
           method,
           headers,
-          body: ReadableStream.from(req as AsyncIterable<Uint8Array>),
+          body: requestBodyStream(req),
           signal: controller.signal,
           duplex: "half",
         } as RequestInit);
@@ -316,6 +357,8 @@ export function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
   server.requestTimeout = 0;
   server.headersTimeout = 0;
   server.keepAliveTimeout = 0;
+  // A client may close its sending side and still read the answer (a 400 for a body it cut short).
+  (server as unknown as { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
 
   server.on("connection", (socket: Socket) => {
     if (stats.open >= limits.maxConnections) {
