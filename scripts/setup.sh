@@ -8,8 +8,9 @@ export DENO_NO_PACKAGE_JSON=1
 cd "$(dirname "$0")/.."
 
 if [[ ! -x node_modules/.bin/deno ]] || ! node_modules/.bin/deno --version >/dev/null 2>&1; then
-  # npm install, not npm ci: the registry here lacks other platforms' optional Deno packages,
-  # which npm ci insists on finding in the lock file.
+  # npm install, not npm ci: it still succeeds when a registry lacks another platform's optional
+  # Deno package. package-lock.json lists every platform's, as npm install writes it, so the install
+  # leaves it unchanged.
   npm install --no-audit --no-fund --loglevel=error
 fi
 
