@@ -254,13 +254,14 @@ export class Dispatcher {
   }
 
   /**
-   * Reserves a pending slot for dialing `peerId`. False when the peer is this node, already
-   * connected or reserved, blacklisted, or the torrent is at `maxOpenConn`.
+   * Reserves a pending slot for dialing `peerId`. False when the torrent is complete (completion
+   * clears the blacklist, so a late handout would otherwise redial peers that failed it), the peer
+   * is this node, already connected or reserved, blacklisted, or the torrent is at `maxOpenConn`.
    */
   reserve(peerId: string): boolean {
     const id = peerId.toLowerCase();
     if (
-      this.#closed || id === this.#peerId || this.#peers.has(id) || this.#reserved.has(id) ||
+      this.#closed || this.complete || id === this.#peerId || this.#peers.has(id) || this.#reserved.has(id) ||
       this.#blacklist.has(id, this.infoHash) || this.#openCount() >= this.#maxOpenConn
     ) {
       return false;

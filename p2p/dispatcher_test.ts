@@ -149,6 +149,7 @@ Deno.test("a peer serving corrupt pieces is blacklisted and dropped; another pee
       !leecher.blacklist.has(corrupt.peerId, leecher.storage.infoHash),
       "cleared on completion",
     );
+    assert.ok(!leecher.dispatcher.reserve(corrupt.peerId), "a complete torrent dials no one");
   } finally {
     await closeAll(leecher, corrupt, good);
   }
