@@ -261,7 +261,8 @@ export class Dispatcher {
   reserve(peerId: string): boolean {
     const id = peerId.toLowerCase();
     if (
-      this.#closed || this.complete || id === this.#peerId || this.#peers.has(id) || this.#reserved.has(id) ||
+      this.#closed || this.complete || id === this.#peerId || this.#peers.has(id) ||
+      this.#reserved.has(id) ||
       this.#blacklist.has(id, this.infoHash) || this.#openCount() >= this.#maxOpenConn
     ) {
       return false;
