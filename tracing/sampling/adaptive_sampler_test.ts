@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { ROOT_CONTEXT } from "@opentelemetry/api";
-import { AdaptiveSampler, MIN_PROBABILITY, OVERFLOW_OPERATION } from "./adaptive_sampler.ts";
+import {
+  AdaptiveSampler,
+  type AdaptiveSamplerOptions,
+  MIN_PROBABILITY,
+  OVERFLOW_OPERATION,
+} from "./adaptive_sampler.ts";
 import { isSampled } from "./results.ts";
 
 /** Seeded trace ids, so the statistics below are reproducible. */
@@ -17,26 +22,31 @@ function idSource(seed: number): () => string {
   return () => word() + word() + word() + word();
 }
 
+/**
+ * A sampler on a clock the test sets (`clock.now`), fed trace ids seeded by `seed`; `decide(op)`
+ * asks it about one root span of `op`.
+ */
+function clocked(seed: number, options: Omit<AdaptiveSamplerOptions, "now">) {
+  const clock = { now: 0 };
+  const nextId = idSource(seed);
+  const sampler = new AdaptiveSampler({ ...options, now: () => clock.now });
+  const decide = (op: string) => isSampled(sampler.shouldSample(ROOT_CONTEXT, nextId(), op));
+  return { clock, sampler, decide };
+}
+
 Deno.test("a busy operation converges to the target rate", () => {
-  let now = 0;
-  const nextId = idSource(1);
-  const sampler = new AdaptiveSampler({
+  const { clock, sampler, decide } = clocked(1, {
     initialRate: 0.1,
     targetTracesPerSecond: 1,
     intervalMs: 10_000,
-    now: () => now,
   });
   const sampledPerInterval: number[] = [];
   // 1000 requests per second for 8 intervals.
   for (let interval = 0; interval < 8; interval++) {
     let sampled = 0;
     for (let i = 0; i < 10_000; i++) {
-      now = interval * 10_000 + i;
-      if (
-        isSampled(sampler.shouldSample(ROOT_CONTEXT, nextId(), "GET /v2/{name}/blobs/{digest}"))
-      ) {
-        sampled++;
-      }
+      clock.now = interval * 10_000 + i;
+      if (decide("GET /v2/{name}/blobs/{digest}")) sampled++;
     }
     sampledPerInterval.push(sampled);
   }
@@ -50,78 +60,57 @@ Deno.test("a busy operation converges to the target rate", () => {
 });
 
 Deno.test("a rare operation is always seen thanks to the floor", () => {
-  let now = 0;
-  const nextId = idSource(2);
-  const sampler = new AdaptiveSampler({
-    initialRate: 0,
-    floorPerInterval: 1,
-    intervalMs: 1000,
-    now: () => now,
-  });
+  const { clock, decide } = clocked(2, { initialRate: 0, floorPerInterval: 1, intervalMs: 1000 });
   for (let interval = 0; interval < 5; interval++) {
-    now = interval * 1000 + 500;
-    assert.equal(
-      isSampled(sampler.shouldSample(ROOT_CONTEXT, nextId(), "replication.trigger")),
-      true,
-    );
+    clock.now = interval * 1000 + 500;
+    assert.equal(decide("replication.trigger"), true);
   }
   // With a floor of 3, exactly the first 3 of an interval are guaranteed.
-  const floor3 = new AdaptiveSampler({ initialRate: 0, floorPerInterval: 3, now: () => 0 });
-  const decisions = Array.from(
-    { length: 6 },
-    () => isSampled(floor3.shouldSample(ROOT_CONTEXT, nextId(), "op")),
-  );
+  const floor3 = clocked(2, { initialRate: 0, floorPerInterval: 3 });
+  const decisions = Array.from({ length: 6 }, () => floor3.decide("op"));
   assert.deepEqual(decisions.slice(0, 3), [true, true, true]);
-  assert.equal(floor3.effectiveRate("op"), MIN_PROBABILITY);
+  assert.equal(floor3.sampler.effectiveRate("op"), MIN_PROBABILITY);
 });
 
 Deno.test("increases are bounded by max_increase_factor, decreases are immediate", () => {
-  let now = 0;
-  const nextId = idSource(3);
-  const sampler = new AdaptiveSampler({
+  const quiet = clocked(3, {
     initialRate: 0.01,
     floorPerInterval: 0,
     targetTracesPerSecond: 100,
     maxIncreaseFactor: 2,
     intervalMs: 1000,
-    now: () => now,
   });
-  sampler.shouldSample(ROOT_CONTEXT, nextId(), "quiet");
-  now = 1000;
-  sampler.shouldSample(ROOT_CONTEXT, nextId(), "quiet");
-  assert.equal(sampler.effectiveRate("quiet"), 0.02, "doubled, not jumped to the target");
+  quiet.decide("quiet");
+  quiet.clock.now = 1000;
+  quiet.decide("quiet");
+  assert.equal(quiet.sampler.effectiveRate("quiet"), 0.02, "doubled, not jumped to the target");
 
-  now = 0;
-  const busy = new AdaptiveSampler({
+  const busy = clocked(3, {
     initialRate: 1,
     floorPerInterval: 0,
     targetTracesPerSecond: 1,
     intervalMs: 10_000,
-    now: () => now,
   });
-  for (let i = 0; i < 1000; i++) busy.shouldSample(ROOT_CONTEXT, nextId(), "busy");
-  now = 10_000;
-  busy.shouldSample(ROOT_CONTEXT, nextId(), "busy");
+  for (let i = 0; i < 1000; i++) busy.decide("busy");
+  busy.clock.now = 10_000;
+  busy.decide("busy");
   // 1000 sampled in 10 s = 100/s against a target of 1/s: p drops 100× in one step.
-  assert.ok(Math.abs(busy.effectiveRate("busy") - 0.01) < 1e-12);
+  assert.ok(Math.abs(busy.sampler.effectiveRate("busy") - 0.01) < 1e-12);
 });
 
 Deno.test("load above the threshold scales the target down", () => {
   for (const [load, expectedScale] of [[0.5, 1], [0.85, 0.5], [1, 0.1]]) {
-    let now = 0;
-    const nextId = idSource(4);
-    const sampler = new AdaptiveSampler({
+    const { clock, sampler, decide } = clocked(4, {
       initialRate: 1,
       floorPerInterval: 0,
       targetTracesPerSecond: 1,
       intervalMs: 10_000,
       loadSource: () => load,
       loadThreshold: 0.7,
-      now: () => now,
     });
-    for (let i = 0; i < 1000; i++) sampler.shouldSample(ROOT_CONTEXT, nextId(), "op");
-    now = 10_000;
-    sampler.shouldSample(ROOT_CONTEXT, nextId(), "op");
+    for (let i = 0; i < 1000; i++) decide("op");
+    clock.now = 10_000;
+    decide("op");
     assert.ok(
       Math.abs(sampler.loadScale - expectedScale) < 1e-9,
       `load ${load}: ${sampler.loadScale}`,
@@ -131,15 +120,12 @@ Deno.test("load above the threshold scales the target down", () => {
 });
 
 Deno.test("tracked operations are bounded and idle ones are forgotten", () => {
-  let now = 0;
-  const nextId = idSource(5);
-  const sampler = new AdaptiveSampler({
+  const { clock, sampler, decide } = clocked(5, {
     initialRate: 0.5,
     maxOperations: 3,
     intervalMs: 1000,
-    now: () => now,
   });
-  for (let i = 0; i < 10; i++) sampler.shouldSample(ROOT_CONTEXT, nextId(), `op${i}`);
+  for (let i = 0; i < 10; i++) decide(`op${i}`);
   assert.equal(sampler.operationCount, 3);
   assert.deepEqual([...sampler.effectiveRates()].map(([name]) => name), [
     "op0",
@@ -148,9 +134,9 @@ Deno.test("tracked operations are bounded and idle ones are forgotten", () => {
     OVERFLOW_OPERATION,
   ]);
   assert.equal(sampler.effectiveRate("op9"), 0.5, "untracked operations report the initial rate");
-  now = 1000;
-  sampler.shouldSample(ROOT_CONTEXT, nextId(), "op1");
-  now = 2000;
-  sampler.shouldSample(ROOT_CONTEXT, nextId(), "op1");
+  clock.now = 1000;
+  decide("op1");
+  clock.now = 2000;
+  decide("op1");
   assert.deepEqual([...sampler.effectiveRates()].map(([name]) => name), ["op1"]);
 });

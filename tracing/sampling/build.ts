@@ -24,13 +24,13 @@
  * @module
  */
 
-import type { Attributes, Context, Link, SpanKind } from "@opentelemetry/api";
-import type { Sampler, SamplingResult } from "@opentelemetry/sdk-trace";
+import type { Sampler } from "@opentelemetry/sdk-trace";
 import { AdaptiveSampler } from "./adaptive_sampler.ts";
 import type { SamplingConfig } from "./config.ts";
 import { ParentBasedSampler, ParentFlagSampler } from "./parent_based_sampler.ts";
 import { RateLimitingSampler } from "./rate_limiting_sampler.ts";
 import { RatioSampler } from "./ratio.ts";
+import type { ShouldSample } from "./results.ts";
 import { RuleSampler } from "./rule_sampler.ts";
 import { TrustBoundarySampler } from "./trust_boundary_sampler.ts";
 
@@ -71,16 +71,8 @@ export class KrakenSampler implements Sampler {
   }
 
   /** Decides a span start (called for every span, root and child). */
-  shouldSample(
-    context: Context,
-    traceId: string,
-    spanName: string,
-    spanKind: SpanKind,
-    attributes: Attributes,
-    links: Link[],
-  ): SamplingResult {
-    return this.#delegate.shouldSample(context, traceId, spanName, spanKind, attributes, links);
-  }
+  readonly shouldSample: ShouldSample = (context, traceId, spanName, kind, attributes, links) =>
+    this.#delegate.shouldSample(context, traceId, spanName, kind, attributes, links);
 
   /**
    * The probability a root span of `operation` gets when no path rule matches it: the operation

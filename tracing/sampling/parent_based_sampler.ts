@@ -13,16 +13,9 @@
  * @module
  */
 
-import {
-  type Attributes,
-  type Context,
-  type Link,
-  type SpanKind,
-  trace,
-  TraceFlags,
-} from "@opentelemetry/api";
+import { type Context, trace, TraceFlags } from "@opentelemetry/api";
 import type { Sampler, SamplingResult } from "@opentelemetry/sdk-trace";
-import { NOT_SAMPLED, SAMPLED } from "./results.ts";
+import { NOT_SAMPLED, SAMPLED, type ShouldSample } from "./results.ts";
 
 /** A sampler that follows the parent span's `sampled` flag (not sampled when there is none). */
 export class ParentFlagSampler implements Sampler {
@@ -60,23 +53,16 @@ export class ParentBasedSampler implements Sampler {
   }
 
   /** Inherits from a local parent; otherwise delegates to the root or remote-parent sampler. */
-  shouldSample(
-    context: Context,
-    traceId: string,
-    spanName: string,
-    spanKind: SpanKind,
-    attributes: Attributes,
-    links: Link[],
-  ): SamplingResult {
+  readonly shouldSample: ShouldSample = (context, traceId, spanName, kind, attributes, links) => {
     const parent = trace.getSpanContext(context);
     if (parent === undefined || parent.traceId !== traceId) {
-      return this.#root.shouldSample(context, traceId, spanName, spanKind, attributes, links);
+      return this.#root.shouldSample(context, traceId, spanName, kind, attributes, links);
     }
     if (parent.isRemote) {
-      return this.#remote.shouldSample(context, traceId, spanName, spanKind, attributes, links);
+      return this.#remote.shouldSample(context, traceId, spanName, kind, attributes, links);
     }
     return (parent.traceFlags & TraceFlags.SAMPLED) !== 0 ? SAMPLED : NOT_SAMPLED;
-  }
+  };
 
   /** Describes the sampler. */
   toString(): string {

@@ -5,21 +5,16 @@
  * @module
  */
 
-import type { Attributes, Context, Link, SpanKind } from "@opentelemetry/api";
-import type { Sampler, SamplingResult } from "@opentelemetry/sdk-trace";
-import { isSampled, RATE_LIMITED } from "./results.ts";
+import type { Sampler } from "@opentelemetry/sdk-trace";
+import { isSampled, RATE_LIMITED, type RateLimitOptions, type ShouldSample } from "./results.ts";
 import { TokenBucket } from "./token_bucket.ts";
 
 /** Options of {@linkcode RateLimitingSampler}. */
-export interface RateLimitingSamplerOptions {
+export interface RateLimitingSamplerOptions extends RateLimitOptions {
   /** The sampler whose positive decisions are rate limited. */
   delegate: Sampler;
   /** Sampled decisions allowed per second (burst: one second's worth). */
   maxPerSecond: number;
-  /** Monotonic clock in milliseconds. Default `performance.now`. */
-  now?: () => number;
-  /** Called for each decision turned down by the limit (the `rate_limit` drop counter). */
-  onDrop?: () => void;
 }
 
 /** A sampler that turns the delegate's sampled decisions down beyond a rate. */
@@ -38,26 +33,12 @@ export class RateLimitingSampler implements Sampler {
   }
 
   /** Asks the delegate; a sampled answer costs one token or becomes not sampled. */
-  shouldSample(
-    context: Context,
-    traceId: string,
-    spanName: string,
-    spanKind: SpanKind,
-    attributes: Attributes,
-    links: Link[],
-  ): SamplingResult {
-    const result = this.#delegate.shouldSample(
-      context,
-      traceId,
-      spanName,
-      spanKind,
-      attributes,
-      links,
-    );
+  readonly shouldSample: ShouldSample = (context, traceId, spanName, kind, attributes, links) => {
+    const result = this.#delegate.shouldSample(context, traceId, spanName, kind, attributes, links);
     if (!isSampled(result) || this.#bucket.tryTake()) return result;
     this.#onDrop?.();
     return RATE_LIMITED;
-  }
+  };
 
   /** Describes the sampler. */
   toString(): string {

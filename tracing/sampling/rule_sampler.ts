@@ -7,12 +7,12 @@
  * @module
  */
 
-import type { Attributes, Context, Link, SpanKind } from "@opentelemetry/api";
-import type { Sampler, SamplingResult } from "@opentelemetry/sdk-trace";
+import type { Attributes } from "@opentelemetry/api";
+import type { Sampler } from "@opentelemetry/sdk-trace";
 import { ATTR } from "../names.ts";
 import type { SamplingRule } from "./config.ts";
 import { traceIdSampled } from "./ratio.ts";
-import { NOT_SAMPLED, SAMPLED } from "./results.ts";
+import { NOT_SAMPLED, SAMPLED, type ShouldSample } from "./results.ts";
 
 /** The attribute path rules match against. */
 export const URL_PATH_ATTRIBUTE = ATTR.urlPath;
@@ -90,18 +90,11 @@ export class RuleSampler implements Sampler {
   }
 
   /** Decides by the first matching rule, else by the fallback. */
-  shouldSample(
-    context: Context,
-    traceId: string,
-    spanName: string,
-    spanKind: SpanKind,
-    attributes: Attributes,
-    links: Link[],
-  ): SamplingResult {
+  readonly shouldSample: ShouldSample = (context, traceId, spanName, kind, attributes, links) => {
     const rule = this.match(spanName, attributes);
     if (rule) return traceIdSampled(traceId, rule.rate) ? SAMPLED : NOT_SAMPLED;
-    return this.#fallback.shouldSample(context, traceId, spanName, spanKind, attributes, links);
-  }
+    return this.#fallback.shouldSample(context, traceId, spanName, kind, attributes, links);
+  };
 
   /** Describes the sampler. */
   toString(): string {

@@ -18,18 +18,18 @@
  * @module
  */
 
-import {
-  type Attributes,
-  type Context,
-  type Link,
-  type SpanKind,
-  trace,
-  TraceFlags,
-} from "@opentelemetry/api";
-import type { Sampler, SamplingResult } from "@opentelemetry/sdk-trace";
+import { type Attributes, trace, TraceFlags } from "@opentelemetry/api";
+import type { Sampler } from "@opentelemetry/sdk-trace";
 import type { NetworkList } from "../../common/cidr.ts";
 import { ATTR } from "../names.ts";
-import { isSampled, RATE_LIMITED, SAMPLED } from "./results.ts";
+import {
+  isSampled,
+  RATE_LIMITED,
+  type RateLimitOptions,
+  SAMPLED,
+  sampledWith,
+  type ShouldSample,
+} from "./results.ts";
 import { TokenBucket } from "./token_bucket.ts";
 
 /** Span attribute saying whether a client's `sampled` flag forced sampling. */
@@ -39,17 +39,11 @@ export const EDGE_ATTRIBUTE = ATTR.edge;
 /** Span attribute carrying the client's IP address. */
 export const PEER_ADDRESS_ATTRIBUTE = ATTR.networkPeerAddress;
 
-const FORCED: SamplingResult = Object.freeze({
-  decision: SAMPLED.decision,
-  attributes: Object.freeze({ [CLIENT_FORCED_ATTRIBUTE]: true }),
-});
-const NOT_FORCED_SAMPLED: SamplingResult = Object.freeze({
-  decision: SAMPLED.decision,
-  attributes: Object.freeze({ [CLIENT_FORCED_ATTRIBUTE]: false }),
-});
+const FORCED = sampledWith({ [CLIENT_FORCED_ATTRIBUTE]: true });
+const NOT_FORCED_SAMPLED = sampledWith({ [CLIENT_FORCED_ATTRIBUTE]: false });
 
 /** Options of {@linkcode TrustBoundarySampler}. */
-export interface TrustBoundarySamplerOptions {
+export interface TrustBoundarySamplerOptions extends RateLimitOptions {
   /** Our own root decision, used when the client's flag is not honoured. */
   root: Sampler;
   /** Decides remote parents that are trusted (internal listeners, trusted networks). */
@@ -58,8 +52,6 @@ export interface TrustBoundarySamplerOptions {
   trustedNetworks: NetworkList;
   /** Client-forced traces allowed per second (burst: one second's worth). */
   clientSampledRateLimit: number;
-  /** Monotonic clock in milliseconds. Default `performance.now`. */
-  now?: () => number;
   /**
    * Called for each client-forced sample the limit refused and our own decision did not sample
    * (the `rate_limit` drop counter). A root decision the root chain's own rate limit turned down
@@ -98,21 +90,14 @@ export class TrustBoundarySampler implements Sampler {
   }
 
   /** Decides a span whose parent (in `context`) is remote. */
-  shouldSample(
-    context: Context,
-    traceId: string,
-    spanName: string,
-    spanKind: SpanKind,
-    attributes: Attributes,
-    links: Link[],
-  ): SamplingResult {
+  readonly shouldSample: ShouldSample = (context, traceId, spanName, kind, attributes, links) => {
     if (!this.isUntrusted(attributes)) {
-      return this.#trusted.shouldSample(context, traceId, spanName, spanKind, attributes, links);
+      return this.#trusted.shouldSample(context, traceId, spanName, kind, attributes, links);
     }
     const parent = trace.getSpanContext(context);
     const clientSampled = parent !== undefined && (parent.traceFlags & TraceFlags.SAMPLED) !== 0;
     if (clientSampled && this.#bucket.tryTake()) return FORCED;
-    const own = this.#root.shouldSample(context, traceId, spanName, spanKind, attributes, links);
+    const own = this.#root.shouldSample(context, traceId, spanName, kind, attributes, links);
     if (!clientSampled) return own;
     if (!isSampled(own)) {
       if (own !== RATE_LIMITED) this.#onDrop?.();
@@ -120,7 +105,7 @@ export class TrustBoundarySampler implements Sampler {
     }
     if (own === SAMPLED) return NOT_FORCED_SAMPLED;
     return { ...own, attributes: { ...own.attributes, [CLIENT_FORCED_ATTRIBUTE]: false } };
-  }
+  };
 
   /** Describes the sampler. */
   toString(): string {

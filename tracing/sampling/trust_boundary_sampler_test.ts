@@ -27,6 +27,19 @@ const EDGE_CLIENT: Attributes = {
   "url.path": "/v2/library/ubuntu/manifests/latest",
 };
 
+/** One edge server span with a fresh trace id whose client sent `sampled`. */
+function decide(sampler: Sampler, sampled: boolean, attributes = EDGE_CLIENT): SamplingResult {
+  const id = randomTraceId();
+  return sampler.shouldSample(
+    remoteParent(id, sampled),
+    id,
+    "GET",
+    SpanKind.SERVER,
+    attributes,
+    [],
+  );
+}
+
 function boundary(root: Sampler, now: () => number, trusted: string[] = []) {
   return new TrustBoundarySampler({
     root,
@@ -47,15 +60,7 @@ Deno.test("a flood of client-sampled requests forces at most the limit per secon
   // 1000 requests with sampled=1 within one simulated second.
   for (let i = 0; i < 1000; i++) {
     now = i;
-    const id = randomTraceId();
-    const r = sampler.shouldSample(
-      remoteParent(id, true),
-      id,
-      "GET",
-      SpanKind.SERVER,
-      EDGE_CLIENT,
-      [],
-    );
+    const r = decide(sampler, true);
     if (!isSampled(r)) {
       unsampled++;
       continue;
@@ -75,39 +80,15 @@ Deno.test("a flood of client-sampled requests forces at most the limit per secon
 
 Deno.test("an untrusted client cannot switch sampling off either", () => {
   const sampler = boundary(new RatioSampler(1), () => 0);
-  const id = randomTraceId();
-  const r = sampler.shouldSample(
-    remoteParent(id, false),
-    id,
-    "GET",
-    SpanKind.SERVER,
-    EDGE_CLIENT,
-    [],
-  );
-  assert.equal(r, SAMPLED, "our own decision, no client_forced attribute");
+  assert.equal(decide(sampler, false), SAMPLED, "our own decision, no client_forced attribute");
 });
 
 Deno.test("trusted networks and internal listeners follow the parent's flag", () => {
   const sampler = boundary(new RatioSampler(0), () => 0, ["203.0.113.0/24"]);
-  const id = randomTraceId();
-  const trustedEdge = sampler.shouldSample(
-    remoteParent(id, true),
-    id,
-    "GET",
-    SpanKind.SERVER,
-    EDGE_CLIENT,
-    [],
-  );
-  assert.equal(trustedEdge, SAMPLED);
+  assert.equal(decide(sampler, true), SAMPLED, "trusted edge client");
   const internal = { ...EDGE_CLIENT, "kraken.edge": false, "network.peer.address": "198.51.100.1" };
-  assert.equal(
-    sampler.shouldSample(remoteParent(id, true), id, "GET", SpanKind.SERVER, internal, []),
-    SAMPLED,
-  );
-  assert.equal(
-    sampler.shouldSample(remoteParent(id, false), id, "GET", SpanKind.SERVER, internal, []),
-    NOT_SAMPLED,
-  );
+  assert.equal(decide(sampler, true, internal), SAMPLED);
+  assert.equal(decide(sampler, false, internal), NOT_SAMPLED);
   assert.equal(sampler.isUntrusted({ "kraken.edge": true }), true, "no peer address: untrusted");
   assert.equal(sampler.isUntrusted(EDGE_CLIENT), false);
 });
@@ -124,14 +105,8 @@ Deno.test("root results with their own attributes keep them next to client_force
     clientSampledRateLimit: 0,
     now: () => 0,
   });
-  const id = randomTraceId();
-  const r = sampler.shouldSample(
-    remoteParent(id, true),
-    id,
-    "GET",
-    SpanKind.SERVER,
-    EDGE_CLIENT,
-    [],
-  );
-  assert.deepEqual(r.attributes, { rule: "x", [CLIENT_FORCED_ATTRIBUTE]: false });
+  assert.deepEqual(decide(sampler, true).attributes, {
+    rule: "x",
+    [CLIENT_FORCED_ATTRIBUTE]: false,
+  });
 });
