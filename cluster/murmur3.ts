@@ -98,6 +98,41 @@ function le32(data: Uint8Array, i: number): number {
   return (data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24)) >>> 0;
 }
 
+/** Reads `n` (1 to 8) bytes at `start` as a little-endian 64-bit value (the tail's keys). */
+function leTail64(data: Uint8Array, start: number, n: number): void {
+  let hi = 0, lo = 0;
+  for (let j = n - 1; j >= 0; j--) {
+    const b = data[start + j];
+    if (j >= 4) hi |= b << ((j - 4) * 8);
+    else lo |= b << (j * 8);
+  }
+  outHi = hi >>> 0;
+  outLo = lo >>> 0;
+}
+
+/** The key mix of one lane: `rotl64(k * a, r) * b` (k1: c1, 31, c2; k2: c2, 33, c1). */
+function mixKey(
+  kHi: number,
+  kLo: number,
+  aHi: number,
+  aLo: number,
+  r: number,
+  bHi: number,
+  bLo: number,
+): void {
+  mul64(kHi, kLo, aHi, aLo);
+  rotl64(outHi, outLo, r);
+  mul64(outHi, outLo, bHi, bLo);
+}
+
+/** The state update of one lane after its key is mixed in: `(rotl64(h, r) + other) * 5 + c`. */
+function mixLane(hHi: number, hLo: number, r: number, oHi: number, oLo: number, c: number): void {
+  rotl64(hHi, hLo, r);
+  add64(outHi, outLo, oHi, oLo);
+  mul64(outHi, outLo, 0, 5);
+  add64(outHi, outLo, 0, c);
+}
+
 /**
  * Computes MurmurHash3 x64_128 and returns it as four uint32 words:
  * `[h1 high, h1 low, h2 high, h2 low]`.
@@ -111,36 +146,15 @@ function le32(data: Uint8Array, i: number): number {
 export function murmur3x64_128Words(data: Uint8Array, seed = 0): Uint32Array {
   const len = data.length;
   let h1Hi = 0, h1Lo = seed >>> 0, h2Hi = 0, h2Lo = seed >>> 0;
-  let k1Hi: number, k1Lo: number, k2Hi: number, k2Lo: number;
   const blocksEnd = len - (len % 16);
 
   for (let i = 0; i < blocksEnd; i += 16) {
-    k1Lo = le32(data, i);
-    k1Hi = le32(data, i + 4);
-    k2Lo = le32(data, i + 8);
-    k2Hi = le32(data, i + 12);
-
-    mul64(k1Hi, k1Lo, C1_HI, C1_LO);
-    rotl64(outHi, outLo, 31);
-    mul64(outHi, outLo, C2_HI, C2_LO);
-    h1Hi = (h1Hi ^ outHi) >>> 0;
-    h1Lo = (h1Lo ^ outLo) >>> 0;
-    rotl64(h1Hi, h1Lo, 27);
-    add64(outHi, outLo, h2Hi, h2Lo);
-    mul64(outHi, outLo, 0, 5);
-    add64(outHi, outLo, 0, 0x52dce729);
+    mixKey(le32(data, i + 4), le32(data, i), C1_HI, C1_LO, 31, C2_HI, C2_LO);
+    mixLane((h1Hi ^ outHi) >>> 0, (h1Lo ^ outLo) >>> 0, 27, h2Hi, h2Lo, 0x52dce729);
     h1Hi = outHi;
     h1Lo = outLo;
-
-    mul64(k2Hi, k2Lo, C2_HI, C2_LO);
-    rotl64(outHi, outLo, 33);
-    mul64(outHi, outLo, C1_HI, C1_LO);
-    h2Hi = (h2Hi ^ outHi) >>> 0;
-    h2Lo = (h2Lo ^ outLo) >>> 0;
-    rotl64(h2Hi, h2Lo, 31);
-    add64(outHi, outLo, h1Hi, h1Lo);
-    mul64(outHi, outLo, 0, 5);
-    add64(outHi, outLo, 0, 0x38495ab5);
+    mixKey(le32(data, i + 12), le32(data, i + 8), C2_HI, C2_LO, 33, C1_HI, C1_LO);
+    mixLane((h2Hi ^ outHi) >>> 0, (h2Lo ^ outLo) >>> 0, 31, h1Hi, h1Lo, 0x38495ab5);
     h2Hi = outHi;
     h2Lo = outLo;
   }
@@ -148,30 +162,14 @@ export function murmur3x64_128Words(data: Uint8Array, seed = 0): Uint32Array {
   // Tail: up to 15 bytes, little-endian into k1 (bytes 0-7) and k2 (8-14).
   const tail = len - blocksEnd;
   if (tail > 8) {
-    k2Lo = 0;
-    k2Hi = 0;
-    for (let j = tail - 1; j >= 8; j--) {
-      const b = data[blocksEnd + j];
-      if (j >= 12) k2Hi |= b << ((j - 12) * 8);
-      else k2Lo |= b << ((j - 8) * 8);
-    }
-    mul64(k2Hi >>> 0, k2Lo >>> 0, C2_HI, C2_LO);
-    rotl64(outHi, outLo, 33);
-    mul64(outHi, outLo, C1_HI, C1_LO);
+    leTail64(data, blocksEnd + 8, tail - 8);
+    mixKey(outHi, outLo, C2_HI, C2_LO, 33, C1_HI, C1_LO);
     h2Hi = (h2Hi ^ outHi) >>> 0;
     h2Lo = (h2Lo ^ outLo) >>> 0;
   }
   if (tail > 0) {
-    k1Lo = 0;
-    k1Hi = 0;
-    for (let j = Math.min(tail, 8) - 1; j >= 0; j--) {
-      const b = data[blocksEnd + j];
-      if (j >= 4) k1Hi |= b << ((j - 4) * 8);
-      else k1Lo |= b << (j * 8);
-    }
-    mul64(k1Hi >>> 0, k1Lo >>> 0, C1_HI, C1_LO);
-    rotl64(outHi, outLo, 31);
-    mul64(outHi, outLo, C2_HI, C2_LO);
+    leTail64(data, blocksEnd, Math.min(tail, 8));
+    mixKey(outHi, outLo, C1_HI, C1_LO, 31, C2_HI, C2_LO);
     h1Hi = (h1Hi ^ outHi) >>> 0;
     h1Lo = (h1Lo ^ outLo) >>> 0;
   }
