@@ -3,6 +3,7 @@ import { waitFor } from "../tests/harness/wait.ts";
 import { Bitfield } from "./bitfield.ts";
 import {
   acceptHandshake,
+  type DialOptions,
   dialPeer,
   HandshakeError,
   type HandshakeLookup,
@@ -26,6 +27,17 @@ const NAME = "289314c356bc2a19802c3e31505506db30ea81a0bcaea4ec3e079524c8ac3cf5";
 
 function local(peerId: string, bits = new Bitfield(10)): LocalHandshake {
   return { peerId, infoHash: INFO_HASH, name: NAME, bitfield: bits };
+}
+
+/** Dials 127.0.0.1:`port` as a new peer expecting any peer id; `options` override either. */
+function dial(port: number, options: Partial<DialOptions> = {}): Promise<PeerConn> {
+  return dialPeer({
+    hostname: "127.0.0.1",
+    port,
+    expectedPeerId: randomPeerId(),
+    handshake: local(randomPeerId()),
+    ...options,
+  });
 }
 
 interface Server {
@@ -73,9 +85,7 @@ Deno.test("dial and accept exchange handshakes, then frames and payloads both wa
   }));
   const clientBits = new Bitfield(10);
   clientBits.set(4);
-  const client = await dialPeer({
-    hostname: "127.0.0.1",
-    port: server.port,
+  const client = await dial(server.port, {
     expectedPeerId: serverId.toUpperCase(),
     handshake: { ...local(clientId, clientBits), namespace: "library/redis" },
   });
@@ -146,12 +156,7 @@ Deno.test("the dialer rejects a reply from the wrong peer id", async () => {
   const server = serve(() => local(randomPeerId()));
   try {
     await assert.rejects(
-      dialPeer({
-        hostname: "127.0.0.1",
-        port: server.port,
-        expectedPeerId: randomPeerId(),
-        handshake: local(randomPeerId()),
-      }),
+      dial(server.port),
       (err: Error) => err instanceof HandshakeError && /answered as peer/.test(err.message),
     );
   } finally {
@@ -159,58 +164,40 @@ Deno.test("the dialer rejects a reply from the wrong peer id", async () => {
   }
 });
 
-Deno.test("an unknown torrent is rejected by the acceptor", async () => {
-  const server = serve(() => null);
-  try {
-    await assert.rejects(
-      dialPeer({
-        hostname: "127.0.0.1",
-        port: server.port,
-        expectedPeerId: randomPeerId(),
-        handshake: local(randomPeerId()),
-      }),
-      HandshakeError,
-    );
-    await waitFor("server.errors.length === 1", () => server.errors.length === 1);
-    assert.match(server.errors[0].message, /not found/);
-    assert.equal(server.conns.length, 0);
-  } finally {
-    await server.close();
-  }
-});
-
-Deno.test("a lookup that throws rejects the connection", async () => {
-  const server = serve(() => {
-    throw new Error("at capacity");
+const REFUSING_LOOKUPS: { name: string; lookup: HandshakeLookup; error: RegExp }[] = [
+  {
+    name: "an unknown torrent is rejected by the acceptor",
+    lookup: () => null,
+    error: /not found/,
+  },
+  {
+    name: "a lookup that throws rejects the connection",
+    lookup: () => {
+      throw new Error("at capacity");
+    },
+    error: /at capacity/,
+  },
+];
+for (const { name, lookup, error } of REFUSING_LOOKUPS) {
+  Deno.test(name, async () => {
+    const server = serve(lookup);
+    try {
+      await assert.rejects(dial(server.port), HandshakeError);
+      await waitFor("server.errors.length === 1", () => server.errors.length === 1);
+      assert.match(server.errors[0].message, error);
+      assert.equal(server.conns.length, 0);
+    } finally {
+      await server.close();
+    }
   });
-  try {
-    await assert.rejects(
-      dialPeer({
-        hostname: "127.0.0.1",
-        port: server.port,
-        expectedPeerId: randomPeerId(),
-        handshake: local(randomPeerId()),
-      }),
-      HandshakeError,
-    );
-    await waitFor("server.errors.length === 1", () => server.errors.length === 1);
-    assert.match(server.errors[0].message, /at capacity/);
-  } finally {
-    await server.close();
-  }
-});
+}
 
 Deno.test("an info hash mismatch is rejected on both sides", async () => {
   const serverId = randomPeerId();
   const server = serve(() => ({ ...local(serverId), infoHash: "ab".repeat(20) }));
   try {
     await assert.rejects(
-      dialPeer({
-        hostname: "127.0.0.1",
-        port: server.port,
-        expectedPeerId: serverId,
-        handshake: local(randomPeerId()),
-      }),
+      dial(server.port, { expectedPeerId: serverId }),
       /info hash mismatch/,
     );
     await waitFor("server.errors.length === 1", () => server.errors.length === 1);
@@ -225,12 +212,7 @@ Deno.test("a bitfield of the wrong length is rejected", async () => {
   const server = serve(() => local(serverId, new Bitfield(11)));
   try {
     await assert.rejects(
-      dialPeer({
-        hostname: "127.0.0.1",
-        port: server.port,
-        expectedPeerId: serverId,
-        handshake: local(randomPeerId()),
-      }),
+      dial(server.port, { expectedPeerId: serverId }),
       /pieces/,
     );
   } finally {
@@ -286,13 +268,7 @@ Deno.test("handshake deadlines close silent connections on both sides", async ()
     const accepted = listener.accept();
     const start = Date.now();
     await assert.rejects(
-      dialPeer({
-        hostname: "127.0.0.1",
-        port: listener.addr.port,
-        expectedPeerId: randomPeerId(),
-        handshake: local(randomPeerId()),
-        timeoutMs: 100,
-      }),
+      dial(listener.addr.port, { timeoutMs: 100 }),
       HandshakeError,
     );
     assert.ok(Date.now() - start < 2000);
@@ -308,12 +284,7 @@ Deno.test("dialing a closed port fails with a HandshakeError", async () => {
   const port = listener.addr.port;
   listener.close();
   await assert.rejects(
-    dialPeer({
-      hostname: "127.0.0.1",
-      port,
-      expectedPeerId: randomPeerId(),
-      handshake: local(randomPeerId()),
-    }),
+    dial(port),
     /dial 127\.0\.0\.1/,
   );
 });
@@ -321,13 +292,7 @@ Deno.test("dialing a closed port fails with a HandshakeError", async () => {
 Deno.test("the send queue is bounded and closed connections refuse sends", async () => {
   const serverId = randomPeerId();
   const server = serve(() => local(serverId));
-  const client = await dialPeer({
-    hostname: "127.0.0.1",
-    port: server.port,
-    expectedPeerId: serverId,
-    handshake: local(randomPeerId()),
-    senderBufferSize: 2,
-  });
+  const client = await dial(server.port, { expectedPeerId: serverId, senderBufferSize: 2 });
   try {
     // The writer task cannot run between these synchronous calls.
     assert.ok(client.send({ message: completeMessage() }));
@@ -350,12 +315,7 @@ Deno.test("acceptHandshake works on a single accepted connection", async () => {
   try {
     const [accepted, dialed] = await Promise.all([
       listener.accept().then((c) => acceptHandshake(c, () => local(serverId))),
-      dialPeer({
-        hostname: "127.0.0.1",
-        port: listener.addr.port,
-        expectedPeerId: serverId,
-        handshake: local(clientId),
-      }),
+      dial(listener.addr.port, { expectedPeerId: serverId, handshake: local(clientId) }),
     ]);
     assert.equal(accepted.peerId, clientId);
     assert.equal(dialed.peerId, serverId);

@@ -271,48 +271,49 @@ Deno.test("expired requests go to another peer and never back to the silent one"
   }
 });
 
-Deno.test("ERROR replies make the piece go to another peer", async () => {
-  const storage = new MemoryStorage(blob, PIECE);
-  const refusing = fakeSeeder(storage, (frame, conn) => {
-    const index = frame.message.pieceRequest!.index;
-    conn.send({ message: errorMessage(index, "no") });
-  });
-  const good = new TestNode(new MemoryStorage(blob, PIECE, { complete: true }));
-  const leecher = new TestNode(storage);
-  try {
-    await leecher.connect(refusing);
-    await waitFor("refusing.requests.length >= 3", () => refusing.requests.length >= 3);
-    await leecher.connect(good);
-    await leecher.dispatcher.whenComplete();
-    assert.deepEqual(storage.data, blob);
-    assert.equal(new Set(refusing.requests).size, refusing.requests.length, "no re-request");
-  } finally {
-    await closeAll(leecher, good, refusing);
-  }
-});
-
-Deno.test("payloads with a wrong length are ignored and the request is invalid", async () => {
-  const storage = new MemoryStorage(blob, PIECE);
-  const liar = fakeSeeder(storage, (frame, conn) => {
-    const index = frame.message.pieceRequest!.index;
-    conn.send({ message: piecePayloadMessage(index, 10), payload: new Uint8Array(10) });
-  });
-  const good = new TestNode(new MemoryStorage(blob, PIECE, { complete: true }));
-  const leecher = new TestNode(storage);
-  try {
-    await leecher.connect(liar);
-    await waitFor(
-      "leecher.dispatcher.summary().piecesInvalid >= 3",
-      () => leecher.dispatcher.summary().piecesInvalid >= 3,
+/** Peers answering every PIECE_REQUEST wrongly; the leecher gets the blob from a good peer. */
+const BAD_SEEDERS: {
+  name: string;
+  reply: (index: number, conn: PeerConn) => void;
+  /** What the leecher has seen of the bad peer before the good one connects. */
+  seen: string;
+  until: (bad: ReturnType<typeof fakeSeeder>, leecher: TestNode) => boolean;
+}[] = [
+  {
+    name: "ERROR replies make the piece go to another peer",
+    reply: (index, conn) => conn.send({ message: errorMessage(index, "no") }),
+    seen: "bad.requests.length >= 3",
+    until: (bad) => bad.requests.length >= 3,
+  },
+  {
+    name: "payloads with a wrong length are ignored and the request is invalid",
+    reply: (index, conn) =>
+      conn.send({ message: piecePayloadMessage(index, 10), payload: new Uint8Array(10) }),
+    seen: "leecher.dispatcher.summary().piecesInvalid >= 3",
+    until: (_, leecher) => leecher.dispatcher.summary().piecesInvalid >= 3,
+  },
+];
+for (const { name, reply, seen, until } of BAD_SEEDERS) {
+  Deno.test(name, async () => {
+    const storage = new MemoryStorage(blob, PIECE);
+    const bad = fakeSeeder(
+      storage,
+      (frame, conn) => reply(frame.message.pieceRequest!.index, conn),
     );
-    await leecher.connect(good);
-    await leecher.dispatcher.whenComplete();
-    assert.deepEqual(storage.data, blob);
-    assert.equal(new Set(liar.requests).size, liar.requests.length);
-  } finally {
-    await closeAll(leecher, good, liar);
-  }
-});
+    const good = new TestNode(new MemoryStorage(blob, PIECE, { complete: true }));
+    const leecher = new TestNode(storage);
+    try {
+      await leecher.connect(bad);
+      await waitFor(seen, () => until(bad, leecher));
+      await leecher.connect(good);
+      await leecher.dispatcher.whenComplete();
+      assert.deepEqual(storage.data, blob);
+      assert.equal(new Set(bad.requests).size, bad.requests.length, "no re-request");
+    } finally {
+      await closeAll(leecher, good, bad);
+    }
+  });
+}
 
 Deno.test("endgame duplicates the last requests across peers", async () => {
   const small = blob.subarray(0, PIECE * 2);

@@ -24,6 +24,18 @@ const tracing = initTracing(
   { role: "agent", logger: createLogger({ role: "agent", write: () => {} }), exporter },
 );
 
+type HandedOut = ReturnType<NonNullable<TestTracker["handout"]>>;
+
+/** A tracker handout answering `first` to the first announce and `then` to every later one. */
+function firstThen(first: HandedOut, then: HandedOut): () => HandedOut {
+  let announced = false;
+  return () => {
+    const peers = announced ? then : first;
+    announced = true;
+    return peers;
+  };
+}
+
 /** Runs `fn` with a tracker, started origins and agents, closing all of them afterwards. */
 async function cluster(
   setup: { origins?: number; agents?: number; agentOptions?: Parameters<typeof startTestAgent>[1] },
@@ -166,12 +178,7 @@ Deno.test("scheduler: a peer serving corrupt pieces is dropped and the blob is s
     const path = `${bad.store.root}/cache/${mi.digest.hex.slice(0, 2)}/${mi.digest.hex}`;
     await Deno.writeFile(path, corrupt);
     // First only the bad origin, then both: the bad one must be blacklisted by then.
-    let first = true;
-    tracker.handout = () => {
-      const peers = first ? [bad.peerInfo] : [bad.peerInfo, good.peerInfo];
-      first = false;
-      return peers;
-    };
+    tracker.handout = firstThen([bad.peerInfo], [bad.peerInfo, good.peerInfo]);
     const r = await agent.scheduler.download("ns", mi.digest);
     assert.ok((r.summary?.piecesInvalid ?? 0) >= 1, "a corrupt piece was seen");
     assert.equal(r.summary?.piecesFromOrigins, 8);
@@ -251,12 +258,7 @@ Deno.test("scheduler: an origin lacking a blob is told, and the agent gets it el
     await cluster({}, async ({ tracker, origins: [full], agents: [agent] }) => {
       const data = randomBytes(prng(16), 4 * PIECE);
       const mi = await addBlob(full.store, data, PIECE);
-      let first = true;
-      tracker.handout = () => {
-        const peers = first ? [empty.peerInfo] : [empty.peerInfo, full.peerInfo];
-        first = false;
-        return peers;
-      };
+      tracker.handout = firstThen([empty.peerInfo], [empty.peerInfo, full.peerInfo]);
       const r = await agent.scheduler.download("library/x", mi.digest);
       assert.equal(r.summary?.piecesFromOrigins, 4);
       assert.deepEqual(missing, [`library/x ${mi.digest.hex}`]);
