@@ -297,6 +297,47 @@ Deno.test("self-metrics: statsd packets and /metrics move with the traffic", asy
   }
 });
 
+/**
+ * Starts a proxy process whose origin and build-index ports are closed, with `tracing` as its
+ * `tracing:` block: an edge with nothing behind it, for tests of the tracing path alone.
+ */
+async function startLoneProxy(
+  group: ProcessGroup,
+  dir: string,
+  tracing: Record<string, unknown>,
+  env?: Record<string, string>,
+) {
+  const [port, deadOrigin, deadIndex] = freePorts(3);
+  const configPath = `${dir}/proxy.yaml`;
+  await Deno.writeTextFile(
+    configPath,
+    JSON.stringify({
+      listen: { host: "127.0.0.1", port },
+      storage: { root: `${dir}/store` },
+      origin: { hosts: [`127.0.0.1:${deadOrigin}`] },
+      build_index: { hosts: [`127.0.0.1:${deadIndex}`] },
+      tracing,
+    }),
+  );
+  const proxy = group.spawnDeno(MAIN, ["--role=proxy", `--config=${configPath}`], {
+    name: "proxy",
+    env,
+  });
+  const base = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${base}/health`, { process: proxy });
+  return { proxy, base };
+}
+
+/** Reads `base`'s /metrics once; the result gives a series' value and fails when it is missing. */
+async function readMetrics(base: string): Promise<(series: string) => number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  return (series: string) => {
+    const line = text.split("\n").find((l) => l.startsWith(series + " "));
+    assert.ok(line, `${series} missing from /metrics:\n${text}`);
+    return Number(line.split(" ")[1]);
+  };
+}
+
 Deno.test("sampling: client-forced samples the edge limit refuses show as rate_limit drops on a proxy's /metrics", async () => {
   // The collector is not under test here: a sink that accepts every export keeps the breaker shut.
   const sink = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
@@ -306,29 +347,13 @@ Deno.test("sampling: client-forced samples the edge limit refuses show as rate_l
   const dir = await Deno.makeTempDir({ prefix: "kraken-rate-limit-" });
   await using group = new ProcessGroup();
   try {
-    const [port, deadOrigin, deadIndex] = freePorts(3);
-    const configPath = `${dir}/proxy.yaml`;
-    await Deno.writeTextFile(
-      configPath,
-      JSON.stringify({
-        listen: { host: "127.0.0.1", port },
-        storage: { root: `${dir}/store` },
-        origin: { hosts: [`127.0.0.1:${deadOrigin}`] },
-        build_index: { hosts: [`127.0.0.1:${deadIndex}`] },
-        tracing: {
-          enabled: true,
-          endpoint: `http://127.0.0.1:${sink.addr.port}`,
-          export: { batch_timeout: "100ms" },
-          sampling: { default_rate: 0, trust: { client_sampled_rate_limit: 5 } },
-          safeguards: { load_threshold: 1 },
-        },
-      }),
-    );
-    const proxy = group.spawnDeno(MAIN, ["--role=proxy", `--config=${configPath}`], {
-      name: "proxy",
+    const { base } = await startLoneProxy(group, dir, {
+      enabled: true,
+      endpoint: `http://127.0.0.1:${sink.addr.port}`,
+      export: { batch_timeout: "100ms" },
+      sampling: { default_rate: 0, trust: { client_sampled_rate_limit: 5 } },
+      safeguards: { load_threshold: 1 },
     });
-    const base = `http://127.0.0.1:${port}`;
-    await waitForHttp(`${base}/health`, { process: proxy });
     const N = 400;
     const started = performance.now();
     for (let i = 0; i < N; i += 50) {
@@ -340,12 +365,9 @@ Deno.test("sampling: client-forced samples the edge limit refuses show as rate_l
       );
     }
     const seconds = (performance.now() - started) / 1000;
-    const text = await (await fetch(`${base}/metrics`)).text();
-    const line = text.split("\n").find((l) =>
-      l.startsWith(`kraken_tracing_spans_dropped_total{reason="rate_limit"} `)
+    const dropped = (await readMetrics(base))(
+      `kraken_tracing_spans_dropped_total{reason="rate_limit"}`,
     );
-    assert.ok(line, text);
-    const dropped = Number(line.split(" ")[1]);
     // default_rate 0: every request either took one of the limit's tokens or was dropped.
     const cap = 5 + Math.ceil(5 * seconds) + 1;
     assert.ok(dropped >= N - cap && dropped < N, `${dropped} of ${N} dropped, cap ${cap}`);
@@ -370,46 +392,17 @@ Deno.test("safeguards: a collector that accepts and never answers opens a proxy'
   const dir = await Deno.makeTempDir({ prefix: "kraken-hung-collector-" });
   await using group = new ProcessGroup();
   try {
-    const [port, deadOrigin, deadIndex] = freePorts(3);
-    const configPath = `${dir}/proxy.yaml`;
     const TIMEOUT_MS = 1000;
-    await Deno.writeTextFile(
-      configPath,
-      JSON.stringify({
-        listen: { host: "127.0.0.1", port },
-        storage: { root: `${dir}/store` },
-        origin: { hosts: [`127.0.0.1:${deadOrigin}`] },
-        build_index: { hosts: [`127.0.0.1:${deadIndex}`] },
-        tracing: {
-          enabled: true,
-          endpoint: `http://127.0.0.1:${(hung.addr as Deno.NetAddr).port}`,
-          // The environment's OTEL_EXPORTER_OTLP_TRACES_TIMEOUT wins over this.
-          export: {
-            batch_timeout: "100ms",
-            max_batch_size: 10,
-            max_queue_size: 50,
-            timeout: "60s",
-          },
-          sampling: { default_rate: 1 },
-          // Only export timeouts may open it here: not load, not the full queue.
-          safeguards: { load_threshold: 1, queue_full_threshold: 1000, cooldown_duration: "1m" },
-        },
-      }),
-    );
-    const proxy = group.spawnDeno(MAIN, ["--role=proxy", `--config=${configPath}`], {
-      name: "proxy",
-      env: { OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: String(TIMEOUT_MS) },
-    });
-    const base = `http://127.0.0.1:${port}`;
-    await waitForHttp(`${base}/health`, { process: proxy });
-    const metrics = async () => {
-      const text = await (await fetch(`${base}/metrics`)).text();
-      return (series: string) => {
-        const line = text.split("\n").find((l) => l.startsWith(series + " "));
-        assert.ok(line, `${series} missing from /metrics:\n${text}`);
-        return Number(line.split(" ")[1]);
-      };
-    };
+    const { proxy, base } = await startLoneProxy(group, dir, {
+      enabled: true,
+      endpoint: `http://127.0.0.1:${(hung.addr as Deno.NetAddr).port}`,
+      // The environment's OTEL_EXPORTER_OTLP_TRACES_TIMEOUT wins over this.
+      export: { batch_timeout: "100ms", max_batch_size: 10, max_queue_size: 50, timeout: "60s" },
+      sampling: { default_rate: 1 },
+      // Only export timeouts may open it here: not load, not the full queue.
+      safeguards: { load_threshold: 1, queue_full_threshold: 1000, cooldown_duration: "1m" },
+    }, { OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: String(TIMEOUT_MS) });
+    const metrics = () => readMetrics(base);
     const started = performance.now();
     let openedAfterMs: number | undefined;
     while (openedAfterMs === undefined && performance.now() - started < 30_000) {

@@ -21,7 +21,7 @@ import type { Logger } from "../../common/log.ts";
 import { AllOriginsUnavailableError, isNotFound } from "../../cluster/blob_client.ts";
 import { TagClient, type TagClientOptions } from "../../cluster/tag_client.ts";
 import { ManifestError, parseManifest, readManifestBytes } from "../../registry/manifest.ts";
-import { type BackendManager, NoBackendError } from "../../storage/backend/backend.ts";
+import type { BackendManager } from "../../storage/backend/backend.ts";
 import { type Digest, parseDigest } from "../../storage/digest.ts";
 import type { WriteBackExecutor, WriteBackManager } from "../../storage/writeback.ts";
 import {
@@ -303,11 +303,8 @@ export function createTagWriteBackExecutor(options: TagWriteBackOptions): WriteB
   const { tags, backends, logger } = options;
   return async (task) => {
     const fields = { namespace: task.namespace, name: task.name };
-    let backend;
-    try {
-      backend = backends.getClient(task.namespace);
-    } catch (error) {
-      if (!(error instanceof NoBackendError)) throw error;
+    const backend = backends.find(task.namespace);
+    if (backend === undefined) {
       logger.warn("tag write-back dropped: no backend for namespace", fields);
       return;
     }

@@ -13,7 +13,7 @@
  */
 
 import type { Logger } from "../../common/log.ts";
-import { type BackendManager, NoBackendError } from "../../storage/backend/backend.ts";
+import type { BackendManager } from "../../storage/backend/backend.ts";
 import { BlobNotFoundError, type BlobStore } from "../../storage/blob_store.ts";
 import { Digest, DigestError } from "../../storage/digest.ts";
 import type { WriteBackExecutor } from "../../storage/writeback.ts";
@@ -45,11 +45,8 @@ export function createWriteBackExecutor(options: WriteBackExecutorOptions): Writ
       logger.warn("write-back task dropped: name is not a digest", fields);
       return;
     }
-    let backend;
-    try {
-      backend = backends.getClient(task.namespace);
-    } catch (error) {
-      if (!(error instanceof NoBackendError)) throw error;
+    const backend = backends.find(task.namespace);
+    if (backend === undefined) {
       logger.warn("write-back task dropped: no backend for namespace", fields);
       return;
     }

@@ -130,10 +130,14 @@ export class BackendManager {
    * @throws {NoBackendError} when no entry matches
    */
   getClient(namespace: string): Backend {
+    const backend = this.find(namespace);
+    if (backend === undefined) throw new NoBackendError(namespace);
+    return backend;
+  }
+
+  /** The backend for `namespace`, or `undefined` when no entry matches (write-back drops those). */
+  find(namespace: string): Backend | undefined {
     if (namespace === NOOP_NAMESPACE) return noopBackend;
-    for (const { pattern, backend } of this.#entries) {
-      if (pattern.test(namespace)) return backend;
-    }
-    throw new NoBackendError(namespace);
+    return this.#entries.find((e) => e.pattern.test(namespace))?.backend;
   }
 }

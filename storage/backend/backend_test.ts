@@ -29,6 +29,9 @@ Deno.test("BackendManager: no match is a NoBackendError, __noop__ always resolve
   );
   assert.equal(manager.getClient("__noop__"), noopBackend);
   assert.equal(new BackendManager([]).getClient("__noop__").type, "noop");
+  assert.equal(manager.find("other"), undefined, "find: no match is undefined");
+  assert.equal(manager.find("only")?.type, "x");
+  assert.equal(manager.find("__noop__"), noopBackend);
 });
 
 Deno.test("noop backend: uploads succeed and drain, nothing is found", async () => {
