@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type Context, ROOT_CONTEXT, SpanKind, trace, TraceFlags } from "@opentelemetry/api";
-import { TracerProvider } from "@opentelemetry/sdk-trace";
+import { type Sampler, type SamplingResult, TracerProvider } from "@opentelemetry/sdk-trace";
 import { buildSampler, DEFAULT_OPERATION } from "./build.ts";
 import { parseSamplingConfig } from "./config.ts";
 import { isSampled } from "./results.ts";
@@ -20,6 +20,12 @@ function withParent(traceId: string, sampled: boolean, isRemote: boolean): Conte
 }
 
 const EDGE = { "kraken.edge": true, "network.peer.address": "127.0.0.1", "url.path": "/v2/" };
+
+/** An edge request of a new trace whose client sent `sampled=1`. */
+function clientSampledEdge(sampler: Sampler): SamplingResult {
+  const id = randomTraceId();
+  return sampler.shouldSample(withParent(id, true, true), id, "GET", SpanKind.SERVER, EDGE, []);
+}
 
 Deno.test("built-in rules drop health checks; children inherit", () => {
   const sampler = buildSampler(parseSamplingConfig({ default_rate: 1 }));
@@ -87,31 +93,17 @@ Deno.test("edge listeners on loopback are untrusted by default; trusting loopbac
   const cfg = { default_rate: 0, trust: { client_sampled_rate_limit: 2 } };
   const edge = buildSampler(parseSamplingConfig(cfg), { now: () => now });
   let forced = 0;
-  for (let i = 0; i < 100; i++) {
-    const id = randomTraceId();
-    const r = edge.shouldSample(withParent(id, true, true), id, "GET", SpanKind.SERVER, EDGE, []);
-    if (isSampled(r)) forced++;
-  }
+  for (let i = 0; i < 100; i++) if (isSampled(clientSampledEdge(edge))) forced++;
   assert.equal(forced, 2, "burst of the client limit, nothing refilled at the same instant");
   now = 1000;
-  const id = randomTraceId();
-  const r = edge.shouldSample(withParent(id, true, true), id, "GET", SpanKind.SERVER, EDGE, []);
-  assert.deepEqual(r.attributes, { "kraken.sampling.client_forced": true });
+  assert.deepEqual(clientSampledEdge(edge).attributes, { "kraken.sampling.client_forced": true });
 
   const trusting = buildSampler(parseSamplingConfig({
     ...cfg,
     trust: { trusted_networks: ["127.0.0.0/8"] },
   }));
   for (let i = 0; i < 20; i++) {
-    const tid = randomTraceId();
-    const res = trusting.shouldSample(
-      withParent(tid, true, true),
-      tid,
-      "GET",
-      SpanKind.SERVER,
-      EDGE,
-      [],
-    );
+    const res = clientSampledEdge(trusting);
     assert.equal(isSampled(res), true);
     assert.equal(res.attributes, undefined);
   }
@@ -201,18 +193,7 @@ Deno.test("client-forced samples refused by the edge limit count as rate_limit d
     counters.droppedRateLimit = 0;
     const sampler = buildSampler(parseSamplingConfig(cfg), { now: () => now, counters });
     let sampled = 0;
-    for (let i = 0; i < 100; i++) {
-      const id = randomTraceId();
-      const r = sampler.shouldSample(
-        withParent(id, true, true),
-        id,
-        "GET",
-        SpanKind.SERVER,
-        EDGE,
-        [],
-      );
-      if (isSampled(r)) sampled++;
-    }
+    for (let i = 0; i < 100; i++) if (isSampled(clientSampledEdge(sampler))) sampled++;
     return sampled;
   };
   // Our own decision never samples: every refused client sample is a drop.

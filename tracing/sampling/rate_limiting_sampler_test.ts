@@ -6,37 +6,34 @@ import { isSampled } from "./results.ts";
 
 const ID = "0af7651916cd43dd8448eb211c80319c";
 
-Deno.test("the rate limiter caps sampled decisions per second and counts drops", () => {
-  let now = 0;
-  let drops = 0;
+/** A limiter over a ratio sampler on a clock the test sets, counting its drops. */
+function limiter(delegateRate: number, maxPerSecond: number) {
+  const state = { now: 0, drops: 0 };
   const sampler = new RateLimitingSampler({
-    delegate: new RatioSampler(1),
-    maxPerSecond: 10,
-    now: () => now,
-    onDrop: () => drops++,
+    delegate: new RatioSampler(delegateRate),
+    maxPerSecond,
+    now: () => state.now,
+    onDrop: () => state.drops++,
   });
+  const decide = () => sampler.shouldSample(ROOT_CONTEXT, ID, "op", SpanKind.SERVER, {}, []);
+  return { state, sampler, decide };
+}
+
+Deno.test("the rate limiter caps sampled decisions per second and counts drops", () => {
+  const { state, decide } = limiter(1, 10);
   let sampled = 0;
   // 1000 root spans spread over 10 simulated seconds.
   for (let i = 0; i < 1000; i++) {
-    now = i * 10;
-    if (isSampled(sampler.shouldSample(ROOT_CONTEXT, ID, "op", SpanKind.SERVER, {}, []))) {
-      sampled++;
-    }
+    state.now = i * 10;
+    if (isSampled(decide())) sampled++;
   }
   assert.ok(sampled >= 100 && sampled <= 110, `sampled ${sampled}`);
-  assert.equal(drops, 1000 - sampled);
+  assert.equal(state.drops, 1000 - sampled);
 });
 
 Deno.test("unsampled delegate decisions cost no token", () => {
-  const now = 0;
-  let drops = 0;
-  const never = new RateLimitingSampler({
-    delegate: new RatioSampler(0),
-    maxPerSecond: 1,
-    now: () => now,
-    onDrop: () => drops++,
-  });
-  for (let i = 0; i < 5; i++) never.shouldSample(ROOT_CONTEXT, ID, "op", SpanKind.SERVER, {}, []);
-  assert.equal(drops, 0);
-  assert.match(never.toString(), /^RateLimitingSampler\{1\/s, RatioSampler\{0\}\}$/);
+  const { state, sampler, decide } = limiter(0, 1);
+  for (let i = 0; i < 5; i++) decide();
+  assert.equal(state.drops, 0);
+  assert.match(sampler.toString(), /^RateLimitingSampler\{1\/s, RatioSampler\{0\}\}$/);
 });
