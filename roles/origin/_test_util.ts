@@ -1,6 +1,6 @@
 /**
- * Test helpers for the origin role: start an origin in-process on 127.0.0.1 from a raw config,
- * with a logger that keeps its lines in memory.
+ * Test helpers for the origin role: start an origin, or a hash ring of them, in-process on
+ * 127.0.0.1 from a raw config, with a logger that keeps its lines in memory.
  *
  * @module
  */
@@ -8,6 +8,7 @@
 import { createLogger } from "../../common/log.ts";
 import { join } from "node:path";
 import type { RawMap } from "../../common/config.ts";
+import { freePorts } from "../../tests/harness/procs.ts";
 import type { TracingRuntime } from "../../tracing/mod.ts";
 import { testRoleContext } from "../_test_util.ts";
 import { originRole, type RunningOrigin, startOrigin } from "./mod.ts";
@@ -44,4 +45,35 @@ export async function startTestOrigin(
     testRoleContext("origin", { logger, tracing: options.tracing }),
   );
   return { ...running, stop: () => running.stop(), logs };
+}
+
+/**
+ * Starts `count` origins on one hash ring, on free ports, with storage roots `o<i>` (under
+ * `options.baseDir`); `raw` is merged over each one's config, its `hashring` keys beside the ring's
+ * `hosts`. If one fails to start, those already started are stopped.
+ */
+export async function startTestRing(
+  count: number,
+  raw: RawMap,
+  options: { baseDir?: string; tracing?: TracingRuntime } = {},
+): Promise<TestOrigin[]> {
+  const hosts = freePorts(count).map((p) => `127.0.0.1:${p}`);
+  const origins: TestOrigin[] = [];
+  try {
+    for (const [i, host] of hosts.entries()) {
+      origins.push(
+        await startTestOrigin({
+          listen: { host: "127.0.0.1", port: Number(host.split(":")[1]) },
+          advertise: host,
+          storage: { root: `o${i}` },
+          ...raw,
+          hashring: { ...(raw.hashring as RawMap | undefined), hosts },
+        }, options),
+      );
+    }
+  } catch (error) {
+    for (const o of origins) await o.stop();
+    throw error;
+  }
+  return origins;
 }

@@ -6,7 +6,7 @@ import { digestOfBytes } from "../../storage/digest.ts";
 import { freePorts } from "../../tests/harness/procs.ts";
 import { exists } from "../../tests/harness/fs.ts";
 import { waitFor } from "../../tests/harness/wait.ts";
-import { startTestOrigin, type TestOrigin } from "./_test_util.ts";
+import { startTestOrigin, startTestRing, type TestOrigin } from "./_test_util.ts";
 
 const enc = new TextEncoder();
 
@@ -21,26 +21,16 @@ async function withCluster(fn: (c: Cluster) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "kraken-origin-cluster-" });
   const testfsDir = `${dir}/testfs`;
   const testfs = serveTestfs({ root: testfsDir });
-  const hosts = freePorts(2).map((p) => `127.0.0.1:${p}`);
   const origins: TestOrigin[] = [];
   try {
-    for (const [i, host] of hosts.entries()) {
-      origins.push(
-        await startTestOrigin({
-          listen: { host: "127.0.0.1", port: Number(host.split(":")[1]) },
-          advertise: host,
-          hashring: { hosts, max_replica: 2 },
-          storage: { root: `o${i}` },
-          peer: { host: "127.0.0.1", port: 0 },
-          backends: [{
-            namespace: ".*",
-            backend: { testfs: { addr: testfs.addr, root: "blobs" } },
-          }],
-          writeback: { poll_interval: "50ms", retry_interval: "0ms" },
-          duplicate_write_back_stagger: "1h",
-        }, { baseDir: dir }),
-      );
-    }
+    origins.push(
+      ...await startTestRing(2, {
+        hashring: { max_replica: 2 },
+        backends: [{ namespace: ".*", backend: { testfs: { addr: testfs.addr, root: "blobs" } } }],
+        writeback: { poll_interval: "50ms", retry_interval: "0ms" },
+        duplicate_write_back_stagger: "1h",
+      }, { baseDir: dir }),
+    );
     await fn({ origins, dir, testfsDir });
   } finally {
     for (const o of origins) await o.stop();

@@ -15,7 +15,7 @@ import {
 } from "../../tracing/mod.ts";
 import { exists } from "../../tests/harness/fs.ts";
 import { waitFor } from "../../tests/harness/wait.ts";
-import { startTestOrigin, type TestOrigin } from "./_test_util.ts";
+import { startTestOrigin, startTestRing, type TestOrigin } from "./_test_util.ts";
 
 const enc = new TextEncoder();
 const COMMIT = "PUT /namespace/{namespace}/blobs/{digest}/uploads/{uid}";
@@ -43,22 +43,15 @@ Deno.test("origin tracing: the push trace covers cache write, metainfo, replicat
   const { exporter, runtime } = setup();
   const dir = await Deno.makeTempDir({ prefix: "kraken-origin-trace-" });
   const testfs = serveTestfs({ root: `${dir}/testfs` });
-  const hosts = freePorts(2).map((p) => `127.0.0.1:${p}`);
   const origins: TestOrigin[] = [];
   try {
-    for (const [i, host] of hosts.entries()) {
-      origins.push(
-        await startTestOrigin({
-          listen: { host: "127.0.0.1", port: Number(host.split(":")[1]) },
-          advertise: host,
-          hashring: { hosts },
-          storage: { root: `o${i}` },
-          peer: { host: "127.0.0.1", port: 0 },
-          backends: [{ namespace: ".*", backend: { testfs: { addr: testfs.addr, root: "b" } } }],
-          writeback: { poll_interval: "50ms" },
-        }, { baseDir: dir, tracing: runtime }),
-      );
-    }
+    origins.push(
+      ...await startTestRing(2, {
+        backends: [{ namespace: ".*", backend: { testfs: { addr: testfs.addr, root: "b" } } }],
+        writeback: { poll_interval: "50ms" },
+      }, { baseDir: dir, tracing: runtime }),
+    );
+    const hosts = origins.map((o) => o.advertise);
     const data = enc.encode("traced layer");
     const digest = await digestOfBytes(data);
     const cluster = new OriginClusterClient({ hosts });
