@@ -146,41 +146,38 @@ export interface CounterDescriptor {
   readonly read: (m: TracingMetrics) => number;
 }
 
+/** One series per `reason` of a counter family, in the order of `reads`. */
+function byReason(
+  name: string,
+  help: string,
+  reads: Record<string, (m: TracingMetrics) => number>,
+): CounterDescriptor[] {
+  return Object.entries(reads).map(([reason, read]) => ({
+    name,
+    help,
+    label: ["reason", reason],
+    read,
+  }));
+}
+
 /** Every counter series, in report order; both renderers use this table. */
 export const COUNTERS: readonly CounterDescriptor[] = Object.freeze(
   [
     { name: "spans_created", help: "Span starts, sampled or not.", read: (m) => m.spansCreated },
     { name: "spans_sampled", help: "Span starts that were sampled.", read: (m) => m.spansSampled },
-    {
-      name: "spans_dropped",
-      help: "Spans not recorded or not exported, by reason.",
-      label: ["reason", "queue_full"],
-      read: (m) => m.droppedQueueFull,
-    },
-    {
-      name: "spans_dropped",
-      help: "Spans not recorded or not exported, by reason.",
-      label: ["reason", "breaker"],
-      read: (m) => m.droppedBreaker,
-    },
-    {
-      name: "spans_dropped",
-      help: "Spans not recorded or not exported, by reason.",
-      label: ["reason", "rate_limit"],
-      read: (m) => m.droppedRateLimit,
-    },
-    {
-      name: "baggage_dropped",
-      help: "Client baggage members an edge listener did not pass on, by reason.",
-      label: ["reason", "not_allowed"],
-      read: (m) => m.baggageDroppedNotAllowed,
-    },
-    {
-      name: "baggage_dropped",
-      help: "Client baggage members an edge listener did not pass on, by reason.",
-      label: ["reason", "too_large"],
-      read: (m) => m.baggageDroppedTooLarge,
-    },
+    ...byReason("spans_dropped", "Spans not recorded or not exported, by reason.", {
+      queue_full: (m) => m.droppedQueueFull,
+      breaker: (m) => m.droppedBreaker,
+      rate_limit: (m) => m.droppedRateLimit,
+    }),
+    ...byReason(
+      "baggage_dropped",
+      "Client baggage members an edge listener did not pass on, by reason.",
+      {
+        not_allowed: (m) => m.baggageDroppedNotAllowed,
+        too_large: (m) => m.baggageDroppedTooLarge,
+      },
+    ),
     { name: "spans_exported", help: "Spans exported successfully.", read: (m) => m.spansExported },
     { name: "export_errors", help: "Failed export requests.", read: (m) => m.exportErrors },
     {
