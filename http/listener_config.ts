@@ -15,7 +15,7 @@
  */
 
 import { custom, duration, type Infer, int, object } from "../common/schema.ts";
-import { parseByteSize } from "../storage/metainfo.ts";
+import { parseByteSize } from "../common/byte_size.ts";
 
 const headerSize = custom("size", (raw) => {
   const bytes = parseByteSize(raw as string | number);

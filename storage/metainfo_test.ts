@@ -6,7 +6,6 @@ import {
   InfoHash,
   MetaInfo,
   MetaInfoError,
-  parseByteSize,
   PieceLengthTable,
 } from "./metainfo.ts";
 
@@ -155,23 +154,6 @@ Deno.test("generateMetaInfo rejects a stream whose length differs from size", as
     generateMetaInfo(d, { stream: streamOf(bytes, 2), size: 5 }, 0),
     MetaInfoError,
   );
-});
-
-Deno.test("parseByteSize uses binary units", () => {
-  assert.equal(parseByteSize("4MB"), 4194304);
-  assert.equal(parseByteSize("4MiB"), 4194304);
-  assert.equal(parseByteSize("4 mb"), 4194304);
-  assert.equal(parseByteSize("1KB"), 1024);
-  assert.equal(parseByteSize("2GB"), 2 * 2 ** 30);
-  assert.equal(parseByteSize("1TB"), 2 ** 40);
-  assert.equal(parseByteSize("0"), 0);
-  assert.equal(parseByteSize("17B"), 17);
-  assert.equal(parseByteSize(123), 123);
-  for (const bad of ["", "MB", "-1MB", "1.5MB", "4XB", "4 M B", "9999999999PB"]) {
-    assert.throws(() => parseByteSize(bad), RangeError, bad);
-  }
-  assert.throws(() => parseByteSize(-1), RangeError);
-  assert.throws(() => parseByteSize(0.5), RangeError);
 });
 
 Deno.test("PieceLengthTable picks the largest size ≤ blob size, else the smallest entry", () => {

@@ -52,7 +52,7 @@ import {
   port,
   string,
 } from "../../common/schema.ts";
-import { parseByteSize } from "../../storage/metainfo.ts";
+import { parseByteSize } from "../../common/byte_size.ts";
 import { NetworkList } from "../../common/cidr.ts";
 import { listenerLimitsSchema } from "../../http/listener_config.ts";
 
