@@ -118,7 +118,7 @@ export async function startUploadCluster(options: ClusterOptions): Promise<Uploa
       env: options.env,
     });
     const node = { addr: `127.0.0.1:${port}`, process, configPath, dataDir };
-    await waitForHttp(`http://${node.addr}/health`, { process, timeoutMs: 20_000 });
+    await waitForHttp(`http://${node.addr}/health`, { process });
     return node;
   };
 

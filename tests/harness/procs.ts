@@ -59,7 +59,11 @@ export interface ManagedProcess {
 
 /** Options for {@link waitForHttp} and {@link waitForTcp}. */
 export interface WaitOptions {
-  /** Give up after this long (default 10 000 ms). */
+  /**
+   * Give up after this long (default 30 000 ms: a process that dies is reported at once through
+   * `process`, so the bound only catches one that never gets ready, and a loaded CI machine can
+   * take over 10 s to start a Deno program).
+   */
   timeoutMs?: number;
   /** Pause between attempts (default 50 ms). */
   intervalMs?: number;
@@ -260,7 +264,7 @@ async function poll(
   attempt: () => Promise<string | undefined>,
   options: WaitOptions,
 ): Promise<void> {
-  const { timeoutMs = 10_000, intervalMs = 50, process } = options;
+  const { timeoutMs = 30_000, intervalMs = 50, process } = options;
   let last = "no attempt";
   await waitFor(what, async () => {
     if (process?.exited) {
