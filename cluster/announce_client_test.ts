@@ -9,7 +9,7 @@ import { type FakeOrigin, startFakeOrigin, testLogger } from "../roles/tracker/_
 import { HttpStatusError } from "../http/status_error.ts";
 import { parseDigest } from "../storage/digest.ts";
 import { InfoHash } from "../storage/metainfo.ts";
-import { initTracing, parseTracingConfig, SPAN, SpanKind } from "../tracing/mod.ts";
+import { initTracing, SPAN, SpanKind } from "../tracing/mod.ts";
 import {
   AnnounceClient,
   AnnounceWireError,
@@ -25,10 +25,11 @@ import {
 } from "./announce_client.ts";
 import { HashRing } from "./hashring.ts";
 import { PassiveHealthFilter } from "./healthcheck.ts";
+import { testTracingConfig } from "../tracing/_test_util.ts";
 
 const exporter = new InMemorySpanExporter();
 const tracing = initTracing(
-  parseTracingConfig({ enabled: true, sampling: { default_rate: 1 } }, "agent", {}),
+  testTracingConfig("agent"),
   { role: "agent", logger: testLogger().logger, exporter },
 );
 

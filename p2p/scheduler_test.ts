@@ -2,7 +2,7 @@ import { createLogger } from "../common/log.ts";
 import assert from "node:assert/strict";
 import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace";
 import { digestOfBytes } from "../storage/digest.ts";
-import { ATTR, initTracing, parseTracingConfig, SPAN, withSpan } from "../tracing/mod.ts";
+import { ATTR, initTracing, SPAN, withSpan } from "../tracing/mod.ts";
 import {
   addBlob,
   readBlob,
@@ -16,11 +16,12 @@ import { readMetaInfo } from "./blob_torrent.ts";
 import { prng, randomBytes } from "./_test_util.ts";
 import { addrHashPeerId, DownloadError, TorrentNotFoundError } from "./scheduler.ts";
 import { waitFor } from "../tests/harness/wait.ts";
+import { testTracingConfig } from "../tracing/_test_util.ts";
 
 const PIECE = 16 * 1024;
 const exporter = new InMemorySpanExporter();
 const tracing = initTracing(
-  parseTracingConfig({ enabled: true, sampling: { default_rate: 1 } }, "agent", {}),
+  testTracingConfig("agent"),
   { role: "agent", logger: createLogger({ role: "agent", write: () => {} }), exporter },
 );
 

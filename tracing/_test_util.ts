@@ -1,6 +1,6 @@
 /**
- * Test helpers over the real tracing set-up, for any role's tests: a logger that keeps its lines
- * and a span collector with an in-memory exporter.
+ * Test helpers over the real tracing set-up, for any role's tests: the config that records every
+ * span, a logger that keeps its lines and a span collector with an in-memory exporter.
  *
  * @module
  */
@@ -8,7 +8,25 @@
 import { ExportResultCode } from "@opentelemetry/core";
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace";
 import { createLogger, type Logger } from "../common/log.ts";
-import { initTracing, parseTracingConfig, traceLogFields, type TracingRuntime } from "./mod.ts";
+import {
+  initTracing,
+  parseTracingConfig,
+  traceLogFields,
+  type TracingConfig,
+  type TracingRuntime,
+} from "./mod.ts";
+
+/**
+ * Tracing on for `role` with every root sampled. The host's load never opens the circuit breaker
+ * (load is at most 1): tests that assert which spans exist must not lose them to a busy machine.
+ */
+export function testTracingConfig(role: string): TracingConfig {
+  return parseTracingConfig(
+    { enabled: true, sampling: { default_rate: 1 }, safeguards: { load_threshold: 1 } },
+    role,
+    {},
+  );
+}
 
 /** A logger that keeps its JSON lines in `lines`. */
 export function memoryLogger(role: string): Logger & { lines: string[] } {
@@ -43,10 +61,11 @@ export function collectSpans(role: string): SpanCollector {
     },
     shutdown: () => Promise.resolve(),
   };
-  const runtime = initTracing(
-    parseTracingConfig({ enabled: true, sampling: { default_rate: 1 } }, role, {}),
-    { role, logger: memoryLogger(role), exporter },
-  );
+  const runtime = initTracing(testTracingConfig(role), {
+    role,
+    logger: memoryLogger(role),
+    exporter,
+  });
   return {
     runtime,
     async spans() {

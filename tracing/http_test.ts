@@ -3,11 +3,11 @@ import assert from "node:assert/strict";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
 import { Router } from "../http/router.ts";
-import { parseTracingConfig } from "./config.ts";
 import { onBodyDone, serverSpanName, tracedFetch, tracingMiddleware } from "./http.ts";
 import { initTracing } from "./setup.ts";
 import { traceLogFields, withSpan } from "./api.ts";
 import { waitFor } from "../tests/harness/wait.ts";
+import { testTracingConfig } from "./_test_util.ts";
 
 function setup() {
   const exporter = new InMemorySpanExporter();
@@ -18,7 +18,7 @@ function setup() {
     contextFields: traceLogFields,
   });
   const runtime = initTracing(
-    parseTracingConfig({ enabled: true, sampling: { default_rate: 1 } }, "test", {}),
+    testTracingConfig("test"),
     { role: "test", logger, exporter },
   );
   return { exporter, runtime, lines, logger };

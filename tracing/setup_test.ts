@@ -5,6 +5,7 @@ import { Router } from "../http/router.ts";
 import { withSpan } from "./api.ts";
 import { parseTracingConfig } from "./config.ts";
 import { initTracing } from "./setup.ts";
+import { testTracingConfig } from "./_test_util.ts";
 
 const logger = createLogger({ role: "test", write: () => {} });
 
@@ -16,7 +17,7 @@ function spansCreated(text: string): number {
 
 Deno.test("initTracing: each runtime serves its own /metrics; a later one does not take over", async () => {
   const enabled = initTracing(
-    parseTracingConfig({ enabled: true, sampling: { default_rate: 1 } }, "a", {}),
+    testTracingConfig("a"),
     { role: "a", logger, exporter: new InMemorySpanExporter() },
   );
   try {

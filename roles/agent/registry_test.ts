@@ -5,17 +5,18 @@ import { addBlob } from "../../p2p/_scheduler_test_util.ts";
 import { DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST } from "../../registry/manifest.ts";
 import { digestOfBytes } from "../../storage/digest.ts";
 import type { Image } from "../../tests/harness/oci.ts";
-import { ATTR, initTracing, parseTracingConfig, SPAN } from "../../tracing/mod.ts";
+import { ATTR, initTracing, SPAN } from "../../tracing/mod.ts";
 import { type AgentStack, seedImage, startAgentStack } from "./_test_util.ts";
 import { AgentBlobs } from "./blobs.ts";
 import { createAgentRegistryRouter } from "./registry.ts";
 import { externalTest } from "../../tests/harness/external.ts";
 import { hasSkopeo, skopeo } from "../../tests/harness/skopeo.ts";
 import { waitFor } from "../../tests/harness/wait.ts";
+import { testTracingConfig } from "../../tracing/_test_util.ts";
 
 const exporter = new InMemorySpanExporter();
 const tracing = initTracing(
-  parseTracingConfig({ enabled: true, sampling: { default_rate: 1 } }, "agent", {}),
+  testTracingConfig("agent"),
   { role: "agent", logger: createLogger({ role: "agent", write: () => {} }), exporter },
 );
 

@@ -5,17 +5,11 @@ import { bytesSource, OriginClusterClient } from "../../cluster/blob_client.ts";
 import { serveTestfs } from "../../storage/backend/testfs_server.ts";
 import { digestOfBytes } from "../../storage/digest.ts";
 import { freePorts } from "../../tests/harness/procs.ts";
-import {
-  ATTR,
-  initTracing,
-  parseTracingConfig,
-  SPAN,
-  type TracingRuntime,
-  withSpan,
-} from "../../tracing/mod.ts";
+import { ATTR, initTracing, SPAN, type TracingRuntime, withSpan } from "../../tracing/mod.ts";
 import { exists } from "../../tests/harness/fs.ts";
 import { waitFor } from "../../tests/harness/wait.ts";
 import { startTestOrigin, startTestRing, type TestOrigin } from "./_test_util.ts";
+import { testTracingConfig } from "../../tracing/_test_util.ts";
 
 const enc = new TextEncoder();
 const COMMIT = "PUT /namespace/{namespace}/blobs/{digest}/uploads/{uid}";
@@ -23,7 +17,7 @@ const COMMIT = "PUT /namespace/{namespace}/blobs/{digest}/uploads/{uid}";
 function setup(): { exporter: InMemorySpanExporter; runtime: TracingRuntime } {
   const exporter = new InMemorySpanExporter();
   const runtime = initTracing(
-    parseTracingConfig({ enabled: true, sampling: { default_rate: 1 } }, "origin", {}),
+    testTracingConfig("origin"),
     { role: "origin", logger: createLogger({ role: "origin", write: () => {} }), exporter },
   );
   return { exporter, runtime };

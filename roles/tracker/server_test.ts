@@ -7,17 +7,18 @@ import {
 } from "../../cluster/announce_client.ts";
 import { parseDigest } from "../../storage/digest.ts";
 import { InfoHash } from "../../storage/metainfo.ts";
-import { ATTR, initTracing, parseTracingConfig, policyCountAttr, SPAN } from "../../tracing/mod.ts";
+import { ATTR, initTracing, policyCountAttr, SPAN } from "../../tracing/mod.ts";
 import { parseTrackerConfig } from "./config.ts";
 import type { PeerStore } from "./peerstore.ts";
 import { testRoleContext } from "../_test_util.ts";
 import { type RunningTracker, startTracker } from "./mod.ts";
 import { freePort } from "../../tests/harness/procs.ts";
 import { type FakeOrigin, startFakeOrigin, testLogger } from "./_test_util.ts";
+import { testTracingConfig } from "../../tracing/_test_util.ts";
 
 const exporter = new InMemorySpanExporter();
 const tracing = initTracing(
-  parseTracingConfig({ enabled: true, sampling: { default_rate: 1 } }, "tracker", {}),
+  testTracingConfig("tracker"),
   { role: "tracker", logger: testLogger().logger, exporter },
 );
 
