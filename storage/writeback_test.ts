@@ -3,7 +3,12 @@ import { DatabaseSync } from "node:sqlite";
 import { withTempDir } from "../tests/harness/fs.ts";
 import { waitFor } from "../tests/harness/wait.ts";
 import { ManualTimers } from "../common/timers.ts";
-import { openDatabase, WriteBackManager, type WriteBackTask } from "./writeback.ts";
+import {
+  openDatabase,
+  WriteBackManager,
+  type WriteBackManagerOptions,
+  type WriteBackTask,
+} from "./writeback.ts";
 import { externalTest } from "../tests/harness/external.ts";
 
 const TRACE = {
@@ -14,6 +19,33 @@ const TRACE = {
 
 function withDb(fn: (dbPath: string) => Promise<void>): Promise<void> {
   return withTempDir((dir) => fn(`${dir}/sub/origin.db`), { prefix: "kraken-writeback-test-" });
+}
+
+/**
+ * A manager on a wall clock the test moves (`clock.now`, from 2026-01-01 UTC) and on
+ * {@linkcode ManualTimers}.
+ */
+function clockedManager(
+  dbPath: string,
+  options: Omit<WriteBackManagerOptions, "dbPath" | "now" | "timers">,
+) {
+  const clock = { now: Date.UTC(2026, 0, 1) };
+  const timers = new ManualTimers();
+  const m = new WriteBackManager({ dbPath, now: () => clock.now, timers, ...options });
+  return { m, timers, clock };
+}
+
+/** A manager whose executor succeeds and keeps every task it runs in `seen`, in order. */
+function recordingManager(dbPath: string) {
+  const seen: WriteBackTask[] = [];
+  const m = new WriteBackManager({
+    dbPath,
+    executor: (t) => {
+      seen.push(t);
+      return Promise.resolve();
+    },
+  });
+  return { m, seen };
 }
 
 /** One turn of the event loop: lets settled executor promises run their bookkeeping. */
@@ -77,14 +109,7 @@ Deno.test("writeback: a table from before the tracing migration gains its column
       VALUES ('ns', 'go-row', '2026-08-14 10:00:00.123456789+00:00', '0001-01-01 00:00:00+00:00', 'failed', 2, 0)`,
     );
     old.close();
-    const seen: WriteBackTask[] = [];
-    const m = new WriteBackManager({
-      dbPath,
-      executor: (t) => {
-        seen.push(t);
-        return Promise.resolve();
-      },
-    });
+    const { m, seen } = recordingManager(dbPath);
     m.start();
     await waitFor("the upstream row to run", () => seen.length === 1);
     await m.stop();
@@ -95,14 +120,7 @@ Deno.test("writeback: a table from before the tracing migration gains its column
 
 Deno.test("writeback: add executes the task and deletes the row", () =>
   withDb(async (dbPath) => {
-    const seen: WriteBackTask[] = [];
-    const m = new WriteBackManager({
-      dbPath,
-      executor: (t) => {
-        seen.push(t);
-        return Promise.resolve();
-      },
-    });
+    const { m, seen } = recordingManager(dbPath);
     m.start();
     assert.equal(m.add({ namespace: "library/ubuntu", name: "abc", traceContext: TRACE }), true);
     await waitFor("execution", () => seen.length === 1 && m.pending().length === 0);
@@ -136,13 +154,8 @@ Deno.test("writeback: duplicate insert is a no-op", () =>
 
 Deno.test("writeback: a delayed task waits until created_at + delay", () =>
   withDb(async (dbPath) => {
-    let now = Date.UTC(2026, 0, 1);
-    const timers = new ManualTimers();
     const seen: string[] = [];
-    const m = new WriteBackManager({
-      dbPath,
-      now: () => now,
-      timers,
+    const { m, timers, clock } = clockedManager(dbPath, {
       pollIntervalMs: 5,
       executor: (t) => {
         seen.push(t.name);
@@ -158,10 +171,10 @@ Deno.test("writeback: a delayed task waits until created_at + delay", () =>
     // Each advance fires the poller once, which runs a ready task at once (synchronously).
     timers.advance(5);
     assert.deepEqual(seen, [], "not ready right after creation");
-    now += 30 * 60_000 - 1;
+    clock.now += 30 * 60_000 - 1;
     timers.advance(5);
     assert.deepEqual(seen, [], "not ready 1 ms before created_at + delay");
-    now += 1;
+    clock.now += 1;
     timers.advance(5);
     assert.deepEqual(seen, ["later"], "run by the poll at created_at + delay");
     await waitFor("row removal", () => m.pending().length === 0);
@@ -171,14 +184,9 @@ Deno.test("writeback: a delayed task waits until created_at + delay", () =>
 
 Deno.test("writeback: a failure is recorded and retried after retryInterval", () =>
   withDb(async (dbPath) => {
-    let now = Date.UTC(2026, 0, 1);
-    const timers = new ManualTimers();
     let calls = 0;
     const errors: unknown[] = [];
-    const m = new WriteBackManager({
-      dbPath,
-      now: () => now,
-      timers,
+    const { m, timers, clock } = clockedManager(dbPath, {
       pollIntervalMs: 5,
       retryIntervalMs: 30_000,
       // Upstream's exact timing; the jitter only ever lengthens the wait (tested below).
@@ -194,16 +202,16 @@ Deno.test("writeback: a failure is recorded and retried after retryInterval", ()
     await waitFor("the failure to be recorded", () => m.pending()[0]?.failures === 1);
     const [row] = m.pending();
     assert.equal(row.status, "failed");
-    assert.equal(row.lastAttempt, now);
+    assert.equal(row.lastAttempt, clock.now);
     assert.equal(row.traceId, TRACE.traceId);
     assert.match(String(errors[0]), /backend down/);
 
     timers.advance(5);
     assert.equal(calls, 1, "no retry right after the failure");
-    now += 30_000;
+    clock.now += 30_000;
     timers.advance(5);
     assert.equal(calls, 1, "no retry at exactly retryInterval");
-    now += 1;
+    clock.now += 1;
     timers.advance(5);
     assert.equal(calls, 2, "retried by the poll after retryInterval");
     await waitFor("the retry to succeed", () => m.pending().length === 0);
@@ -221,14 +229,7 @@ Deno.test("writeback: rows survive a restart and keep their trace context", () =
     assert.equal(first.pending()[0].status, "pending");
     await first.stop();
 
-    const seen: WriteBackTask[] = [];
-    const second = new WriteBackManager({
-      dbPath,
-      executor: (t) => {
-        seen.push(t);
-        return Promise.resolve();
-      },
-    });
+    const { m: second, seen } = recordingManager(dbPath);
     second.start();
     await waitFor("recovered task", () => seen.length === 1 && second.pending().length === 0);
     assert.deepEqual([seen[0].namespace, seen[0].name], ["library/ubuntu", "d1"]);
@@ -394,14 +395,7 @@ externalTest(
       await reader.cancel();
       assert.match(out, /added/);
 
-      const seen: WriteBackTask[] = [];
-      const m = new WriteBackManager({
-        dbPath,
-        executor: (t) => {
-          seen.push(t);
-          return Promise.resolve();
-        },
-      });
+      const { m, seen } = recordingManager(dbPath);
       assert.equal(m.pending()[0]?.status, "pending", "the killed process left the row queued");
       m.start();
       await waitFor("recovered task", () => seen.length === 1 && m.pending().length === 0);
@@ -416,19 +410,14 @@ externalTest(
 
 Deno.test("writeback: retries of a failing task back off exponentially with jitter, capped", () =>
   withDb(async (dbPath) => {
-    let now = Date.UTC(2026, 0, 1);
-    const timers = new ManualTimers();
     const attempts: number[] = [];
-    const m = new WriteBackManager({
-      dbPath,
-      now: () => now,
-      timers,
+    const { m, timers, clock } = clockedManager(dbPath, {
       pollIntervalMs: 100,
       retryIntervalMs: 1000,
       maxRetryIntervalMs: 8000,
       retryJitter: 0.2,
       executor: () => {
-        attempts.push(now);
+        attempts.push(clock.now);
         return Promise.reject(new Error("backend down"));
       },
       onError: () => {},
@@ -438,7 +427,7 @@ Deno.test("writeback: retries of a failing task back off exponentially with jitt
     // Two simulated minutes in poll steps; each failure's bookkeeping settles before the next poll.
     for (let t = 0; t < 120_000; t += 100) {
       await turn();
-      now += 100;
+      clock.now += 100;
       timers.advance(100);
     }
     await m.stop();
