@@ -243,6 +243,16 @@ Deno.test({
       }
     });
 
+    await t.step("proxy: a manifest body cut short of its Content-Length is 400", async () => {
+      const got = await truncatedRequest(
+        cluster.proxy.addr,
+        `PUT /v2/${name}/manifests/v1 HTTP/1.1\r\nContent-Type: application/vnd.oci.image.manifest.v1+json`,
+        400,
+        enc.encode('{"schemaVersion": 2, "mediaType": "application/vnd.oci'),
+      );
+      assertClientError(got, 400, /MANIFEST_INVALID/, "manifest PUT cut short");
+    });
+
     await t.step("proxy: the retried chunk is accepted and the blob commits", async () => {
       const retry = await proxyPatch("100-149", data.subarray(0, 50));
       assert.equal(retry.status, 202, retry.text);

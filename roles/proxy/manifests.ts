@@ -15,6 +15,7 @@
 
 import { bytesSource, isNotFound } from "../../cluster/blob_client.ts";
 import { tagRefusal } from "../../cluster/tag_client.ts";
+import { requestBody, RequestBodyError } from "../../http/request_body.ts";
 import type { Ctx } from "../../http/router.ts";
 import { parseReference, RegistryError } from "../../registry/errors.ts";
 import { ManifestError, parseManifest, readManifestBytes } from "../../registry/manifest.ts";
@@ -99,10 +100,10 @@ export function registerManifestRoutes(on: RegistryRoute, deps: RegistryDeps): v
         let bytes: Uint8Array;
         let manifest;
         try {
-          bytes = await readManifestBytes(ctx.req.body ?? new Blob().stream());
+          bytes = await readManifestBytes(requestBody(ctx.req) ?? new Blob().stream());
           manifest = parseManifest(bytes, ctx.req.headers.get("content-type"));
         } catch (error) {
-          if (error instanceof ManifestError) {
+          if (error instanceof ManifestError || error instanceof RequestBodyError) {
             throw new RegistryError("MANIFEST_INVALID", error.message);
           }
           throw error;
