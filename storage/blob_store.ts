@@ -71,6 +71,15 @@ export class UploadNotFoundError extends Error {
   }
 }
 
+/** Thrown when {@linkcode BlobStore.createUpload} would open more sessions than allowed. */
+export class UploadLimitError extends Error {
+  /** @param limit the most sessions that may be open at once */
+  constructor(readonly limit: number) {
+    super(`${limit} upload sessions are open already`);
+    this.name = "UploadLimitError";
+  }
+}
+
 /** Thrown when content does not hash to the digest it was stored under. */
 export class DigestMismatchError extends Error {
   /**
@@ -105,6 +114,12 @@ export class ChunkLengthError extends Error {
 export interface BlobStoreOptions {
   /** Directory that holds everything; created if missing. */
   readonly root: string;
+}
+
+/** Options of {@linkcode BlobStore.createUpload}. */
+export interface CreateUploadOptions {
+  /** Refuse with {@linkcode UploadLimitError} when this many sessions are open (default: no cap). */
+  readonly maxOpen?: number;
 }
 
 /** Size information of a cached blob or an upload. */
@@ -149,6 +164,8 @@ export class BlobStore {
   readonly #uploads: string;
   readonly #cache: string;
   readonly #locks = new Map<string, UploadLock>();
+  /** Uids whose staging file exists (found at open, or created since). */
+  readonly #open = new Set<string>();
 
   private constructor(root: string) {
     this.root = resolveInside(root);
@@ -167,16 +184,37 @@ export class BlobStore {
     for (const dir of [store.#tmp, store.#uploads, store.#cache]) {
       await Deno.mkdir(dir, { recursive: true });
     }
+    for await (const entry of Deno.readDir(store.#uploads)) {
+      if (UID.test(entry.name)) store.#open.add(entry.name);
+    }
     return store;
   }
 
   // ---- upload sessions ------------------------------------------------------------------
 
-  /** Starts an upload session and returns its uid (a lowercase UUID, used verbatim on the wire). */
-  async createUpload(): Promise<string> {
+  /** Number of upload sessions open (their staging files exist), restarts included. */
+  get openUploads(): number {
+    return this.#open.size;
+  }
+
+  /**
+   * Starts an upload session and returns its uid (a lowercase UUID, used verbatim on the wire).
+   * @throws {UploadLimitError} when `options.maxOpen` sessions are open already
+   */
+  async createUpload(options: CreateUploadOptions = {}): Promise<string> {
+    if (options.maxOpen !== undefined && this.#open.size >= options.maxOpen) {
+      throw new UploadLimitError(options.maxOpen);
+    }
     const uid = crypto.randomUUID();
-    const file = await Deno.open(this.#uploadPath(uid), { write: true, createNew: true });
-    file.close();
+    // Counted before the first await, so concurrent starts cannot pass the cap together.
+    this.#open.add(uid);
+    try {
+      const file = await Deno.open(this.#uploadPath(uid), { write: true, createNew: true });
+      file.close();
+    } catch (error) {
+      this.#open.delete(uid);
+      throw error;
+    }
     return uid;
   }
 
@@ -304,6 +342,7 @@ export class BlobStore {
           if (err instanceof Deno.errors.NotFound) throw new UploadNotFoundError(uid);
           throw err;
         });
+        this.#open.delete(uid);
         throw new BlobExistsError(digest);
       }
       const claimed = resolveInside(this.#tmp, `commit-${uid}`);
@@ -313,12 +352,13 @@ export class BlobStore {
         if (err instanceof Deno.errors.NotFound) throw new UploadNotFoundError(uid);
         throw err;
       }
+      this.#open.delete(uid);
       let actual: Digest;
       try {
         actual = await hashAndSync(claimed);
       } catch (err) {
         // Give the session back so the client may retry after a transient I/O failure.
-        await Deno.rename(claimed, path).catch(() => {});
+        await Deno.rename(claimed, path).then(() => this.#open.add(uid), () => {});
         throw err;
       }
       if (!actual.equals(digest)) {
@@ -339,9 +379,11 @@ export class BlobStore {
       try {
         await Deno.remove(path);
       } catch (err) {
-        if (err instanceof Deno.errors.NotFound) throw new UploadNotFoundError(uid);
-        throw err;
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+        this.#open.delete(uid);
+        throw new UploadNotFoundError(uid);
       }
+      this.#open.delete(uid);
     });
   }
 
@@ -358,6 +400,7 @@ export class BlobStore {
       const info = await Deno.stat(path).catch(() => null);
       if (info?.mtime && info.mtime.getTime() < cutoff) {
         await Deno.remove(path).then(() => removed++, ignoreNotFound);
+        this.#open.delete(entry.name);
       }
     }
     return removed;

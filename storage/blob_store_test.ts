@@ -6,6 +6,7 @@ import {
   ChunkLengthError,
   ChunkRangeError,
   DigestMismatchError,
+  UploadLimitError,
   UploadNotFoundError,
 } from "./blob_store.ts";
 import { type Digest, digestOfBytes } from "./digest.ts";
@@ -329,4 +330,31 @@ Deno.test("truncateUpload cuts a session back to the bytes it had", () =>
     await store.commitUpload(uid, await digestOfBytes(whole));
     await assert.rejects(store.truncateUpload(uid, 0), UploadNotFoundError);
     await assert.rejects(store.truncateUpload("nope", 0), UploadNotFoundError);
+  }));
+
+Deno.test("open uploads are counted across reopen, commit, abort and prune; createUpload caps them", () =>
+  withStore(async (store, root) => {
+    const data = enc.encode("counted");
+    const committed = await upload(store, data);
+    const aborted = await store.createUpload();
+    const stale = await store.createUpload();
+    assert.equal(store.openUploads, 3);
+    await assert.rejects(store.createUpload({ maxOpen: 3 }), (error: unknown) => {
+      assert.ok(error instanceof UploadLimitError);
+      assert.equal(error.limit, 3);
+      return true;
+    });
+    assert.equal((await BlobStore.open({ root })).openUploads, 3, "a restart finds them");
+    await store.commitUpload(committed, await digestOfBytes(data));
+    await store.abortUpload(aborted);
+    const old = new Date(Date.now() - 3_600_000);
+    await Deno.utime(`${root}/uploads/${stale}`, old, old);
+    assert.equal(await store.pruneUploads(60_000), 1);
+    assert.equal(store.openUploads, 0);
+    const [a, b] = await Promise.allSettled([
+      store.createUpload({ maxOpen: 1 }),
+      store.createUpload({ maxOpen: 1 }),
+    ]);
+    assert.equal(a.status, "fulfilled");
+    assert.equal(b.status, "rejected", "concurrent starts cannot both pass the cap");
   }));

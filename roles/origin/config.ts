@@ -17,6 +17,8 @@
  * writeback: { db: <root>/origin.db, retry_interval: 30s, max_retry_interval: 5m,
  *              poll_interval: 15s, workers: 4 }
  * duplicate_write_back_stagger: 30m
+ * upload_cleanup: { interval: 5m, tti: 1h }  # abandoned upload sessions are deleted
+ * max_upload_sessions: 1024                  # beyond: 429
  * ```
  *
  * Relative paths (`storage.root`, `writeback.db`, `file` backend roots) are resolved against the
@@ -127,6 +129,20 @@ const fields = object({
     }
     return { ...wb, maxRetryIntervalMs: max };
   }),
+  upload_cleanup: object({
+    interval: duration({ positive: true }).default("5m")
+      .describe("How often idle upload sessions are looked for."),
+    tti: duration({ positive: true }).default("1h").describe(
+      "An upload session not written to for this long is abandoned: it is deleted with its " +
+        "staged bytes and counted in `kraken_origin_upload_sessions_expired_total`. Upstream's " +
+        "key; its default there is 6h.",
+    ),
+  }, { rename: { interval: "intervalMs", tti: "ttiMs" } }),
+  max_upload_sessions: int({ min: 1 }).default(1024).describe(
+    "Upload sessions open at once (public, internal and replica uploads together). Starting " +
+      "one more answers 429 with a message (Go clients then try the next origin) and counts in " +
+      "`kraken_origin_upload_sessions_refused_total`.",
+  ),
   duplicate_write_back_stagger: duration().default("30m").describe(
     "Replica _i_ (1, 2, …) delays its own write-back by _i_ × this. This gives staggered " +
       "redundancy if the first origin dies before writing back.",
@@ -140,7 +156,13 @@ const fields = object({
     zone: string().optional('`""`').describe("PeerContext zone."),
     cluster: string().optional('`""`').describe("PeerContext cluster."),
   }),
-}, { rename: { duplicate_write_back_stagger: "duplicateWriteBackStaggerMs" } });
+}, {
+  rename: {
+    duplicate_write_back_stagger: "duplicateWriteBackStaggerMs",
+    upload_cleanup: "uploadCleanup",
+    max_upload_sessions: "maxUploadSessions",
+  },
+});
 
 const FLAGS = { ...LISTEN_FLAGS, "peer-port": "peer.port" };
 

@@ -1,7 +1,8 @@
 /**
  * The `origin` role: stores blobs content-addressed on disk, spreads them over a rendezvous hash
  * ring of origins, writes them back to a storage backend through a persisted queue, and generates
- * their metainfo. See `docs/origin.md` for configuration, routes and spans.
+ * their metainfo; abandoned upload sessions expire (`upload_cleanup.ts`). See `docs/origin.md` for
+ * configuration, routes and spans.
  *
  * Laid out like every role (see `roles/role.ts`): `config.ts` parses the config, `server.ts` builds
  * the router from the handler modules (`blobs.ts`, `uploads.ts`, `metainfo.ts`, `health.ts`), and
@@ -36,6 +37,7 @@ import { storeMetaInfo } from "./metainfo.ts";
 import { BlobRefresher } from "./refresh.ts";
 import { Replicator } from "./replication.ts";
 import { createOriginRouter } from "./server.ts";
+import { OriginUploadSessions } from "./upload_cleanup.ts";
 import { createWriteBackExecutor } from "./writeback.ts";
 
 export { type OriginConfig, parseOriginConfig } from "./config.ts";
@@ -113,6 +115,14 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
       duplicateWriteBackStaggerMs: config.duplicateWriteBackStaggerMs,
       logger,
     });
+    const uploadSessions = new OriginUploadSessions({
+      store,
+      ttiMs: config.uploadCleanup.ttiMs,
+      intervalMs: config.uploadCleanup.intervalMs,
+      maxSessions: config.maxUploadSessions,
+      metrics: ctx.tracing.roleMetrics,
+      logger,
+    });
     const pieceLengths = config.pieceLengths;
     // A blob fetched from the backend gets its metainfo, then goes to the other replicas.
     const refresher = new BlobRefresher({
@@ -133,6 +143,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
       writeback,
       replicator,
       refresher,
+      uploadSessions,
       pieceLengths,
       logger,
       peerContextJson: () => seeder!.peerContextJson(),
@@ -152,6 +163,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
     handle = (req, remote) => router.handle(req, remote);
     writeback.start();
     health.start();
+    uploadSessions.start();
     logger.info("origin serving", {
       addr,
       advertise: self,
@@ -165,6 +177,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
       stop() {
         stopping ??= (async () => {
           await http.shutdown();
+          await uploadSessions.stop();
           await health.stop();
           await refresher.drain();
           await writeback.stop();

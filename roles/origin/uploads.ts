@@ -11,7 +11,8 @@
  * marks it `persist`, queues the backend write-back with the request's trace context (executed
  * later as `backend.upload`), generates metainfo (`origin.generate_metainfo`), then duplicates the
  * blob to the other ring replicas (`origin.replicate`). A blob already cached is a 409 (after
- * making sure its write-back is queued).
+ * making sure its write-back is queued). A start while `max_upload_sessions` are open is a 429
+ * (see `upload_cleanup.ts`, which also expires abandoned sessions).
  *
  * @module
  */
@@ -31,6 +32,7 @@ import type { WriteBackManager } from "../../storage/writeback.ts";
 import { ATTR, setAttributes, SPAN, storeTraceContext, withSpan } from "../../tracing/mod.ts";
 import { type MetaInfoDeps, storeMetaInfo } from "./metainfo.ts";
 import type { Replicator } from "./replication.ts";
+import { type OriginUploadSessions, UploadLimitError } from "./upload_cleanup.ts";
 import { PERSIST_KEY } from "./writeback.ts";
 
 /** What the upload routes run on. */
@@ -39,6 +41,8 @@ export interface UploadDeps extends MetaInfoDeps {
   writeback: WriteBackManager;
   /** Duplicates public commits to the other replicas. */
   replicator: Replicator;
+  /** Starts sessions within `max_upload_sessions`. */
+  uploadSessions: OriginUploadSessions;
 }
 
 /** Which flavour of the upload protocol a route serves. */
@@ -109,7 +113,16 @@ class UploadHandlers {
       if (kind !== "internal") await this.#ensureWriteBack(namespace, digest, 0);
       throw new HttpError(409);
     }
-    const uid = await this.#d.store.createUpload();
+    let uid: string;
+    try {
+      uid = await this.#d.uploadSessions.create();
+    } catch (error) {
+      if (!(error instanceof UploadLimitError)) throw error;
+      throw new HttpError(
+        429,
+        `too many open upload sessions (max_upload_sessions ${error.limit}); retry later`,
+      );
+    }
     setAttributes({ [ATTR.uploadId]: uid });
     return new Response(null, { headers: { Location: uid } });
   }
