@@ -155,7 +155,7 @@ export function parseHandshake(message: Message): RemoteHandshake {
   if (!isSha256Hex(b.name)) throw new HandshakeError(`invalid name ${JSON.stringify(b.name)}`);
   const remoteBitfields = new Map<string, Bitfield>();
   try {
-    for (const [peer, bytes] of b.remoteBitfieldBytes) {
+    for (const [peer, bytes] of Object.entries(b.remoteBitfieldBytes)) {
       if (!isHex20(peer)) throw new Error(`invalid remote peer id ${JSON.stringify(peer)}`);
       remoteBitfields.set(peer.toLowerCase(), Bitfield.decode(bytes));
     }
@@ -175,8 +175,8 @@ export function parseHandshake(message: Message): RemoteHandshake {
 }
 
 function handshakeMessage(local: LocalHandshake, namespace: string): Message {
-  const remote = new Map<string, Uint8Array>();
-  for (const [peer, bits] of local.remoteBitfields ?? []) remote.set(peer, bits.encode());
+  const remote: Record<string, Uint8Array> = {};
+  for (const [peer, bits] of local.remoteBitfields ?? []) remote[peer] = bits.encode();
   return bitfieldMessage({
     infoHash: local.infoHash,
     name: local.name,

@@ -234,7 +234,7 @@ Deno.test("invalid first frames are rejected before the lookup", async () => {
     bitfieldMessage({ ...good, infoHash: "ab".repeat(19) }),
     bitfieldMessage({ ...good, name: "sha256:" + NAME }),
     bitfieldMessage({ ...good, bitfieldBytes: Uint8Array.of(1, 2, 3) }),
-    bitfieldMessage({ ...good, remoteBitfieldBytes: new Map([["nothex", new Uint8Array(8)]]) }),
+    bitfieldMessage({ ...good, remoteBitfieldBytes: { nothex: new Uint8Array(8) } }),
   ];
   const server = serve(() => local(randomPeerId()));
   try {

@@ -398,7 +398,7 @@ export class Dispatcher {
   async #handle(peer: Peer, { message, payload }: Frame): Promise<void> {
     switch (message.type) {
       case MessageType.PIECE_REQUEST:
-        this.#serve(peer, message.pieceRequest ?? { index: 0, offset: 0, length: 0 });
+        this.#serve(peer, message.pieceRequest);
         break;
       case MessageType.PIECE_PAYLOAD:
         await this.#receive(peer, message.piecePayload, payload ?? new Uint8Array(0));
@@ -428,8 +428,8 @@ export class Dispatcher {
     }
   }
 
-  #serve(peer: Peer, req: PieceRequestMessage): void {
-    const { index, offset, length } = req;
+  #serve(peer: Peer, req: PieceRequestMessage | undefined): void {
+    const { index, offset, length } = req ?? { index: 0, offset: 0, length: 0 };
     const reply = (msg: Message) => peer.conn.send({ message: msg });
     if (index < 0 || index >= this.#storage.numPieces) {
       reply(errorMessage(index, `piece index ${index} out of range`));

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { create } from "@bufbuild/protobuf";
 import { waitFor } from "../tests/harness/wait.ts";
+import { MessageSchema } from "../wire/p2p_pb.ts";
 import { Bitfield } from "./bitfield.ts";
 import { Blacklist } from "./blacklist.ts";
 import { dialPeer, type PeerConn, type RemoteHandshake, servePeers } from "./conn.ts";
@@ -179,10 +181,10 @@ Deno.test("PIECE_REQUESTs for parts of pieces, bad indexes or missing pieces get
     const replies = peer[Symbol.asyncIterator]();
     const next = async (): Promise<Frame> => (await replies.next()).value as Frame;
     peer.send({
-      message: {
-        ...pieceRequestMessage(0, PIECE),
+      message: create(MessageSchema, {
+        type: MessageType.PIECE_REQUEST,
         pieceRequest: { index: 0, offset: 1, length: PIECE - 1 },
-      },
+      }),
     });
     assert.deepEqual((await next()).message, errorMessage(0, CHUNK_NOT_SUPPORTED));
     peer.send({ message: pieceRequestMessage(0, PIECE - 1) });

@@ -3,6 +3,8 @@
 // exception, and never a hang (reads run under a deadline that must not fire).
 
 import assert from "node:assert/strict";
+import { create } from "@bufbuild/protobuf";
+import { MessageSchema } from "../wire/p2p_pb.ts";
 import { Bitfield } from "./bitfield.ts";
 import { dialPeer, HandshakeError, type PeerConn, servePeers } from "./conn.ts";
 import { encodeFrame, FrameError, FrameReader, MAX_MESSAGE_LENGTH } from "./frame.ts";
@@ -29,12 +31,16 @@ const corpus: Message[] = [
     peerID: "0123456789abcdef0123456789abcdef01234567",
     bitfieldBytes: Bitfield.allSet(70).encode(),
     namespace: "library/ubuntu",
-    remoteBitfieldBytes: new Map([["ab".repeat(20), new Bitfield(70).encode()]]),
+    remoteBitfieldBytes: { ["ab".repeat(20)]: new Bitfield(70).encode() },
   }),
   pieceRequestMessage(5, 4194304),
   piecePayloadMessage(2, 3),
   announcePieceMessage(9),
-  { version: "v", type: MessageType.CANCEL_PIECE, cancelPiece: { index: 1 } },
+  create(MessageSchema, {
+    version: "v",
+    type: MessageType.CANCEL_PIECE,
+    cancelPiece: { index: 1 },
+  }),
   errorMessage(4, "reading / writing chunk of piece not supported"),
   completeMessage(),
 ];

@@ -1,8 +1,17 @@
 import assert from "node:assert/strict";
 import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import {
+  BitfieldMessageSchema,
+  type ErrorMessage_ErrorCode as ErrorCode,
+  MessageSchema,
+  PiecePayloadMessageSchema,
+  PieceRequestMessageSchema,
+} from "../wire/p2p_pb.ts";
 import {
   announcePieceMessage,
   bitfieldMessage,
+  cancelPieceMessage,
   completeMessage,
   decodeMessage,
   encodeMessage,
@@ -14,6 +23,7 @@ import {
   pieceRequestMessage,
 } from "./message.ts";
 
+const message = (init: MessageInitShape<typeof MessageSchema>) => create(MessageSchema, init);
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ");
 const bytes = (s: string) => Uint8Array.from(s.split(" "), (x) => parseInt(x, 16));
 
@@ -36,10 +46,10 @@ const handshake = () =>
     peerID: "0123456789abcdef0123456789abcdef01234567",
     bitfieldBytes: bytes("00 00 00 00 00 00 00 0a 00 00 00 00 00 00 02 03"),
     namespace: "library/ubuntu",
-    remoteBitfieldBytes: new Map([
-      ["aa".repeat(20), bytes("00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 01")],
-      ["bb".repeat(20), bytes("00 00 00 00 00 00 00 00")],
-    ]),
+    remoteBitfieldBytes: {
+      ["aa".repeat(20)]: bytes("00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 01"),
+      ["bb".repeat(20)]: bytes("00 00 00 00 00 00 00 00"),
+    },
   });
 
 Deno.test("PIECE_REQUEST matches the Appendix A vector byte for byte", () => {
@@ -68,7 +78,7 @@ Deno.test("handshake BITFIELD has no type field and starts with field 3", () => 
 Deno.test("an acceptor BITFIELD with empty namespace omits field 6", () => {
   const msg = handshake();
   msg.bitfield!.namespace = "";
-  msg.bitfield!.remoteBitfieldBytes.clear();
+  msg.bitfield!.remoteBitfieldBytes = {};
   const r = new BinaryReader(encodeMessage(msg));
   r.tag();
   assert.deepEqual(fieldNumbers(r.bytes()), [2, 3, 4, 5]);
@@ -80,14 +90,17 @@ Deno.test("every message type round-trips", () => {
     pieceRequestMessage(0, 1),
     pieceRequestMessage(2559, 4194304),
     piecePayloadMessage(7, 1048576),
-    { ...piecePayloadMessage(1, 2), piecePayload: { index: 1, offset: 3, length: 2, digest: "d" } },
+    message({
+      type: MessageType.PIECE_PAYLOAD,
+      piecePayload: { index: 1, offset: 3, length: 2, digest: "d" },
+    }),
     announcePieceMessage(0),
     announcePieceMessage(12),
-    { version: "", type: MessageType.CANCEL_PIECE, cancelPiece: { index: 9 } },
+    cancelPieceMessage(9),
     errorMessage(3, "reading / writing chunk of piece not supported"),
-    { version: "", type: MessageType.ERROR, error: { error: "ü", index: 0, code: 7 } },
+    message({ type: MessageType.ERROR, error: { error: "ü", index: 0, code: 7 as ErrorCode } }),
     completeMessage(),
-    { version: "1.0", type: MessageType.COMPLETE, complete: {} },
+    message({ version: "1.0", type: MessageType.COMPLETE, complete: {} }),
     pieceRequestMessage(-1, -2147483648),
   ];
   for (const msg of cases) assert.deepEqual(decodeMessage(encodeMessage(msg)), msg);
@@ -97,25 +110,26 @@ Deno.test("zero fields are omitted", () => {
   assert.equal(hex(encodeMessage(pieceRequestMessage(0, 0))), "10 01 22 00");
   assert.equal(hex(encodeMessage(errorMessage(0, ""))), "10 05 42 00");
   assert.equal(hex(encodeMessage(announcePieceMessage(0))), "10 03 32 00");
-  assert.equal(hex(encodeMessage({ version: "", type: 0 })), "");
-  assert.deepEqual(decodeMessage(new Uint8Array(0)), { version: "", type: 0 });
+  assert.equal(hex(encodeMessage(message({ version: "", type: 0 }))), "");
+  assert.deepEqual(decodeMessage(new Uint8Array(0)), message({ version: "", type: 0 }));
 });
 
 Deno.test("missing sub-message fields decode as zero", () => {
-  assert.deepEqual(decodeMessage(bytes("10 02 2a 00")).piecePayload, {
-    index: 0,
-    offset: 0,
-    length: 0,
-    digest: "",
-  });
-  assert.deepEqual(decodeMessage(bytes("1a 00")).bitfield, {
-    infoHash: "",
-    name: "",
-    peerID: "",
-    bitfieldBytes: new Uint8Array(0),
-    namespace: "",
-    remoteBitfieldBytes: new Map(),
-  });
+  assert.deepEqual(
+    decodeMessage(bytes("10 02 2a 00")).piecePayload,
+    create(PiecePayloadMessageSchema, { index: 0, offset: 0, length: 0, digest: "" }),
+  );
+  assert.deepEqual(
+    decodeMessage(bytes("1a 00")).bitfield,
+    create(BitfieldMessageSchema, {
+      infoHash: "",
+      name: "",
+      peerID: "",
+      bitfieldBytes: new Uint8Array(0),
+      namespace: "",
+      remoteBitfieldBytes: {},
+    }),
+  );
 });
 
 Deno.test("unknown fields of every wire type are skipped, at every level", () => {
@@ -137,13 +151,16 @@ Deno.test("a known field with an unexpected wire type is skipped", () => {
   const w = new BinaryWriter();
   w.tag(2, WireType.LengthDelimited).bytes(bytes("01"));
   w.tag(4, WireType.Varint).int32(3);
-  assert.deepEqual(decodeMessage(w.finish()), { version: "", type: 0 });
+  assert.deepEqual(decodeMessage(w.finish()), message({ version: "", type: 0 }));
 });
 
 Deno.test("repeated sub-message fields merge and scalars take the last value", () => {
   const decoded = decodeMessage(bytes("10 01 22 02 10 05 10 03 22 02 20 07"));
   assert.equal(decoded.type, MessageType.ANNOUCE_PIECE);
-  assert.deepEqual(decoded.pieceRequest, { index: 5, offset: 0, length: 7 });
+  assert.deepEqual(
+    decoded.pieceRequest,
+    create(PieceRequestMessageSchema, { index: 5, offset: 0, length: 7 }),
+  );
 });
 
 Deno.test("map entries without key or value decode as empty; the last duplicate key wins", () => {
@@ -157,7 +174,7 @@ Deno.test("map entries without key or value decode as empty; the last duplicate 
   w.join();
   assert.deepEqual(
     decodeMessage(w.finish()).bitfield?.remoteBitfieldBytes,
-    new Map([["k", bytes("01")], ["", bytes("09")]]),
+    { k: bytes("01"), "": bytes("09") },
   );
 });
 
@@ -196,4 +213,25 @@ Deno.test("malformed protobuf is a MessageError", () => {
   ) {
     assert.throws(() => decodeMessage(bytes(bad)), MessageError, bad);
   }
+});
+
+Deno.test("a mismatched wire type inside a sub-message or map entry drops only that field", () => {
+  const w = new BinaryWriter();
+  w.tag(2, WireType.Varint).int32(1);
+  w.tag(4, WireType.LengthDelimited).fork();
+  w.tag(2, WireType.LengthDelimited).bytes(bytes("05"));
+  w.tag(4, WireType.Varint).int32(7);
+  w.join();
+  w.tag(3, WireType.LengthDelimited).fork();
+  w.tag(7, WireType.LengthDelimited).fork().tag(1, WireType.Varint).int32(3)
+    .tag(2, WireType.LengthDelimited).bytes(bytes("02")).join();
+  w.tag(4, WireType.LengthDelimited).string("ab");
+  w.join();
+  const decoded = decodeMessage(w.finish());
+  assert.deepEqual(
+    decoded.pieceRequest,
+    create(PieceRequestMessageSchema, { index: 0, offset: 0, length: 7 }),
+  );
+  assert.deepEqual(decoded.bitfield?.remoteBitfieldBytes, { "": bytes("02") });
+  assert.equal(decoded.bitfield?.peerID, "ab");
 });

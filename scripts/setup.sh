@@ -7,7 +7,9 @@ set -euo pipefail
 export DENO_NO_PACKAGE_JSON=1
 cd "$(dirname "$0")/.."
 
-if [[ ! -x node_modules/.bin/deno ]] || ! node_modules/.bin/deno --version >/dev/null 2>&1; then
+# buf and protoc-gen-es (devDependencies) regenerate wire/p2p_pb.ts; a test checks it is current.
+if [[ ! -x node_modules/.bin/deno ]] || ! node_modules/.bin/deno --version >/dev/null 2>&1 ||
+  [[ ! -x node_modules/.bin/buf ]]; then
   # npm install, not npm ci: it still succeeds when a registry lacks another platform's optional
   # Deno package. package-lock.json lists every platform's, as npm install writes it, so the install
   # leaves it unchanged.
