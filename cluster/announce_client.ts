@@ -1,14 +1,9 @@
 /**
- * The announce protocol between agents and trackers (kraken-wire.md §2.1), both sides of its JSON
- * and the client agents use.
- *
- * - Wire codec: {@linkcode PeerInfo} and the announce request/response bodies in upstream's exact
- *   JSON — peer IDs and info hashes as arrays of 20 integers, the interval as integer nanoseconds,
- *   `null` for an empty peer list, keys in Go's field order. The tracker server decodes and
- *   encodes with the same functions, so both ends agree byte for byte.
- * - {@linkcode AnnounceClient}: `POST /announce/{infohash}` and the tracker's metainfo route, with
- *   upstream's tracker choice (rendezvous ring of tracker addresses keyed by the digest, next
- *   tracker on network errors, passive health filter) and 202 polling for metainfo.
+ * The client agents use to talk to trackers: {@linkcode AnnounceClient} announces
+ * (`POST /announce/{infohash}`) and fetches metainfo through the tracker, with upstream's tracker
+ * choice (rendezvous ring of tracker addresses keyed by the digest, next tracker on network
+ * errors, passive health filter) and 202 polling for metainfo. The routes and JSON are
+ * `wire/announce.ts`'s, which the tracker server uses too.
  *
  * @example
  * ```ts
@@ -30,8 +25,8 @@
  */
 
 import { HttpStatusError } from "../http/status_error.ts";
-import { type Digest, DigestError, parseDigest } from "../storage/digest.ts";
-import { InfoHash, MetaInfo } from "../storage/metainfo.ts";
+import type { Digest } from "../storage/digest.ts";
+import { type InfoHash, MetaInfo } from "../storage/metainfo.ts";
 import {
   ATTR,
   setAttributes,
@@ -44,242 +39,16 @@ import { AcceptedError, pollAccepted, type PollOptions } from "./blob_client.ts"
 import { pathEscape } from "./escape.ts";
 import { HashRing } from "./hashring.ts";
 import { PassiveHealthFilter } from "./healthcheck.ts";
-
-// ---------------------------------------------------------------------------------------------
-// Wire codec
-
-/** A peer of a torrent, as the tracker hands it out (upstream `core.PeerInfo`). */
-export interface PeerInfo {
-  /** The peer ID: 40 lowercase hex characters (20 bytes; a 20-integer array in JSON). */
-  peerId: string;
-  /** The announced P2P address. */
-  ip: string;
-  /** The announced P2P port. */
-  port: number;
-  /** True for origins (which the tracker adds from its origin store). */
-  origin: boolean;
-  /** True when the peer has the whole blob. */
-  complete: boolean;
-}
-
-/** A JSON body that does not have the announce protocol's shape; the message says what is wrong. */
-export class AnnounceWireError extends Error {
-  /** @param message what was wrong, naming the field */
-  constructor(message: string) {
-    super(message);
-    this.name = "AnnounceWireError";
-  }
-}
-
-const HEX40 = /^[0-9a-f]{40}$/;
-
-/** True for a peer ID in its string form (40 lowercase hex characters). */
-export function isPeerId(s: string): boolean {
-  return HEX40.test(s);
-}
-
-/**
- * The JSON form of a 20-byte ID given as 40 hex characters: an array of 20 integers, as Go's
- * `encoding/json` writes a `[20]byte` (kraken-wire.md §0.3).
- */
-export function hex20ToJSON(hex: string): number[] {
-  if (!/^[0-9a-fA-F]{40}$/.test(hex)) {
-    throw new AnnounceWireError(`not a 20-byte hex ID: ${JSON.stringify(hex.slice(0, 80))}`);
-  }
-  const out: number[] = [];
-  for (let i = 0; i < 40; i += 2) out.push(parseInt(hex.slice(i, i + 2), 16));
-  return out;
-}
-
-/**
- * Reads a 20-byte ID from its JSON form (an array of exactly 20 integers in 0–255) into 40
- * lowercase hex characters. Stricter than Go, which zero-fills short arrays and drops extra items.
- */
-export function parseHex20(value: unknown, field: string): string {
-  if (!Array.isArray(value) || value.length !== 20) {
-    throw new AnnounceWireError(`${field}: must be an array of 20 integers (0-255)`);
-  }
-  let hex = "";
-  for (const b of value) {
-    if (!Number.isInteger(b) || b < 0 || b > 255) {
-      throw new AnnounceWireError(`${field}: must be an array of 20 integers (0-255)`);
-    }
-    hex += (b as number).toString(16).padStart(2, "0");
-  }
-  return hex;
-}
-
-/**
- * Looks a key up the way Go decodes JSON into a struct: keys match case-insensitively and, when
- * several keys match, the last one wins.
- */
-export function goField(obj: Record<string, unknown>, name: string): unknown {
-  const lower = name.toLowerCase();
-  let found: unknown;
-  for (const key of Object.keys(obj)) {
-    if (key.toLowerCase() === lower) found = obj[key];
-  }
-  return found;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-function optionalBool(obj: Record<string, unknown>, name: string, field: string): boolean {
-  const v = goField(obj, name);
-  if (v === undefined || v === null) return false;
-  if (typeof v !== "boolean") throw new AnnounceWireError(`${field}.${name}: must be a boolean`);
-  return v;
-}
-
-/**
- * Serialises like Go's `json.Encoder`/`json.Marshal`, which escape `<`, `>`, `&`, U+2028 and
- * U+2029 inside strings. Those characters only ever occur inside strings in JSON text, so they
- * can be replaced in the output as a whole.
- */
-export function goJson(value: unknown): string {
-  return JSON.stringify(value).replace(
-    /[<>&\u2028\u2029]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
-}
-
-/** The JSON object of a {@linkcode PeerInfo}, keys in upstream's field order. */
-export function peerInfoToJSON(peer: PeerInfo): Record<string, unknown> {
-  return {
-    peer_id: hex20ToJSON(peer.peerId),
-    ip: peer.ip,
-    port: peer.port,
-    origin: peer.origin,
-    complete: peer.complete,
-  };
-}
-
-/**
- * Reads a {@linkcode PeerInfo} from its JSON object. `peer_id` (20 integers), a non-empty `ip`
- * and a `port` in 1–65535 are required; `origin` and `complete` default to false.
- */
-export function parsePeerInfo(value: unknown, field = "peer"): PeerInfo {
-  if (!isObject(value)) throw new AnnounceWireError(`${field}: must be an object`);
-  const peerId = parseHex20(goField(value, "peer_id"), `${field}.peer_id`);
-  const ip = goField(value, "ip");
-  if (typeof ip !== "string" || ip === "") {
-    throw new AnnounceWireError(`${field}.ip: must be a non-empty string`);
-  }
-  const port = goField(value, "port");
-  if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new AnnounceWireError(`${field}.port: must be an integer in 1-65535`);
-  }
-  return {
-    peerId,
-    ip,
-    port,
-    origin: optionalBool(value, "origin", field),
-    complete: optionalBool(value, "complete", field),
-  };
-}
-
-/** The fields of an announce request body. */
-export interface AnnounceRequestBody {
-  /** The blob's digest. */
-  digest: Digest;
-  /** The torrent's info hash. */
-  infoHash: InfoHash;
-  /** The announcing peer. */
-  peer: PeerInfo;
-}
-
-/**
- * The announce request body as upstream's client marshals it (no trailing newline):
- * `{"name":"<hex>","digest":"sha256:<hex>","info_hash":[20 ints],"peer":{...}}`. `name` is the
- * digest hex, kept for trackers that predate `digest`.
- */
-export function encodeAnnounceRequest(body: AnnounceRequestBody): string {
-  return goJson({
-    name: body.digest.hex,
-    digest: body.digest.toString(),
-    info_hash: body.infoHash.toJSON(),
-    peer: peerInfoToJSON(body.peer),
-  });
-}
-
-/** A decoded announce request; `infoHash` is absent when the body has none (v2 takes the path's). */
-export interface ParsedAnnounceRequest {
-  /** The digest: `digest`, or the hex in `name` when `digest` is missing. */
-  digest: Digest;
-  /** The body's `info_hash`, if present. */
-  infoHash: InfoHash | undefined;
-  /** The announcing peer. */
-  peer: PeerInfo;
-}
-
-/** Decodes an announce request body (already parsed from JSON). */
-export function parseAnnounceRequest(value: unknown): ParsedAnnounceRequest {
-  if (!isObject(value)) throw new AnnounceWireError("request body must be a JSON object");
-  const rawDigest = goField(value, "digest");
-  let digest: Digest;
-  try {
-    if (rawDigest !== undefined && rawDigest !== null) {
-      if (typeof rawDigest !== "string") throw new DigestError("digest must be a string");
-      digest = parseDigest(rawDigest);
-    } else {
-      const name = goField(value, "name");
-      if (typeof name !== "string") throw new DigestError("neither digest nor name is set");
-      digest = parseDigest(`sha256:${name}`);
-    }
-  } catch (error) {
-    if (error instanceof DigestError) {
-      throw new AnnounceWireError(`get request digest: ${error.message}`);
-    }
-    throw error;
-  }
-  const rawHash = goField(value, "info_hash");
-  const infoHash = rawHash === undefined || rawHash === null
-    ? undefined
-    : InfoHash.fromHex(parseHex20(rawHash, "info_hash"));
-  const peer = goField(value, "peer");
-  if (peer === undefined || peer === null) throw new AnnounceWireError("peer: is required");
-  return { digest, infoHash, peer: parsePeerInfo(peer) };
-}
-
-/**
- * The announce response body as upstream's tracker writes it, trailing newline included:
- * `{"peers":[...]|null,"interval":<ns>}`. `peers === null` is the answer to a complete peer.
- */
-export function encodeAnnounceResponse(peers: PeerInfo[] | null, intervalMs: number): string {
-  return goJson({
-    peers: peers === null || peers.length === 0 ? null : peers.map(peerInfoToJSON),
-    interval: Math.round(intervalMs * 1e6),
-  }) + "\n";
-}
-
-/** A decoded announce response. */
-export interface AnnounceResponseBody {
-  /** The handout in the tracker's priority order (`null` on the wire reads as empty). */
-  peers: PeerInfo[];
-  /** The tracker's announce interval in milliseconds (sent as nanoseconds). */
-  intervalMs: number;
-}
-
-/** Decodes an announce response body (already parsed from JSON). */
-export function parseAnnounceResponse(value: unknown): AnnounceResponseBody {
-  if (!isObject(value)) throw new AnnounceWireError("response body must be a JSON object");
-  const rawPeers = goField(value, "peers");
-  let peers: PeerInfo[] = [];
-  if (rawPeers !== undefined && rawPeers !== null) {
-    if (!Array.isArray(rawPeers)) throw new AnnounceWireError("peers: must be an array or null");
-    peers = rawPeers.map((p, i) => parsePeerInfo(p, `peers[${i}]`));
-  }
-  const interval = goField(value, "interval") ?? 0;
-  if (typeof interval !== "number" || !Number.isInteger(interval) || interval < 0) {
-    throw new AnnounceWireError("interval: must be a non-negative integer of nanoseconds");
-  }
-  return { peers, intervalMs: interval / 1e6 };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Client
+import {
+  ANNOUNCE,
+  type AnnounceResponseBody,
+  encodeAnnounceRequest,
+  isPeerId,
+  parseAnnounceResponse,
+  type PeerInfo,
+  TRACKER_METAINFO,
+} from "../wire/announce.ts";
+import { expand, type Route } from "../wire/route.ts";
 
 /** The fetch the client uses: `tracedFetch`'s signature (plain `fetch` ignores the extra keys). */
 export type TrackerFetch = (url: string, init: TracedFetchOptions) => Promise<Response>;
@@ -409,8 +178,7 @@ export class AnnounceClient {
     }, () =>
       this.#onTrackers(`announce of ${params.digest}`, params.digest, async (addr) => {
         setAttributes({ [ATTR.trackerAddr]: addr });
-        const res = await this.#send(addr, "POST", `/announce/${params.infoHash.hex}`, {
-          route: "/announce/{infohash}",
+        const res = await this.#send(addr, ANNOUNCE, { infohash: params.infoHash.hex }, {
           body,
           headers: { "content-type": "application/json" },
         });
@@ -438,7 +206,7 @@ export class AnnounceClient {
    * @throws {TrackersUnavailableError} when no tracker could be reached
    */
   getMetaInfo(namespace: string, digest: Digest): Promise<MetaInfo> {
-    const path = `/namespace/${pathEscape(namespace)}/blobs/${digest}/metainfo`;
+    const params = { namespace: pathEscape(namespace), digest: digest.toString() };
     return withSpan(
       SPAN.metainfoRequest,
       { [ATTR.namespace]: namespace, [ATTR.digest]: digest.toString() },
@@ -448,9 +216,7 @@ export class AnnounceClient {
           let attempts = 0;
           const text = await pollAccepted(() => {
             attempts++;
-            return this.#send(addr, "GET", path, {
-              route: "/namespace/{namespace}/blobs/{digest}/metainfo",
-            });
+            return this.#send(addr, TRACKER_METAINFO, params);
           }, this.#poll);
           setAttributes({ [ATTR.trackerAttempts]: attempts });
           const mi = MetaInfo.deserialize(text);
@@ -480,13 +246,20 @@ export class AnnounceClient {
   /** One request; returns the body text of a 200, throws otherwise. */
   async #send(
     addr: string,
-    method: string,
-    path: string,
-    init: { route: string; body?: string; headers?: HeadersInit },
+    route: Route,
+    params: Record<string, string>,
+    init: { body?: string; headers?: HeadersInit } = {},
   ): Promise<string> {
-    const url = `http://${addr}${path}`;
+    const { method, template } = route;
+    const url = `http://${addr}${expand(route, params)}`;
     const signal = AbortSignal.timeout(this.#timeoutMs);
-    const res = await this.#fetch(url, { method, signal, expectedStatus: [202], ...init });
+    const res = await this.#fetch(url, {
+      method,
+      route: template,
+      signal,
+      expectedStatus: [202],
+      ...init,
+    });
     const text = await res.text();
     if (res.status === 200) return text;
     if (res.status === 202) throw new AcceptedError(method, url);

@@ -10,19 +10,7 @@ import { HttpStatusError } from "../http/status_error.ts";
 import { parseDigest } from "../storage/digest.ts";
 import { InfoHash } from "../storage/metainfo.ts";
 import { initTracing, SPAN, SpanKind } from "../tracing/mod.ts";
-import {
-  AnnounceClient,
-  AnnounceWireError,
-  encodeAnnounceRequest,
-  encodeAnnounceResponse,
-  goJson,
-  hex20ToJSON,
-  parseAnnounceRequest,
-  parseAnnounceResponse,
-  parseHex20,
-  type PeerInfo,
-  TrackersUnavailableError,
-} from "./announce_client.ts";
+import { AnnounceClient, TrackersUnavailableError } from "./announce_client.ts";
 import { HashRing } from "./hashring.ts";
 import { PassiveHealthFilter } from "./healthcheck.ts";
 import { testTracingConfig } from "../tracing/_test_util.ts";
@@ -40,66 +28,6 @@ const DIGEST = parseDigest(
 );
 const HASH = InfoHash.fromHex("85b978c4377625b3963df406d0dd3a1da5a7d9c3");
 const SELF = { peerId: "ee".repeat(20), ip: "10.0.0.9", port: 16001 };
-
-const ids = (hex: string) => JSON.stringify(hex20ToJSON(hex));
-
-Deno.test("announce wire: request body is byte-identical to upstream's json.Marshal", () => {
-  const peer: PeerInfo = { ...SELF, origin: false, complete: true };
-  assert.equal(
-    encodeAnnounceRequest({ digest: DIGEST, infoHash: HASH, peer }),
-    `{"name":"${DIGEST.hex}","digest":"${DIGEST}","info_hash":${ids(HASH.hex)},` +
-      `"peer":{"peer_id":${
-        ids(SELF.peerId)
-      },"ip":"10.0.0.9","port":16001,"origin":false,"complete":true}}`,
-  );
-  assert.deepEqual(hex20ToJSON(HASH.hex).slice(0, 3), [0x85, 0xb9, 0x78]);
-  assert.equal(parseHex20(hex20ToJSON(HASH.hex), "x"), HASH.hex);
-});
-
-Deno.test("announce wire: request decoding follows Go (case-insensitive keys, name fallback)", () => {
-  const body = JSON.parse(encodeAnnounceRequest({
-    digest: DIGEST,
-    infoHash: HASH,
-    peer: { ...SELF, origin: false, complete: false },
-  }));
-  const parsed = parseAnnounceRequest(body);
-  assert.ok(parsed.digest.equals(DIGEST) && parsed.infoHash?.equals(HASH));
-  assert.deepEqual(parsed.peer, { ...SELF, origin: false, complete: false });
-  const legacy = parseAnnounceRequest({
-    Name: DIGEST.hex,
-    Peer: { PEER_ID: hex20ToJSON(SELF.peerId), IP: "h", Port: 1, Complete: true },
-  });
-  assert.ok(legacy.digest.equals(DIGEST));
-  assert.equal(legacy.infoHash, undefined);
-  assert.equal(legacy.peer.complete, true);
-  for (
-    const bad of [
-      { ...body, peer: { ...body.peer, port: 70000 } },
-      { ...body, peer: { ...body.peer, ip: "" } },
-      { ...body, peer: { ...body.peer, complete: "yes" } },
-      { ...body, peer: { ...body.peer, peer_id: [...hex20ToJSON(SELF.peerId), 1] } },
-      { ...body, peer: { ...body.peer, peer_id: Array(20).fill(256) } },
-      { ...body, digest: 7 },
-      { peer: body.peer },
-    ]
-  ) {
-    assert.throws(() => parseAnnounceRequest(bad), AnnounceWireError);
-  }
-});
-
-Deno.test("announce wire: responses — null peers, nanosecond interval, Go's HTML escaping", () => {
-  assert.equal(encodeAnnounceResponse(null, 3000), `{"peers":null,"interval":3000000000}\n`);
-  assert.equal(encodeAnnounceResponse([], 2500), `{"peers":null,"interval":2500000000}\n`);
-  const p: PeerInfo = { ...SELF, origin: true, complete: true };
-  const text = encodeAnnounceResponse([p], 3000);
-  assert.deepEqual(parseAnnounceResponse(JSON.parse(text)), { peers: [p], intervalMs: 3000 });
-  assert.deepEqual(parseAnnounceResponse({ peers: null, interval: 0 }), {
-    peers: [],
-    intervalMs: 0,
-  });
-  assert.throws(() => parseAnnounceResponse({ peers: [], interval: "3s" }), /interval/);
-  assert.equal(goJson({ a: "<&>\u2028" }), '{"a":"\\u003c\\u0026\\u003e\\u2028"}');
-});
 
 async function withCluster(
   fn: (ctx: { tracker: RunningTracker; origin: FakeOrigin; addr: string }) => Promise<void>,

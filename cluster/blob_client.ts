@@ -42,6 +42,21 @@ import {
   type TracedFetchOptions,
   withSpan,
 } from "../tracing/mod.ts";
+import {
+  BLOB_DOWNLOAD,
+  BLOB_LOCATIONS,
+  BLOB_STAT,
+  DUPLICATE_COMMIT,
+  encodeDuplicateCommit,
+  INTERNAL_UPLOAD_COMMIT,
+  INTERNAL_UPLOAD_PATCH,
+  INTERNAL_UPLOAD_START,
+  ORIGIN_METAINFO,
+  UPLOAD_COMMIT,
+  UPLOAD_PATCH,
+  UPLOAD_START,
+} from "../wire/blob.ts";
+import { expand, type Route } from "../wire/route.ts";
 import { pathEscape } from "./escape.ts";
 
 /** The fetch the clients use: `tracedFetch`'s signature (plain `fetch` ignores the extra keys). */
@@ -151,14 +166,14 @@ export class OriginClient {
    * A 409 at any step means the origin has it already, which is success.
    */
   async uploadBlob(namespace: string, digest: Digest, source: BlobSource): Promise<void> {
-    const base = `/namespace/${pathEscape(namespace)}/blobs/${digest}/uploads`;
-    const tpl = "/namespace/{namespace}/blobs/{digest}/uploads";
+    const params = { namespace: pathEscape(namespace), digest: digest.toString() };
     await this.#upload(
-      base,
-      tpl,
+      UPLOAD_START,
+      UPLOAD_PATCH,
+      params,
       source,
       (uid) =>
-        this.#send("PUT", `${base}/${uid}`, `${tpl}/{uid}`, {
+        this.#send(UPLOAD_COMMIT, { ...params, uid }, "", {
           accept: [409],
           timeoutMs: this.#commitTimeoutMs,
         }),
@@ -178,31 +193,30 @@ export class OriginClient {
     if (!Number.isFinite(delayMs) || delayMs < 0) {
       throw new RangeError(`delayMs must be a non-negative number, got ${delayMs}`);
     }
-    const ns = pathEscape(namespace);
-    const tpl = "/namespace/{namespace}/blobs/{digest}/uploads";
-    await this.#upload(`/namespace/${ns}/blobs/${digest}/uploads`, tpl, source, (uid) =>
-      this.#send(
-        "PUT",
-        `/internal/duplicate/namespace/${ns}/blobs/${digest}/uploads/${uid}`,
-        "/internal/duplicate/namespace/{namespace}/blobs/{digest}/uploads/{uid}",
-        {
-          // Go's time.Duration is integer nanoseconds; the key is the Go field name.
-          body: JSON.stringify({ Delay: Math.round(delayMs * 1e6) }),
+    const params = { namespace: pathEscape(namespace), digest: digest.toString() };
+    await this.#upload(
+      UPLOAD_START,
+      UPLOAD_PATCH,
+      params,
+      source,
+      (uid) =>
+        this.#send(DUPLICATE_COMMIT, { ...params, uid }, "", {
+          body: encodeDuplicateCommit(delayMs),
           headers: { "content-type": "application/json" },
           accept: [409],
-        },
-      ));
+        }),
+    );
   }
 
   /** Copies a blob to the origin with the internal transfer API (no write-back, no replication). */
   async transferBlob(digest: Digest, source: BlobSource): Promise<void> {
-    const base = `/internal/blobs/${digest}/uploads`;
-    const tpl = "/internal/blobs/{digest}/uploads";
+    const params = { digest: digest.toString() };
     await this.#upload(
-      base,
-      tpl,
+      INTERNAL_UPLOAD_START,
+      INTERNAL_UPLOAD_PATCH,
+      params,
       source,
-      (uid) => this.#send("PUT", `${base}/${uid}`, `${tpl}/{uid}`, { accept: [409] }),
+      (uid) => this.#send(INTERNAL_UPLOAD_COMMIT, { ...params, uid }, "", { accept: [409] }),
     );
   }
 
@@ -217,9 +231,9 @@ export class OriginClient {
   ): Promise<{ size: number } | null> {
     const query = options.local ? "?local=true" : "";
     const res = await this.#send(
-      "HEAD",
-      `/internal/namespace/${pathEscape(namespace)}/blobs/${digest}${query}`,
-      "/internal/namespace/{namespace}/blobs/{digest}",
+      BLOB_STAT,
+      { namespace: pathEscape(namespace), digest: digest.toString() },
+      query,
       { accept: [404] },
     );
     await res.body?.cancel();
@@ -240,9 +254,9 @@ export class OriginClient {
    */
   async download(namespace: string, digest: Digest): Promise<ReadableStream<Uint8Array>> {
     const res = await this.#send(
-      "GET",
-      `/namespace/${pathEscape(namespace)}/blobs/${digest}`,
-      "/namespace/{namespace}/blobs/{digest}",
+      BLOB_DOWNLOAD,
+      { namespace: pathEscape(namespace), digest: digest.toString() },
+      "",
       { streamBody: true },
     );
     return res.body ?? new Blob().stream();
@@ -253,21 +267,16 @@ export class OriginClient {
    * @throws {AcceptedError} while the origin fetches the blob from its backend (poll)
    */
   async getMetaInfo(namespace: string, digest: Digest): Promise<MetaInfo> {
-    const res = await this.#send(
-      "GET",
-      `/internal/namespace/${pathEscape(namespace)}/blobs/${digest}/metainfo`,
-      "/internal/namespace/{namespace}/blobs/{digest}/metainfo",
-    );
+    const res = await this.#send(ORIGIN_METAINFO, {
+      namespace: pathEscape(namespace),
+      digest: digest.toString(),
+    });
     return MetaInfo.deserialize(new Uint8Array(await res.arrayBuffer()));
   }
 
   /** The ring's ordered replica set for a digest, from the `Origin-Locations` header. */
   async locations(digest: Digest): Promise<string[]> {
-    const res = await this.#send(
-      "GET",
-      `/blobs/${digest}/locations`,
-      "/blobs/{digest}/locations",
-    );
+    const res = await this.#send(BLOB_LOCATIONS, { digest: digest.toString() });
     await res.body?.cancel();
     const hosts = (res.headers.get("origin-locations") ?? "").split(",").map((h) => h.trim())
       .filter((h) => h !== "");
@@ -279,14 +288,13 @@ export class OriginClient {
 
   /** start → PATCH each chunk → commit; a 409 at start or PATCH ends the upload successfully. */
   async #upload(
-    startPath: string,
-    startRoute: string,
+    start: Route,
+    patch: Route,
+    params: Record<string, string>,
     source: BlobSource,
     commit: (uid: string) => Promise<Response>,
   ): Promise<void> {
-    const started = await this.#send("POST", `${startPath}?size=${source.size}`, startRoute, {
-      accept: [409],
-    });
+    const started = await this.#send(start, params, `?size=${source.size}`, { accept: [409] });
     await started.body?.cancel();
     if (started.status === 409) return;
     const uid = started.headers.get("location") ?? "";
@@ -298,7 +306,7 @@ export class OriginClient {
       const chunks = new ChunkReader(reader);
       for (let pos = 0; pos < source.size; pos += this.#chunkSize) {
         const end = Math.min(pos + this.#chunkSize, source.size);
-        const res = await this.#send("PATCH", `${startPath}/${uid}`, `${startRoute}/{uid}`, {
+        const res = await this.#send(patch, { ...params, uid }, "", {
           body: chunks.next(end - pos),
           headers: { "content-range": `${pos}-${end}` },
           accept: [409],
@@ -317,8 +325,14 @@ export class OriginClient {
    * Sends one request. Returns the response for 200 and the `accept`ed statuses; otherwise reads
    * the body and throws {@linkcode AcceptedError} (202) or {@linkcode HttpStatusError}.
    */
-  async #send(method: string, path: string, route: string, options: SendOptions = {}) {
-    const url = `http://${this.addr}${path}`;
+  async #send(
+    route: Route,
+    params: Record<string, string>,
+    query = "",
+    options: SendOptions = {},
+  ) {
+    const { method, template } = route;
+    const url = `http://${this.addr}${expand(route, params)}${query}`;
     const accept = options.accept ?? [];
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
     const controller = new AbortController();
@@ -333,7 +347,7 @@ export class OriginClient {
         body: options.body,
         headers: options.headers,
         signal: controller.signal,
-        route,
+        route: template,
         expectedStatus: [202, ...accept],
       });
       if (res.status === 200 || accept.includes(res.status)) {

@@ -17,6 +17,8 @@
 
 import { HttpStatusError } from "../http/status_error.ts";
 import { tracedFetch, type TracedFetchOptions } from "../tracing/mod.ts";
+import { HEALTH, READINESS } from "../wire/health.ts";
+import type { Route } from "../wire/route.ts";
 
 /** The fetch probes use: {@linkcode tracedFetch}'s signature (tests pass a stand-in). */
 export type ProbeFetch = (url: string, init: TracedFetchOptions) => Promise<Response>;
@@ -37,14 +39,15 @@ export interface ReadinessProbeOptions {
 }
 
 async function get(
-  url: string,
-  route: string,
+  base: string,
+  check: Route,
   fetch: ProbeFetch,
   signal: AbortSignal,
 ): Promise<{ status: number; text: string }> {
+  const url = `${base}${check.template}`;
   let res: Response;
   try {
-    res = await fetch(url, { route, signal });
+    res = await fetch(url, { method: check.method, route: check.template, signal });
   } catch (error) {
     const reason = signal.aborted && signal.reason instanceof Error ? signal.reason : error;
     throw new Error(`GET ${url}: ${(reason as Error).message}`);
@@ -69,12 +72,12 @@ export async function probeReadiness(
   const timeoutMs = options.timeoutMs ?? 5000;
   const base = `${options.scheme ?? "http"}://${host}`;
   const signal = AbortSignal.timeout(timeoutMs);
-  const path = options.path ?? "/readiness";
-  let url = `${base}${path}`;
-  let answer = await get(url, path, fetch, signal);
-  if (answer.status === 404 && path === "/readiness") {
-    url = `${base}/health`;
-    answer = await get(url, "/health", fetch, signal);
+  const check = options.path === HEALTH.template ? HEALTH : READINESS;
+  let url = `${base}${check.template}`;
+  let answer = await get(base, check, fetch, signal);
+  if (answer.status === 404 && check === READINESS) {
+    url = `${base}${HEALTH.template}`;
+    answer = await get(base, HEALTH, fetch, signal);
     if (answer.status === 200) return;
     url += " (no /readiness route)";
   }

@@ -24,16 +24,22 @@
 import { type Digest, parseDigest } from "../storage/digest.ts";
 import { pathEscape } from "./escape.ts";
 import { ATTR, SPAN, tracedFetch, type TracedFetchOptions, withSpan } from "../tracing/mod.ts";
+import { expand, type Route } from "../wire/route.ts";
+import {
+  DUPLICATE_TAG_PUT,
+  encodeDuplicatePut,
+  LIST,
+  LIST_ALL,
+  type ListResponse,
+  ORIGIN_ADDRESS,
+  parseListResponse,
+  REPOSITORY_TAGS,
+  TAG_GET,
+  TAG_HEAD,
+  TAG_PUT,
+} from "../wire/tags.ts";
 
-/** The JSON body of `/list/...` and `/repositories/.../tags` (upstream `tagmodels.ListResponse`). */
-export interface ListResponse {
-  /** Pagination links; `next` is empty on the last page. */
-  Links: { next: string; self: string };
-  /** Number of entries in `result`. */
-  size: number;
-  /** `repo:tag` names (or bare tags for the repository listing). */
-  result: string[];
-}
+export type { ListResponse } from "../wire/tags.ts";
 
 /** Pagination of a list call. */
 export interface ListOptions {
@@ -133,9 +139,9 @@ export class TagNetworkError extends Error {
 }
 
 interface CallOptions {
-  method: string;
+  route: Route;
+  /** The expanded route, query included. */
   path: string;
-  route: string;
   timeoutMs: number;
   body?: string;
   headers?: Record<string, string>;
@@ -175,6 +181,7 @@ export class TagClient {
    */
   async #call(options: CallOptions): Promise<CallResult> {
     const url = `${this.#base}${options.path}`;
+    const { method, template } = options.route;
     const abort = new AbortController();
     const timer = setTimeout(
       () => abort.abort(new Error(`timed out after ${options.timeoutMs} ms`)),
@@ -184,21 +191,21 @@ export class TagClient {
       let response: Response;
       try {
         response = await this.#fetch(url, {
-          method: options.method,
+          method,
           body: options.body,
           headers: options.headers,
           signal: abort.signal,
-          route: options.route,
+          route: template,
           expectedStatus: options.expectedStatus,
         });
       } catch (error) {
-        throw new TagNetworkError(`${options.method} ${url}: ${(error as Error).message}`, error);
+        throw new TagNetworkError(`${method} ${url}: ${(error as Error).message}`, error);
       }
       let text: string;
       try {
         text = await response.text();
       } catch (error) {
-        throw new TagNetworkError(`${options.method} ${url}: reading body: ${error}`, error);
+        throw new TagNetworkError(`${method} ${url}: reading body: ${error}`, error);
       }
       return { status: response.status, text };
     } finally {
@@ -239,13 +246,11 @@ export class TagClient {
         [ATTR.serverAddress]: this.addr,
       },
       async () => {
-        const path = `/tags/${pathEscape(tag)}/digest/${digest}${
-          replicate ? "?replicate=true" : ""
-        }`;
+        const path = expand(TAG_PUT, { tag: pathEscape(tag), digest: digest.toString() }) +
+          (replicate ? "?replicate=true" : "");
         const result = await this.#call({
-          method: "PUT",
+          route: TAG_PUT,
           path,
-          route: "/tags/{tag}/digest/{digest}",
           timeoutMs: this.#timeouts.put,
         });
         if (result.status !== 200) this.#fail("PUT", path, result);
@@ -258,11 +263,10 @@ export class TagClient {
    * @throws {TagClientError} on statuses other than 200 and 404
    */
   async get(tag: string): Promise<Digest | null> {
-    const path = `/tags/${pathEscape(tag)}`;
+    const path = expand(TAG_GET, { tag: pathEscape(tag) });
     const result = await this.#call({
-      method: "GET",
+      route: TAG_GET,
       path,
-      route: "/tags/{tag}",
       timeoutMs: this.#timeouts.get,
       expectedStatus: [404],
     });
@@ -280,11 +284,10 @@ export class TagClient {
    * @throws {TagClientError} on statuses other than 200 and 404
    */
   async has(tag: string): Promise<boolean> {
-    const path = `/tags/${pathEscape(tag)}`;
+    const path = expand(TAG_HEAD, { tag: pathEscape(tag) });
     const result = await this.#call({
-      method: "HEAD",
+      route: TAG_HEAD,
       path,
-      route: "/tags/{tag}",
       timeoutMs: this.#timeouts.get,
       expectedStatus: [404],
     });
@@ -294,52 +297,41 @@ export class TagClient {
   }
 
   /**
-   * `GET /list/{prefix}`: backend names (`repo:tag`) under `prefix`, one page.
+   * `GET /list/{prefix+}`: backend names (`repo:tag`) under `prefix`, one page.
    * @throws {TagClientError} on any answer but 200
    */
   list(prefix: string, options: ListOptions = {}): Promise<ListResponse> {
     // The prefix is the rest of the path, so its slashes stay; other bytes are escaped.
     const escaped = prefix.split("/").map(pathEscape).join("/");
-    return this.#list(`/list/${escaped}`, "/list/{prefix}", options);
+    if (escaped === "") return this.#list(LIST_ALL, expand(LIST_ALL, {}), options);
+    return this.#list(LIST, expand(LIST, { prefix: escaped }), options);
   }
 
   /**
-   * `GET /repositories/{repo}/tags` (deprecated upstream): the tags of one repository, without the
+   * `GET /repositories/{repo+}/tags` (deprecated upstream): the tags of one repository, without the
    * `repo:` part.
    * @throws {TagClientError} on any answer but 200
    */
   listRepository(repo: string, options: ListOptions = {}): Promise<ListResponse> {
     return this.#list(
-      `/repositories/${pathEscape(repo)}/tags`,
-      "/repositories/{repo}/tags",
+      REPOSITORY_TAGS,
+      expand(REPOSITORY_TAGS, { repo: pathEscape(repo) }),
       options,
     );
   }
 
-  async #list(path: string, route: string, options: ListOptions): Promise<ListResponse> {
+  async #list(route: Route, path: string, options: ListOptions): Promise<ListResponse> {
     const query = new URLSearchParams();
     if (options.limit !== undefined) query.set("limit", String(options.limit));
     if (options.offset !== undefined) query.set("offset", options.offset);
     const full = query.size > 0 ? `${path}?${query}` : path;
-    const result = await this.#call({
-      method: "GET",
-      path: full,
-      route,
-      timeoutMs: this.#timeouts.list,
-    });
+    const result = await this.#call({ route, path: full, timeoutMs: this.#timeouts.list });
     if (result.status !== 200) this.#fail("GET", full, result);
-    let body: ListResponse;
     try {
-      body = JSON.parse(result.text);
+      return parseListResponse(result.text);
     } catch (error) {
-      throw new TagClientError("GET", `${this.#base}${full}`, 200, `bad JSON: ${error}`);
+      throw new TagClientError("GET", `${this.#base}${full}`, 200, (error as Error).message);
     }
-    // Go encodes an empty result as null.
-    return {
-      Links: { next: body?.Links?.next ?? "", self: body?.Links?.self ?? "" },
-      size: Number(body?.size ?? 0),
-      result: Array.isArray(body?.result) ? body.result.map(String) : [],
-    };
   }
 
   /**
@@ -347,13 +339,13 @@ export class TagClient {
    * @throws {TagClientError} on any answer but 200
    */
   async origin(): Promise<string> {
+    const path = expand(ORIGIN_ADDRESS, {});
     const result = await this.#call({
-      method: "GET",
-      path: "/origin",
-      route: "/origin",
+      route: ORIGIN_ADDRESS,
+      path,
       timeoutMs: this.#timeouts.origin,
     });
-    if (result.status !== 200) this.#fail("GET", "/origin", result);
+    if (result.status !== 200) this.#fail("GET", path, result);
     return result.text.trim();
   }
 
@@ -363,13 +355,12 @@ export class TagClient {
    * @throws {TagClientError} on any answer but 200
    */
   async duplicatePut(tag: string, digest: Digest, delayMs: number): Promise<void> {
-    const path = `/internal/duplicate/tags/${pathEscape(tag)}/digest/${digest}`;
+    const path = expand(DUPLICATE_TAG_PUT, { tag: pathEscape(tag), digest: digest.toString() });
     const result = await this.#callWithRetry({
-      method: "PUT",
+      route: DUPLICATE_TAG_PUT,
       path,
-      route: "/internal/duplicate/tags/{tag}/digest/{digest}",
       timeoutMs: this.#timeouts.duplicate,
-      body: JSON.stringify({ delay: Math.round(delayMs * 1e6) }),
+      body: encodeDuplicatePut(delayMs),
       headers: { "content-type": "application/json" },
     });
     if (result.status !== 200) this.#fail("PUT", path, result);

@@ -132,6 +132,11 @@ export class Router {
     return this;
   }
 
+  /** Adds a route declared as a method and template (the protocol modules' `wire/` routes). */
+  route(route: { readonly method: string; readonly template: string }, handler: Handler): this {
+    return this.on(route.method, route.template, handler);
+  }
+
   /** Adds a GET route (HEAD is answered by it too, unless a HEAD route exists). */
   get(template: string, handler: Handler): this {
     return this.on("GET", template, handler);

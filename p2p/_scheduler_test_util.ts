@@ -9,12 +9,8 @@
  * @module
  */
 
-import {
-  AnnounceClient,
-  encodeAnnounceResponse,
-  parseAnnounceRequest,
-  type PeerInfo,
-} from "../cluster/announce_client.ts";
+import { AnnounceClient } from "../cluster/announce_client.ts";
+import { encodeAnnounceResponse, parseAnnounceRequest, type PeerInfo } from "../wire/announce.ts";
 import { BlobStore } from "../storage/blob_store.ts";
 import { type Digest, digestOfBytes, parseDigest } from "../storage/digest.ts";
 import { generateMetaInfo, type MetaInfo } from "../storage/metainfo.ts";

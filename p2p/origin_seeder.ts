@@ -18,8 +18,8 @@
  * @module
  */
 
-import { goJson, hex20ToJSON } from "../cluster/announce_client.ts";
 import type { Logger } from "../common/log.ts";
+import { encodePeerContext, type PeerContext } from "../wire/peercontext.ts";
 import type { BlobStore } from "../storage/blob_store.ts";
 import type { Digest } from "../storage/digest.ts";
 import { addrHashPeerId, Scheduler } from "./scheduler.ts";
@@ -48,25 +48,6 @@ export interface OriginSeederOptions {
   maxOpenConn?: number;
   /** Logger. Default: silent. */
   logger?: Logger;
-}
-
-/**
- * An origin's P2P identity (upstream `core.PeerContext`), served at `/internal/peercontext` and
- * read by trackers.
- */
-export interface PeerContext {
-  /** The IP peers dial. */
-  ip: string;
-  /** The peer port. */
-  port: number;
-  /** Peer id, 40 lowercase hex characters (a 20-integer array in JSON). */
-  peerId: string;
-  /** Zone label. */
-  zone: string;
-  /** Cluster label. */
-  cluster: string;
-  /** True for origins (an origin always sends true). */
-  origin: boolean;
 }
 
 /** A running origin seeder. */
@@ -117,15 +98,7 @@ export function startOriginSeeder(options: OriginSeederOptions): OriginSeeder {
   return {
     scheduler,
     peerContext,
-    peerContextJson: () =>
-      goJson({
-        ip: peerContext.ip,
-        port: peerContext.port,
-        peer_id: hex20ToJSON(peerContext.peerId),
-        zone: peerContext.zone,
-        cluster: peerContext.cluster,
-        origin: true,
-      }) + "\n",
+    peerContextJson: () => encodePeerContext(peerContext),
     close: () => scheduler.close(),
   };
 }

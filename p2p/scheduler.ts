@@ -36,12 +36,9 @@
 
 import type { Logger } from "../common/log.ts";
 import { createHash } from "node:crypto";
-import {
-  type AnnounceParams,
-  type AnnounceResult,
-  type PeerInfo,
-} from "../cluster/announce_client.ts";
+import { type AnnounceParams, type AnnounceResult } from "../cluster/announce_client.ts";
 import { HttpStatusError } from "../http/status_error.ts";
+import type { PeerInfo } from "../wire/announce.ts";
 import { type BlobStore, DigestMismatchError } from "../storage/blob_store.ts";
 import { Digest } from "../storage/digest.ts";
 import type { MetaInfo } from "../storage/metainfo.ts";

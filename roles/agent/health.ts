@@ -9,6 +9,7 @@
 import { HashRing } from "../../cluster/hashring.ts";
 import { HttpError, type Router } from "../../http/router.ts";
 import { type ProbeFetch, probeReadiness } from "../../cluster/readiness.ts";
+import { HEALTH, READINESS } from "../../wire/health.ts";
 
 /** What {@linkcode registerHealthRoutes} probes. */
 export interface HealthDeps {
@@ -44,7 +45,7 @@ export function registerHealthRoutes(router: Router, deps: HealthDeps): void {
     }
   };
 
-  router.get("/health", async () => {
+  router.route(HEALTH, async () => {
     try {
       await deps.scheduler.probe();
     } catch (error) {
@@ -53,7 +54,7 @@ export function registerHealthRoutes(router: Router, deps: HealthDeps): void {
     return new Response("OK");
   });
 
-  router.get("/readiness", async () => {
+  router.route(READINESS, async () => {
     const buildIndex = deps.buildIndexHosts[Math.floor(random() * deps.buildIndexHosts.length)];
     const tracker = trackerRing.locations(READINESS_DIGEST)[0];
     const results = await Promise.allSettled([

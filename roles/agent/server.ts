@@ -24,6 +24,7 @@ import type { TracingRuntime } from "../../tracing/mod.ts";
 import { type BlobApiDeps, registerBlobRoutes } from "./blob_api.ts";
 import { type HealthDeps, registerHealthRoutes } from "./health.ts";
 import { registerTagRoutes, type TagResolver } from "./tags.ts";
+import { METRICS } from "../../wire/health.ts";
 
 /** What the agent server runs on. */
 export interface AgentServerDeps extends HealthDeps, BlobApiDeps {
@@ -43,7 +44,7 @@ export function createAgentRouter(deps: AgentServerDeps): Router {
   router.use(deps.tracing.serverMiddleware({ edge: true }));
   router.use(logServerErrors(deps.logger));
   registerHealthRoutes(router, deps);
-  router.get("/metrics", deps.tracing.metricsHandler);
+  router.route(METRICS, deps.tracing.metricsHandler);
   registerTagRoutes(router, deps.tags);
   registerBlobRoutes(router, deps);
   return router;

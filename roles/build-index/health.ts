@@ -8,6 +8,7 @@
 import { firstReady } from "../../cluster/readiness.ts";
 import { HttpError, type Router } from "../../http/router.ts";
 import type { BackendManager } from "../../storage/backend/backend.ts";
+import { HEALTH, READINESS } from "../../wire/health.ts";
 
 /** What {@linkcode registerHealthRoutes} runs on. */
 export interface HealthDeps {
@@ -23,8 +24,8 @@ function ok(): Response {
 
 /** Registers `/health` and `/readiness` on `router`. */
 export function registerHealthRoutes(router: Router, deps: HealthDeps): void {
-  router.get("/health", ok);
-  router.get("/readiness", async () => {
+  router.route(HEALTH, ok);
+  router.route(READINESS, async () => {
     for (const backend of deps.backends.backends) {
       // A name of the `repo:tag` form, so every name-path layout accepts it; absent is fine.
       const probe = `kraken-readiness:${crypto.randomUUID()}`;

@@ -8,6 +8,7 @@
 
 import { type Ctx, HttpError, type Router } from "../../http/router.ts";
 import type { BuildIndexService } from "./service.ts";
+import { encodeListResponse, LIST, LIST_ALL, REPOSITORY_TAGS } from "../../wire/tags.ts";
 
 /**
  * A listing prefix or repository as the client sent it, refused (400) when a `.` or `..` segment or
@@ -73,7 +74,7 @@ function listResponse(ctx: Ctx, names: string[], map: (n: string) => string = (n
     size: result.length,
     result,
   };
-  return new Response(JSON.stringify(body) + "\n", {
+  return new Response(encodeListResponse(body), {
     headers: { "content-type": "application/json" },
   });
 }
@@ -81,10 +82,10 @@ function listResponse(ctx: Ctx, names: string[], map: (n: string) => string = (n
 /** Registers the listing routes over `service` on `router`. */
 export function registerListRoutes(router: Router, service: BuildIndexService): void {
   const list = async (ctx: Ctx, prefix: string) => listResponse(ctx, await service.list(prefix));
-  router.get("/list/", (ctx) => list(ctx, ""));
-  router.get("/list/{prefix+}", (ctx) => list(ctx, listPath(ctx.params.prefix, "prefix")));
+  router.route(LIST_ALL, (ctx) => list(ctx, ""));
+  router.route(LIST, (ctx) => list(ctx, listPath(ctx.params.prefix, "prefix")));
 
-  router.get("/repositories/{repo+}/tags", async (ctx) => {
+  router.route(REPOSITORY_TAGS, async (ctx) => {
     const repo = listPath(ctx.params.repo, "repository");
     const names = await service.list(`${repo}/_manifests/tags`, repo);
     return listResponse(ctx, names, (n) => n.slice(n.lastIndexOf(":") + 1));

@@ -26,6 +26,8 @@ import { registerHealthRoutes } from "./health.ts";
 import { registerListRoutes } from "./list.ts";
 import type { BuildIndexService } from "./service.ts";
 import { registerDuplicateRoutes, registerTagRoutes } from "./tags.ts";
+import { METRICS } from "../../wire/health.ts";
+import { ORIGIN_ADDRESS } from "../../wire/tags.ts";
 
 /** What {@linkcode createBuildIndexRouter} runs on. */
 export interface BuildIndexRouterDeps {
@@ -42,10 +44,10 @@ export function createBuildIndexRouter(deps: BuildIndexRouterDeps): Router {
   const { service } = deps;
   const router = new Router().use(deps.tracing.serverMiddleware());
   registerHealthRoutes(router, { backends: service.backends, originHosts: deps.originHosts });
-  router.get("/metrics", deps.tracing.metricsHandler);
+  router.route(METRICS, deps.tracing.metricsHandler);
   registerTagRoutes(router, service);
   registerListRoutes(router, service);
-  router.get("/origin", () => new Response(service.originAddress()));
+  router.route(ORIGIN_ADDRESS, () => new Response(service.originAddress()));
   registerDuplicateRoutes(router, service);
   return router;
 }

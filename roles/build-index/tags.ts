@@ -15,6 +15,14 @@ import { type Ctx, HttpError, type Router } from "../../http/router.ts";
 import { digestParam } from "../../storage/digest_param.ts";
 import { type BuildIndexService, PutTagError } from "./service.ts";
 import { InvalidTagError, validateTag } from "./tag_store.ts";
+import {
+  DUPLICATE_TAG_PUT,
+  parseDuplicatePut,
+  TAG_GET,
+  TAG_HEAD,
+  TAG_PUT,
+  TagWireError,
+} from "../../wire/tags.ts";
 
 /** Go's `strconv.ParseBool` spellings. */
 const GO_TRUE = new Set(["1", "t", "T", "TRUE", "true", "True"]);
@@ -31,7 +39,7 @@ function tagParam(ctx: Ctx): string {
 
 /** Registers the tag routes over `service` on `router`. */
 export function registerTagRoutes(router: Router, service: BuildIndexService): void {
-  router.put("/tags/{tag}/digest/{digest}", async (ctx) => {
+  router.route(TAG_PUT, async (ctx) => {
     const tag = tagParam(ctx);
     const digest = digestParam(ctx);
     const raw = ctx.url.searchParams.get("replicate");
@@ -47,13 +55,13 @@ export function registerTagRoutes(router: Router, service: BuildIndexService): v
     return new Response(null, { status: 200 });
   });
 
-  router.head("/tags/{tag}", async (ctx) => {
+  router.route(TAG_HEAD, async (ctx) => {
     const found = await service.hasTag(tagParam(ctx));
     if (!found) throw new HttpError(404);
     return new Response(null, { status: 200 });
   });
 
-  router.get("/tags/{tag}", async (ctx) => {
+  router.route(TAG_GET, async (ctx) => {
     const digest = await service.getTag(tagParam(ctx));
     if (!digest) throw new HttpError(404);
     return new Response(digest.toString());
@@ -62,20 +70,18 @@ export function registerTagRoutes(router: Router, service: BuildIndexService): v
 
 /** Registers the neighbour-duplication route over `service` on `router`. */
 export function registerDuplicateRoutes(router: Router, service: BuildIndexService): void {
-  router.put("/internal/duplicate/tags/{tag}/digest/{digest}", async (ctx) => {
+  router.route(DUPLICATE_TAG_PUT, async (ctx) => {
     const tag = tagParam(ctx);
     const digest = digestParam(ctx);
-    let delayNs: unknown;
+    let delayMs: number;
     try {
-      delayNs = (await ctx.req.json())?.delay ?? 0;
+      delayMs = parseDuplicatePut(await ctx.req.json());
     } catch (error) {
+      if (error instanceof TagWireError) throw new HttpError(400, error.message);
       throw new HttpError(400, `json decode: ${(error as Error).message}`);
     }
-    if (typeof delayNs !== "number" || !Number.isFinite(delayNs) || delayNs < 0) {
-      throw new HttpError(400, `json decode: delay must be a non-negative number of nanoseconds`);
-    }
     try {
-      await service.duplicatePut(tag, digest, delayNs / 1e6);
+      await service.duplicatePut(tag, digest, delayMs);
     } catch (error) {
       if (error instanceof PutTagError) throw new HttpError(error.status, error.message);
       throw error;

@@ -23,6 +23,13 @@ import type { Digest } from "../../storage/digest.ts";
 import { digestParam } from "../../storage/digest_param.ts";
 import { ATTR, setAttributes, SPAN, withSpan } from "../../tracing/mod.ts";
 import type { BlobRefresher } from "./refresh.ts";
+import {
+  BLOB_DELETE,
+  BLOB_DOWNLOAD,
+  BLOB_LOCATIONS,
+  BLOB_PREFETCH,
+  BLOB_STAT,
+} from "../../wire/blob.ts";
 
 /** What the blob routes run on. */
 export interface BlobDeps {
@@ -53,14 +60,13 @@ function sizeResponse(size: number): Response {
 /** Registers the blob routes. */
 export function registerBlobRoutes(router: Router, deps: BlobDeps): void {
   const { store, refresher } = deps;
-  router.get("/blobs/{digest}/locations", (ctx) => {
+  router.route(BLOB_LOCATIONS, (ctx) => {
     const digest = digestParam(ctx);
     const locations = deps.ring.locations(digest.hex);
     return new Response(null, { headers: { "Origin-Locations": locations.join(",") } });
   });
 
-  const pub = "/namespace/{namespace}/blobs/{digest}";
-  router.get(pub, async (ctx) => {
+  router.route(BLOB_DOWNLOAD, async (ctx) => {
     const digest = digestParam(ctx);
     setAttributes({ [ATTR.namespace]: ctx.params.namespace, [ATTR.digest]: digest.toString() });
     try {
@@ -77,20 +83,20 @@ export function registerBlobRoutes(router: Router, deps: BlobDeps): void {
     return await refresher.refresh(ctx.params.namespace, digest);
   });
 
-  router.post(`${pub}/prefetch`, async (ctx) => {
+  router.route(BLOB_PREFETCH, async (ctx) => {
     const digest = digestParam(ctx);
     if (await store.has(digest)) return new Response(null);
     return await refresher.refresh(ctx.params.namespace, digest);
   });
 
-  router.delete("/internal/blobs/{digest}", async (ctx) => {
+  router.route(BLOB_DELETE, async (ctx) => {
     const digest = digestParam(ctx);
     if (!await store.delete(digest)) throw new HttpError(404);
     await deps.onDelete?.(digest);
     return new Response(null, { status: 202, headers: { "Content-Length": "0" } });
   });
 
-  router.head("/internal/namespace/{namespace}/blobs/{digest}", async (ctx) => {
+  router.route(BLOB_STAT, async (ctx) => {
     const digest = digestParam(ctx);
     const namespace = ctx.params.namespace;
     const local = parseGoBool(ctx.url.searchParams.get("local"), "local");

@@ -7,13 +7,14 @@
 
 import { HttpError, type Router } from "../../http/router.ts";
 import type { Backend } from "../../storage/backend/backend.ts";
+import { HEALTH, READINESS } from "../../wire/health.ts";
 
 /** Registers `/health` and `/readiness`, probing `mustReady` backends. */
 export function registerHealthRoutes(router: Router, mustReady: Backend[]): void {
   // Stat target of /readiness: a fixed random name, so "not found" proves the backend answers.
   const probeName = crypto.randomUUID().replaceAll("-", "");
-  router.get("/health", () => new Response("OK\n"));
-  router.get("/readiness", async () => {
+  router.route(HEALTH, () => new Response("OK\n"));
+  router.route(READINESS, async () => {
     for (const backend of mustReady) {
       try {
         await backend.stat("", probeName);

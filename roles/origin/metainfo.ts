@@ -18,6 +18,7 @@ import { digestParam } from "../../storage/digest_param.ts";
 import { generateMetaInfo, type MetaInfo, type PieceLengthTable } from "../../storage/metainfo.ts";
 import { ATTR, SPAN, withSpan } from "../../tracing/mod.ts";
 import type { BlobRefresher } from "./refresh.ts";
+import { METAINFO_REGENERATE, ORIGIN_METAINFO } from "../../wire/blob.ts";
 
 /** What metainfo generation runs on. */
 export interface MetaInfoDeps {
@@ -57,7 +58,7 @@ export function registerMetaInfoRoutes(
 ): void {
   const { store, refresher } = deps;
 
-  router.post("/internal/blobs/{digest}/metainfo", async (ctx) => {
+  router.route(METAINFO_REGENERATE, async (ctx) => {
     const digest = digestParam(ctx);
     const raw = ctx.url.searchParams.get("piece_length") ?? "";
     const pieceLength = /^\d{1,15}$/.test(raw) ? Number(raw) : 0;
@@ -76,7 +77,7 @@ export function registerMetaInfoRoutes(
     return new Response(null);
   });
 
-  router.get("/internal/namespace/{namespace}/blobs/{digest}/metainfo", async (ctx) => {
+  router.route(ORIGIN_METAINFO, async (ctx) => {
     const digest = digestParam(ctx);
     const stored = await store.getMetadata(digest, METAINFO_KEY);
     if (stored) return new Response(stored as Uint8Array<ArrayBuffer>);

@@ -27,6 +27,8 @@ import { type BlobDeps, registerBlobRoutes } from "./blobs.ts";
 import { registerHealthRoutes } from "./health.ts";
 import { registerMetaInfoRoutes } from "./metainfo.ts";
 import { registerUploadRoutes, type UploadDeps } from "./uploads.ts";
+import { METRICS } from "../../wire/health.ts";
+import { PEER_CONTEXT } from "../../wire/peercontext.ts";
 
 /** What {@linkcode createOriginRouter} runs on. */
 export interface OriginRouterDeps extends BlobDeps, UploadDeps {
@@ -46,10 +48,10 @@ export function createOriginRouter(deps: OriginRouterDeps): Router {
   router.use(deps.tracing.serverMiddleware());
   router.use(logServerErrors(deps.logger));
   registerHealthRoutes(router, deps.mustReady ?? []);
-  router.get("/metrics", deps.tracing.metricsHandler);
+  router.route(METRICS, deps.tracing.metricsHandler);
   registerBlobRoutes(router, deps);
   registerUploadRoutes(router, deps);
-  router.get("/internal/peercontext", () => {
+  router.route(PEER_CONTEXT, () => {
     const json = deps.peerContextJson?.();
     if (json === undefined) throw new HttpError(404, "this origin does not seed over P2P");
     return new Response(json, { headers: { "content-type": "application/json" } });

@@ -34,6 +34,17 @@ import { type MetaInfoDeps, storeMetaInfo } from "./metainfo.ts";
 import type { Replicator } from "./replication.ts";
 import { type OriginUploadSessions, UploadLimitError } from "./upload_cleanup.ts";
 import { PERSIST_KEY } from "./writeback.ts";
+import {
+  DUPLICATE_COMMIT,
+  DuplicateCommitError,
+  INTERNAL_UPLOAD_COMMIT,
+  INTERNAL_UPLOAD_PATCH,
+  INTERNAL_UPLOAD_START,
+  parseDuplicateCommit,
+  UPLOAD_COMMIT,
+  UPLOAD_PATCH,
+  UPLOAD_START,
+} from "../../wire/blob.ts";
 
 /** What the upload routes run on. */
 export interface UploadDeps extends MetaInfoDeps {
@@ -73,28 +84,16 @@ export function parseContentRange(header: string | null): [number, number] {
 }
 
 /**
- * The duplicate commit's body `{"Delay": <ns>}`, keys matched case-insensitively as Go does. A body
- * that is not that is the sender's error: 400 (upstream answers 500).
+ * The duplicate commit's delay (`{"Delay": <ns>}`, see `wire/blob.ts`). A body that is not that
+ * is the sender's error: 400 (upstream answers 500).
  */
 async function parseDelay(req: Request): Promise<number> {
-  let body: unknown;
   try {
-    body = JSON.parse(await req.text());
+    return parseDuplicateCommit(JSON.parse(await req.text()));
   } catch (error) {
+    if (error instanceof DuplicateCommitError) throw new HttpError(400, error.message);
     throw new HttpError(400, `json decode: ${(error as Error).message}`);
   }
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new HttpError(400, "json decode: duplicate commit body must be an object");
-  }
-  const entry = Object.entries(body).find(([k]) => k.toLowerCase() === "delay");
-  const ns = entry?.[1] ?? 0;
-  if (typeof ns !== "number" || !Number.isInteger(ns)) {
-    throw new HttpError(
-      400,
-      `json decode: Delay must be integer nanoseconds, got ${JSON.stringify(ns)}`,
-    );
-  }
-  return Math.max(0, ns / 1e6);
 }
 
 /** The upload handlers of every flavour. */
@@ -214,16 +213,11 @@ class UploadHandlers {
 /** Registers the public, internal and duplicate upload routes. */
 export function registerUploadRoutes(router: Router, deps: UploadDeps): void {
   const h = new UploadHandlers(deps);
-  const pub = "/namespace/{namespace}/blobs/{digest}";
-  router.post(`${pub}/uploads`, (ctx) => h.start(ctx, "public"));
-  router.patch(`${pub}/uploads/{uid}`, (ctx) => h.patch(ctx, "public"));
-  router.put(`${pub}/uploads/{uid}`, (ctx) => h.commit(ctx, "public"));
-  const internal = "/internal/blobs/{digest}";
-  router.post(`${internal}/uploads`, (ctx) => h.start(ctx, "internal"));
-  router.patch(`${internal}/uploads/{uid}`, (ctx) => h.patch(ctx, "internal"));
-  router.put(`${internal}/uploads/{uid}`, (ctx) => h.commit(ctx, "internal"));
-  router.put(
-    "/internal/duplicate/namespace/{namespace}/blobs/{digest}/uploads/{uid}",
-    (ctx) => h.commit(ctx, "duplicate"),
-  );
+  router.route(UPLOAD_START, (ctx) => h.start(ctx, "public"));
+  router.route(UPLOAD_PATCH, (ctx) => h.patch(ctx, "public"));
+  router.route(UPLOAD_COMMIT, (ctx) => h.commit(ctx, "public"));
+  router.route(INTERNAL_UPLOAD_START, (ctx) => h.start(ctx, "internal"));
+  router.route(INTERNAL_UPLOAD_PATCH, (ctx) => h.patch(ctx, "internal"));
+  router.route(INTERNAL_UPLOAD_COMMIT, (ctx) => h.commit(ctx, "internal"));
+  router.route(DUPLICATE_COMMIT, (ctx) => h.commit(ctx, "duplicate"));
 }

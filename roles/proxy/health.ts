@@ -7,6 +7,7 @@
 
 import { firstReady } from "../../cluster/readiness.ts";
 import { HttpError, type Router } from "../../http/router.ts";
+import { HEALTH, READINESS } from "../../wire/health.ts";
 
 /** What {@linkcode registerHealthRoutes} probes. */
 export interface HealthDeps {
@@ -18,8 +19,8 @@ export interface HealthDeps {
 
 /** Registers `/health` and `/readiness` on `router`. */
 export function registerHealthRoutes(router: Router, deps: HealthDeps): void {
-  router.get("/health", () => new Response("OK\n"));
-  router.get("/readiness", async () => {
+  router.route(HEALTH, () => new Response("OK\n"));
+  router.route(READINESS, async () => {
     const originProblem = await firstReady(deps.originHosts);
     if (originProblem !== null) {
       throw new HttpError(503, `not ready to serve traffic: origin cluster: ${originProblem}`);

@@ -29,6 +29,7 @@ import { registerManifestRoutes } from "./manifests.ts";
 import { type RegistryDeps, registryRoutes } from "./registry.ts";
 import { registerTagRoutes } from "./tags.ts";
 import { registerUploadRoutes } from "./uploads.ts";
+import { METRICS } from "../../wire/health.ts";
 
 /** What {@linkcode createProxyRouter} runs on. */
 export interface ProxyRouterDeps extends RegistryDeps, HealthDeps {
@@ -51,6 +52,6 @@ export function createProxyRouter(deps: ProxyRouterDeps): Router {
   registerUploadRoutes(on, deps);
   registerBlobRoutes(on, deps);
   registerHealthRoutes(router, deps);
-  router.get("/metrics", deps.tracing.metricsHandler);
+  router.route(METRICS, deps.tracing.metricsHandler);
   return router;
 }

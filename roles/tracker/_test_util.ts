@@ -6,7 +6,7 @@
  */
 
 import { createLogger, type Logger } from "../../common/log.ts";
-import { hex20ToJSON } from "../../cluster/announce_client.ts";
+import { hex20ToJSON } from "../../wire/announce.ts";
 import { freePort } from "../../tests/harness/procs.ts";
 import { RedisClient } from "./redis.ts";
 

@@ -14,12 +14,14 @@
  */
 
 import {
+  ANNOUNCE,
+  ANNOUNCE_V1,
   AnnounceWireError,
   encodeAnnounceResponse,
   parseAnnounceRequest,
   type ParsedAnnounceRequest,
   type PeerInfo,
-} from "../../cluster/announce_client.ts";
+} from "../../wire/announce.ts";
 import { type Ctx, HttpError, type Router } from "../../http/router.ts";
 import type { Digest } from "../../storage/digest.ts";
 import { InfoHash, MetaInfoError } from "../../storage/metainfo.ts";
@@ -164,13 +166,13 @@ export function registerAnnounceRoutes(router: Router, deps: AnnounceDeps): void
       headers: { "content-type": "text/plain; charset=utf-8" },
     });
 
-  router.get("/announce", async (ctx) => {
+  router.route(ANNOUNCE_V1, async (ctx) => {
     const req = await announceRequest(ctx);
     if (!req.infoHash) throw new HttpError(400, "json decode request: info_hash: is required");
     return respond(await announce(req.digest, req.infoHash, req.peer));
   });
 
-  router.post("/announce/{infohash}", async (ctx) => {
+  router.route(ANNOUNCE, async (ctx) => {
     let infoHash: InfoHash;
     try {
       infoHash = InfoHash.fromHex(ctx.params.infohash);

@@ -12,6 +12,7 @@ import type { Digest } from "../../storage/digest.ts";
 import { message } from "./announce.ts";
 import type { OriginCluster } from "./metainfo.ts";
 import type { PeerStore } from "./peerstore.ts";
+import { HEALTH, READINESS } from "../../wire/health.ts";
 
 /** What {@linkcode registerHealthRoutes} runs on. */
 export interface HealthDeps {
@@ -26,8 +27,8 @@ export interface HealthDeps {
 /** Registers `/health` and `/readiness` on `router`. */
 export function registerHealthRoutes(router: Router, deps: HealthDeps): void {
   const ok = () => new Response("OK\n");
-  router.get("/health", ok);
-  router.get("/readiness", async () => {
+  router.route(HEALTH, ok);
+  router.route(READINESS, async () => {
     try {
       await deps.peerStore.probe();
     } catch (error) {

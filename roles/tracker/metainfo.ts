@@ -13,6 +13,7 @@ import { HttpStatusError } from "../../http/status_error.ts";
 import { type Digest, DigestError, parseDigest } from "../../storage/digest.ts";
 import type { MetaInfo } from "../../storage/metainfo.ts";
 import { message } from "./announce.ts";
+import { TRACKER_METAINFO } from "../../wire/announce.ts";
 
 /** What the metainfo proxy and readiness need from the origin cluster (`OriginClusterClient`). */
 export interface OriginCluster {
@@ -24,7 +25,7 @@ export interface OriginCluster {
 
 /** Registers the metainfo route on `router`. */
 export function registerMetaInfoRoutes(router: Router, originCluster: OriginCluster): void {
-  router.get("/namespace/{namespace}/blobs/{digest}/metainfo", async (ctx) => {
+  router.route(TRACKER_METAINFO, async (ctx) => {
     let digest: Digest;
     try {
       digest = parseDigest(ctx.params.digest);

@@ -13,9 +13,9 @@
  * @module
  */
 
-import { goField, parseHex20, type PeerInfo } from "../../cluster/announce_client.ts";
 import { HttpStatusError } from "../../http/status_error.ts";
-import type { PeerContext } from "../../p2p/origin_seeder.ts";
+import type { PeerInfo } from "../../wire/announce.ts";
+import { parsePeerContext, PEER_CONTEXT, type PeerContext } from "../../wire/peercontext.ts";
 import type { Digest } from "../../storage/digest.ts";
 import {
   ATTR,
@@ -25,39 +25,6 @@ import {
   type TracedFetchOptions,
   withSpan,
 } from "../../tracing/mod.ts";
-
-/**
- * Reads a {@linkcode PeerContext} (what an origin serves at `/internal/peercontext`) from its JSON
- * object (keys `ip`, `port`, `peer_id`, `zone`, `cluster`, `origin`, matched as Go matches them).
- * @throws {Error} naming the bad field
- */
-export function parsePeerContext(value: unknown): PeerContext {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new Error("peer context must be a JSON object");
-  }
-  const obj = value as Record<string, unknown>;
-  const ip = goField(obj, "ip");
-  if (typeof ip !== "string" || ip === "") throw new Error("peer context ip: must be a string");
-  const port = goField(obj, "port");
-  if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new Error("peer context port: must be an integer in 1-65535");
-  }
-  const text = (name: string) => {
-    const v = goField(obj, name) ?? "";
-    if (typeof v !== "string") throw new Error(`peer context ${name}: must be a string`);
-    return v;
-  };
-  const origin = goField(obj, "origin") ?? false;
-  if (typeof origin !== "boolean") throw new Error("peer context origin: must be a boolean");
-  return {
-    ip,
-    port,
-    peerId: parseHex20(goField(obj, "peer_id"), "peer context peer_id"),
-    zone: text("zone"),
-    cluster: text("cluster"),
-    origin,
-  };
-}
 
 /** Finds the origins that seed a blob. */
 export interface OriginStore {
@@ -213,10 +180,11 @@ export class HttpOriginStore implements OriginStore {
   }
 
   async #peerContext(addr: string): Promise<PeerContext> {
-    const url = `http://${addr}/internal/peercontext`;
+    const url = `http://${addr}${PEER_CONTEXT.template}`;
     try {
       const res = await this.#fetch(url, {
-        route: "/internal/peercontext",
+        method: PEER_CONTEXT.method,
+        route: PEER_CONTEXT.template,
         signal: AbortSignal.timeout(this.#timeoutMs),
       });
       const text = await res.text();

@@ -1,38 +1,11 @@
 import assert from "node:assert/strict";
 import { OriginClusterClient } from "../../cluster/blob_client.ts";
 import { type Digest, parseDigest } from "../../storage/digest.ts";
-import { HttpOriginStore, parsePeerContext } from "./originstore.ts";
+import { HttpOriginStore } from "./originstore.ts";
 import { freePort } from "../../tests/harness/procs.ts";
 import { startFakeOrigin } from "./_test_util.ts";
 
 const D = parseDigest(`sha256:${"c3".repeat(32)}`);
-
-Deno.test("originstore: PeerContext JSON is read as upstream writes it", () => {
-  const ids = Array.from({ length: 20 }, (_, i) => i);
-  assert.deepEqual(
-    parsePeerContext({
-      ip: "10.1.1.1",
-      port: 15001,
-      peer_id: ids,
-      zone: "z",
-      cluster: "c",
-      origin: true,
-    }),
-    {
-      ip: "10.1.1.1",
-      port: 15001,
-      peerId: "000102030405060708090a0b0c0d0e0f10111213",
-      zone: "z",
-      cluster: "c",
-      origin: true,
-    },
-  );
-  // Go matches keys case-insensitively; zone/cluster/origin may be absent.
-  assert.equal(parsePeerContext({ IP: "h", Port: 1, Peer_ID: ids }).ip, "h");
-  assert.throws(() => parsePeerContext({ ip: "h", port: 1, peer_id: "00".repeat(20) }), /peer_id/);
-  assert.throws(() => parsePeerContext({ ip: "h", port: 0, peer_id: ids }), /port/);
-  assert.throws(() => parsePeerContext([]), /object/);
-});
 
 Deno.test("originstore: origins from locations and peer contexts, cached with upstream TTLs", async () => {
   const o1 = startFakeOrigin("01".repeat(20), 15101);

@@ -14,7 +14,7 @@
  * @module
  */
 
-import type { PeerInfo } from "../../cluster/announce_client.ts";
+import type { PeerInfo } from "../../wire/announce.ts";
 import type { InfoHash } from "../../storage/metainfo.ts";
 import { systemTimers, type Timers } from "../../common/timers.ts";
 

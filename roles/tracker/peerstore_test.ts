@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { PeerInfo } from "../../cluster/announce_client.ts";
+import type { PeerInfo } from "../../wire/announce.ts";
 import { InfoHash } from "../../storage/metainfo.ts";
 import { ManualTimers } from "../../common/timers.ts";
 import { DEFAULT_PEER_TTL_MS, MemoryPeerStore } from "./peerstore.ts";

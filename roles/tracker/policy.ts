@@ -14,7 +14,7 @@
  * @module
  */
 
-import type { PeerInfo } from "../../cluster/announce_client.ts";
+import type { PeerInfo } from "../../wire/announce.ts";
 
 /** The policy names the `handout.policy` key accepts. */
 export const HANDOUT_POLICIES = ["completeness", "default"] as const;

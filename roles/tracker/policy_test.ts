@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { PeerInfo } from "../../cluster/announce_client.ts";
+import type { PeerInfo } from "../../wire/announce.ts";
 import { completenessPriority, createPriorityPolicy } from "./policy.ts";
 
 function p(id: string, origin: boolean, complete: boolean): PeerInfo {

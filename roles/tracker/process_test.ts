@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { stringify } from "yaml";
-import { encodeAnnounceRequest, type PeerInfo } from "../../cluster/announce_client.ts";
+import { encodeAnnounceRequest, type PeerInfo } from "../../wire/announce.ts";
 import { parseDigest } from "../../storage/digest.ts";
 import { InfoHash } from "../../storage/metainfo.ts";
 import { externalTest } from "../../tests/harness/external.ts";

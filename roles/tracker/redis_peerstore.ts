@@ -13,7 +13,7 @@
  * @module
  */
 
-import { isPeerId, type PeerInfo } from "../../cluster/announce_client.ts";
+import { isPeerId, type PeerInfo } from "../../wire/announce.ts";
 import type { InfoHash } from "../../storage/metainfo.ts";
 import type { PeerStore } from "./peerstore.ts";
 import { type RedisClient, RedisReplyError } from "./redis.ts";

@@ -3,7 +3,7 @@ import {
   encodeAnnounceRequest,
   parseAnnounceResponse,
   type PeerInfo,
-} from "../../cluster/announce_client.ts";
+} from "../../wire/announce.ts";
 import { parseDigest } from "../../storage/digest.ts";
 import { InfoHash } from "../../storage/metainfo.ts";
 import { parseTrackerConfig } from "./config.ts";

@@ -24,6 +24,7 @@ import type { TracingRuntime } from "../../tracing/mod.ts";
 import { type AnnounceDeps, registerAnnounceRoutes } from "./announce.ts";
 import { registerHealthRoutes } from "./health.ts";
 import { type OriginCluster, registerMetaInfoRoutes } from "./metainfo.ts";
+import { METRICS } from "../../wire/health.ts";
 
 export type { OriginCluster } from "./metainfo.ts";
 
@@ -41,7 +42,7 @@ export interface TrackerRouterDeps extends AnnounceDeps {
 export function createTrackerRouter(deps: TrackerRouterDeps): Router {
   const router = new Router().use(deps.tracing.serverMiddleware());
   registerHealthRoutes(router, deps);
-  router.get("/metrics", deps.tracing.metricsHandler);
+  router.route(METRICS, deps.tracing.metricsHandler);
   registerAnnounceRoutes(router, deps);
   registerMetaInfoRoutes(router, deps.originCluster);
   return router;

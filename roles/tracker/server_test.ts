@@ -1,10 +1,6 @@
 import assert from "node:assert/strict";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
-import {
-  encodeAnnounceRequest,
-  hex20ToJSON,
-  type PeerInfo,
-} from "../../cluster/announce_client.ts";
+import { encodeAnnounceRequest, hex20ToJSON, type PeerInfo } from "../../wire/announce.ts";
 import { parseDigest } from "../../storage/digest.ts";
 import { InfoHash } from "../../storage/metainfo.ts";
 import { ATTR, initTracing, policyCountAttr, SPAN } from "../../tracing/mod.ts";

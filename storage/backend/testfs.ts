@@ -33,14 +33,8 @@ import { HttpStatusError } from "../../http/status_error.ts";
 import type { MetricsRegistry } from "../../tracing/mod.ts";
 import type { Backend, BackendFetch, BlobInfo } from "./backend.ts";
 import { createNamePath, type NamePath, type NamePathId } from "./namepath.ts";
-
-/** Route templates of a testfs server, the names of the client's request spans. */
-export const TESTFS_ROUTES = {
-  /** Stat, download and upload of one object. */
-  files: "/files/{path+}",
-  /** Listing under a directory. */
-  list: "/list/{path+}",
-} as const;
+import { expand, type Route } from "../../wire/route.ts";
+import { TESTFS_DOWNLOAD, TESTFS_LIST, TESTFS_STAT, TESTFS_UPLOAD } from "../../wire/testfs.ts";
 
 /** Options for {@linkcode TestfsBackend}. */
 export interface TestfsBackendOptions {
@@ -209,8 +203,7 @@ export class TestfsBackend implements Backend {
    * wrapped with the `watch` it is given.
    */
   async #request<T>(
-    method: string,
-    route: keyof typeof TESTFS_ROUTES,
+    route: Route,
     path: string,
     body: ReadableStream<Uint8Array> | Uint8Array | null,
     handle: (
@@ -219,7 +212,8 @@ export class TestfsBackend implements Backend {
       watch: (body: ReadableStream<Uint8Array>) => ReadableStream<Uint8Array>,
     ) => Promise<T>,
   ): Promise<T> {
-    const url = `${this.#base}/${escapePath(path)}`;
+    const { method } = route;
+    const url = `${this.#base}${expand(route, { path: escapePath(path) })}`;
     const controller = new AbortController();
     const idle = new IdleTimer(this.#idleTimeoutMs, () => {
       this.#idleTimeouts++;
@@ -233,7 +227,7 @@ export class TestfsBackend implements Backend {
         method,
         body: body === null ? null : watchedBody(body, idle),
         signal: controller.signal,
-        route: TESTFS_ROUTES[route],
+        route: route.template,
         // Absent objects are answers, not failures.
         expectedStatus: [404],
       });
@@ -252,8 +246,8 @@ export class TestfsBackend implements Backend {
 
   /** `HEAD /files/<path>`; the size comes from the `Size` header. */
   stat(_namespace: string, name: string): Promise<BlobInfo | null> {
-    const path = `files/${this.#namePath.blobPath(name)}`;
-    return this.#request("HEAD", "files", path, null, async (res, url) => {
+    const path = this.#namePath.blobPath(name);
+    return this.#request(TESTFS_STAT, path, null, async (res, url) => {
       await res.body?.cancel();
       if (res.status === 404) return null;
       if (res.status !== 200) throw new HttpStatusError("HEAD", url, res.status, "");
@@ -273,12 +267,12 @@ export class TestfsBackend implements Backend {
   ): Promise<void> {
     let path: string;
     try {
-      path = `files/${this.#namePath.blobPath(name)}`;
+      path = this.#namePath.blobPath(name);
     } catch (err) {
       if (body instanceof ReadableStream) await body.cancel(err);
       throw err;
     }
-    await this.#request("POST", "files", path, body, async (res, url) => {
+    await this.#request(TESTFS_UPLOAD, path, body, async (res, url) => {
       const text = await res.text();
       if (res.status !== 200) throw new HttpStatusError("POST", url, res.status, text);
     });
@@ -286,8 +280,8 @@ export class TestfsBackend implements Backend {
 
   /** `GET /files/<path>`; the body is returned unread. */
   download(_namespace: string, name: string): Promise<ReadableStream<Uint8Array> | null> {
-    const path = `files/${this.#namePath.blobPath(name)}`;
-    return this.#request("GET", "files", path, null, async (res, url, watch) => {
+    const path = this.#namePath.blobPath(name);
+    return this.#request(TESTFS_DOWNLOAD, path, null, async (res, url, watch) => {
       if (res.status === 404) {
         await res.body?.cancel();
         return null;
@@ -304,7 +298,7 @@ export class TestfsBackend implements Backend {
   list(prefix: string): Promise<string[]> {
     const dir = [this.#namePath.basePath, prefix.replace(/^\/+|\/+$/g, "")]
       .filter((p) => p !== "").join("/");
-    return this.#request("GET", "list", `list/${dir}`, null, async (res, url) => {
+    return this.#request(TESTFS_LIST, dir, null, async (res, url) => {
       const text = await res.text();
       if (res.status !== 200) throw new HttpStatusError("GET", url, res.status, text);
       const paths: unknown = JSON.parse(text);
