@@ -2,12 +2,13 @@
 // generated code must target the protobuf runtime that deno.json pins.
 
 import assert from "node:assert/strict";
+import { externalTest } from "../tests/harness/external.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 const buf = `${root}node_modules/.bin/buf`;
 const haveBuf = await Deno.stat(buf).then(() => true, () => false);
 
-Deno.test({
+externalTest({
   name: "p2p_pb.ts is what protoc-gen-es generates from p2p.proto",
   // buf comes from package.json's devDependencies; scripts/setup.sh installs it.
   ignore: !haveBuf,
