@@ -48,7 +48,7 @@ import {
   string,
 } from "../../common/schema.ts";
 import { backendsSchema, buildBackendEntry } from "../../storage/backend/config.ts";
-import { DEFAULT_MAX_RETRY_INTERVAL_MS } from "../../storage/writeback.ts";
+import { writebackSchema } from "../../storage/writeback_config.ts";
 import { tracedFetch } from "../../tracing/mod.ts";
 import { listenerLimitsSchema } from "../../http/listener_config.ts";
 
@@ -101,33 +101,11 @@ const fields = object({
         "fail). `false` queues a persisted write-back task instead.",
     ),
   }, { rename: { write_through: "writeThrough" } }),
-  writeback: object({
-    db: path().optional("`<storage.root>/build-index.db`").describe(
-      "SQLite file of the write-back queue (upstream's `writeback_task` table, namespace = " +
-        "name = tag).",
-    ),
-    retry_interval: duration().default("30s").describe(
-      "Wait after a write-back's first failure; doubled after each further one (plus up to 20 % " +
-        "jitter), up to `max_retry_interval`.",
-    ),
-    max_retry_interval: duration({ positive: true }).optional("`5m` (or `retry_interval`)")
-      .describe("Cap on the wait between attempts of a failed write-back."),
-    poll_interval: duration({ positive: true }).default("15s")
-      .describe("How often failed write-backs are rescanned."),
-    workers: int({ min: 1 }).default(4).describe("Write-backs run at once."),
-  }, {
-    rename: {
-      retry_interval: "retryIntervalMs",
-      max_retry_interval: "maxRetryIntervalMs",
-      poll_interval: "pollIntervalMs",
-    },
-  }).map(({ maxRetryIntervalMs, ...wb }, key) => {
-    const max = maxRetryIntervalMs ?? Math.max(DEFAULT_MAX_RETRY_INTERVAL_MS, wb.retryIntervalMs);
-    if (max < wb.retryIntervalMs) {
-      throw new ConfigError(`${key}.max_retry_interval`, "must not be below retry_interval");
-    }
-    return { ...wb, maxRetryIntervalMs: max };
-  }),
+  writeback: writebackSchema(
+    "`<storage.root>/build-index.db`",
+    "SQLite file of the write-back queue (upstream's `writeback_task` table, namespace = " +
+      "name = tag).",
+  ),
   tag_types: list(tagTypeSchema).default([{ namespace: ".*", type: "docker" }]).describe(
     "Ordered rules. The first regex that matches anywhere in the tag decides how dependencies " +
       "are found. No match → the put fails with 500.",

@@ -52,7 +52,7 @@ import {
   buildBackendEntry,
 } from "../../storage/backend/config.ts";
 import { PieceLengthTable } from "../../storage/metainfo.ts";
-import { DEFAULT_MAX_RETRY_INTERVAL_MS } from "../../storage/writeback.ts";
+import { writebackSchema } from "../../storage/writeback_config.ts";
 import { listenerLimitsSchema } from "../../http/listener_config.ts";
 
 /** The default piece-length table of upstream's base config: 4 MiB pieces for every blob. */
@@ -104,31 +104,10 @@ const fields = object({
       "namespace wins. A namespace that matches none can be uploaded, but nothing is written " +
       "back for it.",
   ),
-  writeback: object({
-    db: path().optional("`<storage.root>/origin.db`")
-      .describe("SQLite file of the write-back queue (`writeback_task` table, upstream's schema)."),
-    retry_interval: duration().default("30s").describe(
-      "Wait after a write-back's first failure; doubled after each further one (plus up to 20 % " +
-        "jitter), up to `max_retry_interval`.",
-    ),
-    max_retry_interval: duration({ positive: true }).optional("`5m` (or `retry_interval`)")
-      .describe("Cap on the wait between attempts of a failed write-back."),
-    poll_interval: duration({ positive: true }).default("15s")
-      .describe("How often failed write-backs are rescanned for retry."),
-    workers: int({ min: 1 }).default(4).describe("Number of write-backs run at once."),
-  }, {
-    rename: {
-      retry_interval: "retryIntervalMs",
-      max_retry_interval: "maxRetryIntervalMs",
-      poll_interval: "pollIntervalMs",
-    },
-  }).map(({ maxRetryIntervalMs, ...wb }, key) => {
-    const max = maxRetryIntervalMs ?? Math.max(DEFAULT_MAX_RETRY_INTERVAL_MS, wb.retryIntervalMs);
-    if (max < wb.retryIntervalMs) {
-      throw new ConfigError(`${key}.max_retry_interval`, "must not be below retry_interval");
-    }
-    return { ...wb, maxRetryIntervalMs: max };
-  }),
+  writeback: writebackSchema(
+    "`<storage.root>/origin.db`",
+    "SQLite file of the write-back queue (`writeback_task` table, upstream's schema).",
+  ),
   upload_cleanup: object({
     interval: duration({ positive: true }).default("5m")
       .describe("How often idle upload sessions are looked for."),
