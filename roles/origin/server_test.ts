@@ -290,8 +290,25 @@ Deno.test("origin: metainfo regeneration and duplicate commit with a delayed wri
     );
     assert.equal(mi.Info.PieceLength, 4);
     assert.equal(mi.Info.PieceSums.length, 3);
-    // The delayed task is persisted but not run: the backend stays empty.
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    // The delayed task is persisted but not run: once a blob committed after it without a delay
+    // has been written back (the poller has run past the delayed task), the backend still lacks it.
+    const control = enc.encode("control blob");
+    const controlDigest = await digestOfBytes(control);
+    const controlUid = await start(origin, "dup", controlDigest);
+    await req(origin, "PATCH", `/namespace/dup/blobs/${controlDigest}/uploads/${controlUid}`, {
+      body: control,
+      headers: { "content-range": `0-${control.length}` },
+    });
+    const controlCommit = await req(
+      origin,
+      "PUT",
+      `/namespace/dup/blobs/${controlDigest}/uploads/${controlUid}`,
+    );
+    assert.equal(controlCommit.status, 200, controlCommit.text);
+    await waitFor(
+      "the undelayed blob is written back",
+      () => exists(`${dir}/backend/${controlDigest.hex}`),
+    );
     assert.equal(await exists(`${dir}/backend/${digest.hex}`), false);
     const { DatabaseSync } = await import("node:sqlite");
     const db = new DatabaseSync(`${dir}/store/origin.db`, { readOnly: true });
