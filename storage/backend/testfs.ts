@@ -130,6 +130,23 @@ function watchedBody(
 }
 
 /**
+ * `pending`, or a rejection with `signal`'s reason as soon as it aborts. Aborting a fetch does not
+ * always fail a body read that is already waiting on the socket (seen under load: the read stayed
+ * pending after the idle abort), so the timeout does not rely on it.
+ */
+function untilAborted<T>(pending: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  let onAbort!: () => void;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  return Promise.race([pending, aborted]).finally(() => {
+    signal.removeEventListener("abort", onAbort);
+  });
+}
+
+/**
  * A response body whose reads count against `idle` only while one is waiting; a read the idle
  * timer aborted fails with the timeout (`signal`'s reason).
  */
@@ -143,11 +160,15 @@ function watchedResponseBody(
     async pull(controller) {
       idle.touch();
       try {
-        const { done, value } = await reader.read();
+        const { done, value } = await untilAborted(reader.read(), signal);
         if (done) controller.close();
         else controller.enqueue(value);
       } catch (error) {
-        throw signal.reason instanceof BackendTimeoutError ? signal.reason : error;
+        if (signal.reason instanceof BackendTimeoutError) {
+          reader.cancel(signal.reason).catch(() => {});
+          throw signal.reason;
+        }
+        throw error;
       } finally {
         idle.disarm();
       }
