@@ -26,14 +26,14 @@ export const LIMIT_LOG_INTERVAL_MS = 30_000;
 export interface ServeRoleOptions {
   /** The listener's name: the `listener` label of its metrics and the log field. */
   name: string;
-  /** Listen interface. */
-  host: string;
-  /** Listen port (0 picks a free one). */
-  port: number;
+  /** Listen interface and port (port 0 picks a free one): the role's `listen`-shaped block. */
+  listen: { host: string; port: number };
   /** The role's `http:` block. */
   limits: ListenerLimits;
   /** Handles every request (a router's `handle`). */
   handler: HttpHandler;
+  /** Releases what the role opened before listening when the listener cannot start. */
+  onStartFailed?: () => unknown;
 }
 
 const MESSAGES: Record<CloseReason, string> = {
@@ -62,16 +62,22 @@ export async function serveRole(options: ServeRoleOptions, ctx: RoleContext): Pr
     );
     counters[reason] = closed;
   }
-  const server = await serveHttp({
-    hostname: options.host,
-    port: options.port,
-    handler: options.handler,
-    limits: options.limits,
-    onLimit: (reason, detail) => {
-      counters[reason]?.inc();
-      logs[reason](MESSAGES[reason], { listener: options.name, reason, ...detail });
-    },
-  });
+  let server: HttpServer;
+  try {
+    server = await serveHttp({
+      hostname: options.listen.host,
+      port: options.listen.port,
+      handler: options.handler,
+      limits: options.limits,
+      onLimit: (reason, detail) => {
+        counters[reason]?.inc();
+        logs[reason](MESSAGES[reason], { listener: options.name, reason, ...detail });
+      },
+    });
+  } catch (error) {
+    await options.onStartFailed?.();
+    throw error;
+  }
   metrics.gauge(
     "kraken_http_connections_open",
     "Connections open on the listener.",

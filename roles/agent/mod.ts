@@ -120,8 +120,7 @@ export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise
       servers.push(
         await serveRole({
           name,
-          host: listen.host,
-          port: listen.port,
+          listen,
           limits: config.http,
           handler: (req, remote) => router.handle(req, remote),
         }, ctx),

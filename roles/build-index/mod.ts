@@ -20,7 +20,6 @@ import { reportIdleTimeouts } from "../../storage/backend/testfs.ts";
 import { FAILURE_LOG_INTERVAL_MS, WriteBackManager } from "../../storage/writeback.ts";
 import type { RoleContext, RoleDefinition, RunningRole } from "../role.ts";
 import { type BuildIndexConfig, buildIndexConfigSchema, parseBuildIndexConfig } from "./config.ts";
-import type { HttpServer } from "../../http/serve.ts";
 import { serveRole } from "../listen.ts";
 import { createBuildIndexRouter } from "./server.ts";
 import { BuildIndexService, createTagWriteBackExecutor, type OriginBlobs } from "./service.ts";
@@ -120,19 +119,13 @@ export async function startBuildIndex(
     service,
     originHosts: config.origin.hosts,
   });
-  let server: HttpServer;
-  try {
-    server = await serveRole({
-      name: "server",
-      host: config.listen.host,
-      port: config.listen.port,
-      limits: config.http,
-      handler: (req, remote) => router.handle(req, remote),
-    }, ctx);
-  } catch (error) {
-    await writeback.stop();
-    throw error;
-  }
+  const server = await serveRole({
+    name: "server",
+    listen: config.listen,
+    limits: config.http,
+    handler: (req, remote) => router.handle(req, remote),
+    onStartFailed: () => writeback.stop(),
+  }, ctx);
   const port = server.addr.port;
   service.setNeighbours(neighbourHosts(config.cluster.hosts, port, config.cluster.self));
   logger.info("build-index listening", {

@@ -65,8 +65,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
     Promise.resolve(new Response("origin is starting", { status: 503 }));
   const http = await serveRole({
     name: "server",
-    host: config.listen.host,
-    port: config.listen.port,
+    listen: config.listen,
     limits: config.http,
     handler: (req, remote) => handle(req, remote),
   }, ctx);

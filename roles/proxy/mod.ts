@@ -15,7 +15,6 @@
 import { OriginClusterClient } from "../../cluster/blob_client.ts";
 import { TagClusterClient } from "../../cluster/tag_client.ts";
 import { BlobStore } from "../../storage/blob_store.ts";
-import type { HttpServer } from "../../http/serve.ts";
 import { serveRole } from "../listen.ts";
 import type { RoleContext, RoleDefinition, RunningRole } from "../role.ts";
 import { parseProxyConfig, type ProxyConfig, proxyConfigSchema } from "./config.ts";
@@ -91,19 +90,13 @@ export async function startProxy(
     );
   }, config.upload.pruneIntervalMs);
 
-  let server: HttpServer;
-  try {
-    server = await serveRole({
-      name: "registry",
-      host: config.listen.host,
-      port: config.listen.port,
-      limits: config.http,
-      handler: (req, remote) => router.handle(req, remote),
-    }, ctx);
-  } catch (error) {
-    clearInterval(timer);
-    throw error;
-  }
+  const server = await serveRole({
+    name: "registry",
+    listen: config.listen,
+    limits: config.http,
+    handler: (req, remote) => router.handle(req, remote),
+    onStartFailed: () => clearInterval(timer),
+  }, ctx);
   const port = server.addr.port;
   logger.info("proxy registry listening", { host: config.listen.host, port });
   let stopped = false;

@@ -96,19 +96,13 @@ export async function startTracker(
     maxPeers: config.handout.maxPeers,
     readinessDigest: await digestOfBytes(crypto.getRandomValues(new Uint8Array(32))),
   });
-  let server;
-  try {
-    server = await serveRole({
-      name: "server",
-      host: config.listen.host,
-      port: config.listen.port,
-      limits: config.http,
-      handler: (req, remote) => router.handle(req, remote),
-    }, ctx);
-  } catch (error) {
-    await peerStore.close();
-    throw error;
-  }
+  const server = await serveRole({
+    name: "server",
+    listen: config.listen,
+    limits: config.http,
+    handler: (req, remote) => router.handle(req, remote),
+    onStartFailed: () => peerStore.close(),
+  }, ctx);
   logger.info("tracker listening", {
     host: config.listen.host,
     port: server.addr.port,
