@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything kraken's tests and demo need on a fresh machine (Debian with Node/npm and Go):
-# the pinned Deno from npm, skopeo and redis-server from apt, and Jaeger built from the Go module
-# proxy (cached). Safe to run again: each step is skipped when its result is already there.
+# the pinned Deno from npm, skopeo and redis-server from apt, and the Go programs listed in
+# scripts/go-tools.tsv (Jaeger, …) built from the Go module proxy and cached. Safe to run again: each step is skipped when its result is already there.
 set -euo pipefail
 # deno task/bundle/install would otherwise try to resolve package.json's toolchain pin.
 export DENO_NO_PACKAGE_JSON=1
@@ -26,6 +26,10 @@ if ((${#missing[@]} > 0)); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-bash scripts/install-jaeger.sh
+# One build at a time: each `go build` already uses every core.
+while read -r name module version package check_arg; do
+  [[ -z "$name" || "$name" == \#* ]] && continue
+  bash scripts/install-go-tool.sh "$name" "$module" "$version" "$package" "${check_arg:---help}" </dev/null
+done <scripts/go-tools.tsv
 # Fetch and cache the npm dependencies of the import map once, before tests run in parallel.
 node_modules/.bin/deno install --quiet --entrypoint main.ts tests/harness/jaeger.ts

@@ -13,8 +13,8 @@
  * }
  * ```
  *
- * The binary comes from `JAEGER_BIN`, else from the cache `scripts/install-jaeger.sh` fills
- * (`${KRAKEN_CACHE:-$HOME/.cache/kraken}/jaeger-v1.76.0/jaeger`). Every listener (OTLP gRPC and
+ * The binary comes from `JAEGER_BIN`, else from the cache `scripts/setup.sh` fills
+ * (`${KRAKEN_CACHE:-$HOME/.cache/kraken}/jaeger-<version>/jaeger`, version in `scripts/go-tools.tsv`). Every listener (OTLP gRPC and
  * HTTP receivers, query HTTP and gRPC) is on its own free port of 127.0.0.1; the collector's own
  * metrics and the query service's self-tracing are off, so several Jaegers can run side by side.
  * Storage is in memory, so {@link JaegerInstance.restart} comes back empty.
@@ -24,10 +24,8 @@
 
 import { stringify } from "yaml";
 import { freePorts, type ManagedProcess, spawnProcess, waitForHttp, waitForTcp } from "./procs.ts";
+import { toolBinary } from "./tools.ts";
 import { formatTree, type JaegerTrace, type TraceTree, traceTreeFromJaeger } from "./trace_tree.ts";
-
-/** Jaeger version the install script builds and the harness looks for. */
-export const JAEGER_VERSION = "v1.76.0";
 
 /** Options for {@link startJaeger}. */
 export interface StartJaegerOptions {
@@ -106,40 +104,6 @@ export interface JaegerInstance {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** The cache path `scripts/install-jaeger.sh` installs to. */
-export function cachedJaegerPath(): string {
-  const cacheRoot = Deno.env.get("KRAKEN_CACHE") ?? `${Deno.env.get("HOME") ?? "."}/.cache/kraken`;
-  return `${cacheRoot}/jaeger-${JAEGER_VERSION}/jaeger`;
-}
-
-function isExecutableFile(path: string): boolean {
-  try {
-    const info = Deno.statSync(path);
-    return info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Returns a runnable Jaeger binary: `path` if given, else `JAEGER_BIN` if set, else
- * {@link cachedJaegerPath}.
- * @throws Error telling to run `scripts/install-jaeger.sh` when that file is not an executable.
- */
-export function findJaegerBinary(path?: string): string {
-  const fromEnv = Deno.env.get("JAEGER_BIN");
-  const source = path ? "" : fromEnv ? " (from JAEGER_BIN)" : "";
-  const binary = path || fromEnv || cachedJaegerPath();
-  if (!isExecutableFile(binary)) {
-    throw new Error(
-      `Jaeger binary not found at ${binary}${source}. ` +
-        "Run scripts/install-jaeger.sh to build and cache it (needs Go and the Go module proxy), " +
-        "or set JAEGER_BIN to an existing Jaeger v2 binary.",
-    );
-  }
-  return binary;
-}
-
 /** The collector configuration: only what the tests need, every listener on a given port. */
 function jaegerConfig(ports: JaegerPorts, maxTraces: number, logLevel: string): string {
   const at = (port: number) => `127.0.0.1:${port}`;
@@ -192,7 +156,7 @@ export async function startJaeger(options: StartJaegerOptions = {}): Promise<Jae
     startTimeoutMs = 30_000,
     logLevel = "warn",
   } = options;
-  const executable = findJaegerBinary(binary);
+  const executable = toolBinary("jaeger", binary);
   const [otlpGrpc, otlpHttp, queryHttp, queryGrpc] = freePorts(4);
   const ports: JaegerPorts = { otlpGrpc, otlpHttp, queryHttp, queryGrpc };
   const queryUrl = `http://127.0.0.1:${queryHttp}`;

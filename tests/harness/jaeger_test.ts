@@ -1,7 +1,7 @@
 /**
  * Tests of the Jaeger harness against a real Jaeger v2: OTLP/JSON in, trace tree out, and
  * stop/restart on the same ports. A missing Jaeger binary fails these tests (it never skips them);
- * the failure says to run scripts/install-jaeger.sh.
+ * the failure says to run scripts/setup.sh.
  *
  * @module
  */
@@ -164,6 +164,6 @@ externalTest("jaeger harness: waitForTrace times out with a clear message", asyn
 Deno.test("jaeger harness: a missing binary names the install script", async () => {
   await assert.rejects(
     startJaeger({ binary: "/nonexistent/jaeger" }),
-    /Jaeger binary not found at \/nonexistent\/jaeger\. Run scripts\/install-jaeger\.sh/,
+    /jaeger binary not found at \/nonexistent\/jaeger\. Run scripts\/setup\.sh/,
   );
 });
