@@ -66,6 +66,19 @@ export class NoBackendError extends Error {
   }
 }
 
+/** Thrown by the writes of a read-only backend (`registry_blob`, `registry_tag`, `http`). */
+export class ReadOnlyBackendError extends Error {
+  /** The backend type. */
+  readonly type: string;
+
+  /** @param type the backend type */
+  constructor(type: string) {
+    super(`${type} backend is read-only: uploads are refused`);
+    this.name = "ReadOnlyBackendError";
+    this.type = type;
+  }
+}
+
 /** A backend that accepts uploads and stores nothing: stats and downloads find nothing. */
 export const noopBackend: Backend = {
   type: "noop",

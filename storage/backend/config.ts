@@ -12,9 +12,10 @@
  *       file: { root: /var/cache/kraken/backend, name_path: identity }
  * ```
  *
- * Each entry has exactly one backend type. Supported types are `testfs` (HTTP)
- * and `file` (a local directory; this project's embedded default, which
- * upstream does not have). The block is a schema of `common/schema.ts`, so errors
+ * Each entry has exactly one backend type. Supported types are `testfs` (HTTP),
+ * `file` (a local directory; this project's embedded default, which upstream
+ * does not have), and the read-only `registry_blob`, `registry_tag` (a Docker
+ * registry) and `http` (a URL template); docs/backends.md describes each. The block is a schema of `common/schema.ts`, so errors
  * are `ConfigError`s naming the offending key, for example
  * `backends[1].backend.testfs.addr: ...`.
  *
@@ -35,6 +36,8 @@ import {
 } from "../../common/schema.ts";
 import { type BackendEntry, type BackendFetch, BackendManager } from "./backend.ts";
 import { FileBackend } from "./fs.ts";
+import { HttpBackend, httpBackendSchema } from "./http.ts";
+import { registryBackendSchema, RegistryBlobBackend, RegistryTagBackend } from "./registry.ts";
 import { NAME_PATH_IDS } from "./namepath.ts";
 import { TestfsBackend } from "./testfs.ts";
 
@@ -63,6 +66,13 @@ export const backendEntrySchema = object({
       root: path().describe("Directory of the blobs (relative: against the config file)."),
       name_path: namePath,
     }, { rename: { name_path: "namePath" } }).describe("A local directory."),
+    registry_blob: registryBackendSchema.describe(
+      "Read-through from a Docker registry's blobs (origins; the namespace is the repository).",
+    ),
+    registry_tag: registryBackendSchema.describe(
+      "Read-through from a Docker registry's tags (build-index; the value is the manifest digest).",
+    ),
+    http: httpBackendSchema.describe("Read-only blobs from an HTTP server (a URL template)."),
   }),
 });
 
@@ -87,10 +97,22 @@ export function buildBackendEntry(
   entry: BackendEntryConfig,
   options: Pick<BackendsConfigOptions, "fetch"> = {},
 ): BackendEntry {
-  const { kind, value } = entry.backend;
-  const backend = kind === "testfs"
-    ? new TestfsBackend({ ...value, fetch: options.fetch })
-    : new FileBackend(value);
+  const { fetch } = options;
+  const backend = (() => {
+    const spec = entry.backend;
+    switch (spec.kind) {
+      case "testfs":
+        return new TestfsBackend({ ...spec.value, fetch });
+      case "file":
+        return new FileBackend(spec.value);
+      case "registry_blob":
+        return new RegistryBlobBackend({ ...spec.value, fetch });
+      case "registry_tag":
+        return new RegistryTagBackend({ ...spec.value, fetch });
+      case "http":
+        return new HttpBackend({ ...spec.value, fetch });
+    }
+  })();
   return { namespace: entry.namespace, backend };
 }
 

@@ -3,6 +3,8 @@ import { parse } from "yaml";
 import { ConfigError } from "../../common/config.ts";
 import { backendManagerFromConfig, parseBackendsConfig } from "./config.ts";
 import { FileBackend } from "./fs.ts";
+import { HttpBackend } from "./http.ts";
+import { RegistryBlobBackend, RegistryTagBackend } from "./registry.ts";
 import { TestfsBackend } from "./testfs.ts";
 
 Deno.test("backends config: YAML in upstream's shape builds the mapping", () => {
@@ -102,4 +104,51 @@ Deno.test("backends config: errors name the offending key", () => {
     () => parseBackendsConfig(3, { key: "origin.backends" }),
     /^ConfigError: origin\.backends: must be a list/,
   );
+});
+
+Deno.test("backends config: registry_blob, registry_tag and http in upstream's keys", () => {
+  const doc = parse(`
+backends:
+  - namespace: "^team/.*"
+    backend:
+      registry_blob:
+        address: registry.example:5000
+        timeout: 30s
+        security:
+          tls: { client: { disabled: true } }
+          basic: { username: kraken, password: secret }
+  - namespace: ".*:.*"
+    backend:
+      registry_tag:
+        address: registry.example:5000
+        security: { enableHTTPFallback: true }
+  - namespace: .*
+    backend:
+      http:
+        download_url: http://cdn.example/blobs/%s
+        download_timeout: 10s
+`);
+  const [blob, tag, http] = parseBackendsConfig(doc.backends).map((e) => e.backend);
+  assert.ok(blob instanceof RegistryBlobBackend);
+  assert.equal(blob.bucket, "registry.example:5000");
+  assert.ok(tag instanceof RegistryTagBackend);
+  assert.ok(http instanceof HttpBackend);
+  assert.equal(http.bucket, "cdn.example");
+  const bad: [unknown, string][] = [
+    [{ registry_blob: {} }, "backends[0].backend.registry_blob.address"],
+    [{ registry_blob: { address: "http://x" } }, "backends[0].backend.registry_blob.address"],
+    [
+      { registry_tag: { address: "x", security: { basic: { user: "u" } } } },
+      "backends[0].backend.registry_tag.security.basic.user",
+    ],
+    [{ http: {} }, "backends[0].backend.http.download_url"],
+    [{ http: { download_url: "http://x/blobs" } }, "backends[0].backend.http.download_url"],
+  ];
+  for (const [backend, key] of bad) {
+    assert.throws(
+      () => parseBackendsConfig([{ namespace: ".*", backend }]),
+      (err) => err instanceof ConfigError && err.key === key,
+      `${JSON.stringify(backend)} should fail on ${key}`,
+    );
+  }
 });

@@ -28,6 +28,13 @@ export interface ClusterOptions {
   writebackInterval?: string;
   /** Extra environment of every role process (it wins over the inherited one). */
   env?: Record<string, string>;
+  /**
+   * The origins' `backend:` block (one entry for every namespace) instead of testfs
+   * `{root: blobs, name_path: identity}`; `testfsAddr` is the cluster's testfs server.
+   */
+  originBackend?: (testfsAddr: string) => Record<string, unknown>;
+  /** The build-index's `backend:` block instead of testfs `{root: tags, name_path: docker_tag}`. */
+  buildIndexBackend?: (testfsAddr: string) => Record<string, unknown>;
 }
 
 /** A started process of the cluster. */
@@ -88,6 +95,11 @@ export async function startUploadCluster(options: ClusterOptions): Promise<Uploa
   const originPeerPorts = ports.slice(3 + originCount);
   const originHosts = originPorts.map((p) => `127.0.0.1:${p}`);
   const interval = options.writebackInterval ?? "1s";
+  const testfsAddr = `127.0.0.1:${testfsPort}`;
+  const originBackend = options.originBackend?.(testfsAddr) ??
+    { testfs: { addr: testfsAddr, root: "blobs", name_path: "identity" } };
+  const buildIndexBackend = options.buildIndexBackend?.(testfsAddr) ??
+    { testfs: { addr: testfsAddr, root: "tags", name_path: "docker_tag" } };
   const tracing = tracingBlock(options);
 
   const startTestfs = async (): Promise<Node> => {
@@ -97,7 +109,7 @@ export async function startUploadCluster(options: ClusterOptions): Promise<Uploa
       name: "testfs",
       logFile: `${dir}/testfs.log`,
     });
-    const node = { addr: `127.0.0.1:${testfsPort}`, process, configPath: "", dataDir };
+    const node = { addr: testfsAddr, process, configPath: "", dataDir };
     await waitForHttp(`http://${node.addr}/health`, { process });
     return node;
   };
@@ -129,12 +141,7 @@ export async function startUploadCluster(options: ClusterOptions): Promise<Uploa
     storage: { root: `origin${i + 1}/store` },
     peer: { host: "127.0.0.1", port: originPeerPorts[i] },
     metainfo: { piece_lengths: { 0: "64KB" } },
-    backends: [{
-      namespace: ".*",
-      backend: {
-        testfs: { addr: `127.0.0.1:${testfsPort}`, root: "blobs", name_path: "identity" },
-      },
-    }],
+    backends: [{ namespace: ".*", backend: originBackend }],
     writeback: { retry_interval: interval, poll_interval: interval },
   });
   const startOriginAt = (i: number) =>
@@ -148,12 +155,7 @@ export async function startUploadCluster(options: ClusterOptions): Promise<Uploa
     cluster: { hosts: [`127.0.0.1:${biPort}`], self: `127.0.0.1:${biPort}` },
     origin: { hosts: originHosts },
     tag_store: { write_through: true },
-    backends: [{
-      namespace: ".*",
-      backend: {
-        testfs: { addr: `127.0.0.1:${testfsPort}`, root: "tags", name_path: "docker_tag" },
-      },
-    }],
+    backends: [{ namespace: ".*", backend: buildIndexBackend }],
   });
   const proxy = await startRole("proxy", "proxy", proxyPort, {
     listen: { host: "127.0.0.1", port: proxyPort },

@@ -1,0 +1,175 @@
+/**
+ * Upstream's read-only `http` backend: blobs are fetched from a URL made by putting the name into
+ * a template, `download_url: "http://cdn.example/blobs/%s"` (Go's `%s`; `%%` is a literal `%`).
+ *
+ * | Operation | Request | Answer |
+ * |---|---|---|
+ * | stat | `HEAD <url>` | 200 (size from `Content-Length`, 0 if absent), 404 → absent; 405/501 (no HEAD) → exists, size 0 |
+ * | download | `GET <url>` | the bytes, or 404 → absent |
+ * | upload, list | — | refused, as upstream |
+ *
+ * Upstream's stat always answers "exists, size 0" without a request; a HEAD gives the same for a
+ * server without HEAD and a real answer otherwise, so a blob the server lacks is a 404 at once
+ * rather than a failed download.
+ *
+ * ```ts
+ * import { HttpBackend } from "./http.ts";
+ * const backend = new HttpBackend({ downloadUrl: "http://127.0.0.1:8000/blobs/%s" });
+ * await backend.stat("ns", "abc123"); // { size } or null
+ * ```
+ *
+ * @module
+ */
+
+import { duration, type Infer, object, string } from "../../common/schema.ts";
+import { HttpStatusError } from "../../http/status_error.ts";
+import { type Backend, type BackendFetch, type BlobInfo, ReadOnlyBackendError } from "./backend.ts";
+
+/** Default `download_timeout`: upstream's. */
+export const DEFAULT_HTTP_DOWNLOAD_TIMEOUT_MS = 180_000;
+
+/** Fills a Go-style `%s` template; `%%` is a literal `%`. */
+export function fillUrlTemplate(template: string, name: string): string {
+  return template.replace(/%%|%s/g, (m) => (m === "%%" ? "%" : name));
+}
+
+/** Why `template` is not a usable download URL template, or undefined when it is. */
+export function urlTemplateProblem(template: string): string | undefined {
+  const verbs = template.replace(/%%/g, "").match(/%./g) ?? [];
+  if (verbs.length !== 1 || verbs[0] !== "%s") {
+    return `must contain exactly one %s (the name), got ${JSON.stringify(template)}`;
+  }
+  let url: URL;
+  try {
+    url = new URL(fillUrlTemplate(template, "name"));
+  } catch {
+    return `is not a URL: ${JSON.stringify(template)}`;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    return `must be an http or https URL, got ${JSON.stringify(template)}`;
+  }
+  return undefined;
+}
+
+/** The `http` config block (upstream's `httpbackend.Config` keys). */
+export const httpBackendSchema = object({
+  download_url: string().check(urlTemplateProblem).describe(
+    "URL template of a blob, `%s` standing for the name (the digest hex on origins).",
+  ),
+  upload_url: string().optional("—").describe(
+    "Accepted for upstream configs and unused: uploads are refused, as upstream.",
+  ),
+  download_timeout: duration({ positive: true }).optional("`180s`").describe(
+    "A request fails when the server has not answered within this long.",
+  ),
+}, {
+  rename: {
+    download_url: "downloadUrl",
+    upload_url: "uploadUrl",
+    download_timeout: "downloadTimeoutMs",
+  },
+});
+
+/** A validated `http` block. */
+export type HttpBackendConfig = Infer<typeof httpBackendSchema>;
+
+/** Options of {@linkcode HttpBackend}. */
+export interface HttpBackendOptions {
+  /** URL template with one `%s`. */
+  downloadUrl: string;
+  /** Ignored (uploads are refused). */
+  uploadUrl?: string;
+  /** Answer timeout in ms (default {@linkcode DEFAULT_HTTP_DOWNLOAD_TIMEOUT_MS}). */
+  downloadTimeoutMs?: number;
+  /** The fetch to use; roles pass a traced one (default `globalThis.fetch`). */
+  fetch?: BackendFetch;
+}
+
+/** Span name and `url.template` of the backend's requests: the configured template itself. */
+function routeOf(template: string): string {
+  const url = new URL(fillUrlTemplate(template, "{name}"));
+  return decodeURIComponent(url.pathname);
+}
+
+/** A {@linkcode Backend} reading blobs over plain HTTP GET. */
+export class HttpBackend implements Backend {
+  /** Always `http`. */
+  readonly type = "http";
+  /** The server's `host:port`, for span attributes. */
+  readonly bucket: string;
+  readonly #template: string;
+  readonly #route: string;
+  readonly #fetch: BackendFetch;
+  readonly #timeoutMs: number;
+
+  /** @param options see {@linkcode HttpBackendOptions} */
+  constructor(options: HttpBackendOptions) {
+    const problem = urlTemplateProblem(options.downloadUrl ?? "");
+    if (problem) throw new TypeError(`http: download_url ${problem}`);
+    this.#template = options.downloadUrl;
+    this.#route = routeOf(options.downloadUrl);
+    this.bucket = new URL(fillUrlTemplate(options.downloadUrl, "name")).host;
+    this.#fetch = options.fetch ?? globalThis.fetch;
+    this.#timeoutMs = options.downloadTimeoutMs ?? DEFAULT_HTTP_DOWNLOAD_TIMEOUT_MS;
+  }
+
+  async #request(method: "HEAD" | "GET", name: string): Promise<Response> {
+    if (name === "" || /[\s?#]/.test(name)) {
+      throw new TypeError(`http backend: invalid name ${JSON.stringify(name)}`);
+    }
+    const url = fillUrlTemplate(this.#template, name);
+    // Bounds the wait for an answer; a body that is streaming is the caller's to time.
+    const controller = new AbortController();
+    const timer = setTimeout(() => {
+      controller.abort(new Error(`${method} ${url}: no answer in ${this.#timeoutMs} ms`));
+    }, this.#timeoutMs);
+    try {
+      const res = await this.#fetch(url, {
+        method,
+        signal: controller.signal,
+        route: this.#route,
+        expectedStatus: [404, 405, 501],
+      });
+      if (res.status === 200 || res.status === 404) return res;
+      if (method === "HEAD" && (res.status === 405 || res.status === 501)) return res;
+      const text = await res.text().catch(() => "");
+      throw new HttpStatusError(method, url, res.status, text);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** `HEAD <url>`; see the module doc for the answers. */
+  async stat(_namespace: string, name: string): Promise<BlobInfo | null> {
+    const res = await this.#request("HEAD", name);
+    await res.body?.cancel();
+    if (res.status === 404) return null;
+    const raw = res.headers.get("content-length");
+    return { size: res.status === 200 && raw !== null && /^\d+$/.test(raw) ? Number(raw) : 0 };
+  }
+
+  /** `GET <url>`; the body is returned unread. */
+  async download(_namespace: string, name: string): Promise<ReadableStream<Uint8Array> | null> {
+    const res = await this.#request("GET", name);
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return null;
+    }
+    return res.body ?? new Blob().stream();
+  }
+
+  /** Refused, as upstream. */
+  async upload(
+    _namespace: string,
+    _name: string,
+    body: ReadableStream<Uint8Array> | Uint8Array,
+  ): Promise<void> {
+    if (body instanceof ReadableStream) await body.cancel();
+    throw new ReadOnlyBackendError(this.type);
+  }
+
+  /** Refused, as upstream. */
+  list(_prefix: string): Promise<string[]> {
+    return Promise.reject(new Error(`${this.type} backend cannot list`));
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * The read-only backends end to end (issue 10): an image that only a foreign store holds pulls
+ * through a Kraken agent whose cold origins read it from that store.
+ *
+ * - `http`: the blobs are files served by a real HTTP server process (Python's `http.server`), the
+ *   origins' `download_url` points into it; the tag is in the build-index's testfs backend.
+ * - `registry_blob` / `registry_tag`: skopeo pushes the image to the reference registry
+ *   (distribution v3) with auth on, basic (htpasswd) and bearer (a token server of the harness);
+ *   origins and build-index read from it.
+ *
+ * Each pull gives the image's digests, and one pull trace in Jaeger holds the origin's
+ * `backend.download` of a layer with the backend's type and address.
+ */
+
+import assert from "node:assert/strict";
+import { startDownloadCluster } from "./harness/cluster.ts";
+import { startJaeger } from "./harness/jaeger.ts";
+import { type Image, makeImage } from "./harness/oci.ts";
+import { freePort, ProcessGroup, waitForHttp } from "./harness/procs.ts";
+import { skopeo } from "./harness/skopeo.ts";
+import { findSpans, formatTree } from "./harness/trace_tree.ts";
+import { waitFor } from "./harness/wait.ts";
+import { ATTR, SPAN } from "../tracing/names.ts";
+
+type Jaeger = Awaited<ReturnType<typeof startJaeger>>;
+
+/** Pulls `ref` from the agent's registry into an OCI layout and checks every digest. */
+async function pullAndCheck(agentRegistry: string, ref: string, image: Image, dir: string) {
+  await skopeo([
+    "copy",
+    "--src-tls-verify=false",
+    `docker://${agentRegistry}/${ref}`,
+    `oci:${dir}:pulled`,
+  ]);
+  const index = JSON.parse(await Deno.readTextFile(`${dir}/index.json`));
+  const manifestDigest = index.manifests[0].digest;
+  const manifest = JSON.parse(
+    await Deno.readTextFile(`${dir}/blobs/sha256/${manifestDigest.slice(7)}`),
+  );
+  assert.equal(manifest.config.digest, image.config.digest.toString());
+  assert.deepEqual(
+    manifest.layers.map((l: { digest: string }) => l.digest),
+    image.layers.map((l) => l.digest.toString()),
+  );
+  for (const blob of [...image.layers, image.config]) {
+    assert.deepEqual(await Deno.readFile(`${dir}/blobs/sha256/${blob.digest.hex}`), blob.bytes);
+  }
+  return manifestDigest as string;
+}
+
+/** Waits for the agent's pull trace in which an origin downloaded `layer` from the backend. */
+async function assertBackendDownloadTrace(
+  jaeger: Jaeger,
+  layer: string,
+  attrs: { type: string; bucket: string },
+) {
+  const { trace, span } = await waitFor("a pull trace with backend.download", async () => {
+    const traces = await jaeger.findTraces({
+      service: "kraken-origin",
+      operation: SPAN.backendDownload,
+      limit: 50,
+    });
+    for (const trace of traces) {
+      const span = findSpans(trace, (s) =>
+        s.name === SPAN.backendDownload && s.attributes[ATTR.digest] === layer)[0];
+      // The whole pull is one trace: its root is the agent's registry request.
+      if (
+        span && trace.roots.some((r) =>
+          r.service === "kraken-agent"
+        )
+      ) {
+        return { trace, span };
+      }
+    }
+    return undefined;
+  }, { timeoutMs: 20_000, intervalMs: 250 });
+  assert.equal(span.attributes[ATTR.backendType], attrs.type, formatTree(trace));
+  assert.equal(span.attributes[ATTR.bucket], attrs.bucket, formatTree(trace));
+  assert.equal(span.status === "error", false, formatTree(trace));
+}
+
+Deno.test("http backend: cold origins read an image from a real HTTP server; one pull trace", async () => {
+  await using jaeger = await startJaeger();
+  await using group = new ProcessGroup();
+  const dir = await Deno.makeTempDir({ prefix: "kraken-http-backend-" });
+  try {
+    // The foreign store: a plain file server over a directory of blobs named by digest hex.
+    const image = await makeImage({ layers: 2, layerSize: 256 * 1024 });
+    const served = `${dir}/served`;
+    await Deno.mkdir(`${served}/blobs`, { recursive: true });
+    for (const blob of [image.manifest, image.config, ...image.layers]) {
+      await Deno.writeFile(`${served}/blobs/${blob.digest.hex}`, blob.bytes);
+    }
+    const httpPort = freePort();
+    const server = group.spawn(
+      "python3",
+      ["-m", "http.server", String(httpPort), "--bind", "127.0.0.1", "--directory", served],
+      { name: "http.server", logFile: `${dir}/http-server.log` },
+    );
+    await waitForHttp(`http://127.0.0.1:${httpPort}/`, { process: server });
+
+    const cluster = await startDownloadCluster({
+      dir,
+      group,
+      otlpEndpoint: jaeger.otlpHttpEndpoint,
+      agents: 1,
+      originBackend: () => ({
+        http: { download_url: `http://127.0.0.1:${httpPort}/blobs/%s` },
+      }),
+    });
+    // The tag is in the build-index's testfs backend, in the registry layout.
+    const link = `${cluster.testfs.dataDir}/tags/docker/registry/v2/repositories/demo/app/` +
+      "_manifests/tags/v1/current";
+    await Deno.mkdir(link, { recursive: true });
+    await Deno.writeTextFile(`${link}/link`, image.manifest.digest.toString());
+
+    const manifestDigest = await pullAndCheck(
+      cluster.agents[0].registry,
+      "demo/app:v1",
+      image,
+      `${dir}/pulled`,
+    );
+    assert.equal(manifestDigest, image.manifest.digest.toString());
+    await assertBackendDownloadTrace(jaeger, image.layers[0].digest.toString(), {
+      type: "http",
+      bucket: `127.0.0.1:${httpPort}`,
+    });
+    // Every blob came from the file server.
+    const log = await Deno.readTextFile(`${dir}/http-server.log`);
+    for (const blob of [image.manifest, image.config, ...image.layers]) {
+      assert.match(log, new RegExp(`"GET /blobs/${blob.digest.hex} HTTP/1.1" 200`));
+    }
+  } finally {
+    await group.stopAll();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
