@@ -1,6 +1,7 @@
 /**
  * Byte-array helpers shared by the roles and subsystems that gather data in pieces (request bodies,
- * wire frames) before using it whole.
+ * wire frames) before using it whole, and {@linkcode sliceStream}, which cuts a byte range out of a
+ * stream (ranged blob reads).
  *
  * ```ts
  * import { concatBytes } from "./bytes.ts";
@@ -21,4 +22,45 @@ export function concatBytes(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffe
     at += p.length;
   }
   return out;
+}
+
+/**
+ * The bytes `[start, start + length)` of `source` as a stream: bytes before `start` are dropped, and
+ * once `length` bytes went out the source is cancelled (releasing a file or a connection). A source
+ * that ends early ends the slice early; the caller knows the size it expected.
+ */
+export function sliceStream(
+  source: ReadableStream<Uint8Array>,
+  start: number,
+  length: number,
+): ReadableStream<Uint8Array> {
+  const reader = source.getReader();
+  let skip = start;
+  let left = length;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      while (left > 0) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        let chunk = value;
+        if (skip > 0) {
+          if (chunk.length <= skip) {
+            skip -= chunk.length;
+            continue;
+          }
+          chunk = chunk.subarray(skip);
+          skip = 0;
+        }
+        if (chunk.length > left) chunk = chunk.subarray(0, left);
+        left -= chunk.length;
+        controller.enqueue(chunk);
+        if (left > 0) return;
+      }
+      controller.close();
+      await reader.cancel().catch(() => {});
+    },
+    async cancel(reason) {
+      await reader.cancel(reason);
+    },
+  });
 }

@@ -59,19 +59,29 @@ export class RegistryError extends Error {
   readonly status: number;
   /** Structured detail for the client (`null` in the body when absent). */
   readonly detail: unknown;
+  /** Extra response headers (a 416's `Content-Range`). */
+  readonly headers: Readonly<Record<string, string>>;
 
   /**
    * @param code registry error code
    * @param message human-readable message
    * @param detail structured detail (e.g. `{ digest }`)
    * @param status HTTP status override
+   * @param headers extra response headers
    */
-  constructor(code: RegistryErrorCode, message: string, detail?: unknown, status?: number) {
+  constructor(
+    code: RegistryErrorCode,
+    message: string,
+    detail?: unknown,
+    status?: number,
+    headers: Record<string, string> = {},
+  ) {
     super(message);
     this.name = "RegistryError";
     this.code = code;
     this.detail = detail;
     this.status = status ?? ERROR_STATUS[code];
+    this.headers = headers;
   }
 }
 
@@ -91,7 +101,7 @@ export function registryErrorResponse(error: unknown, method = "GET"): Response 
   });
   return new Response(method === "HEAD" ? null : body, {
     status: e.status,
-    headers: { "content-type": "application/json; charset=utf-8" },
+    headers: { ...e.headers, "content-type": "application/json; charset=utf-8" },
   });
 }
 
@@ -132,12 +142,20 @@ export function validateTagName(tag: string): string {
 }
 
 /**
- * Parses a digest from a URL or query (sha256 only).
+ * Parses a digest from a URL or query (sha256 only; a sha512 digest is refused with a message
+ * saying so).
  * @throws {RegistryError} `DIGEST_INVALID`
  */
 export function parseRegistryDigest(value: string | null): Digest {
   if (value === null || value === "") {
     throw new RegistryError("DIGEST_INVALID", "digest parameter is required");
+  }
+  if (SHA512_DIGEST.test(value)) {
+    throw new RegistryError(
+      "DIGEST_INVALID",
+      "sha512 digests are not supported: Kraken names content by sha256 (use sha256)",
+      { digest: value },
+    );
   }
   try {
     return parseDigest(value);
@@ -147,6 +165,33 @@ export function parseRegistryDigest(value: string | null): Digest {
   }
 }
 
+/** A well-formed sha512 digest (OCI's other registered algorithm), which Kraken does not store. */
+const SHA512_DIGEST = /^sha512:[0-9a-f]{128}$/;
+
+/**
+ * Parses the digest of a lookup (a blob or manifest GET/HEAD, a mount): like
+ * {@linkcode parseRegistryDigest}, except that a well-formed `sha512:` digest names content Kraken
+ * cannot hold (blobs are named by sha256 on every wire shared with Go Kraken), so it is an unknown
+ * blob or manifest, `notFound(message)`, rather than a 400.
+ * @throws {RegistryError} `DIGEST_INVALID`, or what `notFound` returns
+ */
+export function parseLookupDigest(
+  value: string,
+  notFound: (message: string) => RegistryError,
+): Digest {
+  if (SHA512_DIGEST.test(value)) {
+    throw notFound(
+      `${value.slice(0, 16)}…: sha512 content is not stored (Kraken keeps sha256 only)`,
+    );
+  }
+  return parseRegistryDigest(value);
+}
+
+/** Whether `value` is a well-formed sha512 digest (refused where content would be stored). */
+export function isSha512Digest(value: string | null): boolean {
+  return value !== null && SHA512_DIGEST.test(value);
+}
+
 /** A manifest reference: a tag or a digest. */
 export type ManifestReference = { tag: string; digest?: undefined } | {
   digest: Digest;
@@ -154,10 +199,18 @@ export type ManifestReference = { tag: string; digest?: undefined } | {
 };
 
 /**
- * Parses `{reference}` of a manifest route: a digest when it contains `:`, a tag otherwise.
+ * Parses `{reference}` of a manifest route: a digest when it contains `:`, a tag otherwise. With
+ * `notFound` (a read), a sha512 digest is that error (see {@linkcode parseLookupDigest}).
  * @throws {RegistryError} `DIGEST_INVALID` or `TAG_INVALID`
  */
-export function parseReference(reference: string): ManifestReference {
-  if (reference.includes(":")) return { digest: parseRegistryDigest(reference) };
+export function parseReference(
+  reference: string,
+  notFound?: (message: string) => RegistryError,
+): ManifestReference {
+  if (reference.includes(":")) {
+    return {
+      digest: notFound ? parseLookupDigest(reference, notFound) : parseRegistryDigest(reference),
+    };
+  }
   return { tag: validateTagName(reference) };
 }

@@ -41,6 +41,7 @@
  */
 
 import { syncDir, writeAll, writeFileAtomic } from "../common/atomic_file.ts";
+import { sliceStream } from "../common/bytes.ts";
 import { Digest, DigestHasher } from "./digest.ts";
 import { resolveInside } from "./paths.ts";
 
@@ -460,11 +461,12 @@ export class BlobStore {
   }
 
   /**
-   * Opens a cached blob for streaming. The size comes from the open handle, so it matches the
-   * stream even if the blob is deleted meanwhile.
+   * Opens a cached blob for streaming, or with `range` only the bytes `[offset, offset + length)`
+   * (a ranged GET). The size is the whole blob's, from the open handle, so it matches the stream
+   * even if the blob is deleted meanwhile.
    * @throws {BlobNotFoundError} if absent
    */
-  async open(digest: Digest): Promise<OpenBlob> {
+  async open(digest: Digest, range?: { offset: number; length: number }): Promise<OpenBlob> {
     let file: Deno.FsFile;
     try {
       file = await Deno.open(this.#blobPath(digest), { read: true });
@@ -473,7 +475,10 @@ export class BlobStore {
       throw err;
     }
     try {
-      return { size: (await file.stat()).size, stream: file.readable };
+      const size = (await file.stat()).size;
+      if (!range) return { size, stream: file.readable };
+      await file.seek(range.offset, Deno.SeekMode.Start);
+      return { size, stream: sliceStream(file.readable, 0, range.length) };
     } catch (err) {
       file.close();
       throw err;

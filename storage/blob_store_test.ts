@@ -358,3 +358,15 @@ Deno.test("open uploads are counted across reopen, commit, abort and prune; crea
     assert.equal(a.status, "fulfilled");
     assert.equal(b.status, "rejected", "concurrent starts cannot both pass the cap");
   }));
+
+Deno.test("open with a range streams only those bytes; size stays the blob's", () =>
+  withStore(async (store) => {
+    const data = bytesOf(3 * 1024 * 1024 + 17);
+    const d = await digestOfBytes(data);
+    await store.putBlob(d, data);
+    const blob = await store.open(d, { offset: 1_500_000, length: 2_000_000 });
+    assert.equal(blob.size, data.length);
+    assert.deepEqual(await readAll(blob.stream), data.slice(1_500_000, 3_500_000));
+    const tail = await store.open(d, { offset: data.length - 5, length: 5 });
+    assert.deepEqual(await readAll(tail.stream), data.slice(-5));
+  }));

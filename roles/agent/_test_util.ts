@@ -19,7 +19,10 @@ import { type TracingRuntime } from "../../tracing/mod.ts";
 import { parseAgentConfig } from "./config.ts";
 import { type RunningAgent, startAgent } from "./mod.ts";
 
-/** A build-index stand-in answering `GET /tags/{tag}` and `GET /readiness`. */
+/**
+ * A build-index stand-in answering `GET /tags/{tag}`, `GET /list/{prefix}` (names whose `docker_tag`
+ * path is under the prefix, as the real one lists its backend) and `GET /readiness`.
+ */
 export class TestBuildIndex {
   /** `host:port`. */
   readonly addr: string;
@@ -32,6 +35,15 @@ export class TestBuildIndex {
     this.#server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
       const path = new URL(req.url).pathname;
       if (path === "/readiness") return new Response("OK\n");
+      if (path.startsWith("/list/")) {
+        const prefix = decodeURIComponent(path.slice("/list/".length));
+        const result = [...this.tags.keys()].filter((name) => {
+          const at = name.lastIndexOf(":");
+          const p = `${name.slice(0, at)}/_manifests/tags/${name.slice(at + 1)}`;
+          return prefix === "" || p === prefix || p.startsWith(`${prefix}/`);
+        }).sort();
+        return Response.json({ Links: { next: "", self: path }, size: result.length, result });
+      }
       const m = /^\/tags\/([^/]+)$/.exec(path);
       const digest = m ? this.tags.get(decodeURIComponent(m[1])) : undefined;
       return digest ? new Response(digest.toString()) : new Response(null, { status: 404 });

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { type ByteRange, partialContentHeaders, rangeLength } from "../../registry/range.ts";
 import type { BlobStore } from "../../storage/blob_store.ts";
 import type { Digest } from "../../storage/digest.ts";
 import {
@@ -48,6 +49,17 @@ export interface ServeOptions {
   head?: boolean;
   /** Response headers, given the blob's size (Content-Length is added). */
   headers?: (size: number) => HeadersInit;
+  /**
+   * The part of the blob to send, given its size (null: all of it, 200); a part is a 206 with
+   * `Content-Range`. What it throws (an unsatisfiable range) is the client's error: it ends the
+   * download span without marking it failed.
+   */
+  range?: (size: number) => ByteRange | null;
+}
+
+/** A client's mistake found while serving, which is passed on without failing the span. */
+class ClientRefusal {
+  constructor(readonly error: unknown) {}
 }
 
 /** Cache-or-P2P access to blobs, traced. */
@@ -85,16 +97,37 @@ export class AgentBlobs {
             headers: withLength(options.headers?.(stat.size), stat.size),
           });
         }
-        const blob = await this.#store.open(digest);
-        span.setAttribute(ATTR.size, blob.size);
-        return streamResponse(
-          blob.stream,
-          { headers: withLength(options.headers?.(blob.size), blob.size) },
-          blob.size,
-          () => span.end(),
-        );
+        const stat = await this.#store.stat(digest);
+        if (stat === null) throw new Error(`blob ${digest} vanished from the cache`);
+        span.setAttribute(ATTR.size, stat.size);
+        let range: ByteRange | null;
+        try {
+          range = options.range?.(stat.size) ?? null;
+        } catch (error) {
+          throw new ClientRefusal(error);
+        }
+        if (range === null) {
+          const blob = await this.#store.open(digest);
+          return streamResponse(
+            blob.stream,
+            { headers: withLength(options.headers?.(blob.size), blob.size) },
+            blob.size,
+            () => span.end(),
+          );
+        }
+        const length = rangeLength(range);
+        const part = await this.#store.open(digest, { offset: range.start, length });
+        const headers = new Headers(options.headers?.(stat.size));
+        for (const [k, v] of Object.entries(partialContentHeaders(range, stat.size))) {
+          headers.set(k, v);
+        }
+        return streamResponse(part.stream, { status: 206, headers }, length, () => span.end());
       });
     } catch (error) {
+      if (error instanceof ClientRefusal) {
+        span.end();
+        throw error.error;
+      }
       markError(span, error);
       span.end();
       throw error;

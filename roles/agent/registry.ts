@@ -9,8 +9,11 @@
  * | `GET /v2/` | 200 `{}` |
  * | `GET, HEAD /v2/<name>/manifests/<tag>` | tag → digest (`agent.resolve_tag`), then as by digest |
  * | `GET, HEAD /v2/<name>/manifests/sha256:<hex>` | the manifest, after content negotiation (`registry/manifest.ts`) |
- * | `GET, HEAD /v2/<name>/blobs/sha256:<hex>` | the blob, `application/octet-stream` |
- * | anything else under `/v2/` (writes, tag lists, catalog) | 405 `UNSUPPORTED` |
+ * | `GET, HEAD /v2/<name>/blobs/sha256:<hex>` | the blob, `application/octet-stream`; `Range` → 206 / 416 |
+ * | `GET /v2/<name>/tags/list` | the repository's tags from build-index, `n`/`last` pages (`registry/listing.ts`) |
+ * | anything else under `/v2/` (writes, catalog, deletes) | 405 `UNSUPPORTED` |
+ *
+ * A well-formed `sha512:` digest is an unknown manifest or blob (404): Kraken stores sha256 only.
  *
  * Manifest answers carry `Content-Type` (the manifest's media type), `Content-Length`,
  * `Docker-Content-Digest` and `Etag: "sha256:…"`; `If-None-Match` with the digest gives 304. Errors
@@ -30,12 +33,14 @@ import { type Ctx, HttpError, Router } from "../../http/router.ts";
 import { TorrentNotFoundError } from "../../p2p/scheduler.ts";
 import {
   type ManifestReference,
+  parseLookupDigest,
   parseReference,
-  parseRegistryDigest,
   RegistryError,
   registryErrorResponse,
   validateRepoName,
 } from "../../registry/errors.ts";
+import { tagListPrefix, tagListResponse } from "../../registry/listing.ts";
+import { resolveRange } from "../../registry/range.ts";
 import {
   acceptedMediaTypes,
   classifyManifest,
@@ -46,15 +51,18 @@ import {
 import type { Digest } from "../../storage/digest.ts";
 import { ATTR, setAttributes, type TracingRuntime } from "../../tracing/mod.ts";
 import { type AgentBlobs, streamResponse } from "./blobs.ts";
-import { tagRefusal } from "../../cluster/tag_client.ts";
+import { type ListResponse, tagRefusal } from "../../cluster/tag_client.ts";
 import { resolveTag, type TagResolver } from "./tags.ts";
 
 /** What the registry runs on. */
 export interface AgentRegistryDeps {
   /** Cache-or-P2P blob access. */
   blobs: AgentBlobs;
-  /** Tag lookups (build-index). */
-  tags: TagResolver;
+  /** Tag lookups and listings (build-index). */
+  tags: TagResolver & {
+    /** Build-index names under a prefix. */
+    list(prefix: string): Promise<ListResponse>;
+  };
   /** Clients allowed to pull, as CIDRs. */
   allowedCidrs: readonly string[];
   /** Largest manifest read into memory, bytes. */
@@ -110,7 +118,10 @@ export function createAgentRegistryRouter(deps: AgentRegistryDeps): Router {
     const reference = ctx.params.reference;
     let ref: ManifestReference;
     try {
-      ref = parseReference(reference);
+      ref = parseReference(
+        reference,
+        (message) => new RegistryError("MANIFEST_UNKNOWN", message, { digest: reference }),
+      );
     } catch (error) {
       // A read of a tag that cannot exist is simply an unknown manifest, as distribution answers.
       if (error instanceof RegistryError && error.code === "TAG_INVALID") {
@@ -179,20 +190,27 @@ export function createAgentRegistryRouter(deps: AgentRegistryDeps): Router {
 
   const blob = async (ctx: Ctx): Promise<Response> => {
     const name = validateRepoName(ctx.params.name);
-    const digest = parseRegistryDigest(ctx.params.digest);
+    const digest = parseLookupDigest(
+      ctx.params.digest,
+      (message) => new RegistryError("BLOB_UNKNOWN", message, { digest: ctx.params.digest }),
+    );
     setAttributes({ [ATTR.namespace]: name, [ATTR.digest]: digest.toString() });
     const identity = { "docker-content-digest": digest.toString(), etag: `"${digest}"` };
     if (etagMatches(ctx.req.headers, digest.toString())) {
       return new Response(null, { status: 304, headers: identity });
     }
+    const head = ctx.req.method === "HEAD";
+    const rangeHeader = head ? null : ctx.req.headers.get("range");
     try {
       return await deps.blobs.serve(name, digest, {
-        head: ctx.req.method === "HEAD",
+        head,
         headers: () => ({
           ...identity,
           "content-type": "application/octet-stream",
           "cache-control": "max-age=31536000",
+          "accept-ranges": "bytes",
         }),
+        range: (size) => resolveRange(rangeHeader, size),
       });
     } catch (error) {
       if (error instanceof TorrentNotFoundError) {
@@ -209,6 +227,11 @@ export function createAgentRegistryRouter(deps: AgentRegistryDeps): Router {
     r.on(method, "/v2/{name+}/manifests/{reference}", manifest);
     r.on(method, "/v2/{name+}/blobs/{digest}", blob);
   }
+
+  r.get("/v2/{name+}/tags/list", async (ctx) => {
+    const name = validateRepoName(ctx.params.name);
+    return tagListResponse(name, (await deps.tags.list(tagListPrefix(name))).result, ctx.url);
+  });
 
   // The registry is read-only: writes under /v2/ are refused the way distribution does.
   r.on("*", "/v2/{rest+}", () => {

@@ -134,7 +134,14 @@ Deno.test("registry: errors are distribution's JSON", async () => {
       [`${base}/library/app/blobs/sha256:123`, {}, 400, "DIGEST_INVALID"],
       [`${base}/Library/App/manifests/v1`, {}, 400, "NAME_INVALID"],
       [`${base}/library/app/manifests/v1`, { method: "PUT", body: "{}" }, 405, "UNSUPPORTED"],
-      [`${base}/library/app/tags/list`, {}, 405, "UNSUPPORTED"],
+      [`${base}/library/app/tags/list`, { method: "DELETE" }, 405, "UNSUPPORTED"],
+      [`${base}/library/app/manifests/${unknown}`, { method: "DELETE" }, 405, "UNSUPPORTED"],
+      [`${base}/library/app/blobs/${unknown}`, { method: "DELETE" }, 405, "UNSUPPORTED"],
+      [`${base}/nothing/tags/list`, {}, 404, "NAME_UNKNOWN"],
+      [`${base}/library/app/tags/list?n=0`, {}, 400, "UNSUPPORTED"],
+      [`${base}/library/app/blobs/sha512:${"ab".repeat(64)}`, {}, 404, "BLOB_UNKNOWN"],
+      [`${base}/library/app/manifests/sha512:${"ab".repeat(64)}`, {}, 404, "MANIFEST_UNKNOWN"],
+      [`${base}/library/app/blobs/sha512:abc`, {}, 400, "DIGEST_INVALID"],
     ];
     for (const [url, init, status, code] of cases) {
       const res = await fetch(url, init);
@@ -160,6 +167,69 @@ Deno.test("registry: blobs by digest, GET and HEAD", async () => {
   });
 });
 
+Deno.test("registry: tag listing from build-index, with n/last pages", async () => {
+  await withImage(async (stack, image, base) => {
+    for (const tag of ["v1", "v2", "v3"]) {
+      stack.buildIndex.tags.set(`library/app:${tag}`, image.manifest.digest);
+    }
+    // Another repository whose name starts alike, and a record that is no tag, stay out.
+    stack.buildIndex.tags.set("library/app2:x", image.manifest.digest);
+    stack.buildIndex.tags.set(`library/app:_oci/referrers/a/b`, image.manifest.digest);
+    let res = await fetch(`${base}/library/app/tags/list`);
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), {
+      name: "library/app",
+      tags: ["docker", "oci", "v1", "v2", "v3"],
+    });
+    res = await fetch(`${base}/library/app/tags/list?n=2&last=oci`);
+    assert.deepEqual((await res.json()).tags, ["v1", "v2"]);
+    assert.equal(
+      res.headers.get("link"),
+      `</v2/library/app/tags/list?n=2&last=v2>; rel="next"`,
+    );
+    res = await fetch(`${base}/library/app/tags/list?n=2&last=v2`);
+    assert.deepEqual((await res.json()).tags, ["v3"]);
+    assert.equal(res.headers.get("link"), null);
+  });
+});
+
+Deno.test("registry: Range GETs of a multi-piece blob; 416 past the end or overlapping", async () => {
+  await withImage(async (_stack, image, base) => {
+    // 50 000 bytes in 16 KiB pieces: four pieces.
+    const layer = image.layers[0];
+    const url = `${base}/library/app/blobs/${layer.digest}`;
+    const size = layer.bytes.length;
+    for (
+      const [range, start, end] of [
+        ["bytes=20000-40000", 20_000, 40_000], // starts mid-piece, spans a piece boundary
+        ["bytes=16384-16384", 16_384, 16_384], // first byte of the second piece
+        [`bytes=${size - 10}-`, size - 10, size - 1],
+        ["bytes=-100", size - 100, size - 1],
+        [`bytes=49000-${size + 5000}`, 49_000, size - 1],
+      ] as const
+    ) {
+      const res = await fetch(url, { headers: { range } });
+      assert.equal(res.status, 206, range);
+      assert.equal(res.headers.get("content-range"), `bytes ${start}-${end}/${size}`, range);
+      assert.equal(res.headers.get("content-length"), String(end - start + 1), range);
+      assert.deepEqual(new Uint8Array(await res.arrayBuffer()), layer.bytes.slice(start, end + 1));
+    }
+    for (const range of [`bytes=${size}-`, "bytes=0-100,50-60", "bytes=x-1"]) {
+      const res = await fetch(url, { headers: { range } });
+      assert.equal(res.status, 416, range);
+      assert.equal(res.headers.get("content-range"), `bytes */${size}`, range);
+      const body = await res.json();
+      assert.equal(body.errors[0].code, "RANGE_INVALID", range);
+      assert.match(body.errors[0].message, /not satisfiable: \S/, range);
+    }
+    // Without Range (or with disjoint ranges) the whole blob, advertising range support.
+    const res = await fetch(url, { headers: { range: "bytes=0-9,100-109" } });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("accept-ranges"), "bytes");
+    assert.deepEqual(new Uint8Array(await res.arrayBuffer()), layer.bytes);
+  });
+});
+
 Deno.test("registry: clients outside allowed_cidrs are denied", async () => {
   const blobs = new AgentBlobs(
     {} as ConstructorParameters<typeof AgentBlobs>[0],
@@ -168,7 +238,10 @@ Deno.test("registry: clients outside allowed_cidrs are denied", async () => {
   const registry = createAgentRegistryRouter({
     tracing,
     blobs,
-    tags: { get: () => Promise.resolve(null) },
+    tags: {
+      get: () => Promise.resolve(null),
+      list: () => Promise.resolve({ Links: { next: "", self: "" }, size: 0, result: [] }),
+    },
     allowedCidrs: ["127.0.0.1/32"],
     maxManifestBytes: 1024,
     logger: createLogger({ role: "agent", write: () => {} }),
@@ -289,6 +362,17 @@ externalTest({
           const copied = await Deno.readFile(`${dir}/layout/blobs/sha256/${b.digest.hex}`);
           assert.deepEqual(copied, b.bytes);
         }
+        // `skopeo inspect` (not only --raw) reads the config and lists the repository's tags.
+        const inspected = JSON.parse(
+          await skopeo([
+            "inspect",
+            "--tls-verify=false",
+            `docker://${stack.agent.registryAddr}/library/app:v1`,
+          ], { home: dir }),
+        );
+        assert.equal(inspected.Digest, image.manifest.digest.toString());
+        assert.deepEqual(inspected.RepoTags, ["docker", "oci", "v1"]);
+        assert.deepEqual(inspected.Layers, image.layers.map((l) => l.digest.toString()));
       } finally {
         await Deno.remove(dir, { recursive: true });
       }

@@ -59,7 +59,10 @@ export function registerManifestRoutes(on: RegistryRoute, deps: RegistryDeps): v
 
   const getManifest = async (ctx: Ctx) => {
     const name = nameParam(ctx);
-    const ref = parseReference(ctx.params.reference);
+    const ref = parseReference(
+      ctx.params.reference,
+      (message) => new RegistryError("MANIFEST_UNKNOWN", message, { name }),
+    );
     let digest = ref.digest;
     if (!digest) {
       const found = await tags.get(`${name}:${ref.tag}`);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { OCI_MANIFEST } from "../../registry/manifest.ts";
+import { bytesSource } from "../../cluster/blob_client.ts";
 import { type Digest, digestOfBytes } from "../../storage/digest.ts";
 import { makeImage, randomBytes } from "../../tests/harness/oci.ts";
 import { collectSpans } from "../../tracing/_test_util.ts";
@@ -479,4 +480,105 @@ Deno.test("proxy: one trace per upload session; manifest PUT reaches origin and 
   } finally {
     await collector.runtime.shutdown();
   }
+});
+
+Deno.test("proxy: Range GETs from the cache and from the origin cluster; 416 with a message", async () => {
+  await withStack(async ({ url, originClient }) => {
+    const repo = "library/ranges";
+    const cached = randomBytes(200_000);
+    const cachedDigest = await digestOfBytes(cached);
+    const up = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${cachedDigest}`, {
+      method: "POST",
+      body: cached,
+    });
+    assert.equal(up.status, 201, await up.text());
+    // Only in the origin cluster: the proxy streams it from there and cuts the range.
+    const remote = randomBytes(150_000);
+    const remoteDigest = await digestOfBytes(remote);
+    await originClient.uploadBlob(repo, remoteDigest, bytesSource(remote));
+    for (const [bytes, digest] of [[cached, cachedDigest], [remote, remoteDigest]] as const) {
+      const blobUrl = `${url}/v2/${repo}/blobs/${digest}`;
+      const res = await fetch(blobUrl, { headers: { range: "bytes=70000-99999" } });
+      assert.equal(res.status, 206);
+      assert.equal(res.headers.get("content-range"), `bytes 70000-99999/${bytes.length}`);
+      assert.deepEqual(new Uint8Array(await res.arrayBuffer()), bytes.slice(70_000, 100_000));
+      const tail = await fetch(blobUrl, { headers: { range: "bytes=-5" } });
+      assert.equal(tail.status, 206);
+      assert.deepEqual(new Uint8Array(await tail.arrayBuffer()), bytes.slice(-5));
+      for (const range of [`bytes=${bytes.length}-`, "bytes=0-10,5-20"]) {
+        const bad = await fetch(blobUrl, { headers: { range } });
+        assert.equal(bad.status, 416, range);
+        assert.equal(bad.headers.get("content-range"), `bytes */${bytes.length}`);
+        const body = await bad.json();
+        assert.equal(body.errors[0].code, "RANGE_INVALID");
+        assert.match(body.errors[0].message, /not satisfiable/);
+      }
+      const whole = await fetch(blobUrl);
+      assert.equal(whole.headers.get("accept-ranges"), "bytes");
+      assert.deepEqual(new Uint8Array(await whole.arrayBuffer()), bytes);
+    }
+  });
+});
+
+Deno.test("proxy: sha512 is refused where content is stored and unknown where it is read", async () => {
+  await withStack(async ({ url }) => {
+    const repo = "library/sha512";
+    const sha512 = `sha512:${"ab".repeat(64)}`;
+    for (
+      const [method, path, status, code] of [
+        ["GET", `blobs/${sha512}`, 404, "BLOB_UNKNOWN"],
+        ["HEAD", `blobs/${sha512}`, 404, ""],
+        ["GET", `manifests/${sha512}`, 404, "MANIFEST_UNKNOWN"],
+        ["POST", `blobs/uploads/?digest=${sha512}`, 400, "DIGEST_INVALID"],
+        ["PUT", `manifests/${sha512}`, 400, "DIGEST_INVALID"],
+      ] as const
+    ) {
+      const res = await fetch(`${url}/v2/${repo}/${path}`, {
+        method,
+        body: method === "POST" ? "x" : undefined,
+      });
+      assert.equal(res.status, status, `${method} ${path}`);
+      if (code === "") continue;
+      const body = await res.json();
+      assert.equal(body.errors[0].code, code, `${method} ${path}`);
+      assert.match(body.errors[0].message, /sha512/, `${method} ${path}`);
+    }
+    // A session's commit with a sha512 digest: refused, the session stays usable.
+    const start = await fetch(`${url}/v2/${repo}/blobs/uploads/`, { method: "POST" });
+    const location = start.headers.get("location")!;
+    const commit = await fetch(`${url}${location}?digest=${sha512}`, { method: "PUT", body: "x" });
+    assert.equal(commit.status, 400);
+    assert.equal(await errorCode(commit), "DIGEST_INVALID");
+    const bytes = new TextEncoder().encode("x");
+    const retry = await fetch(`${url}${location}?digest=${await digestOfBytes(bytes)}`, {
+      method: "PUT",
+      body: bytes,
+    });
+    assert.equal(retry.status, 201, await retry.text());
+    // A mount of sha512 content cannot succeed: an upload session instead.
+    const mount = await fetch(`${url}/v2/${repo}/blobs/uploads/?mount=${sha512}&from=other`, {
+      method: "POST",
+    });
+    assert.equal(mount.status, 202);
+    assert.match(mount.headers.get("location") ?? "", /\/blobs\/uploads\//);
+  });
+});
+
+Deno.test("proxy: a mount of a blob the cluster lacks falls back to an upload session", async () => {
+  await withStack(async ({ url }) => {
+    const bytes = randomBytes(1000);
+    const digest = await digestOfBytes(bytes);
+    const mount = await fetch(`${url}/v2/library/b/blobs/uploads/?mount=${digest}&from=library/a`, {
+      method: "POST",
+    });
+    assert.equal(mount.status, 202);
+    const location = mount.headers.get("location")!;
+    const put = await fetch(`${url}${location}?digest=${digest}`, { method: "PUT", body: bytes });
+    assert.equal(put.status, 201, await put.text());
+    const again = await fetch(`${url}/v2/library/c/blobs/uploads/?mount=${digest}&from=library/b`, {
+      method: "POST",
+    });
+    assert.equal(again.status, 201);
+    assert.equal(again.headers.get("docker-content-digest"), digest.toString());
+  });
 });

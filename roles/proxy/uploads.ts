@@ -3,7 +3,7 @@
  *
  * | Method | Route | What happens |
  * |---|---|---|
- * | POST | `/v2/{name}/blobs/uploads/` | new session (202), cross-repo mount (201), or monolithic `?digest=` (201) |
+ * | POST | `/v2/{name}/blobs/uploads/` | new session (202), cross-repo mount (201; 202 session when the cluster lacks the blob), or monolithic `?digest=` (201) |
  * | GET/PATCH/PUT/DELETE | `/v2/{name}/blobs/uploads/{uuid}` | status / chunk / final chunk + commit / abort |
  *
  * Tracing: one trace per blob upload session. `proxy.upload` starts at the POST (child of its
@@ -86,6 +86,16 @@ function chunkLengthInvalid(announced: number, actual: string): RegistryError {
     "BLOB_UPLOAD_INVALID",
     `Content-Range announced ${announced} bytes, ${actual}`,
   );
+}
+
+/** The digest of `?mount=`, or null when it is not one Kraken can hold. */
+function mountDigest(value: string): Digest | null {
+  try {
+    return parseRegistryDigest(value);
+  } catch (error) {
+    if (error instanceof RegistryError) return null;
+    throw error;
+  }
 }
 
 function uploadUnknown(uid: string): RegistryError {
@@ -272,8 +282,11 @@ export function registerUploadRoutes(on: RegistryRoute, deps: RegistryDeps): voi
     const name = nameParam(ctx);
     const mount = ctx.url.searchParams.get("mount");
     if (mount !== null && ctx.url.searchParams.has("from")) {
-      const digest = parseRegistryDigest(mount);
-      if (await blobSize(deps, name, digest) !== null) {
+      // Blobs are cluster-wide, so any repository mounts a blob the cluster has. A digest that
+      // cannot be mounted (unknown, malformed, sha512) starts an upload session instead (202), as
+      // the spec has registries fall back.
+      const digest = mountDigest(mount);
+      if (digest && await blobSize(deps, name, digest) !== null) {
         await ctx.req.body?.cancel();
         return blobCreated(name, digest);
       }
