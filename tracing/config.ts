@@ -83,7 +83,9 @@ const exportSchema = object({
 });
 
 const statsdSchema = object({
-  enabled: bool().default(false).describe("Send the self-metrics as statsd."),
+  enabled: bool().default(false).describe(
+    "Send the metrics (tracing self-metrics and role metrics) as statsd, tracing on or off.",
+  ),
   addr: hostPort().default("127.0.0.1:8125").describe("`host:port` of the statsd/M3 aggregator."),
   prefix: string().optional("service name with `_`").describe("Metric name prefix."),
   tags: record(custom("scalar", (v) => String(v))).default({}).describe(

@@ -23,10 +23,11 @@ import { VERSION } from "../common/version.ts";
 import type { TracingConfig } from "./config.ts";
 import { BatchExportProcessor, ExportTimeoutError, OtlpHttpExporter } from "./export.ts";
 import { type Logger, rateLimited } from "../common/log.ts";
-import type { Handler, Middleware } from "../http/router.ts";
+import type { Ctx, Handler, Middleware } from "../http/router.ts";
 import { type ServerTracingOptions, tracingMiddleware } from "./http.ts";
-import { TracingMetrics } from "./metrics/metrics.ts";
-import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "./metrics/prometheus.ts";
+import { HttpMetrics } from "./http_metrics.ts";
+import { registerTracingMetrics, TracingMetrics } from "./metrics/metrics.ts";
+import { metricsExposition } from "./metrics/prometheus.ts";
 import { MetricsRegistry } from "./metrics/registry.ts";
 import { StatsdEmitter } from "./metrics/statsd.ts";
 import { EdgeBaggagePolicy } from "./baggage_policy.ts";
@@ -70,17 +71,22 @@ export interface TracingRuntime {
   /** A snapshot of the tracer and export counters. */
   stats(): TracingStats;
   /**
-   * The role's own metrics (limits, dependency states), served on `GET /metrics` after the tracing
-   * self-metrics; registered by the role's modules, with tracing on or off.
+   * The role's own metrics (requests, downloads, storage, limits, dependency states), served on
+   * `GET /metrics` after the tracing self-metrics and sent over statsd with them; registered by the
+   * role's modules, with tracing on or off.
    */
   readonly roleMetrics: MetricsRegistry;
-  /** The self-metrics, then the role metrics, in the Prometheus text format (`GET /metrics`). */
-  metricsResponse(): Response;
+  /**
+   * The self-metrics, then the role metrics (`GET /metrics`): Prometheus text, or OpenMetrics with
+   * exemplars when `accept` asks for `application/openmetrics-text`.
+   */
+  metricsResponse(accept?: string | null): Response;
   /** `GET /metrics` for a role's router: {@linkcode TracingRuntime.metricsResponse}. */
   readonly metricsHandler: Handler;
   /**
    * The server-span middleware for a role's router, counting its requests in flight into this
-   * runtime's load source (circuit breaker, adaptive sampling).
+   * runtime's load source (circuit breaker, adaptive sampling), with the per-route request metrics
+   * (`tracing/http_metrics.ts`) inside the span.
    */
   serverMiddleware(options?: Omit<ServerTracingOptions, "inFlight" | "baggagePolicy">): Middleware;
   /** Exports everything queued (tests, demo). */
@@ -114,11 +120,36 @@ export function installContextPropagation(): void {
   contextManagerInstalled = true;
 }
 
-function metricsResponder(metrics: TracingMetrics, roleMetrics: MetricsRegistry): () => Response {
-  return () =>
-    new Response(renderPrometheus(metrics) + roleMetrics.render(), {
-      headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
-    });
+/** The registries, `/metrics` and the statsd emitter of one runtime. */
+function runtimeMetrics(config: TracingConfig, metrics: TracingMetrics, logger: Logger) {
+  const self = new MetricsRegistry();
+  registerTracingMetrics(self, metrics);
+  const roleMetrics = new MetricsRegistry();
+  const http = new HttpMetrics(roleMetrics);
+  const metricsResponse = (accept?: string | null) =>
+    metricsExposition([self, roleMetrics], accept);
+  const statsd = config.statsd.enabled
+    ? new StatsdEmitter([self, roleMetrics], {
+      addr: config.statsd.addr,
+      prefix: config.statsd.prefix,
+      tags: config.statsd.tags,
+      tagFormat: config.statsd.tagFormat,
+      flushIntervalMs: config.statsd.flushIntervalMs,
+      logger,
+    })
+    : undefined;
+  statsd?.start();
+  return {
+    roleMetrics,
+    metricsResponse,
+    metricsHandler: (ctx: Ctx) => metricsResponse(ctx.req.headers.get("accept")),
+    /** `tracing` outside, the request metrics inside its span. */
+    withRequestMetrics(tracing: Middleware): Middleware {
+      const red = http.middleware();
+      return (ctx, next) => tracing(ctx, () => red(ctx, next));
+    },
+    closeStatsd: () => statsd?.close() ?? Promise.resolve(),
+  };
 }
 
 /** The edge baggage policy of `config.sampling.trust`, counting and logging (bounded) its drops. */
@@ -151,8 +182,8 @@ function disabledRuntime(
   logger: Logger,
 ): TracingRuntime {
   const baggagePolicy = edgeBaggagePolicy(config, metrics, logger);
-  const roleMetrics = new MetricsRegistry();
-  const metricsResponse = metricsResponder(metrics, roleMetrics);
+  const m = runtimeMetrics(config, metrics, logger);
+  let stopped = false;
   return {
     enabled: false,
     serviceName: config.serviceName,
@@ -168,13 +199,18 @@ function disabledRuntime(
       queueSize: 0,
       breaker: "disabled",
     }),
-    roleMetrics,
-    metricsResponse,
-    metricsHandler: metricsResponse,
-    // Still extracts and passes on incoming trace context; nothing is counted.
-    serverMiddleware: (options = {}) => tracingMiddleware({ ...options, baggagePolicy }),
+    roleMetrics: m.roleMetrics,
+    metricsResponse: m.metricsResponse,
+    metricsHandler: m.metricsHandler,
+    // Still extracts and passes on incoming trace context; no load is counted.
+    serverMiddleware: (options = {}) =>
+      m.withRequestMetrics(tracingMiddleware({ ...options, baggagePolicy })),
     forceFlush: () => Promise.resolve(),
-    shutdown: () => Promise.resolve(),
+    async shutdown() {
+      if (stopped) return;
+      stopped = true;
+      await m.closeStatsd();
+    },
   };
 }
 
@@ -265,21 +301,8 @@ export function initTracing(config: TracingConfig, options: InitOptions): Tracin
   });
   trace.setGlobalTracerProvider(provider);
   breaker.start();
-  const statsd = config.statsd.enabled
-    ? new StatsdEmitter(metrics, {
-      addr: config.statsd.addr,
-      prefix: config.statsd.prefix,
-      tags: config.statsd.tags,
-      tagFormat: config.statsd.tagFormat,
-      flushIntervalMs: config.statsd.flushIntervalMs,
-      logger,
-    })
-    : undefined;
-  statsd?.start();
-
   let stopped = false;
-  const roleMetrics = new MetricsRegistry();
-  const metricsResponse = metricsResponder(metrics, roleMetrics);
+  const m = runtimeMetrics(config, metrics, logger);
   return {
     enabled: true,
     serviceName: config.serviceName,
@@ -295,11 +318,13 @@ export function initTracing(config: TracingConfig, options: InitOptions): Tracin
       queueSize: processor.queueSize,
       breaker: config.safeguards.circuitBreakerEnabled ? breaker.state : "disabled",
     }),
-    roleMetrics,
-    metricsResponse,
-    metricsHandler: metricsResponse,
+    roleMetrics: m.roleMetrics,
+    metricsResponse: m.metricsResponse,
+    metricsHandler: m.metricsHandler,
     serverMiddleware: (options = {}) =>
-      tracingMiddleware({ ...options, inFlight: loads.inFlight, baggagePolicy }),
+      m.withRequestMetrics(
+        tracingMiddleware({ ...options, inFlight: loads.inFlight, baggagePolicy }),
+      ),
     forceFlush: () => processor.forceFlush(),
     async shutdown(timeoutMs = 5000) {
       if (stopped) return;
@@ -307,7 +332,7 @@ export function initTracing(config: TracingConfig, options: InitOptions): Tracin
       await processor.shutdown(timeoutMs);
       breaker.stop();
       loads.stop();
-      await statsd?.close();
+      await m.closeStatsd();
       trace.disable();
     },
   };

@@ -1,7 +1,17 @@
 /**
  * The tracing self-metrics (ERD §7.3): how many spans were created, sampled, dropped (and why) and
  * exported, how exports went, how full the queue is, the effective sampling rates and the breaker
- * state.
+ * state. {@linkcode registerTracingMetrics} puts them into a {@linkcode MetricsRegistry}, which
+ * renders them for `/metrics` and feeds the statsd emitter:
+ *
+ * - `kraken_tracing_spans_created_total`, `kraken_tracing_spans_sampled_total`,
+ *   `kraken_tracing_spans_dropped_total{reason="queue_full|breaker|rate_limit"}`,
+ *   `kraken_tracing_baggage_dropped_total{reason="not_allowed|too_large"}`,
+ *   `kraken_tracing_spans_exported_total`, `kraken_tracing_export_errors_total`,
+ *   `kraken_tracing_export_timeouts_total` (counters)
+ * - `kraken_tracing_export_duration_seconds` (histogram; statsd timer `tracing.export_latency`)
+ * - `kraken_tracing_queue_size`, `kraken_tracing_sampling_rate{operation}`,
+ *   `kraken_tracing_breaker_state` (0 closed, 1 half-open, 2 open) (gauges)
  *
  * Counters are plain public number fields, so the hot path bumps them with `++` (no allocation, no
  * map lookup). {@linkcode TracingMetrics} has the field names of the tracer's `TracerCounters`
@@ -12,61 +22,23 @@
  * @module
  */
 
-/** Upper bounds of the export latency histogram, ms. */
-export const LATENCY_BUCKETS_MS: readonly number[] = Object.freeze([
+import { Histogram, type MetricsRegistry } from "./registry.ts";
+
+/** Upper bounds of the export latency histogram, seconds. */
+export const EXPORT_LATENCY_BUCKETS: readonly number[] = Object.freeze([
+  0.001,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
   1,
+  2.5,
   5,
   10,
-  25,
-  50,
-  100,
-  250,
-  500,
-  1000,
-  2500,
-  5000,
-  10000,
 ]);
-
-/** Most latency samples held for the statsd timer between two flushes. */
-export const MAX_PENDING_SAMPLES = 256;
-
-/** Export latency: a histogram (for Prometheus) plus recent raw samples (for statsd timers). */
-export class LatencyRecorder {
-  /** Bucket upper bounds, ms. */
-  readonly bounds: readonly number[] = LATENCY_BUCKETS_MS;
-  /** Per-bucket counts, not cumulative; the last slot is the +Inf bucket. */
-  readonly counts: Float64Array = new Float64Array(LATENCY_BUCKETS_MS.length + 1);
-  /** Sum of all observations, ms. */
-  sum = 0;
-  /** Number of observations. */
-  count = 0;
-  readonly #pending = new Float64Array(MAX_PENDING_SAMPLES);
-  #pendingCount = 0;
-
-  /** Records one latency, ms. */
-  observe(ms: number): void {
-    let i = 0;
-    while (i < this.bounds.length && ms > this.bounds[i]) i++;
-    this.counts[i]++;
-    this.sum += ms;
-    this.count++;
-    // Beyond the buffer the oldest samples are overwritten: statsd gets the most recent ones.
-    this.#pending[this.#pendingCount % MAX_PENDING_SAMPLES] = ms;
-    this.#pendingCount++;
-  }
-
-  /** Returns the samples observed since the last call (at most {@linkcode MAX_PENDING_SAMPLES}). */
-  drainSamples(): number[] {
-    const n = Math.min(this.#pendingCount, MAX_PENDING_SAMPLES);
-    const out: number[] = [];
-    for (let i = this.#pendingCount - n; i < this.#pendingCount; i++) {
-      out.push(this.#pending[i % MAX_PENDING_SAMPLES]);
-    }
-    this.#pendingCount = 0;
-    return out;
-  }
-}
 
 /** Where the gauges are read from; each defaults to a constant. */
 export interface GaugeSources {
@@ -103,8 +75,8 @@ export class TracingMetrics {
   baggageDroppedNotAllowed = 0;
   /** Client baggage members dropped at an edge listener: beyond the size cap. */
   baggageDroppedTooLarge = 0;
-  /** Export request latency. */
-  readonly exportLatency: LatencyRecorder = new LatencyRecorder();
+  /** Export request latency, seconds. */
+  readonly exportLatency: Histogram = new Histogram(EXPORT_LATENCY_BUCKETS);
   /** Gauge sources; replace members once the queue, breaker and sampler exist. */
   readonly gauges: GaugeSources;
 
@@ -130,11 +102,12 @@ export class TracingMetrics {
     if (ok) this.spansExported += count;
     else this.exportErrors++;
     if (!ok && timedOut) this.exportTimeouts++;
-    this.exportLatency.observe(ms);
+    // An export runs outside any request: no exemplar.
+    this.exportLatency.observe(ms / 1000, null);
   }
 }
 
-/** A counter as both exposition formats name it. */
+/** A tracing counter's series. */
 export interface CounterDescriptor {
   /** Base name, e.g. `spans_dropped`. */
   readonly name: string;
@@ -160,7 +133,7 @@ function byReason(
   }));
 }
 
-/** Every counter series, in report order; both renderers use this table. */
+/** Every counter series, in report order. */
 export const COUNTERS: readonly CounterDescriptor[] = Object.freeze(
   [
     { name: "spans_created", help: "Span starts, sampled or not.", read: (m) => m.spansCreated },
@@ -187,3 +160,41 @@ export const COUNTERS: readonly CounterDescriptor[] = Object.freeze(
     },
   ] satisfies CounterDescriptor[],
 );
+
+/** Registers the self-metrics `metrics` in `registry` (read at each scrape or statsd flush). */
+export function registerTracingMetrics(registry: MetricsRegistry, metrics: TracingMetrics): void {
+  for (const counter of COUNTERS) {
+    const labels = counter.label ? { [counter.label[0]]: counter.label[1] } : {};
+    registry.observedCounter(
+      `kraken_tracing_${counter.name}_total`,
+      counter.help,
+      () => counter.read(metrics),
+      labels,
+    );
+  }
+  registry.histogramOf(
+    "kraken_tracing_export_duration_seconds",
+    "Export request latency.",
+    metrics.exportLatency,
+    { statsd: "tracing.export_latency" },
+  );
+  registry.gauge(
+    "kraken_tracing_queue_size",
+    "Spans waiting in the export queue.",
+    () => metrics.gauges.queueSize(),
+  );
+  registry.gaugeFamily(
+    "kraken_tracing_sampling_rate",
+    "Effective sampling probability by operation.",
+    function* () {
+      for (const [operation, rate] of metrics.gauges.samplingRates()) {
+        yield [{ operation }, rate] as const;
+      }
+    },
+  );
+  registry.gauge(
+    "kraken_tracing_breaker_state",
+    "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+    () => metrics.gauges.breakerState(),
+  );
+}

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { LATENCY_BUCKETS_MS, MAX_PENDING_SAMPLES, TracingMetrics } from "./metrics.ts";
+import { EXPORT_LATENCY_BUCKETS, TracingMetrics } from "./metrics.ts";
+import { Histogram, MAX_PENDING_SAMPLES } from "./registry.ts";
 
 Deno.test("export outcomes and queue-full drops land in the counters", () => {
   const m = new TracingMetrics();
@@ -11,28 +12,28 @@ Deno.test("export outcomes and queue-full drops land in the counters", () => {
   assert.equal(m.exportErrors, 1);
   assert.equal(m.droppedQueueFull, 2);
   assert.equal(m.exportLatency.count, 2);
-  assert.equal(m.exportLatency.sum, 10_040);
+  assert.equal(m.exportLatency.sum, 10.04, "seconds");
 });
 
-Deno.test("latency buckets: inclusive upper bounds and an overflow slot", () => {
-  const m = new TracingMetrics();
-  for (const ms of [0.5, 1, 1.01, 10_000, 10_001]) m.exportLatency.observe(ms);
-  const counts = Array.from(m.exportLatency.counts);
-  assert.equal(counts.length, LATENCY_BUCKETS_MS.length + 1);
-  assert.equal(counts[0], 2, "0.5 and 1 fall in le=1");
-  assert.equal(counts[1], 1, "1.01 falls in le=5");
-  assert.equal(counts[LATENCY_BUCKETS_MS.length - 1], 1, "10000 falls in le=10000");
-  assert.equal(counts[LATENCY_BUCKETS_MS.length], 1, "10001 overflows");
+Deno.test("histogram buckets: inclusive upper bounds and an overflow slot", () => {
+  const h = new Histogram(EXPORT_LATENCY_BUCKETS);
+  for (const s of [0.0005, 0.001, 0.00101, 10, 10.001]) h.observe(s, null);
+  const counts = Array.from(h.counts);
+  assert.equal(counts.length, EXPORT_LATENCY_BUCKETS.length + 1);
+  assert.equal(counts[0], 2, "0.5 ms and 1 ms fall in le=0.001");
+  assert.equal(counts[1], 1, "1.01 ms falls in le=0.005");
+  assert.equal(counts[EXPORT_LATENCY_BUCKETS.length - 1], 1, "10 s falls in le=10");
+  assert.equal(counts[EXPORT_LATENCY_BUCKETS.length], 1, "10.001 s overflows");
 });
 
-Deno.test("pending latency samples are drained once and bounded", () => {
-  const m = new TracingMetrics();
-  m.exportLatency.observe(3);
-  m.exportLatency.observe(4);
-  assert.deepEqual(m.exportLatency.drainSamples(), [3, 4]);
-  assert.deepEqual(m.exportLatency.drainSamples(), []);
-  for (let i = 0; i < MAX_PENDING_SAMPLES + 10; i++) m.exportLatency.observe(i);
-  const drained = m.exportLatency.drainSamples();
+Deno.test("pending histogram samples are drained once and bounded", () => {
+  const h = new Histogram([1]);
+  h.observe(3, null);
+  h.observe(4, null);
+  assert.deepEqual(h.drainSamples(), [3, 4]);
+  assert.deepEqual(h.drainSamples(), []);
+  for (let i = 0; i < MAX_PENDING_SAMPLES + 10; i++) h.observe(i, null);
+  const drained = h.drainSamples();
   assert.equal(drained.length, MAX_PENDING_SAMPLES);
   assert.equal(drained[0], 10, "the most recent samples are kept");
   assert.equal(drained.at(-1), MAX_PENDING_SAMPLES + 9);

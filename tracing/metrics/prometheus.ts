@@ -1,28 +1,20 @@
 /**
- * Renders the tracing self-metrics in the Prometheus text exposition format, version 0.0.4 (serve
- * it with `Content-Type: text/plain; version=0.0.4`). Series:
- *
- * - `kraken_tracing_spans_created_total`, `kraken_tracing_spans_sampled_total`,
- *   `kraken_tracing_spans_dropped_total{reason="queue_full|breaker|rate_limit"}`,
- *   `kraken_tracing_spans_exported_total`, `kraken_tracing_export_errors_total`,
- *   `kraken_tracing_export_timeouts_total` (counters)
- * - `kraken_tracing_export_duration_seconds` (histogram)
- * - `kraken_tracing_queue_size`, `kraken_tracing_sampling_rate{operation}`,
- *   `kraken_tracing_breaker_state` (0 closed, 1 half-open, 2 open) (gauges)
+ * The exposition of `GET /metrics`: the Prometheus text format 0.0.4 by default, OpenMetrics 1.0
+ * (with histogram exemplars and the closing `# EOF`) when the scraper's `Accept` asks for
+ * `application/openmetrics-text`, as Prometheus does when exemplar storage is on. The series come
+ * from {@linkcode MetricsRegistry}s: the tracing self-metrics first, then the role's.
  *
  * @module
  */
 
-import { COUNTERS, type TracingMetrics } from "./metrics.ts";
+import type { MetricsRegistry } from "./registry.ts";
 
-/** Content type of {@linkcode renderPrometheus}'s output. */
+/** Content type of the Prometheus text format. */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
-/** Options of {@linkcode renderPrometheus}. */
-export interface PrometheusOptions {
-  /** Name prefix. Default `kraken_tracing`. */
-  namespace?: string;
-}
+/** Content type of OpenMetrics text. */
+export const OPENMETRICS_CONTENT_TYPE =
+  "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /** Escapes a label value (backslash, double quote, newline). */
 export function escapeLabel(value: string): string {
@@ -37,46 +29,27 @@ export function formatValue(value: number): string {
   return String(value);
 }
 
-/** Renders `metrics` as Prometheus text (ends with a newline). */
-export function renderPrometheus(metrics: TracingMetrics, options: PrometheusOptions = {}): string {
-  const ns = options.namespace ?? "kraken_tracing";
-  const out: string[] = [];
-  const header = (name: string, type: string, help: string) => {
-    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-  };
+/** Whether an `Accept` header asks for OpenMetrics (and does not refuse it with `q=0`). */
+export function acceptsOpenMetrics(accept: string | null | undefined): boolean {
+  if (!accept) return false;
+  return accept.split(",").some((part) => {
+    const [type, ...params] = part.trim().split(";").map((p) => p.trim());
+    if (type.toLowerCase() !== "application/openmetrics-text") return false;
+    const q = params.find((p) => p.startsWith("q="));
+    return q === undefined || Number(q.slice(2)) > 0;
+  });
+}
 
-  let previous = "";
-  for (const counter of COUNTERS) {
-    const name = `${ns}_${counter.name}_total`;
-    // Series of one family (spans_dropped by reason) share a single HELP/TYPE header.
-    if (name !== previous) header(name, "counter", counter.help);
-    previous = name;
-    const labels = counter.label ? `{${counter.label[0]}="${escapeLabel(counter.label[1])}"}` : "";
-    out.push(`${name}${labels} ${formatValue(counter.read(metrics))}`);
+/** The `/metrics` answer for `accept`: every registry in order, in the format it asks for. */
+export function metricsExposition(
+  registries: readonly MetricsRegistry[],
+  accept?: string | null,
+): Response {
+  if (acceptsOpenMetrics(accept)) {
+    const body = registries.map((r) => r.render("openmetrics")).join("") + "# EOF\n";
+    return new Response(body, { headers: { "content-type": OPENMETRICS_CONTENT_TYPE } });
   }
-
-  const latency = metrics.exportLatency;
-  const hist = `${ns}_export_duration_seconds`;
-  header(hist, "histogram", "Export request latency.");
-  let cumulative = 0;
-  for (let i = 0; i < latency.bounds.length; i++) {
-    cumulative += latency.counts[i];
-    out.push(`${hist}_bucket{le="${latency.bounds[i] / 1000}"} ${cumulative}`);
-  }
-  cumulative += latency.counts[latency.bounds.length];
-  out.push(`${hist}_bucket{le="+Inf"} ${cumulative}`);
-  out.push(`${hist}_sum ${formatValue(latency.sum / 1000)}`);
-  out.push(`${hist}_count ${latency.count}`);
-
-  header(`${ns}_queue_size`, "gauge", "Spans waiting in the export queue.");
-  out.push(`${ns}_queue_size ${formatValue(metrics.gauges.queueSize())}`);
-
-  header(`${ns}_sampling_rate`, "gauge", "Effective sampling probability by operation.");
-  for (const [operation, rate] of metrics.gauges.samplingRates()) {
-    out.push(`${ns}_sampling_rate{operation="${escapeLabel(operation)}"} ${formatValue(rate)}`);
-  }
-
-  header(`${ns}_breaker_state`, "gauge", "Circuit breaker state: 0 closed, 1 half-open, 2 open.");
-  out.push(`${ns}_breaker_state ${formatValue(metrics.gauges.breakerState())}`);
-  return out.join("\n") + "\n";
+  return new Response(registries.map((r) => r.render("prometheus")).join(""), {
+    headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
+  });
 }

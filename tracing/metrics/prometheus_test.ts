@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
-import { TracingMetrics } from "./metrics.ts";
-import { renderPrometheus } from "./prometheus.ts";
+import { registerTracingMetrics, TracingMetrics } from "./metrics.ts";
+import { acceptsOpenMetrics, metricsExposition } from "./prometheus.ts";
+import { MetricsRegistry } from "./registry.ts";
+
+function renderPrometheus(m: TracingMetrics): string {
+  const registry = new MetricsRegistry();
+  registerTracingMetrics(registry, m);
+  return registry.render();
+}
 
 interface Sample {
   name: string;
@@ -106,9 +113,29 @@ Deno.test("renders every series with HELP/TYPE and the current values", () => {
   assert.equal(value(samples, "kraken_tracing_sampling_rate", { operation: "*" }), 0.1);
 });
 
-Deno.test("the namespace is configurable", () => {
-  const text = renderPrometheus(new TracingMetrics(), { namespace: "agent_tracing" });
-  const { samples } = parse(text);
-  assert.ok(samples.every((s) => s.name.startsWith("agent_tracing_")));
-  assert.equal(value(samples, "agent_tracing_spans_created_total"), 0);
+Deno.test("OpenMetrics when the scraper asks for it: counter families without _total, # EOF", async () => {
+  const registry = new MetricsRegistry();
+  registerTracingMetrics(registry, new TracingMetrics());
+  const plain = metricsExposition([registry], "text/plain");
+  assert.match(plain.headers.get("content-type")!, /^text\/plain; version=0\.0\.4/);
+  assert.match(await plain.text(), /^# TYPE kraken_tracing_spans_created_total counter$/m);
+  const open = metricsExposition(
+    [registry],
+    "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4",
+  );
+  assert.match(
+    open.headers.get("content-type")!,
+    /^application\/openmetrics-text; version=1\.0\.0/,
+  );
+  const text = await open.text();
+  assert.match(text, /^# TYPE kraken_tracing_spans_created counter$/m);
+  assert.match(text, /^kraken_tracing_spans_created_total 0$/m);
+  assert.ok(text.endsWith("\n# EOF\n"), "ends with # EOF");
+});
+
+Deno.test("Accept negotiation: q=0 refuses OpenMetrics", () => {
+  assert.equal(acceptsOpenMetrics(undefined), false);
+  assert.equal(acceptsOpenMetrics("*/*"), false);
+  assert.equal(acceptsOpenMetrics("application/openmetrics-text"), true);
+  assert.equal(acceptsOpenMetrics("application/openmetrics-text; q=0"), false);
 });

@@ -1,15 +1,18 @@
 /**
- * Sends the tracing self-metrics to a statsd aggregator over UDP.
+ * Sends every series of some {@linkcode MetricsRegistry}s (the tracing self-metrics and the role's
+ * metrics) to a statsd aggregator over UDP, so statsd carries what `/metrics` does.
  *
  * Line formats: counters as deltas since the previous flush (`name:3|c`, zero deltas skipped),
- * gauges every flush (`name:12|g`), export latencies as timers (`name:41.5|ms`). Names are
- * `<prefix>.tracing.<metric>`.
+ * gauges every flush (`name:12|g`), the samples a histogram saw since the last flush as timers in
+ * ms for `_seconds` histograms (`name:41.5|ms`), else as `|h`. Names are `<prefix>.<statsd name>`,
+ * the registry's statsd name of the series (upstream's where it has one, such as
+ * `scheduler.download_requests`; else derived from the Prometheus name: `tracing.spans_created`).
  *
  * Tags. Upstream Kraken reports through tally's statsd reporter with the cactus client, which
  * sends plain `name:value|type` lines and drops tags; that plain form is what its statsd → M3
- * pipeline ingests, so it is the default (`tagFormat: "none"`): a per-series tag is folded into the
- * name (`…spans_dropped.queue_full`, `…sampling_rate.GET__v2__name__blobs__digest_`) and constant
- * tags are not sent. `tagFormat: "dogstatsd"` appends tags as `|#reason:queue_full,service:x`
+ * pipeline ingests, so it is the default (`tagFormat: "none"`): each label value of a series is
+ * folded into the name in label order (`…spans_dropped.queue_full`,
+ * `…sampling_rate.GET__v2__name__blobs__digest_`) and constant tags are not sent. `tagFormat: "dogstatsd"` appends tags as `|#reason:queue_full,service:x`
  * instead, for aggregators that understand it (Datadog agent, statsd_exporter, Telegraf).
  *
  * The socket is `node:dgram` rather than `Deno.listenDatagram`, which still needs `--unstable-net`
@@ -21,7 +24,7 @@
  */
 
 import dgram from "node:dgram";
-import { COUNTERS, type TracingMetrics } from "./metrics.ts";
+import type { Labels, MetricsRegistry, SeriesView } from "./registry.ts";
 import { systemTimers, type Timers } from "../../common/timers.ts";
 
 /** How tags are written. */
@@ -31,7 +34,7 @@ export type StatsdTagFormat = "none" | "dogstatsd";
 export interface StatsdEmitterOptions {
   /** Aggregator address, `host:port` (`[v6]:port` for IPv6). */
   addr: string;
-  /** Name prefix; metrics are `<prefix>.tracing.<name>`. Default `kraken`. */
+  /** Name prefix; metrics are `<prefix>.<statsd name>`. Default `kraken`. */
   prefix?: string;
   /** Constant tags for every line (dogstatsd format only). */
   tags?: Record<string, string>;
@@ -71,9 +74,9 @@ function tagSafe(value: string): string {
   return value.replace(/[|,#\s]/g, "_");
 }
 
-/** Periodically sends a {@linkcode TracingMetrics} to statsd. */
+/** Periodically sends the series of some registries to statsd. */
 export class StatsdEmitter {
-  readonly #metrics: TracingMetrics;
+  readonly #registries: readonly MetricsRegistry[];
   readonly #host: string;
   readonly #port: number;
   readonly #base: string;
@@ -83,7 +86,7 @@ export class StatsdEmitter {
   readonly #maxPacket: number;
   readonly #timers: Timers;
   readonly #logger: StatsdEmitterOptions["logger"];
-  readonly #lastCounters: number[];
+  readonly #lastCounters = new Map<string, number>();
   readonly #encoder = new TextEncoder();
   #socket: dgram.Socket | undefined;
   #timer: number | undefined;
@@ -91,11 +94,11 @@ export class StatsdEmitter {
   #inFlight = new Set<Promise<void>>();
 
   /** Validates the options; nothing is sent before `start()` or `flush()`. */
-  constructor(metrics: TracingMetrics, options: StatsdEmitterOptions) {
-    this.#metrics = metrics;
+  constructor(registries: readonly MetricsRegistry[], options: StatsdEmitterOptions) {
+    this.#registries = registries;
     ({ host: this.#host, port: this.#port } = splitAddr(options.addr));
     const prefix = options.prefix ?? "kraken";
-    this.#base = prefix === "" ? "tracing." : `${prefix}.tracing.`;
+    this.#base = prefix === "" ? "" : `${prefix}.`;
     this.#dogstatsd = options.tagFormat === "dogstatsd";
     this.#constantTags = Object.entries(options.tags ?? {})
       .map(([k, v]) => `${tagSafe(k)}:${tagSafe(v)}`).join(",");
@@ -103,7 +106,6 @@ export class StatsdEmitter {
     this.#maxPacket = options.maxPacketBytes ?? 512;
     this.#timers = options.timers ?? systemTimers;
     this.#logger = options.logger;
-    this.#lastCounters = COUNTERS.map(() => 0);
   }
 
   /** Starts periodic flushing (no-op when already started). */
@@ -112,13 +114,15 @@ export class StatsdEmitter {
     this.#timer = this.#timers.setInterval(() => void this.flush(), this.#flushMs);
   }
 
-  #line(name: string, value: number, type: string, tag?: readonly [string, string]): string {
-    let metric = this.#base + name;
+  #line(series: SeriesView, value: number, type: string): string {
+    let metric = this.#base + series.statsd;
     let tags = this.#constantTags;
-    if (tag && this.#dogstatsd) {
-      tags = `${tagSafe(tag[0])}:${tagSafe(tag[1])}` + (tags ? "," + tags : "");
-    } else if (tag) {
-      metric += "." + nameSafe(tag[1]);
+    const labels = Object.entries(series.labels as Labels);
+    if (this.#dogstatsd && labels.length > 0) {
+      const own = labels.map(([k, v]) => `${tagSafe(k)}:${tagSafe(v)}`).join(",");
+      tags = own + (tags ? "," + tags : "");
+    } else {
+      for (const [, v] of labels) metric += "." + nameSafe(v);
     }
     const suffix = this.#dogstatsd && tags ? `|#${tags}` : "";
     return `${metric}:${formatNumber(value)}|${type}${suffix}`;
@@ -126,24 +130,26 @@ export class StatsdEmitter {
 
   /**
    * The lines of one flush; counter baselines advance, so each counter delta is reported once and
-   * latency samples are consumed.
+   * histogram samples are consumed.
    */
   collect(): string[] {
-    const m = this.#metrics;
     const lines: string[] = [];
-    COUNTERS.forEach((counter, i) => {
-      const value = counter.read(m);
-      const delta = value - this.#lastCounters[i];
-      this.#lastCounters[i] = value;
-      if (delta > 0) lines.push(this.#line(counter.name, delta, "c", counter.label));
-    });
-    lines.push(this.#line("queue_size", m.gauges.queueSize(), "g"));
-    lines.push(this.#line("breaker_state", m.gauges.breakerState(), "g"));
-    for (const [operation, rate] of m.gauges.samplingRates()) {
-      lines.push(this.#line("sampling_rate", rate, "g", ["operation", operation]));
-    }
-    for (const ms of m.exportLatency.drainSamples()) {
-      lines.push(this.#line("export_latency", ms, "ms"));
+    for (const registry of this.#registries) {
+      for (const series of registry.series()) {
+        if (series.kind === "counter") {
+          const value = series.read();
+          const delta = value - (this.#lastCounters.get(series.key) ?? 0);
+          this.#lastCounters.set(series.key, value);
+          if (delta > 0) lines.push(this.#line(series, delta, "c"));
+        } else if (series.kind === "gauge") {
+          lines.push(this.#line(series, series.read(), "g"));
+        } else if (series.histogram) {
+          const seconds = series.name.endsWith("_seconds");
+          for (const sample of series.histogram.drainSamples()) {
+            lines.push(this.#line(series, seconds ? sample * 1000 : sample, seconds ? "ms" : "h"));
+          }
+        }
+      }
     }
     return lines;
   }

@@ -1,8 +1,16 @@
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
-import { TracingMetrics } from "./metrics.ts";
+import { registerTracingMetrics, TracingMetrics } from "./metrics.ts";
+import { MetricsRegistry } from "./registry.ts";
 import { StatsdEmitter } from "./statsd.ts";
 import { ManualTimers } from "../../common/timers.ts";
+
+/** A registry holding the tracing self-metrics `m`. */
+function tracingRegistry(m: TracingMetrics): MetricsRegistry {
+  const registry = new MetricsRegistry();
+  registerTracingMetrics(registry, m);
+  return registry;
+}
 
 /** A UDP socket that collects statsd lines. */
 async function receiver(): Promise<
@@ -49,7 +57,10 @@ Deno.test("plain statsd: counter deltas, gauges and timers arrive over UDP", asy
     breakerState: () => 2,
     samplingRates: () => [["GET /v2/{name}/blobs/{digest}", 0.05]],
   });
-  const emitter = new StatsdEmitter(m, { addr: `127.0.0.1:${rx.port}`, prefix: "kraken_agent" });
+  const emitter = new StatsdEmitter([tracingRegistry(m)], {
+    addr: `127.0.0.1:${rx.port}`,
+    prefix: "kraken_agent",
+  });
   try {
     m.spansCreated = 10;
     m.spansSampled = 2;
@@ -78,13 +89,59 @@ Deno.test("plain statsd: counter deltas, gauges and timers arrive over UDP", asy
   }
 });
 
+Deno.test("role metrics go out with the tracing ones: upstream names, folded labels, timers in ms", async () => {
+  const rx = await receiver();
+  const role = new MetricsRegistry();
+  const emitter = new StatsdEmitter([tracingRegistry(new TracingMetrics()), role], {
+    addr: `127.0.0.1:${rx.port}`,
+    prefix: "kraken_agent",
+  });
+  try {
+    role.counter("kraken_scheduler_downloads_started_total", "Started.", {}, {
+      statsd: "download_requests",
+    }).inc(2);
+    role.counter("kraken_http_requests_total", "Requests.", {
+      method: "GET",
+      route: "/tags/{tag}",
+      status_class: "2xx",
+    }).inc();
+    role.histogram("kraken_http_request_duration_seconds", "Latency.", {
+      buckets: [0.1, 1],
+      labels: { method: "GET", route: "/health" },
+      statsd: "latency",
+    }).observe(0.25, null);
+    role.histogram("kraken_storage_blob_size_bytes", "Sizes.", { buckets: [1024] }).observe(
+      4096,
+      null,
+    );
+    await emitter.flush();
+    const lines = await rx.next(6);
+    for (
+      const want of [
+        "kraken_agent.download_requests:2|c",
+        "kraken_agent.http.requests.GET._tags__tag_.2xx:1|c",
+        "kraken_agent.latency.GET._health:250|ms",
+        "kraken_agent.storage.blob_size:4096|h",
+      ]
+    ) {
+      assert.ok(lines.includes(want), `${want} in ${lines.join(" ")}`);
+    }
+    await emitter.flush();
+    const again = await rx.next(2);
+    assert.ok(!again.some((l) => l.includes("latency")), "histogram samples are sent once");
+  } finally {
+    await emitter.close();
+    await rx.close();
+  }
+});
+
 Deno.test("dogstatsd tags and packet packing", async () => {
   const rx = await receiver();
   const timers = new ManualTimers();
   const m = new TracingMetrics({
     samplingRates: () => Array.from({ length: 30 }, (_, i) => [`op|${i}`, 0.5] as const),
   });
-  const emitter = new StatsdEmitter(m, {
+  const emitter = new StatsdEmitter([tracingRegistry(m)], {
     addr: `127.0.0.1:${rx.port}`,
     tagFormat: "dogstatsd",
     tags: { service: "kraken-agent" },
@@ -114,9 +171,9 @@ Deno.test("dogstatsd tags and packet packing", async () => {
 });
 
 Deno.test("a bad address is refused up front; send errors are logged at a bounded rate", async () => {
-  assert.throws(() => new StatsdEmitter(new TracingMetrics(), { addr: "localhost" }), /host:port/);
+  assert.throws(() => new StatsdEmitter([], { addr: "localhost" }), /host:port/);
   const warnings: string[] = [];
-  const emitter = new StatsdEmitter(new TracingMetrics(), {
+  const emitter = new StatsdEmitter([tracingRegistry(new TracingMetrics())], {
     addr: "statsd.invalid:8125",
     logger: { warn: (msg) => warnings.push(msg) },
     timers: new ManualTimers(),
