@@ -62,6 +62,35 @@ const SCHEMA2_KINDS: ReadonlyMap<string, ManifestKind> = new Map([
 /** Every schema-2 manifest media type understood here. */
 export const MANIFEST_MEDIA_TYPES: readonly string[] = [...SCHEMA2_KINDS.keys()];
 
+/**
+ * Layer media types whose content may not be redistributed (OCI's deprecated non-distributable
+ * layers and Docker's foreign layers): clients fetch them from the descriptor's `urls`.
+ */
+export const NON_DISTRIBUTABLE_MEDIA_TYPES: ReadonlySet<string> = new Set([
+  "application/vnd.oci.image.layer.nondistributable.v1.tar",
+  "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+  "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+  "application/vnd.docker.image.rootfs.foreign.diff.tar",
+  "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+]);
+
+/** Whether a layer is non-distributable and says where to fetch it (so Kraken need not hold it). */
+export function isForeignLayer(layer: Descriptor): boolean {
+  return NON_DISTRIBUTABLE_MEDIA_TYPES.has(layer.mediaType) && (layer.urls?.length ?? 0) > 0;
+}
+
+/**
+ * The references a cluster must hold for the manifest to be usable: every reference except
+ * foreign layers ({@linkcode isForeignLayer}), which clients fetch from their `urls`.
+ */
+export function storedReferences(manifest: ParsedManifest): Digest[] {
+  const foreign = new Set(manifest.layers.filter(isForeignLayer).map((l) => l.digest.hex));
+  return manifest.references.filter((d, i) =>
+    // The config (first of an image's references) is never foreign, even with a layer's digest.
+    (manifest.kind === "image" && i === 0) || !foreign.has(d.hex)
+  );
+}
+
 /** Largest manifest accepted or downloaded (docker/distribution's limit). */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
@@ -84,6 +113,8 @@ export interface Descriptor {
   digest: Digest;
   /** Size in bytes. */
   size: number;
+  /** Where non-distributable content can be fetched instead (OCI `urls`). */
+  urls?: string[];
 }
 
 /** What a parsed manifest references. */
@@ -100,6 +131,12 @@ export interface ParsedManifest {
   manifests: Descriptor[];
   /** Every referenced digest in manifest order: config then layers, or the sub-manifests. */
   references: Digest[];
+  /** The manifest this one refers to (OCI 1.1 `subject`); not among the references. */
+  subject?: Descriptor;
+  /** The top-level `artifactType`, when it is a non-empty string. */
+  artifactType?: string;
+  /** The top-level `annotations` object, as written. */
+  annotations?: Record<string, unknown>;
 }
 
 /** A stored manifest's kind and the Content-Type it is served with. */
@@ -154,7 +191,14 @@ function descriptor(raw: unknown, where: string): Descriptor {
   if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) {
     throw new ManifestError(`${where}.size: must be a non-negative integer`);
   }
-  return { mediaType: (raw.mediaType as string | undefined) ?? "", digest, size };
+  const out: Descriptor = { mediaType: (raw.mediaType as string | undefined) ?? "", digest, size };
+  if (raw.urls !== undefined) {
+    if (!Array.isArray(raw.urls) || !raw.urls.every((u) => typeof u === "string")) {
+      throw new ManifestError(`${where}.urls: must be a list of strings`);
+    }
+    out.urls = raw.urls;
+  }
+  return out;
 }
 
 function descriptors(raw: unknown, where: string): Descriptor[] {
@@ -196,6 +240,12 @@ export function parseManifest(bytes: Uint8Array, contentType?: string | null): P
   if (!SCHEMA2_KINDS.has(mediaType)) {
     throw new ManifestError(`unsupported manifest media type ${JSON.stringify(mediaType)}`);
   }
+  const extras: Pick<ParsedManifest, "subject" | "artifactType" | "annotations"> = {};
+  if (doc.subject !== undefined) extras.subject = descriptor(doc.subject, "subject");
+  if (typeof doc.artifactType === "string" && doc.artifactType !== "") {
+    extras.artifactType = doc.artifactType;
+  }
+  if (isObject(doc.annotations)) extras.annotations = doc.annotations;
   if (INDEX_TYPES.has(mediaType)) {
     const manifests = descriptors(doc.manifests, "manifests");
     return {
@@ -204,6 +254,7 @@ export function parseManifest(bytes: Uint8Array, contentType?: string | null): P
       layers: [],
       manifests,
       references: manifests.map((d) => d.digest),
+      ...extras,
     };
   }
   const config = descriptor(doc.config, "config");
@@ -215,6 +266,7 @@ export function parseManifest(bytes: Uint8Array, contentType?: string | null): P
     layers,
     manifests: [],
     references: [config.digest, ...layers.map((d) => d.digest)],
+    ...extras,
   };
 }
 

@@ -148,3 +148,35 @@ Deno.test("etagMatches takes the digest quoted or bare, among several values", (
   assert.ok(!etagMatches(new Headers({ "if-none-match": `"sha256:${"cd".repeat(32)}"` }), d));
   assert.ok(!etagMatches(new Headers(), d));
 });
+
+Deno.test("parseManifest: subject, artifactType, annotations and urls; subject is no reference", async () => {
+  const d = await digestOfBytes(new TextEncoder().encode("x"));
+  const desc = { mediaType: OCI_MANIFEST, digest: d.toString(), size: 1 };
+  const m = parseManifest(new TextEncoder().encode(JSON.stringify({
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    artifactType: "application/spdx+json",
+    config: desc,
+    layers: [{ ...desc, urls: ["https://example.com/layer"] }],
+    subject: desc,
+    annotations: { k: "v" },
+  })));
+  assert.ok(m.subject?.digest.equals(d));
+  assert.equal(m.artifactType, "application/spdx+json");
+  assert.deepEqual(m.annotations, { k: "v" });
+  assert.deepEqual(m.layers[0].urls, ["https://example.com/layer"]);
+  assert.equal(m.references.length, 2);
+  for (const bad of [{ subject: "x" }, { layers: [{ ...desc, urls: "https://x" }] }]) {
+    assert.throws(
+      () =>
+        parseManifest(new TextEncoder().encode(JSON.stringify({
+          schemaVersion: 2,
+          mediaType: OCI_MANIFEST,
+          config: desc,
+          layers: [],
+          ...bad,
+        }))),
+      ManifestError,
+    );
+  }
+});

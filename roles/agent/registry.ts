@@ -10,6 +10,7 @@
  * | `GET, HEAD /v2/<name>/manifests/<tag>` | tag → digest (`agent.resolve_tag`), then as by digest |
  * | `GET, HEAD /v2/<name>/manifests/sha256:<hex>` | the manifest, after content negotiation (`registry/manifest.ts`) |
  * | `GET, HEAD /v2/<name>/blobs/sha256:<hex>` | the blob, `application/octet-stream`; `Range` → 206 / 416 |
+ * | `GET /v2/<name>/referrers/<digest>` | OCI index of the referrers recorded in build-index, manifests over P2P (`registry/referrers.ts`) |
  * | `GET /v2/<name>/tags/list` | the repository's tags from build-index, `n`/`last` pages (`registry/listing.ts`) |
  * | anything else under `/v2/` (writes, catalog, deletes) | 405 `UNSUPPORTED` |
  *
@@ -41,6 +42,7 @@ import {
 } from "../../registry/errors.ts";
 import { tagListPrefix, tagListResponse } from "../../registry/listing.ts";
 import { resolveRange } from "../../registry/range.ts";
+import { referrersResponse } from "../../registry/referrers.ts";
 import {
   acceptedMediaTypes,
   classifyManifest,
@@ -227,6 +229,21 @@ export function createAgentRegistryRouter(deps: AgentRegistryDeps): Router {
     r.on(method, "/v2/{name+}/manifests/{reference}", manifest);
     r.on(method, "/v2/{name+}/blobs/{digest}", blob);
   }
+
+  r.get("/v2/{name+}/referrers/{digest}", (ctx) => {
+    const name = validateRepoName(ctx.params.name);
+    return referrersResponse(name, ctx.params.digest, ctx.url, {
+      list: async (prefix) => (await deps.tags.list(prefix)).result,
+      load: async (digest) => {
+        try {
+          return await deps.blobs.read(name, digest, deps.maxManifestBytes);
+        } catch (error) {
+          if (error instanceof TorrentNotFoundError) return null;
+          throw error;
+        }
+      },
+    });
+  });
 
   r.get("/v2/{name+}/tags/list", async (ctx) => {
     const name = validateRepoName(ctx.params.name);

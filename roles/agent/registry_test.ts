@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace";
 import { addBlob } from "../../p2p/_scheduler_test_util.ts";
 import { DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST } from "../../registry/manifest.ts";
-import { digestOfBytes } from "../../storage/digest.ts";
-import type { Image } from "../../tests/harness/oci.ts";
+import { type Digest, digestOfBytes } from "../../storage/digest.ts";
+import { type Image, makeArtifact } from "../../tests/harness/oci.ts";
 import { ATTR, initTracing, SPAN } from "../../tracing/mod.ts";
 import { type AgentStack, seedImage, startAgentStack } from "./_test_util.ts";
 import { AgentBlobs } from "./blobs.ts";
@@ -227,6 +227,52 @@ Deno.test("registry: Range GETs of a multi-piece blob; 416 past the end or overl
     assert.equal(res.status, 200);
     assert.equal(res.headers.get("accept-ranges"), "bytes");
     assert.deepEqual(new Uint8Array(await res.arrayBuffer()), layer.bytes);
+  });
+});
+
+Deno.test("registry: referrers from build-index records, manifests over P2P", async () => {
+  await withImage(async (stack, image, base) => {
+    const sbom = await makeArtifact({
+      subject: image.manifest,
+      artifactType: "application/spdx+json",
+      annotations: { "org.example.kind": "sbom" },
+      payload: new TextEncoder().encode("{}"),
+    });
+    await addBlob(stack.origin.store, sbom.manifest.bytes, 16 * 1024);
+    const record = (referrer: Digest) =>
+      `library/app:_oci/referrers/sha256-${image.manifest.digest.hex}/sha256-${referrer.hex}`;
+    stack.buildIndex.tags.set(record(sbom.manifest.digest), sbom.manifest.digest);
+    // A record whose manifest the cluster lost is left out, not a failure.
+    const lost = await digestOfBytes(new TextEncoder().encode("lost"));
+    stack.buildIndex.tags.set(record(lost), lost);
+    const url = `${base}/library/app/referrers/${image.manifest.digest}`;
+    let res = await fetch(url);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), OCI_INDEX);
+    assert.deepEqual(await res.json(), {
+      schemaVersion: 2,
+      mediaType: OCI_INDEX,
+      manifests: [{
+        mediaType: OCI_MANIFEST,
+        digest: sbom.manifest.digest.toString(),
+        size: sbom.manifest.bytes.length,
+        artifactType: "application/spdx+json",
+        annotations: { "org.example.kind": "sbom" },
+      }],
+    });
+    res = await fetch(`${url}?artifactType=application/vnd.other`);
+    assert.equal(res.headers.get("oci-filters-applied"), "artifactType");
+    assert.deepEqual((await res.json()).manifests, []);
+    res = await fetch(`${url}?artifactType=bad`);
+    assert.equal(res.status, 400);
+    assert.equal(await errorCode(res), "UNSUPPORTED");
+    res = await fetch(`${base}/library/app/referrers/${sbom.manifest.digest}`);
+    assert.deepEqual((await res.json()).manifests, []);
+    // The referrer itself is pulled like any manifest.
+    res = await fetch(`${base}/library/app/manifests/${sbom.manifest.digest}`, {
+      headers: { accept: OCI_MANIFEST },
+    });
+    assert.deepEqual(new Uint8Array(await res.arrayBuffer()), sbom.manifest.bytes);
   });
 });
 

@@ -5,7 +5,8 @@
  * Put tag, in order:
  * 1. resolve the dependencies with the first `tag_types` rule matching the tag (`docker`: download
  *    the manifest from the origin cluster with the tag as namespace and take everything it
- *    references plus the manifest itself; `default`: the digest alone);
+ *    references plus the manifest itself, except foreign layers with `urls`; `default`: the digest
+ *    alone);
  * 2. stat every dependency in the origin cluster (namespace = tag); a missing one fails the put
  *    with `cannot upload tag, missing dependency sha256:...`;
  * 3. store the tag on local disk and write it back (synchronously with `write_through`, otherwise
@@ -20,7 +21,12 @@
 import type { Logger } from "../../common/log.ts";
 import { AllOriginsUnavailableError, isNotFound } from "../../cluster/blob_client.ts";
 import { TagClient, type TagClientOptions } from "../../cluster/tag_client.ts";
-import { ManifestError, parseManifest, readManifestBytes } from "../../registry/manifest.ts";
+import {
+  ManifestError,
+  parseManifest,
+  readManifestBytes,
+  storedReferences,
+} from "../../registry/manifest.ts";
 import type { BackendManager } from "../../storage/backend/backend.ts";
 import { type Digest, parseDigest } from "../../storage/digest.ts";
 import type { WriteBackExecutor, WriteBackManager } from "../../storage/writeback.ts";
@@ -205,7 +211,8 @@ export class BuildIndexService {
       throw error;
     }
     setAttributes({ [ATTR.manifestMediaType]: manifest.mediaType });
-    return [...manifest.references, digest];
+    // Foreign layers (non-distributable, with `urls`) are fetched from elsewhere: no dependency.
+    return [...storedReferences(manifest), digest];
   }
 
   /** Downloads the manifest, retrying not-found and unreachable origins with exponential backoff. */

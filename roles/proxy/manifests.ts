@@ -8,24 +8,32 @@
  * | DELETE | `/v2/{name}/manifests/{reference}` | `UNSUPPORTED` |
  *
  * A manifest PUT is `proxy.put_manifest` › `origin.store_blob`, `build_index.put_tag`; a tag
- * becomes build-index `PUT /tags/<name:tag>/digest/<d>?replicate=true`.
+ * becomes build-index `PUT /tags/<name:tag>/digest/<d>?replicate=true`. A manifest with a `subject`
+ * is checked and recorded as a referrer (`referrers.ts`) and answered with `OCI-Subject`.
  *
  * @module
  */
 
-import { bytesSource, isNotFound } from "../../cluster/blob_client.ts";
-import { tagRefusal } from "../../cluster/tag_client.ts";
+import { bytesSource } from "../../cluster/blob_client.ts";
 import { requestBody, RequestBodyError } from "../../http/request_body.ts";
 import type { Ctx } from "../../http/router.ts";
 import { parseReference, RegistryError } from "../../registry/errors.ts";
-import { ManifestError, parseManifest, readManifestBytes } from "../../registry/manifest.ts";
-import { type Digest, digestOfBytes } from "../../storage/digest.ts";
+import {
+  ManifestError,
+  parseManifest,
+  readManifestBytes,
+  storedReferences,
+} from "../../registry/manifest.ts";
+import { digestOfBytes } from "../../storage/digest.ts";
 import { ATTR, setAttributes, SPAN, withSpan } from "../../tracing/mod.ts";
+import { checkSubject, recordReferrer } from "./referrers.ts";
 import {
   blobSize,
+  loadManifest,
   nameParam,
   PUSH_NAMESPACE,
   pushToOrigin,
+  putTag,
   type RegistryDeps,
   type RegistryRoute,
 } from "./registry.ts";
@@ -36,26 +44,7 @@ function manifestUnknown(name: string, reference: string): RegistryError {
 
 /** Registers the manifest routes. */
 export function registerManifestRoutes(on: RegistryRoute, deps: RegistryDeps): void {
-  const { store, origin, tags } = deps;
-
-  /** Manifest bytes from the cache, else from the origin cluster (verified, then cached). */
-  const loadManifest = async (name: string, digest: Digest): Promise<Uint8Array | null> => {
-    const local = await store.open(digest).catch(() => null);
-    if (local) return await readManifestBytes(local.stream);
-    let bytes: Uint8Array;
-    try {
-      bytes = await readManifestBytes(await origin.downloadBlob(name, digest));
-    } catch (error) {
-      if (isNotFound(error)) return null;
-      throw new RegistryError("UNAVAILABLE", `origin cluster: ${(error as Error).message}`);
-    }
-    const actual = await digestOfBytes(bytes);
-    if (!actual.equals(digest)) {
-      throw new RegistryError("UNKNOWN", `origin returned ${actual} for manifest ${digest}`);
-    }
-    await store.putBlob(digest, bytes);
-    return bytes;
-  };
+  const { store, tags } = deps;
 
   const getManifest = async (ctx: Ctx) => {
     const name = nameParam(ctx);
@@ -69,7 +58,7 @@ export function registerManifestRoutes(on: RegistryRoute, deps: RegistryDeps): v
       if (!found) throw manifestUnknown(name, ctx.params.reference);
       digest = found;
     }
-    const bytes = await loadManifest(name, digest);
+    const bytes = await loadManifest(deps, name, digest);
     if (!bytes) throw manifestUnknown(name, ctx.params.reference);
     let mediaType: string;
     try {
@@ -92,7 +81,7 @@ export function registerManifestRoutes(on: RegistryRoute, deps: RegistryDeps): v
   on("PUT", "/v2/{name+}/manifests/{reference}", async (ctx) => {
     const name = nameParam(ctx);
     const ref = parseReference(ctx.params.reference);
-    const digest = await withSpan(
+    const { digest, subject } = await withSpan(
       SPAN.proxyPutManifest,
       {
         [ATTR.repo]: name,
@@ -127,8 +116,10 @@ export function registerManifestRoutes(on: RegistryRoute, deps: RegistryDeps): v
             },
           );
         }
-        const sizes = await Promise.all(manifest.references.map((d) => blobSize(deps, name, d)));
-        const missing = manifest.references.filter((_, i) => sizes[i] === null);
+        // Foreign layers with `urls` are fetched from there by clients: the cluster need not have them.
+        const required = storedReferences(manifest);
+        const sizes = await Promise.all(required.map((d) => blobSize(deps, name, d)));
+        const missing = required.filter((_, i) => sizes[i] === null);
         if (missing.length > 0) {
           throw new RegistryError(
             "MANIFEST_BLOB_UNKNOWN",
@@ -136,35 +127,24 @@ export function registerManifestRoutes(on: RegistryRoute, deps: RegistryDeps): v
             { digest: missing[0].toString(), missing: missing.map(String) },
           );
         }
+        const subject = manifest.subject?.digest;
+        if (subject) await checkSubject(deps, name, subject);
         await store.putBlob(digest, bytes);
         await pushToOrigin(deps, digest, bytesSource(bytes));
-        if (ref.tag) {
-          try {
-            await tags.put(`${name}:${ref.tag}`, digest, { replicate: true });
-          } catch (error) {
-            const refusal = tagRefusal(error);
-            if (refusal) {
-              throw new RegistryError("MANIFEST_INVALID", refusal.message, {
-                tag: ref.tag,
-              }, refusal.status);
-            }
-            throw new RegistryError(
-              "UNKNOWN",
-              `tagging ${name}:${ref.tag} in build-index failed: ${(error as Error).message}`,
-            );
-          }
-        }
-        return digest;
+        await Promise.all([
+          ref.tag ? putTag(deps, `${name}:${ref.tag}`, digest) : undefined,
+          subject ? recordReferrer(deps, name, subject, digest) : undefined,
+        ]);
+        return { digest, subject };
       },
     );
-    return new Response(null, {
-      status: 201,
-      headers: {
-        location: `/v2/${name}/manifests/${digest}`,
-        "docker-content-digest": digest.toString(),
-        "content-length": "0",
-      },
-    });
+    const headers: Record<string, string> = {
+      location: `/v2/${name}/manifests/${digest}`,
+      "docker-content-digest": digest.toString(),
+      "content-length": "0",
+    };
+    if (subject) headers["oci-subject"] = subject.toString();
+    return new Response(null, { status: 201, headers });
   });
 
   on("DELETE", "/v2/{name+}/manifests/{reference}", () => {

@@ -12,12 +12,13 @@
  */
 
 import type { Logger } from "../../common/log.ts";
-import type { BlobSource } from "../../cluster/blob_client.ts";
-import type { ListResponse, PutOptions } from "../../cluster/tag_client.ts";
+import { type BlobSource, isNotFound } from "../../cluster/blob_client.ts";
+import { type ListResponse, type PutOptions, tagRefusal } from "../../cluster/tag_client.ts";
 import type { Ctx, Handler, Router } from "../../http/router.ts";
 import { RegistryError, registryErrorResponse, validateRepoName } from "../../registry/errors.ts";
 import type { BlobStore } from "../../storage/blob_store.ts";
-import type { Digest } from "../../storage/digest.ts";
+import { readManifestBytes } from "../../registry/manifest.ts";
+import { type Digest, digestOfBytes } from "../../storage/digest.ts";
 import type { UploadSessions } from "./upload_sessions.ts";
 
 /** The origin namespace every push uploads to (upstream's registry driver hard-codes it). */
@@ -119,6 +120,49 @@ export async function pushToOrigin(
       `upload of ${digest} to the origin cluster failed: ${(error as Error).message}`,
       undefined,
       500,
+    );
+  }
+}
+
+/** Manifest bytes from the cache, else from the origin cluster (verified, then cached). */
+export async function loadManifest(
+  deps: RegistryDeps,
+  name: string,
+  digest: Digest,
+): Promise<Uint8Array | null> {
+  const local = await deps.store.open(digest).catch(() => null);
+  if (local) return await readManifestBytes(local.stream);
+  let bytes: Uint8Array;
+  try {
+    bytes = await readManifestBytes(await deps.origin.downloadBlob(name, digest));
+  } catch (error) {
+    if (isNotFound(error)) return null;
+    throw new RegistryError("UNAVAILABLE", `origin cluster: ${(error as Error).message}`);
+  }
+  const actual = await digestOfBytes(bytes);
+  if (!actual.equals(digest)) {
+    throw new RegistryError("UNKNOWN", `origin returned ${actual} for manifest ${digest}`);
+  }
+  await deps.store.putBlob(digest, bytes);
+  return bytes;
+}
+
+/**
+ * Points build-index name `tag` (`repo:tag`) at `digest`, replicated to remote clusters. A tag
+ * build-index refused is that 4xx `MANIFEST_INVALID`; any other failure a 500.
+ * @throws {RegistryError}
+ */
+export async function putTag(deps: RegistryDeps, tag: string, digest: Digest): Promise<void> {
+  try {
+    await deps.tags.put(tag, digest, { replicate: true });
+  } catch (error) {
+    const refusal = tagRefusal(error);
+    if (refusal) {
+      throw new RegistryError("MANIFEST_INVALID", refusal.message, { tag }, refusal.status);
+    }
+    throw new RegistryError(
+      "UNKNOWN",
+      `tagging ${tag} in build-index failed: ${(error as Error).message}`,
     );
   }
 }

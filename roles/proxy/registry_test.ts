@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { OCI_MANIFEST } from "../../registry/manifest.ts";
+import { OCI_INDEX, OCI_MANIFEST } from "../../registry/manifest.ts";
 import { bytesSource } from "../../cluster/blob_client.ts";
 import { type Digest, digestOfBytes } from "../../storage/digest.ts";
-import { makeImage, randomBytes } from "../../tests/harness/oci.ts";
+import { makeArtifact, makeImage, pushImage, randomBytes } from "../../tests/harness/oci.ts";
 import { collectSpans } from "../../tracing/_test_util.ts";
 import { type PushStack, startPushStack } from "./_test_util.ts";
 import { ATTR, SPAN } from "../../tracing/names.ts";
@@ -580,5 +580,195 @@ Deno.test("proxy: a mount of a blob the cluster lacks falls back to an upload se
     });
     assert.equal(again.status, 201);
     assert.equal(again.headers.get("docker-content-digest"), digest.toString());
+  });
+});
+
+Deno.test("proxy: referrers — subject recorded in build-index, OCI-Subject, index with filter", async () => {
+  await withStack(async ({ url, buildIndex }) => {
+    const repo = "library/app";
+    const image = await makeImage({ layerSizes: [1000] });
+    await pushImage(url, repo, "v1", image);
+    const sbom = await makeArtifact({
+      subject: image.manifest,
+      artifactType: "application/spdx+json",
+      annotations: { "org.example.kind": "sbom" },
+      payload: new TextEncoder().encode('{"spdxVersion":"SPDX-2.3"}'),
+    });
+    const signature = await makeArtifact({
+      subject: image.manifest,
+      configMediaType: "application/vnd.example.signature.config.v1+json",
+      payload: randomBytes(64),
+    });
+    for (const artifact of [sbom, signature]) {
+      await pushImage(url, repo, artifact.manifest.digest.toString(), artifact);
+      // Pushing again is idempotent and answers OCI-Subject.
+      const res = await putManifest(
+        url,
+        repo,
+        `${artifact.manifest.digest}`,
+        artifact.manifest.bytes,
+      );
+      assert.equal(res.status, 201, await res.text());
+      assert.equal(res.headers.get("oci-subject"), image.manifest.digest.toString());
+    }
+    // The record is a build-index tag of the repository, pointing at the referrer.
+    const record =
+      `${repo}:_oci/referrers/sha256-${image.manifest.digest.hex}/sha256-${sbom.manifest.digest.hex}`;
+    const tag = await fetch(`${buildIndex.url}/tags/${encodeURIComponent(record)}`);
+    assert.equal(await tag.text(), sbom.manifest.digest.toString());
+
+    const res = await fetch(`${url}/v2/${repo}/referrers/${image.manifest.digest}`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), OCI_INDEX);
+    assert.equal(res.headers.get("oci-filters-applied"), null);
+    const index = await res.json();
+    assert.equal(index.schemaVersion, 2);
+    assert.equal(index.mediaType, OCI_INDEX);
+    const byDigest = (d: Digest) =>
+      index.manifests.find((m: { digest: string }) => m.digest === `${d}`);
+    assert.equal(index.manifests.length, 2);
+    assert.deepEqual(byDigest(sbom.manifest.digest), {
+      mediaType: OCI_MANIFEST,
+      digest: sbom.manifest.digest.toString(),
+      size: sbom.manifest.bytes.length,
+      artifactType: "application/spdx+json",
+      annotations: { "org.example.kind": "sbom" },
+    });
+    assert.equal(
+      byDigest(signature.manifest.digest).artifactType,
+      "application/vnd.example.signature.config.v1+json",
+      "without artifactType, the config's media type",
+    );
+
+    const filtered = await fetch(
+      `${url}/v2/${repo}/referrers/${image.manifest.digest}?artifactType=application/spdx%2Bjson`,
+    );
+    assert.equal(filtered.headers.get("oci-filters-applied"), "artifactType");
+    assert.deepEqual(
+      (await filtered.json()).manifests.map((m: { digest: string }) => m.digest),
+      [sbom.manifest.digest.toString()],
+    );
+    // No referrers: an empty index, 200 (also for sha512 digests and other repositories).
+    for (
+      const path of [
+        `${repo}/referrers/${sbom.manifest.digest}`,
+        `${repo}/referrers/sha512:${"cd".repeat(64)}`,
+        `library/elsewhere/referrers/${image.manifest.digest}`,
+      ]
+    ) {
+      const empty = await fetch(`${url}/v2/${path}`);
+      assert.equal(empty.status, 200, path);
+      assert.deepEqual((await empty.json()).manifests, [], path);
+    }
+    // Records are no tags.
+    const list = await (await fetch(`${url}/v2/${repo}/tags/list`)).json();
+    assert.deepEqual(list.tags, ["v1"]);
+  });
+});
+
+Deno.test("proxy: referrers — bad input gets the spec's status, code and a message", async () => {
+  await withStack(async ({ url, buildIndex }) => {
+    const image = await makeImage({ layerSizes: [500] });
+    await pushImage(url, "library/other", "v1", image);
+    // A subject that is another repository's manifest.
+    const foreign = await makeArtifact({
+      subject: image.manifest,
+      artifactType: "application/spdx+json",
+      payload: randomBytes(32),
+    });
+    for (const blob of [foreign.config, ...foreign.layers]) {
+      const up = await fetch(`${url}/v2/library/app/blobs/uploads/?digest=${blob.digest}`, {
+        method: "POST",
+        body: blob.bytes,
+      });
+      assert.equal(up.status, 201);
+    }
+    const res = await putManifest(url, "library/app", "sbom", foreign.manifest.bytes);
+    assert.equal(res.status, 400);
+    const body = await res.json();
+    assert.equal(body.errors[0].code, "MANIFEST_INVALID");
+    assert.match(body.errors[0].message, /not a manifest of repository library\/app/);
+    const tag = await fetch(`${buildIndex.url}/tags/${encodeURIComponent("library/app:sbom")}`);
+    assert.equal(tag.status, 404, "nothing tagged");
+    await tag.body?.cancel();
+    // In its own repository the same artifact is fine; a subject not pushed yet is too.
+    const own = await putManifest(url, "library/other", "sbom", foreign.manifest.bytes);
+    assert.equal(own.status, 201, await own.text());
+    const early = await makeArtifact({
+      subject: { digest: await digestOfBytes(randomBytes(8)), bytes: randomBytes(8) },
+      payload: foreign.layers[0].bytes,
+    });
+    assert.equal(
+      (await putManifest(url, "library/app", "early", early.manifest.bytes)).status,
+      201,
+    );
+
+    // A malformed artifactType filter, a malformed digest.
+    for (
+      const [query, code] of [
+        [`${image.manifest.digest}?artifactType=not-a-type`, "UNSUPPORTED"],
+        [`${image.manifest.digest}?artifactType=a/b%20c`, "UNSUPPORTED"],
+        ["sha256:abc", "DIGEST_INVALID"],
+      ]
+    ) {
+      const bad = await fetch(`${url}/v2/library/other/referrers/${query}`);
+      assert.equal(bad.status, 400, query);
+      const err = await bad.json();
+      assert.equal(err.errors[0].code, code, query);
+      assert.ok(err.errors[0].message.length > 10, query);
+    }
+  });
+});
+
+Deno.test("proxy: a manifest whose missing blobs are all foreign layers with urls is accepted", async () => {
+  await withStack(async ({ url, buildIndex }) => {
+    const repo = "library/windows";
+    const image = await makeImage({ layerSizes: [300] });
+    await pushImage(url, repo, "base", image);
+    const foreign = await digestOfBytes(randomBytes(16));
+    const manifestWith = (layer: Record<string, unknown>) =>
+      new TextEncoder().encode(JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        config: {
+          mediaType: "application/vnd.oci.image.config.v1+json",
+          digest: image.config.digest.toString(),
+          size: image.config.bytes.length,
+        },
+        layers: [layer, {
+          mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
+          digest: image.layers[0].digest.toString(),
+          size: image.layers[0].bytes.length,
+        }],
+      }));
+    const layer = {
+      mediaType: "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+      digest: foreign.toString(),
+      size: 16,
+      urls: ["https://example.com/layer.tar.gz"],
+    };
+    const ok = await putManifest(url, repo, "v1", manifestWith(layer));
+    assert.equal(ok.status, 201, await ok.text());
+    const tag = await fetch(`${buildIndex.url}/tags/${encodeURIComponent(`${repo}:v1`)}`);
+    assert.equal(tag.status, 200, "build-index does not ask for the foreign layer either");
+    await tag.body?.cancel();
+    const docker = await putManifest(
+      url,
+      repo,
+      "v2",
+      manifestWith({
+        ...layer,
+        mediaType: "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+      }),
+    );
+    assert.equal(docker.status, 201, await docker.text());
+    // Without urls, or as an ordinary layer, the missing blob is refused.
+    for (const bad of [{ ...layer, urls: undefined }, { ...layer, mediaType: OCI_MANIFEST }]) {
+      const res = await putManifest(url, repo, "v3", manifestWith(bad));
+      assert.equal(res.status, 400);
+      const body = await res.json();
+      assert.equal(body.errors[0].code, "MANIFEST_BLOB_UNKNOWN");
+      assert.equal(body.errors[0].detail.digest, foreign.toString());
+    }
   });
 });

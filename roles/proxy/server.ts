@@ -8,6 +8,7 @@
  * | GET | `/v2/` | `base.ts` |
  * | GET | `/v2/_catalog`, `/v2/{name}/tags/list` | `tags.ts` |
  * | HEAD/GET/PUT/DELETE | `/v2/{name}/manifests/{reference}` | `manifests.ts` |
+ * | GET | `/v2/{name}/referrers/{digest}` | `referrers.ts` |
  * | POST | `/v2/{name}/blobs/uploads/` | `uploads.ts` |
  * | GET/PATCH/PUT/DELETE | `/v2/{name}/blobs/uploads/{uuid}` | `uploads.ts` |
  * | HEAD/GET/DELETE | `/v2/{name}/blobs/{digest}` | `blobs.ts` |
@@ -26,6 +27,7 @@ import { registerBaseRoutes } from "./base.ts";
 import { registerBlobRoutes } from "./blobs.ts";
 import { type HealthDeps, registerHealthRoutes } from "./health.ts";
 import { registerManifestRoutes } from "./manifests.ts";
+import { registerReferrerRoutes } from "./referrers.ts";
 import { type RegistryDeps, registryRoutes } from "./registry.ts";
 import { registerTagRoutes } from "./tags.ts";
 import { registerUploadRoutes } from "./uploads.ts";
@@ -49,6 +51,7 @@ export function createProxyRouter(deps: ProxyRouterDeps): Router {
   registerBaseRoutes(on);
   registerTagRoutes(on, deps.tags);
   registerManifestRoutes(on, deps);
+  registerReferrerRoutes(on, deps);
   registerUploadRoutes(on, deps);
   registerBlobRoutes(on, deps);
   registerHealthRoutes(router, deps);

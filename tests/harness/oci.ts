@@ -119,6 +119,54 @@ export async function makeImage(options: MakeImageOptions = {}): Promise<Image> 
   return { config, layers, manifest, mediaType: OCI_MANIFEST, dockerManifest };
 }
 
+/** What {@linkcode pushImage} pushes: an image or an artifact. */
+export type Pushable = Pick<Image, "config" | "layers" | "manifest" | "mediaType">;
+
+/** The OCI empty descriptor's media type; its blob is `{}`. */
+export const OCI_EMPTY = "application/vnd.oci.empty.v1+json";
+
+/** Options of {@linkcode makeArtifact}. */
+export interface MakeArtifactOptions {
+  /** The manifest referred to (its OCI media type is assumed unless given). */
+  subject: ImageBlob & { mediaType?: string };
+  /** The manifest's `artifactType`; without it the config's media type names the artifact. */
+  artifactType?: string;
+  /** The config's media type (default the OCI empty descriptor's, over `{}`). */
+  configMediaType?: string;
+  /** The manifest's annotations. */
+  annotations?: Record<string, string>;
+  /** The one layer's bytes and media type. */
+  payload: Uint8Array<ArrayBuffer>;
+  /** Default `application/octet-stream`. */
+  payloadMediaType?: string;
+}
+
+/** An OCI 1.1 artifact manifest (one payload layer) with a `subject`, as `oras attach` makes. */
+export async function makeArtifact(options: MakeArtifactOptions): Promise<Pushable> {
+  const configMediaType = options.configMediaType ?? OCI_EMPTY;
+  const config = await blobOf(new TextEncoder().encode("{}"));
+  const layer = await blobOf(options.payload);
+  const doc: Record<string, unknown> = {
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    ...(options.artifactType ? { artifactType: options.artifactType } : {}),
+    config: { mediaType: configMediaType, digest: config.digest.toString(), size: 2 },
+    layers: [{
+      mediaType: options.payloadMediaType ?? "application/octet-stream",
+      digest: layer.digest.toString(),
+      size: layer.bytes.length,
+    }],
+    subject: {
+      mediaType: options.subject.mediaType ?? OCI_MANIFEST,
+      digest: options.subject.digest.toString(),
+      size: options.subject.bytes.length,
+    },
+    ...(options.annotations ? { annotations: options.annotations } : {}),
+  };
+  const manifest = await blobOf(new TextEncoder().encode(JSON.stringify(doc)));
+  return { config, layers: [layer], manifest, mediaType: OCI_MANIFEST };
+}
+
 /** Writes `image` as an OCI image layout directory tagged `ref`. */
 export async function writeOciLayout(dir: string, image: Image, ref = "latest"): Promise<void> {
   await Deno.mkdir(`${dir}/blobs/sha256`, { recursive: true });
@@ -156,7 +204,7 @@ export async function pushImage(
   registry: string,
   repo: string,
   tag: string,
-  image: Image,
+  image: Pushable,
   options: { chunkSize?: number } = {},
 ): Promise<void> {
   const chunkSize = options.chunkSize ?? 32 * 1024;
