@@ -44,6 +44,7 @@ import { syncDir, writeAll, writeFileAtomic } from "../common/atomic_file.ts";
 import { sliceStream } from "../common/bytes.ts";
 import { Digest, DigestHasher } from "./digest.ts";
 import { resolveInside } from "./paths.ts";
+import type { UploadSource } from "./backend/backend.ts";
 
 /** Thrown when a blob is not in the cache. */
 export class BlobNotFoundError extends Error {
@@ -483,6 +484,34 @@ export class BlobStore {
       file.close();
       throw err;
     }
+  }
+
+  /**
+   * A cached blob as an upload source that backends re-read from any offset (a resumed or retried
+   * write-back sends only what is missing). Each `open` opens the file again; the size is taken now.
+   * @throws {BlobNotFoundError} if absent
+   */
+  async source(digest: Digest): Promise<UploadSource> {
+    const path = this.#blobPath(digest);
+    let size: number;
+    try {
+      size = (await Deno.stat(path)).size;
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) throw new BlobNotFoundError(digest);
+      throw err;
+    }
+    return {
+      size,
+      open: async (start = 0, end = size) => {
+        if (
+          !Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start ||
+          end > size
+        ) {
+          throw new RangeError(`invalid range ${start}-${end} of a ${size}-byte blob`);
+        }
+        return (await this.open(digest, { offset: start, length: end - start })).stream;
+      },
+    };
   }
 
   /**

@@ -370,3 +370,21 @@ Deno.test("open with a range streams only those bytes; size stays the blob's", (
     const tail = await store.open(d, { offset: data.length - 5, length: 5 });
     assert.deepEqual(await readAll(tail.stream), data.slice(-5));
   }));
+
+Deno.test("source re-opens a cached blob at any range, each open independent", () =>
+  withStore(async (store) => {
+    const data = bytesOf(3 * 1024 * 1024 + 17);
+    const d = await digestOfBytes(data);
+    await store.putBlob(d, data);
+    const source = await store.source(d);
+    assert.equal(source.size, data.length);
+    assert.deepEqual(await readAll(await source.open()), data);
+    const [a, b] = await Promise.all([source.open(5, 1_500_000), source.open(2_000_000)]);
+    assert.deepEqual(await readAll(b), data.subarray(2_000_000));
+    assert.deepEqual(await readAll(a), data.subarray(5, 1_500_000));
+    assert.deepEqual(await readAll(await source.open(data.length)), new Uint8Array());
+    await assert.rejects(source.open(0, data.length + 1), RangeError);
+    await assert.rejects(source.open(10, 9), RangeError);
+    const missing = await digestOfBytes(enc.encode("missing"));
+    await assert.rejects(store.source(missing), BlobNotFoundError);
+  }));

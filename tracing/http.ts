@@ -226,6 +226,12 @@ export interface TracedFetchOptions extends RequestInit {
   expectedStatus?: number[];
   /** Extra span attributes. */
   attributes?: Attributes;
+  /**
+   * Performs the request instead of `globalThis.fetch` (a storage backend's node:http transport,
+   * which can stream a body with a `Content-Length`). Gets the URL and the init with the context
+   * headers injected.
+   */
+  transport?: (url: string, init: RequestInit) => Promise<Response>;
 }
 
 /** Removes credentials and the query string (it may hold secrets) from a URL for `url.full`. */
@@ -241,7 +247,7 @@ export async function tracedFetch(
   input: string | URL,
   options: TracedFetchOptions = {},
 ): Promise<Response> {
-  const { route, expectedStatus, attributes, ...init } = options;
+  const { route, expectedStatus, attributes, transport, ...init } = options;
   const url = new URL(input);
   const method = (init.method ?? "GET").toUpperCase();
   const tracer = trace.getTracer(TRACER_NAME);
@@ -263,7 +269,9 @@ export async function tracedFetch(
   const headers = new Headers(init.headers);
   injectIntoHeaders(headers, ctx);
   try {
-    const response = await fetch(url, { ...init, method, headers });
+    const response = transport
+      ? await transport(url.href, { ...init, method, headers })
+      : await fetch(url, { ...init, method, headers });
     span.setAttribute(ATTR.httpResponseStatusCode, response.status);
     if (response.status >= 400 && !expectedStatus?.includes(response.status)) {
       span.setAttribute(ATTR.errorType, String(response.status));

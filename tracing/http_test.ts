@@ -176,3 +176,34 @@ Deno.test("http: the middleware counts requests in flight only into the counter 
   await (await counted.handle(new Request("http://h/x"))).text();
   assert.deepEqual(events, ["begin", "handler", "end"]);
 });
+
+Deno.test("http: tracedFetch hands the request to a given transport, context headers included", async () => {
+  const { exporter, runtime } = setup();
+  try {
+    const seen: { url: string; traceparent: string | null; method?: string }[] = [];
+    const res = await tracedFetch("http://127.0.0.1:9/bucket/key?uploads", {
+      method: "POST",
+      route: "/{bucket}/{key+}",
+      attributes: { "rpc.system": "aws-api" },
+      transport: (url, init) => {
+        seen.push({
+          url,
+          traceparent: new Headers(init.headers).get("traceparent"),
+          method: init.method,
+        });
+        return Promise.resolve(new Response("ok"));
+      },
+    });
+    assert.equal(await res.text(), "ok");
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0].url, "http://127.0.0.1:9/bucket/key?uploads");
+    assert.equal(seen[0].method, "POST");
+    await runtime.forceFlush();
+    const span = exporter.getFinishedSpans().find((s) => s.name === "POST /{bucket}/{key+}");
+    assert.ok(span, exporter.getFinishedSpans().map((s) => s.name).join(","));
+    assert.equal(span.attributes["rpc.system"], "aws-api");
+    assert.match(seen[0].traceparent ?? "", new RegExp(`^00-${span.spanContext().traceId}-`));
+  } finally {
+    await runtime.shutdown();
+  }
+});

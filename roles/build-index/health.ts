@@ -1,6 +1,6 @@
 /**
  * The build-index's health routes: `GET /health` (200 `OK\n`) and `GET /readiness` (every backend
- * answers a stat, then any origin answers `/readiness`: 200 `OK\n`, else 503 with the reasons).
+ * is ready, then any origin answers `/readiness`: 200 `OK\n`, else 503 with the reasons).
  *
  * @module
  */
@@ -12,7 +12,7 @@ import { HEALTH, READINESS } from "../../wire/health.ts";
 
 /** What {@linkcode registerHealthRoutes} runs on. */
 export interface HealthDeps {
-  /** The tag backends, each probed with a stat. */
+  /** The tag backends, each probed with its readiness check. */
   backends: BackendManager;
   /** Origin hosts asked for readiness. */
   originHosts: string[];
@@ -27,10 +27,8 @@ export function registerHealthRoutes(router: Router, deps: HealthDeps): void {
   router.route(HEALTH, ok);
   router.route(READINESS, async () => {
     for (const backend of deps.backends.backends) {
-      // A name of the `repo:tag` form, so every name-path layout accepts it; absent is fine.
-      const probe = `kraken-readiness:${crypto.randomUUID()}`;
       try {
-        await backend.stat(probe, probe);
+        await backend.ready();
       } catch (error) {
         throw new HttpError(
           503,

@@ -16,7 +16,7 @@ import type { TagClientOptions } from "../../cluster/tag_client.ts";
 import { parseHostPort } from "../../common/config.ts";
 import { BackendManager } from "../../storage/backend/backend.ts";
 import { rateLimited } from "../../common/log.ts";
-import { reportIdleTimeouts } from "../../storage/backend/testfs.ts";
+import { observeBackends } from "../../storage/backend/transport.ts";
 import { FAILURE_LOG_INTERVAL_MS, WriteBackManager } from "../../storage/writeback.ts";
 import type { RoleContext, RoleDefinition, RunningRole } from "../role.ts";
 import { type BuildIndexConfig, buildIndexConfigSchema, parseBuildIndexConfig } from "./config.ts";
@@ -83,7 +83,11 @@ export async function startBuildIndex(
 ): Promise<RunningBuildIndex> {
   const { logger } = ctx;
   const backends = deps.backends ?? new BackendManager(config.backends);
-  reportIdleTimeouts(backends.backends, ctx.tracing.roleMetrics);
+  observeBackends(
+    backends.backends,
+    ctx.tracing.roleMetrics,
+    (msg, fields) => logger.warn(msg, fields),
+  );
   const tags = await TagStore.open({ root: `${config.storageRoot}/tags` });
   // A backend outage fails every queued tag at each retry: one line per interval, with the count.
   const writeBackFailed = rateLimited(

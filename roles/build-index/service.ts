@@ -176,7 +176,7 @@ export class BuildIndexService {
 
   /** Backend names under `prefix`, sorted. */
   async list(prefix: string, namespace = prefix): Promise<string[]> {
-    const names = await this.#backends.getClient(namespace).list(prefix);
+    const { names } = await this.#backends.getClient(namespace).list(prefix);
     return [...names].sort();
   }
 

@@ -98,7 +98,10 @@ const fields = object({
   }),
   backends: list(backendEntrySchema.extend({
     must_ready: bool().default(false)
-      .describe("`/readiness` answers 503 while this backend cannot answer a stat."),
+      .describe(
+        "Start-up fails while this backend is not ready (its readiness check: a stat, or the " +
+          "bucket for object stores), and `/readiness` answers 503 while it is not.",
+      ),
   }, { rename: { must_ready: "mustReady" } })).default([]).describe(
     "Namespace → backend mapping, in order. The first regex that matches anywhere in the " +
       "namespace wins. A namespace that matches none can be uploaded, but nothing is written " +

@@ -1,6 +1,6 @@
 /**
  * The origin's health routes: `GET /health` (200 `OK\n`) and `GET /readiness` (every must-ready
- * backend answers a stat of a random name: 200 `OK\n`, else 503 with the reason).
+ * backend passes its readiness check, `Backend.ready`: 200 `OK\n`, else 503 with the reason).
  *
  * @module
  */
@@ -11,13 +11,11 @@ import { HEALTH, READINESS } from "../../wire/health.ts";
 
 /** Registers `/health` and `/readiness`, probing `mustReady` backends. */
 export function registerHealthRoutes(router: Router, mustReady: Backend[]): void {
-  // Stat target of /readiness: a fixed random name, so "not found" proves the backend answers.
-  const probeName = crypto.randomUUID().replaceAll("-", "");
   router.route(HEALTH, () => new Response("OK\n"));
   router.route(READINESS, async () => {
     for (const backend of mustReady) {
       try {
-        await backend.stat("", probeName);
+        await backend.ready();
       } catch (error) {
         throw new HttpError(503, `not ready to serve traffic: ${(error as Error).message}`);
       }

@@ -27,7 +27,7 @@ import { BackendManager } from "../../storage/backend/backend.ts";
 import { BlobStore } from "../../storage/blob_store.ts";
 import { FAILURE_LOG_INTERVAL_MS, WriteBackManager } from "../../storage/writeback.ts";
 import { rateLimited } from "../../common/log.ts";
-import { reportIdleTimeouts } from "../../storage/backend/testfs.ts";
+import { observeBackends } from "../../storage/backend/transport.ts";
 import { tracedFetch } from "../../tracing/mod.ts";
 import { serveRole } from "../listen.ts";
 import type { ParseOptions, RoleContext, RoleDefinition, RunningRole } from "../role.ts";
@@ -57,9 +57,14 @@ export interface RunningOrigin extends RunningRole {
  */
 export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promise<RunningOrigin> {
   const logger = ctx.logger;
+  await checkMustReady(config.backends);
   const store = await BlobStore.open({ root: config.storageRoot });
   const backends = new BackendManager(config.backends);
-  reportIdleTimeouts(backends.backends, ctx.tracing.roleMetrics);
+  observeBackends(
+    backends.backends,
+    ctx.tracing.roleMetrics,
+    (msg, fields) => logger.warn(msg, fields),
+  );
   // Requests that arrive before the ring is known (port 0 only) get a clear "starting" answer.
   let handle = (_req: Request, _remote: Deno.NetAddr): Promise<Response> =>
     Promise.resolve(new Response("origin is starting", { status: 503 }));
@@ -189,6 +194,27 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
     await http.shutdown();
     await seeder?.close();
     throw error;
+  }
+}
+
+/**
+ * Probes every `must_ready` backend once (its requests retry transient failures): an origin whose
+ * required backend refuses it (wrong credentials, missing bucket) does not start.
+ * @throws {Error} naming the first backend entry that is not ready
+ */
+async function checkMustReady(entries: OriginConfig["backends"]): Promise<void> {
+  for (const [i, entry] of entries.entries()) {
+    if (!entry.mustReady) continue;
+    try {
+      await entry.backend.ready();
+    } catch (error) {
+      const where = entry.backend.bucket ? ` ${entry.backend.bucket}` : "";
+      throw new Error(
+        `backends[${i}] (namespace ${entry.namespace}, ${entry.backend.type}${where}) is not ready: ` +
+          (error as Error).message,
+        { cause: error },
+      );
+    }
   }
 }
 

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { bytesSource, OriginClient } from "../../cluster/blob_client.ts";
 import { type Digest, digestOfBytes } from "../../storage/digest.ts";
 import { generateMetaInfo, PieceLengthTable } from "../../storage/metainfo.ts";
+import { serveTestfs } from "../../storage/backend/testfs_server.ts";
 import { exists } from "../../tests/harness/fs.ts";
 import { waitFor } from "../../tests/harness/wait.ts";
 import { startTestOrigin, type TestOrigin, urlOf } from "./_test_util.ts";
@@ -322,22 +323,57 @@ Deno.test("origin: metainfo regeneration and duplicate commit with a delayed wri
     }
   }));
 
-Deno.test("origin: readiness fails while a must_ready backend is unreachable", async () => {
+Deno.test("origin: a must_ready backend that cannot be reached fails start-up, naming the entry", async () => {
   const port = (() => {
     const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const p = (l.addr as Deno.NetAddr).port;
     l.close();
     return p;
   })();
-  await withOrigin(async (origin) => {
-    const r = await req(origin, "GET", "/readiness");
-    assert.equal(r.status, 503);
-    assert.match(r.text, /^not ready to serve traffic: /);
-  }, {
-    backends: [{
-      namespace: ".*",
-      backend: { testfs: { addr: `127.0.0.1:${port}`, root: "blobs" } },
-      must_ready: true,
-    }],
-  });
+  const dir = await Deno.makeTempDir({ prefix: "kraken-origin-test-" });
+  try {
+    await assert.rejects(
+      startTestOrigin({
+        storage: { root: "store" },
+        backends: [
+          { namespace: "^other/", backend: { file: { root: "backend" } } },
+          {
+            namespace: ".*",
+            backend: { testfs: { addr: `127.0.0.1:${port}`, root: "blobs" } },
+            must_ready: true,
+          },
+        ],
+      }, { baseDir: dir }),
+      new RegExp(
+        `^Error: backends\\[1\\] \\(namespace \\.\\*, testfs 127\\.0\\.0\\.1:${port}/blobs\\) is not ready: `,
+      ),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("origin: readiness fails while a must_ready backend is unreachable", async () => {
+  const backendDir = await Deno.makeTempDir({ prefix: "kraken-origin-testfs-" });
+  const server = serveTestfs({ root: backendDir });
+  let stopped = false;
+  try {
+    await withOrigin(async (origin) => {
+      assert.equal((await req(origin, "GET", "/readiness")).status, 200);
+      await server.shutdown();
+      stopped = true;
+      const r = await req(origin, "GET", "/readiness");
+      assert.equal(r.status, 503);
+      assert.match(r.text, /^not ready to serve traffic: /);
+    }, {
+      backends: [{
+        namespace: ".*",
+        backend: { testfs: { addr: server.addr, root: "blobs" } },
+        must_ready: true,
+      }],
+    });
+  } finally {
+    if (!stopped) await server.shutdown();
+    await Deno.remove(backendDir, { recursive: true });
+  }
 });

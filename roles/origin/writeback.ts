@@ -75,7 +75,8 @@ export function createWriteBackExecutor(options: WriteBackExecutorOptions): Writ
       }
       let blob;
       try {
-        blob = await store.open(digest);
+        // A re-openable source: an object store resumes or retries from an offset.
+        blob = await store.source(digest);
       } catch (error) {
         if (!(error instanceof BlobNotFoundError)) throw error;
         span.setAttribute(ATTR.writebackResult, "not_in_cache");
@@ -83,7 +84,7 @@ export function createWriteBackExecutor(options: WriteBackExecutorOptions): Writ
         return;
       }
       span.setAttribute(ATTR.size, blob.size);
-      await backend.upload(task.namespace, digest.hex, blob.stream);
+      await backend.upload(task.namespace, digest.hex, blob);
       await store.deleteMetadata(digest, PERSIST_KEY);
       span.setAttributes({
         [ATTR.writebackResult]: "uploaded",

@@ -1,5 +1,15 @@
 import assert from "node:assert/strict";
-import { type Backend, BackendManager, NoBackendError, noopBackend } from "./backend.ts";
+import {
+  type Backend,
+  BackendManager,
+  bytesSource,
+  isUploadSource,
+  NoBackendError,
+  noopBackend,
+  paginate,
+  readinessProbeName,
+  resolveRange,
+} from "./backend.ts";
 
 function fake(type: string): Backend {
   return { ...noopBackend, type };
@@ -47,5 +57,30 @@ Deno.test("noop backend: uploads succeed and drain, nothing is found", async () 
   await noopBackend.upload("ns", "n", new Uint8Array(1));
   assert.equal(await noopBackend.stat("ns", "n"), null);
   assert.equal(await noopBackend.download("ns", "n"), null);
-  assert.deepEqual(await noopBackend.list(""), []);
+  assert.deepEqual(await noopBackend.list(""), { names: [], continuationToken: "" });
+});
+
+Deno.test("paginate: pages after the token, an empty token at the end", () => {
+  const names = ["a", "b", "c", "d", "e"];
+  assert.deepEqual(paginate(names), { names, continuationToken: "" });
+  assert.deepEqual(paginate(names, { maxKeys: 2 }), { names: ["a", "b"], continuationToken: "b" });
+  assert.deepEqual(paginate(names, { maxKeys: 2, continuationToken: "d" }), {
+    names: ["e"],
+    continuationToken: "",
+  });
+  assert.throws(() => paginate(names, { maxKeys: 0 }), RangeError);
+});
+
+Deno.test("resolveRange and bytesSource", async () => {
+  assert.deepEqual(resolveRange({}, 10), [0, 10]);
+  assert.deepEqual(resolveRange({ offset: 4, length: 6 }, 10), [4, 10]);
+  assert.throws(() => resolveRange({ offset: 4, length: 7 }, 10), RangeError);
+  assert.throws(() => resolveRange({ offset: 11 }, 10), RangeError);
+  const source = bytesSource(new TextEncoder().encode("hello world"));
+  assert.equal(source.size, 11);
+  assert.equal(await new Response(await source.open(6)).text(), "world");
+  assert.equal(await new Response(await source.open(0, 5)).text(), "hello");
+  assert.ok(isUploadSource(source));
+  assert.ok(!isUploadSource(new Uint8Array(1)));
+  assert.match(readinessProbeName(), /^kraken-readiness:[0-9a-f]{32}$/);
 });

@@ -19,7 +19,19 @@
 
 import { join, resolve } from "node:path";
 import { writeFileAtomic } from "../../common/atomic_file.ts";
-import type { Backend, BlobInfo } from "./backend.ts";
+import { sliceStream } from "../../common/bytes.ts";
+import {
+  type Backend,
+  type BlobInfo,
+  discardUploadBody,
+  type DownloadOptions,
+  isUploadSource,
+  type ListOptions,
+  type ListResult,
+  paginate,
+  resolveRange,
+  type UploadBody,
+} from "./backend.ts";
 import { createNamePath, type NamePath, type NamePathId } from "./namepath.ts";
 
 /** Directory under the root that holds in-progress writes; no object may use it. */
@@ -105,23 +117,27 @@ export class FileBackend implements Backend {
   }
 
   /** Writes the object atomically: temporary file, flush, rename. */
-  async upload(
-    _namespace: string,
-    name: string,
-    body: ReadableStream<Uint8Array> | Uint8Array,
-  ): Promise<void> {
+  async upload(_namespace: string, name: string, body: UploadBody): Promise<void> {
     let target: string;
     try {
       target = this.#file(name);
     } catch (err) {
-      if (body instanceof ReadableStream) await body.cancel(err);
+      await discardUploadBody(body, err);
       throw err;
     }
-    await writeFileAtomic(target, body, { tempDir: join(this.bucket, TEMP_DIR), tempPrefix: "" });
+    const data = isUploadSource(body) ? await body.open() : body;
+    await writeFileAtomic(target, data, { tempDir: join(this.bucket, TEMP_DIR), tempPrefix: "" });
   }
 
-  /** Opens the file for streaming; the stream closes the file when done or cancelled. */
-  async download(_namespace: string, name: string): Promise<ReadableStream<Uint8Array> | null> {
+  /**
+   * Opens the file, or a range of it, for streaming; the stream closes the file when done or
+   * cancelled.
+   */
+  async download(
+    _namespace: string,
+    name: string,
+    options: DownloadOptions = {},
+  ): Promise<ReadableStream<Uint8Array> | null> {
     let file: Deno.FsFile;
     try {
       file = await Deno.open(this.#file(name), { read: true });
@@ -129,11 +145,20 @@ export class FileBackend implements Backend {
       if (isMissing(err)) return null;
       throw err;
     }
-    if (!(await file.stat()).isFile) {
+    try {
+      const info = await file.stat();
+      if (!info.isFile) {
+        file.close();
+        return null;
+      }
+      if (options.offset === undefined && options.length === undefined) return file.readable;
+      const [start, end] = resolveRange(options, info.size);
+      await file.seek(start, Deno.SeekMode.Start);
+      return sliceStream(file.readable, 0, end - start);
+    } catch (err) {
       file.close();
-      return null;
+      throw err;
     }
-    return file.readable;
   }
 
   /**
@@ -141,7 +166,7 @@ export class FileBackend implements Backend {
    * layout (for example a repository under `docker_tag`). Walks recursively;
    * a missing directory lists as empty.
    */
-  async list(prefix: string): Promise<string[]> {
+  async list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
     const rel = [this.#namePath.basePath, prefix.replace(/^\/+|\/+$/g, "")]
       .filter((p) => p !== "").join("/");
     const start = checkRelativePath(rel, true);
@@ -166,6 +191,17 @@ export class FileBackend implements Backend {
       }
     };
     await walk(start);
-    return names.sort();
+    return paginate(names.sort(), options);
+  }
+
+  /** Ready when the root is a directory or can still be created (it is, on first write). */
+  async ready(): Promise<void> {
+    try {
+      if (!(await Deno.stat(this.bucket)).isDirectory) {
+        throw new Error(`file backend: ${this.bucket} is not a directory`);
+      }
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
   }
 }

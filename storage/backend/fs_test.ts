@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { bytesSource } from "./backend.ts";
 import { checkRelativePath, FileBackend, InvalidPathError, TEMP_DIR } from "./fs.ts";
 import { withTempDir } from "../../tests/harness/fs.ts";
 
@@ -102,12 +103,12 @@ Deno.test("FileBackend: list walks the layout and maps paths back to names", () 
       `${dir}/docker/registry/v2/repositories/library/ubuntu/stray-file`,
       "not a tag",
     );
-    assert.deepEqual(await tags.list("library/ubuntu"), [
+    assert.deepEqual((await tags.list("library/ubuntu")).names, [
       "library/ubuntu:22.04",
       "library/ubuntu:latest",
     ]);
-    assert.deepEqual((await tags.list("")).length, 4);
-    assert.deepEqual(await tags.list("missing/repo"), []);
+    assert.deepEqual((await tags.list("")).names.length, 4);
+    assert.deepEqual((await tags.list("missing/repo")).names, []);
     assert.equal(await readAll(await tags.download("", "x:1")), `sha256:${HEX}`);
     assert.ok(
       (await Deno.stat(
@@ -117,6 +118,36 @@ Deno.test("FileBackend: list walks the layout and maps paths back to names", () 
 
     const blobs = new FileBackend({ root: `${dir}/b`, namePath: "sharded_docker_blob" });
     await blobs.upload("ns", HEX, enc.encode("blob"));
-    assert.deepEqual(await blobs.list(""), [HEX]);
+    assert.deepEqual((await blobs.list("")).names, [HEX]);
     assert.deepEqual(await blobs.stat("ns", HEX), { size: 4 });
+  }));
+
+Deno.test("FileBackend: ranged downloads, paginated lists, upload sources, readiness", () =>
+  withDir(async (dir) => {
+    const backend = new FileBackend({ root: `${dir}/root` });
+    await backend.ready(); // the root does not exist yet: it is created on the first write
+    await backend.upload("ns", HEX, bytesSource(enc.encode("0123456789")));
+    assert.equal(
+      await readAll(await backend.download("ns", HEX, { offset: 3, length: 4 })),
+      "3456",
+    );
+    assert.equal(await readAll(await backend.download("ns", HEX, { offset: 7 })), "789");
+    assert.equal(await readAll(await backend.download("ns", HEX, { offset: 10 })), "");
+    await assert.rejects(backend.download("ns", HEX, { offset: 8, length: 3 }), RangeError);
+    for (const name of ["a1", "a2", "a3", "b1"]) await backend.upload("ns", name, enc.encode(name));
+    const first = await backend.list("", { maxKeys: 2 });
+    assert.deepEqual(first.names, ["a1", "a2"]);
+    const second = await backend.list("", {
+      maxKeys: 2,
+      continuationToken: first.continuationToken,
+    });
+    assert.deepEqual(second.names, ["a3", "b1"]);
+    const third = await backend.list("", {
+      maxKeys: 2,
+      continuationToken: second.continuationToken,
+    });
+    assert.deepEqual(third, { names: [HEX], continuationToken: "" });
+    assert.deepEqual((await backend.list("")).names, ["a1", "a2", "a3", "b1", HEX]);
+    await Deno.writeTextFile(`${dir}/plain`, "x");
+    await assert.rejects(new FileBackend({ root: `${dir}/plain` }).ready(), /not a directory/);
   }));

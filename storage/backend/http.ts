@@ -23,7 +23,18 @@
 
 import { duration, type Infer, object, string } from "../../common/schema.ts";
 import { HttpStatusError } from "../../http/status_error.ts";
-import { type Backend, type BackendFetch, type BlobInfo, ReadOnlyBackendError } from "./backend.ts";
+import {
+  type Backend,
+  type BackendFetch,
+  type BlobInfo,
+  cutRange,
+  discardUploadBody,
+  type DownloadOptions,
+  type ListResult,
+  readinessProbeName,
+  ReadOnlyBackendError,
+  type UploadBody,
+} from "./backend.ts";
 
 /** Default `download_timeout`: upstream's. */
 export const DEFAULT_HTTP_DOWNLOAD_TIMEOUT_MS = 180_000;
@@ -148,28 +159,33 @@ export class HttpBackend implements Backend {
     return { size: res.status === 200 && raw !== null && /^\d+$/.test(raw) ? Number(raw) : 0 };
   }
 
-  /** `GET <url>`; the body is returned unread. */
-  async download(_namespace: string, name: string): Promise<ReadableStream<Uint8Array> | null> {
+  /** `GET <url>`; the body is returned unread (a range is cut on the client). */
+  async download(
+    _namespace: string,
+    name: string,
+    options: DownloadOptions = {},
+  ): Promise<ReadableStream<Uint8Array> | null> {
     const res = await this.#request("GET", name);
     if (res.status === 404) {
       await res.body?.cancel();
       return null;
     }
-    return res.body ?? new Blob().stream();
+    return cutRange(res.body ?? new Blob().stream(), options);
+  }
+
+  /** Ready when the server answers a `HEAD` of a name that does not exist. */
+  async ready(): Promise<void> {
+    await this.stat("", readinessProbeName().split(":")[1]);
   }
 
   /** Refused, as upstream. */
-  async upload(
-    _namespace: string,
-    _name: string,
-    body: ReadableStream<Uint8Array> | Uint8Array,
-  ): Promise<void> {
-    if (body instanceof ReadableStream) await body.cancel();
+  async upload(_namespace: string, _name: string, body: UploadBody): Promise<void> {
+    await discardUploadBody(body);
     throw new ReadOnlyBackendError(this.type);
   }
 
   /** Refused, as upstream. */
-  list(_prefix: string): Promise<string[]> {
+  list(_prefix: string): Promise<ListResult> {
     return Promise.reject(new Error(`${this.type} backend cannot list`));
   }
 }

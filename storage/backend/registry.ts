@@ -35,7 +35,18 @@ import {
   REGISTRY_MANIFEST_GET,
   REGISTRY_MANIFEST_STAT,
 } from "../../wire/registry.ts";
-import { type Backend, type BackendFetch, type BlobInfo, ReadOnlyBackendError } from "./backend.ts";
+import {
+  type Backend,
+  type BackendFetch,
+  type BlobInfo,
+  cutRange,
+  discardUploadBody,
+  type DownloadOptions,
+  type ListResult,
+  readinessProbeName,
+  ReadOnlyBackendError,
+  type UploadBody,
+} from "./backend.ts";
 import { RegistryAuthenticator } from "./registry_auth.ts";
 
 /** Default `timeout`: upstream's. */
@@ -292,30 +303,36 @@ export class RegistryBlobBackend implements Backend {
   }
 
   /** GET the blob, then the manifest of that digest; the body is returned unread. */
-  async download(namespace: string, name: string): Promise<ReadableStream<Uint8Array> | null> {
+  async download(
+    namespace: string,
+    name: string,
+    options: DownloadOptions = {},
+  ): Promise<ReadableStream<Uint8Array> | null> {
     for (const call of this.#calls(namespace, name, "GET")) {
       const res = await this.#client.request(call);
       if (res.status === 404) {
         await res.body?.cancel();
         continue;
       }
-      return res.body ?? new Blob().stream();
+      return cutRange(res.body ?? new Blob().stream(), options);
     }
     return null;
   }
 
+  /** Ready when the registry answers (with its auth) a stat of a digest it does not hold. */
+  async ready(): Promise<void> {
+    const hex = readinessProbeName().split(":")[1];
+    await this.stat("kraken-readiness", hex.padEnd(64, "0"));
+  }
+
   /** Refused: the registry is written by its own clients. */
-  async upload(
-    _namespace: string,
-    _name: string,
-    body: ReadableStream<Uint8Array> | Uint8Array,
-  ): Promise<void> {
-    if (body instanceof ReadableStream) await body.cancel();
+  async upload(_namespace: string, _name: string, body: UploadBody): Promise<void> {
+    await discardUploadBody(body);
     throw new ReadOnlyBackendError(this.type);
   }
 
   /** Refused: a registry has no blob listing. */
-  list(_prefix: string): Promise<string[]> {
+  list(_prefix: string): Promise<ListResult> {
     return Promise.reject(new Error(`${this.type} backend cannot list`));
   }
 }
@@ -354,8 +371,17 @@ export class RegistryTagBackend implements Backend {
     return this.#client.stat(this.#call(name, "HEAD"));
   }
 
+  /** Ready when the registry answers (with its auth) a stat of a tag it does not hold. */
+  async ready(): Promise<void> {
+    await this.stat("", readinessProbeName().replace(":", "/probe:"));
+  }
+
   /** GET the tag's manifest, check it is schema 2, and return its digest `sha256:<hex>`. */
-  async download(_namespace: string, name: string): Promise<ReadableStream<Uint8Array> | null> {
+  async download(
+    _namespace: string,
+    name: string,
+    options: DownloadOptions = {},
+  ): Promise<ReadableStream<Uint8Array> | null> {
     const res = await this.#client.request(this.#call(name, "GET"));
     if (res.status === 404) {
       await res.body?.cancel();
@@ -364,21 +390,17 @@ export class RegistryTagBackend implements Backend {
     const bytes = await readManifestBytes(res.body ?? new Blob().stream());
     parseManifest(bytes, res.headers.get("content-type"));
     const digest = await digestOfBytes(bytes);
-    return new Blob([new TextEncoder().encode(digest.toString())]).stream();
+    return cutRange(new Blob([new TextEncoder().encode(digest.toString())]).stream(), options);
   }
 
   /** Refused: tags are pushed to the registry itself. */
-  async upload(
-    _namespace: string,
-    _name: string,
-    body: ReadableStream<Uint8Array> | Uint8Array,
-  ): Promise<void> {
-    if (body instanceof ReadableStream) await body.cancel();
+  async upload(_namespace: string, _name: string, body: UploadBody): Promise<void> {
+    await discardUploadBody(body);
     throw new ReadOnlyBackendError(this.type);
   }
 
   /** Refused, as upstream: list tags on the registry itself. */
-  list(_prefix: string): Promise<string[]> {
+  list(_prefix: string): Promise<ListResult> {
     return Promise.reject(new Error(`${this.type} backend cannot list`));
   }
 }

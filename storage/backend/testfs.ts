@@ -10,15 +10,15 @@
  * | list | `GET /list/<basePath>/<prefix>` | JSON array of paths relative to the server root |
  *
  * `<path>` comes from the configured name-path strategy under `root`. The
- * namespace is not part of the path, as upstream.
+ * namespace is not part of the path, as upstream. The wire has no ranges and no
+ * pagination, so a ranged download skips bytes on the client and a paginated
+ * listing pages through the full answer (continuation token: the last name of the page).
  *
- * Requests have an idle timeout, not a total one: a request fails with
- * {@linkcode BackendTimeoutError} once it made no progress for `idleTimeoutMs`
- * (no request-body bytes taken by the connection, no answer, no response-body
- * bytes while the caller waits for some), so a large object moving slowly but
- * steadily never times out and a stalled server fails within one idle timeout.
- * {@linkcode TestfsBackend.idleTimeouts} counts them (roles report it as
- * `kraken_backend_idle_timeouts_total{backend="testfs"}`).
+ * Requests go through `transport.ts`: an idle timeout, not a total one (a large
+ * object moving slowly but steadily never times out, a stalled server fails
+ * within one idle timeout), counted in {@linkcode TestfsBackend.stats}. testfs
+ * sends each request once by default, as upstream's client; the write-back queue
+ * retries the task.
  *
  * ```ts
  * import { TestfsBackend } from "./testfs.ts";
@@ -30,11 +30,27 @@
  */
 
 import { HttpStatusError } from "../../http/status_error.ts";
-import type { MetricsRegistry } from "../../tracing/mod.ts";
-import type { Backend, BackendFetch, BlobInfo } from "./backend.ts";
+import {
+  type Backend,
+  type BackendFetch,
+  type BackendStats,
+  type BlobInfo,
+  cutRange,
+  discardUploadBody,
+  type DownloadOptions,
+  isUploadSource,
+  type ListOptions,
+  type ListResult,
+  paginate,
+  readinessProbeName,
+  type UploadBody,
+} from "./backend.ts";
 import { createNamePath, type NamePath, type NamePathId } from "./namepath.ts";
+import { BackendTransport, type RetryOptions } from "./transport.ts";
 import { expand, type Route } from "../../wire/route.ts";
 import { TESTFS_DOWNLOAD, TESTFS_LIST, TESTFS_STAT, TESTFS_UPLOAD } from "../../wire/testfs.ts";
+
+export { BackendTimeoutError, DEFAULT_IDLE_TIMEOUT_MS } from "./transport.ts";
 
 /** Options for {@linkcode TestfsBackend}. */
 export interface TestfsBackendOptions {
@@ -44,140 +60,16 @@ export interface TestfsBackendOptions {
   root?: string;
   /** Name-path strategy (default `identity`). */
   namePath?: NamePathId;
-  /** The fetch to use; roles pass a traced one (default `globalThis.fetch`). */
+  /** The fetch to use; roles pass a traced one (default `plainFetch`). */
   fetch?: BackendFetch;
   /**
-   * Idle timeout in milliseconds (default {@linkcode DEFAULT_IDLE_TIMEOUT_MS}):
+   * Idle timeout in milliseconds (default `DEFAULT_IDLE_TIMEOUT_MS`):
    * how long a request may go without progress. Time a download's caller
    * spends between reads does not count.
    */
   idleTimeoutMs?: number;
-}
-
-/** Default idle timeout: upstream's HTTP client timeout, applied to progress instead of the total. */
-export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
-
-/** Bytes per chunk when an in-memory body is sent, so its progress can be seen. */
-const BODY_CHUNK_BYTES = 64 * 1024;
-
-/** A request that made no progress for the idle timeout. */
-export class BackendTimeoutError extends Error {
-  /** The idle timeout that elapsed, ms. */
-  readonly idleTimeoutMs: number;
-
-  /**
-   * @param method request method
-   * @param url request URL
-   * @param idleTimeoutMs the idle timeout that elapsed
-   */
-  constructor(method: string, url: string, idleTimeoutMs: number) {
-    super(`${method} ${url}: no progress for ${idleTimeoutMs} ms (idle timeout)`);
-    this.name = "BackendTimeoutError";
-    this.idleTimeoutMs = idleTimeoutMs;
-  }
-}
-
-/** Aborts a request when it is left armed for `ms` without a `touch`. */
-class IdleTimer {
-  readonly #ms: number;
-  readonly #onIdle: () => void;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-
-  constructor(ms: number, onIdle: () => void) {
-    this.#ms = ms;
-    this.#onIdle = onIdle;
-  }
-
-  /** (Re)starts the countdown: progress was made, or waiting for some begins. */
-  touch(): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(this.#onIdle, this.#ms);
-  }
-
-  /** Stops the countdown: the caller, not the server, holds things up now. */
-  disarm(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-  }
-}
-
-/** The body as a stream that touches `idle` every time the connection takes a chunk. */
-function watchedBody(
-  body: ReadableStream<Uint8Array> | Uint8Array,
-  idle: IdleTimer,
-): ReadableStream<Uint8Array> {
-  if (body instanceof Uint8Array) {
-    let offset = 0;
-    return new ReadableStream({
-      pull(controller) {
-        idle.touch();
-        if (offset >= body.length) return controller.close();
-        controller.enqueue(body.subarray(offset, offset + BODY_CHUNK_BYTES));
-        offset += BODY_CHUNK_BYTES;
-      },
-    }, { highWaterMark: 0 });
-  }
-  const reader = body.getReader();
-  return new ReadableStream({
-    async pull(controller) {
-      idle.touch();
-      const { done, value } = await reader.read();
-      if (done) controller.close();
-      else controller.enqueue(value);
-    },
-    cancel: (reason) => reader.cancel(reason),
-  }, { highWaterMark: 0 });
-}
-
-/**
- * `pending`, or a rejection with `signal`'s reason as soon as it aborts. Aborting a fetch does not
- * always fail a body read that is already waiting on the socket (seen under load: the read stayed
- * pending after the idle abort), so the timeout does not rely on it.
- */
-function untilAborted<T>(pending: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  let onAbort!: () => void;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-  return Promise.race([pending, aborted]).finally(() => {
-    signal.removeEventListener("abort", onAbort);
-  });
-}
-
-/**
- * A response body whose reads count against `idle` only while one is waiting; a read the idle
- * timer aborted fails with the timeout (`signal`'s reason).
- */
-function watchedResponseBody(
-  body: ReadableStream<Uint8Array>,
-  idle: IdleTimer,
-  signal: AbortSignal,
-): ReadableStream<Uint8Array> {
-  const reader = body.getReader();
-  return new ReadableStream({
-    async pull(controller) {
-      idle.touch();
-      try {
-        const { done, value } = await untilAborted(reader.read(), signal);
-        if (done) controller.close();
-        else controller.enqueue(value);
-      } catch (error) {
-        if (signal.reason instanceof BackendTimeoutError) {
-          reader.cancel(signal.reason).catch(() => {});
-          throw signal.reason;
-        }
-        throw error;
-      } finally {
-        idle.disarm();
-      }
-    },
-    cancel(reason) {
-      idle.disarm();
-      return reader.cancel(reason);
-    },
-  }, { highWaterMark: 0 });
+  /** Retry policy of each request (default: one attempt). */
+  retry?: RetryOptions;
 }
 
 /** Percent-encodes each path segment, keeping `/` and the `:` testfs maps to `/`. */
@@ -193,13 +85,17 @@ export class TestfsBackend implements Backend {
   readonly bucket: string;
   readonly #base: string;
   readonly #namePath: NamePath;
-  readonly #fetch: BackendFetch;
-  readonly #idleTimeoutMs: number;
-  #idleTimeouts = 0;
+  readonly #transport: BackendTransport;
+  readonly #probeName = readinessProbeName();
+
+  /** Retries, idle timeouts and failures of this backend's requests. */
+  get stats(): BackendStats {
+    return this.#transport.stats;
+  }
 
   /** Requests that failed by the idle timeout so far. */
   get idleTimeouts(): number {
-    return this.#idleTimeouts;
+    return this.stats.idleTimeouts;
   }
 
   /** @param options see {@linkcode TestfsBackendOptions} */
@@ -211,140 +107,101 @@ export class TestfsBackend implements Backend {
     this.#namePath = createNamePath(options.namePath ?? "identity", root);
     this.#base = `http://${options.addr}`;
     this.bucket = root ? `${options.addr}/${root}` : options.addr;
-    this.#fetch = options.fetch ?? globalThis.fetch;
-    this.#idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
-    if (!(this.#idleTimeoutMs > 0)) {
-      throw new RangeError(`testfs: idleTimeoutMs must be positive, got ${this.#idleTimeoutMs}`);
-    }
+    this.#transport = new BackendTransport({
+      type: "testfs",
+      fetch: options.fetch,
+      idleTimeoutMs: options.idleTimeoutMs,
+      retry: { attempts: 1, ...options.retry },
+    });
   }
 
-  /**
-   * Sends one request with the idle timer armed until `handle` returns.
-   * `handle` must consume or cancel the body unless it hands it to the caller,
-   * wrapped with the `watch` it is given.
-   */
-  async #request<T>(
+  /** Sends one request of `route` for `path`; absent objects (404) are answers, not failures. */
+  #request(
     route: Route,
     path: string,
-    body: ReadableStream<Uint8Array> | Uint8Array | null,
-    handle: (
-      res: Response,
-      url: string,
-      watch: (body: ReadableStream<Uint8Array>) => ReadableStream<Uint8Array>,
-    ) => Promise<T>,
-  ): Promise<T> {
-    const { method } = route;
-    const url = `${this.#base}${expand(route, { path: escapePath(path) })}`;
-    const controller = new AbortController();
-    const idle = new IdleTimer(this.#idleTimeoutMs, () => {
-      this.#idleTimeouts++;
-      controller.abort(new BackendTimeoutError(method, url, this.#idleTimeoutMs));
+    body: UploadBody | null = null,
+  ): Promise<Response> {
+    return this.#transport.request({
+      method: route.method,
+      url: `${this.#base}${expand(route, { path: escapePath(path) })}`,
+      route: route.template,
+      body: body !== null && isUploadSource(body) ? () => body.open() : body,
+      expectedStatus: [404],
     });
-    const watch = (b: ReadableStream<Uint8Array>) =>
-      watchedResponseBody(b, idle, controller.signal);
-    idle.touch();
-    try {
-      const res = await this.#fetch(url, {
-        method,
-        body: body === null ? null : watchedBody(body, idle),
-        signal: controller.signal,
-        route: route.template,
-        // Absent objects are answers, not failures.
-        expectedStatus: [404],
-      });
-      idle.touch();
-      return await handle(res, url, watch);
-    } catch (error) {
-      // An aborted fetch rejects with its own error; the timeout is the reason worth reporting.
-      if (controller.signal.aborted && controller.signal.reason instanceof BackendTimeoutError) {
-        throw controller.signal.reason;
-      }
-      throw error;
-    } finally {
-      idle.disarm();
-    }
   }
 
   /** `HEAD /files/<path>`; the size comes from the `Size` header. */
-  stat(_namespace: string, name: string): Promise<BlobInfo | null> {
-    const path = this.#namePath.blobPath(name);
-    return this.#request(TESTFS_STAT, path, null, async (res, url) => {
-      await res.body?.cancel();
-      if (res.status === 404) return null;
-      if (res.status !== 200) throw new HttpStatusError("HEAD", url, res.status, "");
-      const raw = res.headers.get("Size") ?? "";
-      if (!/^\d+$/.test(raw)) {
-        throw new Error(`HEAD ${url}: invalid Size header ${JSON.stringify(raw)}`);
-      }
-      return { size: Number(raw) };
-    });
+  async stat(_namespace: string, name: string): Promise<BlobInfo | null> {
+    const res = await this.#request(TESTFS_STAT, this.#namePath.blobPath(name));
+    await res.body?.cancel();
+    if (res.status === 404) return null;
+    const raw = res.headers.get("Size") ?? "";
+    if (res.status !== 200 || !/^\d+$/.test(raw)) {
+      throw new HttpStatusError(
+        "HEAD",
+        this.bucket,
+        res.status,
+        `Size header ${JSON.stringify(raw)}`,
+      );
+    }
+    return { size: Number(raw) };
   }
 
   /** `POST /files/<path>` with the object as the body. */
-  async upload(
-    _namespace: string,
-    name: string,
-    body: ReadableStream<Uint8Array> | Uint8Array,
-  ): Promise<void> {
+  async upload(_namespace: string, name: string, body: UploadBody): Promise<void> {
     let path: string;
     try {
       path = this.#namePath.blobPath(name);
     } catch (err) {
-      if (body instanceof ReadableStream) await body.cancel(err);
+      await discardUploadBody(body, err);
       throw err;
     }
-    await this.#request(TESTFS_UPLOAD, path, body, async (res, url) => {
-      const text = await res.text();
-      if (res.status !== 200) throw new HttpStatusError("POST", url, res.status, text);
-    });
+    const res = await this.#request(TESTFS_UPLOAD, path, body);
+    await res.body?.cancel();
+    if (res.status !== 200) throw new HttpStatusError("POST", this.bucket, res.status, "");
   }
 
-  /** `GET /files/<path>`; the body is returned unread. */
-  download(_namespace: string, name: string): Promise<ReadableStream<Uint8Array> | null> {
-    const path = this.#namePath.blobPath(name);
-    return this.#request(TESTFS_DOWNLOAD, path, null, async (res, url, watch) => {
-      if (res.status === 404) {
-        await res.body?.cancel();
-        return null;
-      }
-      if (res.status !== 200) throw new HttpStatusError("GET", url, res.status, await res.text());
-      return res.body ? watch(res.body) : new Blob().stream();
-    });
+  /** `GET /files/<path>`; the body is returned unread (a range is cut on the client). */
+  async download(
+    _namespace: string,
+    name: string,
+    options: DownloadOptions = {},
+  ): Promise<ReadableStream<Uint8Array> | null> {
+    const res = await this.#request(TESTFS_DOWNLOAD, this.#namePath.blobPath(name));
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return null;
+    }
+    if (res.status !== 200) {
+      await res.body?.cancel();
+      throw new HttpStatusError("GET", this.bucket, res.status, "");
+    }
+    return cutRange(res.body ?? new Blob().stream(), options);
   }
 
   /**
    * `GET /list/<basePath>/<prefix>` and maps the listed paths back to names.
    * A `null` answer (how upstream's server encodes an empty list) lists as empty.
    */
-  list(prefix: string): Promise<string[]> {
+  async list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
     const dir = [this.#namePath.basePath, prefix.replace(/^\/+|\/+$/g, "")]
       .filter((p) => p !== "").join("/");
-    return this.#request(TESTFS_LIST, dir, null, async (res, url) => {
-      const text = await res.text();
-      if (res.status !== 200) throw new HttpStatusError("GET", url, res.status, text);
-      const paths: unknown = JSON.parse(text);
-      if (paths === null) return [];
-      if (!Array.isArray(paths) || !paths.every((p) => typeof p === "string")) {
-        throw new Error(`GET ${url}: expected a JSON array of strings`);
-      }
-      // Paths outside the name layout (say, a registry's `_layers` links in a
-      // shared bucket) are skipped rather than failing the whole listing.
-      return paths.map((p) => this.#namePath.nameFromBlobPath(p))
-        .filter((n): n is string => n !== null);
-    });
+    const res = await this.#request(TESTFS_LIST, dir);
+    const text = await res.text();
+    if (res.status !== 200) throw new HttpStatusError("GET", this.bucket, res.status, text);
+    const paths: unknown = JSON.parse(text);
+    if (paths !== null && (!Array.isArray(paths) || !paths.every((p) => typeof p === "string"))) {
+      throw new Error(`testfs ${this.bucket}: list: expected a JSON array of strings`);
+    }
+    // Paths outside the name layout (say, a registry's `_layers` links in a
+    // shared bucket) are skipped rather than failing the whole listing.
+    const names = (paths ?? []).map((p: string) => this.#namePath.nameFromBlobPath(p))
+      .filter((n: string | null): n is string => n !== null);
+    return paginate(names.sort(), options);
   }
-}
 
-/**
- * Reports the idle timeouts of every testfs backend among `backends` as
- * `kraken_backend_idle_timeouts_total{backend="testfs"}` on a role's metrics.
- */
-export function reportIdleTimeouts(backends: Iterable<Backend>, metrics: MetricsRegistry): void {
-  const testfs = [...backends].filter((b): b is TestfsBackend => b instanceof TestfsBackend);
-  metrics.observedCounter(
-    "kraken_backend_idle_timeouts_total",
-    "Backend requests that failed after making no progress for the idle timeout.",
-    () => testfs.reduce((sum, b) => sum + b.idleTimeouts, 0),
-    { backend: "testfs" },
-  );
+  /** Ready when the server answers a stat (of a name that does not exist). */
+  async ready(): Promise<void> {
+    await this.stat("", this.#probeName);
+  }
 }

@@ -89,7 +89,7 @@ export function createTestfsHandler(root: string): (req: Request) => Promise<Res
       if (pathname.startsWith("/list/")) {
         if (req.method !== "GET") return text("method not allowed", 405);
         const dir = checkRelativePath(fileParam(pathname, "/list/").replace(/\/+$/, ""), true);
-        return new Response(JSON.stringify(await store.list(dir)) + "\n", {
+        return new Response(JSON.stringify((await store.list(dir)).names) + "\n", {
           headers: { "content-type": "application/json" },
         });
       }

@@ -41,7 +41,7 @@ Deno.test("testfs: client and server round-trip blobs (identity under a root)", 
 
     await backend.upload("ns", HEX, new Blob(["streamed ", "body"]).stream());
     assert.equal(await new Response(await backend.download("ns", HEX)).text(), "streamed body");
-    assert.deepEqual(await backend.list(""), [HEX]);
+    assert.deepEqual((await backend.list("")).names, [HEX]);
     assert.ok(calls.includes(`HEAD http://${addr}/files/blobs/${HEX}`));
     assert.ok(calls.includes(`GET http://${addr}/list/blobs`));
   }));
@@ -59,11 +59,11 @@ Deno.test("testfs: docker_tag layout and listing per repository", () =>
       ),
       `sha256:${HEX}`,
     );
-    assert.deepEqual((await tags.list("library/ubuntu")).sort(), [
+    assert.deepEqual((await tags.list("library/ubuntu")).names, [
       "library/ubuntu:22.04",
       "library/ubuntu:latest",
     ]);
-    assert.deepEqual(await tags.list("nobody/here"), []);
+    assert.deepEqual((await tags.list("nobody/here")).names, []);
   }));
 
 Deno.test("testfs server: ':' maps to '/', as upstream", () =>
