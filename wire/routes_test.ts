@@ -178,7 +178,7 @@ Deno.test("every testfs client request names a testfs route the testfs server an
     await backend.upload("ns", name, new Uint8Array([1, 2]));
     assert.deepEqual(await backend.stat("ns", name), { size: 2 });
     await (await backend.download("ns", name))?.cancel();
-    assert.deepEqual(await backend.list(""), [name]);
+    assert.deepEqual((await backend.list("")).names, [name]);
     const expected = [TESTFS_UPLOAD, TESTFS_STAT, TESTFS_DOWNLOAD, TESTFS_LIST];
     assert.deepEqual(
       calls.map((c) => `${c.method} ${c.route} ${c.status}`),

@@ -306,12 +306,19 @@ Deno.test("origin: metainfo regeneration and duplicate commit with a delayed wri
       `/namespace/dup/blobs/${controlDigest}/uploads/${controlUid}`,
     );
     assert.equal(controlCommit.status, 200, controlCommit.text);
-    await waitFor(
-      "the undelayed blob is written back",
-      () => exists(`${dir}/backend/${controlDigest.hex}`),
-    );
-    assert.equal(await exists(`${dir}/backend/${digest.hex}`), false);
     const { DatabaseSync } = await import("node:sqlite");
+    // Done means the file is in the backend and the task's row is gone (deleted just after).
+    await waitFor("the undelayed blob is written back", async () => {
+      if (!(await exists(`${dir}/backend/${controlDigest.hex}`))) return false;
+      const db = new DatabaseSync(`${dir}/store/origin.db`, { readOnly: true });
+      try {
+        return db.prepare("SELECT 1 FROM writeback_task WHERE name = ?").get(controlDigest.hex) ===
+          undefined;
+      } finally {
+        db.close();
+      }
+    });
+    assert.equal(await exists(`${dir}/backend/${digest.hex}`), false);
     const db = new DatabaseSync(`${dir}/store/origin.db`, { readOnly: true });
     try {
       const rows = db.prepare("SELECT namespace, name, delay, status FROM writeback_task").all();
