@@ -39,6 +39,7 @@ import { AcceptedError, pollAccepted, type PollOptions } from "./blob_client.ts"
 import { pathEscape } from "./escape.ts";
 import { HashRing } from "./hashring.ts";
 import { PassiveHealthFilter } from "./healthcheck.ts";
+import { currentHosts, type HostSource } from "./hostlist.ts";
 import {
   ANNOUNCE,
   type AnnounceResponseBody,
@@ -72,8 +73,11 @@ export const DEFAULT_TRACKER_TIMEOUT_MS = 10_000;
 
 /** Options for {@linkcode AnnounceClient}. */
 export interface AnnounceClientOptions {
-  /** Tracker addresses (`host:port`), spelled as on every other agent (they are ring labels). */
-  trackers: readonly string[];
+  /**
+   * Tracker addresses (`host:port`), spelled as on every other agent (they are ring labels); a
+   * {@linkcode HostList} re-forms the ring when its members change.
+   */
+  trackers: HostSource;
   /** The fetch to use (default {@linkcode tracedFetch}). */
   fetch?: TrackerFetch;
   /** Ring positions tried per digest (default 3, upstream's `max_replica`). */
@@ -128,7 +132,9 @@ function isNetworkError(error: unknown): boolean {
 
 /** The announce and metainfo client of an agent. */
 export class AnnounceClient {
+  readonly #trackers: HostSource;
   readonly #ring: HashRing;
+  #ringHosts: readonly string[];
   readonly #health: PassiveHealthFilter;
   readonly #fetch: TrackerFetch;
   readonly #timeoutMs: number;
@@ -136,14 +142,17 @@ export class AnnounceClient {
 
   /** @param options see {@linkcode AnnounceClientOptions} */
   constructor(options: AnnounceClientOptions) {
-    if (options.trackers.length === 0) throw new RangeError("announce client needs a tracker");
-    for (const addr of options.trackers) {
+    const trackers = currentHosts(options.trackers);
+    if (trackers.length === 0) throw new RangeError("announce client needs a tracker");
+    for (const addr of trackers) {
       if (!/^(\[[^\]]+\]|[^\s/:]+):\d{1,5}$/.test(addr)) {
         throw new TypeError(`tracker address must be host:port, got ${JSON.stringify(addr)}`);
       }
     }
     this.#health = options.health ?? new PassiveHealthFilter();
-    this.#ring = new HashRing(options.trackers, {
+    this.#trackers = options.trackers;
+    this.#ringHosts = trackers;
+    this.#ring = new HashRing(trackers, {
       maxReplica: options.maxReplica,
       isHealthy: this.#health.isHealthy,
     });
@@ -230,6 +239,11 @@ export class AnnounceClient {
 
   /** Runs `fn` on the digest's trackers in ring order until one is reachable. */
   async #onTrackers<T>(what: string, digest: Digest, fn: (addr: string) => Promise<T>): Promise<T> {
+    const hosts = currentHosts(this.#trackers);
+    if (hosts !== this.#ringHosts) {
+      this.#ring.setHosts(hosts);
+      this.#ringHosts = hosts;
+    }
     let last: unknown;
     for (const addr of this.#ring.locations(digest.hex)) {
       try {

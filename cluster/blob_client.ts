@@ -58,6 +58,7 @@ import {
 } from "../wire/blob.ts";
 import { expand, type Route } from "../wire/route.ts";
 import { pathEscape } from "./escape.ts";
+import { currentHosts, type HostSource } from "./hostlist.ts";
 
 /** The fetch the clients use: `tracedFetch`'s signature (plain `fetch` ignores the extra keys). */
 export type OriginFetch = (url: string, init: TracedFetchOptions) => Promise<Response>;
@@ -459,8 +460,8 @@ export async function pollAccepted<T>(fn: () => Promise<T>, options: PollOptions
 
 /** Options for {@linkcode OriginClusterClient}. */
 export interface OriginClusterClientOptions extends OriginClientOptions {
-  /** The origins to ask for ring locations (`host:port`, as in the ring). */
-  hosts: readonly string[];
+  /** The origins to ask for ring locations (`host:port`, as in the ring), fixed or a live list. */
+  hosts: HostSource;
   /** Backoff while an origin answers 202. */
   poll?: PollOptions;
   /** Source of randomness for host sampling and shuffling (default `Math.random`). */
@@ -488,7 +489,7 @@ function isRetryable(error: unknown): boolean {
 
 /** A client for an origin cluster, with upstream's location, fallback and polling rules. */
 export class OriginClusterClient {
-  readonly #hosts: readonly string[];
+  readonly #hosts: HostSource;
   readonly #options: OriginClientOptions;
   readonly #poll: PollOptions;
   readonly #random: () => number;
@@ -497,12 +498,15 @@ export class OriginClusterClient {
   /** @param options see {@linkcode OriginClusterClientOptions} */
   constructor(options: OriginClusterClientOptions) {
     const { hosts, poll, random, ...clientOptions } = options;
-    if (hosts.length === 0) throw new RangeError("origin cluster client needs at least one host");
-    this.#hosts = [...hosts];
+    const initial = currentHosts(hosts);
+    if (initial.length === 0) {
+      throw new RangeError("origin cluster client needs at least one host");
+    }
+    this.#hosts = hosts;
     this.#options = clientOptions;
     this.#poll = poll ?? {};
     this.#random = random ?? Math.random;
-    for (const host of this.#hosts) this.client(host); // validates every address up front
+    for (const host of initial) this.client(host); // validates every address up front
   }
 
   /** The (cached) client for one origin. */
@@ -518,7 +522,7 @@ export class OriginClusterClient {
   /** Asks up to 3 random configured hosts for the digest's ring locations; the first answer wins. */
   async locations(digest: Digest): Promise<string[]> {
     let last: unknown;
-    for (const host of this.#shuffled(this.#hosts).slice(0, 3)) {
+    for (const host of this.#shuffled(currentHosts(this.#hosts)).slice(0, 3)) {
       try {
         return await this.client(host).locations(digest);
       } catch (error) {

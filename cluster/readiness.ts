@@ -16,6 +16,7 @@
  */
 
 import { HttpStatusError } from "../http/status_error.ts";
+import { currentHosts, type HostSource } from "./hostlist.ts";
 import { tracedFetch, type TracedFetchOptions } from "../tracing/mod.ts";
 import { HEALTH, READINESS } from "../wire/health.ts";
 import type { Route } from "../wire/route.ts";
@@ -91,11 +92,11 @@ export async function probeReadiness(
  * @returns `null` when a host is ready, else every host's reason joined by `; `
  */
 export async function firstReady(
-  hosts: readonly string[],
+  hosts: HostSource,
   options: ReadinessProbeOptions = {},
 ): Promise<string | null> {
   const reasons: string[] = [];
-  for (const host of hosts) {
+  for (const host of currentHosts(hosts)) {
     try {
       await probeReadiness(host, options);
       return null;

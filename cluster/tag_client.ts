@@ -23,6 +23,7 @@
 
 import { type Digest, parseDigest } from "../storage/digest.ts";
 import { pathEscape } from "./escape.ts";
+import { currentHosts, type HostSource } from "./hostlist.ts";
 import { ATTR, SPAN, tracedFetch, type TracedFetchOptions, withSpan } from "../tracing/mod.ts";
 import { expand, type Route } from "../wire/route.ts";
 import {
@@ -369,8 +370,8 @@ export class TagClient {
 
 /** Options of {@linkcode TagClusterClient}. */
 export interface TagClusterClientOptions extends TagClientOptions {
-  /** Build-index hosts, `host:port`. */
-  hosts: string[];
+  /** Build-index hosts, `host:port`, fixed or a live list. */
+  hosts: HostSource;
   /** Random source for host sampling (default `Math.random`). */
   random?: () => number;
 }
@@ -380,19 +381,37 @@ const CLUSTER_ATTEMPTS = 3;
 
 /** A client of a build-index cluster: each call goes to a random host, failing over on network errors. */
 export class TagClusterClient {
-  readonly #clients: TagClient[];
+  readonly #hosts: HostSource;
+  readonly #options: TagClientOptions;
+  #clientHosts: readonly string[] = [];
+  #clients: TagClient[] = [];
   readonly #random: () => number;
 
   /** @param options see {@linkcode TagClusterClientOptions} */
   constructor(options: TagClusterClientOptions) {
-    if (!options.hosts?.length) throw new TypeError("build-index cluster needs at least one host");
-    this.#clients = options.hosts.map((h) => new TagClient(h, options));
-    this.#random = options.random ?? Math.random;
+    const { hosts, random, ...clientOptions } = options;
+    if (!hosts || currentHosts(hosts).length === 0) {
+      throw new TypeError("build-index cluster needs at least one host");
+    }
+    this.#hosts = hosts;
+    this.#options = clientOptions;
+    this.#random = random ?? Math.random;
+    this.#current(); // validates every address up front
+  }
+
+  /** One client per current host, rebuilt when a live list's members change. */
+  #current(): TagClient[] {
+    const hosts = currentHosts(this.#hosts);
+    if (hosts !== this.#clientHosts) {
+      this.#clients = hosts.map((h) => new TagClient(h, this.#options));
+      this.#clientHosts = hosts;
+    }
+    return this.#clients;
   }
 
   /** Runs `fn` on up to three random hosts until one answers (moving on only after a network error). */
   async #each<T>(fn: (client: TagClient) => Promise<T>): Promise<T> {
-    const pool = [...this.#clients];
+    const pool = [...this.#current()];
     let lastError: unknown;
     for (let i = 0; i < CLUSTER_ATTEMPTS && pool.length > 0; i++) {
       const [client] = pool.splice(Math.floor(this.#random() * pool.length), 1);

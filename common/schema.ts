@@ -178,6 +178,20 @@ export class Schema<T> {
     } as SchemaSpec<U>);
   }
 
+  /**
+   * The same schema, also accepting a list, which `asList` validates at the same key (a plain host
+   * list in place of `{static: [...]}`); the docs show this schema's rows, with `type` as its type.
+   */
+  orList(asList: Schema<T>, type = `list or ${this.#spec.type}`): Schema<T> {
+    const inner = this.#spec.parse;
+    return new Schema({
+      ...this.#spec,
+      type,
+      parse: (raw, key, ctx) =>
+        Array.isArray(raw) ? asList.parse(raw, key, ctx) : inner(raw, key, ctx),
+    });
+  }
+
   /** Rewrites the raw value before validation (e.g. an older spelling into the current one). */
   before(fn: (raw: unknown) => unknown): Schema<T> {
     const inner = this.#spec.parse;
@@ -359,11 +373,6 @@ export function list<T>(
     children: [{ suffix: "[]", schema: item as Schema<unknown> }],
     expand: item.children.length > 0,
   });
-}
-
-/** A non-empty list of `host:port` strings. */
-export function hostList(): Schema<string[]> {
-  return list(hostPort(), { nonEmpty: "needs at least one host:port" });
 }
 
 /** A mapping with free keys, each value validated by `value` under `key.name`. */

@@ -4,7 +4,6 @@ import {
   ConfigError,
   docRows,
   duration,
-  hostList,
   type Infer,
   int,
   list,
@@ -25,16 +24,14 @@ function throwsMessage(fn: () => unknown, message: string): void {
   });
 }
 
-Deno.test("hostList checks every host:port and names the offending entry", () => {
-  const hosts = hostList();
-  assert.deepEqual(hosts.parse(["a:1", "[::1]:2"], "origin.hosts"), ["a:1", "[::1]:2"]);
-  assert.throws(
-    () => hosts.parse(["a:1", "nope"], "origin.bad"),
-    (e: unknown) => e instanceof ConfigError && /origin\.bad\[1\]/.test(e.message),
-  );
-  assert.equal(hosts.optional().parse(undefined, "origin.missing"), undefined);
-  assert.throws(() => hosts.parse([], "origin.none"), /origin\.none.*at least one/);
-  assert.throws(() => hosts.parse(undefined, "origin.missing"), /origin\.missing/);
+Deno.test("orList: a list goes to the list schema at the same key, anything else to the mapping", () => {
+  const names = object({ names: list(string()) }).map((c) => c.names)
+    .orList(list(string()));
+  assert.deepEqual(names.parse(["a", "b"], "k"), ["a", "b"]);
+  assert.deepEqual(names.parse({ names: ["c"] }, "k"), ["c"]);
+  throwsMessage(() => names.parse(["a", 1], "k"), "k[1]: must be a non-empty string");
+  throwsMessage(() => names.parse({ names: [1] }, "k"), "k.names[0]: must be a non-empty string");
+  assert.deepEqual(docRows(names, "k").map((r) => r.key), ["k.names"]);
 });
 
 Deno.test("object: defaults in YAML spelling, renames, inferred type, unknown keys refused", () => {

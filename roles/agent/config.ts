@@ -42,7 +42,6 @@ import {
   applyFlags,
   custom,
   duration,
-  hostList,
   type Infer,
   int,
   list,
@@ -55,6 +54,7 @@ import {
 import { parseByteSize } from "../../common/byte_size.ts";
 import { NetworkList } from "../../common/cidr.ts";
 import { listenerLimitsSchema } from "../../http/listener_config.ts";
+import { hostListSchema } from "../../cluster/hostlist_config.ts";
 
 /** Upstream's base `allowed_cidrs`, plus the IPv6 loopback. */
 export const DEFAULT_ALLOWED_CIDRS = ["127.0.0.1/32", "::1/128", "172.17.0.1/32"];
@@ -158,12 +158,13 @@ const fields = object({
     ),
   }, { rename: { peer_id_factory: "peerIdFactory" } }),
   tracker: object({
-    hosts: hostList().describe(
-      "Tracker ring members, `host:port`, spelled as on every other node (they are hashed).",
+    hosts: hostListSchema().describe(
+      "Tracker ring members: a list of `host:port`, `static:` or `dns:` (below), spelled as on " +
+        "every other node (they are hashed).",
     ),
   }),
   build_index: object({
-    hosts: hostList().describe(
+    hosts: hostListSchema().describe(
       "Build-index hosts for tag lookups (up to 3 random hosts tried, next on network errors).",
     ),
   }),

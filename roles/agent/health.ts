@@ -7,6 +7,7 @@
  */
 
 import { HashRing } from "../../cluster/hashring.ts";
+import { currentHosts, type HostSource } from "../../cluster/hostlist.ts";
 import { HttpError, type Router } from "../../http/router.ts";
 import { type ProbeFetch, probeReadiness } from "../../cluster/readiness.ts";
 import { HEALTH, READINESS } from "../../wire/health.ts";
@@ -16,9 +17,9 @@ export interface HealthDeps {
   /** The scheduler's liveness probe. */
   scheduler: { probe(): Promise<void> };
   /** Build-index hosts, for readiness. */
-  buildIndexHosts: readonly string[];
+  buildIndexHosts: HostSource;
   /** Tracker hosts, for readiness. */
-  trackerHosts: readonly string[];
+  trackerHosts: HostSource;
   /** Readiness probe timeout, ms. Default 5000. */
   readinessTimeoutMs?: number;
   /** Fetch for readiness probes (default traced fetch). */
@@ -34,7 +35,6 @@ const READINESS_DIGEST = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca49599
 export function registerHealthRoutes(router: Router, deps: HealthDeps): void {
   const timeoutMs = deps.readinessTimeoutMs ?? 5000;
   const random = deps.random ?? Math.random;
-  const trackerRing = new HashRing([...deps.trackerHosts]);
 
   // A dependency without a /readiness route (v0.1.4 nodes) is probed on /health instead.
   const probe = async (what: string, addr: string): Promise<void> => {
@@ -55,8 +55,9 @@ export function registerHealthRoutes(router: Router, deps: HealthDeps): void {
   });
 
   router.route(READINESS, async () => {
-    const buildIndex = deps.buildIndexHosts[Math.floor(random() * deps.buildIndexHosts.length)];
-    const tracker = trackerRing.locations(READINESS_DIGEST)[0];
+    const buildIndexHosts = currentHosts(deps.buildIndexHosts);
+    const buildIndex = buildIndexHosts[Math.floor(random() * buildIndexHosts.length)];
+    const tracker = new HashRing(currentHosts(deps.trackerHosts)).locations(READINESS_DIGEST)[0];
     const results = await Promise.allSettled([
       deps.scheduler.probe().catch((e) => {
         throw new Error(`scheduler: ${e.message}`);

@@ -19,6 +19,7 @@
  */
 
 import { dirname, resolve } from "node:path";
+import { openHostLists } from "../../cluster/hostlist.ts";
 import { AnnounceClient } from "../../cluster/announce_client.ts";
 import { TagClusterClient } from "../../cluster/tag_client.ts";
 import type { RawMap } from "../../common/config.ts";
@@ -54,8 +55,20 @@ export interface RunningAgent extends RunningRole {
  */
 export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise<RunningAgent> {
   const logger = ctx.logger;
-  const store = await BlobStore.open({ root: config.storageRoot });
-  const listener = Deno.listen({ hostname: config.peer.host, port: config.peer.port });
+  const hostLists = await openHostLists(
+    { tracker: config.tracker.hosts, buildIndex: config.buildIndex.hosts },
+    { logger },
+  );
+  const { tracker, buildIndex } = hostLists.lists;
+  let listener: Deno.TcpListener;
+  let store: BlobStore;
+  try {
+    store = await BlobStore.open({ root: config.storageRoot });
+    listener = Deno.listen({ hostname: config.peer.host, port: config.peer.port });
+  } catch (error) {
+    hostLists.stop();
+    throw error;
+  }
   const peerPort = listener.addr.port;
   const peerId = config.peer.peerIdFactory === "random"
     ? randomPeerId()
@@ -69,7 +82,7 @@ export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise
       listener,
       peer: { ip: config.peer.ip, port: peerPort },
       announcer: new AnnounceClient({
-        trackers: config.tracker.hosts,
+        trackers: tracker,
         poll: { maxElapsedMs: s.metainfoTimeoutMs },
       }),
       seederTtiMs: s.seederTtiMs,
@@ -87,20 +100,21 @@ export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise
     });
   } catch (error) {
     listener.close();
+    hostLists.stop();
     throw error;
   }
   const servers: HttpServer[] = [];
   try {
     await scheduler.recover();
     const blobs = new AgentBlobs(store, scheduler);
-    const tags = new TagClusterClient({ hosts: config.buildIndex.hosts });
+    const tags = new TagClusterClient({ hosts: buildIndex });
     const server = createAgentRouter({
       tracing: ctx.tracing,
       blobs,
       scheduler,
       tags,
-      buildIndexHosts: config.buildIndex.hosts,
-      trackerHosts: config.tracker.hosts,
+      buildIndexHosts: buildIndex,
+      trackerHosts: tracker,
       logger,
     });
     const registry = createAgentRegistryRouter({
@@ -129,6 +143,7 @@ export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise
   } catch (error) {
     for (const http of servers) await http.shutdown();
     await scheduler.close();
+    hostLists.stop();
     throw error;
   }
   const [serverHttp, registryHttp] = servers;
@@ -152,6 +167,7 @@ export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise
         // Closing the scheduler fails downloads in flight, so the listeners' shutdown need not
         // wait for them.
         await Promise.all([...servers.map((http) => http.shutdown()), scheduler.close()]);
+        hostLists.stop();
       })();
       return stopping;
     },

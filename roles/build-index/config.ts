@@ -34,8 +34,6 @@ import {
   applyFlags,
   bool,
   duration,
-  hostList,
-  hostPort,
   type Infer,
   int,
   list,
@@ -51,6 +49,7 @@ import { backendsSchema, buildBackendEntry } from "../../storage/backend/config.
 import { writebackSchema } from "../../storage/writeback_config.ts";
 import { tracedFetch } from "../../tracing/mod.ts";
 import { listenerLimitsSchema } from "../../http/listener_config.ts";
+import { hostListSchema, staticHosts } from "../../cluster/hostlist_config.ts";
 
 const tagTypeSchema = object({
   namespace: regex().map((source) => new RegExp(source))
@@ -73,9 +72,9 @@ const fields = object({
     root: path().describe("Local state. Tag files go in `<root>/tags`."),
   }),
   cluster: object({
-    hosts: list(hostPort()).default([]).describe(
-      "Every build-index of this cluster, this one included (`host:port`). Each accepted tag is " +
-        "duplicated to all of them except this node.",
+    hosts: hostListSchema().optional("no other build-index").describe(
+      "Every build-index of this cluster, this one included (a host list). Each accepted tag " +
+        "is duplicated to all of them except this node.",
     ),
     self: string().optional("detected").describe(
       "This node's entry in `cluster.hosts`. If unset, an entry counts as this node when it has " +
@@ -85,15 +84,16 @@ const fields = object({
     duplicate_put_stagger: duration().default("20m")
       .describe("Neighbour _k_ (1, 2, …, random order) delays its write-back by _k_ × this."),
   }, { rename: { duplicate_put_stagger: "duplicatePutStaggerMs" } }).map((c, key) => {
-    if (c.self !== undefined && !c.hosts.includes(c.self)) {
+    const hosts = c.hosts && staticHosts(c.hosts);
+    if (c.self !== undefined && hosts !== undefined && !hosts.includes(c.self)) {
       throw new ConfigError(`${key}.self`, `${c.self} is not one of cluster.hosts`);
     }
     return c;
   }),
   origin: object({
-    hosts: hostList().describe("The local origin cluster (`host:port`)."),
-    dns: string().optional("one random `origin.hosts` entry")
-      .describe("What `GET /origin` answers (upstream: the origin `hosts.dns` value)."),
+    hosts: hostListSchema().describe("The local origin cluster (a host list)."),
+    dns: string().optional("`origin.hosts.dns`, else one random `origin.hosts` entry")
+      .describe("What `GET /origin` answers."),
   }),
   tag_store: object({
     write_through: bool().default(true).describe(

@@ -11,7 +11,7 @@ Deno.test("build-index config: defaults", () => {
   assert.equal(c.tagStore.writeThrough, true);
   assert.equal(c.writeback.db, "/var/bi/build-index.db");
   assert.equal(c.cluster.duplicatePutStaggerMs, 20 * 60_000);
-  assert.deepEqual(c.cluster.hosts, []);
+  assert.equal(c.cluster.hosts, undefined);
   assert.deepEqual(c.tagTypes.map((t) => [t.namespace.source, t.type]), [[".*", "docker"]]);
   assert.deepEqual(c.manifestDownload, { attempts: 4, backoffMs: 500 });
   assert.deepEqual(c.backends, []);

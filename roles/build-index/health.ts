@@ -9,13 +9,14 @@ import { firstReady } from "../../cluster/readiness.ts";
 import { HttpError, type Router } from "../../http/router.ts";
 import type { BackendManager } from "../../storage/backend/backend.ts";
 import { HEALTH, READINESS } from "../../wire/health.ts";
+import type { HostSource } from "../../cluster/hostlist.ts";
 
 /** What {@linkcode registerHealthRoutes} runs on. */
 export interface HealthDeps {
   /** The tag backends, each probed with its readiness check. */
   backends: BackendManager;
   /** Origin hosts asked for readiness. */
-  originHosts: string[];
+  originHosts: HostSource;
 }
 
 function ok(): Response {

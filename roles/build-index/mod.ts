@@ -11,6 +11,7 @@
  * @module
  */
 
+import { currentHosts, openHostLists } from "../../cluster/hostlist.ts";
 import { OriginClusterClient } from "../../cluster/blob_client.ts";
 import type { TagClientOptions } from "../../cluster/tag_client.ts";
 import { parseHostPort } from "../../common/config.ts";
@@ -63,9 +64,13 @@ function localNames(): Set<string> {
  * The cluster hosts other than this one: `self` if configured, otherwise every entry naming a local
  * address with the listen port.
  */
-export function neighbourHosts(hosts: string[], port: number, self?: string): string[] {
+export function neighbourHosts(
+  hosts: readonly string[],
+  port: number,
+  self?: string,
+  local: ReadonlySet<string> = localNames(),
+): string[] {
   if (self) return hosts.filter((h) => h !== self);
-  const local = localNames();
   return hosts.filter((h) => {
     const { hostname, port: p } = parseHostPort(h, "cluster.hosts");
     return !(p === port && local.has(hostname));
@@ -82,6 +87,11 @@ export async function startBuildIndex(
   deps: BuildIndexDeps = {},
 ): Promise<RunningBuildIndex> {
   const { logger } = ctx;
+  const hostLists = await openHostLists({
+    origin: config.origin.hosts,
+    cluster: config.cluster.hosts ?? { kind: "static", hosts: [] },
+  }, { logger });
+  const { origin, cluster } = hostLists.lists;
   const backends = deps.backends ?? new BackendManager(config.backends);
   observeBackends(
     backends.backends,
@@ -114,24 +124,31 @@ export async function startBuildIndex(
     tags,
     writeback,
     backends,
-    origin: deps.origin ?? new OriginClusterClient({ hosts: config.origin.hosts }),
+    origin: deps.origin ?? new OriginClusterClient({ hosts: origin }),
+    originHosts: origin,
     logger,
     tagClientOptions: deps.tagClientOptions,
   });
   const router = createBuildIndexRouter({
     tracing: ctx.tracing,
     service,
-    originHosts: config.origin.hosts,
+    originHosts: origin,
   });
   const server = await serveRole({
     name: "server",
     listen: config.listen,
     limits: config.http,
     handler: (req, remote) => router.handle(req, remote),
-    onStartFailed: () => writeback.stop(),
+    onStartFailed: () => {
+      hostLists.stop();
+      return writeback.stop();
+    },
   }, ctx);
   const port = server.addr.port;
-  service.setNeighbours(neighbourHosts(config.cluster.hosts, port, config.cluster.self));
+  const local = localNames();
+  service.setNeighbours(() =>
+    neighbourHosts(currentHosts(cluster), port, config.cluster.self, local)
+  );
   logger.info("build-index listening", {
     host: config.listen.host,
     port,
@@ -146,6 +163,7 @@ export async function startBuildIndex(
     async stop() {
       if (stopped) return;
       stopped = true;
+      hostLists.stop();
       await server.shutdown();
       await writeback.stop();
     },

@@ -28,6 +28,7 @@ import type { BuildIndexService } from "./service.ts";
 import { registerDuplicateRoutes, registerTagRoutes } from "./tags.ts";
 import { METRICS } from "../../wire/health.ts";
 import { ORIGIN_ADDRESS } from "../../wire/tags.ts";
+import type { HostSource } from "../../cluster/hostlist.ts";
 
 /** What {@linkcode createBuildIndexRouter} runs on. */
 export interface BuildIndexRouterDeps {
@@ -36,7 +37,7 @@ export interface BuildIndexRouterDeps {
   /** The behaviour behind the routes. */
   service: BuildIndexService;
   /** Origin hosts asked for readiness. */
-  originHosts: string[];
+  originHosts: HostSource;
 }
 
 /** The build-index's router: the tracing middleware, then every handler module's routes. */

@@ -21,6 +21,8 @@
 import type { Logger } from "../../common/log.ts";
 import { AllOriginsUnavailableError, isNotFound } from "../../cluster/blob_client.ts";
 import { TagClient, type TagClientOptions } from "../../cluster/tag_client.ts";
+import { currentHosts, type HostSource } from "../../cluster/hostlist.ts";
+import { staticHosts } from "../../cluster/hostlist_config.ts";
 import {
   ManifestError,
   parseManifest,
@@ -77,6 +79,8 @@ export interface BuildIndexServiceOptions {
   backends: BackendManager;
   /** The local origin cluster. */
   origin: OriginBlobs;
+  /** Its members, for `GET /origin` (default: `config.origin.hosts` when static). */
+  originHosts?: HostSource;
   /** Logger. */
   logger: Logger;
   /** Options of the clients used for neighbour duplication. */
@@ -90,9 +94,11 @@ export class BuildIndexService {
   readonly #writeback: WriteBackManager;
   readonly #backends: BackendManager;
   readonly #origin: OriginBlobs;
+  readonly #originHosts: HostSource;
   readonly #logger: Logger;
   readonly #tagClientOptions: TagClientOptions;
-  #neighbours: TagClient[] = [];
+  #neighbourHosts: () => readonly string[] = () => [];
+  readonly #neighbourClients = new Map<string, TagClient>();
 
   /** @param options see {@linkcode BuildIndexServiceOptions} */
   constructor(options: BuildIndexServiceOptions) {
@@ -101,6 +107,7 @@ export class BuildIndexService {
     this.#writeback = options.writeback;
     this.#backends = options.backends;
     this.#origin = options.origin;
+    this.#originHosts = options.originHosts ?? staticHosts(options.config.origin.hosts) ?? [];
     this.#logger = options.logger;
     this.#tagClientOptions = options.tagClientOptions ?? {};
   }
@@ -110,14 +117,32 @@ export class BuildIndexService {
     return this.#backends;
   }
 
-  /** Sets the neighbours (cluster hosts other than this one), once the listen port is known. */
-  setNeighbours(hosts: string[]): void {
-    this.#neighbours = hosts.map((h) => new TagClient(h, this.#tagClientOptions));
+  /**
+   * Sets where the neighbours (cluster hosts other than this one) come from, once the listen port
+   * is known; `hosts` is asked at each duplication, so a DNS cluster list's changes apply.
+   */
+  setNeighbours(hosts: () => readonly string[]): void {
+    this.#neighbourHosts = hosts;
   }
 
   /** The neighbour addresses in use. */
   get neighbours(): string[] {
-    return this.#neighbours.map((c) => c.addr);
+    return [...this.#neighbourHosts()];
+  }
+
+  #neighbours(): TagClient[] {
+    const hosts = this.#neighbourHosts();
+    for (const addr of this.#neighbourClients.keys()) {
+      if (!hosts.includes(addr)) this.#neighbourClients.delete(addr);
+    }
+    return hosts.map((addr) => {
+      let client = this.#neighbourClients.get(addr);
+      if (!client) {
+        client = new TagClient(addr, this.#tagClientOptions);
+        this.#neighbourClients.set(addr, client);
+      }
+      return client;
+    });
   }
 
   /**
@@ -180,10 +205,16 @@ export class BuildIndexService {
     return [...names].sort();
   }
 
-  /** What `GET /origin` answers: the configured DNS name or one random origin host. */
+  /**
+   * What `GET /origin` answers: `origin.dns`, else the DNS record of `origin.hosts`, else one
+   * random origin host (upstream's stable address).
+   */
   originAddress(): string {
-    const { dns, hosts } = this.#config.origin;
-    return dns ?? hosts[Math.floor(Math.random() * hosts.length)];
+    const { dns, hosts: config } = this.#config.origin;
+    if (dns !== undefined) return dns;
+    if (config.kind === "dns") return config.record;
+    const hosts = currentHosts(this.#originHosts);
+    return hosts[Math.floor(Math.random() * hosts.length)];
   }
 
   #tagType(tag: string): TagTypeRule {
@@ -274,7 +305,7 @@ export class BuildIndexService {
 
   /** Neighbour k (in random order, from 1) writes back after k × stagger; failures are logged. */
   async #duplicateToNeighbours(tag: string, digest: Digest): Promise<void> {
-    const order = shuffle(this.#neighbours);
+    const order = shuffle(this.#neighbours());
     const stagger = this.#config.cluster.duplicatePutStaggerMs;
     await Promise.all(order.map(async (client, i) => {
       try {

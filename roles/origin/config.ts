@@ -34,7 +34,6 @@ import {
   bool,
   custom,
   duration,
-  hostList,
   hostPort,
   type Infer,
   int,
@@ -54,6 +53,7 @@ import {
 import { PieceLengthTable } from "../../storage/metainfo.ts";
 import { writebackSchema } from "../../storage/writeback_config.ts";
 import { listenerLimitsSchema } from "../../http/listener_config.ts";
+import { hostListSchema, staticHosts } from "../../cluster/hostlist_config.ts";
 
 /** The default piece-length table of upstream's base config: 4 MiB pieces for every blob. */
 export const DEFAULT_PIECE_LENGTHS = { 0: "4MB" } as const;
@@ -74,8 +74,10 @@ const fields = object({
       "member.",
   ),
   hashring: object({
-    hosts: hostList().optional("a ring of just `advertise`")
-      .describe("Ring members, `host:port` each."),
+    hosts: hostListSchema().optional("a ring of just `advertise`").describe(
+      "Ring members (a host list). With `dns:` the labels are the resolved `ip:port`s, and " +
+        "`advertise` must be one of them at start-up.",
+    ),
     max_replica: int({ min: 1 }).default(2).describe(
       "Ring positions examined per digest: the number of origins that hold a blob. Upstream's " +
         "code default is 3, but all its shipped configs use 2.",
@@ -146,22 +148,30 @@ const fields = object({
   },
 });
 
-const FLAGS = { ...LISTEN_FLAGS, "peer-port": "peer.port" };
+/** Ours, and upstream's origin flags we honour (`--blobserver-port`, `--peer-ip`, `--zone`, `--cluster`). */
+const FLAGS = {
+  ...LISTEN_FLAGS,
+  "blobserver-port": "listen.port",
+  "peer-port": "peer.port",
+  "peer-ip": "peer.ip",
+  zone: "peer.zone",
+  cluster: "peer.cluster",
+};
 
 /** The origin's keys (everything but `tracing:`), defaults beside them. */
 export const originConfigSchema = fields.map((c) => {
   // Port 0 leaves the ring label to start-up, which knows the bound port.
   const advertise = c.advertise ??
     (c.listen.port !== 0 ? `${c.listen.host}:${c.listen.port}` : undefined);
-  const hosts = c.hashring.hosts;
-  if (hosts !== undefined) {
+  const hosts = c.hashring.hosts && staticHosts(c.hashring.hosts);
+  if (c.hashring.hosts !== undefined) {
     if (advertise === undefined) {
       throw new ConfigError(
         "advertise",
         "required when listen.port is 0 and hashring.hosts is set",
       );
     }
-    if (!hosts.includes(advertise)) {
+    if (hosts !== undefined && !hosts.includes(advertise)) {
       throw new ConfigError(
         c.advertise !== undefined ? "advertise" : "listen",
         `this origin's ring label ${advertise} is not in hashring.hosts (${hosts.join(", ")})`,

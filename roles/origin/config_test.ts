@@ -52,7 +52,7 @@ Deno.test("origin config: every key, flags, relative paths against the base dire
   assert.deepEqual(c.listen, { host: "127.0.0.2", port: 15002 });
   assert.equal(c.advertise, "o2:15002");
   assert.deepEqual(c.hashring, {
-    hosts: ["o1:15002", "o2:15002"],
+    hosts: { kind: "static", hosts: ["o1:15002", "o2:15002"] },
     maxReplica: 3,
     refreshIntervalMs: 2000,
   });
@@ -154,5 +154,6 @@ Deno.test("origin config: the example config/origin.yaml parses, paths relative 
   const { tracing: _tracing, ...raw } = await loadYamlFile(path);
   const c = originRole.parseConfig(raw, {}, { configPath: path });
   assert.equal(c.storageRoot, new URL("../../.data/origin1/store", import.meta.url).pathname);
-  assert.ok(c.hashring.hosts?.includes(c.advertise!));
+  const hosts = c.hashring.hosts;
+  assert.ok(hosts?.kind === "static" && hosts.hosts.includes(c.advertise!));
 });

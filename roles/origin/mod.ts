@@ -20,6 +20,7 @@
  */
 
 import { dirname, resolve } from "node:path";
+import { type HostList, openHostList } from "../../cluster/hostlist.ts";
 import { ActiveHealthChecker } from "../../cluster/healthcheck.ts";
 import { HashRing } from "../../cluster/hashring.ts";
 import type { RawMap } from "../../common/config.ts";
@@ -75,15 +76,24 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
     handler: (req, remote) => handle(req, remote),
   }, ctx);
   let seeder: OriginSeeder | undefined;
+  let members: HostList | undefined;
   try {
     const addr = `${config.listen.host}:${http.addr.port}`;
     const self = config.advertise ?? addr;
-    const hosts = config.hashring.hosts ?? [self];
+    members = await openHostList(config.hashring.hosts ?? { kind: "static", hosts: [self] }, {
+      logger: logger.with({ hostlist: "hashring" }),
+      onChange: (hosts) => {
+        ring.setHosts(hosts);
+        if (!hosts.includes(self)) logger.warn("this origin left the ring", { self, hosts });
+      },
+    });
+    const hosts = members.hosts;
     if (!hosts.includes(self)) {
       throw new Error(`this origin (${self}) is not in hashring.hosts (${hosts.join(", ")})`);
     }
+    const ringMembers = members;
     const health = new ActiveHealthChecker({
-      hosts: hosts.filter((h) => h !== self),
+      hosts: () => ringMembers.hosts.filter((h) => h !== self),
       intervalMs: config.hashring.refreshIntervalMs,
       onChange: (host, healthy) => logger.warn("ring member health changed", { host, healthy }),
     });
@@ -180,6 +190,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
       advertise: self,
       stop() {
         stopping ??= (async () => {
+          ringMembers.stop();
           await http.shutdown();
           await uploadSessions.stop();
           await health.stop();
@@ -191,6 +202,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
       },
     };
   } catch (error) {
+    members?.stop();
     await http.shutdown();
     await seeder?.close();
     throw error;

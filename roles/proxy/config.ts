@@ -25,7 +25,6 @@ import type { RawMap } from "../../common/config.ts";
 import {
   applyFlags,
   duration,
-  hostList,
   type Infer,
   listen,
   LISTEN_FLAGS,
@@ -33,6 +32,7 @@ import {
   path,
 } from "../../common/schema.ts";
 import { listenerLimitsSchema } from "../../http/listener_config.ts";
+import { hostListSchema } from "../../cluster/hostlist_config.ts";
 
 const fields = object({
   listen: listen({ host: "127.0.0.1", port: 15000 }),
@@ -43,8 +43,10 @@ const fields = object({
         "JSON file per upload session.",
     ),
   }),
-  origin: object({ hosts: hostList().describe("The origin cluster (`host:port`).") }),
-  build_index: object({ hosts: hostList().describe("The build-index cluster (`host:port`).") }),
+  origin: object({ hosts: hostListSchema().describe("The origin cluster (a host list).") }),
+  build_index: object({
+    hosts: hostListSchema().describe("The build-index cluster (a host list)."),
+  }),
   upload: object({
     ttl: duration().default("1h")
       .describe("An upload session idle this long is aborted and its staged bytes deleted."),

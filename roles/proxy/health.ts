@@ -8,13 +8,14 @@
 import { firstReady } from "../../cluster/readiness.ts";
 import { HttpError, type Router } from "../../http/router.ts";
 import { HEALTH, READINESS } from "../../wire/health.ts";
+import type { HostSource } from "../../cluster/hostlist.ts";
 
 /** What {@linkcode registerHealthRoutes} probes. */
 export interface HealthDeps {
   /** Origin hosts asked for `/readiness`. */
-  originHosts: string[];
+  originHosts: HostSource;
   /** Build-index hosts asked for `/health`. */
-  buildIndexHosts: string[];
+  buildIndexHosts: HostSource;
 }
 
 /** Registers `/health` and `/readiness` on `router`. */

@@ -12,6 +12,7 @@
  * @module
  */
 
+import { openHostLists } from "../../cluster/hostlist.ts";
 import { OriginClusterClient } from "../../cluster/blob_client.ts";
 import { TagClusterClient } from "../../cluster/tag_client.ts";
 import { BlobStore } from "../../storage/blob_store.ts";
@@ -57,15 +58,20 @@ export async function startProxy(
   const { logger } = ctx;
   const store = await BlobStore.open({ root: `${config.storageRoot}/blobs` });
   const sessions = await UploadSessions.open({ root: `${config.storageRoot}/sessions` });
+  const hostLists = await openHostLists(
+    { origin: config.origin.hosts, buildIndex: config.buildIndex.hosts },
+    { logger },
+  );
+  const { origin, buildIndex } = hostLists.lists;
   const router = createProxyRouter({
     tracing: ctx.tracing,
     store,
     sessions,
-    origin: deps.origin ?? new OriginClusterClient({ hosts: config.origin.hosts }),
-    tags: deps.tags ?? new TagClusterClient({ hosts: config.buildIndex.hosts }),
+    origin: deps.origin ?? new OriginClusterClient({ hosts: origin }),
+    tags: deps.tags ?? new TagClusterClient({ hosts: buildIndex }),
     logger,
-    originHosts: config.origin.hosts,
-    buildIndexHosts: config.buildIndex.hosts,
+    originHosts: origin,
+    buildIndexHosts: buildIndex,
   });
 
   let pruning: Promise<number> | undefined;
@@ -95,7 +101,10 @@ export async function startProxy(
     listen: config.listen,
     limits: config.http,
     handler: (req, remote) => router.handle(req, remote),
-    onStartFailed: () => clearInterval(timer),
+    onStartFailed: () => {
+      clearInterval(timer);
+      hostLists.stop();
+    },
   }, ctx);
   const port = server.addr.port;
   logger.info("proxy registry listening", { host: config.listen.host, port });
@@ -109,6 +118,7 @@ export async function startProxy(
       if (stopped) return;
       stopped = true;
       clearInterval(timer);
+      hostLists.stop();
       await server.shutdown();
       await pruning;
       sessions.closeSpans();

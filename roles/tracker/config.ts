@@ -37,7 +37,6 @@ import { ConfigError, type RawMap } from "../../common/config.ts";
 import {
   applyFlags,
   duration,
-  hostList,
   hostPort,
   type Infer,
   int,
@@ -48,6 +47,7 @@ import {
 } from "../../common/schema.ts";
 import { HANDOUT_POLICIES } from "./policy.ts";
 import { listenerLimitsSchema } from "../../http/listener_config.ts";
+import { hostListSchema } from "../../cluster/hostlist_config.ts";
 
 const redisSchema = object({
   addr: hostPort().optional("required with `type: redis`")
@@ -91,8 +91,8 @@ const fields = object({
   listen: listen({ host: "0.0.0.0", port: 15003 }),
   http: listenerLimitsSchema,
   origins: object({
-    hosts: hostList().describe(
-      "Origin cluster members, `host:port`. Locations are asked of up to 3 random members.",
+    hosts: hostListSchema().describe(
+      "Origin cluster members (a host list). Locations are asked of up to 3 random members.",
     ),
   }),
   announce_interval: duration({ positive: true }).default("3s").describe(

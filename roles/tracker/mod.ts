@@ -10,6 +10,7 @@
  * @module
  */
 
+import { openHostLists } from "../../cluster/hostlist.ts";
 import { OriginClusterClient } from "../../cluster/blob_client.ts";
 import { digestOfBytes } from "../../storage/digest.ts";
 import type { RoleContext, RoleDefinition, RunningRole } from "../role.ts";
@@ -75,12 +76,18 @@ export async function startTracker(
   deps: TrackerDeps = {},
 ): Promise<RunningTracker> {
   const { logger } = ctx;
-  const peerStore = new MonitoredPeerStore(
-    deps.peerStore ?? await createPeerStore(config.peerstore),
-    { logger, metrics: ctx.tracing.roleMetrics },
-  );
+  const hostLists = await openHostLists({ origins: config.origins.hosts }, { logger });
+  const { origins } = hostLists.lists;
+  let store: PeerStore;
+  try {
+    store = deps.peerStore ?? await createPeerStore(config.peerstore);
+  } catch (error) {
+    hostLists.stop();
+    throw error;
+  }
+  const peerStore = new MonitoredPeerStore(store, { logger, metrics: ctx.tracing.roleMetrics });
   const originCluster = deps.originCluster ??
-    new OriginClusterClient({ hosts: config.origins.hosts });
+    new OriginClusterClient({ hosts: origins });
   const originStore = deps.originStore ?? new HttpOriginStore({
     cluster: originCluster,
     ...config.originstore,
@@ -101,14 +108,17 @@ export async function startTracker(
     listen: config.listen,
     limits: config.http,
     handler: (req, remote) => router.handle(req, remote),
-    onStartFailed: () => peerStore.close(),
+    onStartFailed: () => {
+      hostLists.stop();
+      return peerStore.close();
+    },
   }, ctx);
   logger.info("tracker listening", {
     host: config.listen.host,
     port: server.addr.port,
     peerstore: peerStore.type,
     handout_policy: config.handout.policy,
-    origins: config.origins.hosts,
+    origins: origins.hosts,
   });
   let stopped = false;
   return {
@@ -117,6 +127,7 @@ export async function startTracker(
     async stop() {
       if (stopped) return;
       stopped = true;
+      hostLists.stop();
       await server.shutdown();
       await peerStore.close();
     },
