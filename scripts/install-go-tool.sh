@@ -72,9 +72,10 @@ chmod -R u+w "$work/src"
 
 mkdir -p "$cache_dir"
 # Build to a temporary name and rename, so an interrupted build never leaves a half-written binary.
-# -mod=mod lets the build update go.sum itself; the caller's other GOFLAGS still apply.
+# -mod=mod lets the build update go.sum itself; the caller's other GOFLAGS still apply. GOWORK=off:
+# a module that ships a go.work (Prometheus does) would otherwise refuse -mod=mod.
 goflags="$(go env GOFLAGS)"
-(cd "$work/src" && CGO_ENABLED=0 GOFLAGS="${goflags:+$goflags }-mod=mod" \
+(cd "$work/src" && GOWORK=off CGO_ENABLED=0 GOFLAGS="${goflags:+$goflags }-mod=mod" \
   go build -trimpath -o "$cache_dir/$name.tmp.$$" "$package") 2>"$work/build.log" || {
   echo "install-go-tool: go build of $name failed; last lines of the build log:" >&2
   tail -n 30 "$work/build.log" >&2
