@@ -14,6 +14,8 @@ import { ConfigError, loadYamlFile } from "./common/config.ts";
 import { oneOf } from "./common/schema.ts";
 import { VERSION } from "./common/version.ts";
 import { ROLE_NAMES, type RoleName, ROLES } from "./roles/mod.ts";
+import { translateUpstreamKeys } from "./roles/upstream_keys.ts";
+import type { KeyWarning } from "./common/key_map.ts";
 import { initTracing, parseTracingConfig, traceLogFields } from "./tracing/mod.ts";
 
 const USAGE = `kraken ${VERSION} — a Kraken P2P Docker registry node with distributed tracing
@@ -111,12 +113,14 @@ async function main(args: string[]): Promise<number> {
     console.error("kraken: --config=<file.yaml> is required");
     return 2;
   }
-  let tracingConfig, roleConfig: unknown, level;
+  let tracingConfig, roleConfig: unknown, level, warnings: KeyWarning[];
   const definition = ROLES[role];
   try {
     level = logLevelSchema.parse(Deno.env.get("KRAKEN_LOG_LEVEL") || undefined, "KRAKEN_LOG_LEVEL");
-    const raw = await loadYamlFile(cli.config);
-    const { tracing: tracingRaw, ...rest } = raw;
+    // A file written for a Go Kraken node of this role: upstream's keys become ours first.
+    const translated = translateUpstreamKeys(role, await loadYamlFile(cli.config));
+    warnings = translated.warnings;
+    const { tracing: tracingRaw, ...rest } = translated.raw;
     tracingConfig = parseTracingConfig(tracingRaw, role);
     roleConfig = definition.parseConfig(rest, cli.flags, { configPath: cli.config });
   } catch (error) {
@@ -127,6 +131,9 @@ async function main(args: string[]): Promise<number> {
     throw error;
   }
   const logger = createLogger({ role, level, contextFields: traceLogFields });
+  for (const { key, reason } of warnings) {
+    logger.warn("configuration key ignored", { key, reason });
+  }
   const tracing = initTracing(tracingConfig, { role, logger });
   let running;
   try {

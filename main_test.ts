@@ -71,9 +71,12 @@ externalTest("kraken: KRAKEN_LOG_LEVEL=bogus exits 2 naming KRAKEN_LOG_LEVEL", a
 });
 
 /** Starts a tracker, waits for `/health`, stops it with SIGTERM and returns its stderr. */
-async function runTrackerUntilHealthy(env: Record<string, string>): Promise<string> {
+async function runTrackerUntilHealthy(
+  env: Record<string, string>,
+  yaml = VALID,
+): Promise<string> {
   const port = freePort();
-  const path = await trackerConfig(VALID);
+  const path = await trackerConfig(yaml);
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", MAIN, "--role=tracker", `--config=${path}`, `--port=${port}`],
     env: { DENO_NO_PACKAGE_JSON: "1", NO_COLOR: "1", OTEL_SDK_DISABLED: "true", ...env },
@@ -103,4 +106,31 @@ externalTest("kraken: a valid KRAKEN_LOG_LEVEL sets the level of the role's log"
   assert.doesNotMatch(quiet, /"level":"info"/);
   const normal = await runTrackerUntilHealthy({});
   assert.match(normal, /"level":"info"[^\n]*"msg":"started"/);
+});
+
+externalTest(
+  "kraken: an upstream tracker file starts; each upstream-only key is one warning line",
+  async () => {
+    const stderr = await runTrackerUntilHealthy(
+      {},
+      "zap: { level: info }\nnginx: { name: kraken-tracker }\n" +
+        "trackerserver: { announce_interval: 2s }\norigin: { hosts: { static: [127.0.0.1:1] } }\n",
+    );
+    const warned = stderr.split("\n").filter((l) => l.includes('"configuration key ignored"'))
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(warned.map((l) => [l.level, l.key]), [["warn", "zap"], ["warn", "nginx"]]);
+    assert.match(warned[1].reason, /no nginx/);
+  },
+);
+
+externalTest("kraken: an upstream key that cannot be honoured exits 2 naming it", async () => {
+  const path = await trackerConfig(
+    "origin: { hosts: { static: [127.0.0.1:1] }, healthcheck: { fails: 5 } }\n",
+  );
+  const { code, stderr } = await runKraken(["--role=tracker", `--config=${path}`]);
+  assert.equal(code, 2, stderr);
+  assert.match(
+    stderr,
+    /invalid configuration: origin\.healthcheck: other health-check thresholds are not implemented/,
+  );
 });

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { dirname, isAbsolute, join } from "node:path";
 import { parse as parseYaml } from "yaml";
 
 /** A configuration problem; `key` is the dotted path of the offending key. */
@@ -29,8 +30,42 @@ export function isMap(v: unknown): v is RawMap {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-/** Reads and parses a YAML config file; the result must be a mapping. */
+/**
+ * Reads and parses a YAML config file; the result must be a mapping. A top-level
+ * `extends: <file>` (upstream Kraken's spelling; relative to this file's directory) loads that file
+ * first and lays this one over it: mappings merge key by key, anything else (lists included) is
+ * replaced.
+ */
 export async function loadYamlFile(path: string): Promise<RawMap> {
+  return await loadExtending(path, []);
+}
+
+async function loadExtending(path: string, chain: string[]): Promise<RawMap> {
+  const doc = await loadOneYamlFile(path);
+  const base = doc.extends;
+  if (base === undefined) return doc;
+  if (typeof base !== "string" || base === "") {
+    throw new ConfigError("extends", `must be a file name, in ${path}`);
+  }
+  const basePath = isAbsolute(base) ? base : join(dirname(path), base);
+  if ([...chain, path].includes(basePath)) {
+    throw new ConfigError("extends", `${path} extends itself through ${basePath}`);
+  }
+  const { extends: _, ...own } = doc;
+  return mergeYaml(await loadExtending(basePath, [...chain, path]), own);
+}
+
+/** `over` laid over `base`: mappings merge key by key, other values replace. */
+export function mergeYaml(base: RawMap, over: RawMap): RawMap {
+  const out: RawMap = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const below = out[key];
+    out[key] = isMap(below) && isMap(value) ? mergeYaml(below, value) : value;
+  }
+  return out;
+}
+
+async function loadOneYamlFile(path: string): Promise<RawMap> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);

@@ -1,7 +1,8 @@
 /**
  * Generates the configuration key tables of the docs from the schemas: the `tracing:` table of
  * `docs/configuration.md` and, from each role's `RoleDefinition.configSchema`, the key table of its
- * page `docs/<role>.md`. Only the text
+ * page `docs/<role>.md`; and from `roles/upstream_keys.ts` the table of upstream Kraken's keys in
+ * `docs/interop.md`. Only the text
  * between `<!-- generated:config:begin -->` and `<!-- generated:config:end -->` is replaced; the
  * prose around it is hand-written. `deno task docs:config` rewrites the files;
  * `scripts/docs_config_test.ts` fails when the committed docs differ from what this generates.
@@ -11,6 +12,8 @@
 
 import { type DocRow, docRows, type Schema } from "../common/schema.ts";
 import { ROLE_NAMES, ROLES } from "../roles/mod.ts";
+import { UPSTREAM_KEYS } from "../roles/upstream_keys.ts";
+import type { KeyRule } from "../common/key_map.ts";
 import { tracingSchema } from "../tracing/config.ts";
 
 /** The markers around a generated table. */
@@ -25,14 +28,19 @@ const TRACING_ROW: DocRow = {
   description: "Shared by all roles.",
 };
 
-/** Each generated docs page, relative to the repository root, and the schema of its table. */
-export const PAGES: readonly { file: string; schema: Schema<unknown>; extra: DocRow[] }[] = [
-  { file: "docs/configuration.md", schema: tracingSchema, extra: [] },
+/** A page's key table: the schema's rows and any extra ones. */
+function keyTable(schema: Schema<unknown>, extra: DocRow[] = []): () => string {
+  return () => renderTable([...docRows(schema), ...extra]);
+}
+
+/** Each generated docs page, relative to the repository root, and its table. */
+export const PAGES: readonly { file: string; table: () => string }[] = [
+  { file: "docs/configuration.md", table: keyTable(tracingSchema) },
   ...ROLE_NAMES.map((role) => ({
     file: `docs/${role}.md`,
-    schema: ROLES[role].configSchema,
-    extra: [TRACING_ROW],
+    table: keyTable(ROLES[role].configSchema, [TRACING_ROW]),
   })),
+  { file: "docs/interop.md", table: () => renderUpstreamTable(UPSTREAM_KEYS) },
 ];
 
 function cell(text: string): string {
@@ -47,6 +55,27 @@ export function renderTable(rows: readonly DocRow[]): string {
     lines.push(
       `| \`${cell(row.key)}\` | ${cell(row.type)} | ${cell(row.default)} | ${cell(meaning)} |`,
     );
+  }
+  return lines.join("\n");
+}
+
+/** What a row of `roles/upstream_keys.ts` does, for the docs. */
+function upstreamOutcome(rule: KeyRule): string {
+  if ("to" in rule) return `read as ${rule.note ?? `\`${rule.to}\``}`;
+  if ("ignore" in rule) {
+    return `accepted with a warning: ${rule.ignore}`;
+  }
+  const accepted = rule.accepted ? `; accepted silently: ${rule.accepted}` : "";
+  return `**refused**: ${rule.refuse}${accepted}`;
+}
+
+/** The Markdown table of upstream's keys, one row per role and key (before `deno fmt`). */
+export function renderUpstreamTable(tables: Readonly<Record<string, readonly KeyRule[]>>): string {
+  const lines = ["| Role | Upstream key | Here |", "| --- | --- | --- |"];
+  for (const [role, rules] of Object.entries(tables)) {
+    for (const rule of rules) {
+      lines.push(`| ${role} | \`${cell(rule.key)}\` | ${cell(upstreamOutcome(rule))} |`);
+    }
   }
   return lines.join("\n");
 }
@@ -82,7 +111,7 @@ export async function generate(root: URL): Promise<Map<string, string>> {
   for (const page of PAGES) {
     const path = new URL(page.file, root);
     const current = await Deno.readTextFile(path);
-    const table = renderTable([...docRows(page.schema), ...page.extra]);
+    const table = page.table();
     pages.set(
       path.pathname,
       await formatMarkdown(replaceGenerated(current, table, page.file), root),
