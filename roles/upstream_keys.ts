@@ -158,9 +158,23 @@ const COMMON: KeyRule[] = [
   { key: "zap", ignore: LOGGING },
   { key: "logging", ignore: LOGGING },
   { key: "nginx", ignore: NO_NGINX },
+  // upstream's tally reporters: statsd is ours too (tracing.statsd), M3's thrift one is not.
   {
-    key: "metrics",
-    ignore: "upstream's tally reporter; metrics are on /metrics and tracing.statsd",
+    key: "metrics.backend",
+    when: (v) => v === "statsd",
+    to: "tracing.statsd.enabled",
+    convert: () => true,
+    note: "`tracing.statsd.enabled: true` (`backend: statsd`)",
+  },
+  { key: "metrics.statsd.host_port", to: "tracing.statsd.addr" },
+  { key: "metrics.statsd.prefix", to: "tracing.statsd.prefix" },
+  {
+    key: "metrics.backend",
+    ignore: "only statsd is sent (M3's thrift reporter is not implemented); /metrics serves all",
+  },
+  {
+    key: "metrics.m3",
+    ignore: "M3's thrift reporter is not implemented: point tracing.statsd at M3's statsd port",
   },
 ];
 

@@ -3,13 +3,18 @@ import { ConfigError } from "../common/config.ts";
 import { ROLES } from "./mod.ts";
 import type { RoleName } from "./role.ts";
 import { translateUpstreamKeys, UPSTREAM_KEYS } from "./upstream_keys.ts";
+import { parseTracingConfig } from "../tracing/mod.ts";
 
 /** Translates and parses like main.ts; returns the config and the warned keys. */
 function load(role: RoleName, raw: Record<string, unknown>) {
-  const { raw: ours, warnings } = translateUpstreamKeys(role, raw);
+  const { raw: { tracing, ...ours }, warnings } = translateUpstreamKeys(role, raw);
   // deno-lint-ignore no-explicit-any
   const config = ROLES[role].parseConfig(ours, {}) as any;
-  return { config, warned: warnings.map((w) => w.key) };
+  return {
+    config,
+    tracing: parseTracingConfig(tracing, role, {}),
+    warned: warnings.map((w) => w.key),
+  };
 }
 
 function refused(role: RoleName, raw: Record<string, unknown>, message: string): void {
@@ -63,7 +68,7 @@ Deno.test("upstream agent file: store dirs, scheduler sub-blocks, allowed_cidrs,
   assert.deepEqual(warned, [
     "zap",
     "nginx",
-    "metrics",
+    "metrics.m3",
     "store.cache_cleanup",
     "store.download_cleanup",
     "registry.docker",
@@ -187,6 +192,26 @@ Deno.test("upstream proxy and build-index files: server/tagserver listeners, sto
   assert.equal(bi.config.origin.hosts.record, "origins.example:15002");
   assert.equal(bi.config.tagStore.writeThrough, false);
   assert.deepEqual(bi.warned, ["tag_types[0].root"]);
+});
+
+Deno.test("upstream metrics: backend statsd is tracing.statsd; M3's reporter is warned about", () => {
+  const origin = { cluster: { static: ["127.0.0.1:15002"] }, castore: { cache_dir: "/o/cache/" } };
+  const statsd = load("origin", {
+    ...origin,
+    metrics: {
+      backend: "statsd",
+      statsd: { host_port: "127.0.0.1:8126", prefix: "kraken.origin" },
+    },
+  });
+  assert.equal(statsd.tracing.statsd.enabled, true);
+  assert.equal(statsd.tracing.statsd.addr, "127.0.0.1:8126");
+  assert.equal(statsd.tracing.statsd.prefix, "kraken.origin");
+  assert.deepEqual(statsd.warned, []);
+  const m3 = load("origin", { ...origin, metrics: { m3: { service: "kraken-origin" } } });
+  assert.equal(m3.tracing.statsd.enabled, false);
+  assert.deepEqual(m3.warned, ["metrics.m3"]);
+  const other = load("origin", { ...origin, metrics: { backend: "m3" } });
+  assert.deepEqual(other.warned, ["metrics.backend"]);
 });
 
 Deno.test("upstream keys that change behaviour and cannot be honoured are refused naming the key", () => {

@@ -10,6 +10,7 @@
  */
 
 import assert from "node:assert/strict";
+import dgram from "node:dgram";
 import { makeImage, writeOciLayout } from "./harness/oci.ts";
 import { freePorts, ProcessGroup, waitForHttp } from "./harness/procs.ts";
 import { skopeo } from "./harness/skopeo.ts";
@@ -41,13 +42,29 @@ ${listenerBlock}:
 `;
 }
 
+/** A UDP socket on 127.0.0.1 that keeps the statsd lines it receives. */
+async function statsdCollector(): Promise<{ port: number; lines: string[]; close(): void }> {
+  const socket = dgram.createSocket("udp4");
+  const lines: string[] = [];
+  socket.on(
+    "message",
+    (msg: Uint8Array) => lines.push(...new TextDecoder().decode(msg).split("\n")),
+  );
+  await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", () => resolve()));
+  return { port: socket.address().port, lines, close: () => socket.close() };
+}
+
 Deno.test("upstream config files start every role; skopeo pushes and pulls through them", async () => {
   await using group = new ProcessGroup();
   const dir = await Deno.makeTempDir({ prefix: "kraken-upstream-config-" });
   const env = { OTEL_SDK_DISABLED: "true" };
+  const cleanups: (() => void)[] = [];
   try {
     const [testfsPort, originPort, originPeer, trackerPort, biPort, proxyPort, ...agentPorts] =
       freePorts(12);
+    // upstream's origin test config sends statsd; so does ours, from the same keys.
+    const statsd = await statsdCollector();
+    cleanups.push(() => statsd.close());
     await Deno.mkdir(`${dir}/base`);
     await Deno.mkdir(`${dir}/backend`);
     const testfs = group.spawnDeno(
@@ -82,6 +99,11 @@ castore:
 `,
       "origin.yaml": `
 extends: base/origin.yaml
+metrics:
+  backend: statsd
+  statsd:
+    host_port: 127.0.0.1:${statsd.port}
+    prefix: kraken.origin
 hashring:
   max_replica: 2
 cluster:
@@ -283,14 +305,19 @@ build_index:
     assert.deepEqual(warned(origin.log()), [
       "blobserver.listener",
       "castore.memory_cache",
-      "metrics",
+      "metrics.m3",
       "nginx",
       "scheduler",
       "zap",
     ]);
-    assert.deepEqual(warned(tracker.log()), ["metrics", "nginx", "trackerserver.listener", "zap"]);
+    assert.deepEqual(warned(tracker.log()), [
+      "metrics.m3",
+      "nginx",
+      "trackerserver.listener",
+      "zap",
+    ]);
     assert.deepEqual(warned(buildIndex.log()), [
-      "metrics",
+      "metrics.m3",
       "nginx",
       "tag_types[0].root",
       "tagserver.listener",
@@ -298,7 +325,7 @@ build_index:
     ]);
     assert.deepEqual(warned(proxy.log()), [
       "castore.capacity",
-      "metrics",
+      "metrics.m3",
       "nginx",
       "registry.docker",
       "registryoverride",
@@ -338,7 +365,12 @@ build_index:
     }
     // The agents' store is upstream's store.cache_dir parent.
     assert.ok(await exists(`${dir}/agent0/cache`));
+    await waitFor(
+      "statsd packets from the origin",
+      () => statsd.lines.some((l) => l.startsWith("kraken.origin.")),
+    );
   } finally {
+    for (const cleanup of cleanups) cleanup();
     await group.stopAll();
     await Deno.remove(dir, { recursive: true });
   }
