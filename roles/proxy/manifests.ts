@@ -26,7 +26,7 @@ import {
 } from "../../registry/manifest.ts";
 import { digestOfBytes } from "../../storage/digest.ts";
 import { ATTR, setAttributes, SPAN, withSpan } from "../../tracing/mod.ts";
-import { checkSubject, recordReferrer } from "./referrers.ts";
+import { recordReferrer, SubjectCheck } from "./referrers.ts";
 import {
   blobSize,
   loadManifest,
@@ -45,6 +45,7 @@ function manifestUnknown(name: string, reference: string): RegistryError {
 /** Registers the manifest routes. */
 export function registerManifestRoutes(on: RegistryRoute, deps: RegistryDeps): void {
   const { store, tags } = deps;
+  const subjects = new SubjectCheck(deps);
 
   const getManifest = async (ctx: Ctx) => {
     const name = nameParam(ctx);
@@ -128,7 +129,7 @@ export function registerManifestRoutes(on: RegistryRoute, deps: RegistryDeps): v
           );
         }
         const subject = manifest.subject?.digest;
-        if (subject) await checkSubject(deps, name, subject);
+        if (subject) await subjects.check(name, subject);
         await store.putBlob(digest, bytes);
         await pushToOrigin(deps, digest, bytesSource(bytes));
         await Promise.all([

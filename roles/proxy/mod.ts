@@ -70,6 +70,7 @@ export async function startProxy(
     origin: deps.origin ?? new OriginClusterClient({ hosts: origin }),
     tags: deps.tags ?? new TagClusterClient({ hosts: buildIndex }),
     logger,
+    metrics: ctx.tracing.roleMetrics,
     originHosts: origin,
     buildIndexHosts: buildIndex,
   });

@@ -12,6 +12,7 @@
  * @module
  */
 
+import { rateLimited } from "../../common/log.ts";
 import { parseManifest } from "../../registry/manifest.ts";
 import { RegistryError } from "../../registry/errors.ts";
 import { isRegistryTag, splitTagName, tagListPrefix } from "../../registry/listing.ts";
@@ -61,40 +62,88 @@ async function resolveAll(deps: RegistryDeps, tags: string[]): Promise<Digest[]>
   return out;
 }
 
+/** How {@linkcode SubjectCheck.check} decided, the `result` label of its counter. */
+type SubjectCheckResult = "absent" | "reachable" | "refused" | "skipped_tag_limit";
+
+/** Interval of the log line for subjects accepted unchecked. */
+const SKIP_LOG_INTERVAL_MS = 60_000;
+
 /**
- * Refuses (400 `MANIFEST_INVALID`) a `subject` that is a manifest of another repository.
- * @throws {RegistryError} `MANIFEST_INVALID`
+ * The check that a `subject` is no manifest of another repository, counted in
+ * `kraken_proxy_subject_checks_total{result}`; a repository with more than
+ * {@linkcode MAX_TAGS_CHECKED} tags is not searched (`skipped_tag_limit`, with a rate-limited
+ * warning).
  */
-export async function checkSubject(deps: RegistryDeps, name: string, subject: Digest) {
-  if (await blobSize(deps, name, subject) === null) return;
-  const names = (await deps.tags.list(tagListPrefix(name))).result;
-  const inRepo = names.map(splitTagName).filter((t) => t.repo === name);
-  for (const record of names.map(parseReferrerRecord)) {
-    if (record?.repo !== name) continue;
-    if (record.subject.equals(subject) || record.referrer.equals(subject)) return;
+export class SubjectCheck {
+  readonly #deps: RegistryDeps;
+  readonly #warnSkipped: (msg: string, fields?: Record<string, unknown>) => void;
+
+  /** @param deps the registry's clients, logger and metrics */
+  constructor(deps: RegistryDeps) {
+    this.#deps = deps;
+    this.#warnSkipped = rateLimited(
+      SKIP_LOG_INTERVAL_MS,
+      (msg, fields) => deps.logger.warn(msg, fields),
+    );
   }
-  const tags = inRepo.filter((t) => isRegistryTag(t.tag)).map((t) => `${name}:${t.tag}`);
-  if (tags.length > MAX_TAGS_CHECKED) return;
-  const tagged = await resolveAll(deps, tags);
-  if (tagged.some((d) => d.equals(subject))) return;
-  const seen = new Set<string>();
-  for (const digest of tagged) {
-    if (seen.has(digest.hex)) continue;
-    seen.add(digest.hex);
-    const bytes = await loadManifest(deps, name, digest);
-    if (!bytes) continue;
-    try {
-      if (parseManifest(bytes).manifests.some((d) => d.digest.equals(subject))) return;
-    } catch {
-      // A tagged manifest that does not parse lists nothing.
+
+  /**
+   * Refuses (400 `MANIFEST_INVALID`) a `subject` that is a manifest of another repository.
+   * @throws {RegistryError} `MANIFEST_INVALID`
+   */
+  async check(name: string, subject: Digest): Promise<void> {
+    const result = await this.#decide(name, subject);
+    this.#deps.metrics.counter(
+      "kraken_proxy_subject_checks_total",
+      "Manifest pushes with a subject, by how the subject's repository was decided.",
+      { result },
+    ).inc();
+    if (result === "skipped_tag_limit") {
+      this.#warnSkipped("subject accepted unchecked: repository has too many tags to search", {
+        name,
+        limit: MAX_TAGS_CHECKED,
+      });
+    }
+    if (result === "refused") {
+      throw new RegistryError(
+        "MANIFEST_INVALID",
+        `subject ${subject} is not a manifest of repository ${name}: it exists in the cluster but ` +
+          `no tag of ${name} reaches it`,
+        { subject: subject.toString(), name },
+      );
     }
   }
-  throw new RegistryError(
-    "MANIFEST_INVALID",
-    `subject ${subject} is not a manifest of repository ${name}: it exists in the cluster but ` +
-      `no tag of ${name} reaches it`,
-    { subject: subject.toString(), name },
-  );
+
+  async #decide(name: string, subject: Digest): Promise<SubjectCheckResult> {
+    const deps = this.#deps;
+    if (await blobSize(deps, name, subject) === null) return "absent";
+    const names = (await deps.tags.list(tagListPrefix(name))).result;
+    for (const record of names.map(parseReferrerRecord)) {
+      if (record?.repo !== name) continue;
+      if (record.subject.equals(subject) || record.referrer.equals(subject)) return "reachable";
+    }
+    const tags = names.map(splitTagName)
+      .filter((t) => t.repo === name && isRegistryTag(t.tag))
+      .map((t) => `${name}:${t.tag}`);
+    if (tags.length > MAX_TAGS_CHECKED) return "skipped_tag_limit";
+    const tagged = await resolveAll(deps, tags);
+    if (tagged.some((d) => d.equals(subject))) return "reachable";
+    const seen = new Set<string>();
+    for (const digest of tagged) {
+      if (seen.has(digest.hex)) continue;
+      seen.add(digest.hex);
+      const bytes = await loadManifest(deps, name, digest);
+      if (!bytes) continue;
+      try {
+        if (parseManifest(bytes).manifests.some((d) => d.digest.equals(subject))) {
+          return "reachable";
+        }
+      } catch {
+        // A tagged manifest that does not parse lists nothing.
+      }
+    }
+    return "refused";
+  }
 }
 
 /** Records in build-index that `referrer` (a manifest of `name`) refers to `subject`. */

@@ -19,6 +19,7 @@ import { RegistryError, registryErrorResponse, validateRepoName } from "../../re
 import type { BlobStore } from "../../storage/blob_store.ts";
 import { readManifestBytes } from "../../registry/manifest.ts";
 import { type Digest, digestOfBytes } from "../../storage/digest.ts";
+import type { MetricsRegistry } from "../../tracing/mod.ts";
 import type { UploadSessions } from "./upload_sessions.ts";
 
 /** The origin namespace every push uploads to (upstream's registry driver hard-codes it). */
@@ -56,6 +57,8 @@ export interface RegistryDeps {
   tags: ProxyTags;
   /** Logger. */
   logger: Logger;
+  /** The role's metrics (`TracingRuntime.roleMetrics`). */
+  metrics: MetricsRegistry;
 }
 
 /** Registers one registry route. */

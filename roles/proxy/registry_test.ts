@@ -691,6 +691,8 @@ Deno.test("proxy: referrers — bad input gets the spec's status, code and a mes
     const tag = await fetch(`${buildIndex.url}/tags/${encodeURIComponent("library/app:sbom")}`);
     assert.equal(tag.status, 404, "nothing tagged");
     await tag.body?.cancel();
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    assert.match(metrics, /^kraken_proxy_subject_checks_total\{result="refused"\} 1$/m);
     // In its own repository the same artifact is fine; a subject not pushed yet is too.
     const own = await putManifest(url, "library/other", "sbom", foreign.manifest.bytes);
     assert.equal(own.status, 201, await own.text());
