@@ -10,7 +10,7 @@
  */
 
 import { createLogger, LOG_LEVELS } from "./common/log.ts";
-import { ConfigError, loadYamlFile } from "./common/config.ts";
+import { ConfigError, loadYamlFile, mergeYaml } from "./common/config.ts";
 import { oneOf } from "./common/schema.ts";
 import { VERSION } from "./common/version.ts";
 import { ROLE_NAMES, type RoleName, ROLES } from "./roles/mod.ts";
@@ -21,7 +21,7 @@ import { initTracing, parseTracingConfig, traceLogFields } from "./tracing/mod.t
 const USAGE = `kraken ${VERSION} — a Kraken P2P Docker registry node with distributed tracing
 
 Usage:
-  kraken --role=<role> --config=<file.yaml> [--key=value ...]
+  kraken --role=<role> --config=<file.yaml> [--secrets=<file.yaml>] [--key=value ...]
   kraken --help | --version
 
 Roles:
@@ -34,7 +34,8 @@ Roles:
 The YAML's tracing: block configures tracing (see docs/configuration.md); the OTEL_* environment
 variables (OTEL_SDK_DISABLED, OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_SAMPLER,
 OTEL_TRACES_SAMPLER_ARG, OTEL_EXPORTER_OTLP_TIMEOUT) override it. Extra --key=value flags override top-level config keys of the
-role, e.g. --port=15002.
+role, e.g. --port=15002. --secrets=<file> is laid over the config file, as upstream Kraken's flag; a
+config file written for a Go Kraken node of the same role works (docs/interop.md).
 `;
 
 /** `KRAKEN_LOG_LEVEL`: a bad value stops start-up like any bad setting. */
@@ -50,6 +51,8 @@ export interface CliArgs {
   role?: string;
   /** `--config` value. */
   config?: string;
+  /** `--secrets` value: a YAML file laid over the config file (upstream's flag). */
+  secrets?: string;
   /** Every other `--key=value`. */
   flags: Record<string, string>;
 }
@@ -76,6 +79,7 @@ export function parseArgs(args: string[]): CliArgs {
       }
       if (key === "role") out.role = value;
       else if (key === "config") out.config = value;
+      else if (key === "secrets") out.secrets = value;
       else out.flags[key] = value;
     } else {
       throw new ConfigError(arg, "unexpected argument (flags are --key=value)");
@@ -118,7 +122,9 @@ async function main(args: string[]): Promise<number> {
   try {
     level = logLevelSchema.parse(Deno.env.get("KRAKEN_LOG_LEVEL") || undefined, "KRAKEN_LOG_LEVEL");
     // A file written for a Go Kraken node of this role: upstream's keys become ours first.
-    const translated = translateUpstreamKeys(role, await loadYamlFile(cli.config));
+    let file = await loadYamlFile(cli.config);
+    if (cli.secrets) file = mergeYaml(file, await loadYamlFile(cli.secrets, "--secrets"));
+    const translated = translateUpstreamKeys(role, file);
     warnings = translated.warnings;
     const { tracing: tracingRaw, ...rest } = translated.raw;
     tracingConfig = parseTracingConfig(tracingRaw, role);

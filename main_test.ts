@@ -74,11 +74,20 @@ externalTest("kraken: KRAKEN_LOG_LEVEL=bogus exits 2 naming KRAKEN_LOG_LEVEL", a
 async function runTrackerUntilHealthy(
   env: Record<string, string>,
   yaml = VALID,
+  args: string[] = [],
 ): Promise<string> {
   const port = freePort();
   const path = await trackerConfig(yaml);
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, "--role=tracker", `--config=${path}`, `--port=${port}`],
+    args: [
+      "run",
+      "--allow-all",
+      MAIN,
+      "--role=tracker",
+      `--config=${path}`,
+      `--port=${port}`,
+      ...args,
+    ],
     env: { DENO_NO_PACKAGE_JSON: "1", NO_COLOR: "1", OTEL_SDK_DISABLED: "true", ...env },
     stdout: "null",
     stderr: "piped",
@@ -134,3 +143,21 @@ externalTest("kraken: an upstream key that cannot be honoured exits 2 naming it"
     /invalid configuration: origin\.healthcheck: other health-check thresholds are not implemented/,
   );
 });
+
+externalTest(
+  "kraken: --secrets lays a second file over the config, as upstream's flag",
+  async () => {
+    const secrets = await trackerConfig("origin: { hosts: { static: [127.0.0.1:1] } }\n");
+    const stderr = await runTrackerUntilHealthy({}, "zap: { level: info }\n", [
+      `--secrets=${secrets}`,
+    ]);
+    assert.match(stderr, /"msg":"started"/);
+    const { code, stderr: refused } = await runKraken([
+      "--role=tracker",
+      `--config=${await trackerConfig("zap: {}\n")}`,
+      `--secrets=${secrets}.missing`,
+    ]);
+    assert.equal(code, 2, refused);
+    assert.match(refused, /invalid configuration: --secrets: file not found: .*missing/);
+  },
+);

@@ -34,14 +34,14 @@ export function isMap(v: unknown): v is RawMap {
  * Reads and parses a YAML config file; the result must be a mapping. A top-level
  * `extends: <file>` (upstream Kraken's spelling; relative to this file's directory) loads that file
  * first and lays this one over it: mappings merge key by key, anything else (lists included) is
- * replaced.
+ * replaced. Errors name `flag`, the option that gave the file (default `--config`).
  */
-export async function loadYamlFile(path: string): Promise<RawMap> {
-  return await loadExtending(path, []);
+export async function loadYamlFile(path: string, flag = "--config"): Promise<RawMap> {
+  return await loadExtending(path, [], flag);
 }
 
-async function loadExtending(path: string, chain: string[]): Promise<RawMap> {
-  const doc = await loadOneYamlFile(path);
+async function loadExtending(path: string, chain: string[], flag: string): Promise<RawMap> {
+  const doc = await loadOneYamlFile(path, flag);
   const base = doc.extends;
   if (base === undefined) return doc;
   if (typeof base !== "string" || base === "") {
@@ -52,7 +52,7 @@ async function loadExtending(path: string, chain: string[]): Promise<RawMap> {
     throw new ConfigError("extends", `${path} extends itself through ${basePath}`);
   }
   const { extends: _, ...own } = doc;
-  return mergeYaml(await loadExtending(basePath, [...chain, path]), own);
+  return mergeYaml(await loadExtending(basePath, [...chain, path], flag), own);
 }
 
 /** `over` laid over `base`: mappings merge key by key, other values replace. */
@@ -65,24 +65,24 @@ export function mergeYaml(base: RawMap, over: RawMap): RawMap {
   return out;
 }
 
-async function loadOneYamlFile(path: string): Promise<RawMap> {
+async function loadOneYamlFile(path: string, flag: string): Promise<RawMap> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
-      throw new ConfigError("--config", `file not found: ${path}`);
+      throw new ConfigError(flag, `file not found: ${path}`);
     }
-    throw new ConfigError("--config", `cannot read ${path}: ${(error as Error).message}`);
+    throw new ConfigError(flag, `cannot read ${path}: ${(error as Error).message}`);
   }
   let doc: unknown;
   try {
     doc = parseYaml(text);
   } catch (error) {
-    throw new ConfigError("--config", `invalid YAML in ${path}: ${(error as Error).message}`);
+    throw new ConfigError(flag, `invalid YAML in ${path}: ${(error as Error).message}`);
   }
   if (doc === null || doc === undefined) return {};
-  if (!isMap(doc)) throw new ConfigError("--config", `${path} must hold a mapping at the top`);
+  if (!isMap(doc)) throw new ConfigError(flag, `${path} must hold a mapping at the top`);
   return doc;
 }
 
