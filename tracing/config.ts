@@ -34,17 +34,39 @@ import {
   hostPort,
   type Infer,
   int,
+  list,
   object,
   oneOf,
+  path,
   record,
   string,
 } from "../common/schema.ts";
-import type { OtlpProtocol } from "./export.ts";
+import {
+  type OtelEnv,
+  OTLP_COMPRESSIONS,
+  OTLP_PROTOCOLS,
+  type OtlpProtocol,
+  PROPAGATORS,
+  readOtelEnv,
+} from "./otel_env.ts";
 import { safeguardsSchema, samplingSchema } from "./sampling/config.ts";
 
 export { ConfigError };
 
-const protocolSchema = oneOf(["http/protobuf", "http/json"]);
+const protocolSchema = oneOf(OTLP_PROTOCOLS);
+
+const tlsSchema = object({
+  ca_file: path().optional().describe(
+    "CA bundle (PEM) that verifies the collector (else `OTEL_EXPORTER_OTLP_CERTIFICATE`, which wins); " +
+      "without it the system roots are used for `https://`.",
+  ),
+  cert_file: path().optional().describe(
+    "Client certificate (PEM) for mTLS (`OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` wins).",
+  ),
+  key_file: path().optional().describe(
+    "Client private key (PEM) for mTLS (`OTEL_EXPORTER_OTLP_CLIENT_KEY` wins).",
+  ),
+}, { rename: { ca_file: "caFile", cert_file: "certFile", key_file: "keyFile" } });
 
 const exportSchema = object({
   batch_timeout: duration().default("5s").describe("Longest wait before a batch is sent."),
@@ -62,10 +84,21 @@ const exportSchema = object({
     'The ERD\'s "block when the queue is full": a full queue starts an export at once; a request ' +
       "never waits (see [tracing.md](tracing.md)).",
   ),
-  protocol: protocolSchema.optional("`http/protobuf`")
-    .describe(
-      "OTLP encoding, `http/protobuf` or `http/json` (else `OTEL_EXPORTER_OTLP_PROTOCOL`).",
-    ),
+  protocol: protocolSchema.optional("`http/protobuf`; `grpc` with `collector_addr`").describe(
+    "OTLP transport and encoding: `grpc`, `http/protobuf` or `http/json` " +
+      "(`OTEL_EXPORTER_OTLP_PROTOCOL` wins).",
+  ),
+  headers: record(string()).default({}).describe(
+    "Request headers (gRPC metadata) sent with every export, e.g. an auth token; " +
+      "`OTEL_EXPORTER_OTLP_HEADERS` adds to and overrides them.",
+  ),
+  compression: oneOf(OTLP_COMPRESSIONS).default("none")
+    .describe("`gzip` or `none` (`OTEL_EXPORTER_OTLP_COMPRESSION` wins)."),
+  insecure: bool().default(true).describe(
+    "gRPC only: an endpoint without a scheme is plaintext (`OTEL_EXPORTER_OTLP_INSECURE` wins); " +
+      "`false` makes it TLS.",
+  ),
+  tls: tlsSchema,
 }, {
   rename: {
     batch_timeout: "batchTimeoutMs",
@@ -130,15 +163,62 @@ function nestErdSpelling(raw: unknown): unknown {
   return out;
 }
 
+const resourceSchema = object({
+  deployment_environment: string().optional()
+    .describe("`deployment.environment.name` of the resource (e.g. `production`)."),
+  attributes: record(custom("scalar", (v) => String(v))).default({}).describe(
+    "Extra resource attributes; `OTEL_RESOURCE_ATTRIBUTES` adds to and overrides them.",
+  ),
+}, { rename: { deployment_environment: "deploymentEnvironment" } });
+
+const limitsSchema = object({
+  attribute_count: int({ min: 0 }).default(64).describe(
+    "Attributes per span (`OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`, else `OTEL_ATTRIBUTE_COUNT_LIMIT`).",
+  ),
+  attribute_value_length: int({ min: 0 }).default(1024).describe(
+    "Longest string attribute value kept (`OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`, else " +
+      "`OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`).",
+  ),
+  event_count: int({ min: 0 }).default(32).describe(
+    "Events per span (`OTEL_SPAN_EVENT_COUNT_LIMIT`).",
+  ),
+  link_count: int({ min: 0 }).default(16).describe(
+    "Links per span (`OTEL_SPAN_LINK_COUNT_LIMIT`).",
+  ),
+  event_attribute_count: int({ min: 0 }).default(32)
+    .describe("Attributes per event (`OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT`)."),
+  link_attribute_count: int({ min: 0 }).default(32)
+    .describe("Attributes per link (`OTEL_LINK_ATTRIBUTE_COUNT_LIMIT`)."),
+}, {
+  rename: {
+    attribute_count: "attributeCount",
+    attribute_value_length: "attributeValueLength",
+    event_count: "eventCount",
+    link_count: "linkCount",
+    event_attribute_count: "eventAttributeCount",
+    link_attribute_count: "linkAttributeCount",
+  },
+});
+
 /** The `tracing:` block as written in the file, before the `OTEL_*` environment overrides. */
 export const tracingSchema = object({
   enabled: bool().default(false).describe("Record and export spans."),
   service_name: string().optional("`kraken-<role>`").describe("`service.name` of every span."),
-  endpoint: string().optional("`http://127.0.0.1:4318`")
-    .describe("OTLP/HTTP base URL; `/v1/traces` is appended."),
-  collector_addr: string().optional().describe(
-    "The ERD's spelling: `host:port` of an OTLP/HTTP receiver (set one of `endpoint` and this).",
+  endpoint: string().optional("`http://127.0.0.1:4318` (`:4317` for `grpc`)").describe(
+    "OTLP base URL; for OTLP/HTTP `/v1/traces` is appended, for gRPC `host:port` is used.",
   ),
+  collector_addr: string().optional().describe(
+    "The ERD's spelling: `host:port` of an OTLP/gRPC receiver such as `jaeger:4317` (protocol " +
+      "`grpc` unless `export.protocol` says otherwise; set one of `endpoint` and this).",
+  ),
+  resource: resourceSchema,
+  propagators: list(oneOf(PROPAGATORS), { of: "propagator names" }).optional(
+    "W3C `traceparent` + `baggage`, `uber-trace-id` read",
+  ).describe(
+    "Header formats injected and extracted, in order: `tracecontext`, `baggage`, `jaeger`, `b3`, " +
+      "`b3multi`, `none` (`OTEL_PROPAGATORS` wins).",
+  ),
+  limits: limitsSchema,
   sampling: samplingSchema,
   export: exportSchema,
   safeguards: safeguardsSchema,
@@ -170,9 +250,25 @@ export function tracesUrlFrom(endpoint: string, key: string, appendPath = true):
 /** Default OTLP/HTTP endpoint (a local Jaeger or collector). */
 export const DEFAULT_ENDPOINT = "http://127.0.0.1:4318";
 
+/** Default OTLP/gRPC endpoint (a local Jaeger or collector). */
+export const DEFAULT_GRPC_ENDPOINT = "http://127.0.0.1:4317";
+
 /**
- * Parses and validates the raw `tracing:` block of a role's YAML, then applies the `OTEL_*`
- * environment overrides. Throws {@linkcode ConfigError} naming the offending key.
+ * Normalises an OTLP/gRPC endpoint to `http(s)://host:port`: `host:port` alone is plaintext unless
+ * `insecure` is false (the specification's `OTEL_EXPORTER_OTLP_INSECURE`), a path is ignored.
+ */
+export function grpcUrlFrom(endpoint: string, key: string, insecure = true): string {
+  const hasScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(endpoint);
+  const url = new URL(tracesUrlFrom(endpoint, key, false));
+  if (!hasScheme && !insecure) url.protocol = "https:";
+  if (url.port === "") url.port = url.protocol === "https:" ? "443" : "80";
+  return `${url.protocol}//${url.host}`;
+}
+
+/**
+ * Parses and validates the raw `tracing:` block of a role's YAML, then lays the OpenTelemetry
+ * SDK variables over it (see {@linkcode readOtelEnv}; the table in docs/tracing.md). Throws
+ * {@linkcode ConfigError} naming the offending key or variable.
  */
 export function parseTracingConfig(
   raw: unknown,
@@ -180,59 +276,104 @@ export function parseTracingConfig(
   env: Record<string, string | undefined> = Deno.env.toObject(),
 ) {
   const file = tracingSchema.parse(raw, "tracing");
+  const otel = readOtelEnv(env);
   if (file.endpoint !== undefined && file.collectorAddr !== undefined) {
     throw new ConfigError(
       "tracing.collector_addr",
       "set either endpoint or collector_addr, not both",
     );
   }
-  let { enabled, serviceName = `kraken-${role}` } = file;
-  let tracesUrl = file.collectorAddr !== undefined
-    ? tracesUrlFrom(file.collectorAddr, "tracing.collector_addr")
-    : tracesUrlFrom(file.endpoint ?? DEFAULT_ENDPOINT, "tracing.endpoint");
-  const protocol: OtlpProtocol = file.export.protocol ??
-    protocolSchema.default("http/protobuf").parse(
-      env.OTEL_EXPORTER_OTLP_PROTOCOL || undefined,
-      "OTEL_EXPORTER_OTLP_PROTOCOL",
-    );
+  let enabled = file.enabled;
+  const serviceName = otel.serviceName ?? file.serviceName ?? `kraken-${role}`;
+  // The ERD's collector_addr is an OTLP/gRPC address (its Go example uses otlptracegrpc).
+  const protocol: OtlpProtocol = otel.protocol ?? file.export.protocol ??
+    (file.collectorAddr !== undefined ? "grpc" : "http/protobuf");
+  const grpc = protocol === "grpc";
+  const insecure = otel.insecure ?? file.export.insecure;
+  let tracesUrl: string;
+  if (otel.tracesEndpoint !== undefined || otel.baseEndpoint !== undefined) {
+    enabled = true;
+    const [name, value] = otel.tracesEndpoint !== undefined
+      ? ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", otel.tracesEndpoint]
+      : ["OTEL_EXPORTER_OTLP_ENDPOINT", otel.baseEndpoint!];
+    tracesUrl = grpc
+      ? grpcUrlFrom(value, name, insecure)
+      : tracesUrlFrom(value, name, otel.tracesEndpoint === undefined);
+  } else {
+    const [key, value] = file.collectorAddr !== undefined
+      ? ["tracing.collector_addr", file.collectorAddr]
+      : ["tracing.endpoint", file.endpoint ?? (grpc ? DEFAULT_GRPC_ENDPOINT : DEFAULT_ENDPOINT)];
+    tracesUrl = grpc ? grpcUrlFrom(value, key, insecure) : tracesUrlFrom(value, key);
+  }
   const statsd = { ...file.statsd, prefix: file.statsd.prefix ?? serviceName.replace(/-/g, "_") };
   const sampling = file.sampling;
-
-  // Environment overrides (OpenTelemetry SDK conventions).
-  if (env.OTEL_SERVICE_NAME) serviceName = env.OTEL_SERVICE_NAME;
-  const tracesEndpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
-  const baseEndpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT;
-  if (tracesEndpoint) {
-    tracesUrl = tracesUrlFrom(tracesEndpoint, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", false);
-    enabled = true;
-  } else if (baseEndpoint) {
-    tracesUrl = tracesUrlFrom(baseEndpoint, "OTEL_EXPORTER_OTLP_ENDPOINT");
-    enabled = true;
+  if (otel.sampler) applySamplerEnv(sampling, otel);
+  if (otel.sdkDisabled === true) enabled = false;
+  const tls = {
+    caFile: otel.tls.certificate ?? file.export.tls.caFile,
+    certFile: otel.tls.clientCertificate ?? file.export.tls.certFile,
+    keyFile: otel.tls.clientKey ?? file.export.tls.keyFile,
+  };
+  if ((tls.certFile === undefined) !== (tls.keyFile === undefined)) {
+    throw new ConfigError(
+      tls.certFile === undefined
+        ? "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE (or tracing.export.tls.cert_file)"
+        : "OTEL_EXPORTER_OTLP_CLIENT_KEY (or tracing.export.tls.key_file)",
+      "a client certificate and its key go together",
+    );
   }
-  let timeoutMs = file.export.timeoutMs;
-  for (const name of ["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"]) {
-    const value = env[name]?.trim();
-    if (value === undefined || value === "") continue;
-    if (!/^\d+$/.test(value) || Number(value) < 1) {
-      throw new ConfigError(name, `must be a positive whole number of milliseconds, got ${value}`);
-    }
-    timeoutMs = Number(value);
-    break;
+  const exportBlock = {
+    ...file.export,
+    protocol,
+    batchTimeoutMs: otel.bspScheduleDelayMs ?? file.export.batchTimeoutMs,
+    maxQueueSize: otel.bspMaxQueueSize ?? file.export.maxQueueSize,
+    maxBatchSize: otel.bspMaxExportBatchSize ?? file.export.maxBatchSize,
+    timeoutMs: otel.timeoutMs ?? otel.bspExportTimeoutMs ?? file.export.timeoutMs,
+    headers: { ...file.export.headers, ...otel.headers },
+    compression: otel.compression ?? file.export.compression,
+    tls,
+  };
+  if (exportBlock.maxBatchSize > exportBlock.maxQueueSize) {
+    throw new ConfigError(
+      otel.bspMaxExportBatchSize !== undefined
+        ? "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
+        : "OTEL_BSP_MAX_QUEUE_SIZE",
+      `the batch size (${exportBlock.maxBatchSize}) must not exceed the queue size (${exportBlock.maxQueueSize})`,
+    );
   }
-  if (env.OTEL_TRACES_SAMPLER) applySamplerEnv(sampling, env);
-  const disabled = env.OTEL_SDK_DISABLED?.trim().toLowerCase();
-  if (disabled === "true") enabled = false;
+  const resourceAttributes: Record<string, string> = { ...file.resource.attributes };
+  if (file.resource.deploymentEnvironment !== undefined) {
+    resourceAttributes["deployment.environment.name"] = file.resource.deploymentEnvironment;
+  }
+  Object.assign(resourceAttributes, otel.resourceAttributes);
+  const limits = file.limits;
+  const spanLimits = {
+    attributeCount: otel.spanLimits.attributeCount ?? limits.attributeCount,
+    attributeValueLength: otel.spanLimits.attributeValueLength ?? limits.attributeValueLength,
+    eventCount: otel.spanLimits.eventCount ?? limits.eventCount,
+    linkCount: otel.spanLimits.linkCount ?? limits.linkCount,
+    eventAttributeCount: otel.spanLimits.eventAttributeCount ?? limits.eventAttributeCount,
+    linkAttributeCount: otel.spanLimits.linkAttributeCount ?? limits.linkAttributeCount,
+  };
   return {
     /** Tracing on or off. Off unless configured. */
     enabled,
     /** `service.name` of the resource. */
     serviceName,
-    /** Full OTLP/HTTP traces URL. */
+    /** Extra resource attributes: the file's, `deployment.environment.name`, `OTEL_RESOURCE_ATTRIBUTES`. */
+    resourceAttributes,
+    /** Propagators named by `OTEL_PROPAGATORS` or `tracing.propagators`; absent: kraken's default. */
+    propagators: otel.propagators ?? file.propagators,
+    /** Level of the tracing module's own log lines (`OTEL_LOG_LEVEL`); absent: the role's. */
+    logLevel: otel.logLevel,
+    /** OTLP/HTTP: the full traces URL; OTLP/gRPC: `http(s)://host:port`. */
     tracesUrl,
     /** Sampling rules and trust boundary. */
     sampling,
-    /** Export batching and retries. */
-    export: { ...file.export, protocol, timeoutMs },
+    /** Export batching, retries, encoding, headers, compression and TLS. */
+    export: exportBlock,
+    /** Bounds on what one span holds. */
+    spanLimits,
     /** Circuit breaker and load thresholds. */
     safeguards: file.safeguards,
     /** statsd emission of the self-metrics. */
@@ -249,19 +390,8 @@ export type ExportConfig = TracingConfig["export"];
 /** The statsd self-metrics sub-block. */
 export type StatsdConfig = TracingConfig["statsd"];
 
-function applySamplerEnv(
-  sampling: TracingFile["sampling"],
-  env: Record<string, string | undefined>,
-): void {
-  const name = env.OTEL_TRACES_SAMPLER!.trim().toLowerCase();
-  const argRaw = env.OTEL_TRACES_SAMPLER_ARG;
-  let ratio = 1;
-  if (argRaw !== undefined && argRaw !== "") {
-    ratio = Number(argRaw);
-    if (!Number.isFinite(ratio) || ratio < 0 || ratio > 1) {
-      throw new ConfigError("OTEL_TRACES_SAMPLER_ARG", "must be a number between 0 and 1");
-    }
-  }
+function applySamplerEnv(sampling: TracingFile["sampling"], otel: OtelEnv): void {
+  const name = otel.sampler!;
   switch (name) {
     case "always_on":
     case "parentbased_always_on":
@@ -273,13 +403,22 @@ function applySamplerEnv(
       break;
     case "traceidratio":
     case "parentbased_traceidratio":
-      sampling.defaultRate = ratio;
+      sampling.defaultRate = otel.samplerRatio ?? 1;
       break;
-    default:
-      throw new ConfigError(
-        "OTEL_TRACES_SAMPLER",
-        `unsupported sampler ${name} (use always_on, always_off, traceidratio or their parentbased_ forms)`,
-      );
+    case "jaeger_remote":
+    case "parentbased_jaeger_remote": {
+      const arg = otel.samplerJaegerRemote ?? {};
+      sampling.remote = {
+        ...sampling.remote,
+        enabled: true,
+        endpoint: arg.endpoint ?? sampling.remote.endpoint,
+        refreshIntervalMs: arg.pollingIntervalMs ?? sampling.remote.refreshIntervalMs,
+      };
+      if (arg.initialSamplingRate !== undefined) sampling.defaultRate = arg.initialSamplingRate;
+      break;
+    }
   }
+  // A trusted parent's flag stays honoured unless the file says `parent_based: false`: the edge
+  // trust boundary already keeps untrusted clients from forcing samples.
   sampling.parentBased = name.startsWith("parentbased_") || sampling.parentBased;
 }

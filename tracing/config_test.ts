@@ -20,7 +20,7 @@ Deno.test("tracing config: the ERD Appendix B example parses", () => {
     {
       enabled: true,
       service_name: "kraken-agent",
-      collector_addr: "jaeger-collector:4318",
+      collector_addr: "jaeger-collector:4317",
       sampling: {
         default_rate: 0.1,
         rules: [
@@ -42,7 +42,9 @@ Deno.test("tracing config: the ERD Appendix B example parses", () => {
     {},
   );
   assert.equal(c.enabled, true);
-  assert.equal(c.tracesUrl, "http://jaeger-collector:4318/v1/traces");
+  // The ERD's collector_addr is an OTLP/gRPC address, as its Go example's otlptracegrpc.
+  assert.equal(c.export.protocol, "grpc");
+  assert.equal(c.tracesUrl, "http://jaeger-collector:4317");
   assert.equal(c.export.retryMaxAttempts, 3);
   assert.equal(c.safeguards.cooldownMs, 30_000);
 });
@@ -74,7 +76,12 @@ Deno.test("tracing config: invalid values name the key", () => {
     [{ export: { max_batch_size: 0 } }, "tracing.export.max_batch_size"],
     [{ export: { max_batch_size: 4096 } }, "tracing.export.max_batch_size"],
     [{ export: { batch_timeout: "soon" } }, "tracing.export.batch_timeout"],
-    [{ export: { protocol: "grpc" } }, "tracing.export.protocol"],
+    [{ export: { protocol: "spdy" } }, "tracing.export.protocol"],
+    [{ export: { compression: "br" } }, "tracing.export.compression"],
+    [{ export: { headers: { a: 1 } } }, "tracing.export.headers.a"],
+    [{ propagators: ["xray"] }, "tracing.propagators[0]"],
+    [{ limits: { attribute_count: -1 } }, "tracing.limits.attribute_count"],
+    [{ sampling: { remote: { endpoint: "jaeger" } } }, "tracing.sampling.remote.endpoint"],
     [{ colector: {} }, "tracing.colector"],
     [{ sampling: { default_rate: 1.5 } }, "tracing.sampling.default_rate"],
     [{ statsd: { addr: "nohost" } }, "tracing.statsd.addr"],
@@ -116,8 +123,8 @@ Deno.test("tracing config: OTEL_* environment variables override the file", () =
     "http://t:9/custom",
   );
   assert.throws(
-    () => parseTracingConfig({}, "agent", { OTEL_TRACES_SAMPLER: "jaeger_remote" }),
-    /OTEL_TRACES_SAMPLER: unsupported sampler/,
+    () => parseTracingConfig({}, "agent", { OTEL_TRACES_SAMPLER: "xray" }),
+    /OTEL_TRACES_SAMPLER: unsupported value xray/,
   );
   assert.throws(
     () =>

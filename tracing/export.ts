@@ -15,27 +15,36 @@ import { type ExportResult, ExportResultCode } from "@opentelemetry/core";
 import { JsonTraceSerializer, ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace";
 import { TraceFlags } from "@opentelemetry/api";
+import type { OtlpCompression } from "./otel_env.ts";
+import {
+  type AttemptOutcome,
+  ExportTimeoutError,
+  parseRetryAfter,
+  RETRYABLE_HTTP_STATUSES,
+  sendWithRetries,
+} from "./otlp_retry.ts";
 import type { RecordingSpan, SpanSink } from "./span.ts";
 
-/** An export did not finish within its timeout (the collector accepted and did not answer). */
-export class ExportTimeoutError extends Error {
-  /** The timeout that elapsed, ms. */
-  readonly timeoutMs: number;
+export { ExportTimeoutError };
 
-  /** Creates the error. */
-  constructor(timeoutMs: number) {
-    super(`export timed out after ${timeoutMs} ms`);
-    this.name = "ExportTimeoutError";
-    this.timeoutMs = timeoutMs;
-  }
+/**
+ * An {@linkcode ExportResult} that may say how many spans the collector rejected (OTLP partial
+ * success); the built-in exporters set it, the batch processor counts them as dropped.
+ */
+export interface PartialExportResult extends ExportResult {
+  /** Spans of an accepted request the collector rejected. */
+  rejectedSpans?: number;
 }
 
 /** Observes export outcomes: the self-metrics and the circuit breaker hang off this seam. */
 export interface ExportObserver {
   /** A span was dropped because the queue was full. */
   onQueueFull?(): void;
-  /** An export attempt finished: `count` spans, `ok` or not, after `ms` milliseconds. */
-  onExport?(count: number, ok: boolean, ms: number, error?: Error): void;
+  /**
+   * An export finished: `count` spans, `ok` or not, after `ms` milliseconds; `rejected` of an
+   * accepted batch were refused by the collector (partial success) and not exported.
+   */
+  onExport?(count: number, ok: boolean, ms: number, error?: Error, rejected?: number): void;
 }
 
 /** Options of {@linkcode BatchExportProcessor}; defaults are the ERD's (§6.1, Appendix B). */
@@ -145,13 +154,20 @@ export class BatchExportProcessor implements SpanSink {
     const started = performance.now();
     return new Promise<void>((resolve) => {
       let done = false;
-      const finish = (result: ExportResult) => {
+      const finish = (result: PartialExportResult) => {
         if (done) return;
         done = true;
         const ok = result.code === ExportResultCode.SUCCESS;
-        if (ok) this.counters.exported += batch.length;
+        const rejected = ok ? Math.min(batch.length, result.rejectedSpans ?? 0) : 0;
+        if (ok) this.counters.exported += batch.length - rejected;
         else this.counters.exportErrors++;
-        this.#observer.onExport?.(batch.length, ok, performance.now() - started, result.error);
+        this.#observer.onExport?.(
+          batch.length,
+          ok,
+          performance.now() - started,
+          result.error,
+          rejected,
+        );
         resolve();
       };
       try {
@@ -193,35 +209,40 @@ export class BatchExportProcessor implements SpanSink {
   }
 }
 
-/** Options of {@linkcode OtlpHttpExporter}. */
-export interface OtlpHttpExporterOptions {
-  /** Full traces URL, e.g. `http://127.0.0.1:4318/v1/traces`. */
-  url: string;
+/** Options the OTLP exporters share (HTTP and gRPC). */
+export interface OtlpExporterOptions {
   /**
    * Time one export may take, every attempt and backoff included (OTLP's exporter timeout).
    * Default 10000 ms.
    */
   timeoutMs?: number;
-  /** Attempts per batch on retryable failures (network, 429, 502, 503, 504). Default 3. */
+  /** Attempts per batch on retryable failures. Default 3. */
   maxAttempts?: number;
-  /** Base backoff between attempts, doubled each time. Default 100 ms. */
+  /** Base backoff between attempts, doubled each time, when the server gave no hint. Default 100 ms. */
   backoffMs?: number;
-  /** Extra request headers (for example an auth token). */
+  /** Extra request headers or gRPC metadata (for example an auth token). */
   headers?: Record<string, string>;
+  /** `gzip` compresses request bodies. Default `none`. */
+  compression?: OtlpCompression;
+  /** TLS material as PEM text: `ca` verifies the collector, `cert` + `key` are for mTLS. */
+  tls?: { ca?: string; cert?: string; key?: string };
+}
+
+/** Options of {@linkcode OtlpHttpExporter}. */
+export interface OtlpHttpExporterOptions extends OtlpExporterOptions {
+  /** Full traces URL, e.g. `http://127.0.0.1:4318/v1/traces`. */
+  url: string;
   /** The fetch to use; tests inject one. Must not be the traced fetch. */
   fetch?: typeof fetch;
   /** OTLP encoding: `http/protobuf` (default) or `http/json`. */
-  protocol?: OtlpProtocol;
+  protocol?: "http/protobuf" | "http/json";
 }
 
-/** The OTLP/HTTP encodings, named as `OTEL_EXPORTER_OTLP_PROTOCOL` names them. */
-export type OtlpProtocol = "http/protobuf" | "http/json";
-
-const RETRYABLE = new Set([429, 502, 503, 504]);
-
 /**
- * Exports spans as OTLP/HTTP (protobuf, or JSON when asked) with the platform `fetch` (the OTLP exporter packages go
- * through Node's `http` polyfill under Deno, which design §4 found unreliable).
+ * Exports spans as OTLP/HTTP (protobuf, or JSON when asked) with the platform `fetch` (the OTLP
+ * exporter packages go through Node's `http` polyfill under Deno, which design §4 found
+ * unreliable). Retries 429/502/503/504 and network errors honouring `Retry-After`, gzips when
+ * asked, and reports a partial success's rejected spans.
  */
 export class OtlpHttpExporter implements SpanExporter {
   readonly #url: string;
@@ -231,8 +252,9 @@ export class OtlpHttpExporter implements SpanExporter {
   readonly #headers: Record<string, string>;
   readonly #fetch: typeof fetch;
   readonly #serializer: typeof ProtobufTraceSerializer;
-  readonly #inflight = new Set<AbortController>();
-  #shutdown = false;
+  readonly #gzip: boolean;
+  readonly #client: Deno.HttpClient | undefined;
+  readonly #shutdown = new AbortController();
 
   /** Creates an exporter for one collector URL. */
   constructor(options: OtlpHttpExporterOptions) {
@@ -242,16 +264,26 @@ export class OtlpHttpExporter implements SpanExporter {
     this.#backoffMs = options.backoffMs ?? 100;
     const json = options.protocol === "http/json";
     this.#serializer = json ? JsonTraceSerializer : ProtobufTraceSerializer;
+    this.#gzip = options.compression === "gzip";
     this.#headers = {
-      "content-type": json ? "application/json" : "application/x-protobuf",
       ...options.headers,
+      "content-type": json ? "application/json" : "application/x-protobuf",
+      ...(this.#gzip ? { "content-encoding": "gzip" } : {}),
     };
     this.#fetch = options.fetch ?? globalThis.fetch;
+    const tls = options.tls;
+    this.#client = tls && (tls.ca || tls.cert)
+      ? Deno.createHttpClient({
+        caCerts: tls.ca ? [tls.ca] : undefined,
+        cert: tls.cert,
+        key: tls.key,
+      })
+      : undefined;
   }
 
   /** Serialises and sends one batch, retrying retryable failures. */
-  export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
-    if (this.#shutdown) {
+  export(spans: ReadableSpan[], resultCallback: (result: PartialExportResult) => void): void {
+    if (this.#shutdown.signal.aborted) {
       resultCallback({ code: ExportResultCode.FAILED, error: new Error("exporter is shut down") });
       return;
     }
@@ -260,56 +292,56 @@ export class OtlpHttpExporter implements SpanExporter {
       resultCallback({ code: ExportResultCode.FAILED, error: new Error("serialization failed") });
       return;
     }
-    this.#send(body).then(
-      () => resultCallback({ code: ExportResultCode.SUCCESS }),
-      (error) => resultCallback({ code: ExportResultCode.FAILED, error }),
-    );
+    (this.#gzip ? gzip(body) : Promise.resolve(body))
+      .then((payload) =>
+        sendWithRetries((signal) => this.#attempt(payload, signal), {
+          timeoutMs: this.#timeoutMs,
+          maxAttempts: this.#maxAttempts,
+          backoffMs: this.#backoffMs,
+          shutdown: this.#shutdown.signal,
+        })
+      )
+      .then(
+        (ok) => resultCallback({ code: ExportResultCode.SUCCESS, rejectedSpans: ok.rejectedSpans }),
+        (error) => resultCallback({ code: ExportResultCode.FAILED, error }),
+      );
   }
 
-  async #send(body: Uint8Array): Promise<void> {
-    let lastError: Error = new Error("export not attempted");
-    const deadline = performance.now() + this.#timeoutMs;
-    for (let attempt = 1; attempt <= this.#maxAttempts && !this.#shutdown; attempt++) {
-      const abort = new AbortController();
-      const timer = setTimeout(
-        () => abort.abort(new ExportTimeoutError(this.#timeoutMs)),
-        Math.max(0, deadline - performance.now()),
-      );
-      Deno.unrefTimer(timer);
-      this.#inflight.add(abort);
-      let retryable = true;
+  async #attempt(body: Uint8Array, signal: AbortSignal): Promise<AttemptOutcome> {
+    const init: RequestInit & { client?: Deno.HttpClient } = {
+      method: "POST",
+      headers: this.#headers,
+      body: body as BodyInit,
+      signal,
+    };
+    if (this.#client) init.client = this.#client;
+    const res = await this.#fetch(this.#url, init);
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    if (res.ok) {
+      let rejected: number | undefined;
+      let message: string | undefined;
       try {
-        const res = await this.#fetch(this.#url, {
-          method: "POST",
-          headers: this.#headers,
-          body: body as BodyInit,
-          signal: abort.signal,
-        });
-        const text = await res.text();
-        if (res.ok) return;
-        retryable = RETRYABLE.has(res.status);
-        lastError = new Error(`collector answered ${res.status}: ${text.slice(0, 200)}`);
-      } catch (error) {
-        lastError = abort.signal.aborted && abort.signal.reason instanceof Error
-          ? abort.signal.reason
-          : error as Error;
-      } finally {
-        clearTimeout(timer);
-        this.#inflight.delete(abort);
+        const response = bytes.length > 0 ? this.#serializer.deserializeResponse(bytes) : {};
+        rejected = Number(response.partialSuccess?.rejectedSpans ?? 0) || undefined;
+        message = response.partialSuccess?.errorMessage;
+      } catch {
+        // A 2xx whose body is not an OTLP response still means accepted.
       }
-      if (!retryable || attempt === this.#maxAttempts) break;
-      const backoff = this.#backoffMs * 2 ** (attempt - 1) * (0.9 + Math.random() * 0.2);
-      // No time left for another attempt within the export's timeout: it fails as it stands.
-      if (performance.now() + backoff >= deadline) break;
-      await sleep(backoff);
+      return { ok: true, rejectedSpans: rejected, message };
     }
-    throw lastError;
+    const text = new TextDecoder().decode(bytes.subarray(0, 200));
+    return {
+      ok: false,
+      retryable: RETRYABLE_HTTP_STATUSES.has(res.status),
+      retryAfterMs: parseRetryAfter(res.headers.get("retry-after")),
+      error: new Error(`collector answered ${res.status}: ${text}`),
+    };
   }
 
   /** Aborts in-flight requests; later exports fail fast. */
   shutdown(): Promise<void> {
-    this.#shutdown = true;
-    for (const abort of this.#inflight) abort.abort(new Error("exporter shut down"));
+    this.#shutdown.abort(new Error("exporter shut down"));
+    this.#client?.close();
     return Promise.resolve();
   }
 
@@ -319,9 +351,8 @@ export class OtlpHttpExporter implements SpanExporter {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    Deno.unrefTimer(t);
-  });
+/** Gzips `data` with the platform's `CompressionStream`. */
+export async function gzip(data: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([data as BlobPart]).stream().pipeThrough(new CompressionStream("gzip"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
 }

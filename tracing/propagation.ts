@@ -1,6 +1,7 @@
 /**
- * Trace context propagation: W3C `traceparent`/`tracestate`, W3C `baggage`, and Jaeger's
- * `uber-trace-id` on extraction.
+ * Trace context propagation: by default W3C `traceparent`/`tracestate`, W3C `baggage`, and Jaeger's
+ * `uber-trace-id` on extraction; or the stock propagators `OTEL_PROPAGATORS` names
+ * ({@linkcode buildPropagator}: `tracecontext`, `baggage`, `jaeger`, `b3`, `b3multi`, `none`).
  *
  * Parsing is hand-written and strict (a malformed header yields no parent, never an exception), and
  * injection writes only the propagation headers, and only when a valid span context exists, so no
@@ -20,8 +21,16 @@ import {
   trace,
   TraceFlags,
 } from "@opentelemetry/api";
-import { TraceState, W3CBaggagePropagator } from "@opentelemetry/core";
+import {
+  CompositePropagator,
+  TraceState,
+  W3CBaggagePropagator,
+  W3CTraceContextPropagator,
+} from "@opentelemetry/core";
+import { B3InjectEncoding, B3Propagator } from "@opentelemetry/propagator-b3";
+import { JaegerPropagator } from "@opentelemetry/propagator-jaeger";
 import { byteHex } from "./ids.ts";
+import type { PropagatorName } from "./otel_env.ts";
 
 /** The W3C trace-context header names. */
 export const TRACEPARENT = "traceparent";
@@ -173,9 +182,50 @@ function first(v: string | string[] | undefined): string | undefined {
 /** The single propagator instance used by the HTTP helpers. */
 export const krakenPropagator: KrakenPropagator = new KrakenPropagator();
 
+const NO_PROPAGATION: TextMapPropagator = {
+  inject() {},
+  extract: (ctx) => ctx,
+  fields: () => [],
+};
+
+/**
+ * The propagator `OTEL_PROPAGATORS` (or `tracing.propagators`) names, members in order (on
+ * extraction a later one wins where both found a context); absent means
+ * {@linkcode krakenPropagator}, `["none"]` propagates nothing.
+ */
+export function buildPropagator(names: readonly PropagatorName[] | undefined): TextMapPropagator {
+  if (names === undefined) return krakenPropagator;
+  if (names.includes("none")) return NO_PROPAGATION;
+  const members = names.map((name): TextMapPropagator => {
+    switch (name) {
+      case "tracecontext":
+        return new W3CTraceContextPropagator();
+      case "baggage":
+        return baggagePropagator;
+      case "jaeger":
+        return new JaegerPropagator();
+      case "b3":
+        return new B3Propagator({ injectEncoding: B3InjectEncoding.SINGLE_HEADER });
+      case "b3multi":
+        return new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER });
+      default:
+        throw new Error(`unknown propagator ${name}`);
+    }
+  });
+  return new CompositePropagator({ propagators: members });
+}
+
+// The header propagator of this process; kraken's own unless OTEL_PROPAGATORS named others.
+let headerPropagator: TextMapPropagator = krakenPropagator;
+
+/** Makes `propagator` the one {@linkcode extractFromHeaders} and {@linkcode injectIntoHeaders} use. */
+export function setHeaderPropagator(propagator: TextMapPropagator): void {
+  headerPropagator = propagator;
+}
+
 /** Extracts the remote context from request headers on top of `base` (the active context). */
 export function extractFromHeaders(headers: Headers, base: Context = contextApi.active()): Context {
-  return krakenPropagator.extract(base, headers, headersGetter);
+  return headerPropagator.extract(base, headers, headersGetter);
 }
 
 /**
@@ -183,6 +233,12 @@ export function extractFromHeaders(headers: Headers, base: Context = contextApi.
  * nothing is written when `ctx` has no valid span.
  */
 export function injectIntoHeaders(headers: Headers, ctx: Context = contextApi.active()): void {
+  if (headerPropagator !== krakenPropagator) {
+    if (isPropagatable(trace.getSpanContext(ctx)) || propagation.getBaggage(ctx)) {
+      headerPropagator.inject(ctx, headers, headersSetter);
+    }
+    return;
+  }
   const sc = trace.getSpanContext(ctx);
   if (isPropagatable(sc)) {
     headers.set(TRACEPARENT, formatTraceparent(sc));

@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import { context, propagation, ROOT_CONTEXT, trace, TraceFlags } from "@opentelemetry/api";
 import {
+  buildPropagator,
   extractFromHeaders,
   formatTraceparent,
   injectIntoHeaders,
   parseTraceparent,
   parseUberTraceId,
+  setHeaderPropagator,
 } from "./propagation.ts";
 
 const TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -111,4 +113,43 @@ Deno.test("inject: nothing is written without a valid span; other headers untouc
     [...headers.entries()].filter(([k]) => k !== "traceparent"),
     before,
   );
+});
+
+Deno.test("OTEL_PROPAGATORS: b3, b3multi and jaeger inject and extract; none propagates nothing", () => {
+  const sc = { traceId: TRACE, spanId: SPAN, traceFlags: TraceFlags.SAMPLED, isRemote: false };
+  const ctx = trace.setSpanContext(ROOT_CONTEXT, sc);
+  const injected = (names: Parameters<typeof buildPropagator>[0]) => {
+    setHeaderPropagator(buildPropagator(names));
+    try {
+      const headers = new Headers({ accept: "*/*" });
+      injectIntoHeaders(headers, ctx);
+      const back = trace.getSpanContext(extractFromHeaders(headers, ROOT_CONTEXT));
+      return { headers: Object.fromEntries(headers), back };
+    } finally {
+      setHeaderPropagator(buildPropagator(undefined));
+    }
+  };
+  const b3 = injected(["b3"]);
+  assert.deepEqual(b3.headers, { accept: "*/*", b3: `${TRACE}-${SPAN}-1` });
+  assert.equal(b3.back?.traceId, TRACE);
+  const multi = injected(["b3multi"]);
+  assert.equal(multi.headers["x-b3-traceid"], TRACE);
+  assert.equal(multi.headers["x-b3-spanid"], SPAN);
+  assert.equal(multi.headers["x-b3-sampled"], "1");
+  assert.equal(multi.back?.spanId, SPAN);
+  const jaeger = injected(["jaeger"]);
+  assert.deepEqual(jaeger.headers, { accept: "*/*", "uber-trace-id": `${TRACE}:${SPAN}:0:01` });
+  assert.equal(jaeger.back?.traceFlags, TraceFlags.SAMPLED);
+  const both = injected(["tracecontext", "b3multi"]);
+  assert.equal(both.headers.traceparent, `00-${TRACE}-${SPAN}-01`);
+  assert.equal(both.headers["x-b3-traceid"], TRACE);
+  const none = injected(["none"]);
+  assert.deepEqual(none.headers, { accept: "*/*" });
+  assert.equal(none.back, undefined);
+  // Nothing is written without a valid span context.
+  setHeaderPropagator(buildPropagator(["b3multi"]));
+  const empty = new Headers();
+  injectIntoHeaders(empty, ROOT_CONTEXT);
+  setHeaderPropagator(buildPropagator(undefined));
+  assert.deepEqual([...empty.keys()], []);
 });

@@ -15,12 +15,13 @@
  * @module
  */
 
-import { context, propagation, trace } from "@opentelemetry/api";
+import { type Attributes, context, propagation, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import type { SpanExporter } from "@opentelemetry/sdk-trace";
 import { VERSION } from "../common/version.ts";
-import type { TracingConfig } from "./config.ts";
+import { ConfigError, type TracingConfig } from "./config.ts";
+import { OtlpGrpcExporter } from "./otlp_grpc.ts";
 import { BatchExportProcessor, ExportTimeoutError, OtlpHttpExporter } from "./export.ts";
 import { type Logger, rateLimited } from "../common/log.ts";
 import type { Ctx, Handler, Middleware } from "../http/router.ts";
@@ -32,7 +33,8 @@ import { MetricsRegistry } from "./metrics/registry.ts";
 import { StatsdEmitter } from "./metrics/statsd.ts";
 import { EdgeBaggagePolicy } from "./baggage_policy.ts";
 import { ATTR } from "./names.ts";
-import { krakenPropagator } from "./propagation.ts";
+import type { TracingLogLevel } from "./otel_env.ts";
+import { buildPropagator, setHeaderPropagator } from "./propagation.ts";
 import { CircuitBreaker } from "./safeguards/breaker.ts";
 import { LoadSources } from "./safeguards/load.ts";
 import { buildSampler } from "./sampling/build.ts";
@@ -112,12 +114,34 @@ const LOG_INTERVAL_MS = 30_000;
 // The OpenTelemetry context manager is process-global by design; it is installed once.
 let contextManagerInstalled = false;
 
-/** Installs the async-local-storage context manager and the propagator once per process. */
-export function installContextPropagation(): void {
+/**
+ * Installs the async-local-storage context manager once per process, and the propagator (kraken's,
+ * or the one `OTEL_PROPAGATORS` names; the last runtime started in a process sets it).
+ */
+export function installContextPropagation(propagators?: TracingConfig["propagators"]): void {
+  const propagator = buildPropagator(propagators);
+  setHeaderPropagator(propagator);
+  propagation.disable();
+  propagation.setGlobalPropagator(propagator);
   if (contextManagerInstalled) return;
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-  propagation.setGlobalPropagator(krakenPropagator);
   contextManagerInstalled = true;
+}
+
+/** `logger` without the lines below `level` (`OTEL_LOG_LEVEL`); `none` silences it. */
+function filteredLogger(logger: Logger, level: TracingLogLevel | undefined): Logger {
+  if (level === undefined || level === "debug") return logger;
+  const order = ["debug", "info", "warn", "error"];
+  const min = level === "none" ? order.length : order.indexOf(level);
+  const keep = (l: string) => order.indexOf(l) >= min;
+  const quiet = () => {};
+  return {
+    debug: keep("debug") ? logger.debug.bind(logger) : quiet,
+    info: keep("info") ? logger.info.bind(logger) : quiet,
+    warn: keep("warn") ? logger.warn.bind(logger) : quiet,
+    error: keep("error") ? logger.error.bind(logger) : quiet,
+    with: (fields) => filteredLogger(logger.with(fields), level),
+  };
 }
 
 /** The registries, `/metrics` and the statsd emitter of one runtime. */
@@ -214,11 +238,71 @@ function disabledRuntime(
   };
 }
 
+// One id per process, whatever the number of runtimes started in it (tests start several).
+const SERVICE_INSTANCE_ID = crypto.randomUUID();
+
+/**
+ * The resource of every span: what kraken knows about itself, then the configured attributes and
+ * `OTEL_RESOURCE_ATTRIBUTES`, then `service.name` (so `OTEL_SERVICE_NAME` and `service_name` win
+ * over a `service.name` in the attribute list, as the specification says).
+ */
+export function resourceAttributes(config: TracingConfig, role: string): Attributes {
+  return {
+    "service.version": VERSION,
+    "service.namespace": "kraken",
+    "service.instance.id": SERVICE_INSTANCE_ID,
+    "host.name": Deno.hostname(),
+    "process.pid": Deno.pid,
+    "process.runtime.name": "deno",
+    "process.runtime.version": Deno.version.deno,
+    "telemetry.sdk.language": "js",
+    "telemetry.sdk.name": "kraken",
+    "telemetry.sdk.version": VERSION,
+    [ATTR.role]: role,
+    ...config.resourceAttributes,
+    "service.name": config.serviceName,
+  };
+}
+
+/** Reads one configured PEM file; a missing or unreadable one fails start-up naming its setting. */
+function readPem(file: string | undefined, key: string): string | undefined {
+  if (file === undefined) return undefined;
+  try {
+    return Deno.readTextFileSync(file);
+  } catch (error) {
+    throw new ConfigError(key, `cannot read ${file}: ${(error as Error).message}`);
+  }
+}
+
+/** The built-in OTLP exporter `config.export.protocol` names. */
+export function otlpExporter(config: TracingConfig): SpanExporter {
+  const e = config.export;
+  const tls = {
+    ca: readPem(e.tls.caFile, "OTEL_EXPORTER_OTLP_CERTIFICATE / tracing.export.tls.ca_file"),
+    cert: readPem(
+      e.tls.certFile,
+      "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE / tracing.export.tls.cert_file",
+    ),
+    key: readPem(e.tls.keyFile, "OTEL_EXPORTER_OTLP_CLIENT_KEY / tracing.export.tls.key_file"),
+  };
+  const common = {
+    url: config.tracesUrl,
+    timeoutMs: e.timeoutMs,
+    maxAttempts: e.retryEnabled ? e.retryMaxAttempts : 1,
+    headers: e.headers,
+    compression: e.compression,
+    tls,
+  };
+  return e.protocol === "grpc"
+    ? new OtlpGrpcExporter(common)
+    : new OtlpHttpExporter({ ...common, protocol: e.protocol });
+}
+
 /** Sets up tracing for this process from its validated configuration. */
 export function initTracing(config: TracingConfig, options: InitOptions): TracingRuntime {
-  installContextPropagation();
+  installContextPropagation(config.propagators);
   const metrics = new TracingMetrics();
-  const logger = options.logger;
+  const logger = filteredLogger(options.logger, config.logLevel);
   if (!config.enabled) return disabledRuntime(config, metrics, logger);
   const baggagePolicy = edgeBaggagePolicy(config, metrics, logger);
 
@@ -238,12 +322,7 @@ export function initTracing(config: TracingConfig, options: InitOptions): Tracin
   });
   const exportError = rateLimited(LOG_INTERVAL_MS, (msg, fields) => logger.warn(msg, fields));
   const queueFull = rateLimited(LOG_INTERVAL_MS, (msg, fields) => logger.warn(msg, fields));
-  const exporter = options.exporter ?? new OtlpHttpExporter({
-    url: config.tracesUrl,
-    timeoutMs: config.export.timeoutMs,
-    maxAttempts: config.export.retryEnabled ? config.export.retryMaxAttempts : 1,
-    protocol: config.export.protocol,
-  });
+  const exporter = options.exporter ?? otlpExporter(config);
   const processor = new BatchExportProcessor({
     exporter,
     maxBatchSize: config.export.maxBatchSize,
@@ -258,11 +337,19 @@ export function initTracing(config: TracingConfig, options: InitOptions): Tracin
           dropped_total: metrics.droppedQueueFull,
         });
       },
-      onExport(count, ok, ms, error) {
+      onExport(count, ok, ms, error, rejected = 0) {
         const timedOut = error instanceof ExportTimeoutError;
-        metrics.onExport(count, ok, ms, timedOut);
+        metrics.onExport(count - rejected, ok, ms, timedOut);
         if (ok) {
           breaker.recordExportSuccess();
+          if (rejected > 0) {
+            metrics.droppedRejected += rejected;
+            exportError("collector rejected spans (partial success)", {
+              rejected,
+              spans: count,
+              endpoint: config.tracesUrl,
+            });
+          }
           return;
         }
         breaker.recordExportFailure(timedOut);
@@ -279,25 +366,14 @@ export function initTracing(config: TracingConfig, options: InitOptions): Tracin
   metrics.gauges.breakerState = () => breaker.stateCode;
   metrics.gauges.samplingRates = () => sampler.effectiveRates();
 
-  const resource = resourceFromAttributes({
-    "service.name": config.serviceName,
-    "service.version": VERSION,
-    "service.namespace": "kraken",
-    "host.name": Deno.hostname(),
-    "process.pid": Deno.pid,
-    "process.runtime.name": "deno",
-    "process.runtime.version": Deno.version.deno,
-    "telemetry.sdk.language": "js",
-    "telemetry.sdk.name": "kraken",
-    "telemetry.sdk.version": VERSION,
-    [ATTR.role]: options.role,
-  });
+  const resource = resourceFromAttributes(resourceAttributes(config, options.role));
   const provider = new KrakenTracerProvider({
     resource,
     sampler,
     sink: processor,
     gate: breaker,
     counters: metrics,
+    limits: config.spanLimits,
   });
   trace.setGlobalTracerProvider(provider);
   breaker.start();

@@ -26,17 +26,31 @@ import type { InstrumentationScope } from "@opentelemetry/core";
 import type { Resource } from "@opentelemetry/resources";
 import type { ReadableSpan, TimedEvent } from "@opentelemetry/sdk-trace";
 
-/** Limits that keep a span's memory bounded (ERD §7.1: under 10 KB per trace for typical spans). */
-export const SPAN_LIMITS = {
+/** Bounds on what one span holds (the SDK's span limits, `OTEL_SPAN_*_LIMIT`). */
+export interface SpanLimits {
   /** Attributes kept per span; later ones are counted as dropped. */
-  attributes: 64,
-  /** Events kept per span. */
-  events: 32,
-  /** Links kept per span. */
-  links: 16,
+  attributeCount: number;
   /** Longest string attribute value kept; longer values are truncated. */
-  valueLength: 1024,
-} as const;
+  attributeValueLength: number;
+  /** Events kept per span. */
+  eventCount: number;
+  /** Links kept per span. */
+  linkCount: number;
+  /** Attributes kept per event. */
+  eventAttributeCount: number;
+  /** Attributes kept per link. */
+  linkAttributeCount: number;
+}
+
+/** Default limits (ERD §7.1: under 10 KB per trace for typical spans). */
+export const DEFAULT_SPAN_LIMITS: Readonly<SpanLimits> = Object.freeze({
+  attributeCount: 64,
+  attributeValueLength: 1024,
+  eventCount: 32,
+  linkCount: 16,
+  eventAttributeCount: 32,
+  linkAttributeCount: 32,
+});
 
 /** Where ended spans go: the batch export processor, or a test collector. */
 export interface SpanSink {
@@ -52,6 +66,8 @@ export interface SpanShared {
   readonly scope: InstrumentationScope;
   /** Receives the span when it ends. */
   readonly sink: SpanSink;
+  /** Bounds on attributes, events and links. */
+  readonly limits: Readonly<SpanLimits>;
 }
 
 const ORIGIN = performance.timeOrigin;
@@ -77,10 +93,23 @@ export function timeInputToPerf(t: TimeInput): number {
   return (t as Date).getTime() - ORIGIN;
 }
 
-function clampValue(v: AttributeValue): AttributeValue {
-  return typeof v === "string" && v.length > SPAN_LIMITS.valueLength
-    ? v.slice(0, SPAN_LIMITS.valueLength)
-    : v;
+function clampValue(v: AttributeValue, max: number): AttributeValue {
+  if (typeof v === "string") return v.length > max ? v.slice(0, max) : v;
+  if (Array.isArray(v) && v.some((m) => typeof m === "string" && m.length > max)) {
+    return v.map((m) =>
+      typeof m === "string" && m.length > max ? m.slice(0, max) : m
+    ) as AttributeValue;
+  }
+  return v;
+}
+
+/** At most `max` of `attributes`, and how many were left out. */
+function capAttributes(attributes: Attributes, max: number): [Attributes, number] {
+  const keys = Object.keys(attributes);
+  if (keys.length <= max) return [attributes, 0];
+  const kept: Attributes = {};
+  for (const key of keys.slice(0, max)) kept[key] = attributes[key];
+  return [kept, keys.length - max];
 }
 
 /** A span that records data and is handed to a {@linkcode SpanSink} when it ends. */
@@ -89,7 +118,7 @@ export class RecordingSpan implements Span, ReadableSpan {
   name: string;
   /** Server, client, internal, producer or consumer. */
   readonly kind: SpanKind;
-  /** Attributes set so far (bounded by {@linkcode SPAN_LIMITS}). */
+  /** Attributes set so far (bounded by the provider's {@linkcode SpanLimits}). */
   readonly attributes: Attributes;
   /** Status; left unset unless an error is recorded or a handler sets it. */
   status: SpanStatus = UNSET_STATUS;
@@ -99,9 +128,9 @@ export class RecordingSpan implements Span, ReadableSpan {
   ended = false;
   /** Attributes, events and links beyond the limits. */
   droppedAttributesCount = 0;
-  /** Events dropped beyond {@linkcode SPAN_LIMITS.events}. */
+  /** Events dropped beyond {@linkcode SpanLimits.eventCount}. */
   droppedEventsCount = 0;
-  /** Links dropped beyond {@linkcode SPAN_LIMITS.links}. */
+  /** Links dropped beyond {@linkcode SpanLimits.linkCount}. */
   droppedLinksCount = 0;
   /** Start as a `performance.now()` reading. */
   readonly startPerf: number;
@@ -158,13 +187,13 @@ export class RecordingSpan implements Span, ReadableSpan {
   setAttribute(key: string, value: AttributeValue | undefined): this {
     if (this.ended || value === undefined || value === null) return this;
     if (!(key in this.attributes)) {
-      if (this.#attributeCount >= SPAN_LIMITS.attributes) {
+      if (this.#attributeCount >= this.#shared.limits.attributeCount) {
         this.droppedAttributesCount++;
         return this;
       }
       this.#attributeCount++;
     }
-    this.attributes[key] = clampValue(value);
+    this.attributes[key] = clampValue(value, this.#shared.limits.attributeValueLength);
     return this;
   }
 
@@ -178,7 +207,7 @@ export class RecordingSpan implements Span, ReadableSpan {
   addEvent(name: string, attributesOrTime?: Attributes | TimeInput, time?: TimeInput): this {
     if (this.ended) return this;
     const events = this.#events ??= [];
-    if (events.length >= SPAN_LIMITS.events) {
+    if (events.length >= this.#shared.limits.eventCount) {
       this.droppedEventsCount++;
       return this;
     }
@@ -193,11 +222,15 @@ export class RecordingSpan implements Span, ReadableSpan {
       attributes = attributesOrTime as Attributes | undefined;
     }
     const perf = time === undefined ? performance.now() : timeInputToPerf(time);
+    const [kept, dropped] = capAttributes(
+      attributes ?? {},
+      this.#shared.limits.eventAttributeCount,
+    );
     events.push({
       name,
-      attributes: attributes ?? {},
+      attributes: kept,
       time: perfToHrTime(perf),
-      droppedAttributesCount: 0,
+      droppedAttributesCount: dropped,
     });
     return this;
   }
@@ -206,8 +239,16 @@ export class RecordingSpan implements Span, ReadableSpan {
   addLink(link: Link): this {
     if (this.ended) return this;
     const links = this.#links ??= [];
-    if (links.length >= SPAN_LIMITS.links) this.droppedLinksCount++;
-    else links.push(link);
+    if (links.length >= this.#shared.limits.linkCount) this.droppedLinksCount++;
+    else if (link.attributes) {
+      const [kept, dropped] = capAttributes(
+        link.attributes,
+        this.#shared.limits.linkAttributeCount,
+      );
+      links.push(
+        dropped === 0 ? link : { ...link, attributes: kept, droppedAttributesCount: dropped },
+      );
+    } else links.push(link);
     return this;
   }
 
@@ -254,7 +295,12 @@ export class RecordingSpan implements Span, ReadableSpan {
       if (e.name) attributes["exception.type"] = e.name;
       else if (e.code !== undefined) attributes["exception.type"] = String(e.code);
       if (e.message) attributes["exception.message"] = e.message;
-      if (e.stack) attributes["exception.stacktrace"] = clampValue(e.stack) as string;
+      if (e.stack) {
+        attributes["exception.stacktrace"] = clampValue(
+          e.stack,
+          this.#shared.limits.attributeValueLength,
+        ) as string;
+      }
     }
     this.addEvent("exception", attributes, time);
   }

@@ -28,7 +28,13 @@ import type { Resource } from "@opentelemetry/resources";
 import { type Sampler, SamplingDecision } from "@opentelemetry/sdk-trace";
 import { LocalSpanContext, newTraceId } from "./ids.ts";
 import { isPropagatable } from "./propagation.ts";
-import { RecordingSpan, type SpanShared, type SpanSink } from "./span.ts";
+import {
+  DEFAULT_SPAN_LIMITS,
+  RecordingSpan,
+  type SpanLimits,
+  type SpanShared,
+  type SpanSink,
+} from "./span.ts";
 
 /** Decides per span start whether tracing is allowed at all (the circuit breaker's seam). */
 export interface SpanGate {
@@ -63,6 +69,8 @@ export interface TracerProviderOptions {
   gate?: SpanGate;
   /** Counters to bump; a private set is created when absent. */
   counters?: TracerCounters;
+  /** Span limits. Default {@linkcode DEFAULT_SPAN_LIMITS}. */
+  limits?: SpanLimits;
 }
 
 const ALWAYS: SpanGate = { allow: () => true };
@@ -194,6 +202,7 @@ export class KrakenTracerProvider implements TracerProvider {
         resource: this.#options.resource,
         scope: { name, version, schemaUrl: options?.schemaUrl },
         sink: this.#options.sink,
+        limits: this.#options.limits ?? DEFAULT_SPAN_LIMITS,
       };
       tracer = new KrakenTracer(
         shared,

@@ -4,7 +4,7 @@ import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-ho
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { AlwaysOffSampler, AlwaysOnSampler } from "@opentelemetry/sdk-trace";
 import * as apiFromSdk from "@opentelemetry/sdk-trace";
-import { RecordingSpan, SPAN_LIMITS, type SpanSink } from "./span.ts";
+import { DEFAULT_SPAN_LIMITS, RecordingSpan, type SpanSink } from "./span.ts";
 import { KrakenTracerProvider } from "./tracer.ts";
 
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
@@ -110,13 +110,13 @@ Deno.test("span: limits bound attributes, events and value length; end is idempo
   const tracer = new KrakenTracerProvider({ resource, sampler: new AlwaysOnSampler(), sink })
     .getTracer("t");
   const span = tracer.startSpan("op") as RecordingSpan;
-  for (let i = 0; i < SPAN_LIMITS.attributes + 10; i++) span.setAttribute(`k${i}`, i);
-  assert.equal(Object.keys(span.attributes).length, SPAN_LIMITS.attributes);
+  for (let i = 0; i < DEFAULT_SPAN_LIMITS.attributeCount + 10; i++) span.setAttribute(`k${i}`, i);
+  assert.equal(Object.keys(span.attributes).length, DEFAULT_SPAN_LIMITS.attributeCount);
   assert.equal(span.droppedAttributesCount, 10);
   span.setAttribute("k0", "x".repeat(5000));
-  assert.equal((span.attributes.k0 as string).length, SPAN_LIMITS.valueLength);
-  for (let i = 0; i < SPAN_LIMITS.events + 3; i++) span.addEvent(`e${i}`);
-  assert.equal(span.events.length, SPAN_LIMITS.events);
+  assert.equal((span.attributes.k0 as string).length, DEFAULT_SPAN_LIMITS.attributeValueLength);
+  for (let i = 0; i < DEFAULT_SPAN_LIMITS.eventCount + 3; i++) span.addEvent(`e${i}`);
+  assert.equal(span.events.length, DEFAULT_SPAN_LIMITS.eventCount);
   assert.equal(span.droppedEventsCount, 3);
   span.recordException(new TypeError("boom"));
   span.end();
@@ -124,4 +124,38 @@ Deno.test("span: limits bound attributes, events and value length; end is idempo
   span.setAttribute("late", 1);
   assert.equal(ended.length, 1);
   assert.equal(span.attributes.late, undefined);
+});
+
+Deno.test("span: configured limits (OTEL_SPAN_*_LIMIT) bound events, links and their attributes", () => {
+  const { sink } = collect();
+  const limits = {
+    attributeCount: 2,
+    attributeValueLength: 3,
+    eventCount: 1,
+    linkCount: 1,
+    eventAttributeCount: 1,
+    linkAttributeCount: 1,
+  };
+  const tracer = new KrakenTracerProvider({
+    resource,
+    sampler: new AlwaysOnSampler(),
+    sink,
+    limits,
+  }).getTracer("t");
+  const span = tracer.startSpan("op") as RecordingSpan;
+  span.setAttributes({ a: "abcdef", b: ["long", "ok"], c: 1 });
+  assert.deepEqual(span.attributes, { a: "abc", b: ["lon", "ok"] });
+  assert.equal(span.droppedAttributesCount, 1);
+  span.addEvent("e1", { x: 1, y: 2 });
+  span.addEvent("e2");
+  assert.equal(span.events.length, 1);
+  assert.deepEqual(span.events[0].attributes, { x: 1 });
+  assert.equal(span.events[0].droppedAttributesCount, 1);
+  const context = { traceId: "1".repeat(32), spanId: "2".repeat(16), traceFlags: 1 };
+  span.addLinks([{ context, attributes: { p: 1, q: 2 } }, { context }]);
+  assert.equal(span.links.length, 1);
+  assert.deepEqual(span.links[0].attributes, { p: 1 });
+  assert.equal(span.links[0].droppedAttributesCount, 1);
+  assert.equal(span.droppedLinksCount, 1);
+  span.end();
 });

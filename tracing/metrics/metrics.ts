@@ -5,7 +5,7 @@
  * renders them for `/metrics` and feeds the statsd emitter:
  *
  * - `kraken_tracing_spans_created_total`, `kraken_tracing_spans_sampled_total`,
- *   `kraken_tracing_spans_dropped_total{reason="queue_full|breaker|rate_limit"}`,
+ *   `kraken_tracing_spans_dropped_total{reason="queue_full|breaker|rate_limit|rejected"}`,
  *   `kraken_tracing_baggage_dropped_total{reason="not_allowed|too_large"}`,
  *   `kraken_tracing_spans_exported_total`, `kraken_tracing_export_errors_total`,
  *   `kraken_tracing_export_timeouts_total` (counters)
@@ -65,6 +65,8 @@ export class TracingMetrics {
    * `client_sampled_rate_limit` when our own decision would not sample either.
    */
   droppedRateLimit = 0;
+  /** Exported spans the collector rejected (OTLP partial success). */
+  droppedRejected = 0;
   /** Spans exported successfully. */
   spansExported = 0;
   /** Failed export requests. */
@@ -142,6 +144,7 @@ export const COUNTERS: readonly CounterDescriptor[] = Object.freeze(
       queue_full: (m) => m.droppedQueueFull,
       breaker: (m) => m.droppedBreaker,
       rate_limit: (m) => m.droppedRateLimit,
+      rejected: (m) => m.droppedRejected,
     }),
     ...byReason(
       "baggage_dropped",

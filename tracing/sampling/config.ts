@@ -163,6 +163,35 @@ const adaptiveSchema = object({
   },
 });
 
+const remoteSchema = object({
+  enabled: bool().default(false).describe(
+    "Poll Jaeger's sampling endpoint for this service's strategies (`OTEL_TRACES_SAMPLER=" +
+      "jaeger_remote` or `parentbased_jaeger_remote` turns this on).",
+  ),
+  endpoint: string().check((v) => {
+    try {
+      const url = new URL(v);
+      return url.protocol === "http:" || url.protocol === "https:"
+        ? undefined
+        : "must be an http(s) URL";
+    } catch {
+      return "must be a URL such as http://jaeger:5778/sampling";
+    }
+  }).default("http://127.0.0.1:5778/sampling").describe(
+    "Jaeger's HTTP sampling endpoint; `?service=<service.name>` is added " +
+      "(`OTEL_TRACES_SAMPLER_ARG` `endpoint=` wins).",
+  ),
+  refresh_interval: duration({ positive: true }).default("60s").describe(
+    "How often strategies are fetched (`OTEL_TRACES_SAMPLER_ARG` `pollingIntervalMs=` wins).",
+  ),
+  max_operations: int({ min: 1 }).default(2000).describe(
+    "Per-operation strategies kept at most; further operations use the default strategy.",
+  ),
+}, { rename: { refresh_interval: "refreshIntervalMs", max_operations: "maxOperations" } });
+
+/** The `sampling.remote` block (Jaeger remote sampling). */
+export type RemoteSamplingConfig = Infer<typeof remoteSchema>;
+
 /** The `sampling.adaptive` block. */
 export type AdaptiveConfig = Infer<typeof adaptiveSchema>;
 
@@ -188,6 +217,7 @@ export const samplingSchema = object({
     .describe("Cap on new sampled traces per second per process; 0 = unlimited."),
   trust: trustSchema,
   adaptive: adaptiveSchema,
+  remote: remoteSchema,
 }, {
   rename: {
     default_rate: "defaultRate",

@@ -98,7 +98,7 @@ Deno.test("sampling validation names the key", () => {
   throwsKey(() => parseSamplingConfig({ rules: {} }), `${p}.rules: must be a list of rules`);
   throwsKey(
     () => parseSamplingConfig({ defualt_rate: 1 }),
-    `${p}.defualt_rate: unknown key (allowed: default_rate, rules, parent_based, max_traces_per_second, trust, adaptive)`,
+    `${p}.defualt_rate: unknown key (allowed: default_rate, rules, parent_based, max_traces_per_second, trust, adaptive, remote)`,
   );
   throwsKey(
     () => parseSamplingConfig({ parent_based: "yes" }),
