@@ -176,6 +176,12 @@ export const ATTR = {
   /** Class of the error that failed a span. */
   errorType: "error.type",
 
+  // ---- Jaeger's sampling conventions (its adaptive sampling reads them) ----
+  /** Sampler that decided a root span: `probabilistic`, `ratelimiting` or `lowerbound`. */
+  samplerType: "sampler.type",
+  /** That sampler's parameter (probability or traces per second). */
+  samplerParam: "sampler.param",
+
   // ---- kraken's own ----
   /** Resource attribute: the role of the process (`agent`, `origin`, ...). */
   role: "kraken.role",
