@@ -24,6 +24,7 @@
 import { isIP } from "node:net";
 import { type Logger, rateLimited } from "../common/log.ts";
 import { systemTimers, type Timers } from "../common/timers.ts";
+import type { MetricsRegistry } from "../tracing/mod.ts";
 
 /** A host list as configured (`cluster/hostlist_config.ts` parses it). */
 export type HostListConfig =
@@ -106,6 +107,22 @@ export interface OpenHostListOptions {
   failureLogIntervalMs?: number;
   /** Called after every membership change (a re-resolution that found other addresses). */
   onChange?: (hosts: readonly string[]) => void;
+  /**
+   * Where `kraken_hostlist_members{hostlist}` and (DNS lists)
+   * `kraken_hostlist_resolution_failures_total{hostlist}` are registered, labelled with `name`.
+   */
+  metrics?: MetricsRegistry;
+  /** The list's name in metrics (default `hosts`); {@linkcode openHostLists} passes its key. */
+  name?: string;
+}
+
+function registerMembers(list: HostList, options: OpenHostListOptions): void {
+  options.metrics?.gauge(
+    "kraken_hostlist_members",
+    "Members of a host list now (a DNS list: addresses of its last good resolution).",
+    () => list.hosts.length,
+    { hostlist: options.name ?? "hosts" },
+  );
 }
 
 /** A fixed list. */
@@ -122,9 +139,14 @@ export async function openHostList(
   config: HostListConfig,
   options: OpenHostListOptions = {},
 ): Promise<HostList> {
-  if (config.kind === "static") return staticHostList(config.hosts);
+  if (config.kind === "static") {
+    const list = staticHostList(config.hosts);
+    registerMembers(list, options);
+    return list;
+  }
   const list = new DnsHostList(config, options);
   await list.refresh({ initial: true });
+  registerMembers(list, options);
   list.start();
   return list;
 }
@@ -144,6 +166,7 @@ class DnsHostList implements HostList {
   readonly #timers: Timers;
   readonly #onChange?: (hosts: readonly string[]) => void;
   readonly #logFailure: (msg: string, fields?: Record<string, unknown>) => void;
+  readonly #failures?: { inc(by?: number): void };
   #hosts: readonly string[] = [];
   #timer: number | undefined;
   #inFlight = false;
@@ -158,6 +181,11 @@ class DnsHostList implements HostList {
       options.failureLogIntervalMs ?? 60_000,
       (msg, fields) => this.#logger?.warn(msg, fields),
       () => this.#timers.now(),
+    );
+    this.#failures = options.metrics?.counter(
+      "kraken_hostlist_resolution_failures_total",
+      "Re-resolutions of a DNS host list that failed or found no address (the last members stay).",
+      { hostlist: options.name ?? "hosts" },
     );
   }
 
@@ -195,6 +223,7 @@ class DnsHostList implements HostList {
       } catch (error) {
         const message = (error as Error).message ?? String(error);
         if (options.initial) throw new Error(`cannot resolve host list ${record}: ${message}`);
+        this.#failures?.inc();
         this.#logFailure("host list resolution failed; keeping the last members", {
           record,
           error: message,
@@ -241,6 +270,7 @@ export async function openHostLists<K extends string>(
     for (const name of Object.keys(configs) as K[]) {
       lists[name] = await openHostList(configs[name], {
         ...options,
+        name,
         logger: options.logger?.with({ hostlist: name }),
       });
     }

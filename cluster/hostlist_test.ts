@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createLogger } from "../common/log.ts";
 import { ManualTimers } from "../common/timers.ts";
+import { MetricsRegistry } from "../tracing/mod.ts";
 import { parseDigest } from "../storage/digest.ts";
 import { AnnounceClient } from "./announce_client.ts";
 import {
@@ -96,11 +97,14 @@ Deno.test("dns host list: failed re-resolutions keep the last members and are lo
   const { state, resolve } = standIn(["10.0.0.1"]);
   const timers = new ManualTimers();
   const { lines, logger } = recordingLogger();
+  const metrics = new MetricsRegistry();
   const list = await openHostList(DNS, {
     resolve,
     timers,
     logger,
     failureLogIntervalMs: 60_000,
+    metrics,
+    name: "origins",
   });
   state.answer = null;
   for (let i = 0; i < 12; i++) {
@@ -120,6 +124,11 @@ Deno.test("dns host list: failed re-resolutions keep the last members and are lo
   const again = lines.filter((l) => String(l.msg).startsWith("host list resolution failed"));
   assert.equal(again.length, 2);
   assert.equal(again[1].suppressed, 11);
+  assert.match(
+    metrics.render(),
+    /^kraken_hostlist_resolution_failures_total\{hostlist="origins"\} 13$/m,
+  );
+  assert.match(metrics.render(), /^kraken_hostlist_members\{hostlist="origins"\} 1$/m);
   // An empty answer is a failure too: the members stay.
   state.answer = [];
   timers.advance(5000);

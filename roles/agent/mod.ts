@@ -57,7 +57,7 @@ export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise
   const logger = ctx.logger;
   const hostLists = await openHostLists(
     { tracker: config.tracker.hosts, buildIndex: config.buildIndex.hosts },
-    { logger },
+    { logger, metrics: ctx.tracing.roleMetrics },
   );
   const { tracker, buildIndex } = hostLists.lists;
   let listener: Deno.TcpListener;

@@ -90,7 +90,7 @@ export async function startBuildIndex(
   const hostLists = await openHostLists({
     origin: config.origin.hosts,
     cluster: config.cluster.hosts ?? { kind: "static", hosts: [] },
-  }, { logger });
+  }, { logger, metrics: ctx.tracing.roleMetrics });
   const { origin, cluster } = hostLists.lists;
   const backends = deps.backends ?? new BackendManager(config.backends);
   observeBackends(

@@ -81,7 +81,9 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
     const addr = `${config.listen.host}:${http.addr.port}`;
     const self = config.advertise ?? addr;
     members = await openHostList(config.hashring.hosts ?? { kind: "static", hosts: [self] }, {
+      name: "hashring",
       logger: logger.with({ hostlist: "hashring" }),
+      metrics: ctx.tracing.roleMetrics,
       onChange: (hosts) => {
         ring.setHosts(hosts);
         if (!hosts.includes(self)) logger.warn("this origin left the ring", { self, hosts });

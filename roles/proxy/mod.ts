@@ -60,7 +60,7 @@ export async function startProxy(
   const sessions = await UploadSessions.open({ root: `${config.storageRoot}/sessions` });
   const hostLists = await openHostLists(
     { origin: config.origin.hosts, buildIndex: config.buildIndex.hosts },
-    { logger },
+    { logger, metrics: ctx.tracing.roleMetrics },
   );
   const { origin, buildIndex } = hostLists.lists;
   const router = createProxyRouter({

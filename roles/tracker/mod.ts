@@ -76,7 +76,10 @@ export async function startTracker(
   deps: TrackerDeps = {},
 ): Promise<RunningTracker> {
   const { logger } = ctx;
-  const hostLists = await openHostLists({ origins: config.origins.hosts }, { logger });
+  const hostLists = await openHostLists({ origins: config.origins.hosts }, {
+    logger,
+    metrics: ctx.tracing.roleMetrics,
+  });
   const { origins } = hostLists.lists;
   let store: PeerStore;
   try {
