@@ -27,6 +27,7 @@
 import { isAbsolute, resolve } from "node:path";
 import { stringify as yamlStringify } from "yaml";
 import { ConfigError, isMap, parseHostPort, parsePort } from "./config.ts";
+import { parseByteSize } from "./byte_size.ts";
 import { parseDuration } from "./duration.ts";
 
 export { ConfigError, parseHostPort, parsePort };
@@ -301,6 +302,20 @@ export function duration(options: { positive?: boolean } = {}): Schema<number> {
     }
     if (options.positive && ms <= 0) throw new ConfigError(key, "must be longer than 0");
     return ms;
+  });
+}
+
+/** A byte size (`4MB` = 4 MiB, `512KB`, `100B`, or a plain number of bytes); `positive` refuses 0. */
+export function byteSize(options: { positive?: boolean } = {}): Schema<number> {
+  return leaf("size", (raw, key) => {
+    let bytes: number;
+    try {
+      bytes = parseByteSize(raw as string | number);
+    } catch (error) {
+      throw new ConfigError(key, (error as Error).message);
+    }
+    if (options.positive && bytes === 0) throw new ConfigError(key, "must be > 0");
+    return bytes;
   });
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything kraken's tests and demo need on a fresh machine (Debian with Node/npm and Go):
-# the pinned Deno from npm, skopeo and redis-server from apt, and the Go programs listed in
+# the pinned Deno from npm, skopeo, redis-server and python3 from apt, and the Go programs listed in
 # scripts/go-tools.tsv (Jaeger, …) built from the Go module proxy and cached. Safe to run again: each step is skipped when its result is already there.
 set -euo pipefail
 # deno task/bundle/install would otherwise try to resolve package.json's toolchain pin.
@@ -19,6 +19,8 @@ fi
 missing=()
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# The http backend test serves blobs with python3's http.server.
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
 if ((${#missing[@]} > 0)); then
   sudo=""
   [[ $(id -u) -ne 0 ]] && sudo="sudo"

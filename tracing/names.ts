@@ -175,6 +175,8 @@ export const ATTR = {
   userAgentOriginal: "user_agent.original",
   /** Class of the error that failed a span. */
   errorType: "error.type",
+  /** Google Cloud service a client span calls (`storage` for GCS). */
+  gcpClientService: "gcp.client.service",
 
   // ---- Jaeger's sampling conventions (its adaptive sampling reads them) ----
   /** Sampler that decided a root span: `probabilistic`, `ratelimiting` or `lowerbound`. */

@@ -40,7 +40,7 @@
 import type { RawMap } from "../../common/config.ts";
 import {
   applyFlags,
-  custom,
+  byteSize as byteSizeSchema,
   duration,
   type Infer,
   int,
@@ -51,7 +51,6 @@ import {
   port,
   string,
 } from "../../common/schema.ts";
-import { parseByteSize } from "../../common/byte_size.ts";
 import { NetworkList } from "../../common/cidr.ts";
 import { listenerLimitsSchema } from "../../http/listener_config.ts";
 import { hostListSchema } from "../../cluster/hostlist_config.ts";
@@ -59,11 +58,7 @@ import { hostListSchema } from "../../cluster/hostlist_config.ts";
 /** Upstream's base `allowed_cidrs`, plus the IPv6 loopback. */
 export const DEFAULT_ALLOWED_CIDRS = ["127.0.0.1/32", "::1/128", "172.17.0.1/32"];
 
-const byteSize = custom("size", (raw) => {
-  const bytes = parseByteSize(raw as string | number);
-  if (bytes === 0) throw new RangeError("must be > 0");
-  return bytes;
-});
+const byteSize = byteSizeSchema({ positive: true });
 
 const schedulerSchema = object({
   seeder_tti: duration({ positive: true }).default("5m").describe(

@@ -45,7 +45,11 @@ import {
   regex,
   string,
 } from "../../common/schema.ts";
-import { backendsSchema, buildBackendEntry } from "../../storage/backend/config.ts";
+import {
+  backendAuthSchema,
+  backendsSchema,
+  buildBackendEntry,
+} from "../../storage/backend/config.ts";
 import { writebackSchema } from "../../storage/writeback_config.ts";
 import { tracedFetch } from "../../tracing/mod.ts";
 import { listenerLimitsSchema } from "../../http/listener_config.ts";
@@ -118,6 +122,7 @@ const fields = object({
     backoff: duration().default("500ms")
       .describe("First wait between those attempts. It doubles each time, up to 30 s."),
   }, { rename: { backoff: "backoffMs" } }),
+  auth: backendAuthSchema,
   backends: backendsSchema.describe(
     "Namespace → backend mapping; the namespace is the tag string. Use `name_path: docker_tag` " +
       "for the registry layout `.../repositories/<repo>/_manifests/tags/<tag>/current/link`.",
@@ -127,11 +132,13 @@ const fields = object({
 });
 
 /** The build-index keys (everything but `tracing:`), defaults beside them. */
-export const buildIndexConfigSchema = fields.map(({ storage, writeback, backends, ...rest }) => ({
+export const buildIndexConfigSchema = fields.map((
+  { storage, writeback, backends, auth, ...rest },
+) => ({
   ...rest,
   storageRoot: storage.root,
   writeback: { ...writeback, db: writeback.db ?? resolve(storage.root, "build-index.db") },
-  backends: backends.map((entry) => buildBackendEntry(entry, { fetch: tracedFetch })),
+  backends: backends.map((entry) => buildBackendEntry(entry, { fetch: tracedFetch, auth })),
 }));
 
 /** The validated build-index configuration. */

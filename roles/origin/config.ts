@@ -46,6 +46,7 @@ import {
   string,
 } from "../../common/schema.ts";
 import {
+  backendAuthSchema,
   backendEntrySchema,
   type BackendsConfigOptions,
   buildBackendEntry,
@@ -109,6 +110,7 @@ const fields = object({
       "namespace wins. A namespace that matches none can be uploaded, but nothing is written " +
       "back for it.",
   ),
+  auth: backendAuthSchema,
   writeback: writebackSchema(
     "`<storage.root>/origin.db`",
     "SQLite file of the write-back queue (`writeback_task` table, upstream's schema).",
@@ -205,9 +207,9 @@ export interface ParseOriginConfigOptions {
   fetch?: BackendsConfigOptions["fetch"];
 }
 
-function buildOriginBackends(parsed: ParsedOrigin["backends"], options: ParseOriginConfigOptions) {
-  return parsed.map((entry) => ({
-    ...buildBackendEntry(entry, options),
+function buildOriginBackends(parsed: ParsedOrigin, options: ParseOriginConfigOptions) {
+  return parsed.backends.map((entry) => ({
+    ...buildBackendEntry(entry, { ...options, auth: parsed.auth }),
     mustReady: entry.mustReady,
   }));
 }
@@ -225,5 +227,5 @@ export function parseOriginConfig(
   const parsed = originConfigSchema.parse(applyFlags(fields, raw, flags, FLAGS), "", {
     baseDir: options.baseDir,
   });
-  return { ...parsed, backends: buildOriginBackends(parsed.backends, options) };
+  return { ...parsed, backends: buildOriginBackends(parsed, options) };
 }

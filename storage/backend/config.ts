@@ -14,8 +14,10 @@
  *
  * Each entry has exactly one backend type. Supported types are `testfs` (HTTP),
  * `file` (a local directory; this project's embedded default, which upstream
- * does not have), and the read-only `registry_blob`, `registry_tag` (a Docker
- * registry) and `http` (a URL template); docs/backends.md describes each. The block is a schema of `common/schema.ts`, so errors
+ * does not have), `gcs` (a Google Cloud Storage bucket), and the read-only
+ * `registry_blob`, `registry_tag` (a Docker registry) and `http` (a URL template);
+ * docs/backends.md describes each. Credentials sit in the role's top-level
+ * `auth:` block ({@linkcode backendAuthSchema}), as upstream. The block is a schema of `common/schema.ts`, so errors
  * are `ConfigError`s naming the offending key, for example
  * `backends[1].backend.testfs.addr: ...`.
  *
@@ -23,6 +25,7 @@
  */
 
 import {
+  ConfigError,
   duration,
   hostPort,
   type Infer,
@@ -30,12 +33,15 @@ import {
   object,
   oneOf,
   path,
+  record,
   regex,
   string,
   variant,
 } from "../../common/schema.ts";
 import { type BackendEntry, type BackendFetch, BackendManager } from "./backend.ts";
 import { FileBackend } from "./fs.ts";
+import { GcsBackend, gcsBackendSchema } from "./gcs.ts";
+import { parseServiceAccountKey, type ServiceAccountKey } from "./gcs_auth.ts";
 import { HttpBackend, httpBackendSchema } from "./http.ts";
 import { registryBackendSchema, RegistryBlobBackend, RegistryTagBackend } from "./registry.ts";
 import { NAME_PATH_IDS } from "./namepath.ts";
@@ -73,8 +79,29 @@ export const backendEntrySchema = object({
       "Read-through from a Docker registry's tags (build-index; the value is the manifest digest).",
     ),
     http: httpBackendSchema.describe("Read-only blobs from an HTTP server (a URL template)."),
+    gcs: gcsBackendSchema.describe("A Google Cloud Storage bucket (JSON API), or an emulator's."),
   }),
 });
+
+/**
+ * The top-level `auth:` block, upstream's layout: credentials per backend type, then per user name
+ * (the backend's `username` picks one). Secrets: never logged or traced.
+ */
+export const backendAuthSchema = object({
+  gcs: record(object({
+    gcs: object({
+      access_blob: string().optional().describe(
+        "Service-account JSON key (the key file's text): tokens come from signing a JWT with it.",
+      ),
+      access_token: string().optional().describe("An OAuth2 access token, sent as is."),
+    }, { rename: { access_blob: "accessBlob", access_token: "accessToken" } }),
+  })).default({}).describe(
+    "`<username>: {gcs: {access_blob | access_token}}` for `gcs` backends.",
+  ),
+}).describe("Backend credentials by type and user name.");
+
+/** A validated `auth:` block. */
+export type BackendAuthConfig = Infer<typeof backendAuthSchema>;
 
 /** The `backends:` list (absent: no backends). */
 export const backendsSchema = list(backendEntrySchema).default([]);
@@ -88,6 +115,8 @@ export interface BackendsConfigOptions {
   key?: string;
   /** The fetch HTTP backends use; roles pass a traced one. */
   fetch?: BackendFetch;
+  /** The role's `auth:` block (credentials of `gcs` backends). */
+  auth?: BackendAuthConfig;
   /** Directory relative `file` roots are resolved against (default: the working directory). */
   baseDir?: string;
 }
@@ -95,7 +124,7 @@ export interface BackendsConfigOptions {
 /** Builds the backend of one validated entry. */
 export function buildBackendEntry(
   entry: BackendEntryConfig,
-  options: Pick<BackendsConfigOptions, "fetch"> = {},
+  options: Pick<BackendsConfigOptions, "fetch" | "auth"> = {},
 ): BackendEntry {
   const { fetch } = options;
   const backend = (() => {
@@ -111,9 +140,40 @@ export function buildBackendEntry(
         return new RegistryTagBackend({ ...spec.value, fetch });
       case "http":
         return new HttpBackend({ ...spec.value, fetch });
+      case "gcs":
+        return new GcsBackend({
+          ...spec.value,
+          ...gcsCredentials(spec.value.username, options.auth),
+          fetch,
+        });
     }
   })();
   return { namespace: entry.namespace, backend };
+}
+
+/**
+ * The credentials `auth.gcs.<username>.gcs` names, for a `gcs` backend (none without a username).
+ * @throws {ConfigError} when the user has no credentials, or the key is not a service-account key
+ */
+function gcsCredentials(
+  username: string | undefined,
+  auth: BackendAuthConfig | undefined,
+): { key?: ServiceAccountKey; token?: string } {
+  if (username === undefined) return {};
+  const key = `auth.gcs.${username}.gcs`;
+  const creds = auth?.gcs[username]?.gcs;
+  if (!creds || (creds.accessBlob === undefined && creds.accessToken === undefined)) {
+    throw new ConfigError(key, "needs access_blob or access_token (the gcs backend's username)");
+  }
+  if (creds.accessBlob !== undefined && creds.accessToken !== undefined) {
+    throw new ConfigError(key, "give access_blob or access_token, not both");
+  }
+  if (creds.accessToken !== undefined) return { token: creds.accessToken };
+  try {
+    return { key: parseServiceAccountKey(creds.accessBlob!) };
+  } catch (error) {
+    throw new ConfigError(`${key}.access_blob`, (error as Error).message);
+  }
 }
 
 /**

@@ -21,11 +21,11 @@
  * @module
  */
 
-import { duration, type Infer, object, string } from "../../common/schema.ts";
-import { HttpStatusError } from "../../http/status_error.ts";
+import { bool, duration, type Infer, int, number, object, string } from "../../common/schema.ts";
 import {
   type Backend,
   type BackendFetch,
+  type BackendStats,
   type BlobInfo,
   cutRange,
   discardUploadBody,
@@ -35,6 +35,7 @@ import {
   ReadOnlyBackendError,
   type UploadBody,
 } from "./backend.ts";
+import { BackendTransport } from "./transport.ts";
 
 /** Default `download_timeout`: upstream's. */
 export const DEFAULT_HTTP_DOWNLOAD_TIMEOUT_MS = 180_000;
@@ -71,13 +72,33 @@ export const httpBackendSchema = object({
     "Accepted for upstream configs and unused: uploads are refused, as upstream.",
   ),
   download_timeout: duration({ positive: true }).optional("`180s`").describe(
-    "A request fails when the server has not answered within this long.",
+    "A request fails after making no progress (no answer, no body bytes) for this long.",
   ),
+  download_backoff: object({
+    enabled: bool().default(false).describe(
+      "Retry 5xx, 429 and network errors (upstream's default: no retries).",
+    ),
+    initial_interval: duration({ positive: true }).default("2s").describe("First wait."),
+    randomization_factor: number({ min: 0, max: 1 }).default(0.05).describe(
+      "Share of each wait that is random.",
+    ),
+    multiplier: number({ min: 1 }).default(2).describe("Growth of the wait per retry."),
+    max_interval: duration({ positive: true }).default("30s").describe("Cap on one wait."),
+    max_retries: int({ min: 0 }).default(5).describe("Retries after the first attempt."),
+  }, {
+    rename: {
+      initial_interval: "initialMs",
+      randomization_factor: "jitter",
+      max_interval: "maxMs",
+      max_retries: "maxRetries",
+    },
+  }).describe("Upstream's exponential backoff of downloads."),
 }, {
   rename: {
     download_url: "downloadUrl",
     upload_url: "uploadUrl",
     download_timeout: "downloadTimeoutMs",
+    download_backoff: "downloadBackoff",
   },
 });
 
@@ -90,9 +111,18 @@ export interface HttpBackendOptions {
   downloadUrl: string;
   /** Ignored (uploads are refused). */
   uploadUrl?: string;
-  /** Answer timeout in ms (default {@linkcode DEFAULT_HTTP_DOWNLOAD_TIMEOUT_MS}). */
+  /** Idle timeout in ms (default {@linkcode DEFAULT_HTTP_DOWNLOAD_TIMEOUT_MS}). */
   downloadTimeoutMs?: number;
-  /** The fetch to use; roles pass a traced one (default `globalThis.fetch`). */
+  /** Upstream's `download_backoff` (default: disabled, one attempt). */
+  downloadBackoff?: {
+    enabled: boolean;
+    initialMs: number;
+    jitter: number;
+    multiplier: number;
+    maxMs: number;
+    maxRetries: number;
+  };
+  /** The fetch to use; roles pass a traced one (default {@linkcode plainFetch}). */
   fetch?: BackendFetch;
 }
 
@@ -110,8 +140,7 @@ export class HttpBackend implements Backend {
   readonly bucket: string;
   readonly #template: string;
   readonly #route: string;
-  readonly #fetch: BackendFetch;
-  readonly #timeoutMs: number;
+  readonly #transport: BackendTransport;
 
   /** @param options see {@linkcode HttpBackendOptions} */
   constructor(options: HttpBackendOptions) {
@@ -120,34 +149,40 @@ export class HttpBackend implements Backend {
     this.#template = options.downloadUrl;
     this.#route = routeOf(options.downloadUrl);
     this.bucket = new URL(fillUrlTemplate(options.downloadUrl, "name")).host;
-    this.#fetch = options.fetch ?? globalThis.fetch;
-    this.#timeoutMs = options.downloadTimeoutMs ?? DEFAULT_HTTP_DOWNLOAD_TIMEOUT_MS;
+    const backoff = options.downloadBackoff;
+    this.#transport = new BackendTransport({
+      type: this.type,
+      fetch: options.fetch,
+      idleTimeoutMs: options.downloadTimeoutMs ?? DEFAULT_HTTP_DOWNLOAD_TIMEOUT_MS,
+      retry: backoff?.enabled
+        ? {
+          attempts: backoff.maxRetries + 1,
+          initialMs: backoff.initialMs,
+          maxMs: backoff.maxMs,
+          multiplier: backoff.multiplier,
+          jitter: backoff.jitter,
+        }
+        : { attempts: 1 },
+    });
+  }
+
+  /** Retries, idle timeouts and failures of the requests. */
+  get stats(): BackendStats {
+    return this.#transport.stats;
   }
 
   async #request(method: "HEAD" | "GET", name: string): Promise<Response> {
     if (name === "" || /[\s?#]/.test(name)) {
       throw new TypeError(`http backend: invalid name ${JSON.stringify(name)}`);
     }
-    const url = fillUrlTemplate(this.#template, name);
-    // Bounds the wait for an answer; a body that is streaming is the caller's to time.
-    const controller = new AbortController();
-    const timer = setTimeout(() => {
-      controller.abort(new Error(`${method} ${url}: no answer in ${this.#timeoutMs} ms`));
-    }, this.#timeoutMs);
-    try {
-      const res = await this.#fetch(url, {
-        method,
-        signal: controller.signal,
-        route: this.#route,
-        expectedStatus: [404, 405, 501],
-      });
-      if (res.status === 200 || res.status === 404) return res;
-      if (method === "HEAD" && (res.status === 405 || res.status === 501)) return res;
-      const text = await res.text().catch(() => "");
-      throw new HttpStatusError(method, url, res.status, text);
-    } finally {
-      clearTimeout(timer);
-    }
+    const res = await this.#transport.request({
+      method,
+      url: fillUrlTemplate(this.#template, name),
+      route: this.#route,
+      // 404 is an absent blob; 405/501 a server without HEAD, which stat reads as "exists".
+      expectedStatus: method === "HEAD" ? [404, 405, 501] : [404],
+    });
+    return res;
   }
 
   /** `HEAD <url>`; see the module doc for the answers. */

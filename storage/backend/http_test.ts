@@ -78,9 +78,45 @@ Deno.test("http: the answer timeout names the request", async () => {
       downloadUrl: `http://127.0.0.1:${listener.addr.port}/%s`,
       downloadTimeoutMs: 100,
     });
-    await assert.rejects(() => backend.download("ns", "abc"), /GET .*\/abc: no answer in 100 ms/);
+    await assert.rejects(
+      () => backend.download("ns", "abc"),
+      /GET .*\/abc: no progress for 100 ms \(idle timeout\)/,
+    );
   } finally {
     listener.close();
     for (const c of conns) c.close();
+  }
+});
+
+Deno.test("http: download_backoff retries a 5xx; without it one attempt", async () => {
+  let calls = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => {
+    calls++;
+    // 503 for the first two requests: the one-attempt backend's and the retrying one's first.
+    return calls <= 2
+      ? new Response("busy", { status: 503 })
+      : new Response("hello", { headers: { "content-length": "5" } });
+  });
+  try {
+    const url = `http://127.0.0.1:${server.addr.port}/%s`;
+    const once = new HttpBackend({ downloadUrl: url });
+    await assert.rejects(() => once.download("ns", "abc"), /status 503: busy/);
+    assert.equal(calls, 1);
+    const retrying = new HttpBackend({
+      downloadUrl: url,
+      downloadBackoff: {
+        enabled: true,
+        initialMs: 1,
+        jitter: 0.05,
+        multiplier: 2,
+        maxMs: 5,
+        maxRetries: 2,
+      },
+    });
+    assert.equal(await new Response(await retrying.download("ns", "abc")).text(), "hello");
+    assert.equal(calls, 3);
+    assert.equal(retrying.stats.retries, 1);
+  } finally {
+    await server.shutdown();
   }
 });

@@ -25,7 +25,6 @@
  */
 
 import { bool, duration, type Infer, list, object, path, string } from "../../common/schema.ts";
-import { HttpStatusError } from "../../http/status_error.ts";
 import { MANIFEST_MEDIA_TYPES, parseManifest, readManifestBytes } from "../../registry/manifest.ts";
 import { digestOfBytes } from "../digest.ts";
 import { expand, type Route } from "../../wire/route.ts";
@@ -38,16 +37,19 @@ import {
 import {
   type Backend,
   type BackendFetch,
+  type BackendStats,
   type BlobInfo,
   cutRange,
   discardUploadBody,
   type DownloadOptions,
   type ListResult,
+  plainFetch,
   readinessProbeName,
   ReadOnlyBackendError,
   type UploadBody,
 } from "./backend.ts";
 import { RegistryAuthenticator } from "./registry_auth.ts";
+import { BackendRequestError, BackendTransport, type RetryOptions } from "./transport.ts";
 
 /** Default `timeout`: upstream's. */
 export const DEFAULT_REGISTRY_TIMEOUT_MS = 60_000;
@@ -58,7 +60,7 @@ export const registryBackendSchema = object({
     /^[^\s/]+$/.test(v) ? undefined : `must be host[:port], got ${JSON.stringify(v)}`
   ).describe("`host[:port]` of the registry."),
   timeout: duration({ positive: true }).optional("`60s`").describe(
-    "A request fails when the registry has not answered within this long.",
+    "A request fails after making no progress (no answer, no body bytes) for this long.",
   ),
   security: object({
     tls: object({
@@ -101,8 +103,10 @@ export interface RegistryBackendOptions {
     basic?: { username?: string; password?: string; identityToken?: string };
     enableHTTPFallback?: boolean;
   };
-  /** The fetch to use; roles pass a traced one (default `globalThis.fetch`). */
+  /** The fetch to use; roles pass a traced one (default {@linkcode plainFetch}). */
   fetch?: BackendFetch;
+  /** Retry policy of the requests (default: `transport.ts`'s). */
+  retry?: RetryOptions;
 }
 
 /** Repository names as the distribution spec defines them; anything else never reaches a URL. */
@@ -145,36 +149,49 @@ interface RegistryCall {
 /** The HTTP side shared by both registry backends: URLs, TLS, auth retries, errors. */
 class RegistryClient {
   readonly address: string;
-  readonly #fetch: BackendFetch;
   readonly #auth: RegistryAuthenticator;
   readonly #scheme: "http" | "https";
   readonly #fallback: boolean;
-  readonly #timeoutMs: number;
-  /** Fetch options of every request: the HTTP client trusting `security.tls.cas`, if any. */
-  readonly #init: { client?: Deno.HttpClient };
+  readonly #transport: BackendTransport;
+  /** Sends requests with the HTTP client trusting `security.tls.cas`, when there are some. */
+  readonly #send: ((url: string, init: RequestInit) => Promise<Response>) | undefined;
 
-  constructor(options: RegistryBackendOptions) {
+  constructor(type: string, options: RegistryBackendOptions) {
     if (!/^[^\s/]+$/.test(options.address ?? "")) {
       throw new TypeError(`registry: address must be host[:port], got ${options.address}`);
     }
     this.address = options.address;
-    this.#fetch = options.fetch ?? globalThis.fetch;
+    const fetch = options.fetch ?? plainFetch;
     const security = options.security ?? {};
     const disabled = security.tls?.client?.disabled === true;
     this.#scheme = disabled ? "http" : "https";
     this.#fallback = !disabled && security.enableHTTPFallback === true;
-    this.#timeoutMs = options.timeoutMs ?? DEFAULT_REGISTRY_TIMEOUT_MS;
     const cas = disabled ? [] : (security.tls?.cas ?? []);
-    this.#init = cas.length > 0
-      ? {
-        client: Deno.createHttpClient({ caCerts: cas.map((c) => Deno.readTextFileSync(c.path)) }),
-      }
-      : {};
+    const client = cas.length > 0
+      ? Deno.createHttpClient({ caCerts: cas.map((c) => Deno.readTextFileSync(c.path)) })
+      : undefined;
+    this.#send = client ? (url, init) => globalThis.fetch(url, { ...init, client }) : undefined;
     this.#auth = new RegistryAuthenticator({
-      fetch: this.#fetch,
+      fetch,
       credentials: security.basic,
-      init: this.#init,
+      init: client ? { client } : {},
     });
+    const basic = security.basic ?? {};
+    this.#transport = new BackendTransport({
+      type,
+      fetch,
+      idleTimeoutMs: options.timeoutMs ?? DEFAULT_REGISTRY_TIMEOUT_MS,
+      retry: options.retry,
+      secrets: () =>
+        [basic.password, basic.identityToken, ...this.#auth.secrets()].filter((s): s is string =>
+          s !== undefined
+        ),
+    });
+  }
+
+  /** Retries, idle timeouts and failures of the requests. */
+  get stats(): BackendStats {
+    return this.#transport.stats;
   }
 
   /** Token requests so far. */
@@ -192,39 +209,35 @@ class RegistryClient {
     return `${scheme}://${this.address}${path}`;
   }
 
-  async #send(scheme: string, call: RegistryCall, authorization?: string): Promise<Response> {
+  #request(
+    scheme: string,
+    call: RegistryCall,
+    authorization: string | undefined,
+    retry: boolean,
+  ): Promise<Response> {
     const headers = new Headers();
     if (call.accept) headers.set("accept", call.accept);
     if (authorization) headers.set("authorization", authorization);
-    // Bounds the wait for an answer; a body that is streaming is the caller's to time.
-    const controller = new AbortController();
-    const url = this.#url(scheme, call);
-    const timer = setTimeout(() => {
-      controller.abort(
-        new Error(`${call.route.method} ${url}: no answer in ${this.#timeoutMs} ms`),
-      );
-    }, this.#timeoutMs);
-    try {
-      return await this.#fetch(url, {
-        ...this.#init,
-        method: call.route.method,
-        headers,
-        signal: controller.signal,
-        route: call.route.template,
-        // Absent objects and auth challenges are answers, not failures.
-        expectedStatus: [401, 404],
-      });
-    } finally {
-      clearTimeout(timer);
-    }
+    return this.#transport.request({
+      method: call.route.method,
+      url: this.#url(scheme, call),
+      route: call.route.template,
+      headers,
+      // Absent objects and auth challenges are answers, not failures.
+      expectedStatus: [401, 404],
+      transport: this.#send,
+      retry,
+    });
   }
 
   async #sendWithFallback(call: RegistryCall, authorization?: string): Promise<Response> {
+    if (!this.#fallback) return await this.#request(this.#scheme, call, authorization, true);
     try {
-      return await this.#send(this.#scheme, call, authorization);
+      // With a fallback, HTTPS gets one try: a registry without TLS refuses every handshake.
+      return await this.#request(this.#scheme, call, authorization, false);
     } catch (error) {
-      if (!this.#fallback || !(error instanceof TypeError)) throw error;
-      return await this.#send("http", call, authorization);
+      if (error instanceof BackendRequestError) throw error;
+      return await this.#request("http", call, authorization, true);
     }
   }
 
@@ -239,8 +252,12 @@ class RegistryClient {
       res = await this.#sendWithFallback(call, authorization);
     }
     if (res.status === 200 || res.status === 404) return res;
+    // Still 401 after answering the challenge: the credentials are refused.
     const text = await res.text().catch(() => "");
-    throw new HttpStatusError(call.route.method, this.#url(this.#scheme, call), res.status, text);
+    throw new BackendRequestError(call.route.method, this.#url(this.#scheme, call), res.status, {
+      message: this.#transport.redact(new Error(text)).message,
+      retryable: false,
+    });
   }
 
   /** HEAD `call`: the size from `Content-Length`, or `null` on 404. */
@@ -270,8 +287,13 @@ export class RegistryBlobBackend implements Backend {
 
   /** @param options see {@linkcode RegistryBackendOptions} */
   constructor(options: RegistryBackendOptions) {
-    this.#client = new RegistryClient(options);
+    this.#client = new RegistryClient(this.type, options);
     this.bucket = this.#client.address;
+  }
+
+  /** Retries, idle timeouts and failures of the requests. */
+  get stats(): BackendStats {
+    return this.#client.stats;
   }
 
   /** Token requests made so far. */
@@ -347,8 +369,13 @@ export class RegistryTagBackend implements Backend {
 
   /** @param options see {@linkcode RegistryBackendOptions} */
   constructor(options: RegistryBackendOptions) {
-    this.#client = new RegistryClient(options);
+    this.#client = new RegistryClient(this.type, options);
     this.bucket = this.#client.address;
+  }
+
+  /** Retries, idle timeouts and failures of the requests. */
+  get stats(): BackendStats {
+    return this.#client.stats;
   }
 
   /** Token requests made so far. */

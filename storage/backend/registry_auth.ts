@@ -164,6 +164,11 @@ export class RegistryAuthenticator {
     return `Basic ${btoa(String.fromCharCode(...bytes))}`;
   }
 
+  /** The tokens currently held, for redaction. */
+  secrets(): string[] {
+    return [...this.#tokens.values()].map((t) => t.header.slice("Bearer ".length));
+  }
+
   /** The `Authorization` value to send for `repo` before any challenge, if one is known. */
   cached(repo: string): string | undefined {
     const challenge = this.#challenge;

@@ -97,6 +97,8 @@ async function startStandIn(
 }
 
 const insecure = { tls: { client: { disabled: true } } };
+/** Quick retries, so a test of a failing registry does not wait for real backoff. */
+const retry = { attempts: 2, initialMs: 1, maxMs: 2 };
 const alice = { username: "alice", password: "s3cret" };
 
 async function text(stream: ReadableStream<Uint8Array> | null): Promise<string> {
@@ -163,7 +165,7 @@ Deno.test("registry_blob: layer by blob route, manifest through the manifest fal
 Deno.test("registry_tag: HEAD gives the manifest size, GET the manifest's digest", async () => {
   const reg = await startStandIn("none");
   try {
-    const backend = new RegistryTagBackend({ address: reg.address, security: insecure });
+    const backend = new RegistryTagBackend({ address: reg.address, security: insecure, retry });
     assert.deepEqual(await backend.stat("team/app:v1", "team/app:v1"), { size: MANIFEST.length });
     const digest = await digestOfBytes(MANIFEST);
     assert.equal(await text(await backend.download("", "team/app:v1")), digest.toString());
@@ -174,6 +176,9 @@ Deno.test("registry_tag: HEAD gives the manifest size, GET the manifest's digest
       () => backend.download("", "team/app:fails"),
       /status 503: storage driver down/,
     );
+    // A 5xx is retried (through transport.ts), then fails with the registry's message.
+    assert.equal(reg.requests.filter((r) => r.path.endsWith("/fails")).length, 2);
+    assert.equal(backend.stats.retries, 1);
     for (const r of reg.requests) {
       assert.equal(
         r.accept,
@@ -202,9 +207,12 @@ Deno.test("registry: basic challenge answered, then sent up front", async () => 
     await assert.rejects(() => anonymous.stat("", "team/app:v1"), RegistryAuthError);
     const wrong = new RegistryTagBackend({
       address: reg.address,
-      security: { ...insecure, basic: { username: "alice", password: "nope" } },
+      security: { ...insecure, basic: { username: "alice", password: "nope-pw" } },
     });
-    await assert.rejects(() => wrong.stat("", "team/app:v1"), /status 401/);
+    await assert.rejects(
+      () => wrong.stat("", "team/app:v1"),
+      (e: Error) => /status 401/.test(e.message) && !e.message.includes("nope-pw"),
+    );
   } finally {
     await reg.close();
   }
@@ -264,7 +272,7 @@ Deno.test("registry: an expired token is fetched again", async () => {
 Deno.test("registry: https by default, http fallback only when enabled", async () => {
   const reg = await startStandIn("none");
   try {
-    const strict = new RegistryTagBackend({ address: reg.address });
+    const strict = new RegistryTagBackend({ address: reg.address, retry });
     await assert.rejects(() => strict.stat("", "team/app:v1"));
     const fallback = new RegistryTagBackend({
       address: reg.address,

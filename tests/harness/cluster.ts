@@ -35,6 +35,10 @@ export interface ClusterOptions {
   originBackend?: (testfsAddr: string) => Record<string, unknown>;
   /** The build-index's `backend:` block instead of testfs `{root: tags, name_path: docker_tag}`. */
   buildIndexBackend?: (testfsAddr: string) => Record<string, unknown>;
+  /** Top-level keys added to every origin's config (`auth:` for backend credentials). */
+  originExtra?: Record<string, unknown>;
+  /** Top-level keys added to the build-index's config. */
+  buildIndexExtra?: Record<string, unknown>;
 }
 
 /** A started process of the cluster. */
@@ -143,6 +147,7 @@ export async function startUploadCluster(options: ClusterOptions): Promise<Uploa
     metainfo: { piece_lengths: { 0: "64KB" } },
     backends: [{ namespace: ".*", backend: originBackend }],
     writeback: { retry_interval: interval, poll_interval: interval },
+    ...options.originExtra,
   });
   const startOriginAt = (i: number) =>
     startRole("origin", `origin${i + 1}`, originPorts[i], originConfig(i));
@@ -156,6 +161,7 @@ export async function startUploadCluster(options: ClusterOptions): Promise<Uploa
     origin: { hosts: originHosts },
     tag_store: { write_through: true },
     backends: [{ namespace: ".*", backend: buildIndexBackend }],
+    ...options.buildIndexExtra,
   });
   const proxy = await startRole("proxy", "proxy", proxyPort, {
     listen: { host: "127.0.0.1", port: proxyPort },

@@ -27,6 +27,11 @@ export interface SlowRelayOptions {
   toServer?: Throttle;
   /** Server → client direction (responses). Default: unthrottled. */
   toClient?: Throttle;
+  /**
+   * Drops the connection that carries the client → server byte number `cutAfterBytes` (counted
+   * over all connections), once: a server that goes away mid-upload. Later connections pass.
+   */
+  cutAfterBytes?: number;
 }
 
 /** A running relay. */
@@ -37,6 +42,10 @@ export interface SlowRelay {
   readonly connections: number;
   /** Epoch ms of each accepted connection. */
   readonly acceptedAt: readonly number[];
+  /** Bytes forwarded client → server so far, over all connections. */
+  readonly bytesToServer: number;
+  /** Whether the {@linkcode SlowRelayOptions.cutAfterBytes} cut happened. */
+  readonly cut: boolean;
   /** Closes the listener and every connection. */
   close(): Promise<void>;
 }
@@ -46,6 +55,8 @@ async function pump(
   to: Deno.Conn,
   throttle: Throttle | undefined,
   closed: () => boolean,
+  /** Told of each read; returns how many of the `n` bytes to forward before dropping (or `n`). */
+  meter: (n: number) => number = (n) => n,
 ): Promise<void> {
   const buffer = new Uint8Array(throttle?.bytesPerTick ?? 64 * 1024);
   let moved = 0;
@@ -59,8 +70,10 @@ async function pump(
       : Math.min(buffer.length, throttle.stallAfterBytes - moved);
     const n = await from.read(buffer.subarray(0, limit));
     if (n === null) break;
+    const pass = meter(n);
     let written = 0;
-    while (written < n) written += await to.write(buffer.subarray(written, n));
+    while (written < pass) written += await to.write(buffer.subarray(written, pass));
+    if (pass < n) throw new Error("connection cut by the relay");
     moved += n;
     if (throttle) await new Promise((r) => setTimeout(r, throttle.tickMs));
   }
@@ -74,6 +87,19 @@ export function startSlowRelay(target: string, options: SlowRelayOptions = {}): 
   const tasks = new Set<Promise<void>>();
   const acceptedAt: number[] = [];
   let closed = false;
+  let bytesToServer = 0;
+  let cut = false;
+  const meterToServer = (n: number): number => {
+    const budget = options.cutAfterBytes;
+    if (!cut && budget !== undefined && bytesToServer + n > budget) {
+      cut = true;
+      const pass = budget - bytesToServer;
+      bytesToServer = budget;
+      return pass;
+    }
+    bytesToServer += n;
+    return n;
+  };
   const isClosed = () => closed;
   const serve = async (client: Deno.Conn) => {
     conns.add(client);
@@ -83,7 +109,7 @@ export function startSlowRelay(target: string, options: SlowRelayOptions = {}): 
       conns.add(server);
       let ended = false;
       const over = () => ended || isClosed();
-      const up = pump(client, server, options.toServer, over);
+      const up = pump(client, server, options.toServer, over, meterToServer);
       const down = pump(server, client, options.toClient, over);
       await Promise.race([up, down]).catch(() => {});
       ended = true;
@@ -126,6 +152,12 @@ export function startSlowRelay(target: string, options: SlowRelayOptions = {}): 
     addr: `127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
     get connections() {
       return acceptedAt.length;
+    },
+    get bytesToServer() {
+      return bytesToServer;
+    },
+    get cut() {
+      return cut;
     },
     acceptedAt,
     async close() {
