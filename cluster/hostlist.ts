@@ -50,23 +50,37 @@ export type HostListConfig =
 /** Resolves a name to its IP addresses (IPv4 and IPv6, no port). */
 export type Resolver = (hostname: string) => Promise<string[]>;
 
+/** The lookup {@linkcode dnsResolver} asks (`Deno.resolveDns`'s shape for A and AAAA). */
+export type AddressLookup = (hostname: string, type: "A" | "AAAA") => Promise<string[]>;
+
 /**
- * The system resolver: an IP literal is itself; otherwise the name's A and AAAA records through
- * `Deno.resolveDns` (which also reads the hosts file, so `localhost` works).
+ * A resolver over `lookup`: an IP literal is itself; otherwise the name's A records, or its AAAA
+ * records when it has no A record (a failed A lookup is a failure, not a reason to use AAAA).
+ * A dual-stack host is listed once (a ring must not hold one
+ * node under two labels), and IPv4 is what Go nodes can use (upstream's list cannot attach a port
+ * to an IPv6 address).
  */
-export const systemResolver: Resolver = async (hostname) => {
-  if (isIP(hostname)) return [hostname];
-  const lookups = await Promise.allSettled([
-    Deno.resolveDns(hostname, "A"),
-    Deno.resolveDns(hostname, "AAAA"),
-  ]);
-  const addresses = lookups.flatMap((r) => r.status === "fulfilled" ? r.value : []);
-  if (addresses.length === 0) {
-    const failed = lookups.find((r) => r.status === "rejected");
-    throw failed ? failed.reason : new Error(`no A or AAAA records for ${hostname}`);
-  }
-  return addresses;
-};
+export function dnsResolver(lookup: AddressLookup = (name, type) => Deno.resolveDns(name, type)) {
+  return async (hostname: string): Promise<string[]> => {
+    if (isIP(hostname)) return [hostname];
+    let failure: unknown;
+    for (const type of ["A", "AAAA"] as const) {
+      try {
+        const found = await lookup(hostname, type);
+        if (found.length > 0) return found;
+      } catch (error) {
+        // Only "no such record" moves on to AAAA: a failed A lookup must not swap a dual-stack
+        // cluster's labels for its IPv6 ones.
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+        failure ??= error;
+      }
+    }
+    throw failure ?? new Error(`no A or AAAA records for ${hostname}`);
+  };
+}
+
+/** {@linkcode dnsResolver} over `Deno.resolveDns` (which also reads the hosts file). */
+export const systemResolver: Resolver = dnsResolver();
 
 /** A live list of `host:port` members. */
 export interface HostList {

@@ -29,7 +29,8 @@ const shape = object({
   static: hostPorts.optional("—")
     .describe("Fixed members, `host:port` each (a plain list in place of the mapping means this)."),
   dns: hostPort().optional("—").describe(
-    "`name:port`: the members are the name's A and AAAA addresses with this port. The first " +
+    "`name:port`: the members are the name's A addresses (AAAA when it has none) with this " +
+      "port. The first " +
       "resolution must succeed; a failed re-resolution keeps the last members (logged at most " +
       "once a minute).",
   ),

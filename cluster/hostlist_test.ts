@@ -6,6 +6,7 @@ import { parseDigest } from "../storage/digest.ts";
 import { AnnounceClient } from "./announce_client.ts";
 import {
   currentHosts,
+  dnsResolver,
   type HostListConfig,
   openHostList,
   openHostLists,
@@ -202,5 +203,22 @@ Deno.test("staticHostList and systemResolver: IP literals resolve to themselves,
   assert.deepEqual(staticHostList(["a:1"]).hosts, ["a:1"]);
   assert.deepEqual(await systemResolver("10.1.2.3"), ["10.1.2.3"]);
   assert.deepEqual(await systemResolver("::1"), ["::1"]);
-  assert.ok((await systemResolver("localhost")).includes("127.0.0.1"));
+  assert.deepEqual(await systemResolver("localhost"), ["127.0.0.1"]);
+});
+
+Deno.test("dnsResolver: A records, AAAA only for a name without A, other failures are failures", async () => {
+  const records: Record<string, { A?: string[] | Error; AAAA?: string[] | Error }> = {
+    dual: { A: ["10.0.0.1"], AAAA: ["fd00::1"] },
+    v6: { A: new Deno.errors.NotFound("no A"), AAAA: ["fd00::2"] },
+    flaky: { A: new Error("SERVFAIL"), AAAA: ["fd00::3"] },
+    none: { A: new Deno.errors.NotFound("no A"), AAAA: new Deno.errors.NotFound("no AAAA") },
+  };
+  const resolve = dnsResolver((name, type) => {
+    const answer = records[name][type] ?? [];
+    return answer instanceof Error ? Promise.reject(answer) : Promise.resolve(answer);
+  });
+  assert.deepEqual(await resolve("dual"), ["10.0.0.1"]);
+  assert.deepEqual(await resolve("v6"), ["fd00::2"]);
+  await assert.rejects(() => resolve("flaky"), /SERVFAIL/);
+  await assert.rejects(() => resolve("none"), /no A/);
 });

@@ -5,8 +5,8 @@
  * `tagserver`, `localdb`, `peerhandoutpolicy`, `hosts.static` / `hosts.dns`, …) and its
  * nginx/zap/metrics blocks, and upstream's flags for the ports. The files are written here from
  * upstream's config structs and documented examples. A real skopeo pushes through the proxy and
- * pulls through two agents; the tracker finds the origin and the agents find build-index through a
- * DNS host list (`localhost`).
+ * pulls through two agents; the origin's ring, the tracker's origins and the agents' build-index
+ * are DNS host lists (`localhost`), the others static.
  */
 
 import assert from "node:assert/strict";
@@ -107,8 +107,7 @@ metrics:
 hashring:
   max_replica: 2
 cluster:
-  static:
-    - 127.0.0.1:${originPort}
+  dns: localhost:${originPort}
 metainfogen:
   piece_lengths:
     0: 64KB
@@ -297,6 +296,11 @@ build_index:
       ]);
       agentRegistries.push(`127.0.0.1:${registry}`);
     }
+
+    // The origin's ring is the resolved DNS list: this one member, labelled 127.0.0.1:<port>.
+    const metrics = await (await fetch(`http://127.0.0.1:${originPort}/metrics`)).text();
+    assert.match(metrics, /^kraken_hostlist_members\{hostlist="hashring"\} 1$/m);
+    assert.match(origin.log(), new RegExp(`"ring":\\["127\\.0\\.0\\.1:${originPort}"\\]`));
 
     // Upstream machinery keys were accepted with one warning each, naming the key.
     const warned = (log: string) =>
