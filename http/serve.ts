@@ -21,7 +21,9 @@
  */
 
 import http from "node:http";
+import https from "node:https";
 import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { concatBytes } from "../common/bytes.ts";
 import { DEFAULT_LISTENER_LIMITS, type ListenerLimits } from "./listener_config.ts";
 
@@ -54,6 +56,49 @@ export interface ServeHttpOptions {
   limits?: ListenerLimits;
   /** Called when a limit closes a connection (the role logs it, rate-limited). */
   onLimit?: (reason: CloseReason, detail: Record<string, unknown>) => void;
+  /** Serve TLS with this certificate (plaintext without it). */
+  tls?: ServeTlsOptions;
+  /** Called when a non-GET/HEAD request is refused for want of a verified client certificate. */
+  onClientRefused?: (detail: Record<string, unknown>) => void;
+}
+
+/** The TLS side of a listener. */
+export interface ServeTlsOptions {
+  /** Certificate chain, PEM. */
+  cert: string;
+  /** Private key, unencrypted PEM. */
+  key: string;
+  /** CAs that verify client certificates, PEM. */
+  ca: string[];
+  /** Apply the client-certificate rule to 127.0.0.1 and ::1 callers too. */
+  verifyLoopback?: boolean;
+}
+
+/** The oldest TLS version a listener accepts (upstream's nginx: TLS 1.2 only). */
+export const MIN_TLS_VERSION = "TLSv1.2";
+
+/** Callers upstream's nginx rule exempts from client certificates (`$remote_addr = 127.0.0.1`). */
+const LOOPBACK = new Set(["127.0.0.1", "::1", "::ffff:127.0.0.1"]);
+
+/**
+ * Upstream's client-verification rule: over TLS, a request other than GET/HEAD from a caller
+ * other than loopback must come on a connection whose client certificate verified against the CA.
+ * Returns why a request is refused, or undefined when it may proceed.
+ */
+export function clientCertificateProblem(
+  socket: TLSSocket,
+  method: string,
+  verifyLoopback: boolean,
+): string | undefined {
+  if (method === "GET" || method === "HEAD") return undefined;
+  if (!verifyLoopback && LOOPBACK.has(socket.remoteAddress ?? "")) return undefined;
+  if (socket.authorized) return undefined;
+  const peer = socket.getPeerCertificate?.();
+  if (!peer || Object.keys(peer).length === 0) return "no client certificate presented";
+  const subject = typeof peer.subject === "object" && peer.subject?.CN
+    ? `CN=${peer.subject.CN}`
+    : "the client certificate";
+  return `${subject} does not verify against tls.cas (${socket.authorizationError ?? "unknown"})`;
 }
 
 /** Why a listener closed a connection on its own. */
@@ -61,7 +106,8 @@ export type CloseReason =
   | "header_timeout"
   | "idle_timeout"
   | "max_connections"
-  | "header_too_large";
+  | "header_too_large"
+  | "tls_handshake";
 
 /** The reasons of {@linkcode CloseReason}, in the order they are rendered. */
 export const CLOSE_REASONS: readonly CloseReason[] = [
@@ -69,6 +115,7 @@ export const CLOSE_REASONS: readonly CloseReason[] = [
   "idle_timeout",
   "max_connections",
   "header_too_large",
+  "tls_handshake",
 ];
 
 /** Connection counters of one listener. */
@@ -81,6 +128,7 @@ export class ListenerStats {
     idle_timeout: 0,
     max_connections: 0,
     header_too_large: 0,
+    tls_handshake: 0,
   };
 }
 
@@ -90,6 +138,10 @@ export interface HttpServer {
   readonly addr: Deno.NetAddr;
   /** This listener's connection counters. */
   readonly stats: ListenerStats;
+  /** `https` when the listener serves TLS, else `http`. */
+  readonly scheme: "http" | "https";
+  /** Replaces the certificate (and client CAs) for new connections; TLS listeners only. */
+  setTls(tls: ServeTlsOptions): void;
   /** Stops accepting, waits (bounded) for requests in flight, closes every connection. */
   shutdown(): Promise<void>;
 }
@@ -283,7 +335,13 @@ export function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
   let idle: (() => void) | undefined;
   let bound: Deno.NetAddr;
 
-  const server = http.createServer({ maxHeaderSize: limits.maxHeaderBytes }, async (req, res) => {
+  const tlsOptions = options.tls;
+  const secureContext = (tls: ServeTlsOptions) => ({
+    cert: tls.cert,
+    key: tls.key,
+    ca: tls.ca.length > 0 ? tls.ca : undefined,
+  });
+  const onRequest = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const watch = watches.get(req.socket);
     if (!watch) {
       // A connection refused by the cap that still got a request parsed.
@@ -297,7 +355,7 @@ export function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
       if (stopping) res.setHeader("connection", "close");
       const method = req.method ?? "GET";
       const target = req.url ?? "/";
-      const base = `http://${
+      const base = `${tlsOptions ? "https" : "http"}://${
         bound.hostname.includes(":") ? `[${bound.hostname}]` : bound.hostname
       }:${bound.port}`;
       let url: URL;
@@ -313,6 +371,24 @@ export function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
         hostname: req.socket.remoteAddress ?? "",
         port: req.socket.remotePort ?? 0,
       };
+      if (tlsOptions) {
+        const problem = clientCertificateProblem(
+          req.socket as TLSSocket,
+          method,
+          tlsOptions.verifyLoopback ?? false,
+        );
+        if (problem !== undefined) {
+          options.onClientRefused?.({
+            remote: remote.hostname,
+            method,
+            path: url.pathname,
+            problem,
+          });
+          res.writeHead(403, { "content-type": "text/plain; charset=utf-8", connection: "close" });
+          res.end(`${method} over TLS needs a verified client certificate: ${problem}`);
+          return;
+        }
+      }
       let request: Request;
       if (method === "GET" || method === "HEAD") {
         const body = await readBounded(req, MAX_GET_BODY_BYTES);
@@ -350,7 +426,17 @@ export function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
         if (inFlight === 0) idle?.();
       }
     }
-  });
+  };
+  const server: http.Server = tlsOptions
+    ? https.createServer({
+      ...secureContext(tlsOptions),
+      maxHeaderSize: limits.maxHeaderBytes,
+      minVersion: MIN_TLS_VERSION,
+      // Asked for, never required at the handshake: the rule above refuses per request, as nginx.
+      requestCert: true,
+      rejectUnauthorized: false,
+    }, onRequest)
+    : http.createServer({ maxHeaderSize: limits.maxHeaderBytes }, onRequest);
 
   // The timers below replace node's own (Deno does not apply them); 0 turns those off so a long
   // upload or download is never cut by node's default request timeout.
@@ -360,7 +446,33 @@ export function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
   // A client may close its sending side and still read the answer (a 400 for a body it cut short).
   (server as unknown as { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
 
-  server.on("connection", (socket: Socket) => {
+  // Over TLS the connection the requests arrive on is the TLS socket; until its handshake is done
+  // the raw socket owes us bytes under the same header timeout.
+  const handshakes = new Map<string, Socket>();
+  const peerKey = (socket: Socket) => `${socket.remoteAddress}|${socket.remotePort}`;
+  if (tlsOptions) {
+    server.on("connection", (raw: Socket) => {
+      const key = peerKey(raw);
+      handshakes.set(key, raw);
+      const timer = setTimeout(() => {
+        if (handshakes.get(key) !== raw || raw.destroyed) return;
+        stats.closed.header_timeout++;
+        onLimit("header_timeout", { limit_ms: limits.headerTimeoutMs, remote: raw.remoteAddress });
+        raw.destroy();
+      }, limits.headerTimeoutMs);
+      raw.once("close", () => {
+        clearTimeout(timer);
+        if (handshakes.get(key) === raw) handshakes.delete(key);
+      });
+    });
+    server.on("tlsClientError", (error: Error, socket: Socket) => {
+      stats.closed.tls_handshake++;
+      onLimit("tls_handshake", { remote: socket?.remoteAddress, error: error.message });
+    });
+  }
+
+  server.on(tlsOptions ? "secureConnection" : "connection", (socket: Socket) => {
+    handshakes.delete(peerKey(socket));
     if (stats.open >= limits.maxConnections) {
       stats.closed.max_connections++;
       onLimit("max_connections", { limit: limits.maxConnections });
@@ -414,6 +526,11 @@ export function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
       resolve({
         addr: bound,
         stats,
+        scheme: tlsOptions ? "https" : "http",
+        setTls(tls) {
+          if (!tlsOptions) throw new Error("setTls on a plaintext listener");
+          (server as https.Server).setSecureContext(secureContext(tls));
+        },
         async shutdown() {
           if (stopping) return;
           stopping = true;

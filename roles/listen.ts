@@ -4,10 +4,17 @@
  * on the role's `/metrics`, and logs each limit that closed connections at most once per
  * {@linkcode LIMIT_LOG_INTERVAL_MS} per listener and reason (with the count suppressed since).
  *
+ * With the role's `tls.server` set, the listener serves TLS: the certificate is loaded (a bad one
+ * fails start-up naming the key and file), re-read when its files change or on SIGHUP (a bad
+ * replacement is logged and the previous certificate kept), and its expiry is a gauge. Requests
+ * refused by the client-certificate rule are counted and logged like the limits.
+ *
  * @module
  */
 
 import { rateLimited } from "../common/log.ts";
+import { type KeyPair, loadCas, loadKeyPair, TlsFileWatcher } from "../http/tls.ts";
+import type { ServerTlsConfig } from "../http/tls_config.ts";
 import {
   CLOSE_REASONS,
   type CloseReason,
@@ -15,6 +22,7 @@ import {
   type HttpServer,
   type ListenerLimits,
   serveHttp,
+  type ServeTlsOptions,
 } from "../http/serve.ts";
 import type { Counter } from "../tracing/mod.ts";
 import type { RoleContext } from "./role.ts";
@@ -34,6 +42,8 @@ export interface ServeRoleOptions {
   handler: HttpHandler;
   /** Releases what the role opened before listening when the listener cannot start. */
   onStartFailed?: () => unknown;
+  /** The role's `tls.server` side: serve TLS with it (plaintext when undefined). */
+  tls?: ServerTlsConfig;
 }
 
 const MESSAGES: Record<CloseReason, string> = {
@@ -42,7 +52,19 @@ const MESSAGES: Record<CloseReason, string> = {
   idle_timeout: "closed idle keep-alive connections (http.idle_timeout)",
   max_connections: "refused connections beyond http.max_connections",
   header_too_large: "refused requests with headers beyond http.max_header_size",
+  tls_handshake: "TLS handshakes failed (a plaintext request to a TLS port, an unknown CA, …)",
 };
+
+async function loadServerTls(
+  tls: ServerTlsConfig,
+): Promise<{ pair: KeyPair; options: ServeTlsOptions }> {
+  const pair = await loadKeyPair(tls, "tls.server");
+  const ca = await loadCas(tls.cas, "tls.cas");
+  return {
+    pair,
+    options: { cert: pair.cert, key: pair.key, ca, verifyLoopback: tls.verifyLoopback },
+  };
+}
 
 /** Serves `options.handler` with the role's listener limits, metrics and limit logs. */
 export async function serveRole(options: ServeRoleOptions, ctx: RoleContext): Promise<HttpServer> {
@@ -62,9 +84,29 @@ export async function serveRole(options: ServeRoleOptions, ctx: RoleContext): Pr
     );
     counters[reason] = closed;
   }
+  const refusedLog = rateLimited(
+    LIMIT_LOG_INTERVAL_MS,
+    (msg, fields) => ctx.logger.warn(msg, fields),
+  );
+  const refused = metrics.counter(
+    "kraken_http_requests_refused_total",
+    "Requests refused by the TLS client-certificate rule (403), by listener.",
+    { listener: options.name, reason: "client_certificate" },
+  );
   let server: HttpServer;
+  let watcher: TlsFileWatcher | undefined;
   try {
+    const tls = options.tls ? await loadServerTls(options.tls) : undefined;
+    let notAfter = tls?.pair.notAfter;
     server = await serveHttp({
+      tls: tls?.options,
+      onClientRefused: (detail) => {
+        refused.inc();
+        refusedLog("refused a request without a verified client certificate (403)", {
+          listener: options.name,
+          ...detail,
+        });
+      },
       hostname: options.listen.host,
       port: options.listen.port,
       handler: options.handler,
@@ -74,6 +116,54 @@ export async function serveRole(options: ServeRoleOptions, ctx: RoleContext): Pr
         logs[reason](MESSAGES[reason], { listener: options.name, reason, ...detail });
       },
     });
+    if (options.tls && tls) {
+      const serverTls = options.tls;
+      const reloads = {
+        ok: metrics.counter(
+          "kraken_tls_reloads_total",
+          "Certificate reloads of a TLS listener (files changed or SIGHUP), by result.",
+          { listener: options.name, result: "ok" },
+        ),
+        failed: metrics.counter(
+          "kraken_tls_reloads_total",
+          "Certificate reloads of a TLS listener (files changed or SIGHUP), by result.",
+          { listener: options.name, result: "failed" },
+        ),
+      };
+      metrics.gauge(
+        "kraken_tls_server_certificate_expiry_timestamp_seconds",
+        "When the certificate a TLS listener serves expires (Unix seconds).",
+        () => Math.floor(notAfter!.getTime() / 1000),
+        { listener: options.name },
+      );
+      const running = server;
+      const files = [serverTls.cert, serverTls.key, ...serverTls.cas];
+      if (serverTls.passphrase) files.push(serverTls.passphrase);
+      watcher = await TlsFileWatcher.start({
+        files,
+        onChange: async (reason) => {
+          try {
+            const next = await loadServerTls(serverTls);
+            running.setTls(next.options);
+            notAfter = next.pair.notAfter;
+            reloads.ok.inc();
+            ctx.logger.info("TLS certificate reloaded", {
+              listener: options.name,
+              reason,
+              subject: next.pair.subject,
+              not_after: next.pair.notAfter.toISOString(),
+            });
+          } catch (error) {
+            reloads.failed.inc();
+            ctx.logger.error("TLS certificate reload failed; the previous certificate stays", {
+              listener: options.name,
+              reason,
+              error,
+            });
+          }
+        },
+      });
+    }
   } catch (error) {
     await options.onStartFailed?.();
     throw error;
@@ -84,5 +174,19 @@ export async function serveRole(options: ServeRoleOptions, ctx: RoleContext): Pr
     () => server.stats.open,
     { listener: options.name },
   );
-  return server;
+  if (!watcher) return server;
+  const tlsWatcher = watcher;
+  const listener = server;
+  return {
+    get addr() {
+      return listener.addr;
+    },
+    stats: listener.stats,
+    scheme: listener.scheme,
+    setTls: (tls) => listener.setTls(tls),
+    async shutdown() {
+      await tlsWatcher.stop();
+      await listener.shutdown();
+    },
+  };
 }

@@ -21,6 +21,8 @@ command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # The http backend test serves blobs with python3's http.server.
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+# The TLS tests make their certificates with openssl.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if ((${#missing[@]} > 0)); then
   sudo=""
   [[ $(id -u) -ne 0 ]] && sudo="sudo"

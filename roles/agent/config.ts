@@ -53,6 +53,7 @@ import {
 } from "../../common/schema.ts";
 import { NetworkList } from "../../common/cidr.ts";
 import { listenerLimitsSchema } from "../../http/listener_config.ts";
+import { tlsSchema } from "../../http/tls_config.ts";
 import { hostListSchema } from "../../cluster/hostlist_config.ts";
 
 /** Upstream's base `allowed_cidrs`, plus the IPv6 loopback. */
@@ -167,6 +168,7 @@ const fields = object({
     root: path().describe("Blob store directory (`cache/`, `uploads/`, `tmp/`, `downloads/`)."),
   }),
   scheduler: schedulerSchema,
+  tls: tlsSchema,
   http: listenerLimitsSchema.describe("Limits of each of the two listeners (server, registry)."),
 }, { rename: { build_index: "buildIndex" } });
 

@@ -26,6 +26,7 @@ import type { RawMap } from "../../common/config.ts";
 import { addrHashPeerId, randomPeerId, Scheduler } from "../../p2p/scheduler.ts";
 import { BlobStore } from "../../storage/blob_store.ts";
 import type { HttpServer } from "../../http/serve.ts";
+import { startRoleCalls } from "../calls.ts";
 import { serveRole } from "../listen.ts";
 import type { ParseOptions, RoleContext, RoleDefinition, RunningRole } from "../role.ts";
 import { AgentBlobs } from "./blobs.ts";
@@ -60,6 +61,10 @@ export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise
     { logger, metrics: ctx.tracing.roleMetrics },
   );
   const { tracker, buildIndex } = hostLists.lists;
+  const calls = await startRoleCalls(config.tls, ctx).catch((error) => {
+    hostLists.stop();
+    throw error;
+  });
   let listener: Deno.TcpListener;
   let store: BlobStore;
   try {
@@ -67,6 +72,7 @@ export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise
     listener = Deno.listen({ hostname: config.peer.host, port: config.peer.port });
   } catch (error) {
     hostLists.stop();
+    await calls.close();
     throw error;
   }
   const peerPort = listener.addr.port;
@@ -84,6 +90,7 @@ export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise
       announcer: new AnnounceClient({
         trackers: tracker,
         poll: { maxElapsedMs: s.metainfoTimeoutMs },
+        fetch: calls.fetch,
       }),
       seederTtiMs: s.seederTtiMs,
       leecherTtiMs: s.leecherTtiMs,
@@ -101,13 +108,14 @@ export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise
   } catch (error) {
     listener.close();
     hostLists.stop();
+    await calls.close();
     throw error;
   }
   const servers: HttpServer[] = [];
   try {
     await scheduler.recover();
     const blobs = new AgentBlobs(store, scheduler);
-    const tags = new TagClusterClient({ hosts: buildIndex });
+    const tags = new TagClusterClient({ hosts: buildIndex, fetch: calls.fetch });
     const server = createAgentRouter({
       tracing: ctx.tracing,
       blobs,
@@ -115,6 +123,7 @@ export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise
       tags,
       buildIndexHosts: buildIndex,
       trackerHosts: tracker,
+      fetch: calls.fetch,
       logger,
     });
     const registry = createAgentRegistryRouter({
@@ -136,6 +145,7 @@ export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise
           name,
           listen,
           limits: config.http,
+          tls: config.tls.server,
           handler: (req, remote) => router.handle(req, remote),
         }, ctx),
       );
@@ -144,6 +154,7 @@ export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise
     for (const http of servers) await http.shutdown();
     await scheduler.close();
     hostLists.stop();
+    await calls.close();
     throw error;
   }
   const [serverHttp, registryHttp] = servers;
@@ -168,6 +179,7 @@ export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise
         // wait for them.
         await Promise.all([...servers.map((http) => http.shutdown()), scheduler.close()]);
         hostLists.stop();
+        await calls.close();
       })();
       return stopping;
     },

@@ -53,6 +53,7 @@ import {
 import { writebackSchema } from "../../storage/writeback_config.ts";
 import { tracedFetch } from "../../tracing/mod.ts";
 import { listenerLimitsSchema } from "../../http/listener_config.ts";
+import { tlsSchema } from "../../http/tls_config.ts";
 import { hostListSchema, staticHosts } from "../../cluster/hostlist_config.ts";
 
 const tagTypeSchema = object({
@@ -71,6 +72,7 @@ export type TagType = TagTypeRule["type"];
 
 const fields = object({
   listen: listen({ host: "127.0.0.1", port: 15004 }),
+  tls: tlsSchema,
   http: listenerLimitsSchema,
   storage: object({
     root: path().describe("Local state. Tag files go in `<root>/tags`."),

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { firstReady } from "../../cluster/readiness.ts";
+import { firstReady, type ProbeFetch } from "../../cluster/readiness.ts";
 import { HttpError, type Router } from "../../http/router.ts";
 import type { BackendManager } from "../../storage/backend/backend.ts";
 import { HEALTH, READINESS } from "../../wire/health.ts";
@@ -17,6 +17,8 @@ export interface HealthDeps {
   backends: BackendManager;
   /** Origin hosts asked for readiness. */
   originHosts: HostSource;
+  /** Fetch for the probes (default traced fetch); the role's TLS client when it has one. */
+  fetch?: ProbeFetch;
 }
 
 function ok(): Response {
@@ -37,7 +39,7 @@ export function registerHealthRoutes(router: Router, deps: HealthDeps): void {
         );
       }
     }
-    const problem = await firstReady(deps.originHosts);
+    const problem = await firstReady(deps.originHosts, { fetch: deps.fetch });
     if (problem === null) return ok();
     throw new HttpError(503, `not ready to serve traffic: origin cluster: ${problem}`);
   });

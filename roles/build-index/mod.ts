@@ -21,6 +21,7 @@ import { observeBackends } from "../../storage/backend/transport.ts";
 import { FAILURE_LOG_INTERVAL_MS, WriteBackManager } from "../../storage/writeback.ts";
 import type { RoleContext, RoleDefinition, RunningRole } from "../role.ts";
 import { type BuildIndexConfig, buildIndexConfigSchema, parseBuildIndexConfig } from "./config.ts";
+import { startRoleCalls } from "../calls.ts";
 import { serveRole } from "../listen.ts";
 import { createBuildIndexRouter } from "./server.ts";
 import { BuildIndexService, createTagWriteBackExecutor, type OriginBlobs } from "./service.ts";
@@ -99,6 +100,10 @@ export async function startBuildIndex(
     (msg, fields) => logger.warn(msg, fields),
   );
   const tags = await TagStore.open({ root: `${config.storageRoot}/tags` });
+  const calls = await startRoleCalls(config.tls, ctx).catch((error) => {
+    hostLists.stop();
+    throw error;
+  });
   // A backend outage fails every queued tag at each retry: one line per interval, with the count.
   const writeBackFailed = rateLimited(
     FAILURE_LOG_INTERVAL_MS,
@@ -124,24 +129,27 @@ export async function startBuildIndex(
     tags,
     writeback,
     backends,
-    origin: deps.origin ?? new OriginClusterClient({ hosts: origin }),
+    origin: deps.origin ?? new OriginClusterClient({ hosts: origin, fetch: calls.fetch }),
     originHosts: origin,
     logger,
-    tagClientOptions: deps.tagClientOptions,
+    tagClientOptions: { fetch: calls.fetch, ...deps.tagClientOptions },
   });
   const router = createBuildIndexRouter({
     tracing: ctx.tracing,
     service,
     originHosts: origin,
+    fetch: calls.fetch,
   });
   const server = await serveRole({
     name: "server",
     listen: config.listen,
     limits: config.http,
+    tls: config.tls.server,
     handler: (req, remote) => router.handle(req, remote),
-    onStartFailed: () => {
+    onStartFailed: async () => {
       hostLists.stop();
-      return writeback.stop();
+      await writeback.stop();
+      await calls.close();
     },
   }, ctx);
   const port = server.addr.port;
@@ -166,6 +174,7 @@ export async function startBuildIndex(
       hostLists.stop();
       await server.shutdown();
       await writeback.stop();
+      await calls.close();
     },
   };
 }

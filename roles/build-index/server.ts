@@ -22,7 +22,7 @@
 
 import { Router } from "../../http/router.ts";
 import type { TracingRuntime } from "../../tracing/mod.ts";
-import { registerHealthRoutes } from "./health.ts";
+import { type HealthDeps, registerHealthRoutes } from "./health.ts";
 import { registerListRoutes } from "./list.ts";
 import type { BuildIndexService } from "./service.ts";
 import { registerDuplicateRoutes, registerTagRoutes } from "./tags.ts";
@@ -38,13 +38,19 @@ export interface BuildIndexRouterDeps {
   service: BuildIndexService;
   /** Origin hosts asked for readiness. */
   originHosts: HostSource;
+  /** Fetch of the readiness probes (default traced fetch). */
+  fetch?: HealthDeps["fetch"];
 }
 
 /** The build-index's router: the tracing middleware, then every handler module's routes. */
 export function createBuildIndexRouter(deps: BuildIndexRouterDeps): Router {
   const { service } = deps;
   const router = new Router().use(deps.tracing.serverMiddleware());
-  registerHealthRoutes(router, { backends: service.backends, originHosts: deps.originHosts });
+  registerHealthRoutes(router, {
+    backends: service.backends,
+    originHosts: deps.originHosts,
+    fetch: deps.fetch,
+  });
   router.route(METRICS, deps.tracing.metricsHandler);
   registerTagRoutes(router, service);
   registerListRoutes(router, service);

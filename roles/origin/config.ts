@@ -54,6 +54,7 @@ import {
 import { PieceLengthTable } from "../../storage/metainfo.ts";
 import { writebackSchema } from "../../storage/writeback_config.ts";
 import { listenerLimitsSchema } from "../../http/listener_config.ts";
+import { tlsSchema } from "../../http/tls_config.ts";
 import { hostListSchema, staticHosts } from "../../cluster/hostlist_config.ts";
 
 /** The default piece-length table of upstream's base config: 4 MiB pieces for every blob. */
@@ -68,6 +69,7 @@ const pieceLengths = custom("mapping of size to size", (raw) => {
 
 const fields = object({
   listen: listen({ host: "127.0.0.1", port: 15002 }),
+  tls: tlsSchema,
   http: listenerLimitsSchema,
   advertise: hostPort().optional("`<listen.host>:<listen.port>`").describe(
     "This origin's label in the ring (`host:port`). It must be spelled exactly as in " +

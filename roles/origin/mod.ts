@@ -30,6 +30,7 @@ import { FAILURE_LOG_INTERVAL_MS, WriteBackManager } from "../../storage/writeba
 import { rateLimited } from "../../common/log.ts";
 import { observeBackends } from "../../storage/backend/transport.ts";
 import { tracedFetch } from "../../tracing/mod.ts";
+import { startRoleCalls } from "../calls.ts";
 import { serveRole } from "../listen.ts";
 import type { ParseOptions, RoleContext, RoleDefinition, RunningRole } from "../role.ts";
 import { type OriginSeeder, startOriginSeeder } from "../../p2p/origin_seeder.ts";
@@ -69,11 +70,14 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
   // Requests that arrive before the ring is known (port 0 only) get a clear "starting" answer.
   let handle = (_req: Request, _remote: Deno.NetAddr): Promise<Response> =>
     Promise.resolve(new Response("origin is starting", { status: 503 }));
+  const calls = await startRoleCalls(config.tls, ctx);
   const http = await serveRole({
     name: "server",
     listen: config.listen,
     limits: config.http,
+    tls: config.tls.server,
     handler: (req, remote) => handle(req, remote),
+    onStartFailed: () => calls.close(),
   }, ctx);
   let seeder: OriginSeeder | undefined;
   let members: HostList | undefined;
@@ -97,6 +101,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
     const health = new ActiveHealthChecker({
       hosts: () => ringMembers.hosts.filter((h) => h !== self),
       intervalMs: config.hashring.refreshIntervalMs,
+      fetch: calls.plainFetch,
       onChange: (host, healthy) => logger.warn("ring member health changed", { host, healthy }),
     });
     const ring = new HashRing(hosts, {
@@ -129,6 +134,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
       ring,
       self,
       duplicateWriteBackStaggerMs: config.duplicateWriteBackStaggerMs,
+      client: { fetch: calls.fetch },
       logger,
     });
     const uploadSessions = new OriginUploadSessions({
@@ -199,6 +205,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
           await refresher.drain();
           await writeback.stop();
           await seeder!.close();
+          await calls.close();
         })();
         return stopping;
       },
@@ -207,6 +214,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
     members?.stop();
     await http.shutdown();
     await seeder?.close();
+    await calls.close();
     throw error;
   }
 }

@@ -32,10 +32,12 @@ import {
   path,
 } from "../../common/schema.ts";
 import { listenerLimitsSchema } from "../../http/listener_config.ts";
+import { tlsSchema } from "../../http/tls_config.ts";
 import { hostListSchema } from "../../cluster/hostlist_config.ts";
 
 const fields = object({
   listen: listen({ host: "127.0.0.1", port: 15000 }),
+  tls: tlsSchema,
   http: listenerLimitsSchema,
   storage: object({
     root: path().describe(

@@ -16,6 +16,7 @@ import { openHostLists } from "../../cluster/hostlist.ts";
 import { OriginClusterClient } from "../../cluster/blob_client.ts";
 import { TagClusterClient } from "../../cluster/tag_client.ts";
 import { BlobStore } from "../../storage/blob_store.ts";
+import { startRoleCalls } from "../calls.ts";
 import { serveRole } from "../listen.ts";
 import type { RoleContext, RoleDefinition, RunningRole } from "../role.ts";
 import { parseProxyConfig, type ProxyConfig, proxyConfigSchema } from "./config.ts";
@@ -63,16 +64,21 @@ export async function startProxy(
     { logger, metrics: ctx.tracing.roleMetrics },
   );
   const { origin, buildIndex } = hostLists.lists;
+  const calls = await startRoleCalls(config.tls, ctx).catch((error) => {
+    hostLists.stop();
+    throw error;
+  });
   const router = createProxyRouter({
     tracing: ctx.tracing,
     store,
     sessions,
-    origin: deps.origin ?? new OriginClusterClient({ hosts: origin }),
-    tags: deps.tags ?? new TagClusterClient({ hosts: buildIndex }),
+    origin: deps.origin ?? new OriginClusterClient({ hosts: origin, fetch: calls.fetch }),
+    tags: deps.tags ?? new TagClusterClient({ hosts: buildIndex, fetch: calls.fetch }),
     logger,
     metrics: ctx.tracing.roleMetrics,
     originHosts: origin,
     buildIndexHosts: buildIndex,
+    fetch: calls.fetch,
   });
 
   let pruning: Promise<number> | undefined;
@@ -101,10 +107,12 @@ export async function startProxy(
     name: "registry",
     listen: config.listen,
     limits: config.http,
+    tls: config.tls.server,
     handler: (req, remote) => router.handle(req, remote),
-    onStartFailed: () => {
+    onStartFailed: async () => {
       clearInterval(timer);
       hostLists.stop();
+      await calls.close();
     },
   }, ctx);
   const port = server.addr.port;
@@ -123,6 +131,7 @@ export async function startProxy(
       await server.shutdown();
       await pruning;
       sessions.closeSpans();
+      await calls.close();
     },
   };
 }

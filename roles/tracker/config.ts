@@ -47,6 +47,7 @@ import {
 } from "../../common/schema.ts";
 import { HANDOUT_POLICIES } from "./policy.ts";
 import { listenerLimitsSchema } from "../../http/listener_config.ts";
+import { tlsSchema } from "../../http/tls_config.ts";
 import { hostListSchema } from "../../cluster/hostlist_config.ts";
 
 const redisSchema = object({
@@ -89,6 +90,7 @@ export type RedisStoreConfig = Infer<typeof redisSchema> & { addr: string };
 
 const fields = object({
   listen: listen({ host: "0.0.0.0", port: 15003 }),
+  tls: tlsSchema,
   http: listenerLimitsSchema,
   origins: object({
     hosts: hostListSchema().describe(

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { probeReadiness } from "../../cluster/readiness.ts";
+import { type ProbeFetch, probeReadiness } from "../../cluster/readiness.ts";
 import { HttpError, type Router } from "../../http/router.ts";
 import type { Digest } from "../../storage/digest.ts";
 import { message } from "./announce.ts";
@@ -22,6 +22,8 @@ export interface HealthDeps {
   originCluster: Pick<OriginCluster, "locations">;
   /** The digest whose ring locations readiness probes (upstream: random, fixed per process). */
   readinessDigest: Digest;
+  /** Fetch for the origin readiness probe (default traced fetch). */
+  fetch?: ProbeFetch;
 }
 
 /** Registers `/health` and `/readiness` on `router`. */
@@ -42,7 +44,7 @@ export function registerHealthRoutes(router: Router, deps: HealthDeps): void {
       throw new HttpError(503, `not ready to serve traffic: resolve clients: ${message(error)}`);
     }
     try {
-      await probeReadiness(addr);
+      await probeReadiness(addr, { fetch: deps.fetch });
       return ok();
     } catch (error) {
       throw new HttpError(503, `not ready to serve traffic: ${message(error)}`);

@@ -16,6 +16,7 @@ import { digestOfBytes } from "../../storage/digest.ts";
 import type { RoleContext, RoleDefinition, RunningRole } from "../role.ts";
 import { message } from "./announce.ts";
 import { parseTrackerConfig, type TrackerConfig, trackerConfigSchema } from "./config.ts";
+import { type RoleCalls, startRoleCalls } from "../calls.ts";
 import { serveRole } from "../listen.ts";
 import { HttpOriginStore, type OriginStore } from "./originstore.ts";
 import { MemoryPeerStore, type PeerStore } from "./peerstore.ts";
@@ -82,17 +83,26 @@ export async function startTracker(
   });
   const { origins } = hostLists.lists;
   let store: PeerStore;
+  let calls: RoleCalls;
   try {
-    store = deps.peerStore ?? await createPeerStore(config.peerstore);
+    calls = await startRoleCalls(config.tls, ctx);
   } catch (error) {
     hostLists.stop();
     throw error;
   }
+  try {
+    store = deps.peerStore ?? await createPeerStore(config.peerstore);
+  } catch (error) {
+    hostLists.stop();
+    await calls.close();
+    throw error;
+  }
   const peerStore = new MonitoredPeerStore(store, { logger, metrics: ctx.tracing.roleMetrics });
   const originCluster = deps.originCluster ??
-    new OriginClusterClient({ hosts: origins });
+    new OriginClusterClient({ hosts: origins, fetch: calls.fetch });
   const originStore = deps.originStore ?? new HttpOriginStore({
     cluster: originCluster,
+    fetch: calls.fetch,
     ...config.originstore,
     onUnavailable: (addr, error) => logger.warn("origin unavailable", { origin: addr, error }),
   });
@@ -105,15 +115,18 @@ export async function startTracker(
     announceIntervalMs: config.announceIntervalMs,
     maxPeers: config.handout.maxPeers,
     readinessDigest: await digestOfBytes(crypto.getRandomValues(new Uint8Array(32))),
+    fetch: calls.fetch,
   });
   const server = await serveRole({
     name: "server",
     listen: config.listen,
     limits: config.http,
+    tls: config.tls.server,
     handler: (req, remote) => router.handle(req, remote),
-    onStartFailed: () => {
+    onStartFailed: async () => {
       hostLists.stop();
-      return peerStore.close();
+      await peerStore.close();
+      await calls.close();
     },
   }, ctx);
   logger.info("tracker listening", {
@@ -133,6 +146,7 @@ export async function startTracker(
       hostLists.stop();
       await server.shutdown();
       await peerStore.close();
+      await calls.close();
     },
   };
 }

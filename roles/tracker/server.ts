@@ -22,7 +22,7 @@ import { Router } from "../../http/router.ts";
 import type { Digest } from "../../storage/digest.ts";
 import type { TracingRuntime } from "../../tracing/mod.ts";
 import { type AnnounceDeps, registerAnnounceRoutes } from "./announce.ts";
-import { registerHealthRoutes } from "./health.ts";
+import { type HealthDeps, registerHealthRoutes } from "./health.ts";
 import { type OriginCluster, registerMetaInfoRoutes } from "./metainfo.ts";
 import { METRICS } from "../../wire/health.ts";
 
@@ -36,6 +36,8 @@ export interface TrackerRouterDeps extends AnnounceDeps {
   originCluster: OriginCluster;
   /** The digest whose ring locations readiness probes (upstream: random, fixed per process). */
   readinessDigest: Digest;
+  /** Fetch of the readiness probe (default traced fetch). */
+  fetch?: HealthDeps["fetch"];
 }
 
 /** The tracker's router: the tracing middleware, then every handler module's routes. */
