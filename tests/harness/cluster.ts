@@ -39,12 +39,24 @@ export interface ClusterOptions {
   originExtra?: Record<string, unknown>;
   /** Top-level keys added to the build-index's config. */
   buildIndexExtra?: Record<string, unknown>;
+  /** TLS on every role: the `tls:` block each role gets, and the CA the harness trusts. */
+  tls?: ClusterTls;
+}
+
+/** TLS for every role of a cluster (certificates from `tests/harness/certs.ts`). */
+export interface ClusterTls {
+  /** The `tls:` block of every role's YAML (a role's own `tls` in `startRole` wins). */
+  block: Record<string, unknown>;
+  /** CA certificate file the harness verifies the roles with. */
+  ca: string;
 }
 
 /** A started process of the cluster. */
 export interface Node {
   /** `127.0.0.1:<port>`. */
   addr: string;
+  /** `http://<addr>`, or `https://<addr>` in a TLS cluster. */
+  url: string;
   /** The process. */
   process: ManagedProcess;
   /** Its YAML file. */
@@ -105,6 +117,10 @@ export async function startUploadCluster(options: ClusterOptions): Promise<Uploa
   const buildIndexBackend = options.buildIndexBackend?.(testfsAddr) ??
     { testfs: { addr: testfsAddr, root: "tags", name_path: "docker_tag" } };
   const tracing = tracingBlock(options);
+  const scheme = options.tls ? "https" : "http";
+  const client = options.tls
+    ? Deno.createHttpClient({ caCerts: [await Deno.readTextFile(options.tls.ca)] })
+    : undefined;
 
   const startTestfs = async (): Promise<Node> => {
     const dataDir = `${dir}/backend`;
@@ -113,8 +129,9 @@ export async function startUploadCluster(options: ClusterOptions): Promise<Uploa
       name: "testfs",
       logFile: `${dir}/testfs.log`,
     });
-    const node = { addr: testfsAddr, process, configPath: "", dataDir };
-    await waitForHttp(`http://${node.addr}/health`, { process });
+    const addr = testfsAddr;
+    const node = { addr, url: `http://${addr}`, process, configPath: "", dataDir };
+    await waitForHttp(`${node.url}/health`, { process });
     return node;
   };
 
@@ -127,14 +144,19 @@ export async function startUploadCluster(options: ClusterOptions): Promise<Uploa
     const dataDir = `${dir}/${name}`;
     await Deno.mkdir(dataDir, { recursive: true });
     const configPath = `${dir}/${name}.yaml`;
-    await Deno.writeTextFile(configPath, JSON.stringify({ ...config, tracing }, null, 2));
+    const tls = options.tls ? { tls: options.tls.block } : {};
+    await Deno.writeTextFile(
+      configPath,
+      JSON.stringify({ ...tls, ...config, tracing }, null, 2),
+    );
     const process = group.spawnDeno(MAIN, [`--role=${role}`, `--config=${configPath}`], {
       name,
       logFile: `${dir}/${name}.log`,
       env: options.env,
     });
-    const node = { addr: `127.0.0.1:${port}`, process, configPath, dataDir };
-    await waitForHttp(`http://${node.addr}/health`, { process });
+    const addr = `127.0.0.1:${port}`;
+    const node = { addr, url: `${scheme}://${addr}`, process, configPath, dataDir };
+    await waitForHttp(`${node.url}/health`, { process, client });
     return node;
   };
 

@@ -75,6 +75,8 @@ export interface WaitOptions {
 export interface WaitForHttpOptions extends WaitOptions {
   /** Which responses count as ready (default: any 2xx). */
   ready?: (response: Response) => boolean;
+  /** The HTTP client (an `https` URL signed by a test CA needs one with its `caCerts`). */
+  client?: Deno.HttpClient;
 }
 
 /**
@@ -286,7 +288,10 @@ export async function waitForHttp(url: string, options: WaitForHttpOptions = {})
   const ready = options.ready ?? ((r: Response) => r.ok);
   await poll(url, async () => {
     try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      const response = await fetch(url, {
+        signal: AbortSignal.timeout(2000),
+        client: options.client,
+      });
       await response.body?.cancel();
       return ready(response) ? undefined : `HTTP ${response.status}`;
     } catch (error) {
