@@ -250,3 +250,38 @@ externalTest("tls: setTls swaps the certificate for new connections", async () =
     await Deno.remove(f.dir, { recursive: true });
   }
 });
+
+externalTest("tls: replaced client certificate files are used for new connections", async () => {
+  const f = await fixture();
+  const server = await echo(await serverTls(f, f.server, true));
+  const other = await createTestCa(`${f.dir}/other`, "other-ca");
+  const foreign = await other.issue("foreign", { client: true });
+  const live = { cert: `${f.dir}/live.crt`, key: `${f.dir}/live.key` };
+  await Deno.copyFile(foreign.cert, live.cert);
+  await Deno.copyFile(foreign.key, live.key);
+  const client = await startTlsClient({ cas: [f.ca.cert], identity: live }, { logger });
+  const put = async () => {
+    const res = await client.transport(new URL(url(server)), { method: "PUT", body: "x" });
+    await res.body?.cancel();
+    return res.status;
+  };
+  try {
+    assert.equal(await put(), 403);
+    const member = await f.ca.issue("member", { client: true });
+    await Deno.copyFile(member.key, `${live.key}.tmp`);
+    await Deno.copyFile(member.cert, `${live.cert}.tmp`);
+    await Deno.rename(`${live.key}.tmp`, live.key);
+    await Deno.rename(`${live.cert}.tmp`, live.cert);
+    const deadline = Date.now() + 10_000;
+    let status = 403;
+    while (status === 403 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      status = await put();
+    }
+    assert.equal(status, 200);
+  } finally {
+    await client.close();
+    await server.shutdown();
+    await Deno.remove(f.dir, { recursive: true });
+  }
+});

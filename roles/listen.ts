@@ -93,7 +93,7 @@ export async function serveRole(options: ServeRoleOptions, ctx: RoleContext): Pr
     "Requests refused by the TLS client-certificate rule (403), by listener.",
     { listener: options.name, reason: "client_certificate" },
   );
-  let server: HttpServer;
+  let server: HttpServer | undefined;
   let watcher: TlsFileWatcher | undefined;
   try {
     const tls = options.tls ? await loadServerTls(options.tls) : undefined;
@@ -165,6 +165,7 @@ export async function serveRole(options: ServeRoleOptions, ctx: RoleContext): Pr
       });
     }
   } catch (error) {
+    await server?.shutdown();
     await options.onStartFailed?.();
     throw error;
   }

@@ -173,6 +173,12 @@ Deno.test("tls: push and pull with TLS and client certificates on every hop", as
       assert.deepEqual(roots, ["GET /v2/{name+}/blobs/{digest}"], formatTree(tree));
     }
 
+    // Every readiness probe between the roles works over TLS.
+    for (const node of [cluster.proxy, cluster.buildIndex, cluster.tracker, ...cluster.agents]) {
+      const ready = await fetch(`${node.url}/readiness`, { client: trusted });
+      assert.equal(ready.status, 200, `${node.addr}: ${await ready.text()}`);
+    }
+
     // Every write between the roles presented a verified certificate: none was refused.
     const origin = cluster.origins[0].url;
     for (const node of [...cluster.origins, cluster.buildIndex, cluster.tracker, cluster.proxy]) {
