@@ -32,7 +32,7 @@ export type Transport = (url: string | URL, init: RequestInit) => Promise<Respon
 /** The options every `tracedFetch`-shaped function takes (a transport among them). */
 interface TransportOptions extends RequestInit {
   /** The transport to send the request with (default the global `fetch`). */
-  transport?: Transport;
+  transport?: (url: string, init: RequestInit) => Promise<Response>;
 }
 
 const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
