@@ -236,7 +236,7 @@ externalTest("tls: setTls swaps the certificate for new connections", async () =
         port: server.addr.port,
         ca: Deno.readTextFileSync(f.ca.cert),
       }, () => {
-        resolve(socket.getPeerCertificate().subject.CN);
+        resolve(String(socket.getPeerCertificate().subject.CN));
         socket.end();
       });
       socket.once("error", reject);

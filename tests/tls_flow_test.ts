@@ -317,7 +317,7 @@ Deno.test("tls: replacing the certificate files of a running origin serves the n
     const servedCn = () =>
       new Promise<string>((resolve, reject) => {
         const socket = tls.connect({ host: "127.0.0.1", port: origin.port, ca }, () => {
-          resolve(socket.getPeerCertificate().subject.CN);
+          resolve(String(socket.getPeerCertificate().subject.CN));
           socket.end();
         });
         socket.once("error", reject);
