@@ -265,7 +265,7 @@ Deno.test("upstream keys that change behaviour and cannot be honoured are refuse
   refused(
     "tracker",
     { origin: { hosts: ["o:1"] }, announce_limit: 3 },
-    "announce_limit: unknown key (allowed: listen, http, origins, announce_interval, handout, peerstore, originstore)",
+    "announce_limit: unknown key (allowed: listen, tls, http, origins, announce_interval, handout, peerstore, originstore)",
   );
 });
 
