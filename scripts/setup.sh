@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything kraken's tests and demo need on a fresh machine (Debian with Node/npm and Go):
-# the pinned Deno from npm, skopeo, redis-server and python3 from apt, and the Go programs listed in
+# the pinned Deno from npm, skopeo, redis-server, openssl and python3 from apt, and the Go programs listed in
 # scripts/go-tools.tsv (Jaeger, …) built from the Go module proxy and cached. Safe to run again: each step is skipped when its result is already there.
 set -euo pipefail
 # deno task/bundle/install would otherwise try to resolve package.json's toolchain pin.
@@ -19,7 +19,9 @@ fi
 missing=()
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-# The http backend test serves blobs with python3's http.server.
+# The registry backend test signs its token server's JWTs with a certificate openssl makes; the
+# http backend test serves blobs with python3's http.server.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 # The TLS tests make their certificates with openssl.
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
@@ -36,4 +38,5 @@ while read -r name module version package check_arg; do
   bash scripts/install-go-tool.sh "$name" "$module" "$version" "$package" "${check_arg:---help}" </dev/null
 done <scripts/go-tools.tsv
 # Fetch and cache the npm dependencies of the import map once, before tests run in parallel.
-node_modules/.bin/deno install --quiet --entrypoint main.ts tests/harness/jaeger.ts
+node_modules/.bin/deno install --quiet --entrypoint main.ts tests/harness/jaeger.ts \
+  tests/harness/registry.ts

@@ -15,12 +15,14 @@
 import assert from "node:assert/strict";
 import { startDownloadCluster } from "./harness/cluster.ts";
 import { startJaeger } from "./harness/jaeger.ts";
-import { type Image, makeImage } from "./harness/oci.ts";
+import { type Image, makeImage, writeOciLayout } from "./harness/oci.ts";
 import { freePort, ProcessGroup, waitForHttp } from "./harness/procs.ts";
+import { type RegistryAuthMode, startRegistry } from "./harness/registry.ts";
 import { skopeo } from "./harness/skopeo.ts";
 import { findSpans, formatTree } from "./harness/trace_tree.ts";
 import { waitFor } from "./harness/wait.ts";
 import { ATTR, SPAN } from "../tracing/names.ts";
+import { RegistryBlobBackend, RegistryTagBackend } from "../storage/backend/registry.ts";
 
 type Jaeger = Awaited<ReturnType<typeof startJaeger>>;
 
@@ -135,3 +137,78 @@ Deno.test("http backend: cold origins read an image from a real HTTP server; one
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
+
+/** Pushes an image to the reference registry (auth `mode`) and pulls it through an agent. */
+async function registryPullThrough(mode: RegistryAuthMode) {
+  await using jaeger = await startJaeger();
+  await using registry = await startRegistry({ auth: mode, users: { kraken: "kraken-secret" } });
+  await using group = new ProcessGroup();
+  const dir = await Deno.makeTempDir({ prefix: `kraken-registry-backend-${mode}-` });
+  try {
+    const image = await makeImage({ layers: 2, layerSize: 256 * 1024 });
+    await writeOciLayout(`${dir}/image`, image);
+    await skopeo([
+      "copy",
+      "--dest-tls-verify=false",
+      "--dest-creds=kraken:kraken-secret",
+      `oci:${dir}/image:latest`,
+      `docker://${registry.addr}/demo/app:v1`,
+    ]);
+    const security = {
+      tls: { client: { disabled: true } },
+      basic: { username: "kraken", password: "kraken-secret" },
+    };
+
+    // The registry enforces auth: wrong credentials are refused, with the registry's answer.
+    const wrong = new RegistryTagBackend({
+      address: registry.addr,
+      security: { ...security, basic: { username: "kraken", password: "wrong" } },
+    });
+    await assert.rejects(() => wrong.stat("", "demo/app:v1"), /401/);
+    const right = new RegistryBlobBackend({ address: registry.addr, security });
+    assert.deepEqual(await right.stat("demo/app", image.layers[0].digest.hex), {
+      size: image.layers[0].bytes.length,
+    });
+
+    const cluster = await startDownloadCluster({
+      dir,
+      group,
+      otlpEndpoint: jaeger.otlpHttpEndpoint,
+      agents: 1,
+      originBackend: () => ({ registry_blob: { address: registry.addr, security } }),
+      buildIndexBackend: () => ({ registry_tag: { address: registry.addr, security } }),
+    });
+    const manifestDigest = await pullAndCheck(
+      cluster.agents[0].registry,
+      "demo/app:v1",
+      image,
+      `${dir}/pulled`,
+    );
+    assert.equal(manifestDigest, image.manifest.digest.toString());
+    await assertBackendDownloadTrace(jaeger, image.layers[0].digest.toString(), {
+      type: "registry_blob",
+      bucket: registry.addr,
+    });
+    if (mode === "bearer") {
+      // Kraken asked the token server for pull only, as the configured user.
+      const pulls = registry.tokenRequests.filter((r) =>
+        r.scopes.length === 1 && r.scopes[0] === "repository:demo/app:pull"
+      );
+      // Tokens were granted to the configured user; the one refusal is the wrong password above.
+      assert.ok(
+        pulls.some((r) => r.user === "kraken" && r.status === 200),
+        JSON.stringify(registry.tokenRequests),
+      );
+      assert.equal(pulls.filter((r) => r.status !== 200).length, 1);
+    }
+  } finally {
+    await group.stopAll();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+Deno.test("registry backends: basic auth (htpasswd) — an image pushed to the registry pulls through an agent", () =>
+  registryPullThrough("basic"));
+
+Deno.test("registry backends: bearer tokens — an image pushed to the registry pulls through an agent", () =>
+  registryPullThrough("bearer"));
