@@ -124,6 +124,9 @@ export function onBodyDone(
   });
 }
 
+/** The header upstream's nginx passes on when a client asks for a trace to be sampled. */
+export const JAEGER_DEBUG_ID = "jaeger-debug-id";
+
 /** Server-span middleware for the shared router. */
 export function tracingMiddleware(options: ServerTracingOptions = {}): Middleware {
   const edge = options.edge ?? false;
@@ -148,6 +151,8 @@ export function tracingMiddleware(options: ServerTracingOptions = {}): Middlewar
       attributes[ATTR.networkPeerAddress] = ctx.remote.hostname;
       attributes[ATTR.networkPeerPort] = ctx.remote.port;
     }
+    const debugId = req.headers.get(JAEGER_DEBUG_ID);
+    if (debugId) attributes[ATTR.samplingDebugId] = debugId;
     const ua = req.headers.get("user-agent");
     if (ua) attributes[ATTR.userAgentOriginal] = ua;
     const span = tracer.startSpan(

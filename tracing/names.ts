@@ -191,6 +191,8 @@ export const ATTR = {
   edge: "kraken.edge",
   /** Whether a client's sampled flag was honoured on an edge listener. */
   samplingClientForced: "kraken.sampling.client_forced",
+  /** A client's `jaeger-debug-id` header (it asks for the trace to be sampled). */
+  samplingDebugId: "kraken.sampling.debug_id",
   /** Bytes sent of a response body. */
   bytesSent: "kraken.bytes_sent",
   /** Whether a download joined one already in progress. */

@@ -18,7 +18,8 @@
 import { type Attributes, context, propagation, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { resourceFromAttributes } from "@opentelemetry/resources";
-import type { SpanExporter } from "@opentelemetry/sdk-trace";
+import type { SpanExporter, SpanProcessor } from "@opentelemetry/sdk-trace";
+import { FanOutSink, StockProcessorSink } from "./processors.ts";
 import { VERSION } from "../common/version.ts";
 import { ConfigError, type TracingConfig } from "./config.ts";
 import { OtlpGrpcExporter } from "./otlp_grpc.ts";
@@ -105,6 +106,14 @@ export interface InitOptions {
   logger: Logger;
   /** Exporter override (tests); default OTLP/HTTP to `config.tracesUrl`. */
   exporter?: SpanExporter;
+  /**
+   * Stock OpenTelemetry `SpanExporter`s added beside the built-in one, e.g.
+   * `@opentelemetry/exporter-zipkin`; each gets its own bounded batch queue (the `export` block's
+   * sizes), so a slow one never holds up the others.
+   */
+  spanExporters?: readonly SpanExporter[];
+  /** Stock OpenTelemetry `SpanProcessor`s added beside the built-in export (`onStart`, `onEnd`). */
+  spanProcessors?: readonly SpanProcessor[];
 }
 
 // Shortest time between two lines of one repeating export problem (failures, queue full); the
@@ -307,7 +316,14 @@ export function initTracing(config: TracingConfig, options: InitOptions): Tracin
   const baggagePolicy = edgeBaggagePolicy(config, metrics, logger);
 
   const loads = new LoadSources(config.safeguards);
+  const remoteError = rateLimited(LOG_INTERVAL_MS, (msg, fields) => logger.warn(msg, fields));
   const sampler = buildSampler(config.sampling, {
+    serviceName: config.serviceName,
+    onRemoteError: (error) =>
+      remoteError("Jaeger sampling strategy refresh failed; the last strategy stays", {
+        endpoint: config.sampling.remote.endpoint,
+        error: error.message,
+      }),
     counters: metrics,
     loadSource: config.sampling.adaptive.enabled
       ? loads.get(config.sampling.adaptive.loadSource)
@@ -367,16 +383,31 @@ export function initTracing(config: TracingConfig, options: InitOptions): Tracin
   metrics.gauges.samplingRates = () => sampler.effectiveRates();
 
   const resource = resourceFromAttributes(resourceAttributes(config, options.role));
+  const extra = [
+    ...(options.spanExporters ?? []).map((exporter) =>
+      new BatchExportProcessor({
+        exporter,
+        maxBatchSize: config.export.maxBatchSize,
+        maxQueueSize: config.export.maxQueueSize,
+        batchTimeoutMs: config.export.batchTimeoutMs,
+      })
+    ),
+    ...(options.spanProcessors ?? []).map((p) => new StockProcessorSink(p)),
+  ];
+  const sink = extra.length === 0 ? processor : new FanOutSink([processor, ...extra]);
   const provider = new KrakenTracerProvider({
     resource,
     sampler,
-    sink: processor,
+    sink,
+    startListeners: options.spanProcessors,
     gate: breaker,
     counters: metrics,
     limits: config.spanLimits,
   });
   trace.setGlobalTracerProvider(provider);
   breaker.start();
+  // The first fetch runs in the background: start-up never waits for Jaeger.
+  void sampler.remote?.start();
   let stopped = false;
   const m = runtimeMetrics(config, metrics, logger);
   return {
@@ -401,12 +432,18 @@ export function initTracing(config: TracingConfig, options: InitOptions): Tracin
       m.withRequestMetrics(
         tracingMiddleware({ ...options, inFlight: loads.inFlight, baggagePolicy }),
       ),
-    forceFlush: () => processor.forceFlush(),
+    forceFlush: async () => {
+      await Promise.all([processor.forceFlush(), ...extra.map((e) => e.forceFlush())]);
+    },
     async shutdown(timeoutMs = 5000) {
       if (stopped) return;
       stopped = true;
-      await processor.shutdown(timeoutMs);
+      await Promise.all([
+        processor.shutdown(timeoutMs),
+        ...extra.map((e) => e.shutdown(timeoutMs)),
+      ]);
       breaker.stop();
+      sampler.remote?.stop();
       loads.stop();
       await m.closeStatsd();
       trace.disable();

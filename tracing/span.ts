@@ -75,11 +75,15 @@ const UNSET_STATUS: SpanStatus = Object.freeze({ code: SpanStatusCode.UNSET });
 // Shared by every span without events or links; readers never mutate it.
 const NONE: never[] = Object.freeze([]) as unknown as never[];
 
-/** Converts a `performance.now()` reading to OpenTelemetry's `[seconds, nanoseconds]` epoch time. */
+/**
+ * Converts a `performance.now()` reading to OpenTelemetry's `[seconds, nanoseconds]` epoch time,
+ * in whole microseconds: the clock is no finer, and exporters that write microseconds (Zipkin's
+ * JSON, which Jaeger refuses with a fraction) get integers.
+ */
 export function perfToHrTime(perfMs: number): HrTime {
   const epochMs = ORIGIN + perfMs;
   const seconds = Math.floor(epochMs / 1000);
-  const nanos = Math.round((epochMs - seconds * 1000) * 1e6);
+  const nanos = Math.round((epochMs - seconds * 1000) * 1e3) * 1e3;
   return nanos >= 1e9 ? [seconds + 1, nanos - 1e9] : [seconds, nanos];
 }
 

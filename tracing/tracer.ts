@@ -25,7 +25,7 @@ import {
   type TracerProvider,
 } from "@opentelemetry/api";
 import type { Resource } from "@opentelemetry/resources";
-import { type Sampler, SamplingDecision } from "@opentelemetry/sdk-trace";
+import { type Sampler, SamplingDecision, type SpanProcessor } from "@opentelemetry/sdk-trace";
 import { LocalSpanContext, newTraceId } from "./ids.ts";
 import { isPropagatable } from "./propagation.ts";
 import {
@@ -71,12 +71,18 @@ export interface TracerProviderOptions {
   counters?: TracerCounters;
   /** Span limits. Default {@linkcode DEFAULT_SPAN_LIMITS}. */
   limits?: SpanLimits;
+  /**
+   * Stock OpenTelemetry `SpanProcessor`s told about every recording span's start (`onStart`);
+   * their `onEnd` is the sink's business (see `tracing/processors.ts`).
+   */
+  startListeners?: readonly SpanProcessor[];
 }
 
 const ALWAYS: SpanGate = { allow: () => true };
 // Shared empties for span starts without attributes or links; samplers only read them.
 const NO_ATTRIBUTES: Attributes = Object.freeze({});
 const NO_LINKS: Link[] = Object.freeze([]) as unknown as Link[];
+const NO_LISTENERS: readonly SpanProcessor[] = Object.freeze([]);
 
 /** A tracer bound to one instrumentation scope of a {@linkcode KrakenTracerProvider}. */
 export class KrakenTracer implements Tracer {
@@ -84,13 +90,21 @@ export class KrakenTracer implements Tracer {
   readonly #sampler: Sampler;
   readonly #gate: SpanGate;
   readonly #counters: TracerCounters;
+  readonly #startListeners: readonly SpanProcessor[];
 
   /** Use {@linkcode KrakenTracerProvider.getTracer} rather than constructing directly. */
-  constructor(shared: SpanShared, sampler: Sampler, gate: SpanGate, counters: TracerCounters) {
+  constructor(
+    shared: SpanShared,
+    sampler: Sampler,
+    gate: SpanGate,
+    counters: TracerCounters,
+    startListeners: readonly SpanProcessor[] = NO_LISTENERS,
+  ) {
     this.#shared = shared;
     this.#sampler = sampler;
     this.#gate = gate;
     this.#counters = counters;
+    this.#startListeners = startListeners;
   }
 
   /** Starts a span as a child of the span in `ctx` (the active context by default). */
@@ -134,6 +148,14 @@ export class KrakenTracer implements Tracer {
       options.startTime === undefined ? undefined : toPerf(options.startTime),
     );
     if (result.attributes) span.setAttributes(result.attributes);
+    const listeners = this.#startListeners;
+    for (let i = 0; i < listeners.length; i++) {
+      try {
+        listeners[i].onStart(span as unknown as Parameters<SpanProcessor["onStart"]>[0], ctx);
+      } catch {
+        // A plugged-in processor must not fail the code that started the span.
+      }
+    }
     return span;
   }
 
@@ -209,6 +231,7 @@ export class KrakenTracerProvider implements TracerProvider {
         this.#options.sampler,
         this.#options.gate ?? ALWAYS,
         this.counters,
+        this.#options.startListeners,
       );
       this.#tracers.set(key, tracer);
     }

@@ -159,3 +159,20 @@ Deno.test("span: configured limits (OTEL_SPAN_*_LIMIT) bound events, links and t
   assert.equal(span.droppedLinksCount, 1);
   span.end();
 });
+
+Deno.test("span: times are whole microseconds (Zipkin's JSON takes no fraction)", () => {
+  const { sink } = collect();
+  const tracer = new KrakenTracerProvider({ resource, sampler: new AlwaysOnSampler(), sink })
+    .getTracer("t");
+  for (let i = 0; i < 50; i++) {
+    const span = tracer.startSpan("op", {
+      startTime: performance.now() + i * 0.0001234,
+    }) as RecordingSpan;
+    span.addEvent("e");
+    span.end();
+    for (const t of [span.startTime, span.endTime, span.events[0].time]) {
+      assert.equal(t[1] % 1000, 0, `${t}`);
+      assert.ok(t[1] >= 0 && t[1] < 1e9);
+    }
+  }
+});

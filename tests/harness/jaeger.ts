@@ -19,6 +19,11 @@
  * metrics and the query service's self-tracing are off, so several Jaegers can run side by side.
  * Storage is in memory, so {@link JaegerInstance.restart} comes back empty.
  *
+ * Options add what some tests need and others should not pay for: `remoteSampling` serves Jaeger's
+ * sampling endpoint (`samplingUrl`) from a strategies file ({@link JaegerInstance.setStrategies}
+ * rewrites it; Jaeger reloads it every second) or from adaptive sampling; `zipkin` opens a Zipkin
+ * receiver (`zipkinUrl`).
+ *
  * @module
  */
 
@@ -37,6 +42,27 @@ export interface StartJaegerOptions {
   startTimeoutMs?: number;
   /** Collector log level (default `warn`; `info` or `debug` when diagnosing). */
   logLevel?: "debug" | "info" | "warn" | "error";
+  /**
+   * Serve sampling strategies on `samplingUrl` (Jaeger's `remote_sampling` extension):
+   * `strategies` is the strategies file's content (Jaeger's `service_strategies` /
+   * `default_strategy` JSON), or `adaptive` computes them from the spans received.
+   */
+  remoteSampling?: {
+    strategies?: unknown;
+    adaptive?: {
+      initialSamplingProbability?: number;
+      targetSamplesPerSecond?: number;
+      calculationIntervalMs?: number;
+    };
+  };
+  /** Open a Zipkin (JSON v2) receiver on `zipkinUrl` (default off). */
+  zipkin?: boolean;
+  /**
+   * Serve both OTLP receivers over TLS with this certificate and key (PEM files); with
+   * `clientCaFile`, a client certificate signed by it is required (mTLS). The endpoints then start
+   * with `https://`.
+   */
+  tls?: { certFile: string; keyFile: string; clientCaFile?: string };
 }
 
 /** Options for {@link JaegerInstance.findTraces}. */
@@ -71,6 +97,12 @@ export interface JaegerPorts {
   queryHttp: number;
   /** Query service gRPC API. */
   queryGrpc: number;
+  /** Remote sampling HTTP endpoint, with `remoteSampling`. */
+  samplingHttp?: number;
+  /** Remote sampling gRPC endpoint, with `remoteSampling`. */
+  samplingGrpc?: number;
+  /** Zipkin receiver, with `zipkin`. */
+  zipkin?: number;
 }
 
 /** A running Jaeger started by {@link startJaeger}. */
@@ -83,6 +115,15 @@ export interface JaegerInstance {
   readonly queryUrl: string;
   /** Every port Jaeger listens on; kept across {@link restart}. */
   readonly ports: JaegerPorts;
+  /** Jaeger's HTTP sampling endpoint (`http://127.0.0.1:<port>/sampling`), with `remoteSampling`. */
+  readonly samplingUrl: string | undefined;
+  /** Zipkin v2 spans URL (`http://127.0.0.1:<port>/api/v2/spans`), with `zipkin`. */
+  readonly zipkinUrl: string | undefined;
+  /**
+   * Rewrites the strategies file (with `remoteSampling.strategies`) and waits until the sampling
+   * endpoint serves the new strategy for `service`.
+   */
+  setStrategies(strategies: unknown, service: string): Promise<void>;
   /** Combined stdout/stderr of the current (or last) Jaeger process. */
   log(): string;
   /** Stops Jaeger (SIGTERM, then SIGKILL) and removes its temporary directory. Idempotent. */
@@ -105,14 +146,53 @@ export interface JaegerInstance {
 }
 
 /** The collector configuration: only what the tests need, every listener on a given port. */
-function jaegerConfig(ports: JaegerPorts, maxTraces: number, logLevel: string): string {
+function jaegerConfig(
+  ports: JaegerPorts,
+  maxTraces: number,
+  logLevel: string,
+  options: Pick<StartJaegerOptions, "remoteSampling" | "zipkin" | "tls">,
+  strategiesFile: string,
+): string {
   const at = (port: number) => `127.0.0.1:${port}`;
+  const remote = options.remoteSampling;
+  const adaptive = remote?.adaptive;
+  const tls = options.tls;
+  const receiverTls = tls
+    ? {
+      tls: {
+        cert_file: tls.certFile,
+        key_file: tls.keyFile,
+        ...(tls.clientCaFile ? { client_ca_file: tls.clientCaFile } : {}),
+      },
+    }
+    : {};
+  const extensions: Record<string, unknown> = {};
+  if (remote) {
+    extensions.remote_sampling = {
+      ...(adaptive
+        ? {
+          adaptive: {
+            sampling_store: "memstore",
+            initial_sampling_probability: adaptive.initialSamplingProbability ?? 1,
+            target_samples_per_second: adaptive.targetSamplesPerSecond ?? 1,
+            calculation_interval: `${adaptive.calculationIntervalMs ?? 1000}ms`,
+          },
+        }
+        : { file: { path: strategiesFile, reload_interval: "1s" } }),
+      http: { endpoint: at(ports.samplingHttp!) },
+      grpc: { endpoint: at(ports.samplingGrpc!) },
+    };
+  }
   return stringify({
     service: {
-      extensions: ["jaeger_storage", "jaeger_query"],
+      extensions: ["jaeger_storage", "jaeger_query", ...(remote ? ["remote_sampling"] : [])],
       pipelines: {
         // No batch processor: spans reach storage at once, which keeps test polling short.
-        traces: { receivers: ["otlp"], exporters: ["jaeger_storage_exporter"] },
+        traces: {
+          receivers: ["otlp", ...(options.zipkin ? ["zipkin"] : [])],
+          ...(adaptive ? { processors: ["adaptive_sampling"] } : {}),
+          exporters: ["jaeger_storage_exporter"],
+        },
       },
       telemetry: {
         // The collector's default Prometheus reader binds the fixed port 8888.
@@ -120,7 +200,9 @@ function jaegerConfig(ports: JaegerPorts, maxTraces: number, logLevel: string): 
         logs: { level: logLevel },
       },
     },
+    ...(adaptive ? { processors: { adaptive_sampling: {} } } : {}),
     extensions: {
+      ...extensions,
       jaeger_storage: { backends: { memstore: { memory: { max_traces: maxTraces } } } },
       jaeger_query: {
         storage: { traces: "memstore" },
@@ -133,10 +215,11 @@ function jaegerConfig(ports: JaegerPorts, maxTraces: number, logLevel: string): 
     receivers: {
       otlp: {
         protocols: {
-          grpc: { endpoint: at(ports.otlpGrpc) },
-          http: { endpoint: at(ports.otlpHttp) },
+          grpc: { endpoint: at(ports.otlpGrpc), ...receiverTls },
+          http: { endpoint: at(ports.otlpHttp), ...receiverTls },
         },
       },
+      ...(options.zipkin ? { zipkin: { endpoint: at(ports.zipkin!) } } : {}),
     },
     exporters: { jaeger_storage_exporter: { trace_storage: "memstore" } },
   });
@@ -157,8 +240,17 @@ export async function startJaeger(options: StartJaegerOptions = {}): Promise<Jae
     logLevel = "warn",
   } = options;
   const executable = toolBinary("jaeger", binary);
-  const [otlpGrpc, otlpHttp, queryHttp, queryGrpc] = freePorts(4);
+  const [otlpGrpc, otlpHttp, queryHttp, queryGrpc, samplingHttp, samplingGrpc, zipkin] = freePorts(
+    7,
+  );
   const ports: JaegerPorts = { otlpGrpc, otlpHttp, queryHttp, queryGrpc };
+  if (options.remoteSampling) Object.assign(ports, { samplingHttp, samplingGrpc });
+  if (options.zipkin) ports.zipkin = zipkin;
+  const samplingUrl = ports.samplingHttp === undefined
+    ? undefined
+    : `http://127.0.0.1:${ports.samplingHttp}/sampling`;
+  let strategies: unknown = options.remoteSampling?.strategies ??
+    { default_strategy: { type: "probabilistic", param: 1 } };
   const queryUrl = `http://127.0.0.1:${queryHttp}`;
   let child: ManagedProcess | undefined;
   let tempDir: string | undefined;
@@ -184,7 +276,12 @@ export async function startJaeger(options: StartJaegerOptions = {}): Promise<Jae
     const dir = await Deno.makeTempDir({ prefix: "kraken-jaeger-" });
     tempDir = dir;
     const configFile = `${dir}/config.yaml`;
-    await Deno.writeTextFile(configFile, jaegerConfig(ports, maxTraces, logLevel));
+    const strategiesFile = `${dir}/strategies.json`;
+    await Deno.writeTextFile(strategiesFile, JSON.stringify(strategies));
+    await Deno.writeTextFile(
+      configFile,
+      jaegerConfig(ports, maxTraces, logLevel, options, strategiesFile),
+    );
     const logFile = `${dir}/jaeger.log`;
     child = spawnProcess(executable, [`--config=${configFile}`], { logFile, name: "jaeger" });
     const deadline = Date.now() + startTimeoutMs;
@@ -194,6 +291,13 @@ export async function startJaeger(options: StartJaegerOptions = {}): Promise<Jae
         process: child,
         timeoutMs: Math.max(1, deadline - Date.now()),
       });
+      for (const port of [ports.samplingHttp, ports.zipkin]) {
+        if (port === undefined) continue;
+        await waitForTcp("127.0.0.1", port, {
+          process: child,
+          timeoutMs: Math.max(1, deadline - Date.now()),
+        });
+      }
     } catch (error) {
       // The temporary directory stays behind so the config and log can be inspected.
       await stopProcess();
@@ -227,10 +331,32 @@ export async function startJaeger(options: StartJaegerOptions = {}): Promise<Jae
   await start();
 
   return {
-    otlpHttpEndpoint: `http://127.0.0.1:${otlpHttp}`,
+    otlpHttpEndpoint: `${options.tls ? "https" : "http"}://127.0.0.1:${otlpHttp}`,
     otlpGrpcEndpoint: `127.0.0.1:${otlpGrpc}`,
     queryUrl,
     ports,
+    samplingUrl,
+    zipkinUrl: ports.zipkin === undefined
+      ? undefined
+      : `http://127.0.0.1:${ports.zipkin}/api/v2/spans`,
+    async setStrategies(next, service) {
+      if (!samplingUrl || !tempDir) throw new Error("Jaeger was started without remoteSampling");
+      strategies = next;
+      await Deno.writeTextFile(`${tempDir}/strategies.json`, JSON.stringify(next));
+      // What Jaeger serves for `service` once it has read the file.
+      const served = async () => {
+        const res = await fetch(`${samplingUrl}?service=${encodeURIComponent(service)}`);
+        return await res.text();
+      };
+      const before = await served();
+      const deadline = Date.now() + 10_000;
+      while ((await served()) === before) {
+        if (Date.now() > deadline) {
+          throw new Error(`Jaeger did not reload its strategies within 10 s; serves ${before}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    },
     log: () => child?.log() ?? lastLog,
     stop,
     async restart() {

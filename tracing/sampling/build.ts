@@ -33,6 +33,10 @@ import { RatioSampler } from "./ratio.ts";
 import type { ShouldSample } from "./results.ts";
 import { RuleSampler } from "./rule_sampler.ts";
 import { TrustBoundarySampler } from "./trust_boundary_sampler.ts";
+import { ATTR } from "../names.ts";
+import { JaegerRemoteSampler } from "./jaeger_remote_sampler.ts";
+import { sampledWith } from "./results.ts";
+import { TokenBucket } from "./token_bucket.ts";
 
 /** Operation label under which the rate for operations without their own rate is reported. */
 export const DEFAULT_OPERATION = "*";
@@ -48,7 +52,44 @@ export interface SamplerDeps {
    * `client_sampled_rate_limit` refuses a client-forced sample that is then not sampled.
    */
   counters?: { droppedRateLimit: number };
+  /** `service.name`, whose strategy the Jaeger remote sampler asks for. */
+  serviceName?: string;
+  /** The fetch the remote sampler uses (tests). */
+  fetch?: typeof fetch;
+  /** Told about each failed strategy refresh (logged, rate-limited). */
+  onRemoteError?: (error: Error) => void;
 }
+
+/**
+ * A root decision a client asked for with `jaeger-debug-id`: sampled while the edge's
+ * `client_sampled_rate_limit` bucket (shared with client-forced `traceparent` flags) has a token,
+ * else decided by `root` as any other span.
+ */
+export class DebugIdSampler implements Sampler {
+  readonly #root: Sampler;
+  readonly #bucket: TokenBucket;
+
+  /** Creates the sampler. */
+  constructor(root: Sampler, bucket: TokenBucket) {
+    this.#root = root;
+    this.#bucket = bucket;
+  }
+
+  /** Samples a span carrying a debug id within the limit; otherwise asks `root`. */
+  readonly shouldSample: ShouldSample = (context, traceId, spanName, kind, attributes, links) => {
+    if (attributes[ATTR.samplingDebugId] !== undefined && this.#bucket.tryTake()) {
+      return DEBUG_FORCED;
+    }
+    return this.#root.shouldSample(context, traceId, spanName, kind, attributes, links);
+  };
+
+  /** Describes the sampler. */
+  toString(): string {
+    return `DebugIdSampler{${this.#root.toString()}}`;
+  }
+}
+
+const DEBUG_FORCED = sampledWith({ [ATTR.samplingClientForced]: true });
 
 /** The composed sampler, with the effective rates the self-metrics report. */
 export class KrakenSampler implements Sampler {
@@ -56,6 +97,8 @@ export class KrakenSampler implements Sampler {
   readonly #rules: RuleSampler;
   readonly #adaptive: AdaptiveSampler | undefined;
   readonly #defaultRate: number;
+  /** The Jaeger remote sampler, when `sampling.remote.enabled` (start it, stop it). */
+  readonly remote: JaegerRemoteSampler | undefined;
 
   /** Use {@linkcode buildSampler}. */
   constructor(
@@ -63,11 +106,13 @@ export class KrakenSampler implements Sampler {
     rules: RuleSampler,
     adaptive: AdaptiveSampler | undefined,
     defaultRate: number,
+    remote?: JaegerRemoteSampler,
   ) {
     this.#delegate = delegate;
     this.#rules = rules;
     this.#adaptive = adaptive;
     this.#defaultRate = defaultRate;
+    this.remote = remote;
   }
 
   /** Decides a span start (called for every span, root and child). */
@@ -80,7 +125,8 @@ export class KrakenSampler implements Sampler {
    */
   effectiveRate(operation: string): number {
     const rule = this.#rules.operationRules().find((r) => r.match.pattern === operation);
-    return rule?.rate ?? this.#adaptive?.effectiveRate(operation) ?? this.#defaultRate;
+    return rule?.rate ?? this.remote?.effectiveRate(operation) ??
+      this.#adaptive?.effectiveRate(operation) ?? this.#defaultRate;
   }
 
   /**
@@ -94,10 +140,15 @@ export class KrakenSampler implements Sampler {
       seen.add(rule.match.pattern);
       yield [rule.match.pattern, rule.rate];
     }
-    if (this.#adaptive) {
+    for (const entry of this.remote?.effectiveRates() ?? []) {
+      if (seen.has(entry[0])) continue;
+      seen.add(entry[0]);
+      yield entry;
+    }
+    if (this.#adaptive && this.remote?.strategy === undefined) {
       for (const entry of this.#adaptive.effectiveRates()) if (!seen.has(entry[0])) yield entry;
     }
-    yield [DEFAULT_OPERATION, this.#defaultRate];
+    yield [DEFAULT_OPERATION, this.remote?.effectiveRate(DEFAULT_OPERATION) ?? this.#defaultRate];
   }
 
   /** Describes the composition. */
@@ -121,12 +172,28 @@ export function buildSampler(cfg: SamplingConfig, deps: SamplerDeps = {}): Krake
       now: deps.now,
     })
     : undefined;
-  const rules = new RuleSampler({
-    rules: cfg.rules,
-    fallback: adaptive ?? new RatioSampler(cfg.defaultRate),
-  });
+  const local = adaptive ?? new RatioSampler(cfg.defaultRate);
+  const remote = cfg.remote.enabled
+    ? new JaegerRemoteSampler({
+      endpoint: cfg.remote.endpoint,
+      serviceName: deps.serviceName ?? "unknown_service",
+      refreshIntervalMs: cfg.remote.refreshIntervalMs,
+      maxOperations: cfg.remote.maxOperations,
+      fallback: local,
+      floorPerInterval: cfg.adaptive.floorPerInterval,
+      floorIntervalMs: cfg.adaptive.intervalMs,
+      now: deps.now,
+      fetch: deps.fetch,
+      onError: deps.onRemoteError,
+    })
+    : undefined;
+  const rules = new RuleSampler({ rules: cfg.rules, fallback: remote ?? local });
   const counters = deps.counters;
-  const root: Sampler = cfg.maxTracesPerSecond > 0
+  const clientBucket = new TokenBucket({
+    ratePerSecond: cfg.trust.clientSampledRateLimit,
+    now: deps.now,
+  });
+  const limited: Sampler = cfg.maxTracesPerSecond > 0
     ? new RateLimitingSampler({
       delegate: rules,
       maxPerSecond: cfg.maxTracesPerSecond,
@@ -134,12 +201,14 @@ export function buildSampler(cfg: SamplingConfig, deps: SamplerDeps = {}): Krake
       onDrop: counters ? () => counters.droppedRateLimit++ : undefined,
     })
     : rules;
+  const root = new DebugIdSampler(limited, clientBucket);
   const remoteParent = cfg.parentBased
     ? new TrustBoundarySampler({
       root,
       trusted: new ParentFlagSampler(),
       trustedNetworks: cfg.trust.trustedNetworks,
       clientSampledRateLimit: cfg.trust.clientSampledRateLimit,
+      bucket: clientBucket,
       now: deps.now,
       onDrop: counters ? () => counters.droppedRateLimit++ : undefined,
     })
@@ -149,5 +218,6 @@ export function buildSampler(cfg: SamplingConfig, deps: SamplerDeps = {}): Krake
     rules,
     adaptive,
     cfg.defaultRate,
+    remote,
   );
 }

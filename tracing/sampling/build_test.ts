@@ -4,6 +4,7 @@ import { type Sampler, type SamplingResult, TracerProvider } from "@opentelemetr
 import { buildSampler, DEFAULT_OPERATION } from "./build.ts";
 import { parseSamplingConfig } from "./config.ts";
 import { isSampled } from "./results.ts";
+import { ATTR } from "../names.ts";
 
 function randomTraceId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
@@ -160,7 +161,10 @@ Deno.test("effective rates list operation rules, adaptive operations and the def
   ]);
   assert.equal(sampler.effectiveRate("scheduler.download"), 0.5);
   assert.equal(sampler.effectiveRate("never.seen"), 0.3);
-  assert.match(sampler.toString(), /^ParentBased\{root=RuleSampler\{.*AdaptiveSampler/);
+  assert.match(
+    sampler.toString(),
+    /^ParentBased\{root=DebugIdSampler\{RuleSampler\{.*AdaptiveSampler/,
+  );
 });
 
 Deno.test("the sampler plugs into the OpenTelemetry SDK tracer", () => {
@@ -208,4 +212,58 @@ Deno.test("client-forced samples refused by the edge limit count as rate_limit d
     5,
   );
   assert.equal(counters.droppedRateLimit, 95);
+});
+
+Deno.test("jaeger-debug-id forces sampling only within the edge rate limit, shared with client flags", () => {
+  let now = 0;
+  const sampler = buildSampler(
+    parseSamplingConfig({ default_rate: 0, trust: { client_sampled_rate_limit: 2 } }),
+    { now: () => now },
+  );
+  const debug = (path = "/v2/") => {
+    const id = randomTraceId();
+    return isSampled(
+      sampler.shouldSample(ROOT_CONTEXT, id, "GET", SpanKind.SERVER, {
+        ...EDGE,
+        "url.path": path,
+        [ATTR.samplingDebugId]: "abc",
+      }, []),
+    );
+  };
+  assert.deepEqual([debug(), debug(), debug(), debug()], [true, true, false, false]);
+  now = 1000;
+  // One client-forced traceparent takes a token of the same bucket.
+  assert.equal(isSampled(clientSampledEdge(sampler)), true);
+  assert.deepEqual([debug(), debug()], [true, false]);
+  // Without the header a root at default_rate 0 is not sampled.
+  now = 5000;
+  const id = randomTraceId();
+  assert.equal(
+    isSampled(sampler.shouldSample(ROOT_CONTEXT, id, "GET", SpanKind.SERVER, EDGE, [])),
+    false,
+  );
+});
+
+Deno.test("remote strategies sit below the local rules: /health: 0 wins, the rest follows Jaeger", () => {
+  const sampler = buildSampler(
+    parseSamplingConfig({
+      default_rate: 1,
+      rules: [{ match: { operation: "local.op" }, rate: 1 }],
+      remote: { enabled: true },
+      adaptive: { floor_per_interval: 0 },
+    }),
+    { serviceName: "kraken-agent" },
+  );
+  sampler.remote!.setStrategy({ type: "probabilistic", rate: 0 });
+  const root = (name: string, path: string) => {
+    const id = randomTraceId();
+    return isSampled(
+      sampler.shouldSample(ROOT_CONTEXT, id, name, SpanKind.SERVER, { "url.path": path }, []),
+    );
+  };
+  assert.equal(root("GET /health", "/health"), false, "built-in rule");
+  assert.equal(root("GET /v2/", "/v2/"), false, "remote strategy: 0");
+  assert.equal(root("local.op", "/x"), true, "a local operation rule wins over the strategy");
+  assert.equal(sampler.effectiveRate("GET /v2/"), 0);
+  sampler.remote!.stop();
 });

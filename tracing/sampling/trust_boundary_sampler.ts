@@ -52,6 +52,8 @@ export interface TrustBoundarySamplerOptions extends RateLimitOptions {
   trustedNetworks: NetworkList;
   /** Client-forced traces allowed per second (burst: one second's worth). */
   clientSampledRateLimit: number;
+  /** The bucket of that limit, when shared with other client-forced samples (`jaeger-debug-id`). */
+  bucket?: TokenBucket;
   /**
    * Called for each client-forced sample the limit refused and our own decision did not sample
    * (the `rate_limit` drop counter). A root decision the root chain's own rate limit turned down
@@ -76,7 +78,7 @@ export class TrustBoundarySampler implements Sampler {
     this.#networks = options.trustedNetworks;
     this.#limit = options.clientSampledRateLimit;
     this.#onDrop = options.onDrop;
-    this.#bucket = new TokenBucket({
+    this.#bucket = options.bucket ?? new TokenBucket({
       ratePerSecond: options.clientSampledRateLimit,
       now: options.now,
     });
