@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
+import { ExportResultCode } from "@opentelemetry/core";
+import { InMemorySpanExporter, type SpanExporter } from "@opentelemetry/sdk-trace";
 import { createLogger } from "../common/log.ts";
 import { Router } from "../http/router.ts";
 import { withSpan } from "./api.ts";
@@ -38,4 +39,35 @@ Deno.test("initTracing: each runtime serves its own /metrics; a later one does n
   } finally {
     await enabled.shutdown();
   }
+});
+
+Deno.test("initTracing: OTEL_LOG_LEVEL filters the tracing module's own lines", async () => {
+  const failing: SpanExporter = {
+    export: (_spans, done) => done({ code: ExportResultCode.FAILED, error: new Error("down") }),
+    shutdown: () => Promise.resolve(),
+  };
+  const linesAt = async (env: Record<string, string>) => {
+    const lines: string[] = [];
+    const config = parseTracingConfig(
+      { enabled: true, sampling: { default_rate: 1 }, safeguards: { load_threshold: 1 } },
+      "log",
+      env,
+    );
+    const runtime = initTracing(config, {
+      role: "log",
+      logger: createLogger({ role: "log", level: "debug", write: (l) => lines.push(l) }),
+      exporter: failing,
+    });
+    try {
+      await withSpan("test.work", {}, () => Promise.resolve());
+      await runtime.forceFlush();
+    } finally {
+      await runtime.shutdown();
+    }
+    return lines.filter((l) => l.includes("span export failed")).length;
+  };
+  assert.equal(await linesAt({}), 1, "a failed export is a warn line by default");
+  assert.equal(await linesAt({ OTEL_LOG_LEVEL: "warn" }), 1);
+  assert.equal(await linesAt({ OTEL_LOG_LEVEL: "error" }), 0);
+  assert.equal(await linesAt({ OTEL_LOG_LEVEL: "none" }), 0);
 });
