@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything kraken's tests and demo need on a fresh machine (Debian with Node/npm and Go):
-# the pinned Deno from npm, skopeo, redis-server, openssl and python3 from apt, and the Go programs listed in
-# scripts/go-tools.tsv (Jaeger, …) built from the Go module proxy and cached. Safe to run again: each step is skipped when its result is already there.
+# the pinned Deno from npm, skopeo, redis-server, openssl and python3 from apt, the Go programs listed
+# in scripts/go-tools.tsv (Jaeger, …) built from the Go module proxy and cached, and moto's S3 server
+# from PyPI in a cached virtualenv. Safe to run again: each step is skipped when its result is already there.
 set -euo pipefail
 # deno task/bundle/install would otherwise try to resolve package.json's toolchain pin.
 export DENO_NO_PACKAGE_JSON=1
@@ -23,6 +24,8 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # http backend test serves blobs with python3's http.server.
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+# moto's virtualenv (below) needs venv and ensurepip.
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 # The TLS tests make their certificates with openssl.
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if ((${#missing[@]} > 0)); then
@@ -37,6 +40,15 @@ while read -r name module version package check_arg; do
   [[ -z "$name" || "$name" == \#* ]] && continue
   bash scripts/install-go-tool.sh "$name" "$module" "$version" "$package" "${check_arg:---help}" </dev/null
 done <scripts/go-tools.tsv
+# moto's S3 server (tests/harness/s3.ts), pinned, in a cached virtualenv. SeaweedFS would be the
+# real store of choice, but it takes over 30 minutes to build cold on 2 cores.
+moto_version=5.2.5
+moto_dir="${KRAKEN_CACHE:-$HOME/.cache/kraken}/moto-$moto_version"
+if [[ ! -x "$moto_dir/bin/moto_server" ]]; then
+  rm -rf "$moto_dir"
+  python3 -m venv "$moto_dir"
+  "$moto_dir/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$moto_version"
+fi
 # Fetch and cache the npm dependencies of the import map once, before tests run in parallel.
 node_modules/.bin/deno install --quiet --entrypoint main.ts tests/harness/jaeger.ts \
   tests/harness/registry.ts

@@ -113,6 +113,28 @@ export const ATTR = {
   backendType: "backend_type",
   /** Storage backend bucket, empty when it has none. */
   bucket: "bucket",
+  /** Object key of a backend operation (the name path under the root). */
+  backendKey: "kraken.backend.key",
+  /** Parts of an object a backend upload wrote (1 for a single request). */
+  backendParts: "kraken.backend.parts",
+  /** Parts a backend upload sent in this attempt. */
+  backendPartsSent: "kraken.backend.parts_sent",
+  /** Parts a resumed backend upload found already stored. */
+  backendPartsResumed: "kraken.backend.parts_resumed",
+  /** OTel semconv: the remote-call system of an S3 request (`aws-api`). */
+  rpcSystem: "rpc.system",
+  /** OTel semconv: the service of a remote call (`S3`). */
+  rpcService: "rpc.service",
+  /** OTel semconv: the operation of a remote call (`PutObject`, `UploadPart`, …). */
+  rpcMethod: "rpc.method",
+  /** OTel semconv: S3 bucket of the request. */
+  awsS3Bucket: "aws.s3.bucket",
+  /** OTel semconv: S3 object key of the request. */
+  awsS3Key: "aws.s3.key",
+  /** OTel semconv: multipart upload id. */
+  awsS3UploadId: "aws.s3.upload_id",
+  /** OTel semconv: part number of an `UploadPart`. */
+  awsS3PartNumber: "aws.s3.part_number",
   /** Duration of the operation's main step, ms. */
   durationMs: "duration_ms",
   /** Whether the thing looked up exists (backend stat, tag). */

@@ -48,7 +48,7 @@ import {
 import {
   backendAuthSchema,
   backendsSchema,
-  buildBackendEntry,
+  buildBackendEntries,
 } from "../../storage/backend/config.ts";
 import { writebackSchema } from "../../storage/writeback_config.ts";
 import { tracedFetch } from "../../tracing/mod.ts";
@@ -140,7 +140,8 @@ export const buildIndexConfigSchema = fields.map((
   ...rest,
   storageRoot: storage.root,
   writeback: { ...writeback, db: writeback.db ?? resolve(storage.root, "build-index.db") },
-  backends: backends.map((entry) => buildBackendEntry(entry, { fetch: tracedFetch, auth })),
+  backends: buildBackendEntries(backends, { fetch: tracedFetch, auth })
+    .map(({ namespace, backend }) => ({ namespace, backend })),
 }));
 
 /** The validated build-index configuration. */

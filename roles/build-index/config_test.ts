@@ -37,9 +37,9 @@ Deno.test("build-index config: errors name the key", () => {
     [{ ...base, tag_types: [{ namespace: "(", type: "docker" }] }, {}, "tag_types[0].namespace"],
     [{ ...base, tag_types: [{ namespace: ".*", type: "helm" }] }, {}, "tag_types[0].type"],
     [
-      { ...base, backends: [{ namespace: ".*", backend: { s3: {} } }] },
+      { ...base, backends: [{ namespace: ".*", backend: { hdfs: {} } }] },
       {},
-      "backends[0].backend.s3",
+      "backends[0].backend.hdfs",
     ],
     [{ ...base, writeback: { poll_interval: "0s" } }, {}, "writeback.poll_interval"],
     [{ ...base, listen: { port: 70000 } }, {}, "listen.port"],

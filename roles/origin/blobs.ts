@@ -17,7 +17,7 @@
 
 import type { HashRing } from "../../cluster/hashring.ts";
 import { HttpError, type Router } from "../../http/router.ts";
-import type { Backend, BackendManager } from "../../storage/backend/backend.ts";
+import { type Backend, type BackendManager, objectKeyOf } from "../../storage/backend/backend.ts";
 import { BlobNotFoundError, type BlobStore } from "../../storage/blob_store.ts";
 import type { Digest } from "../../storage/digest.ts";
 import { digestParam } from "../../storage/digest_param.ts";
@@ -109,11 +109,13 @@ export function registerBlobRoutes(router: Router, deps: BlobDeps): void {
     } catch (error) {
       throw new HttpError(500, (error as Error).message);
     }
+    const objectKey = objectKeyOf(backend, digest.hex);
     const info = await withSpan(SPAN.backendStat, {
       [ATTR.backendType]: backend.type,
       [ATTR.bucket]: backend.bucket ?? "",
       [ATTR.namespace]: namespace,
       [ATTR.digest]: digest.toString(),
+      ...(objectKey === undefined ? {} : { [ATTR.backendKey]: objectKey }),
     }, async (span) => {
       const found = await backend.stat(namespace, digest.hex);
       span.setAttribute(ATTR.exists, found !== null);

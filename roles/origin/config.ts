@@ -49,7 +49,7 @@ import {
   backendAuthSchema,
   backendEntrySchema,
   type BackendsConfigOptions,
-  buildBackendEntry,
+  buildBackendEntries,
 } from "../../storage/backend/config.ts";
 import { PieceLengthTable } from "../../storage/metainfo.ts";
 import { writebackSchema } from "../../storage/writeback_config.ts";
@@ -210,10 +210,8 @@ export interface ParseOriginConfigOptions {
 }
 
 function buildOriginBackends(parsed: ParsedOrigin, options: ParseOriginConfigOptions) {
-  return parsed.backends.map((entry) => ({
-    ...buildBackendEntry(entry, { ...options, auth: parsed.auth }),
-    mustReady: entry.mustReady,
-  }));
+  return buildBackendEntries(parsed.backends, { ...options, auth: parsed.auth })
+    .map(({ namespace, backend, config }) => ({ namespace, backend, mustReady: config.mustReady }));
 }
 
 /**

@@ -110,8 +110,8 @@ Deno.test("origin config: errors name the key", () => {
     "metainfo.piece_lengths",
   );
   configError(
-    () => parseOriginConfig({ ...ROOT, backends: [{ namespace: ".*", backend: { s3: {} } }] }),
-    "backends[0].backend.s3",
+    () => parseOriginConfig({ ...ROOT, backends: [{ namespace: ".*", backend: { hdfs: {} } }] }),
+    "backends[0].backend.hdfs",
   );
   configError(
     () =>

@@ -14,7 +14,7 @@
 
 import type { Logger } from "../../common/log.ts";
 import { HttpError } from "../../http/router.ts";
-import type { BackendManager } from "../../storage/backend/backend.ts";
+import { type BackendManager, objectKeyOf } from "../../storage/backend/backend.ts";
 import type { BlobStore } from "../../storage/blob_store.ts";
 import type { Digest } from "../../storage/digest.ts";
 import { ATTR, SPAN, withSpan } from "../../tracing/mod.ts";
@@ -85,11 +85,13 @@ export class BlobRefresher {
     } catch (error) {
       throw new HttpError(500, (error as Error).message);
     }
+    const objectKey = objectKeyOf(backend, digest.hex);
     const attrs = {
       [ATTR.backendType]: backend.type,
       [ATTR.bucket]: backend.bucket ?? "",
       [ATTR.namespace]: namespace,
       [ATTR.digest]: digest.toString(),
+      ...(objectKey === undefined ? {} : { [ATTR.backendKey]: objectKey }),
     };
     let info;
     try {

@@ -13,7 +13,7 @@
  */
 
 import type { Logger } from "../../common/log.ts";
-import type { BackendManager } from "../../storage/backend/backend.ts";
+import { type BackendManager, objectKeyOf } from "../../storage/backend/backend.ts";
 import { BlobNotFoundError, type BlobStore } from "../../storage/blob_store.ts";
 import { Digest, DigestError } from "../../storage/digest.ts";
 import type { WriteBackExecutor } from "../../storage/writeback.ts";
@@ -52,9 +52,11 @@ export function createWriteBackExecutor(options: WriteBackExecutorOptions): Writ
     }
     // The task carries the trace context of the request that queued it.
     const parent = contextFromStored(task);
+    const key = objectKeyOf(backend, digest.hex);
     await withSpan(SPAN.backendUpload, {
       [ATTR.backendType]: backend.type,
       [ATTR.bucket]: backend.bucket ?? "",
+      ...(key === undefined ? {} : { [ATTR.backendKey]: key }),
       [ATTR.namespace]: task.namespace,
       [ATTR.digest]: digest.toString(),
       [ATTR.writebackFailures]: task.failures,
@@ -62,6 +64,8 @@ export function createWriteBackExecutor(options: WriteBackExecutorOptions): Writ
       const started = performance.now();
       const existing = await withSpan(SPAN.backendStat, {
         [ATTR.backendType]: backend.type,
+        [ATTR.bucket]: backend.bucket ?? "",
+        ...(key === undefined ? {} : { [ATTR.backendKey]: key }),
         [ATTR.namespace]: task.namespace,
         [ATTR.digest]: digest.toString(),
       }, () => backend.stat(task.namespace, digest.hex));
@@ -84,9 +88,14 @@ export function createWriteBackExecutor(options: WriteBackExecutorOptions): Writ
         return;
       }
       span.setAttribute(ATTR.size, blob.size);
-      await backend.upload(task.namespace, digest.hex, blob);
+      const result = await backend.upload(task.namespace, digest.hex, blob);
       await store.deleteMetadata(digest, PERSIST_KEY);
       span.setAttributes({
+        ...(result?.parts === undefined ? {} : { [ATTR.backendParts]: result.parts }),
+        ...(result?.partsSent === undefined ? {} : { [ATTR.backendPartsSent]: result.partsSent }),
+        ...(result?.partsResumed === undefined
+          ? {}
+          : { [ATTR.backendPartsResumed]: result.partsResumed }),
         [ATTR.writebackResult]: "uploaded",
         [ATTR.durationMs]: Math.round(performance.now() - started),
       });

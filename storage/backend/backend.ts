@@ -39,6 +39,18 @@ export interface UploadSource {
   open(start?: number, end?: number): Promise<ReadableStream<Uint8Array>>;
 }
 
+/** What an upload did, for the `backend.upload` span (backends that know it). */
+export interface UploadResult {
+  /** Object key written. */
+  key?: string;
+  /** Parts of the object (1 for a single `PUT`). */
+  parts?: number;
+  /** Parts sent by this attempt. */
+  partsSent?: number;
+  /** Parts found stored by an earlier attempt and not sent again. */
+  partsResumed?: number;
+}
+
 /** What {@linkcode Backend.upload} accepts: a one-shot stream, bytes, or a re-openable source. */
 export type UploadBody = ReadableStream<Uint8Array> | Uint8Array | UploadSource;
 
@@ -173,7 +185,9 @@ export interface Backend {
    * Stores `body` as the object `name`, replacing any previous content. A backend that can resume
    * (S3 multipart) does so when `body` is an {@linkcode UploadSource}; a stream is sent once.
    */
-  upload(namespace: string, name: string, body: UploadBody): Promise<void>;
+  upload(namespace: string, name: string, body: UploadBody): Promise<UploadResult | void>;
+  /** The object key (path in the store) of `name`, for span attributes, when it has one. */
+  objectKey?(name: string): string;
   /**
    * Opens an object, or a range of it, for reading.
    *
@@ -240,6 +254,18 @@ export interface BackendEvent {
   status?: number;
   /** The error, its message free of credentials. */
   error: Error;
+}
+
+/**
+ * The object key of `name` in `backend`, for span attributes: `undefined` when the backend has no
+ * keys or the name does not fit its layout (the operation itself then reports that).
+ */
+export function objectKeyOf(backend: Backend, name: string): string | undefined {
+  try {
+    return backend.objectKey?.(name);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The namespace that always maps to {@linkcode noopBackend}. */

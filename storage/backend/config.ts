@@ -45,6 +45,7 @@ import { parseServiceAccountKey, type ServiceAccountKey } from "./gcs_auth.ts";
 import { HttpBackend, httpBackendSchema } from "./http.ts";
 import { registryBackendSchema, RegistryBlobBackend, RegistryTagBackend } from "./registry.ts";
 import { NAME_PATH_IDS } from "./namepath.ts";
+import { s3AuthSchema, s3BackendFromConfig, s3BackendSchema } from "./s3.ts";
 import { TestfsBackend } from "./testfs.ts";
 
 const namePath = oneOf(NAME_PATH_IDS).default("identity")
@@ -80,6 +81,7 @@ export const backendEntrySchema = object({
     ),
     http: httpBackendSchema.describe("Read-only blobs from an HTTP server (a URL template)."),
     gcs: gcsBackendSchema.describe("A Google Cloud Storage bucket (JSON API), or an emulator's."),
+    s3: s3BackendSchema.describe("An S3-compatible object store (AWS S3, MinIO, SeaweedFS, moto)."),
   }),
 });
 
@@ -97,6 +99,10 @@ export const backendAuthSchema = object({
     }, { rename: { access_blob: "accessBlob", access_token: "accessToken" } }),
   })).default({}).describe(
     "`<username>: {gcs: {access_blob | access_token}}` for `gcs` backends.",
+  ),
+  s3: s3AuthSchema.optional().describe(
+    "`<username>: {s3: {aws_access_key_id, aws_secret_access_key, aws_session_token}}`, chosen " +
+      "by an `s3` entry's `username`.",
   ),
 }).describe("Backend credentials by type and user name.");
 
@@ -146,9 +152,32 @@ export function buildBackendEntry(
           ...gcsCredentials(spec.value.username, options.auth),
           fetch,
         });
+      case "s3":
+        return s3BackendFromConfig(spec.value, { fetch, auth: options.auth?.s3 });
     }
   })();
   return { namespace: entry.namespace, backend };
+}
+
+/**
+ * Builds validated entries; a backend that cannot be built (an `s3` entry without credentials) is a
+ * `ConfigError` naming its key, `backends[<i>].backend.<type>`.
+ */
+export function buildBackendEntries<E extends BackendEntryConfig>(
+  entries: E[],
+  options: Pick<BackendsConfigOptions, "fetch" | "auth" | "key"> = {},
+): (BackendEntry & { config: E })[] {
+  return entries.map((entry, i) => {
+    try {
+      return { ...buildBackendEntry(entry, options), config: entry };
+    } catch (error) {
+      if (error instanceof ConfigError) throw error;
+      throw new ConfigError(
+        `${options.key ?? "backends"}[${i}].backend.${entry.backend.kind}`,
+        (error as Error).message,
+      );
+    }
+  });
 }
 
 /**
@@ -187,8 +216,11 @@ export function parseBackendsConfig(
   raw: unknown,
   options: BackendsConfigOptions = {},
 ): BackendEntry[] {
-  return backendsSchema.parse(raw, options.key ?? "backends", { baseDir: options.baseDir })
-    .map((entry) => buildBackendEntry(entry, options));
+  const key = options.key ?? "backends";
+  return buildBackendEntries(backendsSchema.parse(raw, key, { baseDir: options.baseDir }), {
+    ...options,
+    key,
+  });
 }
 
 /**

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { parse } from "yaml";
 import { ConfigError } from "../../common/config.ts";
-import { backendManagerFromConfig, parseBackendsConfig } from "./config.ts";
+import { backendAuthSchema, backendManagerFromConfig, parseBackendsConfig } from "./config.ts";
+import { S3Backend } from "./s3.ts";
 import { FileBackend } from "./fs.ts";
 import { HttpBackend } from "./http.ts";
 import { RegistryBlobBackend, RegistryTagBackend } from "./registry.ts";
@@ -63,7 +64,8 @@ Deno.test("backends config: errors name the offending key", () => {
       [{ namespace: ".*", backend: { file: { root: "a" }, testfs: { addr: "h:1" } } }],
       "backends[0].backend",
     ],
-    [[{ namespace: ".*", backend: { s3: {} } }], "backends[0].backend.s3"],
+    [[{ namespace: ".*", backend: { hdfs: {} } }], "backends[0].backend.hdfs"],
+    [[{ namespace: ".*", backend: { s3: {} } }], "backends[0].backend.s3.region"],
     [[{ namespace: ".*", backend: { file: "x" } }], "backends[0].backend.file"],
     [[{ namespace: ".*", backend: { file: {} } }], "backends[0].backend.file.root"],
     [[{ namespace: ".*", backend: { file: { root: 3 } } }], "backends[0].backend.file.root"],
@@ -151,4 +153,77 @@ backends:
       `${JSON.stringify(backend)} should fail on ${key}`,
     );
   }
+});
+
+Deno.test("backends config: s3 in upstream's keys, credentials from the auth block by username", () => {
+  const doc = parse(`
+backends:
+  - namespace: s3-images/.*
+    backend:
+      s3:
+        region: us-west-1
+        bucket: test-bucket
+        root_directory: /kraken/default/
+        name_path: sharded_docker_blob
+        username: kraken-user
+        endpoint: http://127.0.0.1:9000
+        force_path_style: true
+        upload_part_size: 16MB
+        upload_concurrency: 4
+        download_part_size: 67108864
+        buffer_guard: 10MB
+auth:
+  s3:
+    kraken-user:
+      s3:
+        aws: kraken-user
+        aws_access_key_id: AKIAEXAMPLE
+        aws_secret_access_key: secret-never-shown
+`);
+  const [entry] = parseBackendsConfig(doc.backends, {
+    auth: backendAuthSchema.parse(doc.auth, "auth"),
+  });
+  assert.ok(entry.backend instanceof S3Backend);
+  assert.equal(entry.backend.bucket, "test-bucket");
+  const hex = "3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d";
+  assert.equal(
+    entry.backend.objectKey(hex),
+    `kraken/default/docker/registry/v2/blobs/sha256/3e/${hex}/data`,
+  );
+  // No credentials anywhere: a ConfigError naming the entry, without secrets.
+  assert.throws(
+    () =>
+      parseBackendsConfig([{
+        namespace: ".*",
+        backend: {
+          s3: {
+            region: "r",
+            bucket: "bucket",
+            username: "nobody",
+            credentials_file: "/nonexistent/creds",
+          },
+        },
+      }]),
+    (e: Error) =>
+      e instanceof ConfigError &&
+      /^backends\[0\]\.backend\.s3: .*cannot read credentials file/.test(e.message),
+  );
+  assert.throws(
+    () =>
+      parseBackendsConfig([{
+        namespace: ".*",
+        backend: {
+          s3: { region: "r", bucket: "bucket", root_directory: "x/", credentials_file: "/c" },
+        },
+      }]),
+    /backends\[0\]\.backend\.s3\.root_directory: must be an absolute path/,
+  );
+  assert.throws(
+    () =>
+      parseBackendsConfig([{
+        namespace: ".*",
+        backend: { s3: { region: "r", bucket: "bucket", upload_part_size: "1MB" } },
+      }]),
+    /upload_part_size: must be at least 5MB/,
+  );
 });
