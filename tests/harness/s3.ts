@@ -226,3 +226,88 @@ export async function startS3(options: StartS3Options = {}): Promise<S3Server> {
     });
   }
 }
+
+/** A TCP relay in front of an S3 server that can answer every request 503 `SlowDown` for a while. */
+export interface FlakyRelay {
+  /** `http://127.0.0.1:<port>` to point clients at. */
+  readonly endpoint: string;
+  /** Whether requests are refused now. */
+  failing: boolean;
+  /** Connections answered 503 so far. */
+  readonly refused: number;
+  /** Closes the listener and every connection. */
+  close(): Promise<void>;
+}
+
+/** Closes `conn` unless a pipe already did. */
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed.
+  }
+}
+
+const SLOW_DOWN = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>' +
+  "<Message>Please reduce your request rate.</Message></Error>";
+
+/**
+ * Starts a relay to `endpoint` (an `http://host:port`). While `failing`, a connection's first
+ * request is answered `503 SlowDown` and the connection closed; otherwise bytes are piped both ways
+ * unchanged (the `Host` the client signed stays as it was, so signatures still verify upstream).
+ */
+export function startFlakyRelay(endpoint: string, options: { failing?: boolean } = {}): FlakyRelay {
+  const target = new URL(endpoint);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  let refused = 0;
+  const relay: FlakyRelay = {
+    endpoint: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    failing: options.failing ?? false,
+    get refused() {
+      return refused;
+    },
+    async close() {
+      listener.close();
+      for (const c of conns) closeQuietly(c);
+      await accepting.catch(() => {});
+    },
+  };
+  const serve = async (conn: Deno.Conn) => {
+    conns.add(conn);
+    try {
+      if (relay.failing) {
+        refused++;
+        // Read the request head (part of a body may follow; it is dropped with the connection).
+        await conn.read(new Uint8Array(64 * 1024));
+        const body = new TextEncoder().encode(SLOW_DOWN);
+        await conn.write(new TextEncoder().encode(
+          `HTTP/1.1 503 Slow Down\r\ncontent-type: application/xml\r\n` +
+            `content-length: ${body.length}\r\nconnection: close\r\n\r\n`,
+        ));
+        await conn.write(body);
+        return;
+      }
+      const upstream = await Deno.connect({
+        hostname: target.hostname,
+        port: Number(target.port),
+      });
+      conns.add(upstream);
+      await Promise.allSettled([
+        conn.readable.pipeTo(upstream.writable),
+        upstream.readable.pipeTo(conn.writable),
+      ]);
+      conns.delete(upstream);
+      closeQuietly(upstream);
+    } catch {
+      // A peer that went away ends its connection.
+    } finally {
+      conns.delete(conn);
+      closeQuietly(conn);
+    }
+  };
+  const accepting = (async () => {
+    for await (const conn of listener) void serve(conn);
+  })();
+  return relay;
+}
