@@ -52,6 +52,7 @@ import {
   INTERNAL_UPLOAD_PATCH,
   INTERNAL_UPLOAD_START,
   ORIGIN_METAINFO,
+  REPLICATE_TO_REMOTE,
   UPLOAD_COMMIT,
   UPLOAD_PATCH,
   UPLOAD_START,
@@ -273,6 +274,26 @@ export class OriginClient {
       digest: digest.toString(),
     });
     return MetaInfo.deserialize(new Uint8Array(await res.arrayBuffer()));
+  }
+
+  /**
+   * Asks the origin to send a blob to the origin cluster at `remote` (`host:port`), keeping the
+   * namespace. Uses the commit timeout: the origin answers once the remote cluster has the blob.
+   * @throws {AcceptedError} while the origin fetches the blob from its backend (poll)
+   * @throws {HttpStatusError} 404 when neither the origin nor its backend has it
+   */
+  async replicateToRemote(namespace: string, digest: Digest, remote: string): Promise<void> {
+    const res = await this.#send(
+      REPLICATE_TO_REMOTE,
+      {
+        namespace: pathEscape(namespace),
+        digest: digest.toString(),
+        remote,
+      },
+      "",
+      { timeoutMs: this.#commitTimeoutMs },
+    );
+    await res.body?.cancel();
   }
 
   /** The ring's ordered replica set for a digest, from the `Origin-Locations` header. */
@@ -596,6 +617,20 @@ export class OriginClusterClient {
       `metainfo of ${digest}`,
       digest,
       (client) => client.getMetaInfo(namespace, digest),
+    );
+  }
+
+  /**
+   * Has the cluster send a blob to the origin cluster at `remote`: asked of the blob's ring
+   * locations in order, polling while an origin answers 202 (it is fetching the blob).
+   * @throws {HttpStatusError} for a 4xx answer (404: not in the cluster nor its backend)
+   * @throws {AllOriginsUnavailableError} when every origin failed with 5xx or network errors
+   */
+  replicateToRemote(namespace: string, digest: Digest, remote: string): Promise<void> {
+    return this.#pollLocations(
+      `replication of ${digest} to ${remote}`,
+      digest,
+      (client) => client.replicateToRemote(namespace, digest, remote),
     );
   }
 

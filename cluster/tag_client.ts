@@ -28,7 +28,9 @@ import { ATTR, SPAN, tracedFetch, type TracedFetchOptions, withSpan } from "../t
 import { expand, type Route } from "../wire/route.ts";
 import {
   DUPLICATE_TAG_PUT,
+  DUPLICATE_TAG_REPLICATE,
   encodeDuplicatePut,
+  encodeDuplicateReplicate,
   LIST,
   LIST_ALL,
   type ListResponse,
@@ -38,6 +40,7 @@ import {
   TAG_GET,
   TAG_HEAD,
   TAG_PUT,
+  TAG_REPLICATE,
 } from "../wire/tags.ts";
 
 export type { ListResponse } from "../wire/tags.ts";
@@ -81,6 +84,8 @@ export interface TagClientTimeouts {
   duplicate: number;
   /** GET /origin (default 5 s). */
   origin: number;
+  /** POST /remotes/tags/{tag} (default 15 s). */
+  replicate: number;
 }
 
 const DEFAULT_TIMEOUTS: TagClientTimeouts = {
@@ -89,6 +94,7 @@ const DEFAULT_TIMEOUTS: TagClientTimeouts = {
   list: 60_000,
   duplicate: 10_000,
   origin: 5_000,
+  replicate: 15_000,
 };
 
 /** Retry policy of upstream's duplicate calls: 250 ms apart, 3 attempts in all. */
@@ -365,6 +371,49 @@ export class TagClient {
       headers: { "content-type": "application/json" },
     });
     if (result.status !== 200) this.#fail("PUT", path, result);
+  }
+
+  /**
+   * `POST /remotes/tags/{tag}`: (re)schedules the replication of a stored tag to every remote
+   * cluster whose regex matches it.
+   * @throws {TagClientError} on any answer but 200 (404: the tag is unknown)
+   */
+  async replicate(tag: string): Promise<void> {
+    const path = expand(TAG_REPLICATE, { tag: pathEscape(tag) });
+    const result = await this.#call({
+      route: TAG_REPLICATE,
+      path,
+      timeoutMs: this.#timeouts.replicate,
+    });
+    if (result.status !== 200) this.#fail("POST", path, result);
+  }
+
+  /**
+   * `POST /internal/duplicate/remotes/tags/{tag}/digest/{digest}`: has a neighbour schedule the
+   * same replication tasks, runnable after `delayMs`. Retried like upstream.
+   * @throws {TagClientError} on any answer but 200
+   */
+  async duplicateReplicate(
+    tag: string,
+    digest: Digest,
+    dependencies: readonly Digest[],
+    delayMs: number,
+  ): Promise<void> {
+    const path = expand(DUPLICATE_TAG_REPLICATE, {
+      tag: pathEscape(tag),
+      digest: digest.toString(),
+    });
+    const result = await this.#callWithRetry({
+      route: DUPLICATE_TAG_REPLICATE,
+      path,
+      timeoutMs: this.#timeouts.duplicate,
+      body: encodeDuplicateReplicate({
+        dependencies: dependencies.map((d) => d.toString()),
+        delayMs,
+      }),
+      headers: { "content-type": "application/json" },
+    });
+    if (result.status !== 200) this.#fail("POST", path, result);
   }
 }
 

@@ -27,6 +27,10 @@
  * on the original trace even after a restart. This module knows nothing about
  * tracing: it stores and hands back the strings.
  *
+ * The same machinery runs other persisted tasks in their own table ({@linkcode TaskTable}): the
+ * build-index's tag replication uses upstream's `replicate_tag_task` (key `tag`, `destination`;
+ * payload `digest`, `dependencies`) in the database of its write-back queue.
+ *
  * ```ts
  * import { WriteBackManager } from "./writeback.ts";
  * const manager = new WriteBackManager({
@@ -84,6 +88,26 @@ export interface TraceContext {
   traceFlags: string | number;
 }
 
+/**
+ * The table a {@linkcode WriteBackManager} keeps its tasks in. The two key columns hold a task's
+ * `namespace` and `name` and form the primary key; payload columns are text handed back in
+ * {@linkcode WriteBackTask.payload}. Names are SQL identifiers (lower case and `_`).
+ */
+export interface TaskTable {
+  /** Table name. */
+  name: string;
+  /** Columns of `namespace` and `name`. */
+  keyColumns: readonly [string, string];
+  /** Further text columns a task carries. */
+  payloadColumns?: readonly string[];
+}
+
+/** Upstream's write-back table: `(namespace, name)`, no payload. */
+export const WRITEBACK_TABLE: TaskTable = {
+  name: "writeback_task",
+  keyColumns: ["namespace", "name"],
+};
+
 /** A task as handed to the executor. */
 export interface WriteBackTask {
   /** Namespace the object was uploaded under (selects the backend). */
@@ -102,6 +126,8 @@ export interface WriteBackTask {
   spanId: string;
   /** Stored trace flags (2 hex characters), `""` when absent. */
   traceFlags: string;
+  /** The table's payload columns (empty for the write-back table). */
+  payload: Record<string, string>;
 }
 
 /** A stored row: a task plus its scheduling state. */
@@ -133,6 +159,8 @@ export interface WriteBackManagerOptions {
   dbPath?: string;
   /** An already open database shared with other tables; left open by `stop()`. */
   db?: DatabaseSync;
+  /** Where the tasks are kept (default {@linkcode WRITEBACK_TABLE}). */
+  table?: TaskTable;
   /** Performs a task. */
   executor: WriteBackExecutor;
   /** Wait after a task's first failure; doubled after each further one (default 30 s). */
@@ -172,13 +200,29 @@ export interface AddWriteBackInput {
   delayMs?: number;
   /** Context of the span creating the task; stored only when valid. */
   traceContext?: TraceContext;
+  /** Values of the table's payload columns (missing ones are stored as `""`). */
+  payload?: Record<string, string>;
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS writeback_task (
-  namespace    text NOT NULL,
-  name         text NOT NULL,
-  created_at   timestamp DEFAULT CURRENT_TIMESTAMP,
+const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
+
+function checkTable(table: TaskTable): TaskTable {
+  const names = [table.name, ...table.keyColumns, ...(table.payloadColumns ?? [])];
+  for (const name of names) {
+    if (!IDENTIFIER.test(name)) throw new TypeError(`task table: bad SQL identifier ${name}`);
+  }
+  return table;
+}
+
+/** The table's DDL: upstream's write-back columns, with the key and payload columns of `table`. */
+function schemaOf(table: TaskTable): string {
+  const [ns, name] = table.keyColumns;
+  const payload = (table.payloadColumns ?? []).map((c) => `  ${c} text NOT NULL DEFAULT '',\n`);
+  return `
+CREATE TABLE IF NOT EXISTS ${table.name} (
+  ${ns} text NOT NULL,
+  ${name} text NOT NULL,
+${payload.join("")}  created_at   timestamp DEFAULT CURRENT_TIMESTAMP,
   last_attempt timestamp NOT NULL,
   status       text NOT NULL,
   failures     integer NOT NULL,
@@ -186,8 +230,9 @@ CREATE TABLE IF NOT EXISTS writeback_task (
   trace_id     text DEFAULT '',
   span_id      text DEFAULT '',
   trace_flags  text DEFAULT '',
-  PRIMARY KEY(namespace, name)
+  PRIMARY KEY(${ns}, ${name})
 )`;
+}
 
 const TRACE_COLUMNS = ["trace_id", "span_id", "trace_flags"];
 
@@ -208,7 +253,7 @@ const TIMESTAMP_RE =
  */
 function parseTimestamp(value: unknown): number {
   const m = typeof value === "string" ? TIMESTAMP_RE.exec(value.trim()) : null;
-  if (!m) throw new Error(`writeback_task: unparsable timestamp ${JSON.stringify(value)}`);
+  if (!m) throw new Error(`task table: unparsable timestamp ${JSON.stringify(value)}`);
   const ms = Number((m[7] ?? "0").slice(0, 3).padEnd(3, "0"));
   const d = new Date(0);
   d.setUTCFullYear(Number(m[1]), Number(m[2]) - 1, Number(m[3]));
@@ -231,10 +276,12 @@ function traceColumns(ctx: TraceContext | undefined): [string, string, string] {
 
 type Row = Record<string, unknown>;
 
-function toRow(r: Row): WriteBackRow {
+function toRow(r: Row, table: TaskTable): WriteBackRow {
+  const payload: Record<string, string> = {};
+  for (const column of table.payloadColumns ?? []) payload[column] = String(r[column] ?? "");
   return {
-    namespace: String(r.namespace),
-    name: String(r.name),
+    namespace: String(r[table.keyColumns[0]]),
+    name: String(r[table.keyColumns[1]]),
     createdAt: parseTimestamp(r.created_at),
     lastAttempt: parseTimestamp(r.last_attempt),
     status: r.status === "pending" ? "pending" : "failed",
@@ -243,6 +290,7 @@ function toRow(r: Row): WriteBackRow {
     traceId: String(r.trace_id ?? ""),
     spanId: String(r.span_id ?? ""),
     traceFlags: String(r.trace_flags ?? ""),
+    payload,
   };
 }
 
@@ -276,6 +324,9 @@ function unitHash(text: string): number {
 export class WriteBackManager {
   readonly #db: DatabaseSync;
   readonly #ownsDb: boolean;
+  readonly #table: TaskTable;
+  /** `<namespace column> = ? AND <name column> = ?`. */
+  readonly #whereKey: string;
   readonly #executor: WriteBackExecutor;
   readonly #retryIntervalMs: number;
   readonly #maxRetryIntervalMs: number;
@@ -342,6 +393,8 @@ export class WriteBackManager {
           task ? `write-back ${task.namespace}/${task.name} failed:` : "write-back:",
           error,
         ));
+    this.#table = checkTable(options.table ?? WRITEBACK_TABLE);
+    this.#whereKey = `${this.#table.keyColumns[0]} = ? AND ${this.#table.keyColumns[1]} = ?`;
     this.#ownsDb = options.db === undefined;
     this.#db = options.db ?? openDatabase(options.dbPath!);
     try {
@@ -354,13 +407,14 @@ export class WriteBackManager {
 
   /** Creates the table, adding the tracing columns to a table made before they existed. */
   #migrate(): void {
-    this.#db.exec(SCHEMA);
+    const table = this.#table.name;
+    this.#db.exec(schemaOf(this.#table));
     const columns = new Set(
-      this.#db.prepare("PRAGMA table_info(writeback_task)").all().map((c) => String(c.name)),
+      this.#db.prepare(`PRAGMA table_info(${table})`).all().map((c) => String(c.name)),
     );
     for (const column of TRACE_COLUMNS) {
       if (!columns.has(column)) {
-        this.#db.exec(`ALTER TABLE writeback_task ADD COLUMN ${column} text DEFAULT ''`);
+        this.#db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} text DEFAULT ''`);
       }
     }
   }
@@ -382,14 +436,17 @@ export class WriteBackManager {
     const now = this.#now();
     const ready = delayMs === 0; // created now, so only an undelayed task is ready
     const [traceId, spanId, traceFlags] = traceColumns(input.traceContext);
+    const payloadColumns = this.#table.payloadColumns ?? [];
+    const columns = [...this.#table.keyColumns, ...payloadColumns];
     const { changes } = this.#db.prepare(
-      `INSERT OR IGNORE INTO writeback_task
-         (namespace, name, created_at, last_attempt, status, failures, delay,
+      `INSERT OR IGNORE INTO ${this.#table.name}
+         (${columns.join(", ")}, created_at, last_attempt, status, failures, delay,
           trace_id, span_id, trace_flags)
-       VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?)`,
+       VALUES (${columns.map(() => "?").join(", ")}, ?, ?, ?, 0, ?, ?, ?, ?)`,
     ).run(
       input.namespace,
       input.name,
+      ...payloadColumns.map((c) => input.payload?.[c] ?? ""),
       formatTimestamp(now),
       formatTimestamp(ZERO_TIME),
       ready ? "pending" : "failed",
@@ -409,7 +466,7 @@ export class WriteBackManager {
     this.#state = "started";
     // Those rows were queued in memory when the previous process died; they
     // never failed, so their attempt time is left alone and they retry now.
-    this.#db.exec("UPDATE writeback_task SET status = 'failed' WHERE status = 'pending'");
+    this.#db.exec(`UPDATE ${this.#table.name} SET status = 'failed' WHERE status = 'pending'`);
     this.#poll();
     this.#poller = this.#timers.setInterval(() => this.#poll(), this.#pollIntervalMs);
   }
@@ -431,8 +488,24 @@ export class WriteBackManager {
 
   /** All stored rows, oldest first (for tests and metrics). */
   pending(): WriteBackRow[] {
-    return this.#db.prepare("SELECT * FROM writeback_task ORDER BY created_at, namespace, name")
-      .all().map(toRow);
+    const [ns, name] = this.#table.keyColumns;
+    return this.#db.prepare(`SELECT * FROM ${this.#table.name} ORDER BY created_at, ${ns}, ${name}`)
+      .all().map((r) => toRow(r, this.#table));
+  }
+
+  /**
+   * Deletes the stored tasks `keep` turns down, except those queued or running (upstream drops
+   * replication tasks whose destination left the config this way at start-up).
+   * @returns how many rows were deleted
+   */
+  prune(keep: (task: WriteBackTask) => boolean): number {
+    let deleted = 0;
+    const remove = this.#db.prepare(`DELETE FROM ${this.#table.name} WHERE ${this.#whereKey}`);
+    for (const row of this.pending()) {
+      if (this.#active.has(keyOf(row.namespace, row.name)) || keep(toTask(row))) continue;
+      deleted += Number(remove.run(row.namespace, row.name).changes);
+    }
+    return deleted;
   }
 
   /**
@@ -454,6 +527,7 @@ export class WriteBackManager {
       traceId,
       spanId,
       traceFlags,
+      payload: { ...input.payload },
     };
     let wait = this.#backoff.initialMs;
     for (let attempt = 1;; attempt++) {
@@ -494,10 +568,10 @@ export class WriteBackManager {
   #pollOnce(): void {
     const now = this.#now();
     const rows = this.#db.prepare(
-      "SELECT * FROM writeback_task WHERE status = 'failed' ORDER BY created_at",
-    ).all().map(toRow);
+      `SELECT * FROM ${this.#table.name} WHERE status = 'failed' ORDER BY created_at`,
+    ).all().map((r) => toRow(r, this.#table));
     const mark = this.#db.prepare(
-      "UPDATE writeback_task SET status = 'pending' WHERE namespace = ? AND name = ?",
+      `UPDATE ${this.#table.name} SET status = 'pending' WHERE ${this.#whereKey}`,
     );
     for (const row of rows) {
       if (this.#active.has(keyOf(row.namespace, row.name))) continue;
@@ -534,22 +608,22 @@ export class WriteBackManager {
   }
 
   async #execute(namespace: string, name: string): Promise<void> {
-    const raw = this.#db.prepare("SELECT * FROM writeback_task WHERE namespace = ? AND name = ?")
+    const raw = this.#db.prepare(`SELECT * FROM ${this.#table.name} WHERE ${this.#whereKey}`)
       .get(namespace, name);
     if (!raw) return; // Removed meanwhile; nothing to do.
-    const task = toTask(toRow(raw));
+    const task = toTask(toRow(raw, this.#table));
     try {
       await this.#executor({ ...task });
     } catch (err) {
       this.#onError(err, task);
       this.#db.prepare(
-        `UPDATE writeback_task
+        `UPDATE ${this.#table.name}
            SET failures = failures + 1, last_attempt = ?, status = 'failed'
-         WHERE namespace = ? AND name = ?`,
+         WHERE ${this.#whereKey}`,
       ).run(formatTimestamp(this.#now()), namespace, name);
       return;
     }
-    this.#db.prepare("DELETE FROM writeback_task WHERE namespace = ? AND name = ?")
+    this.#db.prepare(`DELETE FROM ${this.#table.name} WHERE ${this.#whereKey}`)
       .run(namespace, name);
   }
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "../common/config.ts";
 import { DEFAULT_MAX_RETRY_INTERVAL_MS } from "./writeback.ts";
-import { writebackSchema } from "./writeback_config.ts";
+import { retryQueueSchema, writebackSchema } from "./writeback_config.ts";
 
 const schema = writebackSchema("`<root>/x.db`", "The queue's file.");
 
@@ -21,4 +21,15 @@ Deno.test("writeback config: defaults, option names and the retry cap", () => {
       e instanceof ConfigError &&
       e.message === "origin.writeback.max_retry_interval: must not be below retry_interval",
   );
+});
+
+Deno.test("writeback config: a queue in another queue's database has no db key", () => {
+  const queue = retryQueueSchema("replication");
+  assert.deepEqual(queue.parse({ poll_interval: "1s" }, "tag_replication"), {
+    retryIntervalMs: 30_000,
+    maxRetryIntervalMs: DEFAULT_MAX_RETRY_INTERVAL_MS,
+    pollIntervalMs: 1_000,
+    workers: 4,
+  });
+  assert.throws(() => queue.parse({ db: "x.db" }, "tag_replication"), /tag_replication\.db/);
 });

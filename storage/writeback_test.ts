@@ -5,6 +5,7 @@ import { waitFor } from "../tests/harness/wait.ts";
 import { ManualTimers } from "../common/timers.ts";
 import {
   openDatabase,
+  type TaskTable,
   WriteBackManager,
   type WriteBackManagerOptions,
   type WriteBackTask,
@@ -93,6 +94,62 @@ Deno.test("writeback: table matches the upstream schema", () =>
     ]);
     assert.equal(db.prepare("PRAGMA journal_mode").get()?.journal_mode, "wal");
     db.close();
+  }));
+
+const REPLICATION_TABLE: TaskTable = {
+  name: "replicate_tag_task",
+  keyColumns: ["tag", "destination"],
+  payloadColumns: ["digest", "dependencies"],
+};
+
+Deno.test("writeback: another table in the same database keeps its own key and payload columns", () =>
+  withDb(async (dbPath) => {
+    const db = openDatabase(dbPath);
+    const seen: WriteBackTask[] = [];
+    const writeback = new WriteBackManager({ db, executor: () => Promise.resolve() });
+    const tasks = new WriteBackManager({
+      db,
+      table: REPLICATION_TABLE,
+      executor: (t) => {
+        seen.push(t);
+        return Promise.resolve();
+      },
+    });
+    const cols = db.prepare("PRAGMA table_info(replicate_tag_task)").all()
+      .map((c) => [c.name, c.pk]);
+    assert.deepEqual(cols.slice(0, 4), [["tag", 1], ["destination", 2], ["digest", 0], [
+      "dependencies",
+      0,
+    ]]);
+    const payload = { digest: '"sha256:ab"', dependencies: '["sha256:ab"]' };
+    assert.equal(tasks.add({ namespace: "r:t", name: "bi2:80", payload, delayMs: 1 }), true);
+    assert.equal(tasks.add({ namespace: "r:t", name: "bi2:80", payload }), false);
+    assert.equal(writeback.add({ namespace: "r:t", name: "bi2:80", delayMs: 1 }), true);
+    assert.deepEqual(tasks.pending().map((r) => r.payload), [payload]);
+    assert.deepEqual(writeback.pending().map((r) => r.payload), [{}]);
+
+    // prune deletes what `keep` turns down, in this table only.
+    assert.equal(tasks.add({ namespace: "r:t", name: "gone:80", payload }), true);
+    assert.equal(tasks.prune((t) => t.name !== "gone:80"), 1);
+    assert.deepEqual(tasks.pending().map((r) => r.name), ["bi2:80"]);
+    assert.equal(writeback.pending().length, 1);
+
+    tasks.start();
+    await waitFor("the delayed task to run", () => seen.length === 1, { timeoutMs: 20_000 });
+    assert.deepEqual(seen[0].payload, payload);
+    assert.equal(seen[0].namespace, "r:t");
+    await tasks.stop();
+    await writeback.stop();
+    db.close();
+    assert.throws(
+      () =>
+        new WriteBackManager({
+          dbPath,
+          table: { name: "x; drop", keyColumns: ["a", "b"] },
+          executor: () => Promise.resolve(),
+        }),
+      /bad SQL identifier/,
+    );
   }));
 
 Deno.test("writeback: a table from before the tracing migration gains its columns", () =>

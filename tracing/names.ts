@@ -74,6 +74,14 @@ export const SPAN = {
   buildIndexPutTag: "build_index.put_tag",
   /** Build-index: the blobs a tagged manifest references, found before storing the tag. */
   buildIndexResolveDependencies: "build_index.resolve_dependencies",
+  /** Build-index: a replication task's tag read back as a digest on the source (ERD §5.3). */
+  buildIndexResolveTag: "build_index.resolve_tag",
+  /** Build-index: one replication task of a tag to one remote cluster (ERD §5.3 root). */
+  replicationTrigger: "replication.trigger",
+  /** Build-index: does the destination origin cluster have a blob (ERD §5.3). */
+  originStatBlob: "origin.stat_blob",
+  /** Build-index: one blob sent to the destination through the local origins (ERD §5.3). */
+  replicationTransfer: "replication.transfer",
 } as const;
 
 /** One operation span name from {@linkcode SPAN}. */
@@ -165,6 +173,10 @@ export const ATTR = {
   originCount: "origin_count",
   /** Tracker handout policy. */
   handoutPolicy: "handout_policy",
+  /** Cluster a replication starts from. */
+  srcCluster: "src_cluster",
+  /** Cluster a replication goes to. */
+  dstCluster: "dst_cluster",
 
   // ---- OpenTelemetry semantic conventions (HTTP spans, errors) ----
   /** HTTP method, `_OTHER` for unknown ones. */
@@ -287,6 +299,14 @@ export const ATTR = {
   replicationReplicas: "kraken.replication.replicas",
   /** Failed replicas and their errors. */
   replicationError: "kraken.replication.error",
+  /** Remote origin cluster a blob is sent to, `host:port`. */
+  replicationRemote: "kraken.replication.remote",
+  /** Outcome of a replication task (`replicated`, `already_replicated`). */
+  replicationResult: "kraken.replication.result",
+  /** Blobs of a replication task found on the destination already. */
+  replicationBlobsPresent: "kraken.replication.blobs_present",
+  /** Blobs a replication task sent. */
+  replicationBlobsSent: "kraken.replication.blobs_sent",
   /** Earlier failed attempts of a write-back task. */
   writebackFailures: "kraken.writeback.failures",
   /** Outcome of a write-back (`uploaded`, `already_in_backend`, `not_in_cache`). */

@@ -31,6 +31,11 @@ export const BLOB_LOCATIONS = route("GET", "/blobs/{digest}/locations");
 export const BLOB_DOWNLOAD = route("GET", PUBLIC);
 /** Starts a backend fetch of a blob without waiting for it. */
 export const BLOB_PREFETCH = route("POST", `${PUBLIC}/prefetch`);
+/**
+ * Sends a cached blob to a remote origin cluster (`{remote}`: its `host:port`, unescaped) with
+ * the public upload protocol; a blob not cached yet is fetched from the backend first (202).
+ */
+export const REPLICATE_TO_REMOTE = route("POST", `${PUBLIC}/remote/{remote}`);
 /** Starts a public upload (`?size=` optional). */
 export const UPLOAD_START = route("POST", `${PUBLIC}/uploads`);
 /** Sends one chunk of a public upload. */

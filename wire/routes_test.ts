@@ -102,6 +102,7 @@ Deno.test("every origin, tracker and build-index client route is served by its r
       c.download(NAMESPACE, DIGEST),
       c.getMetaInfo(NAMESPACE, DIGEST),
       c.locations(DIGEST),
+      c.replicateToRemote(NAMESPACE, DIGEST, "127.0.0.2:80"),
       new HttpOriginStore({ cluster: { locations: () => Promise.resolve(["127.0.0.1:1"]) }, fetch })
         .getOrigins(DIGEST),
     ];
@@ -117,6 +118,8 @@ Deno.test("every origin, tracker and build-index client route is served by its r
       c.listRepository("library/ubuntu", { limit: 2 }),
       c.origin(),
       c.duplicatePut("repo:tag", DIGEST, 10),
+      c.replicate("repo:tag"),
+      c.duplicateReplicate("repo:tag", DIGEST, [DIGEST], 10),
     ];
   });
   const trackerCalls = await recordOf((fetch) => {
@@ -132,8 +135,8 @@ Deno.test("every origin, tracker and build-index client route is served by its r
     ];
   });
   // Every client method above made its requests (uploads: start, PATCH, commit).
-  assert.equal(originCalls.length, 3 * 3 + 4 + 1);
-  assert.equal(tagCalls.length, 8);
+  assert.equal(originCalls.length, 3 * 3 + 5 + 1);
+  assert.equal(tagCalls.length, 10);
   assert.equal(trackerCalls.length, 2);
   for (const call of originCalls) assertServed(serving.origin, "origin", call);
   for (const call of tagCalls) assertServed(serving["build-index"], "build-index", call);

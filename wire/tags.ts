@@ -35,6 +35,13 @@ export const REPOSITORY_TAGS = route("GET", "/repositories/{repo+}/tags");
 export const ORIGIN_ADDRESS = route("GET", "/origin");
 /** Stores a tag from a neighbour, body {@linkcode encodeDuplicatePut}. */
 export const DUPLICATE_TAG_PUT = route("PUT", "/internal/duplicate/tags/{tag}/digest/{digest}");
+/** Schedules the replication of a stored tag to every remote whose regex matches it. */
+export const TAG_REPLICATE = route("POST", "/remotes/tags/{tag}");
+/** Schedules a neighbour's replication tasks, body {@linkcode encodeDuplicateReplicate}. */
+export const DUPLICATE_TAG_REPLICATE = route(
+  "POST",
+  "/internal/duplicate/remotes/tags/{tag}/digest/{digest}",
+);
 
 /** The JSON body of {@linkcode LIST} and {@linkcode REPOSITORY_TAGS} (upstream `tagmodels.ListResponse`). */
 export interface ListResponse {
@@ -82,6 +89,45 @@ export function parseListResponse(text: string): ListResponse {
 /** The duplicate put body: the write-back delay as integer nanoseconds under `delay`. */
 export function encodeDuplicatePut(delayMs: number): string {
   return JSON.stringify({ delay: Math.round(delayMs * 1e6) });
+}
+
+/** A duplicate replicate body: the tag's dependencies and the tasks' delay. */
+export interface DuplicateReplicate {
+  /** `sha256:<hex>` strings, the tagged digest among them. */
+  dependencies: string[];
+  /** Delay before the tasks may run, ms. */
+  delayMs: number;
+}
+
+/** The duplicate replicate body: `{"dependencies": [...], "delay": <integer ns>}`. */
+export function encodeDuplicateReplicate(body: DuplicateReplicate): string {
+  return JSON.stringify({
+    dependencies: body.dependencies,
+    delay: Math.round(body.delayMs * 1e6),
+  });
+}
+
+/**
+ * Reads a duplicate replicate body (already parsed from JSON). Keys match case-insensitively as
+ * Go's do; absent dependencies are none (Go's `null`), an absent delay is 0.
+ *
+ * @throws {TagWireError} when the body is not an object, the dependencies not a list of strings
+ * or the delay not a non-negative number of nanoseconds.
+ */
+export function parseDuplicateReplicate(body: unknown): DuplicateReplicate {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new TagWireError("json decode: duplicate replicate body must be an object");
+  }
+  const field = (name: string) => Object.entries(body).find(([k]) => k.toLowerCase() === name)?.[1];
+  const deps = field("dependencies") ?? [];
+  if (!Array.isArray(deps) || deps.some((d) => typeof d !== "string")) {
+    throw new TagWireError("json decode: dependencies must be a list of digest strings");
+  }
+  const ns = field("delay") ?? 0;
+  if (typeof ns !== "number" || !Number.isFinite(ns) || ns < 0) {
+    throw new TagWireError("json decode: delay must be a non-negative number of nanoseconds");
+  }
+  return { dependencies: deps, delayMs: ns / 1e6 };
 }
 
 /**

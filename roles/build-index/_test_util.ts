@@ -11,7 +11,7 @@ import { type Digest, digestOfBytes } from "../../storage/digest.ts";
 import { memoryLogger } from "../../tracing/_test_util.ts";
 import { parseBuildIndexConfig } from "./config.ts";
 import { testRoleContext } from "../_test_util.ts";
-import { type RunningBuildIndex, startBuildIndex } from "./mod.ts";
+import { type BuildIndexDeps, type RunningBuildIndex, startBuildIndex } from "./mod.ts";
 import type { OriginBlobs } from "./service.ts";
 
 /** An in-memory origin cluster: blobs by digest, in every namespace. */
@@ -45,6 +45,12 @@ export class FakeOrigin implements OriginBlobs {
     }
     return Promise.resolve(ReadableStream.from([blob]));
   }
+
+  /** See {@linkcode OriginBlobs.replicateToRemote}; records the call. */
+  replicateToRemote(namespace: string, digest: Digest, remote: string): Promise<void> {
+    this.calls.push(`replicate ${namespace} ${digest} ${remote}`);
+    return Promise.resolve();
+  }
 }
 
 /** A build-index started by {@linkcode startTestBuildIndex}. */
@@ -65,6 +71,7 @@ export async function startTestBuildIndex(
   dir: string,
   origin: OriginBlobs,
   raw: RawMap = {},
+  deps: Omit<BuildIndexDeps, "origin"> = {},
 ): Promise<TestBuildIndex> {
   const logger = memoryLogger("build-index");
   const config = parseBuildIndexConfig({
@@ -79,6 +86,7 @@ export async function startTestBuildIndex(
     ...raw,
   });
   const server = await startBuildIndex(config, testRoleContext("build-index", { logger }), {
+    ...deps,
     origin,
   });
   return {

@@ -8,7 +8,9 @@
  * cluster:
  *   hosts: [bi1:15004, bi2:15004]  # every build-index of this cluster, self included
  *   self: bi1:15004                # optional: this node's entry (default: found by local address + port)
+ *   name: zone1                    # optional: src_cluster of replication spans (default: self)
  *   duplicate_put_stagger: 20m     # neighbour k writes back after k × stagger
+ *   duplicate_replicate_stagger: 20m  # neighbour k's replication tasks wait k × stagger
  * origin:
  *   hosts: [origin1:15002]         # the local origin cluster
  *   dns: origin.example:15002      # optional: what GET /origin answers (default: a random host)
@@ -16,6 +18,9 @@
  *   write_through: true            # false: write tags back through the persisted queue
  * writeback: { db: <storage.root>/build-index.db, retry_interval: 30s, max_retry_interval: 5m,
  *              poll_interval: 15s, workers: 4 }
+ * remotes:                         # remote build-index → tag regexes replicated to it
+ *   build-index-zone2:80: ["namespace_foo/.*"]
+ * tag_replication: { retry_interval: 30s, max_retry_interval: 5m, poll_interval: 15s, workers: 4 }
  * tag_types:                       # first namespace regex matching the tag wins
  *   - { namespace: ".*", type: docker }
  * manifest_download: { attempts: 4, backoff: 500ms }
@@ -34,6 +39,7 @@ import {
   applyFlags,
   bool,
   duration,
+  hostPort,
   type Infer,
   int,
   list,
@@ -42,6 +48,7 @@ import {
   object,
   oneOf,
   path,
+  record,
   regex,
   string,
 } from "../../common/schema.ts";
@@ -50,7 +57,7 @@ import {
   backendsSchema,
   buildBackendEntries,
 } from "../../storage/backend/config.ts";
-import { writebackSchema } from "../../storage/writeback_config.ts";
+import { retryQueueSchema, writebackSchema } from "../../storage/writeback_config.ts";
 import { tracedFetch } from "../../tracing/mod.ts";
 import { listenerLimitsSchema } from "../../http/listener_config.ts";
 import { tlsSchema } from "../../http/tls_config.ts";
@@ -87,9 +94,21 @@ const fields = object({
         "the listen port and a local address (loopback, hostname or interface address). An " +
         "entry not in `cluster.hosts` is an error.",
     ),
+    name: string().optional("`cluster.self`, else this node's `host:port`").describe(
+      "This cluster's name in replication spans (`src_cluster`).",
+    ),
     duplicate_put_stagger: duration().default("20m")
       .describe("Neighbour _k_ (1, 2, …, random order) delays its write-back by _k_ × this."),
-  }, { rename: { duplicate_put_stagger: "duplicatePutStaggerMs" } }).map((c, key) => {
+    duplicate_replicate_stagger: duration().default("20m").describe(
+      "Neighbour _k_ (1, 2, …, random order) holds its copies of a tag's replication tasks " +
+        "back by _k_ × this.",
+    ),
+  }, {
+    rename: {
+      duplicate_put_stagger: "duplicatePutStaggerMs",
+      duplicate_replicate_stagger: "duplicateReplicateStaggerMs",
+    },
+  }).map((c, key) => {
     const hosts = c.hosts && staticHosts(c.hosts);
     if (c.self !== undefined && hosts !== undefined && !hosts.includes(c.self)) {
       throw new ConfigError(`${key}.self`, `${c.self} is not one of cluster.hosts`);
@@ -112,6 +131,20 @@ const fields = object({
     "SQLite file of the write-back queue (upstream's `writeback_task` table, namespace = " +
       "name = tag).",
   ),
+  remotes: record(list(regex().map((source) => new RegExp(source))))
+    .map((remotes, key) => {
+      for (const addr of Object.keys(remotes)) hostPort().parse(addr, `${key}.${addr}`);
+      return remotes;
+    })
+    .default({}).describe(
+      "Remote build-index (`host:port`, upstream's shape) → tag regexes. A tag put with " +
+        "`replicate=true` (or `POST /remotes/tags/{tag}`) is replicated to every remote with a " +
+        "regex matching anywhere in it.",
+    ),
+  tag_replication: retryQueueSchema("replication task").describe(
+    "The persisted replication queue (upstream's `replicate_tag_task` table, in the " +
+      "`writeback.db` file).",
+  ),
   tag_types: list(tagTypeSchema).default([{ namespace: ".*", type: "docker" }]).describe(
     "Ordered rules. The first regex that matches anywhere in the tag decides how dependencies " +
       "are found. No match → the put fails with 500.",
@@ -130,7 +163,12 @@ const fields = object({
       "for the registry layout `.../repositories/<repo>/_manifests/tags/<tag>/current/link`.",
   ),
 }, {
-  rename: { tag_store: "tagStore", tag_types: "tagTypes", manifest_download: "manifestDownload" },
+  rename: {
+    tag_store: "tagStore",
+    tag_types: "tagTypes",
+    manifest_download: "manifestDownload",
+    tag_replication: "tagReplication",
+  },
 });
 
 /** The build-index keys (everything but `tracing:`), defaults beside them. */

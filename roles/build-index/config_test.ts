@@ -15,6 +15,22 @@ Deno.test("build-index config: defaults", () => {
   assert.deepEqual(c.tagTypes.map((t) => [t.namespace.source, t.type]), [[".*", "docker"]]);
   assert.deepEqual(c.manifestDownload, { attempts: 4, backoffMs: 500 });
   assert.deepEqual(c.backends, []);
+  assert.deepEqual(c.remotes, {});
+  assert.equal(c.cluster.duplicateReplicateStaggerMs, 20 * 60_000);
+  assert.equal(c.tagReplication.retryIntervalMs, 30_000);
+});
+
+Deno.test("build-index config: remotes map a remote build-index to tag regexes", () => {
+  const c = parseBuildIndexConfig({
+    ...base,
+    remotes: { "bi-zone2:80": ["^library/.*", "team/x:"] },
+    tag_replication: { retry_interval: "1s", poll_interval: "1s" },
+  });
+  assert.deepEqual(Object.keys(c.remotes), ["bi-zone2:80"]);
+  const matches = (tag: string) => c.remotes["bi-zone2:80"].map((r) => r.test(tag));
+  assert.deepEqual(matches("library/app:v1"), [true, false]);
+  assert.deepEqual(matches("org/team/x:1"), [false, true]);
+  assert.equal(c.tagReplication.pollIntervalMs, 1000);
 });
 
 Deno.test("build-index config: flags and relative paths", () => {
@@ -42,6 +58,10 @@ Deno.test("build-index config: errors name the key", () => {
       "backends[0].backend.hdfs",
     ],
     [{ ...base, writeback: { poll_interval: "0s" } }, {}, "writeback.poll_interval"],
+    [{ ...base, remotes: { "bi2:80": ["library/(unclosed"] } }, {}, "remotes.bi2:80[0]"],
+    [{ ...base, remotes: { "bi2:80": "library/.*" } }, {}, "remotes.bi2:80"],
+    [{ ...base, remotes: { "no-port": [".*"] } }, {}, "remotes.no-port"],
+    [{ ...base, tag_replication: { workers: 0 } }, {}, "tag_replication.workers"],
     [{ ...base, listen: { port: 70000 } }, {}, "listen.port"],
     [base, { verbose: "1" }, "--verbose"],
   ];

@@ -1,7 +1,8 @@
 /**
  * The build-index role: maps `repo:tag` to manifest digests, checks that a tag's manifest and
  * everything it references exist in the origin cluster, persists tags on disk and in a storage
- * backend, and duplicates them to neighbour build-indexes (kraken-wire.md §1.5, §7).
+ * backend, duplicates them to neighbour build-indexes, and replicates them to remote clusters
+ * through a persisted task queue (kraken-wire.md §1.5, §7).
  *
  * Laid out like every role (see `roles/role.ts`): `config.ts` parses the config, `service.ts` holds
  * the behaviour, `server.ts` builds the router from the handler modules (`tags.ts`, `list.ts`,
@@ -13,16 +14,22 @@
 
 import { currentHosts, openHostLists } from "../../cluster/hostlist.ts";
 import { OriginClusterClient } from "../../cluster/blob_client.ts";
-import type { TagClientOptions } from "../../cluster/tag_client.ts";
+import { TagClient, type TagClientOptions } from "../../cluster/tag_client.ts";
 import { parseHostPort } from "../../common/config.ts";
 import { BackendManager } from "../../storage/backend/backend.ts";
 import { rateLimited } from "../../common/log.ts";
 import { observeBackends } from "../../storage/backend/transport.ts";
-import { FAILURE_LOG_INTERVAL_MS, WriteBackManager } from "../../storage/writeback.ts";
+import {
+  FAILURE_LOG_INTERVAL_MS,
+  openDatabase,
+  type WriteBackExecutor,
+  WriteBackManager,
+} from "../../storage/writeback.ts";
 import type { RoleContext, RoleDefinition, RunningRole } from "../role.ts";
 import { type BuildIndexConfig, buildIndexConfigSchema, parseBuildIndexConfig } from "./config.ts";
 import { startRoleCalls } from "../calls.ts";
 import { serveRole } from "../listen.ts";
+import { createReplicationExecutor, Remotes, REPLICATION_TABLE } from "./replication.ts";
 import { createBuildIndexRouter } from "./server.ts";
 import { BuildIndexService, createTagWriteBackExecutor, type OriginBlobs } from "./service.ts";
 import { TagStore } from "./tag_store.ts";
@@ -35,8 +42,10 @@ export interface BuildIndexDeps {
   origin?: OriginBlobs;
   /** Backend mapping (default: built from `config.backends`). */
   backends?: BackendManager;
-  /** Options of the neighbour clients (tests inject a fetch). */
+  /** Options of the neighbour and remote build-index clients (tests inject a fetch). */
   tagClientOptions?: TagClientOptions;
+  /** A remote origin cluster, by the address its build-index names (default: a cluster client). */
+  remoteOrigin?: (addr: string) => Pick<OriginBlobs, "stat">;
 }
 
 /** A started build-index. */
@@ -47,6 +56,8 @@ export interface RunningBuildIndex extends RunningRole {
   readonly service: BuildIndexService;
   /** The write-back queue. */
   readonly writeback: WriteBackManager;
+  /** The replication queue. */
+  readonly replication: WriteBackManager;
 }
 
 /** Addresses by which this host may appear in `cluster.hosts`. */
@@ -79,8 +90,9 @@ export function neighbourHosts(
 }
 
 /**
- * Starts a build-index: opens the tag store and write-back queue and serves its router; `stop`
- * stops serving, then the write-back queue (queued rows stay persisted).
+ * Starts a build-index: opens the tag store and the write-back and replication queues (one
+ * database) and serves its router; `stop` stops serving, then the queues (queued rows stay
+ * persisted).
  */
 export async function startBuildIndex(
   config: BuildIndexConfig,
@@ -109,8 +121,9 @@ export async function startBuildIndex(
     FAILURE_LOG_INTERVAL_MS,
     (msg, fields) => logger.warn(msg, fields),
   );
+  const db = openDatabase(config.writeback.db);
   const writeback = new WriteBackManager({
-    dbPath: config.writeback.db,
+    db,
     executor: createTagWriteBackExecutor({ tags, backends, logger }),
     retryIntervalMs: config.writeback.retryIntervalMs,
     maxRetryIntervalMs: config.writeback.maxRetryIntervalMs,
@@ -123,13 +136,46 @@ export async function startBuildIndex(
         error,
       }),
   });
+  const replicationFailed = rateLimited(
+    FAILURE_LOG_INTERVAL_MS,
+    (msg, fields) => logger.warn(msg, fields),
+  );
+  // The executor needs this node's address for src_cluster, known once the listener is bound.
+  let executeReplication: WriteBackExecutor = () => Promise.reject(new Error("not started"));
+  const replication = new WriteBackManager({
+    db,
+    table: REPLICATION_TABLE,
+    executor: (task) => executeReplication(task),
+    ...config.tagReplication,
+    onError: (error, task) =>
+      task
+        ? replicationFailed("tag replication failed", {
+          tag: task.namespace,
+          destination: task.name,
+          failures: task.failures + 1,
+          error,
+        })
+        : logger.warn("tag replication bookkeeping failed", { error }),
+  });
+  const remotes = new Remotes(config.remotes);
+  const dropped = replication.prune((task) => remotes.valid(task.namespace, task.name));
+  if (dropped > 0) logger.warn("replication tasks of removed remotes dropped", { dropped });
+  const stopQueues = async () => {
+    await writeback.stop();
+    await replication.stop();
+    db.close();
+  };
   writeback.start();
+  const originCluster = deps.origin ??
+    new OriginClusterClient({ hosts: origin, fetch: calls.fetch });
   const service = new BuildIndexService({
     config,
     tags,
     writeback,
+    replication,
+    remotes,
     backends,
-    origin: deps.origin ?? new OriginClusterClient({ hosts: origin, fetch: calls.fetch }),
+    origin: originCluster,
     originHosts: origin,
     logger,
     tagClientOptions: { fetch: calls.fetch, ...deps.tagClientOptions },
@@ -148,7 +194,7 @@ export async function startBuildIndex(
     handler: (req, remote) => router.handle(req, remote),
     onStartFailed: async () => {
       hostLists.stop();
-      await writeback.stop();
+      await stopQueues();
       await calls.close();
     },
   }, ctx);
@@ -157,23 +203,39 @@ export async function startBuildIndex(
   service.setNeighbours(() =>
     neighbourHosts(currentHosts(cluster), port, config.cluster.self, local)
   );
+  executeReplication = createReplicationExecutor({
+    source: {
+      resolveTag: (tag) => service.getTag(tag),
+      dependencies: (tag, digest) => service.replicationDependencies(tag, digest),
+      stat: (namespace, digest) => originCluster.stat(namespace, digest),
+      replicateToRemote: (namespace, digest, remote) =>
+        originCluster.replicateToRemote(namespace, digest, remote),
+    },
+    remote: (addr) => new TagClient(addr, deps.tagClientOptions),
+    remoteOrigin: deps.remoteOrigin ?? ((addr) => new OriginClusterClient({ hosts: [addr] })),
+    srcCluster: config.cluster.name ?? config.cluster.self ?? `${config.listen.host}:${port}`,
+    logger,
+  });
+  replication.start();
   logger.info("build-index listening", {
     host: config.listen.host,
     port,
     neighbours: service.neighbours,
     write_through: config.tagStore.writeThrough,
+    remotes: Object.keys(config.remotes),
   });
   let stopped = false;
   return {
     port,
     service,
     writeback,
+    replication,
     async stop() {
       if (stopped) return;
       stopped = true;
       hostLists.stop();
       await server.shutdown();
-      await writeback.stop();
+      await stopQueues();
       await calls.close();
     },
   };

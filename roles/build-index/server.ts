@@ -13,7 +13,9 @@
  * | GET | `/list/{prefix+}` | ListResponse JSON, optional `limit`/`offset` pagination | `list.ts` |
  * | GET | `/repositories/{repo+}/tags` | ListResponse of bare tags | `list.ts` |
  * | GET | `/origin` | the origin cluster's address | here |
+ * | POST | `/remotes/tags/{tag}` | schedule the tag's replication to its remotes again | `tags.ts` |
  * | PUT | `/internal/duplicate/tags/{tag}/digest/{digest}` | `{"delay": ns}`: store from a neighbour | `tags.ts` |
+ * | POST | `/internal/duplicate/remotes/tags/{tag}/digest/{digest}` | a neighbour's replication tasks | `tags.ts` |
  *
  * Every request gets a server span from the tracing middleware.
  *

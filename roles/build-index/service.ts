@@ -11,9 +11,10 @@
  *    with `cannot upload tag, missing dependency sha256:...`;
  * 3. store the tag on local disk and write it back (synchronously with `write_through`, otherwise
  *    through the persisted queue);
- * 4. duplicate it to every neighbour with a staggered write-back delay (failures are only logged).
- *
- * Cross-cluster replication (`?replicate=true`, remotes) is not part of this module yet.
+ * 4. duplicate it to every neighbour with a staggered write-back delay (failures are only logged);
+ * 5. with `?replicate=true`, schedule its replication: one persisted task per remote whose regex
+ *    matches the tag (run by `replication.ts`'s executor), and the same tasks on every neighbour
+ *    with a staggered delay, as a fallback should this node die (failures are only logged).
  *
  * @module
  */
@@ -32,6 +33,7 @@ import {
 import type { BackendManager } from "../../storage/backend/backend.ts";
 import { type Digest, parseDigest } from "../../storage/digest.ts";
 import type { WriteBackExecutor, WriteBackManager } from "../../storage/writeback.ts";
+import { type Remotes, taskPayload } from "./replication.ts";
 import {
   ATTR,
   contextFromStored,
@@ -49,6 +51,8 @@ export interface OriginBlobs {
   stat(namespace: string, digest: Digest): Promise<{ size: number } | null>;
   /** The blob's bytes. */
   downloadBlob(namespace: string, digest: Digest): Promise<ReadableStream<Uint8Array>>;
+  /** Sends a blob to the origin cluster at `remote` (polling while an origin answers 202). */
+  replicateToRemote(namespace: string, digest: Digest, remote: string): Promise<void>;
 }
 
 /** A put-tag failure with the status and message upstream answers with. */
@@ -75,6 +79,10 @@ export interface BuildIndexServiceOptions {
   tags: TagStore;
   /** Persisted write-back queue whose executor is {@linkcode createTagWriteBackExecutor}. */
   writeback: WriteBackManager;
+  /** Persisted replication queue (table `replicate_tag_task`). */
+  replication: WriteBackManager;
+  /** Which remote build-indexes a tag is replicated to. */
+  remotes: Remotes;
   /** Namespace (tag) → storage backend. */
   backends: BackendManager;
   /** The local origin cluster. */
@@ -92,6 +100,8 @@ export class BuildIndexService {
   readonly #config: BuildIndexConfig;
   readonly #tags: TagStore;
   readonly #writeback: WriteBackManager;
+  readonly #replication: WriteBackManager;
+  readonly #remotes: Remotes;
   readonly #backends: BackendManager;
   readonly #origin: OriginBlobs;
   readonly #originHosts: HostSource;
@@ -105,6 +115,8 @@ export class BuildIndexService {
     this.#config = options.config;
     this.#tags = options.tags;
     this.#writeback = options.writeback;
+    this.#replication = options.replication;
+    this.#remotes = options.remotes;
     this.#backends = options.backends;
     this.#origin = options.origin;
     this.#originHosts = options.originHosts ?? staticHosts(options.config.origin.hosts) ?? [];
@@ -165,8 +177,60 @@ export class BuildIndexService {
       await this.#checkDependencies(tag, deps);
       await this.#store(tag, digest, 0);
       await this.#duplicateToNeighbours(tag, digest);
+      if (replicate) await this.#scheduleReplication(tag, digest, deps);
       setAttributes({ [ATTR.buildIndexSuccess]: true });
     });
+  }
+
+  /**
+   * `POST /remotes/tags/{tag}`: schedules the replication of a stored tag again.
+   * @throws {PutTagError} 404 for an unknown tag; 500 when its dependencies cannot be resolved
+   */
+  async replicateTag(tag: string): Promise<void> {
+    const digest = await this.getTag(tag);
+    if (!digest) throw new PutTagError(`tag ${tag} not found`, 404);
+    const deps = await withSpan(
+      SPAN.buildIndexResolveDependencies,
+      { [ATTR.tag]: tag, [ATTR.digest]: digest.toString() },
+      () => this.#resolveDependencies(tag, digest),
+    );
+    await this.#scheduleReplication(tag, digest, deps);
+  }
+
+  /**
+   * A neighbour's replication tasks for `tag`: one per remote matching it here, runnable after
+   * `delayMs`.
+   * @throws {PutTagError} when a task cannot be stored
+   */
+  duplicateReplicate(tag: string, digest: Digest, deps: Digest[], delayMs: number): void {
+    this.#addReplicationTasks(tag, digest, deps, delayMs);
+  }
+
+  /**
+   * Everything the destination of a replication needs for `digest`: what `tag_types` resolves
+   * and, for an image index, each child manifest's config and layers (before the manifests).
+   * Traced as `build_index.resolve_dependencies`.
+   * @throws {PutTagError} when a manifest cannot be downloaded or parsed
+   */
+  replicationDependencies(tag: string, digest: Digest): Promise<Digest[]> {
+    return withSpan(
+      SPAN.buildIndexResolveDependencies,
+      { [ATTR.tag]: tag, [ATTR.digest]: digest.toString() },
+      async () => {
+        const rule = this.#tagType(tag);
+        setAttributes({ [ATTR.tagType]: rule.type });
+        if (rule.type === "default") return [digest];
+        const manifest = await this.#manifest(tag, digest);
+        const children: Digest[] = [];
+        for (const child of manifest.manifests) {
+          children.push(...storedReferences(await this.#manifest(tag, child.digest)), child.digest);
+        }
+        const all = [...children, ...storedReferences(manifest), digest];
+        const unique = [...new Map(all.map((d) => [d.toString(), d])).values()];
+        setAttributes({ [ATTR.buildIndexDependencies]: unique.length });
+        return unique;
+      },
+    );
   }
 
   /**
@@ -227,10 +291,16 @@ export class BuildIndexService {
     const rule = this.#tagType(tag);
     setAttributes({ [ATTR.tagType]: rule.type });
     if (rule.type === "default") return [digest];
+    const manifest = await this.#manifest(tag, digest);
+    setAttributes({ [ATTR.manifestMediaType]: manifest.mediaType });
+    // Foreign layers (non-distributable, with `urls`) are fetched from elsewhere: no dependency.
+    return [...storedReferences(manifest), digest];
+  }
+
+  async #manifest(tag: string, digest: Digest) {
     const bytes = await this.#downloadManifest(tag, digest);
-    let manifest;
     try {
-      manifest = parseManifest(bytes);
+      return parseManifest(bytes);
     } catch (error) {
       if (error instanceof ManifestError) {
         // The client tagged something that is not a manifest (upstream: 500).
@@ -241,9 +311,6 @@ export class BuildIndexService {
       }
       throw error;
     }
-    setAttributes({ [ATTR.manifestMediaType]: manifest.mediaType });
-    // Foreign layers (non-distributable, with `urls`) are fetched from elsewhere: no dependency.
-    return [...storedReferences(manifest), digest];
   }
 
   /** Downloads the manifest, retrying not-found and unreachable origins with exponential backoff. */
@@ -300,6 +367,47 @@ export class BuildIndexService {
       else this.#writeback.add(task);
     } catch (error) {
       throw new PutTagError(`storage: ${(error as Error).message}`);
+    }
+  }
+
+  /**
+   * Adds the replication tasks of `tag` here, then has every neighbour add its own, neighbour k
+   * (random order, from 1) delayed by k × stagger; neighbour failures are logged.
+   */
+  async #scheduleReplication(tag: string, digest: Digest, deps: Digest[]): Promise<void> {
+    this.#addReplicationTasks(tag, digest, deps, 0);
+    const order = shuffle(this.#neighbours());
+    const stagger = this.#config.cluster.duplicateReplicateStaggerMs;
+    await Promise.all(order.map(async (client, i) => {
+      try {
+        await client.duplicateReplicate(tag, digest, deps, stagger * (i + 1));
+      } catch (error) {
+        this.#logger.warn("duplicate replicate to neighbour failed", {
+          tag,
+          neighbour: client.addr,
+          error,
+        });
+      }
+    }));
+  }
+
+  #addReplicationTasks(tag: string, digest: Digest, deps: Digest[], delayMs: number): void {
+    const destinations = this.#remotes.match(tag);
+    try {
+      for (const destination of destinations) {
+        this.#replication.add({
+          namespace: tag,
+          name: destination,
+          delayMs,
+          traceContext: storeTraceContext(),
+          payload: taskPayload(digest, deps),
+        });
+      }
+    } catch (error) {
+      throw new PutTagError(`add replicate task: ${(error as Error).message}`);
+    }
+    if (destinations.length > 0) {
+      this.#logger.info("tag replication scheduled", { tag, destinations, delay_ms: delayMs });
     }
   }
 

@@ -7,20 +7,26 @@
  * | HEAD | `/tags/{tag}` | backend only: 200 / 404 |
  * | GET | `/tags/{tag}` | disk, then backend: 200 `sha256:<hex>` / 404 |
  * | PUT | `/internal/duplicate/tags/{tag}/digest/{digest}` | `{"delay": ns}`: store from a neighbour; 400 bad body |
+ * | POST | `/remotes/tags/{tag}` | schedule the tag's replication again; 404 unknown tag |
+ * | POST | `/internal/duplicate/remotes/tags/{tag}/digest/{digest}` | `{"dependencies": [...], "delay": ns}`: a neighbour's replication tasks; 400 bad body |
  *
  * @module
  */
 
 import { type Ctx, HttpError, type Router } from "../../http/router.ts";
 import { digestParam } from "../../storage/digest_param.ts";
+import { type Digest, parseDigest } from "../../storage/digest.ts";
 import { type BuildIndexService, PutTagError } from "./service.ts";
 import { InvalidTagError, validateTag } from "./tag_store.ts";
 import {
   DUPLICATE_TAG_PUT,
+  DUPLICATE_TAG_REPLICATE,
   parseDuplicatePut,
+  parseDuplicateReplicate,
   TAG_GET,
   TAG_HEAD,
   TAG_PUT,
+  TAG_REPLICATE,
   TagWireError,
 } from "../../wire/tags.ts";
 
@@ -66,6 +72,16 @@ export function registerTagRoutes(router: Router, service: BuildIndexService): v
     if (!digest) throw new HttpError(404);
     return new Response(digest.toString());
   });
+
+  router.route(TAG_REPLICATE, async (ctx) => {
+    try {
+      await service.replicateTag(tagParam(ctx));
+    } catch (error) {
+      if (error instanceof PutTagError) throw new HttpError(error.status, error.message);
+      throw error;
+    }
+    return new Response(null, { status: 200 });
+  });
 }
 
 /** Registers the neighbour-duplication route over `service` on `router`. */
@@ -82,6 +98,27 @@ export function registerDuplicateRoutes(router: Router, service: BuildIndexServi
     }
     try {
       await service.duplicatePut(tag, digest, delayMs);
+    } catch (error) {
+      if (error instanceof PutTagError) throw new HttpError(error.status, error.message);
+      throw error;
+    }
+    return new Response(null, { status: 200 });
+  });
+
+  router.route(DUPLICATE_TAG_REPLICATE, async (ctx) => {
+    const tag = tagParam(ctx);
+    const digest = digestParam(ctx);
+    let deps: Digest[];
+    let delayMs: number;
+    try {
+      const body = parseDuplicateReplicate(await ctx.req.json());
+      deps = body.dependencies.map((d) => parseDigest(d));
+      delayMs = body.delayMs;
+    } catch (error) {
+      throw new HttpError(400, `json decode: ${(error as Error).message}`);
+    }
+    try {
+      service.duplicateReplicate(tag, digest, deps, delayMs);
     } catch (error) {
       if (error instanceof PutTagError) throw new HttpError(error.status, error.message);
       throw error;

@@ -3,7 +3,9 @@
  * the blob is duplicated to every other replica with a staggered write-back delay
  * (`origin.replicate`, one span per replica); after a backend fetch it is transferred without
  * write-back (`origin.replicate` with `mode=transfer`). Replication failures are logged, never
- * fatal.
+ * fatal. {@linkcode Replicator.toRemote} sends a blob to another cluster's origins (cross-cluster
+ * replication, kraken-wire.md §6.5) with the public upload protocol, so the remote cluster
+ * replicates it to its ring and writes it back itself.
  *
  * @module
  */
@@ -13,6 +15,7 @@ import {
   type BlobSource,
   OriginClient,
   type OriginClientOptions,
+  OriginClusterClient,
 } from "../../cluster/blob_client.ts";
 import type { HashRing } from "../../cluster/hashring.ts";
 import { BlobNotFoundError, type BlobStore } from "../../storage/blob_store.ts";
@@ -98,6 +101,17 @@ export class Replicator {
         })
       ),
     );
+  }
+
+  /**
+   * Uploads a cached blob to the origin cluster at `remote` (`host:port`, asked for the blob's
+   * ring locations), keeping its namespace. Traced by the cluster client as `origin.store_blob`.
+   * @throws {BlobNotFoundError} when the blob is not cached
+   */
+  async toRemote(namespace: string, digest: Digest, remote: string): Promise<void> {
+    const source = await this.#source(digest);
+    const cluster = new OriginClusterClient({ ...this.#o.client, hosts: [remote] });
+    await cluster.uploadBlob(namespace, digest, source);
   }
 
   #replicas(digest: Digest): string[] {

@@ -9,6 +9,7 @@
  * | locations, downloads, prefetch, stat, delete | `blobs.ts` |
  * | public, internal and duplicate uploads | `uploads.ts` (replication in `replication.ts`) |
  * | metainfo | `metainfo.ts` |
+ * | replicate to a remote cluster | `remote.ts` |
  * | `/metrics`, `/internal/peercontext` | here |
  *
  * Read path: a cache miss on download, prefetch or metainfo starts a backend fetch and answers
@@ -26,6 +27,7 @@ import type { TracingRuntime } from "../../tracing/mod.ts";
 import { type BlobDeps, registerBlobRoutes } from "./blobs.ts";
 import { registerHealthRoutes } from "./health.ts";
 import { registerMetaInfoRoutes } from "./metainfo.ts";
+import { registerRemoteRoutes } from "./remote.ts";
 import { registerUploadRoutes, type UploadDeps } from "./uploads.ts";
 import { METRICS } from "../../wire/health.ts";
 import { PEER_CONTEXT } from "../../wire/peercontext.ts";
@@ -51,6 +53,7 @@ export function createOriginRouter(deps: OriginRouterDeps): Router {
   router.route(METRICS, deps.tracing.metricsHandler);
   registerBlobRoutes(router, deps);
   registerUploadRoutes(router, deps);
+  registerRemoteRoutes(router, deps);
   router.route(PEER_CONTEXT, () => {
     const json = deps.peerContextJson?.();
     if (json === undefined) throw new HttpError(404, "this origin does not seed over P2P");
