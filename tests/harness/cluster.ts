@@ -3,6 +3,10 @@
  * backend, origins on one hash ring, build-index and proxy (the upload path), each `main.ts
  * --role=...` with a generated YAML file, on free loopback ports, data under one directory.
  *
+ * Several clusters run side by side when each has its own `dir` and `name`: a named cluster's
+ * processes are labelled `<name>/<role>` and its build-index reports the name as `src_cluster`;
+ * `remotes` makes its build-index replicate matching tags to another cluster's build-index.
+ *
  * @module
  */
 
@@ -39,6 +43,10 @@ export interface ClusterOptions {
   originExtra?: Record<string, unknown>;
   /** Top-level keys added to the build-index's config. */
   buildIndexExtra?: Record<string, unknown>;
+  /** Cluster name: build-index `cluster.name` and the prefix of process labels. */
+  name?: string;
+  /** Build-index `remotes:` (remote build-index `host:port` → tag regexes). */
+  remotes?: Record<string, string[]>;
   /** TLS on every role: the `tls:` block each role gets, and the CA the harness trusts. */
   tls?: ClusterTls;
 }
@@ -86,6 +94,8 @@ export interface UploadCluster {
   restartOrigin(i: number): Promise<Node>;
   /** Starts the testfs backend again on the same port and root. */
   restartTestfs(): Promise<Node>;
+  /** Starts the build-index again on the same port, config and data (after a stop or a crash). */
+  restartBuildIndex(): Promise<Node>;
 }
 
 function tracingBlock(options: ClusterOptions): Record<string, unknown> {
@@ -117,6 +127,7 @@ export async function startUploadCluster(options: ClusterOptions): Promise<Uploa
   const buildIndexBackend = options.buildIndexBackend?.(testfsAddr) ??
     { testfs: { addr: testfsAddr, root: "tags", name_path: "docker_tag" } };
   const tracing = tracingBlock(options);
+  const label = (name: string) => options.name ? `${options.name}/${name}` : name;
   const scheme = options.tls ? "https" : "http";
   const client = options.tls
     ? Deno.createHttpClient({ caCerts: [await Deno.readTextFile(options.tls.ca)] })
@@ -126,7 +137,7 @@ export async function startUploadCluster(options: ClusterOptions): Promise<Uploa
     const dataDir = `${dir}/backend`;
     await Deno.mkdir(dataDir, { recursive: true });
     const process = group.spawnDeno(TESTFS, ["--root", dataDir, "--port", String(testfsPort)], {
-      name: "testfs",
+      name: label("testfs"),
       logFile: `${dir}/testfs.log`,
     });
     const addr = testfsAddr;
@@ -150,7 +161,7 @@ export async function startUploadCluster(options: ClusterOptions): Promise<Uploa
       JSON.stringify({ ...tls, ...config, tracing }, null, 2),
     );
     const process = group.spawnDeno(MAIN, [`--role=${role}`, `--config=${configPath}`], {
-      name,
+      name: label(name),
       logFile: `${dir}/${name}.log`,
       env: options.env,
     });
@@ -176,15 +187,23 @@ export async function startUploadCluster(options: ClusterOptions): Promise<Uploa
 
   const testfs = await startTestfs();
   const origins = await Promise.all(originPorts.map((_, i) => startOriginAt(i)));
-  const buildIndex = await startRole("build-index", "build-index", biPort, {
-    listen: { host: "127.0.0.1", port: biPort },
-    storage: { root: "build-index/store" },
-    cluster: { hosts: [`127.0.0.1:${biPort}`], self: `127.0.0.1:${biPort}` },
-    origin: { hosts: originHosts },
-    tag_store: { write_through: true },
-    backends: [{ namespace: ".*", backend: buildIndexBackend }],
-    ...options.buildIndexExtra,
-  });
+  const startBuildIndex = () =>
+    startRole("build-index", "build-index", biPort, {
+      listen: { host: "127.0.0.1", port: biPort },
+      storage: { root: "build-index/store" },
+      cluster: {
+        hosts: [`127.0.0.1:${biPort}`],
+        self: `127.0.0.1:${biPort}`,
+        ...(options.name ? { name: options.name } : {}),
+      },
+      origin: { hosts: originHosts },
+      tag_store: { write_through: true },
+      remotes: options.remotes ?? {},
+      tag_replication: { retry_interval: interval, poll_interval: interval },
+      backends: [{ namespace: ".*", backend: buildIndexBackend }],
+      ...options.buildIndexExtra,
+    });
+  const buildIndex = await startBuildIndex();
   const proxy = await startRole("proxy", "proxy", proxyPort, {
     listen: { host: "127.0.0.1", port: proxyPort },
     storage: { root: "proxy/store" },
@@ -204,6 +223,10 @@ export async function startUploadCluster(options: ClusterOptions): Promise<Uploa
     async restartTestfs() {
       cluster.testfs = await startTestfs();
       return cluster.testfs;
+    },
+    async restartBuildIndex() {
+      cluster.buildIndex = await startBuildIndex();
+      return cluster.buildIndex;
     },
   };
   return cluster;
@@ -253,5 +276,6 @@ export async function startDownloadCluster(
     });
     agents.push({ ...node, registry: `127.0.0.1:${registry}`, peerPort: peer });
   }
-  return { ...up, tracker, agents };
+  // The same object, so restart… keeps updating the nodes callers read.
+  return Object.assign(up, { tracker, agents });
 }
