@@ -3,7 +3,10 @@
  * backend, two origins on one hash ring, build-index, proxy, tracker and two agents, one process
  * each on free loopback ports with data in a temporary directory — pushes a generated multi-layer
  * image through the proxy, pulls it through both agents (the second gets pieces from the first over
- * P2P), and prints the push and pull traces as indented trees with durations.
+ * P2P), and prints the push and pull traces as indented trees with durations. A second cluster,
+ * `zone-b` (its own testfs, origins, build-index, tracker and agent), runs beside it: the pushed
+ * tag replicates there (the replication spans are part of the manifest push's trace) and zone-b's
+ * agent pulls the image.
  *
  * The roles export OTLP/JSON to a small collector inside this program. With
  * `OTEL_EXPORTER_OTLP_ENDPOINT` set (a Jaeger or OpenTelemetry Collector), every span is forwarded
@@ -27,7 +30,11 @@ function describe(tree: TraceTree, agentNames: Map<unknown, string>): string {
   const root = tree.roots[0];
   const upload = tree.spans.find((s) => s.name === SPAN.proxyCommitUpload);
   if (upload) return `push: blob upload ${upload.attributes.digest}`;
-  if (tree.spans.some((s) => s.name === SPAN.proxyPutManifest)) return "push: manifest and tag";
+  if (tree.spans.some((s) => s.name === SPAN.proxyPutManifest)) {
+    const replication = tree.spans.find((s) => s.name === SPAN.replicationTrigger);
+    return "push: manifest and tag" +
+      (replication ? `, replicated to ${replication.attributes[ATTR.dstCluster]}` : "");
+  }
   const download = tree.spans.find((s) => s.name === SPAN.schedulerDownload);
   if (download) {
     const fromAgents = download.attributes[ATTR.p2pPiecesFromAgents];
@@ -55,12 +62,25 @@ async function main(): Promise<void> {
   await using group = new ProcessGroup();
   try {
     console.log(
-      `kraken demo: starting testfs, 2 origins, build-index, proxy, tracker and 2 agents ` +
+      `kraken demo: starting testfs, 2 origins, build-index, proxy, tracker and 2 agents, ` +
+        `and a second cluster zone-b for replication ` +
         `(data in ${dir})`,
     );
+    const zoneB = await startDownloadCluster({
+      dir: `${dir}/zone-b`,
+      group,
+      name: "zone-b",
+      agents: 1,
+      otlpEndpoint: collector.endpoint,
+      otlpProtocol: "http/json",
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint },
+    });
+    console.log(`second cluster zone-b: build-index ${zoneB.buildIndex.addr}, 1 agent`);
     const cluster = await startDownloadCluster({
       dir,
       group,
+      name: "zone-a",
+      remotes: { [zoneB.buildIndex.addr]: ["^demo/"] },
       otlpEndpoint: collector.endpoint,
       otlpProtocol: "http/json",
       env: { OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint },
@@ -88,6 +108,21 @@ async function main(): Promise<void> {
           `${pulled.manifestDigest.slice(0, 19)}…) in ${(performance.now() - t0).toFixed(0)} ms`,
       );
     }
+    // The tag replicates to zone-b after the push; zone-b's agent then pulls the image.
+    const tagUrl = `http://${zoneB.buildIndex.addr}/tags/demo%2Fapp:v1`;
+    for (let i = 0; i < 300; i++) {
+      const res = await fetch(tagUrl);
+      await res.body?.cancel();
+      if (res.status === 200) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const t0 = performance.now();
+    const replicated = await pullImage(`http://${zoneB.agents[0].registry}`, "demo/app", "v1");
+    console.log(
+      `zone-b's agent pulled the replicated demo/app:v1 (${replicated.blobs.size} blobs, ` +
+        `manifest ${replicated.manifestDigest.slice(0, 19)}…) in ` +
+        `${(performance.now() - t0).toFixed(0)} ms`,
+    );
     await settle(collector);
     // One trace per blob upload session, one for the manifest, one per pulled blob and manifest;
     // each PATCH/PUT request of a push session also has its own one-span server trace, linked from
@@ -99,9 +134,10 @@ async function main(): Promise<void> {
         s.name === SPAN.agentDownloadBlob || s.name === SPAN.agentResolveTag
       )
     );
-    const agentNames = new Map<unknown, string>(
-      cluster.agents.map((a, i) => [a.process.pid, `agent ${i + 1}`]),
-    );
+    const agentNames = new Map<unknown, string>([
+      ...cluster.agents.map((a, i): [number, string] => [a.process.pid, `agent ${i + 1}`]),
+      [zoneB.agents[0].process.pid, "zone-b's agent"],
+    ]);
     for (const tree of traces) {
       console.log(`── ${describe(tree, agentNames)}`);
       console.log(formatTree(tree));
