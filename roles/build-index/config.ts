@@ -19,7 +19,8 @@
  * writeback: { db: <storage.root>/build-index.db, retry_interval: 30s, max_retry_interval: 5m,
  *              poll_interval: 15s, workers: 4 }
  * remotes:                         # remote build-index → tag regexes replicated to it
- *   build-index-zone2:80: ["namespace_foo/.*"]
+ *   build-index-zone2:80: ["namespace_foo/.*"]      # upstream's shape: the key is the address
+ *   zone3: { tags: ["^library/"], hosts: { dns: bi.zone3.example:15004 } }  # named, host list
  * tag_replication: { retry_interval: 30s, max_retry_interval: 5m, poll_interval: 15s, workers: 4 }
  * tag_types:                       # first namespace regex matching the tag wins
  *   - { namespace: ".*", type: docker }
@@ -61,7 +62,23 @@ import { retryQueueSchema, writebackSchema } from "../../storage/writeback_confi
 import { tracedFetch } from "../../tracing/mod.ts";
 import { listenerLimitsSchema } from "../../http/listener_config.ts";
 import { tlsSchema } from "../../http/tls_config.ts";
-import { hostListSchema, staticHosts } from "../../cluster/hostlist_config.ts";
+import { type HostListConfig, hostListSchema, staticHosts } from "../../cluster/hostlist_config.ts";
+
+const tagRegex = regex().map((source) => new RegExp(source));
+
+/** A `remotes:` value: upstream's list of tag regexes, or tag regexes with a host list. */
+interface RemoteEntry {
+  /** Tags replicated to the remote. */
+  tags: RegExp[];
+  /** Its build-indexes; absent in upstream's shape, where the key is the address. */
+  hosts?: HostListConfig;
+}
+
+const remoteSchema = object({
+  tags: list(tagRegex, { nonEmpty: true }),
+  hosts: hostListSchema(),
+}).map((entry): RemoteEntry => entry)
+  .orList(list(tagRegex).map((tags): RemoteEntry => ({ tags })), "list of regexes or mapping");
 
 const tagTypeSchema = object({
   namespace: regex().map((source) => new RegExp(source))
@@ -131,15 +148,24 @@ const fields = object({
     "SQLite file of the write-back queue (upstream's `writeback_task` table, namespace = " +
       "name = tag).",
   ),
-  remotes: record(list(regex().map((source) => new RegExp(source))))
+  remotes: record(remoteSchema)
     .map((remotes, key) => {
-      for (const addr of Object.keys(remotes)) hostPort().parse(addr, `${key}.${addr}`);
-      return remotes;
+      const out: Record<string, { tags: RegExp[]; hosts: HostListConfig }> = {};
+      for (const [name, entry] of Object.entries(remotes)) {
+        if (entry.hosts) out[name] = { tags: entry.tags, hosts: entry.hosts };
+        else {
+          hostPort().parse(name, `${key}.${name}`);
+          out[name] = { tags: entry.tags, hosts: { kind: "static", hosts: [name] } };
+        }
+      }
+      return out;
     })
     .default({}).describe(
-      "Remote build-index (`host:port`, upstream's shape) → tag regexes. A tag put with " +
-        "`replicate=true` (or `POST /remotes/tags/{tag}`) is replicated to every remote with a " +
-        "regex matching anywhere in it.",
+      "Remote clusters a tag put with `replicate=true` (or `POST /remotes/tags/{tag}`) is " +
+        "replicated to, when one of their regexes matches anywhere in the tag. Upstream's shape " +
+        "`<build-index host:port>: [regex, ...]`, or `<name>: {tags: [regex, ...], hosts: <host " +
+        "list>}` (a list of `host:port`, `{static: [...]}` or `{dns: name:port, ttl}`). The key " +
+        "is the task's destination and the spans' `dst_cluster`.",
     ),
   tag_replication: retryQueueSchema("replication task").describe(
     "The persisted replication queue (upstream's `replicate_tag_task` table, in the " +

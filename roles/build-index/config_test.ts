@@ -27,10 +27,28 @@ Deno.test("build-index config: remotes map a remote build-index to tag regexes",
     tag_replication: { retry_interval: "1s", poll_interval: "1s" },
   });
   assert.deepEqual(Object.keys(c.remotes), ["bi-zone2:80"]);
-  const matches = (tag: string) => c.remotes["bi-zone2:80"].map((r) => r.test(tag));
+  const matches = (tag: string) => c.remotes["bi-zone2:80"].tags.map((r) => r.test(tag));
   assert.deepEqual(matches("library/app:v1"), [true, false]);
   assert.deepEqual(matches("org/team/x:1"), [false, true]);
   assert.equal(c.tagReplication.pollIntervalMs, 1000);
+  // Upstream's shape: the key is the remote's address.
+  assert.deepEqual(c.remotes["bi-zone2:80"].hosts, { kind: "static", hosts: ["bi-zone2:80"] });
+});
+
+Deno.test("build-index config: a named remote takes its build-indexes from a host list", () => {
+  const c = parseBuildIndexConfig({
+    ...base,
+    remotes: {
+      "zone-b": { tags: ["^library/"], hosts: ["bi1.b:15004", "bi2.b:15004"] },
+      "zone-c": { tags: [".*"], hosts: { dns: "bi.c.example:15004", ttl: "30s" } },
+    },
+  });
+  assert.deepEqual(c.remotes["zone-b"].hosts, {
+    kind: "static",
+    hosts: ["bi1.b:15004", "bi2.b:15004"],
+  });
+  assert.equal(c.remotes["zone-c"].hosts.kind, "dns");
+  assert.equal(c.remotes["zone-c"].tags[0].test("anything"), true);
 });
 
 Deno.test("build-index config: flags and relative paths", () => {
@@ -61,6 +79,9 @@ Deno.test("build-index config: errors name the key", () => {
     [{ ...base, remotes: { "bi2:80": ["library/(unclosed"] } }, {}, "remotes.bi2:80[0]"],
     [{ ...base, remotes: { "bi2:80": "library/.*" } }, {}, "remotes.bi2:80"],
     [{ ...base, remotes: { "no-port": [".*"] } }, {}, "remotes.no-port"],
+    [{ ...base, remotes: { z: { tags: ["("], hosts: ["b:1"] } } }, {}, "remotes.z.tags[0]"],
+    [{ ...base, remotes: { z: { tags: [".*"] } } }, {}, "remotes.z.hosts"],
+    [{ ...base, remotes: { z: { tags: [], hosts: ["b:1"] } } }, {}, "remotes.z.tags"],
     [{ ...base, tag_replication: { workers: 0 } }, {}, "tag_replication.workers"],
     [{ ...base, listen: { port: 70000 } }, {}, "listen.port"],
     [base, { verbose: "1" }, "--verbose"],

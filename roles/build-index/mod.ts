@@ -14,7 +14,7 @@
 
 import { currentHosts, openHostLists } from "../../cluster/hostlist.ts";
 import { OriginClusterClient } from "../../cluster/blob_client.ts";
-import { TagClient, type TagClientOptions } from "../../cluster/tag_client.ts";
+import { type TagClientOptions, TagClusterClient } from "../../cluster/tag_client.ts";
 import { parseHostPort } from "../../common/config.ts";
 import { BackendManager } from "../../storage/backend/backend.ts";
 import { rateLimited } from "../../common/log.ts";
@@ -100,9 +100,12 @@ export async function startBuildIndex(
   deps: BuildIndexDeps = {},
 ): Promise<RunningBuildIndex> {
   const { logger } = ctx;
-  const hostLists = await openHostLists({
+  const hostLists = await openHostLists<string>({
     origin: config.origin.hosts,
     cluster: config.cluster.hosts ?? { kind: "static", hosts: [] },
+    ...Object.fromEntries(
+      Object.entries(config.remotes).map(([name, remote]) => [`remote:${name}`, remote.hosts]),
+    ),
   }, { logger, metrics: ctx.tracing.roleMetrics });
   const { origin, cluster } = hostLists.lists;
   const backends = deps.backends ?? new BackendManager(config.backends);
@@ -203,6 +206,7 @@ export async function startBuildIndex(
   service.setNeighbours(() =>
     neighbourHosts(currentHosts(cluster), port, config.cluster.self, local)
   );
+  const remoteClients = new Map<string, TagClusterClient>();
   executeReplication = createReplicationExecutor({
     source: {
       resolveTag: (tag) => service.getTag(tag),
@@ -211,7 +215,16 @@ export async function startBuildIndex(
       replicateToRemote: (namespace, digest, remote) =>
         originCluster.replicateToRemote(namespace, digest, remote),
     },
-    remote: (addr) => new TagClient(addr, deps.tagClientOptions),
+    remote: (name) => {
+      let client = remoteClients.get(name);
+      if (!client) {
+        const hosts = hostLists.lists[`remote:${name}`];
+        if (!hosts) throw new Error(`remote ${name} is not in remotes`);
+        client = new TagClusterClient({ ...deps.tagClientOptions, hosts });
+        remoteClients.set(name, client);
+      }
+      return client;
+    },
     remoteOrigin: deps.remoteOrigin ?? ((addr) => new OriginClusterClient({ hosts: [addr] })),
     srcCluster: config.cluster.name ?? config.cluster.self ?? `${config.listen.host}:${port}`,
     logger,

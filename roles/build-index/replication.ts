@@ -38,9 +38,9 @@ export const REPLICATION_TABLE: TaskTable = {
 export class Remotes {
   readonly #remotes: [string, RegExp[]][];
 
-  /** @param config remote build-index `host:port` → tag regexes (matched anywhere in the tag) */
-  constructor(config: Record<string, RegExp[]>) {
-    this.#remotes = Object.entries(config);
+  /** @param config remote name (upstream: its build-index `host:port`) → its tag regexes */
+  constructor(config: Record<string, { tags: RegExp[] }>) {
+    this.#remotes = Object.entries(config).map(([name, remote]) => [name, remote.tags]);
   }
 
   /** The remotes `tag` is replicated to. */
@@ -104,8 +104,8 @@ export interface RemoteBuildIndex {
 export interface ReplicationExecutorOptions {
   /** The local side. */
   source: ReplicationSource;
-  /** A client of the remote build-index at `addr`. */
-  remote(addr: string): RemoteBuildIndex;
+  /** A client of the remote build-indexes named `destination` in `remotes:`. */
+  remote(destination: string): RemoteBuildIndex;
   /** A stat client of the remote origin cluster at `addr`. */
   remoteOrigin(addr: string): { stat(ns: string, d: Digest): Promise<{ size: number } | null> };
   /** This cluster's name (`src_cluster`). */

@@ -89,7 +89,10 @@ const getTag = (bi: TestBuildIndex, tag: string) =>
   fetch(`${bi.url}/tags/${encodeURIComponent(tag)}`).then(async (r) => [r.status, await r.text()]);
 
 Deno.test("replication: remotes match tags anywhere; task payloads are upstream's JSON", () => {
-  const remotes = new Remotes({ "b:1": [/^library\//], "c:1": [/team/, /^x$/] });
+  const remotes = new Remotes({
+    "b:1": { tags: [/^library\//] },
+    "c:1": { tags: [/team/, /^x$/] },
+  });
   assert.deepEqual(remotes.match("library/team:v1"), ["b:1", "c:1"]);
   assert.deepEqual(remotes.match("org/app:v1"), []);
   assert.equal(remotes.valid("x", "c:1"), true);
@@ -277,5 +280,32 @@ Deno.test("replication: neighbours get delayed copies of the tasks; a bad body i
     } finally {
       await bi1.stop();
       await bi2.stop();
+    }
+  }, { prefix: "kraken-replication-test-" }));
+
+Deno.test("replication: a named remote reaches its cluster through a host list, past a host that is down", () =>
+  withTempDir(async (dir) => {
+    const dest = new FakeOrigin();
+    const source = new SourceOrigin(dest);
+    const b = await startTestBuildIndex(`${dir}/b`, dest, {
+      origin: { hosts: ["127.0.0.1:1"], dns: "dest-origin:80" },
+    });
+    const [down] = freePorts(1);
+    const a = await startTestBuildIndex(`${dir}/a`, source, {
+      remotes: { "zone-b": { tags: ["^library/"], hosts: [`127.0.0.1:${down}`, b.addr] } },
+      tag_replication: { retry_interval: "100ms", poll_interval: "50ms" },
+    }, { remoteOrigin: () => dest });
+    try {
+      const img = await image(source, "7");
+      assert.deepEqual(await put(a, "library/named:v1", img.digest), [200, ""]);
+      await waitFor(
+        "the tag on B",
+        async () => (await getTag(b, "library/named:v1"))[0] === 200 || undefined,
+        { timeoutMs: 20_000 },
+      );
+      await waitFor("the task row to go", () => a.replication.pending().length === 0);
+    } finally {
+      await a.stop();
+      await b.stop();
     }
   }, { prefix: "kraken-replication-test-" }));
