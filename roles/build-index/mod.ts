@@ -160,6 +160,17 @@ export async function startBuildIndex(
         })
         : logger.warn("tag replication bookkeeping failed", { error }),
   });
+  ctx.tracing.roleMetrics.gauge(
+    "kraken_replication_tasks",
+    "Replication tasks stored: waiting for their delay, running, or failed and to be retried.",
+    () => {
+      try {
+        return replication.pending().length;
+      } catch {
+        return 0; // The queue's database is closed once the role stopped.
+      }
+    },
+  );
   const remotes = new Remotes(config.remotes);
   const dropped = replication.prune((task) => remotes.valid(task.namespace, task.name));
   if (dropped > 0) logger.warn("replication tasks of removed remotes dropped", { dropped });
@@ -228,6 +239,7 @@ export async function startBuildIndex(
     remoteOrigin: deps.remoteOrigin ?? ((addr) => new OriginClusterClient({ hosts: [addr] })),
     srcCluster: config.cluster.name ?? config.cluster.self ?? `${config.listen.host}:${port}`,
     logger,
+    metrics: ctx.tracing.roleMetrics,
   });
   replication.start();
   logger.info("build-index listening", {

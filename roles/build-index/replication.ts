@@ -17,7 +17,9 @@
  * 6. `PUT /tags/{tag}/digest/{digest}?replicate=true` on the remote (`build_index.put_tag`), which
  *    replicates onward; a loop ends at step 1.
  *
- * A failed step fails the task, which the queue retries with backoff.
+ * A failed step fails the task, which the queue retries with backoff. Outcomes count in
+ * `kraken_replication_tasks_total{result}`, sent blobs in `kraken_replication_blobs_sent_total`
+ * and `kraken_replication_bytes_sent_total`.
  *
  * @module
  */
@@ -25,7 +27,13 @@
 import type { Logger } from "../../common/log.ts";
 import { type Digest, parseDigest } from "../../storage/digest.ts";
 import type { TaskTable, WriteBackExecutor, WriteBackTask } from "../../storage/writeback.ts";
-import { ATTR, contextFromStored, SPAN, withSpan } from "../../tracing/mod.ts";
+import {
+  ATTR,
+  contextFromStored,
+  type MetricsRegistry,
+  SPAN,
+  withSpan,
+} from "../../tracing/mod.ts";
 
 /** Upstream's replication table: key `(tag, destination)`, payload `digest`, `dependencies`. */
 export const REPLICATION_TABLE: TaskTable = {
@@ -112,11 +120,30 @@ export interface ReplicationExecutorOptions {
   srcCluster: string;
   /** Logger. */
   logger: Logger;
+  /** Where the outcome counters go (the role's metrics). */
+  metrics: MetricsRegistry;
 }
 
 /** The executor of replication tasks (task `namespace` = tag, `name` = remote build-index). */
 export function createReplicationExecutor(options: ReplicationExecutorOptions): WriteBackExecutor {
-  const { source, logger } = options;
+  const { source, logger, metrics } = options;
+  const result = (name: string) =>
+    metrics.counter(
+      "kraken_replication_tasks_total",
+      "Attempts of replication tasks, by result (replicated, already_replicated, failed).",
+      { result: name },
+    );
+  const replicated = result("replicated");
+  const already = result("already_replicated");
+  const failed = result("failed");
+  const blobsSent = metrics.counter(
+    "kraken_replication_blobs_sent_total",
+    "Blobs sent to a remote cluster by replication tasks.",
+  );
+  const bytesSent = metrics.counter(
+    "kraken_replication_bytes_sent_total",
+    "Bytes of the blobs sent to a remote cluster by replication tasks.",
+  );
   return (task) => {
     const tag = task.namespace;
     const destination = task.name;
@@ -131,6 +158,7 @@ export function createReplicationExecutor(options: ReplicationExecutorOptions): 
       // Like upstream, a failed check is not fatal: the steps below fail on an unreachable remote.
       if (await remote.has(tag).catch(() => false)) {
         span.setAttribute(ATTR.replicationResult, "already_replicated");
+        already.inc();
         return;
       }
       const digest = await withSpan(SPAN.buildIndexResolveTag, { [ATTR.tag]: tag }, async (s) => {
@@ -171,6 +199,8 @@ export function createReplicationExecutor(options: ReplicationExecutorOptions): 
           if (info) s.setAttribute(ATTR.size, info.size);
           await source.replicateToRemote(tag, blob, remoteOriginAddr);
           s.setAttribute(ATTR.durationMs, Math.round(performance.now() - started));
+          blobsSent.inc();
+          if (info) bytesSent.inc(info.size);
         });
       }
       span.setAttributes({
@@ -188,6 +218,7 @@ export function createReplicationExecutor(options: ReplicationExecutorOptions): 
         );
       }
       span.setAttribute(ATTR.replicationResult, "replicated");
+      replicated.inc();
       logger.info("tag replicated", {
         tag,
         digest: digest.toString(),
@@ -195,7 +226,10 @@ export function createReplicationExecutor(options: ReplicationExecutorOptions): 
         blobs_sent: blobs.length - present,
         blobs_present: present,
       });
-    }, { parent: contextFromStored(task) });
+    }, { parent: contextFromStored(task) }).catch((error) => {
+      failed.inc();
+      throw error;
+    });
   };
 }
 

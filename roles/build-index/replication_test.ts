@@ -120,6 +120,10 @@ Deno.test("replication: a put with replicate=true sends the missing blobs, then 
       assert.deepEqual(await getTag(b, tag), [200, `${img.digest}`]);
       assert.deepEqual(source.sent().sort(), [`${img.digest}`, `${img.layer}`].sort());
       await waitFor("the task row to go", () => a.replication.pending().length === 0);
+      const metrics = await (await fetch(`${a.url}/metrics`)).text();
+      assert.match(metrics, /^kraken_replication_tasks_total\{result="replicated"\} 1$/m);
+      assert.match(metrics, /^kraken_replication_blobs_sent_total 2$/m);
+      assert.match(metrics, /^kraken_replication_tasks 0$/m);
       // Not matching `remotes` → nothing scheduled.
       const other = await image(source, "2");
       assert.deepEqual(await put(a, "org/app:v1", other.digest), [200, ""]);
@@ -221,6 +225,9 @@ Deno.test("replication: a remote's 4xx is logged with its message and retried, n
     const line = a.logs.find((l) => l.includes("tag replication failed"));
     assert.ok(line);
     assert.match(line, /put tag on remote build-index .*cannot upload tag, missing dependency/);
+    const metrics = await (await fetch(`${a.url}/metrics`)).text();
+    assert.match(metrics, /^kraken_replication_tasks_total\{result="failed"\} [1-9]/m);
+    assert.match(metrics, /^kraken_replication_tasks 1$/m);
     // Backoff: over 600 ms, with a 100 ms first wait doubling, a handful of attempts at most.
     await new Promise((r) => setTimeout(r, 600));
     const failures = a.replication.pending()[0].failures;
