@@ -9,6 +9,7 @@
  *   `Content-Range: bytes a-b/size`.
  * - Several disjoint ranges: the whole blob (200); multipart answers are not made, which the RFC
  *   allows by ignoring the header.
+ * - `If-Range` that is not the blob's entity tag (a date, another tag): the whole blob.
  * - Malformed syntax, overlapping ranges, or no satisfiable range: 416 `RANGE_INVALID` with
  *   `Content-Range: bytes * /size` (no space) and a message saying which.
  *
@@ -43,13 +44,28 @@ function refused(header: string, size: number, why: string): RegistryError {
   );
 }
 
+/** The conditions of a ranged request beside `Range`. */
+export interface RangeConditions {
+  /** The request's `If-Range`. */
+  ifRange?: string | null;
+  /** The blob's entity tag (`"<digest>"`); an `If-Range` naming anything else gets the whole blob. */
+  etag?: string;
+}
+
 /**
  * The part of a blob of `size` bytes that `header` (the request's `Range`) asks for, or null for
- * the whole blob.
+ * the whole blob (also when an `If-Range` does not name the blob's entity tag: the client's copy is
+ * of something else, RFC 9110 §13.1.5).
  * @throws {RegistryError} `RANGE_INVALID` (416) for malformed, overlapping or unsatisfiable ranges
  */
-export function resolveRange(header: string | null, size: number): ByteRange | null {
+export function resolveRange(
+  header: string | null,
+  size: number,
+  conditions: RangeConditions = {},
+): ByteRange | null {
   if (header === null) return null;
+  const ifRange = conditions.ifRange?.trim();
+  if (ifRange && ifRange !== conditions.etag) return null;
   const eq = header.indexOf("=");
   if (eq < 0) throw refused(header, size, "expected bytes=<start>-<end>");
   if (header.slice(0, eq).trim().toLowerCase() !== "bytes") return null;

@@ -57,3 +57,13 @@ Deno.test("partialContentHeaders", () => {
     "content-length": "10",
   });
 });
+
+Deno.test("resolveRange: If-Range other than the blob's entity tag gets the whole blob", () => {
+  const etag = '"sha256:abc"';
+  assert.deepEqual(resolveRange("bytes=1-2", 10, { ifRange: etag, etag }), { start: 1, end: 2 });
+  assert.equal(resolveRange("bytes=1-2", 10, { ifRange: '"sha256:other"', etag }), null);
+  assert.equal(
+    resolveRange("bytes=1-2", 10, { ifRange: "Wed, 21 Oct 2015 07:28:00 GMT", etag }),
+    null,
+  );
+});

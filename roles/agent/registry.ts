@@ -212,7 +212,11 @@ export function createAgentRegistryRouter(deps: AgentRegistryDeps): Router {
           "cache-control": "max-age=31536000",
           "accept-ranges": "bytes",
         }),
-        range: (size) => resolveRange(rangeHeader, size),
+        range: (size) =>
+          resolveRange(rangeHeader, size, {
+            ifRange: ctx.req.headers.get("if-range"),
+            etag: identity.etag,
+          }),
       });
     } catch (error) {
       if (error instanceof TorrentNotFoundError) {

@@ -52,7 +52,10 @@ export function registerBlobRoutes(on: RegistryRoute, deps: RegistryDeps): void 
     if (head || rangeHeader !== null) {
       const size = await blobSize(deps, name, digest);
       if (size === null) throw blobUnknown(digest);
-      const range = resolveRange(rangeHeader, size);
+      const range = resolveRange(rangeHeader, size, {
+        ifRange: ctx.req.headers.get("if-range"),
+        etag: headers.etag,
+      });
       if (head || range === null) {
         const body = head ? null : (await store.open(digest).catch(() => null))?.stream ??
           await download(name, digest);

@@ -513,6 +513,16 @@ Deno.test("proxy: Range GETs from the cache and from the origin cluster; 416 wit
         assert.equal(body.errors[0].code, "RANGE_INVALID");
         assert.match(body.errors[0].message, /not satisfiable/);
       }
+      const other = await fetch(blobUrl, {
+        headers: { range: "bytes=0-9", "if-range": '"sha256:something-else"' },
+      });
+      assert.equal(other.status, 200, "If-Range names another entity: the whole blob");
+      await other.body?.cancel();
+      const same = await fetch(blobUrl, {
+        headers: { range: "bytes=0-9", "if-range": `"${digest}"` },
+      });
+      assert.equal(same.status, 206);
+      await same.body?.cancel();
       const whole = await fetch(blobUrl);
       assert.equal(whole.headers.get("accept-ranges"), "bytes");
       assert.deepEqual(new Uint8Array(await whole.arrayBuffer()), bytes);
@@ -542,6 +552,26 @@ Deno.test("proxy: sha512 is refused where content is stored and unknown where it
       const body = await res.json();
       assert.equal(body.errors[0].code, code, `${method} ${path}`);
       assert.match(body.errors[0].message, /sha512/, `${method} ${path}`);
+    }
+    // A manifest naming sha512 content (subject or layer) cannot be stored.
+    const sha256 = (await digestOfBytes(new TextEncoder().encode("c"))).toString();
+    for (
+      const extra of [{ subject: { mediaType: OCI_MANIFEST, digest: sha512, size: 1 } }, {
+        layers: [{ mediaType: "application/octet-stream", digest: sha512, size: 1 }],
+      }]
+    ) {
+      const doc = {
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        config: { mediaType: "a/b", digest: sha256, size: 1 },
+        layers: [],
+        ...extra,
+      };
+      const res = await putManifest(url, repo, "v1", new TextEncoder().encode(JSON.stringify(doc)));
+      assert.equal(res.status, 400);
+      const body = await res.json();
+      assert.equal(body.errors[0].code, "MANIFEST_INVALID");
+      assert.match(body.errors[0].message, /sha512/);
     }
     // A session's commit with a sha512 digest: refused, the session stays usable.
     const start = await fetch(`${url}/v2/${repo}/blobs/uploads/`, { method: "POST" });
