@@ -2,6 +2,7 @@
  * `kraken` — one program for every role of a Kraken cluster, with distributed tracing built in.
  *
  *     kraken --role=agent|tracker|origin|proxy|build-index --config=<file.yaml> [--key=value ...]
+ *     kraken trace <trace-id> | --service <name> ...   (cli/trace.ts: traces from Jaeger)
  *
  * Reads the role's YAML (its `tracing:` block configures tracing), starts the role, and on SIGTERM or
  * SIGINT stops it and flushes pending spans before exiting.
@@ -9,6 +10,7 @@
  * @module
  */
 
+import { runTrace } from "./cli/trace.ts";
 import { createLogger, LOG_LEVELS } from "./common/log.ts";
 import { ConfigError, loadYamlFile, mergeYaml } from "./common/config.ts";
 import { oneOf } from "./common/schema.ts";
@@ -22,6 +24,7 @@ const USAGE = `kraken ${VERSION} — a Kraken P2P Docker registry node with dist
 
 Usage:
   kraken --role=<role> --config=<file.yaml> [--secrets=<file.yaml>] [--key=value ...]
+  kraken trace <trace-id> | --service <name> [...]   (kraken trace --help)
   kraken --help | --version
 
 Roles:
@@ -89,6 +92,7 @@ export function parseArgs(args: string[]): CliArgs {
 }
 
 async function main(args: string[]): Promise<number> {
+  if (args[0] === "trace") return await runTrace(args.slice(1));
   let cli: CliArgs;
   try {
     cli = parseArgs(args);

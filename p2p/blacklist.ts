@@ -53,6 +53,20 @@ export class Blacklist {
     return false;
   }
 
+  /** The (peer, torrent) pairs blacklisted now; expired entries are dropped on the way. */
+  get size(): number {
+    const now = this.#now();
+    let n = 0;
+    for (const [infoHash, peers] of this.#entries) {
+      for (const [peerId, until] of peers) {
+        if (until > now) n++;
+        else peers.delete(peerId);
+      }
+      if (peers.size === 0) this.#entries.delete(infoHash);
+    }
+    return n;
+  }
+
   /** Forgets every entry for `infoHash`, as when the torrent completes. */
   clear(infoHash: string): void {
     this.#entries.delete(infoHash);

@@ -113,6 +113,8 @@ export interface P2PSummary {
   piecesInvalid: number;
   /** Verified piece bytes received. */
   bytesReceived: number;
+  /** Of `bytesReceived`, the bytes from origin peers. */
+  bytesFromOrigins: number;
   /** Piece bytes served to peers. */
   bytesServed: number;
   /** Distinct peers that had an active connection. */
@@ -183,6 +185,7 @@ export class Dispatcher {
     piecesDuplicate: 0,
     piecesInvalid: 0,
     bytesReceived: 0,
+    bytesFromOrigins: 0,
     bytesServed: 0,
   };
   #everConnected = new Set<string>();
@@ -505,8 +508,12 @@ export class Dispatcher {
     this.#have.set(index);
     this.#haveCount++;
     this.#stats.bytesReceived += payload.length;
-    if (peer.isOrigin) this.#stats.piecesFromOrigins++;
-    else this.#stats.piecesFromAgents++;
+    if (peer.isOrigin) {
+      this.#stats.piecesFromOrigins++;
+      this.#stats.bytesFromOrigins += payload.length;
+    } else {
+      this.#stats.piecesFromAgents++;
+    }
     // Endgame may have the same piece pending at other peers; their slots are free again.
     const freed = (this.#requests.get(index) ?? [])
       .filter((r) => r.status === "pending" && r.peerId !== id)

@@ -22,6 +22,7 @@ import type { Logger } from "../common/log.ts";
 import { encodePeerContext, type PeerContext } from "../wire/peercontext.ts";
 import type { BlobStore } from "../storage/blob_store.ts";
 import type { Digest } from "../storage/digest.ts";
+import type { MetricsRegistry } from "../tracing/mod.ts";
 import { addrHashPeerId, Scheduler } from "./scheduler.ts";
 
 /** Options of {@linkcode startOriginSeeder}. Durations in milliseconds. */
@@ -48,6 +49,8 @@ export interface OriginSeederOptions {
   maxOpenConn?: number;
   /** Logger. Default: silent. */
   logger?: Logger;
+  /** Where the scheduler's series go (the role's `roleMetrics`). */
+  metrics?: MetricsRegistry;
 }
 
 /** A running origin seeder. */
@@ -82,6 +85,7 @@ export function startOriginSeeder(options: OriginSeederOptions): OriginSeeder {
       handshakeTimeoutMs: options.handshakeTimeoutMs,
       maxOpenConn: options.maxOpenConn,
       logger: options.logger,
+      metrics: options.metrics,
     });
   } catch (err) {
     listener.close();

@@ -35,6 +35,7 @@
  */
 
 import type { Logger } from "../common/log.ts";
+import { systemTimers } from "../common/timers.ts";
 import { createHash } from "node:crypto";
 import { type AnnounceParams, type AnnounceResult } from "../cluster/announce_client.ts";
 import { HttpStatusError } from "../http/status_error.ts";
@@ -47,6 +48,7 @@ import {
   ATTR,
   type Attributes,
   type Context,
+  MetricsRegistry,
   runWithContext,
   setAttributes,
   SPAN,
@@ -63,6 +65,7 @@ import {
   servePeers,
 } from "./conn.ts";
 import { Dispatcher, type P2PSummary } from "./dispatcher.ts";
+import { type DownloadFailure, SchedulerMetrics } from "./scheduler_metrics.ts";
 import { maxPieceLength } from "./torrent.ts";
 
 /** The tracker side of a scheduler: {@linkcode AnnounceClient} or a stand-in. */
@@ -88,6 +91,15 @@ export class DownloadError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "DownloadError";
+  }
+}
+
+/** A download whose torrent saw no traffic for `leecherTtiMs`. */
+export class DownloadTimeoutError extends DownloadError {
+  /** Creates the error with the reason. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "DownloadTimeoutError";
   }
 }
 
@@ -142,6 +154,8 @@ export interface SchedulerOptions {
   pieceRequestTimeoutPerMbMs?: number;
   /** Logger for peer failures and announce errors. Default: silent. */
   logger?: Logger;
+  /** Where the scheduler's series go (`scheduler_metrics.ts`; the role's `roleMetrics`). */
+  metrics?: MetricsRegistry;
 }
 
 /** What {@linkcode Scheduler.download} resolves to. */
@@ -168,6 +182,8 @@ interface Torrent {
   // The announce in flight, if any.
   inflight: Promise<void> | undefined;
   failure: Error | undefined;
+  // Its exchange was added to the metrics' totals when it left memory.
+  retired: boolean;
 }
 
 const SILENT: Logger = {
@@ -195,6 +211,15 @@ export function summaryAttributes(s: P2PSummary): Attributes {
   };
 }
 
+/** The `reason` label of a failed download. */
+function failureReason(err: unknown): DownloadFailure {
+  if (err instanceof TorrentNotFoundError) return "not_found";
+  if (err instanceof DigestMismatchError) return "digest_mismatch";
+  if (err instanceof DownloadTimeoutError) return "timeout";
+  if (err instanceof DownloadError) return "closed";
+  return "error";
+}
+
 /** A node's torrents, their announces, dials and accepted connections. */
 export class Scheduler {
   /** This node's peer id. */
@@ -220,6 +245,7 @@ export class Scheduler {
     pieceRequestTimeoutPerMbMs?: number;
   };
   readonly #blacklist: Blacklist;
+  readonly #metrics: SchedulerMetrics;
   // Background work (re-announces, seeds' announces) runs here, outside any request's trace.
   readonly #rootCtx: Context;
 
@@ -263,6 +289,13 @@ export class Scheduler {
       pieceRequestTimeoutPerMbMs: options.pieceRequestTimeoutPerMbMs,
     };
     this.#blacklist = new Blacklist({ durationMs: options.blacklistDurationMs });
+    this.#metrics = new SchedulerMetrics(options.metrics ?? new MetricsRegistry(), {
+      liveSummaries: () => [...this.#torrents.values()].map((t) => t.dispatcher.summary()),
+      torrents: () => this.#torrents.size,
+      connections: () =>
+        [...this.#torrents.values()].reduce((n, t) => n + t.dispatcher.peerIds.length, 0),
+      blacklisted: () => this.#blacklist.size,
+    });
     this.#intervalMs = this.#defaultIntervalMs;
     this.#rootCtx = activeContext();
     this.#server = servePeers(options.listener, {
@@ -315,9 +348,12 @@ export class Scheduler {
       let job = this.#downloads.get(digest.hex);
       span.setAttribute(ATTR.schedulerJoined, job !== undefined);
       if (!job) {
+        const ended = this.#metrics.downloadStarted(systemTimers);
         const started = this.#runDownload(namespace, digest);
         job = started;
         this.#downloads.set(digest.hex, started);
+        // Attached inside the span: the duration's exemplar is this download's trace.
+        started.then(() => ended(), (err) => ended(failureReason(err)));
         started.catch(() => {}).finally(() => {
           if (this.#downloads.get(digest.hex) === started) this.#downloads.delete(digest.hex);
         });
@@ -468,6 +504,7 @@ export class Scheduler {
       lastBytes: 0,
       inflight: undefined,
       failure: undefined,
+      retired: false,
     };
     this.#torrents.set(torrent.hex, torrent);
     return torrent;
@@ -476,6 +513,10 @@ export class Scheduler {
   /** Closes a torrent; with `discard`, an unfinished download's partial file is deleted too. */
   async #teardown(torrent: Torrent, failure: Error, discard: boolean): Promise<void> {
     if (this.#torrents.get(torrent.hex) === torrent) this.#torrents.delete(torrent.hex);
+    if (!torrent.retired) {
+      torrent.retired = true;
+      this.#metrics.retire(torrent.dispatcher.summary());
+    }
     torrent.failure ??= failure;
     this.#dequeue(torrent.hex);
     await torrent.dispatcher.close();
@@ -666,7 +707,7 @@ export class Scheduler {
       if (torrent.complete && idle >= this.#seederTtiMs) {
         this.#track(this.#teardown(torrent, new DownloadError("seeder idle"), false));
       } else if (!torrent.complete && !torrent.dispatcher.complete && idle >= this.#leecherTtiMs) {
-        this.#track(this.#teardown(torrent, new DownloadError("torrent timed out"), true));
+        this.#track(this.#teardown(torrent, new DownloadTimeoutError("torrent timed out"), true));
       }
     }
   }

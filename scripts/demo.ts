@@ -3,7 +3,8 @@
  * backend, two origins on one hash ring, build-index, proxy, tracker and two agents, one process
  * each on free loopback ports with data in a temporary directory — pushes a generated multi-layer
  * image through the proxy, pulls it through both agents (the second gets pieces from the first over
- * P2P), and prints the push and pull traces as indented trees with durations. A second cluster,
+ * P2P), and prints the push and pull traces as waterfalls (`cli/waterfall.ts`, the renderer
+ * of `kraken trace`). A second cluster,
  * `zone-b` (its own testfs, origins, build-index, tracker and agent), runs beside it: the pushed
  * tag replicates there (the replication spans are part of the manifest push's trace) and zone-b's
  * agent pulls the image.
@@ -19,7 +20,8 @@ import { startCollector } from "./otlp_collector.ts";
 import { startDownloadCluster } from "../tests/harness/cluster.ts";
 import { makeImage, pullImage, pushImage } from "../tests/harness/oci.ts";
 import { ProcessGroup } from "../tests/harness/procs.ts";
-import { formatTree, type TraceTree } from "../tests/harness/trace_tree.ts";
+import type { TraceTree } from "../cli/trace_tree.ts";
+import { renderWaterfall } from "../cli/waterfall.ts";
 import { ATTR, SPAN } from "../tracing/names.ts";
 
 const keep = Deno.args.includes("--keep");
@@ -140,7 +142,9 @@ async function main(): Promise<void> {
     ]);
     for (const tree of traces) {
       console.log(`── ${describe(tree, agentNames)}`);
-      console.log(formatTree(tree));
+      console.log(
+        renderWaterfall(tree, { color: Deno.stdout.isTerminal() && !Deno.env.get("NO_COLOR") }),
+      );
       console.log();
     }
     console.log(

@@ -11,7 +11,7 @@ import {
   type SpanKindName,
   type SpanNode,
   type TraceTree,
-} from "../tests/harness/trace_tree.ts";
+} from "../cli/trace_tree.ts";
 
 interface OtlpValue {
   stringValue?: string;

@@ -168,6 +168,9 @@ export class BlobStore {
   readonly #locks = new Map<string, UploadLock>();
   /** Uids whose staging file exists (found at open, or created since). */
   readonly #open = new Set<string>();
+  #blobs = 0;
+  #bytes = 0;
+  #deleted = 0;
 
   private constructor(root: string) {
     this.root = resolveInside(root);
@@ -189,7 +192,21 @@ export class BlobStore {
     for await (const entry of Deno.readDir(store.#uploads)) {
       if (UID.test(entry.name)) store.#open.add(entry.name);
     }
+    for (const digest of await store.list()) {
+      const info = await Deno.stat(store.#blobPath(digest)).catch(() => null);
+      if (!info) continue;
+      store.#blobs++;
+      store.#bytes += info.size;
+    }
     return store;
+  }
+
+  /**
+   * What the cache holds: blobs and their bytes (counted at open, then kept up to date by commits
+   * and deletes), and how many blobs were deleted since open.
+   */
+  get usage(): { blobs: number; bytes: number; deleted: number } {
+    return { blobs: this.#blobs, bytes: this.#bytes, deleted: this.#deleted };
   }
 
   // ---- upload sessions ------------------------------------------------------------------
@@ -533,8 +550,13 @@ export class BlobStore {
    * Returns false if it was not cached.
    */
   async delete(digest: Digest): Promise<boolean> {
+    const path = this.#blobPath(digest);
     try {
-      await Deno.remove(this.#blobPath(digest));
+      const { size } = await Deno.stat(path);
+      await Deno.remove(path);
+      this.#blobs--;
+      this.#bytes -= size;
+      this.#deleted++;
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) return false;
       throw err;
@@ -632,6 +654,9 @@ export class BlobStore {
     await Deno.mkdir(dir, { recursive: true });
     try {
       await Deno.link(tmp, this.#blobPath(digest));
+      const { size } = await Deno.stat(tmp);
+      this.#blobs++;
+      this.#bytes += size;
     } catch (err) {
       if (err instanceof Deno.errors.AlreadyExists) return false;
       throw err;

@@ -320,6 +320,22 @@ function unitHash(text: string): number {
   return (h >>> 0) / 2 ** 32;
 }
 
+/** What {@linkcode WriteBackManager.stats} reports. */
+export interface WriteBackStats {
+  /** Tasks stored (pending or failed), i.e. not written back yet. */
+  rows: number;
+  /** Creation time of the oldest stored task, epoch ms, or undefined with none. */
+  oldestCreatedAt: number | undefined;
+  /** Tasks executing now. */
+  running: number;
+  /** Tasks added since start (`add` calls that inserted a row). */
+  added: number;
+  /** Executions that succeeded (the row was deleted). */
+  succeeded: number;
+  /** Executions that failed (the row waits for a retry). */
+  failed: number;
+}
+
 /** Queues, executes and retries write-back tasks persisted in SQLite. */
 export class WriteBackManager {
   readonly #db: DatabaseSync;
@@ -346,6 +362,9 @@ export class WriteBackManager {
   readonly #running = new Set<Promise<void>>();
   #poller: number | undefined;
   #state: "idle" | "started" | "stopped" = "idle";
+  #added = 0;
+  #succeeded = 0;
+  #failed = 0;
 
   /** @param options see {@linkcode WriteBackManagerOptions} */
   constructor(options: WriteBackManagerOptions) {
@@ -456,6 +475,7 @@ export class WriteBackManager {
       traceFlags,
     );
     if (changes === 0) return false;
+    this.#added++;
     if (ready) this.#enqueue(input.namespace, input.name);
     return true;
   }
@@ -484,6 +504,28 @@ export class WriteBackManager {
     this.#queue.length = 0;
     while (this.#running.size > 0) await Promise.all([...this.#running]);
     if (this.#ownsDb) this.#db.close();
+  }
+
+  /** The queue's depth, age and outcomes (metrics); one small query. */
+  stats(): WriteBackStats {
+    let rows = 0;
+    let oldestCreatedAt: number | undefined;
+    if (this.#state !== "stopped" || !this.#ownsDb) {
+      const r = this.#db.prepare(
+        "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM writeback_task",
+      )
+        .get() as Row | undefined;
+      rows = Number(r?.n ?? 0);
+      if (rows > 0 && r?.oldest != null) oldestCreatedAt = parseTimestamp(r.oldest);
+    }
+    return {
+      rows,
+      oldestCreatedAt,
+      running: this.#running.size,
+      added: this.#added,
+      succeeded: this.#succeeded,
+      failed: this.#failed,
+    };
   }
 
   /** All stored rows, oldest first (for tests and metrics). */
@@ -615,6 +657,7 @@ export class WriteBackManager {
     try {
       await this.#executor({ ...task });
     } catch (err) {
+      this.#failed++;
       this.#onError(err, task);
       this.#db.prepare(
         `UPDATE ${this.#table.name}
@@ -625,5 +668,6 @@ export class WriteBackManager {
     }
     this.#db.prepare(`DELETE FROM ${this.#table.name} WHERE ${this.#whereKey}`)
       .run(namespace, name);
+    this.#succeeded++;
   }
 }

@@ -48,7 +48,13 @@ export {
   tracedFetch,
   type TracedFetchOptions,
 } from "./http.ts";
-export { type Counter, type Labels, MetricsRegistry } from "./metrics/registry.ts";
+export {
+  type Counter,
+  type Histogram,
+  type Labels,
+  MetricsRegistry,
+  sampledTraceId,
+} from "./metrics/registry.ts";
 export { extractFromHeaders, injectIntoHeaders } from "./propagation.ts";
 export {
   type InitOptions,

@@ -25,6 +25,7 @@ import { TagClusterClient } from "../../cluster/tag_client.ts";
 import type { RawMap } from "../../common/config.ts";
 import { addrHashPeerId, randomPeerId, Scheduler } from "../../p2p/scheduler.ts";
 import { BlobStore } from "../../storage/blob_store.ts";
+import { registerStoreMetrics } from "../../storage/store_metrics.ts";
 import type { HttpServer } from "../../http/serve.ts";
 import { startRoleCalls } from "../calls.ts";
 import { serveRole } from "../listen.ts";
@@ -69,6 +70,7 @@ export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise
   let store: BlobStore;
   try {
     store = await BlobStore.open({ root: config.storageRoot });
+    registerStoreMetrics(ctx.tracing.roleMetrics, store);
     listener = Deno.listen({ hostname: config.peer.host, port: config.peer.port });
   } catch (error) {
     hostLists.stop();
@@ -104,6 +106,7 @@ export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise
       pieceRequestMinTimeoutMs: s.pieceRequestMinTimeoutMs,
       pieceRequestTimeoutPerMbMs: s.pieceRequestTimeoutPerMbMs,
       logger,
+      metrics: ctx.tracing.roleMetrics,
     });
   } catch (error) {
     listener.close();

@@ -25,6 +25,7 @@ import {
   type WriteBackExecutor,
   WriteBackManager,
 } from "../../storage/writeback.ts";
+import { registerWriteBackMetrics } from "../../storage/writeback_metrics.ts";
 import type { RoleContext, RoleDefinition, RunningRole } from "../role.ts";
 import { type BuildIndexConfig, buildIndexConfigSchema, parseBuildIndexConfig } from "./config.ts";
 import { startRoleCalls } from "../calls.ts";
@@ -182,7 +183,9 @@ export async function startBuildIndex(
   writeback.start();
   const originCluster = deps.origin ??
     new OriginClusterClient({ hosts: origin, fetch: calls.fetch });
+  registerWriteBackMetrics(ctx.tracing.roleMetrics, writeback);
   const service = new BuildIndexService({
+    metrics: ctx.tracing.roleMetrics,
     config,
     tags,
     writeback,

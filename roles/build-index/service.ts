@@ -37,6 +37,8 @@ import { type Remotes, taskPayload } from "./replication.ts";
 import {
   ATTR,
   contextFromStored,
+  type Counter,
+  MetricsRegistry,
   setAttributes,
   SPAN,
   storeTraceContext,
@@ -93,6 +95,11 @@ export interface BuildIndexServiceOptions {
   logger: Logger;
   /** Options of the clients used for neighbour duplication. */
   tagClientOptions?: TagClientOptions;
+  /**
+   * Where tag puts and gets are counted: `kraken_buildindex_tag_puts_total{result="ok"|"failed"}`,
+   * `kraken_buildindex_tag_gets_total{result="local"|"backend"|"not_found"}`. Default: nowhere.
+   */
+  metrics?: MetricsRegistry;
 }
 
 /** The build-index's behaviour behind its HTTP routes. */
@@ -107,6 +114,8 @@ export class BuildIndexService {
   readonly #originHosts: HostSource;
   readonly #logger: Logger;
   readonly #tagClientOptions: TagClientOptions;
+  readonly #puts: (result: "ok" | "failed") => Counter;
+  readonly #gets: (result: "local" | "backend" | "not_found") => Counter;
   #neighbourHosts: () => readonly string[] = () => [];
   readonly #neighbourClients = new Map<string, TagClient>();
 
@@ -122,6 +131,15 @@ export class BuildIndexService {
     this.#originHosts = options.originHosts ?? staticHosts(options.config.origin.hosts) ?? [];
     this.#logger = options.logger;
     this.#tagClientOptions = options.tagClientOptions ?? {};
+    const metrics = options.metrics ?? new MetricsRegistry();
+    this.#puts = (result) =>
+      metrics.counter("kraken_buildindex_tag_puts_total", "Tag puts, by result.", { result });
+    this.#gets = (result) =>
+      metrics.counter("kraken_buildindex_tag_gets_total", "Tag reads, by where they were found.", {
+        result,
+      });
+    for (const r of ["ok", "failed"] as const) this.#puts(r);
+    for (const r of ["local", "backend", "not_found"] as const) this.#gets(r);
   }
 
   /** The backend mapping (readiness, listing). */
@@ -179,6 +197,9 @@ export class BuildIndexService {
       await this.#duplicateToNeighbours(tag, digest);
       if (replicate) await this.#scheduleReplication(tag, digest, deps);
       setAttributes({ [ATTR.buildIndexSuccess]: true });
+    }).then(() => this.#puts("ok").inc(), (error) => {
+      this.#puts("failed").inc();
+      throw error;
     });
   }
 
@@ -244,7 +265,16 @@ export class BuildIndexService {
   /** The tag's digest from the local disk, then the backend; backend errors count as not found. */
   async getTag(tag: string): Promise<Digest | null> {
     const local = await this.#tags.get(tag);
-    if (local) return local;
+    if (local) {
+      this.#gets("local").inc();
+      return local;
+    }
+    const found = await this.#backendTag(tag);
+    this.#gets(found ? "backend" : "not_found").inc();
+    return found;
+  }
+
+  async #backendTag(tag: string): Promise<Digest | null> {
     try {
       const backend = this.#backends.getClient(tag);
       const body = await backend.download(tag, tag);

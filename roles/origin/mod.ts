@@ -26,7 +26,9 @@ import { HashRing } from "../../cluster/hashring.ts";
 import type { RawMap } from "../../common/config.ts";
 import { BackendManager } from "../../storage/backend/backend.ts";
 import { BlobStore } from "../../storage/blob_store.ts";
+import { registerStoreMetrics } from "../../storage/store_metrics.ts";
 import { FAILURE_LOG_INTERVAL_MS, WriteBackManager } from "../../storage/writeback.ts";
+import { registerWriteBackMetrics } from "../../storage/writeback_metrics.ts";
 import { rateLimited } from "../../common/log.ts";
 import { observeBackends } from "../../storage/backend/transport.ts";
 import { tracedFetch } from "../../tracing/mod.ts";
@@ -36,6 +38,7 @@ import type { ParseOptions, RoleContext, RoleDefinition, RunningRole } from "../
 import { type OriginSeeder, startOriginSeeder } from "../../p2p/origin_seeder.ts";
 import { type OriginConfig, originConfigSchema, parseOriginConfig } from "./config.ts";
 import { storeMetaInfo } from "./metainfo.ts";
+import { OriginMetrics } from "./metrics.ts";
 import { BlobRefresher } from "./refresh.ts";
 import { Replicator } from "./replication.ts";
 import { createOriginRouter } from "./server.ts";
@@ -61,6 +64,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
   const logger = ctx.logger;
   await checkMustReady(config.backends);
   const store = await BlobStore.open({ root: config.storageRoot });
+  registerStoreMetrics(ctx.tracing.roleMetrics, store);
   const backends = new BackendManager(config.backends);
   observeBackends(
     backends.backends,
@@ -129,7 +133,10 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
           })
           : logger.warn("write-back bookkeeping failed", { error }),
     });
+    registerWriteBackMetrics(ctx.tracing.roleMetrics, writeback);
+    const metrics = new OriginMetrics(ctx.tracing.roleMetrics);
     const replicator = new Replicator({
+      metrics,
       store,
       ring,
       self,
@@ -148,6 +155,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
     const pieceLengths = config.pieceLengths;
     // A blob fetched from the backend gets its metainfo, then goes to the other replicas.
     const refresher = new BlobRefresher({
+      metrics,
       store,
       backends,
       logger,
@@ -166,6 +174,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
       replicator,
       refresher,
       uploadSessions,
+      metrics,
       pieceLengths,
       logger,
       peerContextJson: () => seeder!.peerContextJson(),
@@ -179,6 +188,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
       zone: config.peer.zone,
       cluster: config.peer.cluster,
       logger,
+      metrics: ctx.tracing.roleMetrics,
       onMissingTorrent: (namespace, digest) =>
         void refresher.refresh(namespace, digest).catch(() => {}),
     });

@@ -18,6 +18,7 @@ import { type BackendManager, objectKeyOf } from "../../storage/backend/backend.
 import type { BlobStore } from "../../storage/blob_store.ts";
 import type { Digest } from "../../storage/digest.ts";
 import { ATTR, SPAN, withSpan } from "../../tracing/mod.ts";
+import { OriginMetrics } from "./metrics.ts";
 
 /** Options for {@linkcode BlobRefresher}. */
 export interface BlobRefresherOptions {
@@ -35,6 +36,8 @@ export interface BlobRefresherOptions {
   resultTtlMs?: number;
   /** Clock in epoch ms (default `Date.now`). */
   now?: () => number;
+  /** Where refreshes are counted (default: counted nowhere). */
+  metrics?: OriginMetrics;
 }
 
 interface CachedResult {
@@ -52,6 +55,7 @@ export class BlobRefresher {
   readonly #maxWorkers: number;
   readonly #ttlMs: number;
   readonly #now: () => number;
+  readonly #metrics: OriginMetrics;
   readonly #inFlight = new Map<string, Promise<void>>();
   readonly #results = new Map<string, CachedResult>();
 
@@ -64,6 +68,7 @@ export class BlobRefresher {
     this.#maxWorkers = options.maxWorkers ?? 10_000;
     this.#ttlMs = options.resultTtlMs ?? 15_000;
     this.#now = options.now ?? Date.now;
+    this.#metrics = options.metrics ?? new OriginMetrics();
   }
 
   /**
@@ -101,9 +106,13 @@ export class BlobRefresher {
         return found;
       });
     } catch (error) {
+      this.#metrics.refresh("failed");
       return this.#fail(key, 500, `backend stat: ${(error as Error).message}`);
     }
-    if (info === null) return this.#fail(key, 404, "");
+    if (info === null) {
+      this.#metrics.refresh("not_found");
+      return this.#fail(key, 404, "");
+    }
     // Another request may have started the fetch while this one was statting.
     if (this.#inFlight.has(key)) throw new HttpError(202);
     if (this.#inFlight.size >= this.#maxWorkers) {
@@ -111,14 +120,18 @@ export class BlobRefresher {
     }
 
     const size = info.size;
+    let fetched = false;
     const run = withSpan(SPAN.backendDownload, { ...attrs, [ATTR.size]: size }, async (span) => {
       const started = performance.now();
       const body = await backend.download(namespace, digest.hex);
       if (body === null) throw new Error(`backend lost ${digest} between stat and download`);
       await this.#store.putBlob(digest, body);
       span.setAttribute(ATTR.durationMs, Math.round(performance.now() - started));
+      fetched = true;
+      this.#metrics.refresh("fetched", size);
       await this.#onFetched(namespace, digest);
     }).catch((error) => {
+      if (!fetched) this.#metrics.refresh("failed");
       this.#logger.error("backend fetch failed", { namespace, digest: digest.toString(), error });
       this.#results.set(key, {
         status: 500,

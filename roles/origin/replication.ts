@@ -21,6 +21,8 @@ import type { HashRing } from "../../cluster/hashring.ts";
 import { BlobNotFoundError, type BlobStore } from "../../storage/blob_store.ts";
 import type { Digest } from "../../storage/digest.ts";
 import { ATTR, setAttributes, SPAN, withSpan } from "../../tracing/mod.ts";
+import { systemTimers } from "../../common/timers.ts";
+import { OriginMetrics, type ReplicationMode } from "./metrics.ts";
 
 /** Options of {@linkcode Replicator}. */
 export interface ReplicatorOptions {
@@ -38,17 +40,33 @@ export interface ReplicatorOptions {
   client?: OriginClientOptions;
   /** Source of randomness for the replica order (default `Math.random`). */
   random?: () => number;
+  /** Where replications are counted (default: counted nowhere). */
+  metrics?: OriginMetrics;
 }
 
 /** Sends cached blobs to the other replicas of their ring locations. */
 export class Replicator {
   readonly #o: ReplicatorOptions;
   readonly #random: () => number;
+  readonly #metrics: OriginMetrics;
 
   /** @param options see {@linkcode ReplicatorOptions} */
   constructor(options: ReplicatorOptions) {
     this.#o = options;
     this.#random = options.random ?? Math.random;
+    this.#metrics = options.metrics ?? new OriginMetrics();
+  }
+
+  /** Runs one copy to a replica, counting its outcome and time. */
+  async #counted(mode: ReplicationMode, copy: () => Promise<unknown>): Promise<void> {
+    const started = systemTimers.now();
+    let ok = false;
+    try {
+      await copy();
+      ok = true;
+    } finally {
+      this.#metrics.replication(mode, ok, (systemTimers.now() - started) / 1000);
+    }
   }
 
   /** Duplicates a committed blob to every other ring replica, concurrently, in random order. */
@@ -64,7 +82,11 @@ export class Replicator {
         [ATTR.namespace]: namespace,
         [ATTR.digest]: digest.toString(),
         [ATTR.replicationDelayMs]: stagger * (i + 1),
-      }, () => this.#client(host).duplicateUpload(namespace, digest, source, stagger * (i + 1)))
+      }, () =>
+        this.#counted(
+          "duplicate",
+          () => this.#client(host).duplicateUpload(namespace, digest, source, stagger * (i + 1)),
+        ))
         .then(() => undefined, (error: unknown) => {
           this.#o.logger.error("replication failed", {
             replica: host,
@@ -92,13 +114,14 @@ export class Replicator {
           [ATTR.namespace]: namespace,
           [ATTR.digest]: digest.toString(),
           [ATTR.replicationMode]: "transfer",
-        }, () => this.#client(host).transferBlob(digest, source)).catch((error) => {
-          this.#o.logger.error("replication after backend fetch failed", {
-            replica: host,
-            digest: digest.toString(),
-            error,
-          });
-        })
+        }, () => this.#counted("transfer", () => this.#client(host).transferBlob(digest, source)))
+          .catch((error) => {
+            this.#o.logger.error("replication after backend fetch failed", {
+              replica: host,
+              digest: digest.toString(),
+              error,
+            });
+          })
       ),
     );
   }

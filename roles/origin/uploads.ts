@@ -34,6 +34,7 @@ import { type MetaInfoDeps, storeMetaInfo } from "./metainfo.ts";
 import type { Replicator } from "./replication.ts";
 import { type OriginUploadSessions, UploadLimitError } from "./upload_cleanup.ts";
 import { PERSIST_KEY } from "./writeback.ts";
+import type { OriginMetrics, UploadKind } from "./metrics.ts";
 import {
   DUPLICATE_COMMIT,
   DuplicateCommitError,
@@ -54,10 +55,9 @@ export interface UploadDeps extends MetaInfoDeps {
   replicator: Replicator;
   /** Starts sessions within `max_upload_sessions`. */
   uploadSessions: OriginUploadSessions;
+  /** Where commits are counted (default: counted nowhere). */
+  metrics?: OriginMetrics;
 }
-
-/** Which flavour of the upload protocol a route serves. */
-type UploadKind = "public" | "internal" | "duplicate";
 
 const EMPTY = new Uint8Array(0);
 
@@ -185,8 +185,13 @@ class UploadHandlers {
       }
     });
     if (outcome === "unknown_upload") throw new HttpError(404);
+    const metrics = this.#d.metrics;
     // The client sent bytes that are not the blob it named (upstream: 500); the session is gone.
-    if (outcome instanceof DigestMismatchError) throw new HttpError(400, outcome.message);
+    if (outcome instanceof DigestMismatchError) {
+      metrics?.upload(kind, "digest_mismatch", size);
+      throw new HttpError(400, outcome.message);
+    }
+    metrics?.upload(kind, outcome, size);
     if (outcome === "exists") {
       if (kind !== "internal") await this.#ensureWriteBack(namespace, digest, 0);
       throw new HttpError(409);

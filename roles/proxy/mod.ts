@@ -17,6 +17,7 @@ import { OriginClusterClient } from "../../cluster/blob_client.ts";
 import { TagClusterClient } from "../../cluster/tag_client.ts";
 import { BlobStore } from "../../storage/blob_store.ts";
 import { startRoleCalls } from "../calls.ts";
+import { registerStoreMetrics } from "../../storage/store_metrics.ts";
 import { serveRole } from "../listen.ts";
 import type { RoleContext, RoleDefinition, RunningRole } from "../role.ts";
 import { parseProxyConfig, type ProxyConfig, proxyConfigSchema } from "./config.ts";
@@ -58,6 +59,7 @@ export async function startProxy(
 ): Promise<RunningProxy> {
   const { logger } = ctx;
   const store = await BlobStore.open({ root: `${config.storageRoot}/blobs` });
+  registerStoreMetrics(ctx.tracing.roleMetrics, store);
   const sessions = await UploadSessions.open({ root: `${config.storageRoot}/sessions` });
   const hostLists = await openHostLists(
     { origin: config.origin.hosts, buildIndex: config.buildIndex.hosts },

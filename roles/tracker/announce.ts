@@ -25,7 +25,14 @@ import {
 import { type Ctx, HttpError, type Router } from "../../http/router.ts";
 import type { Digest } from "../../storage/digest.ts";
 import { InfoHash, MetaInfoError } from "../../storage/metainfo.ts";
-import { ATTR, policyCountAttr, setAttributes, SPAN, withSpan } from "../../tracing/mod.ts";
+import {
+  ATTR,
+  MetricsRegistry,
+  policyCountAttr,
+  setAttributes,
+  SPAN,
+  withSpan,
+} from "../../tracing/mod.ts";
 import { getRequestBody } from "../../http/serve.ts";
 import type { OriginStore } from "./originstore.ts";
 import type { PeerStore } from "./peerstore.ts";
@@ -46,6 +53,11 @@ export interface AnnounceDeps {
   announceIntervalMs: number;
   /** Peers taken from the peer store per announce. */
   maxPeers: number;
+  /**
+   * Where announces are counted: `kraken_tracker_announces_total{complete}` and
+   * `kraken_tracker_peers_handed_out_total{source="agent"|"origin"}`. Default: counted nowhere.
+   */
+  metrics?: MetricsRegistry;
 }
 
 /** Reads a request body as text, refusing bodies over `limit` bytes. */
@@ -100,6 +112,23 @@ function seederCounts(policy: PriorityPolicy, peers: PeerInfo[]): Record<string,
 /** Registers the announce routes on `router`. */
 export function registerAnnounceRoutes(router: Router, deps: AnnounceDeps): void {
   const { peerStore, originStore, policy } = deps;
+  const metrics = deps.metrics ?? new MetricsRegistry();
+  const announces = (complete: boolean) =>
+    metrics.counter(
+      "kraken_tracker_announces_total",
+      "Announces answered, by whether the peer had the whole blob.",
+      { complete: String(complete) },
+    );
+  const handedOut = (source: "agent" | "origin") =>
+    metrics.counter(
+      "kraken_tracker_peers_handed_out_total",
+      "Peers handed out in announce answers, by kind.",
+      { source },
+    );
+  announces(false);
+  announces(true);
+  handedOut("agent");
+  handedOut("origin");
 
   const announce = (
     digest: Digest,
@@ -121,6 +150,7 @@ export function registerAnnounceRoutes(router: Router, deps: AnnounceDeps): void
         // Upstream only logs this: the handout can still help the peer. The peer store monitor
         // (peerstore_monitor.ts) counts it and logs it at a bounded rate.
       }
+      announces(peer.complete).inc();
       if (peer.complete) {
         // A complete peer needs nobody; it announced to be found.
         setAttributes({ [ATTR.peerCount]: 0, [ATTR.originCount]: 0 });
@@ -152,6 +182,9 @@ export function registerAnnounceRoutes(router: Router, deps: AnnounceDeps): void
         [ATTR.peerCount]: all.length,
       }, () => {
         const sorted = policy.sortPeers(all);
+        const fromOrigins = sorted.filter((p) => p.origin).length;
+        handedOut("origin").inc(fromOrigins);
+        handedOut("agent").inc(sorted.length - fromOrigins);
         const counts = seederCounts(policy, sorted);
         for (const [label, n] of Object.entries(counts)) {
           setAttributes({ [policyCountAttr(label)]: n });

@@ -114,6 +114,7 @@ export async function startTracker(
     policy: createPriorityPolicy(config.handout.policy),
     announceIntervalMs: config.announceIntervalMs,
     maxPeers: config.handout.maxPeers,
+    metrics: ctx.tracing.roleMetrics,
     readinessDigest: await digestOfBytes(crypto.getRandomValues(new Uint8Array(32))),
     fetch: calls.fetch,
   });

@@ -2,6 +2,8 @@
  * Watches the tracker's peer store, so an outage (Redis down) is visible without flooding the log:
  *
  * - `kraken_tracker_peer_store_errors_total{store}` counts failed calls;
+ * - `kraken_tracker_peer_store_duration_seconds{store,op}` times each call (`update_peer`,
+ *   `get_peers`, `probe`), failed ones included;
  * - `kraken_tracker_peer_store_up{store}` is 1 while the last call (or readiness probe) succeeded,
  *   0 after a failure; `/readiness` probes the store, so the tracker reports not ready while it is
  *   down and notices the recovery even without announces;
@@ -17,8 +19,12 @@
 import type { PeerInfo } from "../../wire/announce.ts";
 import type { InfoHash } from "../../storage/metainfo.ts";
 import { type Logger, rateLimited } from "../../common/log.ts";
-import type { MetricsRegistry } from "../../tracing/mod.ts";
+import { systemTimers } from "../../common/timers.ts";
+import type { Histogram, MetricsRegistry } from "../../tracing/mod.ts";
 import type { PeerStore } from "./peerstore.ts";
+
+/** Bucket bounds of the peer store call latency, seconds (Redis answers in well under 1 ms). */
+const PEER_STORE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 
 /** Default shortest time between two "peer store error" log lines. */
 export const DEFAULT_LOG_INTERVAL_MS = 10_000;
@@ -43,6 +49,7 @@ export class MonitoredPeerStore implements PeerStore {
   readonly #logger: Logger;
   readonly #logFailure: (msg: string, fields?: Record<string, unknown>) => void;
   readonly #errors;
+  readonly #latency: Record<string, Histogram>;
   #up = true;
   #outageErrors = 0;
   #lastError: Error | undefined;
@@ -62,6 +69,16 @@ export class MonitoredPeerStore implements PeerStore {
       "kraken_tracker_peer_store_errors_total",
       "Failed peer store calls (announce updates, peer reads, readiness probes).",
       labels,
+    );
+    this.#latency = Object.fromEntries(
+      ["update_peer", "get_peers", "probe"].map((op) => [
+        op,
+        options.metrics.histogram(
+          "kraken_tracker_peer_store_duration_seconds",
+          "Peer store call latency, by operation.",
+          { buckets: PEER_STORE_BUCKETS, labels: { ...labels, op } },
+        ),
+      ]),
     );
     options.metrics.gauge(
       "kraken_tracker_peer_store_up",
@@ -83,11 +100,14 @@ export class MonitoredPeerStore implements PeerStore {
 
   async #watch<T>(op: string, call: () => Promise<T>): Promise<T> {
     let result: T;
+    const started = systemTimers.now();
     try {
       result = await call();
     } catch (error) {
       this.#failed(op, error as Error);
       throw error;
+    } finally {
+      this.#latency[op].observe((systemTimers.now() - started) / 1000);
     }
     if (!this.#up) {
       this.#up = true;

@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import { digestOfBytes } from "../storage/digest.ts";
+import { MetricsRegistry } from "../tracing/mod.ts";
+import { addBlob, startTestAgent, startTestOrigin, TestTracker } from "./_scheduler_test_util.ts";
+import { prng, randomBytes } from "./_test_util.ts";
+import { TorrentNotFoundError } from "./scheduler.ts";
+
+const PIECE = 16 * 1024;
+
+function value(registry: MetricsRegistry, series: string): number | undefined {
+  const line = registry.render().split("\n").find((l) => l.startsWith(series + " "));
+  return line === undefined ? undefined : Number(line.split(" ")[1]);
+}
+
+Deno.test("scheduler metrics: downloads, pieces and bytes by source, failures by reason", async () => {
+  const tracker = new TestTracker();
+  const originMetrics = new MetricsRegistry();
+  const agentMetrics = new MetricsRegistry();
+  const origin = await startTestOrigin({ metrics: originMetrics });
+  tracker.origins = [origin];
+  const agent = await startTestAgent(tracker, { metrics: agentMetrics, leecherTtiMs: 300 });
+  try {
+    const m = (s: string) => value(agentMetrics, s);
+    assert.equal(m("kraken_scheduler_downloads_started_total"), 0, "registered at start");
+    assert.equal(m('kraken_scheduler_downloads_failed_total{reason="timeout"}'), 0);
+    const data = randomBytes(prng(21), 6 * PIECE + 5);
+    const mi = await addBlob(origin.store, data, PIECE);
+    await agent.scheduler.download("ns", mi.digest);
+    assert.equal(m("kraken_scheduler_downloads_started_total"), 1);
+    assert.equal(m("kraken_scheduler_downloads_finished_total"), 1);
+    assert.equal(m("kraken_scheduler_download_duration_seconds_count"), 1);
+    assert.equal(m('kraken_scheduler_pieces_received_total{source="origin"}'), 7);
+    assert.equal(m('kraken_scheduler_pieces_received_total{source="agent"}'), 0);
+    assert.equal(m('kraken_scheduler_piece_bytes_received_total{source="origin"}'), data.length);
+    assert.equal(m("kraken_scheduler_torrents"), 1, "seeding now");
+    assert.equal(
+      value(originMetrics, "kraken_scheduler_piece_bytes_served_total"),
+      data.length,
+      "the origin's scheduler counts what it served",
+    );
+    // Dropping the torrent keeps its exchange in the totals.
+    await agent.scheduler.remove(mi.digest);
+    assert.equal(m("kraken_scheduler_torrents"), 0);
+    assert.equal(m('kraken_scheduler_piece_bytes_received_total{source="origin"}'), data.length);
+
+    const unknown = await digestOfBytes(new TextEncoder().encode("nobody has this"));
+    await assert.rejects(agent.scheduler.download("ns", unknown), TorrentNotFoundError);
+    assert.equal(m('kraken_scheduler_downloads_failed_total{reason="not_found"}'), 1);
+    // Known to the tracker, but nobody hands it out: the torrent times out.
+    const lonely = await addBlob(origin.store, randomBytes(prng(22), PIECE), PIECE);
+    tracker.handout = () => [];
+    await assert.rejects(agent.scheduler.download("ns", lonely.digest));
+    assert.equal(m('kraken_scheduler_downloads_failed_total{reason="timeout"}'), 1);
+    assert.equal(m("kraken_scheduler_downloads_started_total"), 3);
+    assert.equal(m("kraken_scheduler_downloads_finished_total"), 1);
+  } finally {
+    await agent.close();
+    await origin.close();
+    await tracker.close();
+  }
+});
