@@ -14,7 +14,8 @@
  * (`*` on the critical path), service, span name, duration and a bar placed on the trace's time
  * axis. A failed span is red and ends with its status message. The critical path is the chain of
  * spans the trace's end waits for: from a span's end, the child that finished last before it, then
- * before that child's start the one that finished last, and so on, recursively. Under a
+ * the child that finished last before that one started (children still running then ran in
+ * parallel and are not on it), and so on, recursively. Under a
  * `scheduler.download` span its P2P summary (the `kraken.p2p.*` attributes) follows on one line.
  * Colour (ANSI) only when asked for.
  *
@@ -65,12 +66,15 @@ export function criticalPath(tree: TraceTree): Set<string> {
   const out = new Set<string>();
   const visit = (span: SpanNode) => {
     out.add(span.spanId);
-    let t = end(span);
+    const spanEnd = end(span);
+    let t = spanEnd;
     const children = [...span.children];
     while (true) {
+      // A child still running at `t` ran alongside the one picked after it, so it did not hold
+      // the span up; only at the span's own end may a child end later (clock skew between hosts).
       let best: SpanNode | undefined;
       for (const c of children) {
-        if (c.startUs >= t) continue;
+        if (c.startUs >= t || (end(c) > t && t !== spanEnd)) continue;
         if (!best || Math.min(end(c), t) > Math.min(end(best), t)) best = c;
       }
       if (!best) break;

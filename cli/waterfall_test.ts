@@ -61,6 +61,17 @@ Deno.test("critical path: the last finisher, then what ended last before it star
   assert.deepEqual([...criticalPath(tree())].sort(), ["b", "b1", "c", "r"]);
 });
 
+Deno.test("critical path: of two parallel children only the one that ended last", () => {
+  const t = assembleTree("4bf92f3577b34da6a3ce929d0e0e4736", [
+    span("r", undefined, "tracker.announce", 0, 30),
+    span("u", "r", "peerstore.update_peer", 0, 2),
+    span("p", "r", "peerstore.get_peers", 2, 10), // 2–12, alongside o
+    span("o", "r", "originstore.get_origins", 3, 20), // 3–23
+    span("s", "r", "policy.sort_peers", 24, 5),
+  ]);
+  assert.deepEqual([...criticalPath(t)].sort(), ["o", "r", "s", "u"]);
+});
+
 Deno.test("waterfall: one line per span under its parent, critical path, bars, errors, p2p line", () => {
   const text = renderWaterfall(tree(), { barWidth: 20 });
   const lines = text.split("\n");
