@@ -7,7 +7,7 @@
  * |---|---|---|
  * | `GET /health` | 200 `OK` while the scheduler runs, else 500 | `health.ts` |
  * | `GET /readiness` | 200 `OK`, or 503 `agent not ready: <errors>` (scheduler, build-index, tracker) | `health.ts` |
- * | `GET /metrics` | tracing self-metrics, Prometheus text | here |
+ * | `GET /metrics` | tracing self-metrics and role metrics, Prometheus text or OpenMetrics | here |
  * | `GET /tags/{tag}` | 200 `sha256:<hex>`, 404, build-index's 4xx, or 500 `get tag: …` | `tags.ts` |
  * | `GET /namespace/{namespace}/blobs/{digest}` | 200 with the blob; 404 (empty) for an unknown blob; 400 bad digest; 500 `download torrent: …` | `blob_api.ts` |
  * | `DELETE /blobs/{digest}` | 200 after the blob left memory and disk, or 500 | `blob_api.ts` |

@@ -6,7 +6,7 @@
  * |---|---|---|---|
  * | GET | `/health` | 200 `OK\n` | `health.ts` |
  * | GET | `/readiness` | backends, then the origin cluster: 200 `OK\n` or 503 | `health.ts` |
- * | GET | `/metrics` | tracing self-metrics, Prometheus text | here |
+ * | GET | `/metrics` | tracing self-metrics and role metrics, Prometheus text or OpenMetrics | here |
  * | PUT | `/tags/{tag}/digest/{digest}[?replicate=]` | put tag; 500 with upstream's messages | `tags.ts` |
  * | HEAD | `/tags/{tag}` | backend only: 200 / 404 | `tags.ts` |
  * | GET | `/tags/{tag}` | disk, then backend: 200 `sha256:<hex>` / 404 | `tags.ts` |
