@@ -1,8 +1,8 @@
 /**
  * Prometheus's own checker for the flow tests: `promtool check metrics` on an exposition (either
  * content type), `promtool check rules` and `promtool test rules` on rule files. The binary comes
- * from `PROMTOOL_BIN`, else the cache `scripts/install-go-tool.sh` fills (row `promtool` of
- * `scripts/go-tools.tsv`).
+ * from `PROMTOOL_BIN`, else from the cache, where `scripts/setup.sh` extracts it from Debian's
+ * `prometheus` package.
  *
  * ```ts
  * const result = await promtool(["check", "metrics"], await (await fetch(url)).text());
@@ -12,7 +12,12 @@
  * @module
  */
 
-import { toolBinary } from "./tools.ts";
+import { cacheRoot, toolBinary } from "./tools.ts";
+
+/** Where `scripts/setup.sh` puts promtool. */
+export function cachedPromtoolPath(): string {
+  return `${cacheRoot()}/promtool-debian/promtool`;
+}
 
 /** What a promtool run printed and how it exited. */
 export interface PromtoolResult {
@@ -24,12 +29,15 @@ export interface PromtoolResult {
 
 /** Runs promtool with `args`, `stdin` (if given) as its standard input. */
 export async function promtool(args: string[], stdin?: string): Promise<PromtoolResult> {
-  const child = new Deno.Command(toolBinary("promtool"), {
-    args,
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = new Deno.Command(
+    toolBinary("promtool", Deno.env.get("PROMTOOL_BIN") ? undefined : cachedPromtoolPath()),
+    {
+      args,
+      stdin: stdin === undefined ? "null" : "piped",
+      stdout: "piped",
+      stderr: "piped",
+    },
+  ).spawn();
   if (stdin !== undefined) {
     const writer = child.stdin.getWriter();
     await writer.write(new TextEncoder().encode(stdin));

@@ -50,11 +50,15 @@ export function toolOverrideVariable(name: string): string {
   return `${name.toUpperCase().replaceAll("-", "_")}_BIN`;
 }
 
+/** The cache `scripts/setup.sh` fills: `KRAKEN_CACHE`, else `$HOME/.cache/kraken`. */
+export function cacheRoot(): string {
+  return Deno.env.get("KRAKEN_CACHE") ?? `${Deno.env.get("HOME") ?? "."}/.cache/kraken`;
+}
+
 /** Where `scripts/install-go-tool.sh` caches tool `name`. */
 export function cachedToolPath(name: string): string {
   const { version } = goTool(name);
-  const cacheRoot = Deno.env.get("KRAKEN_CACHE") ?? `${Deno.env.get("HOME") ?? "."}/.cache/kraken`;
-  return `${cacheRoot}/${name}-${version}/${name}`;
+  return `${cacheRoot()}/${name}-${version}/${name}`;
 }
 
 function isExecutableFile(path: string): boolean {
