@@ -1,9 +1,14 @@
 /**
- * The CI overhead gate: runs `bench/tracer_bench.ts` with `--json`, prints kraken against the stock
- * OpenTelemetry SDK (ratio and the ERD's absolute budgets), and exits non-zero when kraken is slower
- * than the SDK on span start+end (sampled or unsampled) or on inject in the same run.
+ * The CI overhead gate, two parts:
  *
- * The gate is a ratio, never an absolute time, so a noisy or slow machine moves both sides alike.
+ * - the tracer: runs `bench/tracer_bench.ts` with `--json`, prints kraken against the stock
+ *   OpenTelemetry SDK (ratio and the ERD's absolute budgets), and fails when kraken is slower than
+ *   the SDK on span start+end (sampled or unsampled) or on inject in the same run;
+ * - one request in a role (`perf/inprocess.ts`): fails when a traced request, sampled or with an
+ *   unsampled parent, costs more than {@linkcode REQUEST_RATIO_LIMITS} times a request with tracing
+ *   off, in the same run.
+ *
+ * Each gate is a ratio, never an absolute time, so a noisy or slow machine moves both sides alike.
  * A pair that loses is measured again (up to three runs in all) before the gate fails, so one
  * unlucky garbage collection does not fail CI.
  *
@@ -11,6 +16,8 @@
  *
  * @module
  */
+
+import { measureInProcess } from "../perf/inprocess.ts";
 
 /** One compared operation. */
 export interface Pair {
@@ -32,6 +39,12 @@ export const PAIRS: Pair[] = [
 
 /** Goal ratio (stock SDK time / kraken time) the project aims for. */
 export const GOAL_SPEEDUP = 3;
+
+/** Highest traced/untraced time per request the in-process gate accepts. */
+export const REQUEST_RATIO_LIMITS = { sampled: 2.2, unsampled: 1.6 };
+
+/** Requests per stack of one in-process measurement (a few seconds in all). */
+const INPROCESS_RUN = { requests: 20_000, warmup: 10_000 };
 
 interface BenchJson {
   benches: { name: string; results: { ok?: { avg: number } }[] }[];
@@ -57,6 +70,41 @@ async function runBench(filter?: string): Promise<Map<string, number>> {
 
 function fmt(ns: number): string {
   return ns >= 1000 ? `${(ns / 1000).toFixed(2)} µs` : `${ns.toFixed(0)} ns`;
+}
+
+/** The in-process ratios; a losing one is measured again, up to three runs in all. */
+async function requestGate(failures: string[]): Promise<string[]> {
+  let result = await measureInProcess(INPROCESS_RUN);
+  const ratios = () => ({
+    sampled: result.sampledMicros / result.untracedMicros,
+    unsampled: result.unsampledMicros / result.untracedMicros,
+  });
+  const losing = () => {
+    const r = ratios();
+    return r.sampled > REQUEST_RATIO_LIMITS.sampled || r.unsampled > REQUEST_RATIO_LIMITS.unsampled;
+  };
+  for (let retry = 0; losing() && retry < 2; retry++) {
+    result = await measureInProcess(INPROCESS_RUN);
+  }
+  const r = ratios();
+  const us = (n: number) => `${n.toFixed(2)} µs`;
+  const rows = [
+    `tracing off ${us(result.untracedMicros).padStart(9)}`,
+    `sampled     ${us(result.sampledMicros).padStart(9)}  +${us(result.sampledAddedMicros)}  ${
+      r.sampled.toFixed(2)
+    }x (limit ${REQUEST_RATIO_LIMITS.sampled}x)`,
+    `unsampled   ${us(result.unsampledMicros).padStart(9)}  +${us(result.unsampledAddedMicros)}  ${
+      r.unsampled.toFixed(2)
+    }x (limit ${REQUEST_RATIO_LIMITS.unsampled}x)`,
+  ];
+  for (const kind of ["sampled", "unsampled"] as const) {
+    if (r[kind] > REQUEST_RATIO_LIMITS[kind]) {
+      failures.push(
+        `request, ${kind}: ${r[kind].toFixed(2)}x tracing off, over ${REQUEST_RATIO_LIMITS[kind]}x`,
+      );
+    }
+  }
+  return rows;
 }
 
 async function main(): Promise<number> {
@@ -92,6 +140,9 @@ async function main(): Promise<number> {
   }
   console.log("tracer overhead gate (same run, lower is better):");
   for (const row of rows) console.log("  " + row);
+  const requestRows = await requestGate(failures);
+  console.log("one request in a role, traced against tracing off (same run):");
+  for (const row of requestRows) console.log("  " + row);
   if (failures.length > 0) {
     console.error("overhead gate FAILED:\n  " + failures.join("\n  "));
     return 1;
