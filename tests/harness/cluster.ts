@@ -75,7 +75,10 @@ export interface Node {
 
 /** The running cluster. */
 export interface UploadCluster {
-  /** Starts one more role process with a generated YAML (tracing block added). */
+  /**
+   * Starts one more role process with a generated YAML: the cluster's tracing block unless
+   * `config` has its own `tracing`.
+   */
   startRole(
     role: string,
     name: string,
@@ -158,7 +161,7 @@ export async function startUploadCluster(options: ClusterOptions): Promise<Uploa
     const tls = options.tls ? { tls: options.tls.block } : {};
     await Deno.writeTextFile(
       configPath,
-      JSON.stringify({ ...tls, ...config, tracing }, null, 2),
+      JSON.stringify({ ...tls, tracing, ...config }, null, 2),
     );
     const process = group.spawnDeno(MAIN, [`--role=${role}`, `--config=${configPath}`], {
       name: label(name),

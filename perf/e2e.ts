@@ -1,0 +1,459 @@
+/**
+ * The end-to-end tracing-overhead measurements of `npm run perf` on a running cluster of real
+ * processes (`tests/harness/cluster.ts`): for each node under test — agent, tracker, proxy —
+ * three of them side by side with tracing off, sampling 10% and 100%, all exporting OTLP/protobuf
+ * to a sink that answers at once (`perf/e2e_collector.ts`, its own process), with the role's
+ * production export settings (batch of 512, 5 s timeout) and the load safeguard disabled so no
+ * span is shed. Requests go one at a time in the interleaved order of {@linkcode interleave},
+ * timed by this process: GETs of a cached 64 KB blob from the agents' blob API, announces to the
+ * trackers (the agent's JSON, a pool of torrents and peers), and Registry v2 uploads (POST, one
+ * PATCH, PUT `?digest=`) of fresh random blobs through the proxies. CPU is each node process's
+ * user+system time (`/proc/<pid>/stat`) over a run. Every loop is bounded in count and in time.
+ *
+ * @module
+ */
+
+import { type DownloadCluster, type Node, startDownloadCluster } from "../tests/harness/cluster.ts";
+import { freePort, freePorts, type ProcessGroup, waitForHttp } from "../tests/harness/procs.ts";
+import { digestOfBytes } from "../storage/digest.ts";
+import { InfoHash } from "../storage/metainfo.ts";
+import { Digest } from "../storage/digest.ts";
+import { ANNOUNCE, encodeAnnounceRequest } from "../wire/announce.ts";
+import { expand } from "../wire/route.ts";
+import {
+  type E2eMeasurement,
+  interleave,
+  summarizeLatencies,
+  TRACING_VARIANTS,
+  type TracingVariant,
+  variantRate,
+  type VariantRun,
+} from "./report.ts";
+import type { SinkStats } from "./e2e_collector.ts";
+
+const COLLECTOR = new URL("./e2e_collector.ts", import.meta.url).pathname;
+
+/** Options of {@linkcode measureEndToEnd}. */
+export interface E2eOptions {
+  /** Directory for the cluster's configs, stores and logs. */
+  dir: string;
+  /** Owns every process started. */
+  group: ProcessGroup;
+  /** GETs per agent per run. */
+  gets: number;
+  /** Announces per tracker per run. */
+  announces: number;
+  /** Uploads per proxy per run. */
+  uploads: number;
+  /** Bytes per upload. */
+  uploadBytes: number;
+  /** Interleaved runs of each measurement. */
+  runs: number;
+  /** Time bound of one run of one measurement, ms (default 150 000). */
+  maxRunMs?: number;
+  /** Progress lines (default: none). */
+  log?: (line: string) => void;
+}
+
+/** The tracing counters of one node, from its `/metrics`. */
+export interface TracingCounters {
+  /** `kraken_tracing_spans_sampled_total`. */
+  sampled: number;
+  /** `kraken_tracing_spans_exported_total`. */
+  exported: number;
+  /** `kraken_tracing_export_errors_total`. */
+  exportErrors: number;
+  /** `kraken_tracing_queue_size`. */
+  queueSize: number;
+}
+
+/** What {@linkcode measureEndToEnd} returns. */
+export interface E2eResults {
+  /** Agent GET, tracker announce, proxy upload. */
+  measurements: E2eMeasurement[];
+  /** What the sink received from every traced node, and what those nodes say they exported. */
+  otlp: SinkStats & { spansExported: number };
+  /** The 100% tracker's sampled spans and the announces it got (warm-up included). */
+  tracker100: { spansSampled: number; announces: number };
+}
+
+/** User+system CPU seconds of a process so far (Linux `/proc/<pid>/stat`, 100 ticks a second). */
+export async function cpuSeconds(pid: number): Promise<number> {
+  return cpuSecondsFromStat(await Deno.readTextFile(`/proc/${pid}/stat`));
+}
+
+/** The user+system CPU seconds in a `/proc/<pid>/stat` line. */
+export function cpuSecondsFromStat(stat: string): number {
+  // The command name (field 2) is in parentheses and may hold spaces; fields count from after it.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).trim().split(/\s+/);
+  const utime = Number(fields[11]), stime = Number(fields[12]);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime)) {
+    throw new Error(`not a /proc/<pid>/stat line: ${stat.slice(0, 80)}`);
+  }
+  return (utime + stime) / 100;
+}
+
+/** The value of an unlabelled sample `name` in a Prometheus text exposition (0 when absent). */
+export function sampleValue(exposition: string, name: string): number {
+  for (const line of exposition.split("\n")) {
+    if (line.startsWith(`${name} `)) return Number(line.slice(name.length + 1).split(" ")[0]);
+  }
+  return 0;
+}
+
+/** Reads a node's tracing counters from its `/metrics`. */
+export async function tracingCounters(node: Node): Promise<TracingCounters> {
+  const res = await fetch(`${node.url}/metrics`);
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${node.url}/metrics: HTTP ${res.status}: ${text.slice(0, 200)}`);
+  return {
+    sampled: sampleValue(text, "kraken_tracing_spans_sampled_total"),
+    exported: sampleValue(text, "kraken_tracing_spans_exported_total"),
+    exportErrors: sampleValue(text, "kraken_tracing_export_errors_total"),
+    queueSize: sampleValue(text, "kraken_tracing_queue_size"),
+  };
+}
+
+/**
+ * Waits until every node's export queue is empty and its exported count stopped moving (or
+ * `timeoutMs` passed), and returns the counters then.
+ */
+export async function flushedCounters(
+  nodes: Node[],
+  timeoutMs = 20_000,
+): Promise<TracingCounters[]> {
+  const deadline = Date.now() + timeoutMs;
+  let last = await Promise.all(nodes.map(tracingCounters));
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const now = await Promise.all(nodes.map(tracingCounters));
+    const settled = now.every((c, i) =>
+      c.queueSize === 0 && c.exported === last[i].exported && c.sampled === last[i].sampled
+    );
+    last = now;
+    if (settled) break;
+  }
+  return last;
+}
+
+/** The `tracing:` block of a node under test. */
+export function tracingBlock(variant: TracingVariant, endpoint: string): Record<string, unknown> {
+  const rate = variantRate(variant);
+  if (rate === undefined) return { enabled: false };
+  return {
+    enabled: true,
+    endpoint,
+    sampling: { default_rate: rate },
+    export: { protocol: "http/protobuf" },
+    // A loaded 2-core VM must not shed spans: the run measures the whole cost of tracing.
+    safeguards: { load_threshold: 1 },
+  };
+}
+
+/** One timed request: its latency in µs (preparation outside the timed part excluded). */
+type TimedRequest = (variant: number, i: number) => Promise<number>;
+
+/**
+ * Runs `runs` interleaved runs of `perVariant` requests per variant (after `warmup` untimed ones
+ * per variant), each run bounded by `maxRunMs`, reading the nodes' CPU around each run.
+ */
+export async function interleavedRuns(options: {
+  pids: number[];
+  perVariant: number;
+  warmup: number;
+  runs: number;
+  maxRunMs: number;
+  request: TimedRequest;
+}): Promise<VariantRun[][]> {
+  const { pids, perVariant, warmup, runs, maxRunMs, request } = options;
+  const n = pids.length;
+  let i = 0;
+  for (const v of interleave(n, warmup)) await request(v, i++);
+  const out: VariantRun[][] = [];
+  for (let r = 0; r < runs; r++) {
+    const latencies: number[][] = pids.map(() => []);
+    const cpuBefore = await Promise.all(pids.map(cpuSeconds));
+    const deadline = performance.now() + maxRunMs;
+    for (const v of interleave(n, perVariant)) {
+      if (performance.now() > deadline) break;
+      latencies[v].push(await request(v, i++));
+    }
+    const cpuAfter = await Promise.all(pids.map(cpuSeconds));
+    out.push(latencies.map((us, v) => {
+      const busySeconds = us.reduce((a, b) => a + b, 0) / 1e6;
+      return {
+        ...summarizeLatencies(us),
+        perSecond: busySeconds > 0 ? us.length / busySeconds : 0,
+        cpuSeconds: cpuAfter[v] - cpuBefore[v],
+      };
+    }));
+  }
+  return out;
+}
+
+async function expectStatus(res: Response, status: number, what: string): Promise<void> {
+  if (res.status === status) return;
+  throw new Error(
+    `${what}: HTTP ${res.status} (expected ${status}): ${(await res.text()).slice(0, 300)}`,
+  );
+}
+
+/**
+ * Uploads `bytes` to a Registry v2 endpoint as docker does (POST, one PATCH, PUT `?digest=`),
+ * with `headers` (e.g. `traceparent`) on every request; returns the µs the three requests took.
+ */
+export async function uploadBlob(
+  registry: string,
+  repo: string,
+  bytes: Uint8Array<ArrayBuffer>,
+  digest: Digest,
+  headers: (step: number) => Record<string, string> = () => ({}),
+): Promise<number> {
+  const started = performance.now();
+  const start = await fetch(`${registry}/v2/${repo}/blobs/uploads/`, {
+    method: "POST",
+    headers: headers(0),
+  });
+  await expectStatus(start, 202, `start upload of ${digest}`);
+  await start.body?.cancel();
+  const patch = await fetch(new URL(start.headers.get("location")!, registry), {
+    method: "PATCH",
+    headers: {
+      ...headers(1),
+      "content-type": "application/octet-stream",
+      "content-range": `0-${bytes.length - 1}`,
+    },
+    body: bytes,
+  });
+  await expectStatus(patch, 202, `upload of ${digest}`);
+  await patch.body?.cancel();
+  const url = new URL(patch.headers.get("location")!, registry);
+  url.searchParams.set("digest", digest.toString());
+  const put = await fetch(url, { method: "PUT", headers: headers(2) });
+  await expectStatus(put, 201, `commit of ${digest}`);
+  await put.body?.cancel();
+  return (performance.now() - started) * 1000;
+}
+
+/** Random bytes (any length), `crypto.getRandomValues` 64 KiB at a time. */
+export function randomBlob(size: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(size);
+  for (let off = 0; off < size; off += 65536) {
+    crypto.getRandomValues(out.subarray(off, Math.min(size, off + 65536)));
+  }
+  return out;
+}
+
+const LABEL: Record<TracingVariant, string> = { off: "off", "10%": "10pct", "100%": "100pct" };
+
+/** Starts the sink collector process and waits until it answers. */
+export async function startSink(
+  group: ProcessGroup,
+  dir: string,
+): Promise<{ endpoint: string; stats(): Promise<SinkStats> }> {
+  const port = freePort();
+  const process = group.spawnDeno(COLLECTOR, [`--port=${port}`], {
+    name: "otlp-sink",
+    logFile: `${dir}/otlp-sink.log`,
+  });
+  const endpoint = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${endpoint}/stats`, { process });
+  return {
+    endpoint,
+    stats: async () => await (await fetch(`${endpoint}/stats`)).json(),
+  };
+}
+
+/** The nodes under test: one per tracing variant of each role. */
+interface Variants {
+  agents: Node[];
+  trackers: Node[];
+  proxies: Node[];
+}
+
+async function startVariants(cluster: DownloadCluster, sink: string): Promise<Variants> {
+  const originHosts = cluster.origins.map((o) => o.addr);
+  const perVariant = TRACING_VARIANTS.map(async (variant) => {
+    const l = LABEL[variant];
+    const tracing = tracingBlock(variant, sink);
+    const [server, registry, peer, tracker, proxy] = freePorts(5);
+    return await Promise.all([
+      cluster.startRole("agent", `agent-${l}`, server, {
+        server: { host: "127.0.0.1", port: server },
+        registry: { host: "127.0.0.1", port: registry },
+        peer: { ip: "127.0.0.1", port: peer },
+        tracker: { hosts: [cluster.tracker.addr] },
+        build_index: { hosts: [cluster.buildIndex.addr] },
+        storage: { root: `agent-${l}/store` },
+        tracing,
+      }),
+      cluster.startRole("tracker", `tracker-${l}`, tracker, {
+        listen: { host: "127.0.0.1", port: tracker },
+        origins: { hosts: originHosts },
+        peerstore: { type: "memory" },
+        tracing,
+      }),
+      cluster.startRole("proxy", `proxy-${l}`, proxy, {
+        listen: { host: "127.0.0.1", port: proxy },
+        storage: { root: `proxy-${l}/store` },
+        origin: { hosts: originHosts },
+        build_index: { hosts: [cluster.buildIndex.addr] },
+        tracing,
+      }),
+    ]);
+  });
+  const nodes = await Promise.all(perVariant);
+  return {
+    agents: nodes.map((n) => n[0]),
+    trackers: nodes.map((n) => n[1]),
+    proxies: nodes.map((n) => n[2]),
+  };
+}
+
+/** The spans of the 10% and 100% nodes, from their counters in that order. */
+function spansOf([ten, hundred]: TracingCounters[]): E2eMeasurement["spans"] {
+  return {
+    "10%": { sampled: ten.sampled, exported: ten.exported },
+    "100%": { sampled: hundred.sampled, exported: hundred.exported },
+  };
+}
+
+/** Torrents and peers the announce load cycles through. */
+const ANNOUNCE_TORRENTS = 16;
+const ANNOUNCE_PEERS = 64;
+
+/**
+ * Starts the cluster (testfs, two origins, build-index, proxy and tracker with tracing off, plus
+ * an agent, a tracker and a proxy per tracing variant) and runs the three measurements.
+ */
+export async function measureEndToEnd(options: E2eOptions): Promise<E2eResults> {
+  const { dir, group, runs } = options;
+  const log = options.log ?? (() => {});
+  const maxRunMs = options.maxRunMs ?? 150_000;
+  const sink = await startSink(group, dir);
+  const cluster = await startDownloadCluster({ dir, group, agents: 0 });
+  const nodes = await startVariants(cluster, sink.endpoint);
+  const pids = (list: Node[]) => list.map((n) => n.process.pid);
+  const proxyUrl = cluster.proxy.url;
+  const measurements: E2eMeasurement[] = [];
+
+  // Agent GET of a cached 64 KB blob.
+  const blob = randomBlob(64 * 1024);
+  const digest = await digestOfBytes(blob);
+  await uploadBlob(proxyUrl, "perf/e2e", blob, digest);
+  const getUrls = nodes.agents.map((a) =>
+    `${a.url}/namespace/${encodeURIComponent("perf/e2e")}/blobs/${digest}`
+  );
+  log(`agent GET: ${options.gets} per agent per run, ${runs} runs`);
+  const getRuns = await interleavedRuns({
+    pids: pids(nodes.agents),
+    perVariant: options.gets,
+    warmup: Math.min(500, options.gets),
+    runs,
+    maxRunMs,
+    request: async (v) => {
+      const started = performance.now();
+      const res = await fetch(getUrls[v]);
+      const body = await res.arrayBuffer();
+      const us = (performance.now() - started) * 1000;
+      if (res.status !== 200 || body.byteLength !== blob.length) {
+        throw new Error(`GET ${getUrls[v]}: HTTP ${res.status}, ${body.byteLength} bytes`);
+      }
+      return us;
+    },
+  });
+  measurements.push({
+    title: "GET of a cached 64 KB blob",
+    node: "agent",
+    runs: getRuns,
+    spans: spansOf(await flushedCounters(nodes.agents.slice(1))),
+  });
+
+  // Tracker announces.
+  const torrents = await Promise.all(
+    Array.from({ length: ANNOUNCE_TORRENTS }, async (_, t) => {
+      const d = await digestOfBytes(new TextEncoder().encode(`perf torrent ${t}`));
+      return { digest: d, infoHash: InfoHash.fromHex(d.hex.slice(0, 40)) };
+    }),
+  );
+  const peerIds = Array.from(
+    { length: ANNOUNCE_PEERS },
+    (_, p) => p.toString(16).padStart(40, "0"),
+  );
+  let announces = 0;
+  log(`tracker announce: ${options.announces} per tracker per run, ${runs} runs`);
+  const announceRuns = await interleavedRuns({
+    pids: pids(nodes.trackers),
+    perVariant: options.announces,
+    warmup: Math.min(200, options.announces),
+    runs,
+    maxRunMs,
+    request: async (v, i) => {
+      const t = torrents[i % ANNOUNCE_TORRENTS];
+      const body = encodeAnnounceRequest({
+        digest: t.digest,
+        infoHash: t.infoHash,
+        peer: {
+          peerId: peerIds[Math.floor(i / ANNOUNCE_TORRENTS) % ANNOUNCE_PEERS],
+          ip: "127.0.0.1",
+          port: 20_000 + (i % 1000),
+          origin: false,
+          complete: i % 4 === 0,
+        },
+      });
+      const url = `${nodes.trackers[v].url}${expand(ANNOUNCE, { infohash: t.infoHash.hex })}`;
+      const started = performance.now();
+      const res = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+      });
+      const text = await res.text();
+      const us = (performance.now() - started) * 1000;
+      if (res.status !== 200) throw new Error(`announce to ${url}: HTTP ${res.status}: ${text}`);
+      if (v === 2) announces++;
+      return us;
+    },
+  });
+  const trackerCounters = await flushedCounters(nodes.trackers.slice(1));
+  measurements.push({
+    title: "announce",
+    node: "tracker",
+    runs: announceRuns,
+    spans: spansOf(trackerCounters),
+  });
+
+  // Uploads through the proxy: a fresh random blob each (made before the clock starts).
+  log(`proxy upload: ${options.uploads} of ${options.uploadBytes} bytes per proxy per run`);
+  const base = randomBlob(options.uploadBytes);
+  const uploadRuns = await interleavedRuns({
+    pids: pids(nodes.proxies),
+    perVariant: options.uploads,
+    warmup: 1,
+    runs,
+    maxRunMs,
+    request: async (v) => {
+      crypto.getRandomValues(base.subarray(0, Math.min(64, base.length)));
+      const d = await digestOfBytes(base);
+      return await uploadBlob(nodes.proxies[v].url, "perf/upload", base, d);
+    },
+  });
+  measurements.push({
+    title: `upload of ${
+      options.uploadBytes >= 2 ** 20
+        ? `${options.uploadBytes / 2 ** 20} MiB`
+        : `${options.uploadBytes} bytes`
+    }`,
+    node: "proxy",
+    runs: uploadRuns,
+    spans: spansOf(await flushedCounters(nodes.proxies.slice(1))),
+  });
+
+  const traced = [nodes.agents, nodes.trackers, nodes.proxies].flatMap((l) => l.slice(1));
+  const final = await flushedCounters(traced);
+  return {
+    measurements,
+    otlp: { ...(await sink.stats()), spansExported: final.reduce((a, c) => a + c.exported, 0) },
+    tracker100: { spansSampled: trackerCounters[1].sampled, announces },
+  };
+}

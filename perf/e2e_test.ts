@@ -1,0 +1,77 @@
+import assert from "node:assert/strict";
+import { cpuSecondsFromStat, interleavedRuns, sampleValue, tracingBlock } from "./e2e.ts";
+
+Deno.test("cpuSecondsFromStat: utime + stime in ticks, command names with spaces", () => {
+  const stat = "4242 (deno (worker) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0 " +
+    "12345 1000000 5000 18446744073709551615";
+  assert.equal(cpuSecondsFromStat(stat), 3.25);
+  assert.throws(() => cpuSecondsFromStat("garbage"), /not a \/proc/);
+});
+
+Deno.test("cpuSecondsFromStat: this process's own stat parses", async () => {
+  const seconds = cpuSecondsFromStat(await Deno.readTextFile("/proc/self/stat"));
+  assert.ok(seconds >= 0 && seconds < 1e6, String(seconds));
+});
+
+Deno.test("sampleValue: unlabelled samples of a Prometheus exposition", () => {
+  const text = [
+    "# HELP kraken_tracing_spans_sampled_total Span starts that were sampled.",
+    "# TYPE kraken_tracing_spans_sampled_total counter",
+    "kraken_tracing_spans_sampled_total 1234",
+    'kraken_tracing_spans_dropped_total{reason="queue_full"} 3',
+    "kraken_tracing_spans_exported_total 1200 1700000000000",
+  ].join("\n");
+  assert.equal(sampleValue(text, "kraken_tracing_spans_sampled_total"), 1234);
+  assert.equal(sampleValue(text, "kraken_tracing_spans_exported_total"), 1200);
+  assert.equal(sampleValue(text, "kraken_tracing_spans_dropped_total"), 0);
+  assert.equal(sampleValue(text, "kraken_tracing_spans"), 0);
+});
+
+Deno.test("tracingBlock: off disables tracing; 10% and 100% export protobuf, shed nothing", () => {
+  assert.deepEqual(tracingBlock("off", "http://sink"), { enabled: false });
+  const ten = tracingBlock("10%", "http://sink");
+  assert.equal(ten.endpoint, "http://sink");
+  assert.deepEqual(ten.sampling, { default_rate: 0.1 });
+  assert.deepEqual(ten.export, { protocol: "http/protobuf" });
+  assert.deepEqual(ten.safeguards, { load_threshold: 1 });
+  assert.deepEqual(tracingBlock("100%", "http://sink").sampling, { default_rate: 1 });
+});
+
+Deno.test("interleavedRuns: warm-up untimed, requests interleaved, runs bounded in time", async () => {
+  const seen: number[] = [];
+  const runs = await interleavedRuns({
+    pids: [Deno.pid, Deno.pid, Deno.pid],
+    perVariant: 4,
+    warmup: 1,
+    runs: 2,
+    maxRunMs: 60_000,
+    request: (v) => {
+      seen.push(v);
+      return Promise.resolve(100 * (v + 1));
+    },
+  });
+  assert.deepEqual(seen.slice(0, 3), [0, 1, 2]);
+  assert.equal(seen.length, 3 + 2 * 12);
+  assert.equal(runs.length, 2);
+  for (const run of runs) {
+    assert.deepEqual(run.map((v) => v.count), [4, 4, 4]);
+    assert.deepEqual(run.map((v) => v.p50Micros), [100, 200, 300]);
+    assert.deepEqual(run.map((v) => Math.round(v.perSecond)), [10_000, 5_000, 3_333]);
+    for (const v of run) assert.ok(v.cpuSeconds >= 0);
+  }
+  // A run past its time bound stops early and reports what it did.
+  let calls = 0;
+  const bounded = await interleavedRuns({
+    pids: [Deno.pid],
+    perVariant: 1_000_000,
+    warmup: 0,
+    runs: 1,
+    maxRunMs: 50,
+    request: async () => {
+      calls++;
+      await new Promise((r) => setTimeout(r, 5));
+      return 5000;
+    },
+  });
+  assert.ok(bounded[0][0].count < 100 && bounded[0][0].count === calls, String(calls));
+});
