@@ -164,21 +164,24 @@ export async function interleavedRuns(options: {
   runs: number;
   maxRunMs: number;
   request: TimedRequest;
+  /** CPU seconds of a process so far (default {@linkcode cpuSeconds}). */
+  cpu?: (pid: number) => Promise<number>;
 }): Promise<VariantRun[][]> {
   const { pids, perVariant, warmup, runs, maxRunMs, request } = options;
+  const cpu = options.cpu ?? cpuSeconds;
   const n = pids.length;
   let i = 0;
   for (const v of interleave(n, warmup)) await request(v, i++);
   const out: VariantRun[][] = [];
   for (let r = 0; r < runs; r++) {
     const latencies: number[][] = pids.map(() => []);
-    const cpuBefore = await Promise.all(pids.map(cpuSeconds));
+    const cpuBefore = await Promise.all(pids.map(cpu));
     const deadline = performance.now() + maxRunMs;
     for (const v of interleave(n, perVariant)) {
       if (performance.now() > deadline) break;
       latencies[v].push(await request(v, i++));
     }
-    const cpuAfter = await Promise.all(pids.map(cpuSeconds));
+    const cpuAfter = await Promise.all(pids.map(cpu));
     out.push(latencies.map((us, v) => {
       const busySeconds = us.reduce((a, b) => a + b, 0) / 1e6;
       return {
