@@ -1,0 +1,320 @@
+/**
+ * P2P data-plane throughput: one origin serving one or four agents over loopback, real role
+ * processes (`tests/harness/cluster.ts`: testfs, one origin, tracker, agents), the client timing
+ * the agents' blob GETs.
+ *
+ * Each round seeds a new random blob (its bytes differ in every piece, so every round is a cold
+ * P2P download): the blob goes into the testfs backend, and the origin is warmed through its
+ * metainfo route so it holds the blob and its metainfo before the clock starts. Then every agent
+ * is asked for the blob at once (`GET /namespace/{ns}/blobs/{digest}`), and the round lasts until
+ * the last body is read. CPU per process is `utime + stime` from `/proc/<pid>/stat` before and
+ * after each round. Afterwards the blob is deleted from the agents, the origin and the backend, so
+ * disk use stays at one blob per process.
+ *
+ * MB/s are 10^6 bytes per second of blob bytes delivered to the client (the sum over agents when
+ * there are several); the agents' CPU is per GiB (2^30 bytes) so delivered, the origin's per GiB
+ * of pieces it served (its `kraken_scheduler_piece_bytes_served_total`).
+ *
+ * ```sh
+ * deno run -A perf/p2p.ts --size=512MiB --agents=1 --rounds=5 [--piece=4MiB] [--tracing=on]
+ * deno run -A perf/p2p.ts --size=512MiB --rounds=1 --profile=/tmp/p2p-prof   # then perf report
+ * ```
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { parseByteSize } from "../common/byte_size.ts";
+import { startDownloadCluster } from "../tests/harness/cluster.ts";
+import { ProcessGroup } from "../tests/harness/procs.ts";
+import { waitFor } from "../tests/harness/wait.ts";
+import { cpuSeconds, sampleValue, startSink } from "./e2e.ts";
+import { median } from "./report.ts";
+
+/** What to measure. */
+export interface P2pOptions {
+  /** Blob size in bytes. */
+  sizeBytes: number;
+  /** Piece length in bytes (the origin's `metainfo.piece_lengths`). Default 4 MiB. */
+  pieceBytes?: number;
+  /** Agents pulling the blob at once: 1 or 4. */
+  agents: number;
+  /** Rounds, each with a new blob. */
+  rounds: number;
+  /** Tracing of every role: off, or on at 100% sampling into a collector that answers at once. */
+  tracing?: "off" | "on";
+  /**
+   * Profile each measured round with Linux `perf record` (call graphs, V8's `--perf-basic-prof`
+   * symbols for JavaScript) into `<dir>/round<N>-<origin|agentK>.data`. Figures of a profiled run
+   * include the profiler's overhead.
+   */
+  profileDir?: string;
+}
+
+/** The figures of a run. */
+export interface P2pResult {
+  /** Agents pulling at once. */
+  agents: number;
+  /** Blob size in bytes. */
+  sizeBytes: number;
+  /** Rounds measured. */
+  rounds: number;
+  /** Blob bytes delivered per second over all agents, 10^6 bytes/s, over the rounds. */
+  mbPerSecond: { median: number; min: number; max: number };
+  /** CPU seconds of all agents together per GiB delivered (median over the rounds). */
+  agentCpuSecondsPerGiB: number;
+  /** CPU seconds of the origin per GiB of pieces it served (median over the rounds). */
+  originCpuSecondsPerGiB: number;
+  /** Of the pieces the agents received, the share that came from other agents (agents > 1). */
+  agentToAgentPieceShare?: number;
+  /**
+   * Of the GET time, the share the agents spent in the P2P download itself (their
+   * `kraken_scheduler_download_duration_seconds`; the rest is metainfo, commit wait and
+   * streaming the blob to the client), median over the rounds, mean over the agents.
+   */
+  downloadShareOfGet?: number;
+}
+
+const MIB = 1024 * 1024;
+const GIB = 1024 * MIB;
+const NAMESPACE = "perf/p2p";
+
+// Writes a blob that differs from every earlier one in each piece: a shared random base with
+// the round number and fresh random bytes stamped at the start of every piece.
+async function writeBlob(path: string, base: Uint8Array, pieceBytes: number): Promise<string> {
+  const blob = base.slice();
+  const stamp = new Uint8Array(16);
+  for (let off = 0; off < blob.length; off += pieceBytes) {
+    crypto.getRandomValues(stamp);
+    blob.set(stamp.subarray(0, Math.min(stamp.length, blob.length - off)), off);
+  }
+  await Deno.writeFile(path, blob);
+  return createHash("sha256").update(blob).digest("hex");
+}
+
+function randomBytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let off = 0; off < n; off += 65536) {
+    crypto.getRandomValues(out.subarray(off, Math.min(n, off + 65536)));
+  }
+  return out;
+}
+
+interface AgentCounters {
+  origin: number;
+  agent: number;
+  downloadSeconds: number;
+}
+
+// Piece bytes the origin has sent to agents so far.
+async function originBytesServed(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return sampleValue(text, "kraken_scheduler_piece_bytes_served_total");
+}
+
+// Pieces received by source and the download time so far, from an agent's /metrics.
+async function agentCounters(url: string): Promise<AgentCounters> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const out = {
+    origin: 0,
+    agent: 0,
+    downloadSeconds: sampleValue(text, "kraken_scheduler_download_duration_seconds_sum"),
+  };
+  for (
+    const m of text.matchAll(
+      /^kraken_scheduler_pieces_received_total\{[^}]*source="(origin|agent)"[^}]*\} (\S+)/gm,
+    )
+  ) {
+    out[m[1] as "origin" | "agent"] += Number(m[2]);
+  }
+  return out;
+}
+
+// Reads a response body to the end, returning its length.
+async function drain(res: Response): Promise<number> {
+  let n = 0;
+  for await (const chunk of res.body!) n += chunk.length;
+  return n;
+}
+
+// Starts `perf record` on a process until it gets SIGINT.
+function record(pid: number, output: string): Deno.ChildProcess {
+  return new Deno.Command("perf", {
+    args: ["record", "-F", "499", "-g", "-o", output, "-p", String(pid)],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+}
+
+interface RoundFigures {
+  seconds: number;
+  originSecondsPerGiB: number;
+  agentSeconds: number;
+  downloadShare: number;
+}
+
+/** Starts the processes, runs the rounds and stops everything again. */
+export async function measureP2p(options: P2pOptions): Promise<P2pResult> {
+  const { sizeBytes, agents, rounds } = options;
+  const pieceBytes = options.pieceBytes ?? 4 * MIB;
+  if (!(agents >= 1) || !(rounds >= 1) || !(sizeBytes > 0) || !(pieceBytes > 0)) {
+    throw new RangeError(`invalid options ${JSON.stringify(options)}`);
+  }
+  const dir = await Deno.makeTempDir({ prefix: "kraken-perf-p2p-" });
+  const group = new ProcessGroup();
+  try {
+    const sink = options.tracing === "on" ? await startSink(group, dir) : undefined;
+    const cluster = await startDownloadCluster({
+      dir,
+      group,
+      origins: 1,
+      agents,
+      otlpEndpoint: sink?.endpoint,
+      env: options.profileDir ? { DENO_V8_FLAGS: "--perf-basic-prof" } : undefined,
+      originExtra: { metainfo: { piece_lengths: { 0: pieceBytes } } },
+    });
+    const origin = cluster.origins[0];
+    const pids = {
+      origin: origin.process.pid,
+      agents: cluster.agents.map((a) => a.process.pid),
+    };
+    const base = randomBytes(sizeBytes);
+    const round = async (blob: Uint8Array, profile?: string): Promise<RoundFigures> => {
+      const blobs = `${cluster.testfs.dataDir}/blobs`;
+      await Deno.mkdir(blobs, { recursive: true });
+      const hex = await writeBlob(`${dir}/blob.tmp`, blob, pieceBytes);
+      await Deno.rename(`${dir}/blob.tmp`, `${blobs}/${hex}`);
+      const digest = `sha256:${hex}`;
+      const ns = encodeURIComponent(NAMESPACE);
+      // The origin fetches the blob from the backend and answers 202 until it holds it.
+      await waitFor(`origin holds ${digest}`, async () => {
+        const res = await fetch(`${origin.url}/internal/namespace/${ns}/blobs/${digest}/metainfo`);
+        await res.body?.cancel();
+        if (res.status !== 200 && res.status !== 202) {
+          throw new Error(`origin metainfo: ${res.status}`);
+        }
+        return res.status === 200;
+      }, { timeoutMs: 120_000, intervalMs: 100 });
+
+      const recorders = profile === undefined ? [] : [
+        record(pids.origin, `${profile}-origin.data`),
+        ...pids.agents.map((pid, i) => record(pid, `${profile}-agent${i + 1}.data`)),
+      ];
+      if (recorders.length > 0) await new Promise((r) => setTimeout(r, 500));
+      const counters0 = await Promise.all(cluster.agents.map((a) => agentCounters(a.url)));
+      const served0 = await originBytesServed(origin.url);
+      const cpu0 = await Promise.all([pids.origin, ...pids.agents].map(cpuSeconds));
+      const t0 = performance.now();
+      const sizes = await Promise.all(cluster.agents.map(async (a) => {
+        const res = await fetch(`${a.url}/namespace/${ns}/blobs/${digest}`);
+        if (res.status !== 200) throw new Error(`agent GET: ${res.status} ${await res.text()}`);
+        return await drain(res);
+      }));
+      const seconds = (performance.now() - t0) / 1000;
+      const cpu1 = await Promise.all([pids.origin, ...pids.agents].map(cpuSeconds));
+      const counters1 = await Promise.all(cluster.agents.map((a) => agentCounters(a.url)));
+      const served = await originBytesServed(origin.url) - served0;
+      for (const r of recorders) r.kill("SIGINT");
+      for (const r of recorders) await r.status;
+      for (const n of sizes) {
+        if (n !== blob.length) throw new Error(`agent sent ${n} bytes, blob has ${blob.length}`);
+      }
+      // Only one blob on disk per process at a time.
+      await Promise.all(cluster.agents.map(async (a) => {
+        const res = await fetch(`${a.url}/blobs/${digest}`, { method: "DELETE" });
+        await res.body?.cancel();
+      }));
+      const res = await fetch(`${origin.url}/internal/blobs/${digest}`, { method: "DELETE" });
+      await res.body?.cancel();
+      await Deno.remove(`${blobs}/${hex}`);
+      let agentSeconds = 0;
+      for (let i = 1; i < cpu1.length; i++) agentSeconds += cpu1[i] - cpu0[i];
+      let download = 0;
+      for (let i = 0; i < agents; i++) {
+        download += counters1[i].downloadSeconds - counters0[i].downloadSeconds;
+      }
+      return {
+        seconds,
+        originSecondsPerGiB: (cpu1[0] - cpu0[0]) / (served / GIB),
+        agentSeconds,
+        downloadShare: download / agents / seconds,
+      };
+    };
+    // One small unmeasured round first, so the rounds measure compiled code paths.
+    await round(base.subarray(0, Math.min(sizeBytes, 4 * pieceBytes)));
+    const before = await Promise.all(cluster.agents.map((a) => agentCounters(a.url)));
+    const mbs: number[] = [];
+    const agentCpu: number[] = [];
+    const originCpu: number[] = [];
+    const downloadShare: number[] = [];
+    const gib = sizeBytes * agents / GIB;
+    for (let i = 0; i < rounds; i++) {
+      const profile = options.profileDir && `${options.profileDir}/round${i + 1}`;
+      const r = await round(base, profile || undefined);
+      mbs.push(sizeBytes * agents / 1e6 / r.seconds);
+      agentCpu.push(r.agentSeconds / gib);
+      originCpu.push(r.originSecondsPerGiB);
+      downloadShare.push(r.downloadShare);
+    }
+    const after = await Promise.all(cluster.agents.map((a) => agentCounters(a.url)));
+    let fromAgents = 0, fromOrigin = 0;
+    for (let i = 0; i < agents; i++) {
+      fromAgents += after[i].agent - before[i].agent;
+      fromOrigin += after[i].origin - before[i].origin;
+    }
+    return {
+      agents,
+      sizeBytes,
+      rounds,
+      mbPerSecond: { median: median(mbs), min: Math.min(...mbs), max: Math.max(...mbs) },
+      agentCpuSecondsPerGiB: median(agentCpu),
+      originCpuSecondsPerGiB: median(originCpu),
+      ...(agents > 1 ? { agentToAgentPieceShare: fromAgents / (fromAgents + fromOrigin) } : {}),
+      downloadShareOfGet: median(downloadShare),
+    };
+  } finally {
+    await group.stopAll();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** The result as a markdown table row set. */
+export function formatP2p(r: P2pResult, tracing: string): string {
+  const m = r.mbPerSecond;
+  const lines = [
+    "| origin → agents | tracing | blob | rounds | MB/s median (min–max) | agent CPU s/GiB | origin CPU s/GiB | pieces agent→agent | P2P share of GET |",
+    "|---|---|---|---:|---|---:|---:|---:|---:|",
+    `| 1 → ${r.agents} | ${tracing} | ${
+      Number((r.sizeBytes / MIB).toFixed(1))
+    } MiB | ${r.rounds} | ${m.median.toFixed(0)} (${m.min.toFixed(0)}–${m.max.toFixed(0)}) | ${
+      r.agentCpuSecondsPerGiB.toFixed(2)
+    } | ${r.originCpuSecondsPerGiB.toFixed(2)} | ${
+      r.agentToAgentPieceShare === undefined
+        ? "—"
+        : `${(100 * r.agentToAgentPieceShare).toFixed(0)}%`
+    } | ${
+      r.downloadShareOfGet === undefined ? "—" : `${(100 * r.downloadShareOfGet).toFixed(0)}%`
+    } |`,
+  ];
+  return lines.join("\n");
+}
+
+if (import.meta.main) {
+  const args = new Map(
+    Deno.args.map((a) => {
+      const m = /^--([^=]+)=(.*)$/.exec(a);
+      if (!m) throw new Error(`unknown argument ${a}`);
+      return [m[1], m[2]] as const;
+    }),
+  );
+  const tracing = (args.get("tracing") ?? "off") as "off" | "on";
+  const result = await measureP2p({
+    sizeBytes: parseByteSize(args.get("size") ?? "512MiB"),
+    pieceBytes: parseByteSize(args.get("piece") ?? "4MiB"),
+    agents: Number(args.get("agents") ?? 1),
+    rounds: Number(args.get("rounds") ?? 5),
+    tracing,
+    profileDir: args.get("profile"),
+  });
+  console.log(formatP2p(result, tracing));
+}

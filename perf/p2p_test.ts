@@ -1,0 +1,21 @@
+import assert from "node:assert/strict";
+import { externalTest } from "../tests/harness/external.ts";
+import { formatP2p, measureP2p } from "./p2p.ts";
+
+externalTest("perf/p2p: two agents pull a blob from one origin; figures are reported", async () => {
+  const result = await measureP2p({
+    sizeBytes: 6 * 1024 * 1024 + 123,
+    pieceBytes: 1024 * 1024,
+    agents: 2,
+    rounds: 1,
+  });
+  assert.equal(result.agents, 2);
+  assert.equal(result.rounds, 1);
+  const { median, min, max } = result.mbPerSecond;
+  assert.ok(min > 0 && min <= median && median <= max && Number.isFinite(max), `${min} ${max}`);
+  assert.ok(result.agentCpuSecondsPerGiB > 0, String(result.agentCpuSecondsPerGiB));
+  assert.ok(result.originCpuSecondsPerGiB >= 0, String(result.originCpuSecondsPerGiB));
+  const share = result.agentToAgentPieceShare;
+  assert.ok(share !== undefined && share >= 0 && share <= 1, String(share));
+  assert.match(formatP2p(result, "off"), /\| 1 → 2 \| off \| 6 MiB \| 1 \|/);
+});
