@@ -1,10 +1,18 @@
 /**
- * A `fetch` over `node:http`/`node:https` that streams a request body with the `Content-Length`
- * the caller sets. Deno's `fetch` drops that header and sends every stream chunked, which S3 (and
- * most S3-compatible stores) refuse for `PutObject`/`UploadPart`; buffering a part in memory instead
- * would make memory grow with the part size. Used as the `transport` of `tracedFetch` by the S3
- * backend. Honours `signal` (aborting destroys the socket, and a pending body read fails with the
- * reason) and keeps backpressure in both directions.
+ * The one adapter of `node:http`/`node:https` to a `fetch` shape, for the two things Deno's own
+ * `fetch` cannot do:
+ *
+ * - **A streamed body with the caller's `Content-Length`.** Deno's `fetch` drops that header and
+ *   sends every stream chunked, which S3 (and most S3-compatible stores) refuse for
+ *   `PutObject`/`UploadPart`; buffering a part instead would make memory grow with the part size.
+ * - **A TLS agent**: `options.agent` (an `https.Agent` with CAs, a client certificate, and a
+ *   verification name other than the URL's host, as upstream's `tls.name`), which
+ *   `Deno.createHttpClient` cannot express. The roles' TLS client (`tls_client.ts`) and the
+ *   backends' (`storage/backend/transport.ts`) send through it.
+ *
+ * A body given as bytes or a string gets its `Content-Length`; a stream is sent chunked unless
+ * the caller sets one. `signal` is honoured (aborting destroys the socket, and a pending body read
+ * fails with the reason), and backpressure is kept in both directions.
  *
  * ```ts
  * import { nodeFetch } from "./node_fetch.ts";
@@ -17,10 +25,44 @@
 import http from "node:http";
 import https from "node:https";
 
-function headerObject(init: HeadersInit | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  new Headers(init).forEach((value, key) => out[key] = value);
-  return out;
+/** Options of {@linkcode nodeFetch}. */
+export interface NodeFetchOptions {
+  /**
+   * The agent to send with (its connections, TLS settings, keep-alive): an `https.Agent` for
+   * `https:` URLs, an `http.Agent` for `http:`. Default: the module's global agent.
+   */
+  agent?: http.Agent;
+}
+
+/** Statuses whose answer has no body (the Fetch standard's null-body statuses). */
+const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
+
+/** The body as bytes, `undefined` for none or a stream (sent as it comes). */
+async function bodyBytes(body: BodyInit | null | undefined): Promise<Uint8Array | undefined> {
+  if (body === null || body === undefined || body instanceof ReadableStream) return undefined;
+  if (body instanceof Uint8Array) return body;
+  if (typeof body === "string") return new TextEncoder().encode(body);
+  if (body instanceof ArrayBuffer) return new Uint8Array(body);
+  if (ArrayBuffer.isView(body)) {
+    return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+  }
+  return new Uint8Array(await new Response(body).arrayBuffer());
+}
+
+/** Resolves once `req` can take more, rejects when its connection closes first. */
+function drained(req: http.ClientRequest): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onDrain = () => {
+      req.off("close", onClose);
+      resolve();
+    };
+    const onClose = () => {
+      req.off("drain", onDrain);
+      reject(new Error("connection closed while sending the body"));
+    };
+    req.once("drain", onDrain);
+    req.once("close", onClose);
+  });
 }
 
 async function writeBody(req: http.ClientRequest, body: ReadableStream<Uint8Array>): Promise<void> {
@@ -29,20 +71,7 @@ async function writeBody(req: http.ClientRequest, body: ReadableStream<Uint8Arra
     while (true) {
       const { done, value } = await reader.read();
       if (done) break;
-      if (!req.write(value)) {
-        await new Promise<void>((resolve, reject) => {
-          const onDrain = () => {
-            req.off("close", onClose);
-            resolve();
-          };
-          const onClose = () => {
-            req.off("drain", onDrain);
-            reject(new Error("connection closed while sending the body"));
-          };
-          req.once("drain", onDrain);
-          req.once("close", onClose);
-        });
-      }
+      if (!req.write(value)) await drained(req);
     }
     req.end();
   } catch (error) {
@@ -51,7 +80,10 @@ async function writeBody(req: http.ClientRequest, body: ReadableStream<Uint8Arra
   }
 }
 
-function responseBody(res: http.IncomingMessage): ReadableStream<Uint8Array> {
+function responseBody(
+  res: http.IncomingMessage,
+  signal: AbortSignal | undefined,
+): ReadableStream<Uint8Array> {
   // Once the consumer cancelled or the body ended, later socket events are ignored.
   let settled = false;
   return new ReadableStream<Uint8Array>({
@@ -73,6 +105,14 @@ function responseBody(res: http.IncomingMessage): ReadableStream<Uint8Array> {
       };
       res.on("error", fail);
       res.on("close", () => fail(new Error("connection closed before the body ended")));
+      // Destroying the request does not always end a response under Deno's node:http, so an
+      // abort fails a pending read itself.
+      const onAbort = () => {
+        fail(signal!.reason);
+        res.destroy();
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      res.on("close", () => signal?.removeEventListener("abort", onAbort));
       res.pause();
     },
     pull() {
@@ -86,18 +126,29 @@ function responseBody(res: http.IncomingMessage): ReadableStream<Uint8Array> {
 }
 
 /**
- * Sends a request the way `fetch` would, but with the caller's `Content-Length` on a streamed body
- * (see the module doc). Only `method`, `headers`, `body` (stream, bytes or string) and `signal` of
- * `init` are used.
+ * Sends a request the way `fetch` would, over `node:http(s)` (see the module doc). Of `init`,
+ * `method`, `headers`, `body` and `signal` are used; a `Content-Length` the caller sets on a
+ * streamed body is sent as is.
  */
-export function nodeFetch(url: string, init: RequestInit = {}): Promise<Response> {
+export async function nodeFetch(
+  url: string | URL,
+  init: RequestInit = {},
+  options: NodeFetchOptions = {},
+): Promise<Response> {
   const target = new URL(url);
   const method = (init.method ?? "GET").toUpperCase();
   const client = target.protocol === "https:" ? https : http;
   const signal = init.signal ?? undefined;
-  return new Promise<Response>((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const req = client.request(target, { method, headers: headerObject(init.headers) });
+  signal?.throwIfAborted();
+  const headers: Record<string, string> = {};
+  new Headers(init.headers).forEach((value, key) => headers[key] = value);
+  const stream = init.body instanceof ReadableStream ? init.body : undefined;
+  const bytes = await bodyBytes(init.body);
+  if (bytes) headers["content-length"] = String(bytes.length);
+  else if (!stream && method !== "GET" && method !== "HEAD") headers["content-length"] = "0";
+  signal?.throwIfAborted();
+  return await new Promise<Response>((resolve, reject) => {
+    const req = client.request(target, { method, headers, agent: options.agent });
     const onAbort = () => req.destroy(signal?.reason as Error);
     signal?.addEventListener("abort", onAbort, { once: true });
     req.on("error", (error) => {
@@ -106,31 +157,22 @@ export function nodeFetch(url: string, init: RequestInit = {}): Promise<Response
     });
     req.on("response", (res) => {
       res.on("close", () => signal?.removeEventListener("abort", onAbort));
-      const headers = new Headers();
-      for (const [key, value] of Object.entries(res.headers)) {
-        if (value === undefined) continue;
-        for (const v of Array.isArray(value) ? value : [value]) headers.append(key, v);
+      const responseHeaders = new Headers();
+      for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) {
+        responseHeaders.append(res.rawHeaders[i], res.rawHeaders[i + 1]);
       }
       const status = res.statusCode ?? 502;
-      const empty = method === "HEAD" || status === 204 || status === 304;
+      const empty = method === "HEAD" || NULL_BODY_STATUS.has(status);
       if (empty) res.resume();
       resolve(
-        new Response(empty ? null : responseBody(res), {
+        new Response(empty ? null : responseBody(res, signal), {
           status,
           statusText: res.statusMessage,
-          headers,
+          headers: responseHeaders,
         }),
       );
     });
-    const body = init.body;
-    if (body === undefined || body === null) {
-      req.end();
-    } else if (body instanceof ReadableStream) {
-      void writeBody(req, body);
-    } else if (body instanceof Uint8Array || typeof body === "string") {
-      req.end(body);
-    } else {
-      req.destroy(new TypeError("nodeFetch: body must be a stream, bytes or a string"));
-    }
+    if (stream) void writeBody(req, stream);
+    else req.end(bytes);
   });
 }
