@@ -4,14 +4,16 @@
  * the text format; the OpenMetrics importer, Prometheus's strict OpenMetrics parser, for
  * OpenMetrics with exemplars), the agent's latency
  * exemplars name traces that Jaeger holds, `kraken trace` prints those traces and lists the slowest,
- * and the metric names the dashboards and alert rules use are all in the cluster's exposition.
+ * and the metric names the dashboards and alert rules use are all in the cluster's exposition
+ * (a role serving TLS among them, for the certificate-expiry series).
  */
 
 import assert from "node:assert/strict";
+import { createTestCa } from "./harness/certs.ts";
 import { startDownloadCluster } from "./harness/cluster.ts";
 import { startJaeger } from "./harness/jaeger.ts";
 import { makeImage, pullImage, pushImage } from "./harness/oci.ts";
-import { ProcessGroup } from "./harness/procs.ts";
+import { freePort, ProcessGroup, waitForHttp } from "./harness/procs.ts";
 import { checkOpenMetrics, promtool } from "./harness/promtool.ts";
 import { waitFor } from "./harness/wait.ts";
 import { ATTR, SPAN } from "../tracing/names.ts";
@@ -19,8 +21,12 @@ import { ATTR, SPAN } from "../tracing/names.ts";
 const ROOT = new URL("../", import.meta.url).pathname;
 const OPENMETRICS = "application/openmetrics-text; version=1.0.0";
 
-async function scrape(addr: string, accept?: string): Promise<string> {
-  const res = await fetch(`http://${addr}/metrics`, { headers: accept ? { accept } : {} });
+async function scrape(addr: string, accept?: string, client?: Deno.HttpClient): Promise<string> {
+  const scheme = client ? "https" : "http";
+  const res = await fetch(`${scheme}://${addr}/metrics`, {
+    headers: accept ? { accept } : {},
+    client,
+  });
   assert.equal(res.status, 200);
   return await res.text();
 }
@@ -95,6 +101,49 @@ Deno.test("observability: promtool-valid /metrics with exemplars, kraken trace, 
       assert.ok(open.endsWith("# EOF\n"), `${name}: OpenMetrics ends with # EOF`);
       const checkedOpen = await checkOpenMetrics(open);
       assert.equal(checkedOpen.code, 0, `${name} OpenMetrics: ${checkedOpen.output}\n${open}`);
+    }
+
+    // A role serving TLS (certificates from the test CA) exposes its listener's certificate
+    // expiry, which the TLS alerts use; its exposition passes the same checks.
+    const ca = await createTestCa(`${dir}/ca`);
+    const cert = await ca.issue("tracker");
+    const tlsPort = freePort();
+    const tlsConfig = `${dir}/tracker-tls.yaml`;
+    await Deno.writeTextFile(
+      tlsConfig,
+      JSON.stringify({
+        tls: {
+          cas: [{ path: ca.cert }],
+          server: { cert: { path: cert.cert }, key: { path: cert.key } },
+          client: { disabled: true },
+        },
+        listen: { host: "127.0.0.1", port: tlsPort },
+        origins: { hosts: cluster.origins.map((o) => o.addr) },
+        peerstore: { type: "memory" },
+        tracing: { enabled: false },
+      }),
+    );
+    const tlsTracker = group.spawnDeno(
+      `${ROOT}main.ts`,
+      ["--role=tracker", `--config=${tlsConfig}`],
+      { name: "tracker-tls", logFile: `${dir}/tracker-tls.log` },
+    );
+    const client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(ca.cert)] });
+    try {
+      const tlsAddr = `127.0.0.1:${tlsPort}`;
+      await waitForHttp(`https://${tlsAddr}/health`, { process: tlsTracker, client });
+      const plain = await scrape(tlsAddr, undefined, client);
+      assert.match(
+        plain,
+        /^kraken_tls_server_certificate_expiry_timestamp_seconds\{listener="server"\} \d+$/m,
+      );
+      for (const n of exposedNames(plain)) names.add(n);
+      const checked = await promtool(["check", "metrics"], plain);
+      assert.equal(checked.code, 0, `TLS tracker text format: ${checked.output}`);
+      const checkedOpen = await checkOpenMetrics(await scrape(tlsAddr, OPENMETRICS, client));
+      assert.equal(checkedOpen.code, 0, `TLS tracker OpenMetrics: ${checkedOpen.output}`);
+    } finally {
+      client.close();
     }
 
     // The agent's pull latency carries exemplars naming sampled traces Jaeger holds.
