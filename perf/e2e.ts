@@ -22,6 +22,7 @@ import { ANNOUNCE, encodeAnnounceRequest } from "../wire/announce.ts";
 import { expand } from "../wire/route.ts";
 import {
   type E2eMeasurement,
+  formatBytes,
   interleave,
   summarizeLatencies,
   TRACING_VARIANTS,
@@ -49,7 +50,7 @@ export interface E2eOptions {
   uploadBytes: number;
   /** Interleaved runs of each measurement. */
   runs: number;
-  /** Time bound of one run of one measurement, ms (default 150 000). */
+  /** Time bound of one run of one measurement, ms (default 120 000). */
   maxRunMs?: number;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
@@ -332,7 +333,7 @@ const ANNOUNCE_PEERS = 64;
 export async function measureEndToEnd(options: E2eOptions): Promise<E2eResults> {
   const { dir, group, runs } = options;
   const log = options.log ?? (() => {});
-  const maxRunMs = options.maxRunMs ?? 150_000;
+  const maxRunMs = options.maxRunMs ?? 120_000;
   const sink = await startSink(group, dir);
   const cluster = await startDownloadCluster({ dir, group, agents: 0 });
   const nodes = await startVariants(cluster, sink.endpoint);
@@ -442,11 +443,7 @@ export async function measureEndToEnd(options: E2eOptions): Promise<E2eResults> 
     },
   });
   measurements.push({
-    title: `upload of ${
-      options.uploadBytes >= 2 ** 20
-        ? `${options.uploadBytes / 2 ** 20} MiB`
-        : `${options.uploadBytes} bytes`
-    }`,
+    title: `upload of ${formatBytes(options.uploadBytes)}`,
     node: "proxy",
     runs: uploadRuns,
     spans: spansOf(await flushedCounters(nodes.proxies.slice(1))),

@@ -410,7 +410,7 @@ function e2eSection(m: E2eMeasurement): string {
     });
   });
   const parts = [
-    `### ${m.node} ${m.title}`,
+    `#### ${m.node} ${m.title}`,
     "",
     table(
       ["run", "tracing", "requests", "p50", "p99", "req/s", `${m.node} CPU µs/req`],
@@ -422,7 +422,7 @@ function e2eSection(m: E2eMeasurement): string {
     const s = Object.entries(m.spans).map(([v, x]) =>
       `${v}: ${x!.exported}/${x!.sampled} spans exported`
     );
-    parts.push("", `Spans of the traced ${m.node}s: ${s.join("; ")}.`);
+    parts.push("", `Spans of the traced ${m.node} nodes: ${s.join("; ")}.`);
   }
   return parts.join("\n");
 }
@@ -573,7 +573,7 @@ export interface PerfOptions {
   rounds: number;
   /** GETs per agent per run (`--gets=`, default 20 000). */
   gets: number;
-  /** Announces per tracker per run (`--announces=`, default 5 000). */
+  /** Announces per tracker per run, and to the Redis tracker (`--announces=`, default 3 000). */
   announces: number;
   /** 16 MiB uploads per proxy per run (`--uploads=`, default 10). */
   uploads: number;
@@ -601,7 +601,7 @@ export const DEFAULT_OPTIONS: Readonly<PerfOptions> = {
   sizeBytes: 512 * 2 ** 20,
   rounds: 3,
   gets: 20_000,
-  announces: 5_000,
+  announces: 3_000,
   uploads: 10,
   uploadBytes: 16 * 2 ** 20,
   runs: 2,
