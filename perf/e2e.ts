@@ -277,10 +277,12 @@ interface Variants {
 
 async function startVariants(cluster: DownloadCluster, sink: string): Promise<Variants> {
   const originHosts = cluster.origins.map((o) => o.addr);
-  const perVariant = TRACING_VARIANTS.map(async (variant) => {
+  // One call for every port, so no two nodes are handed the same one.
+  const ports = freePorts(5 * TRACING_VARIANTS.length);
+  const perVariant = TRACING_VARIANTS.map(async (variant, v) => {
     const l = LABEL[variant];
     const tracing = tracingBlock(variant, sink);
-    const [server, registry, peer, tracker, proxy] = freePorts(5);
+    const [server, registry, peer, tracker, proxy] = ports.slice(5 * v, 5 * v + 5);
     return await Promise.all([
       cluster.startRole("agent", `agent-${l}`, server, {
         server: { host: "127.0.0.1", port: server },

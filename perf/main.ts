@@ -43,6 +43,9 @@ import {
 
 const DOCS = new URL("../docs/performance.md", import.meta.url).pathname;
 
+/** A child that could not bind its chosen port. */
+const PORT_TAKEN = /EADDRINUSE|AddrInUse|address already in use/;
+
 /** The CPU model, from `/proc/cpuinfo` (`unknown` elsewhere). */
 async function cpuModel(): Promise<string> {
   try {
@@ -77,16 +80,26 @@ export async function runPerf(options: PerfOptions, args: string[] = []): Promis
     if (options.skip.has(name)) return;
     log(`${name}…`);
     const t0 = performance.now();
-    const dir = await Deno.makeTempDir({ prefix: `kraken-perf-${name}-` });
-    try {
-      await using group = new ProcessGroup();
-      await fn(dir, group);
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      report.failures.push({ part: name, error: message.split("\n")[0] });
-      log(`${name} failed: ${error instanceof Error ? error.stack : message}`);
-    } finally {
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    for (let attempt = 1;; attempt++) {
+      const dir = await Deno.makeTempDir({ prefix: `kraken-perf-${name}-` });
+      try {
+        await using group = new ProcessGroup();
+        await fn(dir, group);
+        break;
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        // Ports are chosen free, then bound by the child: another program on the machine can take
+        // one in between. That is the machine's, not the measurement's, so the part starts over once.
+        if (attempt === 1 && PORT_TAKEN.test(message)) {
+          log(`${name}: a port was taken by another process at start-up; starting the part again`);
+          continue;
+        }
+        report.failures.push({ part: name, error: message.split("\n")[0] });
+        log(`${name} failed: ${error instanceof Error ? error.stack : message}`);
+        break;
+      } finally {
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+      }
     }
     log(`${name} done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   };
