@@ -93,9 +93,15 @@ export class MemoryStorage implements TorrentStorage {
     return this.#have.clone();
   }
 
-  readPiece(i: number): Promise<Uint8Array> {
+  readPiece(i: number, into?: Uint8Array): Promise<Uint8Array> {
     if (!this.#have.get(i)) return Promise.reject(new Error(`piece ${i} missing`));
-    const bytes = this.#data.slice(i * this.#pieceLen, i * this.#pieceLen + this.pieceLength(i));
+    const start = i * this.#pieceLen;
+    const piece = this.#data.subarray(start, start + this.pieceLength(i));
+    let bytes: Uint8Array = piece.slice();
+    if (into) {
+      into.set(piece);
+      bytes = into.subarray(0, piece.length);
+    }
     return Promise.resolve(this.#corrupt ? this.#corrupt(i, bytes) : bytes);
   }
 
@@ -229,6 +235,8 @@ export class TestNode {
       onConn: (conn) => this.dispatcher.addConn(conn),
       onError: (err) => this.errors.push(err),
       maxPayloadLength: storage.pieceLength(0),
+      // As the scheduler runs its connections.
+      reusePayloadBuffer: true,
     });
   }
 
@@ -242,6 +250,7 @@ export class TestNode {
         expectedPeerId: other.peerId,
         handshake: this.dispatcher.handshake("test-ns"),
         maxPayloadLength: this.storage.pieceLength(0),
+        reusePayloadBuffer: true,
       });
       this.dispatcher.addConn(conn, { isOrigin });
     } catch (err) {

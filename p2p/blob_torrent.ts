@@ -22,6 +22,13 @@
  *   {@linkcode LeechingTorrent.commit} runs the store's SHA-256-verifying commit, which moves the
  *   file into the cache atomically; then the side directory goes away.
  *
+ *   The blob's SHA-256 is computed as the pieces land, not by reading the file back at the commit:
+ *   a piece written at the hash's frontier is hashed from the bytes just written, and pieces that
+ *   arrived ahead of it are read back from the file (page cache) once the frontier reaches them,
+ *   by one background task. Written pieces are flushed to disk in the background too, so the
+ *   commit's fsync finds little left to write. The commit hands the digest to the store, which
+ *   refuses a mismatch as before.
+ *
  * Only these two classes write under `downloads/`; {@linkcode cleanDownloads} tidies it at start-up.
  *
  * @module
@@ -35,7 +42,7 @@ import {
   DigestMismatchError,
   UploadNotFoundError,
 } from "../storage/blob_store.ts";
-import { Digest } from "../storage/digest.ts";
+import { Digest, DigestHasher } from "../storage/digest.ts";
 import { MetaInfo } from "../storage/metainfo.ts";
 import { resolveInside } from "../storage/paths.ts";
 import { Bitfield } from "./bitfield.ts";
@@ -104,7 +111,7 @@ abstract class BlobTorrent implements TorrentStorage {
   }
 
   abstract bitfield(): Bitfield;
-  abstract readPiece(i: number): Promise<Uint8Array>;
+  abstract readPiece(i: number, into?: Uint8Array): Promise<Uint8Array>;
   abstract writePiece(i: number, bytes: Uint8Array): Promise<void>;
   abstract complete(): boolean;
 }
@@ -132,8 +139,8 @@ export class SeedingTorrent extends BlobTorrent {
     return Bitfield.allSet(this.numPieces);
   }
 
-  readPiece(i: number): Promise<Uint8Array> {
-    return this.store.readRange(this.digest, this.offset(i), this.pieceLength(i));
+  readPiece(i: number, into?: Uint8Array): Promise<Uint8Array> {
+    return this.store.readRange(this.digest, this.offset(i), this.pieceLength(i), into);
   }
 
   writePiece(i: number, _bytes: Uint8Array): Promise<void> {
@@ -163,6 +170,15 @@ export class LeechingTorrent extends BlobTorrent {
   readonly #have: Bitfield;
   #count: number;
   #committed = false;
+  // The blob's SHA-256 over pieces [0, #hashed); #catchUp extends it over pieces written early.
+  #hasher = new DigestHasher();
+  #hashed = 0;
+  #catchUp?: Promise<void>;
+  #hashFailed = false;
+  #digestOfPieces?: Digest;
+  // A background fdatasync of the download file, and whether writes came in since it started.
+  #syncing?: Promise<void>;
+  #dirty = false;
 
   private constructor(
     store: BlobStore,
@@ -279,19 +295,19 @@ export class LeechingTorrent extends BlobTorrent {
     return this.#committed;
   }
 
-  async readPiece(i: number): Promise<Uint8Array> {
+  async readPiece(i: number, into?: Uint8Array): Promise<Uint8Array> {
     if (!this.#have.get(i)) throw new TorrentStateError(`piece ${i} not present`);
     const offset = this.offset(i);
     const length = this.pieceLength(i);
     if (!this.#committed) {
       try {
-        return await this.store.readUploadRange(this.uid, offset, length);
+        return await this.store.readUploadRange(this.uid, offset, length, into);
       } catch (err) {
         // The commit moved the file into the cache under our feet: read it there.
         if (!(err instanceof UploadNotFoundError)) throw err;
       }
     }
-    return await this.store.readRange(this.digest, offset, length);
+    return await this.store.readRange(this.digest, offset, length, into);
   }
 
   async writePiece(i: number, bytes: Uint8Array): Promise<void> {
@@ -308,7 +324,56 @@ export class LeechingTorrent extends BlobTorrent {
     if (!this.#have.get(i)) {
       this.#have.set(i);
       this.#count++;
+      // `bytes` may be the caller's reused buffer: hash it now, before returning.
+      if (this.#catchUp === undefined && i === this.#hashed) {
+        this.#hasher.update(bytes);
+        this.#hashed++;
+      }
+      this.#advanceHash();
     }
+    this.#flushLater();
+  }
+
+  /** Pieces hashed so far, in order from piece 0 (for tests and diagnostics). */
+  get hashedPieces(): number {
+    return this.#hashed;
+  }
+
+  // Hashes the pieces already written at the frontier, reading them back from the file.
+  #advanceHash(): void {
+    if (this.#catchUp !== undefined || this.#hashFailed) return;
+    if (this.#hashed >= this.numPieces || !this.#have.get(this.#hashed)) return;
+    this.#catchUp = (async () => {
+      const scratch = new Uint8Array(this.pieceLength(0));
+      try {
+        while (this.#hashed < this.numPieces && this.#have.get(this.#hashed)) {
+          const i = this.#hashed;
+          const len = this.pieceLength(i);
+          this.#hasher.update(
+            await this.store.readUploadRange(this.uid, this.offset(i), len, scratch),
+          );
+          this.#hashed++;
+        }
+      } catch {
+        // The commit then lets the store hash the whole file itself.
+        this.#hashFailed = true;
+      } finally {
+        this.#catchUp = undefined;
+      }
+    })();
+  }
+
+  // Keeps one fdatasync of the download file running while pieces come in.
+  #flushLater(): void {
+    this.#dirty = true;
+    if (this.#syncing !== undefined) return;
+    this.#dirty = false;
+    this.#syncing = this.store.syncUpload(this.uid).catch(() => {
+      // Only an optimisation: the commit flushes the file anyway.
+    }).finally(() => {
+      this.#syncing = undefined;
+      if (this.#dirty && !this.#committed && !this.complete()) this.#flushLater();
+    });
   }
 
   /**
@@ -323,8 +388,18 @@ export class LeechingTorrent extends BlobTorrent {
       throw new TorrentStateError(`${this.numPieces - this.#count} pieces still missing`);
     }
     let cacheHit = false;
+    await this.#syncing;
+    this.#advanceHash();
+    while (this.#catchUp !== undefined) {
+      await this.#catchUp;
+      this.#advanceHash();
+    }
+    if (!this.#hashFailed && this.#hashed === this.numPieces) {
+      this.#digestOfPieces ??= this.#hasher.digest();
+    }
+    const hashed = this.#digestOfPieces;
     try {
-      await this.store.commitUpload(this.uid, this.digest);
+      await this.store.commitUpload(this.uid, this.digest, { hashed });
     } catch (err) {
       if (!(err instanceof BlobExistsError)) {
         // Those two end the upload session; after an I/O error the store keeps it for a retry.

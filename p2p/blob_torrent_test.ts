@@ -80,6 +80,28 @@ Deno.test("leeching torrent: pieces in any order, commit verifies and caches", a
   });
 });
 
+Deno.test("leeching torrent hashes pieces as they land, catching up on early ones", async () => {
+  await withStore(async (store) => {
+    const data = randomBytes(prng(12), 6500);
+    const mi = await metaInfoOf(data);
+    const t = await LeechingTorrent.open(store, mi);
+    // Pieces ahead of the frontier wait; piece 0 is hashed from the bytes written.
+    for (const i of [2, 3]) await t.writePiece(i, piece(data, mi, i));
+    assert.equal(t.hashedPieces, 0);
+    // The caller may reuse its buffer at once: the torrent must have hashed it already.
+    const reused = piece(data, mi, 0);
+    await t.writePiece(0, reused);
+    reused.fill(0);
+    assert.ok(t.hashedPieces >= 1);
+    await t.writePiece(1, piece(data, mi, 1));
+    for (const i of [4, 5, 6]) await t.writePiece(i, piece(data, mi, i));
+    assert.deepEqual(await t.commit(), { verified: true, cacheHit: false });
+    assert.equal(t.hashedPieces, 7);
+    const blob = await store.open(mi.digest);
+    assert.deepEqual(new Uint8Array(await new Response(blob.stream).arrayBuffer()), data);
+  });
+});
+
 Deno.test("leeching torrent resumes after a restart and re-checks written pieces", async () => {
   await withStore(async (store, root) => {
     const data = randomBytes(prng(3), 5000);

@@ -96,6 +96,11 @@ export interface ConnOptions {
   senderBufferSize?: number;
   /** Largest piece payload accepted; set it to the torrent's piece length. Default 64 MiB. */
   maxPayloadLength?: number;
+  /**
+   * Receive every piece payload into one buffer of the connection: a frame's payload is then
+   * valid only until the next frame is pulled. Default false.
+   */
+  reusePayloadBuffer?: boolean;
 }
 
 /** Options for {@linkcode dialPeer}. */

@@ -18,6 +18,9 @@
  * Requests expire after max(4 s, ceil(4 s × piece MiB)) and are rescanned every half timeout;
  * an expired or invalid request is never re-sent to the same peer.
  *
+ * A received payload is used only until the next frame is pulled (connections may reuse one
+ * receive buffer); pieces are sent from one buffer per peer, read just before the writer sends it.
+ *
  * Every PIECE_PAYLOAD is checked against its CRC-32 sum. A bad piece marks the request invalid
  * and, deliberately stricter than upstream (which keeps the connection), blacklists the sender
  * for the torrent and closes its connection: a peer serving corrupt data is not worth the
@@ -133,6 +136,9 @@ interface Peer {
   bitfield: Bitfield;
   // Piece indexes with a live request to this peer.
   pending: Set<number>;
+  // The piece being sent to this peer. The connection's writer takes one queued piece at a time
+  // and has written it before it asks for the next, so one buffer per peer suffices.
+  sendBuffer?: Uint8Array;
 }
 
 type RequestStatus = "pending" | "expired" | "invalid";
@@ -450,7 +456,8 @@ export class Dispatcher {
     // memory until the socket can take their bytes.
     peer.conn.send(async () => {
       try {
-        const bytes = await this.#storage.readPiece(index);
+        peer.sendBuffer ??= new Uint8Array(maxPieceLength(this.#storage));
+        const bytes = await this.#storage.readPiece(index, peer.sendBuffer);
         if (bytes.length !== length) {
           throw new Error(`piece ${index} read ${bytes.length} bytes, expected ${length}`);
         }

@@ -64,6 +64,34 @@ Deno.test("payload bytes not yet buffered are read straight into the payload", a
   assert.ok(conn.readTargets.some((p) => p.buffer === frame?.payload?.buffer));
 });
 
+Deno.test("with reusePayloadBuffer, payloads land in one buffer, each intact until the next read", async () => {
+  const a = Uint8Array.from({ length: 5000 }, (_, i) => i % 251);
+  const b = Uint8Array.from({ length: 3000 }, (_, i) => (i * 7) % 253);
+  const stream = concat([
+    encodeFrame(piecePayloadMessage(0, a.length)),
+    a,
+    encodeFrame(piecePayloadMessage(1, b.length)),
+    b,
+    encodeFrame(piecePayloadMessage(2, a.length)),
+    a,
+  ]);
+  const rand = prng(9);
+  for (const reuse of [true, false]) {
+    const reader = new FrameReader(new ScriptedConn(chop(stream, rand, 2000)), {
+      reusePayloadBuffer: reuse,
+    });
+    const first = await reader.read();
+    assert.deepEqual(first?.payload, a);
+    const second = await reader.read();
+    assert.deepEqual(second?.payload, b);
+    const third = await reader.read();
+    assert.deepEqual(third?.payload, a);
+    assert.equal(first?.payload?.buffer === third?.payload?.buffer, reuse);
+    assert.equal(first?.payload?.buffer === second?.payload?.buffer, reuse);
+    assert.equal(await reader.read(), null);
+  }
+});
+
 Deno.test("a frame of exactly 32768 bytes is accepted, one byte more is a FrameError", async () => {
   // Pad with an unknown bytes field so the message is exactly the limit.
   const body = new BinaryWriter().tag(2, WireType.Varint).int32(MessageType.COMPLETE)

@@ -300,6 +300,7 @@ export class Scheduler {
     this.#rootCtx = activeContext();
     this.#server = servePeers(options.listener, {
       timeoutMs: this.#handshakeTimeoutMs,
+      reusePayloadBuffer: true,
       lookup: (namespace, name, _infoHash, remote) => this.#lookup(namespace, name, remote),
       onConn: (conn) => this.#accept(conn),
       onError: (err) => this.#logger.debug("incoming peer connection refused", { error: err }),
@@ -626,6 +627,8 @@ export class Scheduler {
             handshake: dispatcher.handshake(torrent.namespace),
             timeoutMs: this.#handshakeTimeoutMs,
             maxPayloadLength: maxPieceLength(storage),
+            // The dispatcher is done with a payload before it pulls the next frame.
+            reusePayloadBuffer: true,
           });
         } catch (err) {
           dispatcher.cancelReservation(peer.peerId);

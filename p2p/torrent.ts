@@ -32,8 +32,11 @@ export interface TorrentStorage {
   pieceSum(i: number): number;
   /** The pieces present now. */
   bitfield(): Bitfield;
-  /** Reads piece `i`; rejects when it is absent or unreadable. */
-  readPiece(i: number): Promise<Uint8Array>;
+  /**
+   * Reads piece `i`, into the start of `into` when given (then the result is a view of it);
+   * rejects when it is absent or unreadable.
+   */
+  readPiece(i: number, into?: Uint8Array): Promise<Uint8Array>;
   /** Stores piece `i`, whose checksum the caller has already verified. */
   writePiece(i: number, bytes: Uint8Array): Promise<void>;
   /** Whether every piece is present. */

@@ -18,6 +18,7 @@
  * ```sh
  * deno run -A perf/p2p.ts --size=512MiB --agents=1 --rounds=5 [--piece=4MiB] [--tracing=on]
  * deno run -A perf/p2p.ts --size=512MiB --rounds=1 --profile=/tmp/p2p-prof   # then perf report
+ * deno run -A perf/p2p.ts --size=512MiB --rounds=4 --baseline=/tmp/kraken-old  # interleaved A/B
  * ```
  *
  * @module
@@ -153,125 +154,177 @@ interface RoundFigures {
   downloadShare: number;
 }
 
-/** Starts the processes, runs the rounds and stops everything again. */
-export async function measureP2p(options: P2pOptions): Promise<P2pResult> {
-  const { sizeBytes, agents, rounds } = options;
+// One cluster under measurement: its processes and one timed round per call.
+interface Bench {
+  round(blob: Uint8Array, profile?: string): Promise<RoundFigures>;
+  counters(): Promise<AgentCounters[]>;
+}
+
+type StartCluster = typeof startDownloadCluster;
+
+async function startBench(
+  options: P2pOptions,
+  group: ProcessGroup,
+  dir: string,
+  startCluster: StartCluster,
+): Promise<Bench> {
+  const { agents } = options;
   const pieceBytes = options.pieceBytes ?? 4 * MIB;
+  const sink = options.tracing === "on" ? await startSink(group, dir) : undefined;
+  const cluster = await startCluster({
+    dir,
+    group,
+    origins: 1,
+    agents,
+    otlpEndpoint: sink?.endpoint,
+    // The symbol maps perf reads; V8 would also drop an event log into the working directory.
+    env: options.profileDir
+      ? { DENO_V8_FLAGS: "--perf-basic-prof --logfile=/dev/null --no-logfile-per-isolate" }
+      : undefined,
+    originExtra: { metainfo: { piece_lengths: { 0: pieceBytes } } },
+  });
+  const origin = cluster.origins[0];
+  const pids = [origin.process.pid, ...cluster.agents.map((a) => a.process.pid)];
+  const counters = () => Promise.all(cluster.agents.map((a) => agentCounters(a.url)));
+  const round = async (blob: Uint8Array, profile?: string): Promise<RoundFigures> => {
+    const blobs = `${cluster.testfs.dataDir}/blobs`;
+    await Deno.mkdir(blobs, { recursive: true });
+    const hex = await writeBlob(`${dir}/blob.tmp`, blob, pieceBytes);
+    await Deno.rename(`${dir}/blob.tmp`, `${blobs}/${hex}`);
+    const digest = `sha256:${hex}`;
+    const ns = encodeURIComponent(NAMESPACE);
+    // The origin fetches the blob from the backend and answers 202 until it holds it.
+    await waitFor(`origin holds ${digest}`, async () => {
+      const res = await fetch(`${origin.url}/internal/namespace/${ns}/blobs/${digest}/metainfo`);
+      await res.body?.cancel();
+      if (res.status !== 200 && res.status !== 202) {
+        throw new Error(`origin metainfo: ${res.status}`);
+      }
+      return res.status === 200;
+    }, { timeoutMs: 120_000, intervalMs: 100 });
+
+    const recorders = profile === undefined ? [] : [
+      record(pids[0], `${profile}-origin.data`),
+      ...pids.slice(1).map((pid, i) => record(pid, `${profile}-agent${i + 1}.data`)),
+    ];
+    if (recorders.length > 0) await new Promise((r) => setTimeout(r, 500));
+    const counters0 = await counters();
+    const served0 = await originBytesServed(origin.url);
+    const cpu0 = await Promise.all(pids.map(cpuSeconds));
+    const t0 = performance.now();
+    const sizes = await Promise.all(cluster.agents.map(async (a) => {
+      const res = await fetch(`${a.url}/namespace/${ns}/blobs/${digest}`);
+      if (res.status !== 200) throw new Error(`agent GET: ${res.status} ${await res.text()}`);
+      return await drain(res);
+    }));
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu1 = await Promise.all(pids.map(cpuSeconds));
+    const counters1 = await counters();
+    const served = await originBytesServed(origin.url) - served0;
+    for (const r of recorders) r.kill("SIGINT");
+    for (const r of recorders) await r.status;
+    for (const n of sizes) {
+      if (n !== blob.length) throw new Error(`agent sent ${n} bytes, blob has ${blob.length}`);
+    }
+    // Only one blob on disk per process at a time.
+    await Promise.all(cluster.agents.map(async (a) => {
+      const res = await fetch(`${a.url}/blobs/${digest}`, { method: "DELETE" });
+      await res.body?.cancel();
+    }));
+    const res = await fetch(`${origin.url}/internal/blobs/${digest}`, { method: "DELETE" });
+    await res.body?.cancel();
+    await Deno.remove(`${blobs}/${hex}`);
+    let agentSeconds = 0;
+    for (let i = 1; i < cpu1.length; i++) agentSeconds += cpu1[i] - cpu0[i];
+    let download = 0;
+    for (let i = 0; i < agents; i++) {
+      download += counters1[i].downloadSeconds - counters0[i].downloadSeconds;
+    }
+    return {
+      seconds,
+      originSecondsPerGiB: (cpu1[0] - cpu0[0]) / (served / GIB),
+      agentSeconds,
+      downloadShare: download / agents / seconds,
+    };
+  };
+  return { round, counters };
+}
+
+function checkOptions(options: P2pOptions): void {
+  const { sizeBytes, agents, rounds, pieceBytes = 4 * MIB } = options;
   if (!(agents >= 1) || !(rounds >= 1) || !(sizeBytes > 0) || !(pieceBytes > 0)) {
     throw new RangeError(`invalid options ${JSON.stringify(options)}`);
   }
-  const dir = await Deno.makeTempDir({ prefix: "kraken-perf-p2p-" });
-  const group = new ProcessGroup();
-  try {
-    const sink = options.tracing === "on" ? await startSink(group, dir) : undefined;
-    const cluster = await startDownloadCluster({
-      dir,
-      group,
-      origins: 1,
-      agents,
-      otlpEndpoint: sink?.endpoint,
-      env: options.profileDir ? { DENO_V8_FLAGS: "--perf-basic-prof" } : undefined,
-      originExtra: { metainfo: { piece_lengths: { 0: pieceBytes } } },
-    });
-    const origin = cluster.origins[0];
-    const pids = {
-      origin: origin.process.pid,
-      agents: cluster.agents.map((a) => a.process.pid),
-    };
-    const base = randomBytes(sizeBytes);
-    const round = async (blob: Uint8Array, profile?: string): Promise<RoundFigures> => {
-      const blobs = `${cluster.testfs.dataDir}/blobs`;
-      await Deno.mkdir(blobs, { recursive: true });
-      const hex = await writeBlob(`${dir}/blob.tmp`, blob, pieceBytes);
-      await Deno.rename(`${dir}/blob.tmp`, `${blobs}/${hex}`);
-      const digest = `sha256:${hex}`;
-      const ns = encodeURIComponent(NAMESPACE);
-      // The origin fetches the blob from the backend and answers 202 until it holds it.
-      await waitFor(`origin holds ${digest}`, async () => {
-        const res = await fetch(`${origin.url}/internal/namespace/${ns}/blobs/${digest}/metainfo`);
-        await res.body?.cancel();
-        if (res.status !== 200 && res.status !== 202) {
-          throw new Error(`origin metainfo: ${res.status}`);
-        }
-        return res.status === 200;
-      }, { timeoutMs: 120_000, intervalMs: 100 });
+}
 
-      const recorders = profile === undefined ? [] : [
-        record(pids.origin, `${profile}-origin.data`),
-        ...pids.agents.map((pid, i) => record(pid, `${profile}-agent${i + 1}.data`)),
-      ];
-      if (recorders.length > 0) await new Promise((r) => setTimeout(r, 500));
-      const counters0 = await Promise.all(cluster.agents.map((a) => agentCounters(a.url)));
-      const served0 = await originBytesServed(origin.url);
-      const cpu0 = await Promise.all([pids.origin, ...pids.agents].map(cpuSeconds));
-      const t0 = performance.now();
-      const sizes = await Promise.all(cluster.agents.map(async (a) => {
-        const res = await fetch(`${a.url}/namespace/${ns}/blobs/${digest}`);
-        if (res.status !== 200) throw new Error(`agent GET: ${res.status} ${await res.text()}`);
-        return await drain(res);
-      }));
-      const seconds = (performance.now() - t0) / 1000;
-      const cpu1 = await Promise.all([pids.origin, ...pids.agents].map(cpuSeconds));
-      const counters1 = await Promise.all(cluster.agents.map((a) => agentCounters(a.url)));
-      const served = await originBytesServed(origin.url) - served0;
-      for (const r of recorders) r.kill("SIGINT");
-      for (const r of recorders) await r.status;
-      for (const n of sizes) {
-        if (n !== blob.length) throw new Error(`agent sent ${n} bytes, blob has ${blob.length}`);
-      }
-      // Only one blob on disk per process at a time.
-      await Promise.all(cluster.agents.map(async (a) => {
-        const res = await fetch(`${a.url}/blobs/${digest}`, { method: "DELETE" });
-        await res.body?.cancel();
-      }));
-      const res = await fetch(`${origin.url}/internal/blobs/${digest}`, { method: "DELETE" });
-      await res.body?.cancel();
-      await Deno.remove(`${blobs}/${hex}`);
-      let agentSeconds = 0;
-      for (let i = 1; i < cpu1.length; i++) agentSeconds += cpu1[i] - cpu0[i];
-      let download = 0;
-      for (let i = 0; i < agents; i++) {
-        download += counters1[i].downloadSeconds - counters0[i].downloadSeconds;
-      }
-      return {
-        seconds,
-        originSecondsPerGiB: (cpu1[0] - cpu0[0]) / (served / GIB),
-        agentSeconds,
-        downloadShare: download / agents / seconds,
-      };
-    };
-    // One small unmeasured round first, so the rounds measure compiled code paths.
-    await round(base.subarray(0, Math.min(sizeBytes, 4 * pieceBytes)));
-    const before = await Promise.all(cluster.agents.map((a) => agentCounters(a.url)));
-    const mbs: number[] = [];
-    const agentCpu: number[] = [];
-    const originCpu: number[] = [];
-    const downloadShare: number[] = [];
-    const gib = sizeBytes * agents / GIB;
-    for (let i = 0; i < rounds; i++) {
-      const profile = options.profileDir && `${options.profileDir}/round${i + 1}`;
-      const r = await round(base, profile || undefined);
-      mbs.push(sizeBytes * agents / 1e6 / r.seconds);
-      agentCpu.push(r.agentSeconds / gib);
-      originCpu.push(r.originSecondsPerGiB);
-      downloadShare.push(r.downloadShare);
+// Runs the rounds on every bench, interleaved (bench 0, 1, ..., then the next round), after one
+// small unmeasured round each so the rounds measure compiled code paths.
+async function runRounds(options: P2pOptions, benches: Bench[]): Promise<P2pResult[]> {
+  const { sizeBytes, agents, rounds } = options;
+  const pieceBytes = options.pieceBytes ?? 4 * MIB;
+  const base = randomBytes(sizeBytes);
+  for (const bench of benches) {
+    await bench.round(base.subarray(0, Math.min(sizeBytes, 4 * pieceBytes)));
+  }
+  const before = await Promise.all(benches.map((b) => b.counters()));
+  const figures = benches.map(() => [] as RoundFigures[]);
+  for (let i = 0; i < rounds; i++) {
+    for (const [k, bench] of benches.entries()) {
+      const profile = options.profileDir &&
+        `${options.profileDir}/${benches.length > 1 ? `bench${k + 1}-` : ""}round${i + 1}`;
+      figures[k].push(await bench.round(base, profile || undefined));
     }
-    const after = await Promise.all(cluster.agents.map((a) => agentCounters(a.url)));
+  }
+  const after = await Promise.all(benches.map((b) => b.counters()));
+  const gib = sizeBytes * agents / GIB;
+  return figures.map((rs, k) => {
+    const mbs = rs.map((r) => sizeBytes * agents / 1e6 / r.seconds);
     let fromAgents = 0, fromOrigin = 0;
     for (let i = 0; i < agents; i++) {
-      fromAgents += after[i].agent - before[i].agent;
-      fromOrigin += after[i].origin - before[i].origin;
+      fromAgents += after[k][i].agent - before[k][i].agent;
+      fromOrigin += after[k][i].origin - before[k][i].origin;
     }
     return {
       agents,
       sizeBytes,
       rounds,
       mbPerSecond: { median: median(mbs), min: Math.min(...mbs), max: Math.max(...mbs) },
-      agentCpuSecondsPerGiB: median(agentCpu),
-      originCpuSecondsPerGiB: median(originCpu),
+      agentCpuSecondsPerGiB: median(rs.map((r) => r.agentSeconds / gib)),
+      originCpuSecondsPerGiB: median(rs.map((r) => r.originSecondsPerGiB)),
       ...(agents > 1 ? { agentToAgentPieceShare: fromAgents / (fromAgents + fromOrigin) } : {}),
-      downloadShareOfGet: median(downloadShare),
+      downloadShareOfGet: median(rs.map((r) => r.downloadShare)),
     };
+  });
+}
+
+/** Starts the processes, runs the rounds and stops everything again. */
+export async function measureP2p(options: P2pOptions): Promise<P2pResult> {
+  return (await compareP2p(options, []))[0];
+}
+
+/**
+ * Measures this checkout and, interleaved round by round in the same run, the same cluster
+ * started from each of `baselines` (root directories of other checkouts of the repository, such
+ * as an older commit unpacked with `git archive`): a before/after comparison on one machine
+ * state. Returns this checkout's result first.
+ */
+export async function compareP2p(options: P2pOptions, baselines: string[]): Promise<P2pResult[]> {
+  checkOptions(options);
+  const dir = await Deno.makeTempDir({ prefix: "kraken-perf-p2p-" });
+  const group = new ProcessGroup();
+  try {
+    const starters: StartCluster[] = [startDownloadCluster];
+    for (const root of baselines) {
+      const harness = await import(`file://${root}/tests/harness/cluster.ts`);
+      starters.push(harness.startDownloadCluster);
+    }
+    const benches: Bench[] = [];
+    for (const [k, start] of starters.entries()) {
+      const sub = `${dir}/bench${k + 1}`;
+      await Deno.mkdir(sub);
+      benches.push(await startBench(options, group, sub, start));
+    }
+    return await runRounds(options, benches);
   } finally {
     await group.stopAll();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -308,13 +361,17 @@ if (import.meta.main) {
     }),
   );
   const tracing = (args.get("tracing") ?? "off") as "off" | "on";
-  const result = await measureP2p({
+  const baselines = (args.get("baseline") ?? "").split(",").filter((b) => b !== "");
+  const results = await compareP2p({
     sizeBytes: parseByteSize(args.get("size") ?? "512MiB"),
     pieceBytes: parseByteSize(args.get("piece") ?? "4MiB"),
     agents: Number(args.get("agents") ?? 1),
     rounds: Number(args.get("rounds") ?? 5),
     tracing,
     profileDir: args.get("profile"),
-  });
-  console.log(formatP2p(result, tracing));
+  }, baselines);
+  for (const [k, r] of results.entries()) {
+    if (results.length > 1) console.log(`\n${k === 0 ? "this checkout" : baselines[k - 1]}:`);
+    console.log(formatP2p(r, tracing));
+  }
 }

@@ -23,7 +23,9 @@
  * chunk write would otherwise corrupt the cache). After a commit attempt that reached
  * verification the session is gone, whether it succeeded, hit {@linkcode DigestMismatchError}
  * (the wrong bytes are deleted: the client has to start over anyway) or
- * {@linkcode BlobExistsError}.
+ * {@linkcode BlobExistsError}. A writer that hashed the bytes as it staged them (the P2P download,
+ * piece by piece in order) passes that digest to the commit, which then flushes and links without
+ * reading the file again; a mismatch is refused all the same.
  *
  * @example
  * ```ts
@@ -331,14 +333,20 @@ export class BlobStore {
 
   /**
    * Reads `length` bytes at `offset` of an upload in progress (the P2P layer serves pieces it
-   * already has while still downloading).
+   * already has while still downloading), into the start of `into` when given (it must hold
+   * `length` bytes; the result is then a view of it) or else a new array.
    * @throws {UploadNotFoundError} unknown uid
    * @throws {RangeError} range beyond the staged bytes
    */
-  async readUploadRange(uid: string, offset: number, length: number): Promise<Uint8Array> {
+  async readUploadRange(
+    uid: string,
+    offset: number,
+    length: number,
+    into?: Uint8Array,
+  ): Promise<Uint8Array> {
     const path = this.#uploadPath(uid);
     try {
-      return await readRangeOf(path, offset, length);
+      return await readRangeOf(path, offset, length, into);
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) throw new UploadNotFoundError(uid);
       throw err;
@@ -346,14 +354,41 @@ export class BlobStore {
   }
 
   /**
+   * Starts flushing an upload's staged bytes to disk (fdatasync) and resolves when they are
+   * flushed, so a large download's commit does not pay for the whole file's writeback at once.
+   * @throws {UploadNotFoundError} unknown uid
+   */
+  async syncUpload(uid: string): Promise<void> {
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(this.#uploadPath(uid), { read: true });
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) throw new UploadNotFoundError(uid);
+      throw err;
+    }
+    try {
+      await file.syncData();
+    } finally {
+      file.close();
+    }
+  }
+
+  /**
    * Verifies the staged bytes against `digest` and moves them into the cache. The session ends
    * whatever the outcome, except on I/O errors (then it can be retried).
+   *
+   * `options.hashed` is the SHA-256 the caller computed over exactly the bytes it staged, in
+   * order, as it wrote them; the store then only flushes the file instead of reading it back.
    * @throws {UploadNotFoundError} unknown uid
    * @throws {BlobExistsError} the digest is already cached (the staged bytes are discarded)
    * @throws {DigestMismatchError} the bytes hash differently (they are deleted; nothing enters
    *   the cache)
    */
-  async commitUpload(uid: string, digest: Digest): Promise<void> {
+  async commitUpload(
+    uid: string,
+    digest: Digest,
+    options: { hashed?: Digest } = {},
+  ): Promise<void> {
     const path = this.#uploadPath(uid);
     return await this.#exclusive(uid, async () => {
       if (await this.has(digest)) {
@@ -374,7 +409,9 @@ export class BlobStore {
       this.#open.delete(uid);
       let actual: Digest;
       try {
-        actual = await hashAndSync(claimed);
+        actual = options.hashed === undefined
+          ? await hashAndSync(claimed)
+          : await syncFile(claimed).then(() => options.hashed!);
       } catch (err) {
         // Give the session back so the client may retry after a transient I/O failure.
         await Deno.rename(claimed, path).then(() => this.#open.add(uid), () => {});
@@ -532,13 +569,20 @@ export class BlobStore {
   }
 
   /**
-   * Reads `length` bytes at `offset` (a P2P piece).
+   * Reads `length` bytes at `offset` (a P2P piece), into the start of `into` when given (it must
+   * hold `length` bytes; the result is then a view of it) or else a new array: a P2P sender
+   * reuses one buffer per connection instead of allocating each piece.
    * @throws {BlobNotFoundError} if absent
-   * @throws {RangeError} if the range is invalid or extends past the end
+   * @throws {RangeError} if the range is invalid or extends past the end, or `into` is too small
    */
-  async readRange(digest: Digest, offset: number, length: number): Promise<Uint8Array> {
+  async readRange(
+    digest: Digest,
+    offset: number,
+    length: number,
+    into?: Uint8Array,
+  ): Promise<Uint8Array> {
     try {
-      return await readRangeOf(this.#blobPath(digest), offset, length);
+      return await readRangeOf(this.#blobPath(digest), offset, length, into);
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) throw new BlobNotFoundError(digest);
       throw err;
@@ -739,9 +783,26 @@ async function hashAndSync(path: string): Promise<Digest> {
   }
 }
 
-async function readRangeOf(path: string, offset: number, length: number): Promise<Uint8Array> {
+async function syncFile(path: string): Promise<void> {
+  const file = await Deno.open(path, { read: true });
+  try {
+    await file.sync();
+  } finally {
+    file.close();
+  }
+}
+
+async function readRangeOf(
+  path: string,
+  offset: number,
+  length: number,
+  into?: Uint8Array,
+): Promise<Uint8Array> {
   if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
     throw new RangeError(`invalid range offset=${offset} length=${length}`);
+  }
+  if (into !== undefined && into.length < length) {
+    throw new RangeError(`a ${into.length}-byte buffer cannot take ${length} bytes`);
   }
   const file = await Deno.open(path, { read: true });
   try {
@@ -750,7 +811,7 @@ async function readRangeOf(path: string, offset: number, length: number): Promis
       throw new RangeError(`range ${offset}+${length} extends past end (${size} bytes)`);
     }
     await file.seek(offset, Deno.SeekMode.Start);
-    const out = new Uint8Array(length);
+    const out = into?.subarray(0, length) ?? new Uint8Array(length);
     let got = 0;
     while (got < length) {
       const n = await file.read(out.subarray(got));

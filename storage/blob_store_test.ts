@@ -271,6 +271,44 @@ Deno.test("readRange reads pieces and checks bounds", () =>
     assert.equal(await store.stat(missing), null);
   }));
 
+Deno.test("readRange and readUploadRange fill a caller's buffer when given one", () =>
+  withStore(async (store) => {
+    const data = bytesOf(10_000);
+    const d = await digestOfBytes(data);
+    await store.putBlob(d, data);
+    const into = new Uint8Array(4096).fill(0xee);
+    const got = await store.readRange(d, 1000, 3000, into);
+    assert.equal(got.buffer, into.buffer);
+    assert.equal(got.byteOffset, 0);
+    assert.deepEqual(got, data.subarray(1000, 4000));
+    assert.equal(into[3000], 0xee, "bytes past the range are left alone");
+    await assert.rejects(store.readRange(d, 0, 5000, into), /cannot take 5000 bytes/);
+    const uid = await upload(store, data.subarray(0, 6000));
+    const part = await store.readUploadRange(uid, 2000, 4000, into);
+    assert.equal(part.buffer, into.buffer);
+    assert.deepEqual(part, data.subarray(2000, 6000));
+  }));
+
+Deno.test("commit with the writer's own digest: a match is cached, a mismatch is refused", () =>
+  withStore(async (store) => {
+    const data = bytesOf(20_000);
+    const d = await digestOfBytes(data);
+    const uid = await upload(store, data);
+    await store.syncUpload(uid);
+    await store.commitUpload(uid, d, { hashed: d });
+    assert.deepEqual(await readAll((await store.open(d)).stream), data);
+
+    const other = bytesOf(20_000, 2);
+    const claimed = await digestOfBytes(other);
+    const uid2 = await upload(store, data);
+    await assert.rejects(
+      store.commitUpload(uid2, claimed, { hashed: d }),
+      DigestMismatchError,
+    );
+    assert.equal(await store.has(claimed), false);
+    await assert.rejects(store.syncUpload(uid2), UploadNotFoundError);
+  }));
+
 Deno.test("metadata round trip, atomic overwrite, removed with the blob", () =>
   withStore(async (store) => {
     const data = enc.encode("meta");
