@@ -13,6 +13,12 @@
  * `OTEL_EXPORTER_OTLP_ENDPOINT` set (a Jaeger or OpenTelemetry Collector), every span is forwarded
  * there too. `--keep` leaves the data directory and the cluster's logs in place.
  *
+ * `--backend=s3` puts the origins of both clusters on an S3 store instead of testfs: moto's S3
+ * server (`tests/harness/s3.ts`, installed by `scripts/setup.sh`) with one bucket per cluster; the
+ * write-backs then show as `backend.upload` with their `PutObject` client spans in the push traces.
+ * Without moto installed the demo says how to install it and exits 1. The build-index keeps its
+ * tags in testfs either way.
+ *
  * @module
  */
 
@@ -20,11 +26,21 @@ import { startCollector } from "./otlp_collector.ts";
 import { startDownloadCluster } from "../tests/harness/cluster.ts";
 import { makeImage, pullImage, pushImage } from "../tests/harness/oci.ts";
 import { ProcessGroup } from "../tests/harness/procs.ts";
+import {
+  motoServerBinary,
+  S3_REGION,
+  type S3Server,
+  s3ServerInstalled,
+  startS3,
+} from "../tests/harness/s3.ts";
 import type { TraceTree } from "../cli/trace_tree.ts";
 import { renderWaterfall } from "../cli/waterfall.ts";
 import { ATTR, SPAN } from "../tracing/names.ts";
 
 const keep = Deno.args.includes("--keep");
+/** The origins' storage: `testfs` (default) or `s3`. */
+const BACKENDS = ["testfs", "s3"] as const;
+type DemoBackend = typeof BACKENDS[number];
 const forward = Deno.env.get("OTEL_EXPORTER_OTLP_ENDPOINT");
 const forwardUrl = forward ? `${forward.replace(/\/$/, "")}/v1/traces` : undefined;
 
@@ -58,16 +74,66 @@ async function settle(collector: ReturnType<typeof startCollector>): Promise<voi
   }
 }
 
+/** `--backend=<name>` of the arguments (default testfs); exits 2 on an unknown one. */
+function backendArg(args: string[]): DemoBackend {
+  const raw = args.find((a) => a.startsWith("--backend="))?.slice("--backend=".length) ??
+    "testfs";
+  if ((BACKENDS as readonly string[]).includes(raw)) return raw as DemoBackend;
+  console.error(`kraken demo: unknown --backend=${raw}; one of ${BACKENDS.join(", ")}`);
+  Deno.exit(2);
+}
+
+/** The origins' `backend:` block on bucket `bucket` of `s3`. */
+function s3Backend(s3: S3Server, bucket: string): () => Record<string, unknown> {
+  return () => ({
+    s3: {
+      region: S3_REGION,
+      bucket,
+      endpoint: s3.endpoint,
+      force_path_style: true,
+      root_directory: "/kraken/",
+      name_path: "identity",
+    },
+  });
+}
+
 async function main(): Promise<void> {
+  const backend = backendArg(Deno.args);
+  if (backend === "s3" && !s3ServerInstalled()) {
+    console.error(
+      `kraken demo: --backend=s3 needs moto's S3 server, which is not installed at ` +
+        `${motoServerBinary()}. Install it with scripts/setup.sh (a virtualenv with ` +
+        `moto[server] in ~/.cache/kraken), or point MOTO_SERVER_BIN at a moto_server.`,
+    );
+    Deno.exit(1);
+  }
   const dir = await Deno.makeTempDir({ prefix: "kraken-demo-" });
   const collector = startCollector(forwardUrl);
   await using group = new ProcessGroup();
+  let s3: S3Server | undefined;
   try {
+    if (backend === "s3") {
+      s3 = await startS3({ buckets: ["zone-a-blobs", "zone-b-blobs"] });
+      console.log(
+        `kraken demo: moto's S3 server at ${s3.endpoint}, buckets zone-a-blobs, zone-b-blobs`,
+      );
+    }
+    const storage = s3 ? "an S3 store" : "testfs";
     console.log(
-      `kraken demo: starting testfs, 2 origins, build-index, proxy, tracker and 2 agents, ` +
+      `kraken demo: starting ${storage}, 2 origins, build-index, proxy, tracker and 2 agents, ` +
         `and a second cluster zone-b for replication ` +
         `(data in ${dir})`,
     );
+    // The origins find the S3 credentials in the standard AWS_* variables.
+    const env: Record<string, string> = {
+      OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint,
+      ...(s3
+        ? {
+          AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
+        }
+        : {}),
+    };
     const zoneB = await startDownloadCluster({
       dir: `${dir}/zone-b`,
       group,
@@ -75,7 +141,8 @@ async function main(): Promise<void> {
       agents: 1,
       otlpEndpoint: collector.endpoint,
       otlpProtocol: "http/json",
-      env: { OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint },
+      env,
+      originBackend: s3 ? s3Backend(s3, "zone-b-blobs") : undefined,
     });
     console.log(`second cluster zone-b: build-index ${zoneB.buildIndex.addr}, 1 agent`);
     const cluster = await startDownloadCluster({
@@ -85,7 +152,8 @@ async function main(): Promise<void> {
       remotes: { [zoneB.buildIndex.addr]: ["^demo/"] },
       otlpEndpoint: collector.endpoint,
       otlpProtocol: "http/json",
-      env: { OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint },
+      env,
+      originBackend: s3 ? s3Backend(s3, "zone-a-blobs") : undefined,
     });
     const image = await makeImage({ layers: 3, layerSize: 512 * 1024 });
     const registry = `http://${cluster.proxy.addr}`;
@@ -95,12 +163,24 @@ async function main(): Promise<void> {
     console.log(`pushed in ${(performance.now() - started).toFixed(0)} ms; collecting traces…\n`);
     // The asynchronous write-backs belong to the push traces: wait for them to land too.
     const hexes = [...image.layers, image.config, image.manifest].map((b) => b.digest.hex);
-    for (let i = 0; i < 100; i++) {
+    const written = async (): Promise<boolean> => {
+      if (s3) {
+        const keys = new Set(await s3.listKeys("zone-a-blobs"));
+        return hexes.every((h) => keys.has(`kraken/${h}`));
+      }
       const done = await Promise.all(
         hexes.map((h) => Deno.stat(`${cluster.testfs.dataDir}/blobs/${h}`).then(() => 1, () => 0)),
       );
-      if (done.every((d) => d === 1)) break;
+      return done.every((d) => d === 1);
+    };
+    for (let i = 0; i < 100 && !await written(); i++) {
       await new Promise((r) => setTimeout(r, 100));
+    }
+    if (s3) {
+      console.log(
+        `bucket zone-a-blobs holds ${(await s3.listKeys("zone-a-blobs")).length} objects ` +
+          `(listed through the S3 API)`,
+      );
     }
     for (const [i, agent] of cluster.agents.entries()) {
       const t0 = performance.now();
@@ -155,6 +235,7 @@ async function main(): Promise<void> {
     );
   } finally {
     await group.stopAll();
+    await s3?.stop();
     await collector.close();
     if (keep) console.log(`kept ${dir}`);
     else await Deno.remove(dir, { recursive: true }).catch(() => {});

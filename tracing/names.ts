@@ -70,6 +70,8 @@ export const SPAN = {
   backendDownload: "backend.download",
   /** Origin and build-index: one write-back task uploading to the storage backend (ERD §5.2). */
   backendUpload: "backend.upload",
+  /** Build-index: names listed from the storage backend (tag and repository listings). */
+  backendList: "backend.list",
   /** Build-index (server) and its client: a tag stored (ERD §5.3). */
   buildIndexPutTag: "build_index.put_tag",
   /** Build-index: the blobs a tagged manifest references, found before storing the tag. */
@@ -129,6 +131,10 @@ export const ATTR = {
   backendPartsSent: "kraken.backend.parts_sent",
   /** Parts a resumed backend upload found already stored. */
   backendPartsResumed: "kraken.backend.parts_resumed",
+  /** Prefix a backend listing was asked for (relative to the backend's root). */
+  backendPrefix: "kraken.backend.prefix",
+  /** Names a backend listing returned. */
+  backendNames: "kraken.backend.names",
   /** OTel semconv: the remote-call system of an S3 request (`aws-api`). */
   rpcSystem: "rpc.system",
   /** OTel semconv: the service of a remote call (`S3`). */

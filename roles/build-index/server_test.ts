@@ -277,6 +277,49 @@ Deno.test("build-index: write_through false writes the tag back through the queu
   }
 });
 
+Deno.test("build-index: a listing is traced as backend.list below the server span", async () => {
+  const collector = collectSpans("build-index");
+  const dir = await Deno.makeTempDir();
+  const origin = new FakeOrigin();
+  const bi = await startTestBuildIndex(dir, origin, {
+    tag_types: [{ namespace: ".*", type: "default" }],
+  });
+  try {
+    const d = await origin.add("x");
+    for (const tag of ["repo/a:1", "repo/a:2", "repo/b:1"]) {
+      const res = await fetch(tagUrl(bi.url, tag, d), { method: "PUT" });
+      assert.equal(res.status, 200, await res.text());
+    }
+    assert.deepEqual((await (await fetch(`${bi.url}/list/repo/a`)).json()).result, [
+      "repo/a:1",
+      "repo/a:2",
+    ]);
+    const tags = await (await fetch(`${bi.url}/repositories/repo%2Fb/tags`)).json();
+    assert.deepEqual(tags.result, ["1"]);
+    const spans = await collector.spans();
+    const lists = spans.filter((s) => s.name === SPAN.backendList);
+    assert.equal(lists.length, 2, spans.map((s) => s.name).join(", "));
+    const [prefix, repo] = lists[0].attributes[ATTR.backendPrefix] === "repo/a" ? lists : [
+      lists[1],
+      lists[0],
+    ];
+    const server = spans.find((s) => s.name === "GET /list/{prefix+}");
+    assert.ok(server, spans.map((s) => s.name).join(", "));
+    assert.equal(prefix.parentSpanContext?.spanId, server.spanContext().spanId);
+    assert.equal(prefix.attributes[ATTR.backendType], "file");
+    assert.equal(prefix.attributes[ATTR.bucket], `${dir}/backend`);
+    assert.equal(prefix.attributes[ATTR.namespace], "repo/a");
+    assert.equal(prefix.attributes[ATTR.backendNames], 2);
+    assert.equal(repo.attributes[ATTR.backendPrefix], "repo/b/_manifests/tags");
+    assert.equal(repo.attributes[ATTR.namespace], "repo/b");
+    assert.equal(repo.attributes[ATTR.backendNames], 1);
+  } finally {
+    await bi.stop();
+    await collector.runtime.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("build-index: health, origin and readiness", async () => {
   const dir = await Deno.makeTempDir();
   const bi = await startTestBuildIndex(dir, new FakeOrigin(), {

@@ -293,10 +293,19 @@ export class BuildIndexService {
     return (await backend.stat(tag, tag)) !== null;
   }
 
-  /** Backend names under `prefix`, sorted. */
-  async list(prefix: string, namespace = prefix): Promise<string[]> {
-    const { names } = await this.#backends.getClient(namespace).list(prefix);
-    return [...names].sort();
+  /** Backend names under `prefix`, sorted. Traced as `backend.list`. */
+  list(prefix: string, namespace = prefix): Promise<string[]> {
+    const backend = this.#backends.getClient(namespace);
+    return withSpan(SPAN.backendList, {
+      [ATTR.backendType]: backend.type,
+      [ATTR.bucket]: backend.bucket ?? "",
+      [ATTR.namespace]: namespace,
+      [ATTR.backendPrefix]: prefix,
+    }, async () => {
+      const { names } = await backend.list(prefix);
+      setAttributes({ [ATTR.backendNames]: names.length });
+      return [...names].sort();
+    });
   }
 
   /**
