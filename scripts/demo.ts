@@ -28,7 +28,8 @@ import { makeImage, pullImage, pushImage } from "../tests/harness/oci.ts";
 import { ProcessGroup } from "../tests/harness/procs.ts";
 import {
   motoServerBinary,
-  S3_REGION,
+  s3BackendBlock,
+  s3Env,
   type S3Server,
   s3ServerInstalled,
   startS3,
@@ -83,18 +84,12 @@ function backendArg(args: string[]): DemoBackend {
   Deno.exit(2);
 }
 
-/** The origins' `backend:` block on bucket `bucket` of `s3`. */
-function s3Backend(s3: S3Server, bucket: string): () => Record<string, unknown> {
-  return () => ({
-    s3: {
-      region: S3_REGION,
-      bucket,
-      endpoint: s3.endpoint,
-      force_path_style: true,
-      root_directory: "/kraken/",
-      name_path: "identity",
-    },
-  });
+/** The origins' backend block on `bucket` of `s3`; testfs (the cluster's default) without it. */
+function bucketOf(
+  s3: S3Server | undefined,
+  bucket: string,
+): (() => Record<string, unknown>) | undefined {
+  return s3 ? () => s3BackendBlock(s3, bucket) : undefined;
 }
 
 async function main(): Promise<void> {
@@ -127,12 +122,7 @@ async function main(): Promise<void> {
     // The origins find the S3 credentials in the standard AWS_* variables.
     const env: Record<string, string> = {
       OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint,
-      ...(s3
-        ? {
-          AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
-        }
-        : {}),
+      ...(s3 ? s3Env(s3) : {}),
     };
     const zoneB = await startDownloadCluster({
       dir: `${dir}/zone-b`,
@@ -142,7 +132,7 @@ async function main(): Promise<void> {
       otlpEndpoint: collector.endpoint,
       otlpProtocol: "http/json",
       env,
-      originBackend: s3 ? s3Backend(s3, "zone-b-blobs") : undefined,
+      originBackend: bucketOf(s3, "zone-b-blobs"),
     });
     console.log(`second cluster zone-b: build-index ${zoneB.buildIndex.addr}, 1 agent`);
     const cluster = await startDownloadCluster({
@@ -153,7 +143,7 @@ async function main(): Promise<void> {
       otlpEndpoint: collector.endpoint,
       otlpProtocol: "http/json",
       env,
-      originBackend: s3 ? s3Backend(s3, "zone-a-blobs") : undefined,
+      originBackend: bucketOf(s3, "zone-a-blobs"),
     });
     const image = await makeImage({ layers: 3, layerSize: 512 * 1024 });
     const registry = `http://${cluster.proxy.addr}`;

@@ -13,20 +13,19 @@
  */
 
 import assert from "node:assert/strict";
-import { startDownloadCluster, startUploadCluster } from "./harness/cluster.ts";
+import { waitForBackendDownloadTrace } from "./harness/backend_traces.ts";
+import { runLoneOrigin, startDownloadCluster, startUploadCluster } from "./harness/cluster.ts";
 import { startFakeGcs, startGcsTokenServer } from "./harness/gcs.ts";
 import { startJaeger } from "./harness/jaeger.ts";
 import { makeImage, randomBytes, writeOciLayout } from "./harness/oci.ts";
-import { freePorts, ProcessGroup } from "./harness/procs.ts";
+import { ProcessGroup } from "./harness/procs.ts";
 import { skopeo } from "./harness/skopeo.ts";
 import { startSlowRelay } from "./harness/slow_relay.ts";
 import { findSpans, formatTree } from "./harness/trace_tree.ts";
 import { waitFor } from "./harness/wait.ts";
 import { bytesSource, OriginClient } from "../cluster/blob_client.ts";
 import { digestOfBytes } from "../storage/digest.ts";
-import { ATTR, SPAN } from "../tracing/names.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+import { ATTR } from "../tracing/names.ts";
 
 /** The origins' and build-index's `gcs` blocks on one bucket: blobs at `/`, tags in registry layout. */
 function gcsBackends(endpoint: string, extra: Record<string, unknown> = {}) {
@@ -99,27 +98,14 @@ Deno.test("gcs backend: a push lands in the bucket; a blob only the bucket holds
       );
     }
     const layer = cold.layers[0].digest.toString();
-    const { trace, span } = await waitFor("the pull trace with backend.download", async () => {
-      const traces = await jaeger.findTraces({
-        service: "kraken-origin",
-        operation: SPAN.backendDownload,
-        limit: 50,
-      });
-      for (const trace of traces) {
-        const span = findSpans(trace, (s) =>
-          s.name === SPAN.backendDownload && s.attributes[ATTR.digest] === layer)[0];
-        if (
-          span && trace.roots.some((r) =>
-            r.service === "kraken-agent"
-          )
-        ) {
-          return { trace, span };
-        }
-      }
-      return undefined;
-    }, { timeoutMs: 20_000, intervalMs: 250 });
+    const { trace, span } = await waitForBackendDownloadTrace(jaeger, layer);
     assert.equal(span.attributes[ATTR.backendType], "gcs", formatTree(trace));
     assert.equal(span.attributes[ATTR.bucket], "kraken", formatTree(trace));
+    assert.equal(
+      span.attributes[ATTR.backendKey],
+      `/${cold.layers[0].digest.hex}`,
+      formatTree(trace),
+    );
     // Its GCS calls are client spans of the storage service.
     const calls = findSpans(
       trace,
@@ -135,32 +121,6 @@ Deno.test("gcs backend: a push lands in the bucket; a blob only the bucket holds
   }
 });
 
-/** Starts an origin alone with `backend` and returns its exit status and log when it stops. */
-async function originStartFailure(
-  dir: string,
-  group: ProcessGroup,
-  name: string,
-  backend: Record<string, unknown>,
-  auth?: Record<string, unknown>,
-): Promise<{ code: number; log: string }> {
-  const [port, peer] = freePorts(2);
-  const config = {
-    listen: { host: "127.0.0.1", port },
-    advertise: `127.0.0.1:${port}`,
-    hashring: { hosts: [`127.0.0.1:${port}`] },
-    storage: { root: `${name}/store` },
-    peer: { host: "127.0.0.1", port: peer },
-    backends: [{ namespace: ".*", backend, must_ready: true }],
-    ...(auth ? { auth } : {}),
-    tracing: { enabled: false },
-  };
-  const configPath = `${dir}/${name}.yaml`;
-  await Deno.writeTextFile(configPath, JSON.stringify(config));
-  const process = group.spawnDeno(MAIN, ["--role=origin", `--config=${configPath}`], { name });
-  const status = await process.stopped;
-  return { code: status.code, log: process.log() };
-}
-
 Deno.test("gcs backend: must_ready stops an origin naming the entry; otherwise write-back waits for the bucket", async () => {
   await using gcs = await startFakeGcs({ buckets: ["present"] });
   await using tokens = await startGcsTokenServer();
@@ -168,8 +128,11 @@ Deno.test("gcs backend: must_ready stops an origin naming the entry; otherwise w
   const dir = await Deno.makeTempDir({ prefix: "kraken-gcs-ready-" });
   try {
     // A missing bucket.
-    const missing = await originStartFailure(dir, group, "missing", {
-      gcs: { bucket: "absent", root_directory: "/", endpoint: gcs.endpoint },
+    const missing = await runLoneOrigin({
+      dir,
+      group,
+      name: "missing",
+      backend: { gcs: { bucket: "absent", root_directory: "/", endpoint: gcs.endpoint } },
     });
     assert.notEqual(missing.code, 0, missing.log);
     assert.match(missing.log, /backends\[0\] \(namespace \.\*, gcs[^)]*\) is not ready/);
@@ -179,9 +142,15 @@ Deno.test("gcs backend: must_ready stops an origin naming the entry; otherwise w
     const other = await startGcsTokenServer();
     const foreignKey = { ...JSON.parse(other.keyJson), token_uri: tokens.tokenUri };
     await other.close();
-    const refused = await originStartFailure(dir, group, "refused", {
-      gcs: { bucket: "present", root_directory: "/", endpoint: gcs.endpoint, username: "kraken" },
-    }, { gcs: { kraken: { gcs: { access_blob: JSON.stringify(foreignKey) } } } });
+    const refused = await runLoneOrigin({
+      dir,
+      group,
+      name: "refused",
+      backend: {
+        gcs: { bucket: "present", root_directory: "/", endpoint: gcs.endpoint, username: "kraken" },
+      },
+      auth: { gcs: { kraken: { gcs: { access_blob: JSON.stringify(foreignKey) } } } },
+    });
     assert.notEqual(refused.code, 0, refused.log);
     assert.match(refused.log, /backends\[0\] \(namespace \.\*, gcs[^)]*\) is not ready/);
     assert.match(refused.log, /invalid_grant/);

@@ -14,17 +14,15 @@
 
 import assert from "node:assert/strict";
 import { startDownloadCluster } from "./harness/cluster.ts";
-import { startJaeger } from "./harness/jaeger.ts";
+import { waitForBackendDownloadTrace } from "./harness/backend_traces.ts";
+import { type JaegerInstance, startJaeger } from "./harness/jaeger.ts";
 import { type Image, makeImage, writeOciLayout } from "./harness/oci.ts";
 import { freePort, ProcessGroup, waitForHttp } from "./harness/procs.ts";
 import { type RegistryAuthMode, startRegistry } from "./harness/registry.ts";
 import { skopeo } from "./harness/skopeo.ts";
-import { findSpans, formatTree } from "./harness/trace_tree.ts";
-import { waitFor } from "./harness/wait.ts";
-import { ATTR, SPAN } from "../tracing/names.ts";
+import { formatTree } from "./harness/trace_tree.ts";
+import { ATTR } from "../tracing/names.ts";
 import { RegistryBlobBackend, RegistryTagBackend } from "../storage/backend/registry.ts";
-
-type Jaeger = Awaited<ReturnType<typeof startJaeger>>;
 
 /** Pulls `ref` from the agent's registry into an OCI layout and checks every digest. */
 async function pullAndCheck(agentRegistry: string, ref: string, image: Image, dir: string) {
@@ -52,30 +50,11 @@ async function pullAndCheck(agentRegistry: string, ref: string, image: Image, di
 
 /** Waits for the agent's pull trace in which an origin downloaded `layer` from the backend. */
 async function assertBackendDownloadTrace(
-  jaeger: Jaeger,
+  jaeger: JaegerInstance,
   layer: string,
   attrs: { type: string; bucket: string },
 ) {
-  const { trace, span } = await waitFor("a pull trace with backend.download", async () => {
-    const traces = await jaeger.findTraces({
-      service: "kraken-origin",
-      operation: SPAN.backendDownload,
-      limit: 50,
-    });
-    for (const trace of traces) {
-      const span = findSpans(trace, (s) =>
-        s.name === SPAN.backendDownload && s.attributes[ATTR.digest] === layer)[0];
-      // The whole pull is one trace: its root is the agent's registry request.
-      if (
-        span && trace.roots.some((r) =>
-          r.service === "kraken-agent"
-        )
-      ) {
-        return { trace, span };
-      }
-    }
-    return undefined;
-  }, { timeoutMs: 20_000, intervalMs: 250 });
+  const { trace, span } = await waitForBackendDownloadTrace(jaeger, layer);
   assert.equal(span.attributes[ATTR.backendType], attrs.type, formatTree(trace));
   assert.equal(span.attributes[ATTR.bucket], attrs.bucket, formatTree(trace));
   assert.equal(span.status === "error", false, formatTree(trace));
@@ -111,11 +90,7 @@ Deno.test("http backend: cold origins read an image from a real HTTP server; one
       }),
     });
     // The tag is in the build-index's testfs backend, in the registry layout.
-    const link = `${cluster.testfs.dataDir}/tags/docker/registry/v2/repositories/demo/app/` +
-      "_manifests/tags/v1/current";
-    await Deno.mkdir(link, { recursive: true });
-    await Deno.writeTextFile(`${link}/link`, image.manifest.digest.toString());
-
+    await cluster.putTestfsTag("demo/app", "v1", image.manifest.digest.toString());
     const manifestDigest = await pullAndCheck(
       cluster.agents[0].registry,
       "demo/app:v1",

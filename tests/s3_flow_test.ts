@@ -5,7 +5,10 @@
  *   byte-identical; an image only the bucket holds pulls through an agent from cold origins, in one
  *   trace with the origin's `backend.download` and its `GetObject` client span;
  * - an origin killed (SIGKILL) during the multipart write-back of a 256 MiB blob resumes after a
- *   restart: the parts sent, counted in the server's log, are at most the parts of the blob + 1;
+ *   restart: the parts sent, counted in the server's log, are at most the parts of the blob + 1,
+ *   and the resumed `backend.upload` (with `kraken.backend.parts_resumed`) is in the push's trace;
+ * - a multipart upload no write-back task will resume (left in the bucket) is aborted by the
+ *   origin's sweep at start-up, counted and logged; the upload of a pending task is kept;
  * - refused credentials with `must_ready` stop start-up naming the entry; a missing bucket leaves the
  *   write-back pending and visible (log, metrics) until the bucket exists;
  * - an endpoint answering 503 `SlowDown` for a while (a relay in front of the server): requests are
@@ -13,11 +16,15 @@
  */
 
 import assert from "node:assert/strict";
-import { startDownloadCluster, startUploadCluster } from "./harness/cluster.ts";
+import {
+  waitForBackendDownloadTrace,
+  waitForBackendUploadTrace,
+} from "./harness/backend_traces.ts";
+import { runLoneOrigin, startDownloadCluster, startUploadCluster } from "./harness/cluster.ts";
 import { startJaeger } from "./harness/jaeger.ts";
 import { makeImage, pullImage, pushImage } from "./harness/oci.ts";
-import { freePort, ProcessGroup } from "./harness/procs.ts";
-import { S3_REGION, type S3Server, startFlakyRelay, startS3 } from "./harness/s3.ts";
+import { ProcessGroup } from "./harness/procs.ts";
+import { s3BackendBlock, s3Env, type S3Server, startFlakyRelay, startS3 } from "./harness/s3.ts";
 import { findSpans, formatTree } from "./harness/trace_tree.ts";
 import { waitFor } from "./harness/wait.ts";
 import { ATTR, SPAN } from "../tracing/names.ts";
@@ -26,24 +33,7 @@ const MiB = 1024 * 1024;
 const BUCKET = "kraken-blobs";
 
 function s3Block(s3: { endpoint: string }, extra: Record<string, unknown> = {}) {
-  return {
-    s3: {
-      region: S3_REGION,
-      bucket: BUCKET,
-      endpoint: s3.endpoint,
-      force_path_style: true,
-      root_directory: "/kraken/",
-      name_path: "identity",
-      ...extra,
-    },
-  };
-}
-
-function credentialsEnv(s3: S3Server): Record<string, string> {
-  return {
-    AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
-  };
+  return s3BackendBlock(s3, BUCKET, extra);
 }
 
 /** `UploadPart` requests answered 200 for `key`, from the server's log. */
@@ -65,7 +55,7 @@ Deno.test("s3 backend: push lands every blob in the bucket; a bucket-only image 
       group,
       otlpEndpoint: jaeger.otlpHttpEndpoint,
       agents: 1,
-      env: credentialsEnv(s3),
+      env: s3Env(s3),
       originBackend: () => s3Block(s3),
     });
     const pushed = await makeImage({ layers: 2, layerSize: 512 * 1024 });
@@ -86,10 +76,7 @@ Deno.test("s3 backend: push lands every blob in the bucket; a bucket-only image 
     for (const blob of [cold.config, ...cold.layers, cold.manifest]) {
       await s3.putObject(BUCKET, `kraken/${blob.digest.hex}`, blob.bytes);
     }
-    const link = `${cluster.testfs.dataDir}/tags/docker/registry/v2/repositories/demo/cold/` +
-      "_manifests/tags/v1/current";
-    await Deno.mkdir(link, { recursive: true });
-    await Deno.writeTextFile(`${link}/link`, cold.manifest.digest.toString());
+    await cluster.putTestfsTag("demo/cold", "v1", cold.manifest.digest.toString());
     const pulled = await pullImage(`http://${cluster.agents[0].registry}`, "demo/cold", "v1");
     assert.equal(pulled.manifestDigest, cold.manifest.digest.toString());
     for (const blob of [cold.config, ...cold.layers]) {
@@ -97,25 +84,7 @@ Deno.test("s3 backend: push lands every blob in the bucket; a bucket-only image 
     }
 
     const layer = cold.layers[0].digest;
-    const { trace, span } = await waitFor("a pull trace with backend.download", async () => {
-      const traces = await jaeger.findTraces({
-        service: "kraken-origin",
-        operation: SPAN.backendDownload,
-        limit: 50,
-      });
-      for (const trace of traces) {
-        const span = findSpans(trace, (s) =>
-          s.name === SPAN.backendDownload && s.attributes[ATTR.digest] === layer.toString())[0];
-        if (
-          span && trace.roots.some((r) =>
-            r.service === "kraken-agent"
-          )
-        ) {
-          return { trace, span };
-        }
-      }
-      return undefined;
-    }, { timeoutMs: 20_000, intervalMs: 250 });
+    const { trace, span } = await waitForBackendDownloadTrace(jaeger, layer.toString());
     assert.equal(span.attributes[ATTR.backendType], "s3", formatTree(trace));
     assert.equal(span.attributes[ATTR.bucket], BUCKET, formatTree(trace));
     assert.equal(span.attributes[ATTR.backendKey], `kraken/${layer.hex}`, formatTree(trace));
@@ -136,6 +105,7 @@ Deno.test("s3 backend: push lands every blob in the bucket; a bucket-only image 
 });
 
 Deno.test("s3 backend: an origin killed during a multipart write-back resumes it after a restart", async () => {
+  await using jaeger = await startJaeger();
   await using group = new ProcessGroup();
   const s3 = await startS3({ buckets: [BUCKET] });
   const dir = await Deno.makeTempDir({ prefix: "kraken-s3-kill-" });
@@ -145,7 +115,8 @@ Deno.test("s3 backend: an origin killed during a multipart write-back resumes it
       dir,
       group,
       origins: 1,
-      env: credentialsEnv(s3),
+      otlpEndpoint: jaeger.otlpHttpEndpoint,
+      env: s3Env(s3),
       originBackend: () => s3Block(s3, { upload_part_size: "8MB", upload_concurrency: 1 }),
     });
     const image = await makeImage({ layers: 1, layerSize: 256 * MiB });
@@ -177,6 +148,73 @@ Deno.test("s3 backend: an origin killed during a multipart write-back resumes it
     const stored = await s3.getObject(BUCKET, key);
     assert.equal(stored.length, layer.bytes.length);
     assert.ok(stored.every((b, i) => b === layer.bytes[i]), "the stored blob differs");
+
+    // The resumed write-back joined the push's trace (its context was stored with the task) and
+    // says how many parts it found stored.
+    const { trace, span } = await waitForBackendUploadTrace(
+      jaeger,
+      layer.digest.toString(),
+      (s) => s.attributes[ATTR.backendPartsResumed] !== undefined,
+      { timeoutMs: 30_000 },
+    );
+    const resumed = span.attributes[ATTR.backendPartsResumed] as number;
+    assert.ok(
+      resumed >= beforeRestart && resumed < total,
+      `${resumed} resumed\n${formatTree(trace)}`,
+    );
+    assert.equal(span.attributes[ATTR.backendParts], total, formatTree(trace));
+    assert.equal(
+      (span.attributes[ATTR.backendPartsSent] as number) + resumed,
+      total,
+      formatTree(trace),
+    );
+    assert.equal(span.attributes[ATTR.backendKey], key, formatTree(trace));
+    assert.equal(span.attributes[ATTR.writebackResult], "uploaded", formatTree(trace));
+    assert.ok(
+      findSpans(trace, (s) => s.service === "kraken-proxy" && s.name === SPAN.proxyCommitUpload)
+        .length > 0,
+      formatTree(trace),
+    );
+    // The restarted origin's sweep left the upload of its pending task alone.
+    const metrics = await (await fetch(`http://${cluster.origins[0].addr}/metrics`)).text();
+    assert.match(metrics, /kraken_backend_abandoned_uploads_aborted_total\{backend="s3"\} 0/);
+  } finally {
+    await group.stopAll();
+    await s3.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("s3 backend: an origin aborts multipart uploads no write-back task will resume", async () => {
+  await using group = new ProcessGroup();
+  const s3 = await startS3({ buckets: [BUCKET] });
+  const dir = await Deno.makeTempDir({ prefix: "kraken-s3-sweep-" });
+  try {
+    // Left by a write-back whose task is gone (its blob left the cache, its database was lost).
+    const orphan = `kraken/${"ab".repeat(32)}`;
+    await s3.createMultipartUpload(BUCKET, orphan);
+    // Not under the origins' layout: not theirs to sweep.
+    await s3.createMultipartUpload(BUCKET, "other-tool/upload");
+    const cluster = await startUploadCluster({
+      dir,
+      group,
+      origins: 1,
+      env: s3Env(s3),
+      // moto reports every upload as started in 2010: any age counts as old here.
+      originBackend: () => s3Block(s3, { multipart_sweep_min_age: "1h" }),
+    });
+    const origin = cluster.origins[0];
+    await waitFor(
+      "the start-up sweep in the log",
+      () => /"msg":"aborted abandoned uploads"/.test(origin.process.log()),
+      { timeoutMs: 20_000, intervalMs: 250 },
+    );
+    assert.match(origin.process.log(), /"aborted":1,"kept":0,"limited":false/);
+    assert.deepEqual((await s3.listMultipartUploads(BUCKET)).map((u) => u.key), [
+      "other-tool/upload",
+    ]);
+    const metrics = await (await fetch(`http://${origin.addr}/metrics`)).text();
+    assert.match(metrics, /kraken_backend_abandoned_uploads_aborted_total\{backend="s3"\} 1/);
   } finally {
     await group.stopAll();
     await s3.stop();
@@ -191,37 +229,24 @@ Deno.test("s3 backend: refused credentials stop a must_ready origin; a missing b
   try {
     // must_ready with a secret the server refuses: the origin does not start and says which entry.
     const secret = "wrong-secret-0123456789abcdef";
-    const port = freePort();
-    const configPath = `${dir}/refused.yaml`;
-    await Deno.writeTextFile(
-      configPath,
-      JSON.stringify({
-        listen: { host: "127.0.0.1", port },
-        storage: { root: `${dir}/refused` },
-        backends: [{ namespace: ".*", backend: s3Block(s3), must_ready: true }],
-        tracing: { enabled: false },
-      }),
-    );
-    const refused = group.spawnDeno(
-      new URL("../main.ts", import.meta.url).pathname,
-      ["--role=origin", `--config=${configPath}`],
-      {
-        name: "refused-origin",
-        env: { AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: secret },
-      },
-    );
-    const status = await refused.stopped;
-    assert.equal(status.code, 1, refused.log());
-    assert.match(refused.log(), /backends\[0\] \(namespace \.\*, s3 kraken-blobs\) is not ready/);
-    assert.match(refused.log(), /status 403/);
-    assert.ok(!refused.log().includes(secret), "the secret is in the log");
+    const refused = await runLoneOrigin({
+      dir,
+      group,
+      name: "refused-origin",
+      backend: s3Block(s3),
+      env: { AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: secret },
+    });
+    assert.equal(refused.code, 1, refused.log);
+    assert.match(refused.log, /backends\[0\] \(namespace \.\*, s3 kraken-blobs\) is not ready/);
+    assert.match(refused.log, /status 403/);
+    assert.ok(!refused.log.includes(secret), "the secret is in the log");
 
     // No must_ready and a bucket that does not exist yet: the write-back waits, visibly.
     const cluster = await startUploadCluster({
       dir,
       group,
       origins: 1,
-      env: credentialsEnv(s3),
+      env: s3Env(s3),
       originBackend: () => s3Block(s3, { bucket: "late-bucket" }),
     });
     const image = await makeImage({ layers: 1, layerSize: 64 * 1024 });
@@ -262,7 +287,7 @@ Deno.test("s3 backend: an endpoint answering 503 SlowDown for a while loses noth
       dir,
       group,
       origins: 1,
-      env: credentialsEnv(s3),
+      env: s3Env(s3),
       originBackend: () => s3Block({ endpoint: relay.endpoint }),
     });
     const image = await makeImage({ layers: 2, layerSize: 128 * 1024 });

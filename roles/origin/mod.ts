@@ -31,6 +31,7 @@ import { FAILURE_LOG_INTERVAL_MS, WriteBackManager } from "../../storage/writeba
 import { registerWriteBackMetrics } from "../../storage/writeback_metrics.ts";
 import { rateLimited } from "../../common/log.ts";
 import { observeBackends } from "../../storage/backend/transport.ts";
+import { startUploadSweeps } from "../../storage/backend/upload_sweep.ts";
 import { tracedFetch } from "../../tracing/mod.ts";
 import { startRoleCalls } from "../calls.ts";
 import { serveRole } from "../listen.ts";
@@ -194,6 +195,13 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
     });
     handle = (req, remote) => router.handle(req, remote);
     writeback.start();
+    // Multipart uploads no write-back task will resume (S3) are aborted at start and periodically.
+    const uploadSweeps = startUploadSweeps({
+      backends: backends.backends,
+      pendingNames: () => writeback.pending().map((task) => task.name),
+      metrics: ctx.tracing.roleMetrics,
+      logger,
+    });
     health.start();
     uploadSessions.start();
     logger.info("origin serving", {
@@ -213,6 +221,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
           await uploadSessions.stop();
           await health.stop();
           await refresher.drain();
+          await uploadSweeps.stop();
           await writeback.stop();
           await seeder!.close();
           await calls.close();

@@ -206,6 +206,35 @@ export interface Backend {
    * rejects with the reason. Probes `must_ready` backends at start-up and on `/readiness`.
    */
   ready(): Promise<void>;
+  /** When and how far {@linkcode Backend.sweepUploads} runs (a backend with resumable uploads). */
+  readonly uploadSweep?: UploadSweepPolicy;
+  /**
+   * Aborts unfinished uploads (S3 multipart) that nothing will resume: started at least
+   * `uploadSweep.minAgeMs` ago, of a name `keep` turns down, at most `uploadSweep.max` of them.
+   */
+  sweepUploads?(keep: (name: string) => boolean): Promise<UploadSweepResult>;
+}
+
+/** How often, and how far, a backend's abandoned uploads are swept. */
+export interface UploadSweepPolicy {
+  /** Between sweeps, ms (the first runs at start-up); 0: never. */
+  intervalMs: number;
+  /** Only uploads started at least this long ago are aborted, ms. */
+  minAgeMs: number;
+  /** Most uploads one sweep aborts. */
+  max: number;
+}
+
+/** What one {@linkcode Backend.sweepUploads} did. */
+export interface UploadSweepResult {
+  /** Unfinished uploads found in the backend's layout. */
+  found: number;
+  /** Uploads aborted. */
+  aborted: number;
+  /** Uploads left: too young, or of a name still to be written back. */
+  kept: number;
+  /** Whether `max` stopped the sweep before it looked at every upload. */
+  limited: boolean;
 }
 
 /**

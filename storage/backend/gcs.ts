@@ -23,6 +23,8 @@
  *
  * Requests go through `transport.ts` (idle timeout, retries with backoff and jitter, secrets
  * redacted); the chunk PUTs are retried here instead, because a retry must first learn the offset.
+ * Chunk PUTs go over `node:http(s)` (`http/node_fetch.ts`) so that each carries its
+ * `Content-Length`, as GCS documents, while streaming from the source.
  * Client spans carry `gcp.client.service: storage` (OTel semconv defines no `gcp.gcs.*` span
  * attributes).
  *
@@ -36,6 +38,7 @@
  */
 
 import { byteSize, duration, type Infer, int, object, oneOf, string } from "../../common/schema.ts";
+import { nodeFetch } from "../../http/node_fetch.ts";
 import { ATTR } from "../../tracing/names.ts";
 import { expand, type Route } from "../../wire/route.ts";
 import {
@@ -258,7 +261,7 @@ export class GcsBackend implements Backend {
     }
     this.bucket = options.bucket;
     this.#root = goJoin(root);
-    // Paths relative to the root; `#objectName` joins them as Go does.
+    // Paths relative to the root; `objectKey` joins them as Go does.
     this.#namePath = createNamePath(options.namePath ?? "identity", "");
     this.#partSize = options.uploadPartSize ?? DEFAULT_GCS_PART_SIZE;
     if (!(this.#partSize > 0) || this.#partSize % GCS_CHUNK_ALIGNMENT !== 0) {
@@ -292,8 +295,11 @@ export class GcsBackend implements Backend {
     return this.#auth.exchanges;
   }
 
-  /** The object name of `name`: upstream's `path.Join(root_directory, <name path>)`. */
-  objectName(name: string): string {
+  /**
+   * The object name of `name` (the contract's object key, `kraken.backend.key` on spans):
+   * upstream's `path.Join(root_directory, <name path>)`.
+   */
+  objectKey(name: string): string {
     return goJoin(this.#root, this.#namePath.blobPath(name));
   }
 
@@ -346,7 +352,7 @@ export class GcsBackend implements Backend {
 
   /** The object's size, or `null` when it does not exist. */
   stat(_namespace: string, name: string): Promise<BlobInfo | null> {
-    return this.#metadata(this.objectName(name));
+    return this.#metadata(this.objectKey(name));
   }
 
   /** Streams the object (`alt=media`), or the part `options` names (a `Range` request). */
@@ -355,7 +361,7 @@ export class GcsBackend implements Backend {
     name: string,
     options: DownloadOptions = {},
   ): Promise<ReadableStream<Uint8Array> | null> {
-    const object = this.objectName(name);
+    const object = this.objectKey(name);
     const start = options.offset ?? 0;
     if (!Number.isSafeInteger(start) || start < 0) {
       throw new RangeError(`invalid range offset=${options.offset}`);
@@ -405,7 +411,7 @@ export class GcsBackend implements Backend {
   async upload(_namespace: string, name: string, body: UploadBody): Promise<void> {
     let object: string;
     try {
-      object = this.objectName(name);
+      object = this.objectKey(name);
     } catch (error) {
       await discardUploadBody(body, error);
       throw error;
@@ -469,9 +475,14 @@ export class GcsBackend implements Backend {
         headers: () =>
           this.#headers({
             "content-range": contentRange,
-            ...(chunk ? {} : { "content-length": "0" }),
+            "content-length": String(chunk ? chunk.end - chunk.start : 0),
+            // A fresh connection per PUT: under Deno's node:http a kept-alive connection that
+            // the server drops mid-chunk is noticed only by the idle timeout, a new one at once.
+            connection: "close",
           }),
         body: chunk ? () => chunk.source.open(chunk.start, chunk.end) : null,
+        // GCS documents a Content-Length on chunk PUTs; Deno's fetch sends stream bodies chunked.
+        transport: nodeFetch,
         // 308 is the "stored so far" answer; 404/410 say the session is gone.
         expectedStatus: [308, 404, 410],
         attributes: this.#attributes(object),

@@ -4,8 +4,9 @@
 
 import assert from "node:assert/strict";
 import { concatBytes } from "../../common/bytes.ts";
-import { bytesSource, type UploadSource } from "./backend.ts";
+import { bytesSource, objectKeyOf, type UploadSource } from "./backend.ts";
 import { GcsBackend, storedOffset } from "./gcs.ts";
+import { startSlowRelay } from "../../tests/harness/slow_relay.ts";
 
 const KIB = 1024;
 
@@ -18,7 +19,15 @@ interface Session {
 interface StandIn {
   endpoint: string;
   objects: Map<string, Uint8Array>;
-  requests: { method: string; path: string; range: string | null; auth: string | null }[];
+  requests: {
+    method: string;
+    path: string;
+    range: string | null;
+    auth: string | null;
+    /** The `Content-Length` and `Transfer-Encoding` request headers. */
+    length: string | null;
+    encoding: string | null;
+  }[];
   /** Cut the connection of chunk PUT number `chunk` (from 1) after `after` body bytes. */
   cut: { chunk: number; after: number } | undefined;
   /** Finish a session when its offset is queried, as fake-gcs-server 1.56.1 does. */
@@ -60,6 +69,8 @@ function startStandIn(bucket = "blobs"): StandIn {
       path: `${url.pathname}${url.search}`,
       range: req.headers.get("content-range") ?? req.headers.get("range"),
       auth: req.headers.get("authorization"),
+      length: req.headers.get("content-length"),
+      encoding: req.headers.get("transfer-encoding"),
     });
     const b = `/storage/v1/b/${bucket}`;
     if (req.method === "GET" && path === b) return json({ name: bucket });
@@ -104,7 +115,8 @@ function startStandIn(bucket = "blobs"): StandIn {
       const id = crypto.randomUUID();
       const size = Number(req.headers.get("x-upload-content-length"));
       sessions.set(id, { name, size, data: new Uint8Array(0) });
-      return json({}, 200, { location: `${state.endpoint}/upload/session/${id}` });
+      // The session URI is on the host the client asked (through a relay, the relay).
+      return json({}, 200, { location: `http://${req.headers.get("host")}/upload/session/${id}` });
     }
     if (req.method === "PUT" && url.pathname.startsWith("/upload/session/")) {
       const session = sessions.get(url.pathname.split("/").pop()!);
@@ -180,14 +192,16 @@ function backendFor(
 
 Deno.test("gcs: object names follow upstream's path.Join(root_directory, name path)", () => {
   const a = new GcsBackend({ bucket: "b", rootDirectory: "/" });
-  assert.equal(a.objectName("abc"), "/abc");
+  assert.equal(a.objectKey("abc"), "/abc");
+  // The contract's hook: the origin's backend spans carry it as kraken.backend.key.
+  assert.equal(objectKeyOf(a, "abc"), "/abc");
   const b = new GcsBackend({
     bucket: "b",
     rootDirectory: "/kraken/",
     namePath: "sharded_docker_blob",
   });
   assert.equal(
-    b.objectName("ab".repeat(32)),
+    b.objectKey("ab".repeat(32)),
     `/kraken/docker/registry/v2/blobs/sha256/ab/${"ab".repeat(32)}/data`,
   );
   assert.throws(() => new GcsBackend({ bucket: "b", rootDirectory: "rel" }), /absolute/);
@@ -239,6 +253,11 @@ Deno.test("gcs: a resumable upload sends 256 KiB-aligned chunks and finishes", a
       `bytes 262144-524287/${600 * KIB}`,
       `bytes 524288-614399/${600 * KIB}`,
     ]);
+    // Each chunk is sent with its length, as GCS documents, not chunked.
+    assert.deepEqual(
+      gcs.requests.filter((r) => r.method === "PUT").map((r) => [r.length, r.encoding]),
+      [["262144", null], ["262144", null], [String(600 * KIB - 524288), null]],
+    );
     assert.deepEqual(backend.uploads, {
       sessions: 1,
       chunks: 3,
@@ -279,6 +298,32 @@ Deno.test("gcs: a chunk cut mid-way resumes at the offset queried from the sessi
     const query = gcs.requests.find((r) => r.method === "PUT" && r.range?.startsWith("bytes */"));
     assert.equal(query?.range, `bytes */${bytes.length}`);
   } finally {
+    await gcs.close();
+  }
+});
+
+Deno.test("gcs: a connection dropped mid-chunk after earlier chunks fails at once and resumes", async () => {
+  const gcs = startStandIn();
+  // Cuts the connection inside the third 256 KiB chunk, after two chunks on earlier requests.
+  const relay = startSlowRelay(gcs.endpoint.slice("http://".length), {
+    cutAfterBytes: 600 * KIB,
+  });
+  try {
+    const backend = backendFor(gcs, {
+      endpoint: `http://${relay.addr}`,
+      idleTimeoutMs: 20_000,
+    });
+    const bytes = random(1024 * KIB);
+    const started = performance.now();
+    await backend.upload("ns", "dropped", bytesSource(bytes));
+    assert.ok(relay.cut, "the relay cut a connection");
+    assert.deepEqual(gcs.objects.get("/dropped"), bytes);
+    // The drop is seen when it happens, not after the idle timeout.
+    assert.equal(backend.stats.idleTimeouts, 0);
+    assert.ok(performance.now() - started < 10_000, `${performance.now() - started} ms`);
+    assert.equal(backend.uploads.queries, 1);
+  } finally {
+    await relay.close();
     await gcs.close();
   }
 });

@@ -11,6 +11,7 @@
  * | upload > `upload_part_size` | `ListMultipartUploads` of the key → `ListParts` of an unfinished upload (resume) or `CreateMultipartUpload`; `UploadPart` for each missing part (`upload_concurrency` at a time); `CompleteMultipartUpload` |
  * | list | `ListObjectsV2` with `prefix`, `max-keys`, `continuation-token` |
  * | ready | `HeadBucket` (a missing bucket or refused credentials fail) |
+ * | sweepUploads | `ListMultipartUploads` under the layout; `AbortMultipartUpload` of the old ones no task resumes |
  *
  * **Resuming.** A multipart upload is keyed by the object key, and the key is derived from the name
  * (a content digest on origins), so the parts an earlier attempt (or an earlier process, killed)
@@ -63,6 +64,8 @@ import {
   type UploadBody,
   type UploadResult,
   type UploadSource,
+  type UploadSweepPolicy,
+  type UploadSweepResult,
 } from "./backend.ts";
 import { resolveAwsCredentials } from "./aws_credentials.ts";
 import { createNamePath, NAME_PATH_IDS, type NamePath, type NamePathId } from "./namepath.ts";
@@ -123,13 +126,25 @@ export interface S3BackendOptions {
   idleTimeoutMs?: number;
   /** Retry policy of each request. */
   retry?: RetryOptions;
+  /** The sweep of abandoned multipart uploads (default hourly, a day old, 100 a sweep). */
+  uploadSweep?: Partial<UploadSweepPolicy>;
+  /** The clock of the sweep's age check, ms since the epoch (tests). */
+  now?: () => number;
 }
 
-/** An unfinished multipart upload found for a key. */
+/** An unfinished multipart upload found in the bucket. */
 interface PendingUpload {
+  key: string;
   uploadId: string;
   initiated: string;
 }
+
+/** Upstream has no sweep; ours: hourly, uploads a day old, 100 a sweep. */
+const DEFAULT_UPLOAD_SWEEP: UploadSweepPolicy = {
+  intervalMs: 60 * 60_000,
+  minAgeMs: 24 * 60 * 60_000,
+  max: 100,
+};
 
 const XML_ENTITIES: Record<string, string> = {
   amp: "&",
@@ -196,6 +211,9 @@ export class S3Backend implements Backend {
   readonly #listMaxKeys: number;
   readonly #credentials: () => AwsCredentials;
   readonly #transport: BackendTransport;
+  readonly #now: () => number;
+  /** The sweep of abandoned multipart uploads (see {@linkcode S3Backend.sweepUploads}). */
+  readonly uploadSweep: UploadSweepPolicy;
 
   /** Retries, idle timeouts and failures of this backend's requests. */
   get stats(): BackendStats {
@@ -231,6 +249,8 @@ export class S3Backend implements Backend {
     }
     this.#concurrency = Math.max(1, options.uploadConcurrency ?? DEFAULT_CONCURRENCY);
     this.#listMaxKeys = Math.max(1, options.listMaxKeys ?? DEFAULT_LIST_MAX_KEYS);
+    this.uploadSweep = { ...DEFAULT_UPLOAD_SWEEP, ...options.uploadSweep };
+    this.#now = options.now ?? Date.now;
     const creds = options.credentials;
     this.#credentials = typeof creds === "function" ? creds : () => creds;
     this.#transport = new BackendTransport({
@@ -453,7 +473,7 @@ export class S3Backend implements Backend {
     const partLength = (n: number) =>
       n < total ? this.#partSize : source.size - (total - 1) * this.#partSize;
     // Resume the newest unfinished upload of the key; abort the others.
-    const pending = (await this.#listUploads(key)).sort((a, b) =>
+    const pending = (await this.#listUploads(key)).filter((u) => u.key === key).sort((a, b) =>
       b.initiated.localeCompare(a.initiated)
     );
     for (const stale of pending.slice(1)) {
@@ -566,20 +586,20 @@ export class S3Backend implements Backend {
     await res.body?.cancel();
   }
 
-  /** Unfinished multipart uploads of exactly `key`. */
-  async #listUploads(key: string): Promise<PendingUpload[]> {
+  /** Unfinished multipart uploads of the keys starting with `prefix`, in key order. */
+  async #listUploads(prefix: string): Promise<PendingUpload[]> {
     const found: PendingUpload[] = [];
     let keyMarker = "";
     let idMarker = "";
     while (true) {
-      const query: Record<string, string> = { uploads: "", prefix: key };
+      const query: Record<string, string> = { uploads: "", prefix };
       if (keyMarker) query["key-marker"] = keyMarker;
       if (idMarker) query["upload-id-marker"] = idMarker;
       const res = await this.#request("ListMultipartUploads", "GET", "", { query });
       const xml = await res.text();
       for (const upload of xmlAll(xml, "Upload")) {
-        if (xmlOne(upload, "Key") !== key) continue;
         found.push({
+          key: xmlOne(upload, "Key") ?? "",
           uploadId: xmlOne(upload, "UploadId") ?? "",
           initiated: xmlOne(upload, "Initiated") ?? "",
         });
@@ -589,7 +609,40 @@ export class S3Backend implements Backend {
       idMarker = xmlOne(xml, "NextUploadIdMarker") ?? "";
       if (!keyMarker && !idMarker) break;
     }
-    return found.filter((u) => u.uploadId !== "");
+    return found.filter((u) => u.uploadId !== "" && u.key !== "");
+  }
+
+  /**
+   * Aborts the multipart uploads under the name layout that no write-back will resume: started at
+   * least `uploadSweep.minAgeMs` ago (an upload in flight on another origin sharing the bucket is
+   * younger), of a name `keep` turns down (no pending write-back task here), at most
+   * `uploadSweep.max` of them. Keys outside the layout are not touched. A resumable upload that a
+   * task still needs is left alone; one aborted by mistake (another origin's, older than the age)
+   * is started over by its task, nothing is lost.
+   */
+  async sweepUploads(keep: (name: string) => boolean): Promise<UploadSweepResult> {
+    const uploads = await this.#listUploads(this.#namePath.basePath);
+    const result: UploadSweepResult = { found: 0, aborted: 0, kept: 0, limited: false };
+    const cutoff = this.#now() - this.uploadSweep.minAgeMs;
+    for (const upload of uploads) {
+      const name = this.#namePath.nameFromBlobPath(upload.key);
+      if (name === null) continue;
+      result.found++;
+      const initiated = Date.parse(upload.initiated);
+      // An unreadable start time counts as young: only what is known to be old is aborted.
+      if (!(initiated <= cutoff) || keep(name)) {
+        result.kept++;
+        continue;
+      }
+      if (result.aborted >= this.uploadSweep.max) {
+        result.limited = true;
+        result.kept++;
+        continue;
+      }
+      await this.#abortUpload(upload.key, upload.uploadId);
+      result.aborted++;
+    }
+    return result;
   }
 
   /** Parts already stored for an upload. */
@@ -728,6 +781,17 @@ export const s3BackendSchema = object({
   idle_timeout: duration({ positive: true }).optional("`60s`").describe(
     "A request fails after making no progress for this long (it is then retried).",
   ),
+  multipart_sweep_interval: duration().default("1h").describe(
+    "How often an origin aborts abandoned multipart uploads (of blobs it has no write-back " +
+      "task for, e.g. dropped from the cache); the first sweep runs at start-up. `0s`: never.",
+  ),
+  multipart_sweep_min_age: duration().default("24h").describe(
+    "Only multipart uploads started at least this long ago are swept (uploads in flight on " +
+      "other origins sharing the bucket are younger).",
+  ),
+  multipart_sweep_max: int({ min: 1 }).default(100).describe(
+    "Most multipart uploads one sweep aborts (the rest wait for the next sweep).",
+  ),
 }, {
   rename: {
     disable_ssl: "disableSsl",
@@ -742,6 +806,9 @@ export const s3BackendSchema = object({
     list_max_keys: "listMaxKeys",
     credentials_file: "credentialsFile",
     idle_timeout: "idleTimeoutMs",
+    multipart_sweep_interval: "multipartSweepIntervalMs",
+    multipart_sweep_min_age: "multipartSweepMinAgeMs",
+    multipart_sweep_max: "multipartSweepMax",
   },
 });
 
@@ -783,5 +850,14 @@ export function s3BackendFromConfig(
     credentialsFile: config.credentialsFile,
     env: options.env,
   });
-  return new S3Backend({ ...config, credentials, fetch: options.fetch });
+  return new S3Backend({
+    ...config,
+    credentials,
+    fetch: options.fetch,
+    uploadSweep: {
+      intervalMs: config.multipartSweepIntervalMs,
+      minAgeMs: config.multipartSweepMinAgeMs,
+      max: config.multipartSweepMax,
+    },
+  });
 }

@@ -219,3 +219,52 @@ Deno.test("s3: error answers read as code and message, HEAD answers by status", 
   });
   assert.equal(vhost.objectKey(HEX), `x/docker/registry/v2/blobs/sha256/3e/${HEX}/data`);
 });
+
+externalTest(
+  "s3: a sweep aborts old multipart uploads no write-back will resume, within its bound",
+  () =>
+    withS3(async (s3, backend) => {
+      const names = ["a1", "a2", "a3", "kept"];
+      for (const name of names) await s3.createMultipartUpload("blobs", `kraken/${name}`);
+      // Outside the name layout: never touched.
+      await s3.createMultipartUpload("blobs", "elsewhere/x");
+      // The store's clock decides the age (moto reports one fixed start time for every upload).
+      const initiated = Date.parse((await s3.listMultipartUploads("blobs"))[0].initiated);
+      const young = backend({ now: () => initiated + 3_600_000 });
+      assert.deepEqual(young.uploadSweep, {
+        intervalMs: 3_600_000,
+        minAgeMs: 86_400_000,
+        max: 100,
+      });
+      // An hour old: too young for the default day.
+      assert.deepEqual(await young.sweepUploads(() => false), {
+        found: 4,
+        aborted: 0,
+        kept: 4,
+        limited: false,
+      });
+      const later = () => initiated + 2 * 86_400_000;
+      const bounded = backend({ now: later, uploadSweep: { max: 2 } });
+      assert.deepEqual(await bounded.sweepUploads((name) => name === "kept"), {
+        found: 4,
+        aborted: 2,
+        kept: 2,
+        limited: true,
+      });
+      assert.deepEqual((await s3.listMultipartUploads("blobs")).map((u) => u.key), [
+        "elsewhere/x",
+        "kraken/a3",
+        "kraken/kept",
+      ]);
+      assert.deepEqual(await bounded.sweepUploads((name) => name === "kept"), {
+        found: 2,
+        aborted: 1,
+        kept: 1,
+        limited: false,
+      });
+      assert.deepEqual((await s3.listMultipartUploads("blobs")).map((u) => u.key), [
+        "elsewhere/x",
+        "kraken/kept",
+      ]);
+    }),
+);

@@ -99,6 +99,12 @@ export interface UploadCluster {
   restartTestfs(): Promise<Node>;
   /** Starts the build-index again on the same port, config and data (after a stop or a crash). */
   restartBuildIndex(): Promise<Node>;
+  /**
+   * Stores tag `repo:tag` → `digest` in the testfs backend, in the registry layout the
+   * build-index reads (`tags/docker/registry/v2/repositories/<repo>/_manifests/tags/<tag>/…`):
+   * a tag only the backend knows.
+   */
+  putTestfsTag(repo: string, tag: string, digest: string): Promise<void>;
 }
 
 function tracingBlock(options: ClusterOptions): Record<string, unknown> {
@@ -231,8 +237,59 @@ export async function startUploadCluster(options: ClusterOptions): Promise<Uploa
       cluster.buildIndex = await startBuildIndex();
       return cluster.buildIndex;
     },
+    async putTestfsTag(repo, tag, digest) {
+      const link = `${cluster.testfs.dataDir}/tags/docker/registry/v2/repositories/${repo}/` +
+        `_manifests/tags/${tag}/current`;
+      await Deno.mkdir(link, { recursive: true });
+      await Deno.writeTextFile(`${link}/link`, digest);
+    },
   };
   return cluster;
+}
+
+/** Options of {@linkcode runLoneOrigin}. */
+export interface LoneOriginOptions {
+  /** Directory for its config and store. */
+  dir: string;
+  /** Owns the process. */
+  group: ProcessGroup;
+  /** Its name (process label, config file and store directory). */
+  name: string;
+  /** Its one `backends:` entry's `backend:` block (for every namespace, `must_ready: true`). */
+  backend: Record<string, unknown>;
+  /** Its top-level `auth:` block (backend credentials). */
+  auth?: Record<string, unknown>;
+  /** Extra environment (`AWS_*` credentials). */
+  env?: Record<string, string>;
+}
+
+/**
+ * Starts one origin alone (a ring of itself, tracing off) whose backend must be ready, and waits
+ * for it to exit: the start-up checks of a backend that is not ready. Returns its exit code and log.
+ */
+export async function runLoneOrigin(
+  options: LoneOriginOptions,
+): Promise<{ code: number; log: string }> {
+  const { dir, name } = options;
+  const [port, peer] = freePorts(2);
+  const config = {
+    listen: { host: "127.0.0.1", port },
+    advertise: `127.0.0.1:${port}`,
+    hashring: { hosts: [`127.0.0.1:${port}`] },
+    storage: { root: `${name}/store` },
+    peer: { host: "127.0.0.1", port: peer },
+    backends: [{ namespace: ".*", backend: options.backend, must_ready: true }],
+    ...(options.auth ? { auth: options.auth } : {}),
+    tracing: { enabled: false },
+  };
+  const configPath = `${dir}/${name}.yaml`;
+  await Deno.writeTextFile(configPath, JSON.stringify(config));
+  const process = options.group.spawnDeno(MAIN, ["--role=origin", `--config=${configPath}`], {
+    name,
+    env: options.env,
+  });
+  const status = await process.stopped;
+  return { code: status.code, log: process.log() };
 }
 
 /** A started agent. */

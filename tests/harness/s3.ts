@@ -44,6 +44,36 @@ export function s3ServerInstalled(): boolean {
   }
 }
 
+/**
+ * An origin's `backend:` block on `bucket` of `s3` (path-style, keys under `kraken/`, identity
+ * names); `extra` keys override. The credentials go in the environment: {@linkcode s3Env}.
+ */
+export function s3BackendBlock(
+  s3: { endpoint: string },
+  bucket: string,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    s3: {
+      region: S3_REGION,
+      bucket,
+      endpoint: s3.endpoint,
+      force_path_style: true,
+      root_directory: "/kraken/",
+      name_path: "identity",
+      ...extra,
+    },
+  };
+}
+
+/** The `AWS_*` variables that give a role `s3`'s credentials. */
+export function s3Env(s3: S3Server): Record<string, string> {
+  return {
+    AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
+  };
+}
+
 /** One request in the server's log. */
 export interface S3Request {
   /** HTTP method. */
@@ -78,6 +108,12 @@ export interface S3Server {
   getObject(bucket: string, key: string): Promise<Uint8Array>;
   /** Stores an object (`PutObject`). */
   putObject(bucket: string, key: string, body: Uint8Array): Promise<void>;
+  /** Starts a multipart upload of `key` (`CreateMultipartUpload`); returns its id. */
+  createMultipartUpload(bucket: string, key: string): Promise<string>;
+  /** The unfinished multipart uploads of a bucket (`ListMultipartUploads`), by key. */
+  listMultipartUploads(
+    bucket: string,
+  ): Promise<{ key: string; uploadId: string; initiated: string }[]>;
   /** Stops the server. */
   stop(): Promise<void>;
 }
@@ -212,6 +248,26 @@ export async function startS3(options: StartS3Options = {}): Promise<S3Server> {
           await signedFetch("s3", "PUT", `${endpoint}/${bucket}/${key}`, credentials, body),
           `PutObject ${key}`,
         );
+      },
+      async createMultipartUpload(bucket, key) {
+        const xml = await expectOk(
+          await signedFetch("s3", "POST", `${endpoint}/${bucket}/${key}?uploads=`, credentials),
+          `CreateMultipartUpload ${key}`,
+        );
+        const id = /<UploadId>(.*?)<\/UploadId>/.exec(xml)?.[1];
+        if (!id) throw new Error(`CreateMultipartUpload ${key}: no UploadId in ${xml}`);
+        return id;
+      },
+      async listMultipartUploads(bucket) {
+        const xml = await expectOk(
+          await signedFetch("s3", "GET", `${endpoint}/${bucket}?uploads=`, credentials),
+          `ListMultipartUploads ${bucket}`,
+        );
+        return [...xml.matchAll(/<Upload>([\s\S]*?)<\/Upload>/g)].map((m) => ({
+          key: /<Key>(.*?)<\/Key>/.exec(m[1])?.[1] ?? "",
+          uploadId: /<UploadId>(.*?)<\/UploadId>/.exec(m[1])?.[1] ?? "",
+          initiated: /<Initiated>(.*?)<\/Initiated>/.exec(m[1])?.[1] ?? "",
+        })).sort((a, b) => a.key.localeCompare(b.key));
       },
       async stop() {
         await process.stop();
