@@ -34,6 +34,17 @@ import type { SinkStats } from "./e2e_collector.ts";
 
 const COLLECTOR = new URL("./e2e_collector.ts", import.meta.url).pathname;
 
+/**
+ * The longest any one request of the measurements may take: a node that hangs fails the part
+ * instead of holding the run.
+ */
+export const REQUEST_TIMEOUT_MS = 60_000;
+
+/** A fresh abort signal of {@linkcode REQUEST_TIMEOUT_MS}. */
+export function requestTimeout(): AbortSignal {
+  return AbortSignal.timeout(REQUEST_TIMEOUT_MS);
+}
+
 /** Options of {@linkcode measureEndToEnd}. */
 export interface E2eOptions {
   /** Directory for the cluster's configs, stores and logs. */
@@ -104,7 +115,7 @@ export function sampleValue(exposition: string, name: string): number {
 
 /** Reads a node's tracing counters from its `/metrics`. */
 export async function tracingCounters(node: Node): Promise<TracingCounters> {
-  const res = await fetch(`${node.url}/metrics`);
+  const res = await fetch(`${node.url}/metrics`, { signal: requestTimeout() });
   const text = await res.text();
   if (!res.ok) throw new Error(`${node.url}/metrics: HTTP ${res.status}: ${text.slice(0, 200)}`);
   return {
@@ -151,8 +162,12 @@ export function tracingBlock(variant: TracingVariant, endpoint: string): Record<
   };
 }
 
-/** One timed request: its latency in µs (preparation outside the timed part excluded). */
-type TimedRequest = (variant: number, i: number) => Promise<number>;
+/**
+ * One timed request: its latency in µs (preparation outside the timed part excluded). `signal`
+ * aborts once the run is over its time bound by {@linkcode REQUEST_TIMEOUT_MS} (one timer a run,
+ * not one a request, so the load loop's event loop carries no timer per request).
+ */
+type TimedRequest = (variant: number, i: number, signal: AbortSignal) => Promise<number>;
 
 /**
  * Runs `runs` interleaved runs of `perVariant` requests per variant (after `warmup` untimed ones
@@ -172,15 +187,17 @@ export async function interleavedRuns(options: {
   const cpu = options.cpu ?? cpuSeconds;
   const n = pids.length;
   let i = 0;
-  for (const v of interleave(n, warmup)) await request(v, i++);
+  const warmupSignal = AbortSignal.timeout(maxRunMs + REQUEST_TIMEOUT_MS);
+  for (const v of interleave(n, warmup)) await request(v, i++, warmupSignal);
   const out: VariantRun[][] = [];
   for (let r = 0; r < runs; r++) {
     const latencies: number[][] = pids.map(() => []);
     const cpuBefore = await Promise.all(pids.map(cpu));
     const deadline = performance.now() + maxRunMs;
+    const signal = AbortSignal.timeout(maxRunMs + REQUEST_TIMEOUT_MS);
     for (const v of interleave(n, perVariant)) {
       if (performance.now() > deadline) break;
-      latencies[v].push(await request(v, i++));
+      latencies[v].push(await request(v, i++, signal));
     }
     const cpuAfter = await Promise.all(pids.map(cpu));
     out.push(latencies.map((us, v) => {
@@ -216,12 +233,14 @@ export async function uploadBlob(
   const started = performance.now();
   const start = await fetch(`${registry}/v2/${repo}/blobs/uploads/`, {
     method: "POST",
+    signal: requestTimeout(),
     headers: headers(0),
   });
   await expectStatus(start, 202, `start upload of ${digest}`);
   await start.body?.cancel();
   const patch = await fetch(new URL(start.headers.get("location")!, registry), {
     method: "PATCH",
+    signal: requestTimeout(),
     headers: {
       ...headers(1),
       "content-type": "application/octet-stream",
@@ -233,7 +252,7 @@ export async function uploadBlob(
   await patch.body?.cancel();
   const url = new URL(patch.headers.get("location")!, registry);
   url.searchParams.set("digest", digest.toString());
-  const put = await fetch(url, { method: "PUT", headers: headers(2) });
+  const put = await fetch(url, { method: "PUT", headers: headers(2), signal: requestTimeout() });
   await expectStatus(put, 201, `commit of ${digest}`);
   await put.body?.cancel();
   return (performance.now() - started) * 1000;
@@ -264,7 +283,8 @@ export async function startSink(
   await waitForHttp(`${endpoint}/stats`, { process });
   return {
     endpoint,
-    stats: async () => await (await fetch(`${endpoint}/stats`)).json(),
+    stats: async () =>
+      await (await fetch(`${endpoint}/stats`, { signal: requestTimeout() })).json(),
   };
 }
 
@@ -357,9 +377,9 @@ export async function measureEndToEnd(options: E2eOptions): Promise<E2eResults> 
     warmup: Math.min(500, options.gets),
     runs,
     maxRunMs,
-    request: async (v) => {
+    request: async (v, _i, signal) => {
       const started = performance.now();
-      const res = await fetch(getUrls[v]);
+      const res = await fetch(getUrls[v], { signal });
       const body = await res.arrayBuffer();
       const us = (performance.now() - started) * 1000;
       if (res.status !== 200 || body.byteLength !== blob.length) {
@@ -394,7 +414,7 @@ export async function measureEndToEnd(options: E2eOptions): Promise<E2eResults> 
     warmup: Math.min(200, options.announces),
     runs,
     maxRunMs,
-    request: async (v, i) => {
+    request: async (v, i, signal) => {
       const t = torrents[i % ANNOUNCE_TORRENTS];
       const body = encodeAnnounceRequest({
         digest: t.digest,
@@ -411,6 +431,7 @@ export async function measureEndToEnd(options: E2eOptions): Promise<E2eResults> 
       const started = performance.now();
       const res = await fetch(url, {
         method: "POST",
+        signal,
         headers: { "content-type": "application/json" },
         body,
       });

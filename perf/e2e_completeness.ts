@@ -17,7 +17,7 @@ import { startJaeger } from "../tests/harness/jaeger.ts";
 import type { ProcessGroup } from "../tests/harness/procs.ts";
 import type { TraceTree } from "../tests/harness/trace_tree.ts";
 import { digestOfBytes } from "../storage/digest.ts";
-import { flushedCounters, randomBlob, uploadBlob } from "./e2e.ts";
+import { flushedCounters, randomBlob, requestTimeout, uploadBlob } from "./e2e.ts";
 import { type CompletenessFigures, median } from "./report.ts";
 
 /** Options of {@linkcode measureCompleteness}. */
@@ -133,7 +133,10 @@ export async function measureCompleteness(
     const t = newTrace(1);
     const agent = cluster.agents[i % cluster.agents.length];
     const url = `${agent.url}/namespace/${encodeURIComponent(repo)}/blobs/${blobs[i].digest}`;
-    const res = await fetch(url, { headers: { traceparent: traceparent(t, 0) } });
+    const res = await fetch(url, {
+      headers: { traceparent: traceparent(t, 0) },
+      signal: requestTimeout(),
+    });
     const body = await res.arrayBuffer();
     if (res.status !== 200 || body.byteLength !== blobBytes) {
       throw new Error(`pull ${url}: HTTP ${res.status}, ${body.byteLength} bytes`);

@@ -14,7 +14,7 @@ import { digestOfBytes } from "../storage/digest.ts";
 import { InfoHash } from "../storage/metainfo.ts";
 import { ANNOUNCE, encodeAnnounceRequest } from "../wire/announce.ts";
 import { expand } from "../wire/route.ts";
-import { cpuSeconds } from "./e2e.ts";
+import { cpuSeconds, requestTimeout } from "./e2e.ts";
 import { pool } from "./e2e_completeness.ts";
 import type { RedisFigures } from "./report.ts";
 
@@ -68,6 +68,7 @@ export async function measureRedisAnnounces(
       `${tracker.url}${expand(ANNOUNCE, { infohash: t.infoHash.hex })}`,
       {
         method: "POST",
+        signal: requestTimeout(),
         headers: { "content-type": "application/json" },
         body: encodeAnnounceRequest({
           digest: t.digest,
