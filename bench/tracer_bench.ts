@@ -90,7 +90,7 @@ const incoming = { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba
  * Each operation runs once per tracer, as `kraken: <name>` (its group's baseline) and
  * `otel-sdk: <name>`; `bench/gate.ts` compares the two by name.
  */
-const OPERATIONS: { name: string; group: string; kraken: () => void; sdk: () => void }[] = [
+export const OPERATIONS: { name: string; group: string; kraken: () => void; sdk: () => void }[] = [
   {
     name: "span start+end sampled",
     group: "span sampled",

@@ -60,6 +60,11 @@ export interface ServerTracingOptions {
    * `TracingRuntime.serverMiddleware` (built from `sampling.trust`). Default: none applied.
    */
   baggagePolicy?: EdgeBaggagePolicy;
+  /**
+   * Only extract the incoming context and run the handler in it, with no server span: the
+   * middleware of a runtime with tracing disabled, which still passes a trace on. Default false.
+   */
+  propagateOnly?: boolean;
 }
 
 /** Names a server span `{METHOD} {route}` (or just the method when no route matched). */
@@ -124,6 +129,81 @@ export function onBodyDone(
   });
 }
 
+/** What {@linkcode whenResponseDone} calls: `error` when the body failed or was cut short. */
+export type BodyDoneCallback = (error: unknown, bytes: number) => void;
+
+/**
+ * Largest body, by its declared `Content-Length`, that {@linkcode whenResponseDone} reads at once
+ * instead of passing it through a wrapper stream: `http/serve.ts` sends such a body as one write.
+ */
+export const EAGER_BODY_MAX_BYTES = 64 * 1024;
+
+// The request's body tracker in `ctx.state`: the response it returned and who waits for its end.
+const BODY_TRACKER = "tracing.bodyTracker";
+
+interface BodyTracker {
+  response: Response;
+  callbacks: BodyDoneCallback[];
+  /** Set once the body is done. */
+  outcome?: { error: unknown; bytes: number };
+}
+
+function settle(tracker: BodyTracker, error: unknown, bytes: number): void {
+  tracker.outcome = { error, bytes };
+  for (let i = 0; i < tracker.callbacks.length; i++) tracker.callbacks[i](error, bytes);
+}
+
+/**
+ * Runs `onDone` once when `response`'s body has been sent, failed or was cancelled, and resolves to
+ * the response to pass on. The middleware of one request share one tracker: when an inner
+ * middleware already tracks `response`, `onDone` joins it and `response` is passed on as it is.
+ *
+ * A response without a body, or to HEAD, is done at once. A body whose declared `Content-Length` is
+ * at most {@linkcode EAGER_BODY_MAX_BYTES} is read here and passed on as bytes (the server sends it
+ * in one write, and a wrapper stream would cost a small request more than the rest of its
+ * tracing); longer or undeclared bodies go through one wrapper stream that sees their end.
+ */
+export async function whenResponseDone(
+  ctx: Ctx,
+  response: Response,
+  onDone: BodyDoneCallback,
+): Promise<Response> {
+  const existing = ctx.state[BODY_TRACKER] as BodyTracker | undefined;
+  if (existing !== undefined && existing.response === response) {
+    if (existing.outcome) onDone(existing.outcome.error, existing.outcome.bytes);
+    else existing.callbacks.push(onDone);
+    return response;
+  }
+  if (!response.body || ctx.req.method === "HEAD") {
+    onDone(undefined, 0);
+    return response;
+  }
+  const init = { status: response.status, statusText: response.statusText };
+  const tracker: BodyTracker = { response, callbacks: [onDone] };
+  ctx.state[BODY_TRACKER] = tracker;
+  const declared = Number(response.headers.get("content-length") ?? NaN);
+  if (declared <= EAGER_BODY_MAX_BYTES) {
+    let bytes: Uint8Array;
+    try {
+      bytes = await response.bytes();
+    } catch (error) {
+      // The server still sees the failure: the body it gets fails the same way.
+      tracker.response = new Response(
+        new ReadableStream({ start: (controller) => controller.error(error) }),
+        { ...init, headers: response.headers },
+      );
+      settle(tracker, error, 0);
+      return tracker.response;
+    }
+    tracker.response = new Response(bytes as BodyInit, { ...init, headers: response.headers });
+    settle(tracker, undefined, bytes.byteLength);
+    return tracker.response;
+  }
+  const body = onBodyDone(response.body, (error, bytes) => settle(tracker, error, bytes));
+  tracker.response = new Response(body, { ...init, headers: response.headers });
+  return tracker.response;
+}
+
 /** The header upstream's nginx passes on when a client asks for a trace to be sampled. */
 export const JAEGER_DEBUG_ID = "jaeger-debug-id";
 
@@ -132,11 +212,12 @@ export function tracingMiddleware(options: ServerTracingOptions = {}): Middlewar
   const edge = options.edge ?? false;
   const counter = options.inFlight;
   const baggagePolicy = options.baggagePolicy;
+  const propagateOnly = options.propagateOnly ?? false;
   return async (ctx: Ctx, next) => {
-    const tracer = trace.getTracer(TRACER_NAME);
     const { req, url } = ctx;
     let parentCtx = extractFromHeaders(req.headers, contextApi.active());
     if (edge && baggagePolicy) parentCtx = baggagePolicy.apply(parentCtx, ctx.remote?.hostname);
+    if (propagateOnly) return await contextApi.with(parentCtx, next);
     const attributes: Attributes = {
       [ATTR.httpRequestMethod]: KNOWN_METHODS.has(req.method) ? req.method : "_OTHER",
       [ATTR.urlPath]: url.pathname,
@@ -151,15 +232,18 @@ export function tracingMiddleware(options: ServerTracingOptions = {}): Middlewar
       attributes[ATTR.networkPeerAddress] = ctx.remote.hostname;
       attributes[ATTR.networkPeerPort] = ctx.remote.port;
     }
+    // The debug id is for the samplers; the user agent only describes a recorded span.
     const debugId = req.headers.get(JAEGER_DEBUG_ID);
     if (debugId) attributes[ATTR.samplingDebugId] = debugId;
-    const ua = req.headers.get("user-agent");
-    if (ua) attributes[ATTR.userAgentOriginal] = ua;
-    const span = tracer.startSpan(
+    const span = trace.getTracer(TRACER_NAME).startSpan(
       serverSpanName(req.method, ctx.route),
       { kind: SpanKind.SERVER, attributes },
       parentCtx,
     );
+    if (span.isRecording()) {
+      const ua = req.headers.get("user-agent");
+      if (ua) span.setAttribute(ATTR.userAgentOriginal, ua);
+    }
     counter?.begin();
     let response: Response;
     try {
@@ -176,19 +260,13 @@ export function tracingMiddleware(options: ServerTracingOptions = {}): Middlewar
       throw error;
     }
     if (!span.isRecording()) {
-      // Nothing to time: skip the body wrapper (most requests at the default 10% rate).
+      // Nothing to time: no body tracking of its own (most requests at the default 10% rate).
       counter?.end();
       span.end();
       return response;
     }
-    finishServerSpan(span, response, ctx.state.error);
-    if (!response.body || req.method === "HEAD") {
-      counter?.end();
-      span.end();
-      return response;
-    }
-    const declared = Number(response.headers.get("content-length") ?? NaN);
-    const body = onBodyDone(response.body, (error, bytes) => {
+    const declared = finishServerSpan(span, response, ctx.state.error);
+    return await whenResponseDone(ctx, response, (error, bytes) => {
       counter?.end();
       // Deno may cancel a body once Content-Length bytes are out instead of reading its end.
       const complete = bytes >= declared;
@@ -198,18 +276,15 @@ export function tracingMiddleware(options: ServerTracingOptions = {}): Middlewar
       }
       span.end();
     });
-    return new Response(body, {
-      status: response.status,
-      statusText: response.statusText,
-      headers: response.headers,
-    });
   };
 }
 
-function finishServerSpan(span: Span, response: Response, error: unknown): void {
+/** Sets the response attributes and status; returns the declared body length (NaN when none). */
+function finishServerSpan(span: Span, response: Response, error: unknown): number {
   span.setAttribute(ATTR.httpResponseStatusCode, response.status);
   const length = response.headers.get("content-length");
-  if (length) span.setAttribute(ATTR.httpResponseBodySize, Number(length));
+  const declared = length ? Number(length) : NaN;
+  if (length) span.setAttribute(ATTR.httpResponseBodySize, declared);
   if (error instanceof Error && response.status >= 500) span.recordException(error);
   if (response.status >= 500) {
     span.setAttribute(ATTR.errorType, String(response.status));
@@ -218,6 +293,7 @@ function finishServerSpan(span: Span, response: Response, error: unknown): void 
       message: error instanceof Error ? error.message : undefined,
     });
   }
+  return declared;
 }
 
 /** Extra options of {@linkcode tracedFetch}. */

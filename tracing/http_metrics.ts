@@ -19,8 +19,13 @@
 
 import type { Ctx, Middleware } from "../http/router.ts";
 import { systemTimers, type Timers } from "../common/timers.ts";
-import { onBodyDone } from "./http.ts";
-import { type MetricsRegistry, sampledTraceId } from "./metrics/registry.ts";
+import { whenResponseDone } from "./http.ts";
+import {
+  type Counter,
+  type Histogram,
+  type MetricsRegistry,
+  sampledTraceId,
+} from "./metrics/registry.ts";
 
 /** Bucket bounds of the request latency histogram, seconds (blob transfers take seconds). */
 export const REQUEST_DURATION_BUCKETS: readonly number[] = Object.freeze([
@@ -56,11 +61,20 @@ export interface HttpMetricsOptions {
   timers?: Timers;
 }
 
+// The series of one method and route, looked up once: a request then touches no registry map.
+interface RouteSeries {
+  inFlight: number;
+  latency: Histogram;
+  // Requests by status class, indexed by status / 100.
+  byClass: (Counter | undefined)[];
+}
+
 /** The RED series of one registry and the middleware that feeds them. */
 export class HttpMetrics {
   readonly #registry: MetricsRegistry;
   readonly #timers: Timers;
-  readonly #inFlight = new Map<string, { n: number }>();
+  // route → method → series.
+  readonly #routes = new Map<string, Map<string, RouteSeries>>();
 
   /** Series go into `registry` as routes see their first request. */
   constructor(registry: MetricsRegistry, options: HttpMetricsOptions = {}) {
@@ -68,34 +82,47 @@ export class HttpMetrics {
     this.#timers = options.timers ?? systemTimers;
   }
 
-  #gauge(method: string, route: string): { n: number } {
-    const key = `${method} ${route}`;
-    let cell = this.#inFlight.get(key);
-    if (!cell) {
-      const created = { n: 0 };
-      cell = created;
-      this.#inFlight.set(key, created);
+  #series(method: string, route: string): RouteSeries {
+    let methods = this.#routes.get(route);
+    if (!methods) this.#routes.set(route, methods = new Map());
+    let series = methods.get(method);
+    if (!series) {
+      const created: RouteSeries = {
+        inFlight: 0,
+        latency: this.#registry.histogram(
+          "kraken_http_request_duration_seconds",
+          "HTTP request latency until the response body is sent, by route.",
+          { buckets: REQUEST_DURATION_BUCKETS, labels: { method, route }, statsd: "latency" },
+        ),
+        byClass: [],
+      };
       this.#registry.gauge(
         "kraken_http_requests_in_flight",
         "HTTP requests being served (until the response body is sent), by route.",
-        () => created.n,
+        () => created.inFlight,
         { method, route },
       );
+      methods.set(method, series = created);
     }
-    return cell;
+    return series;
   }
 
-  #finish(method: string, route: string, status: number, startMs: number, traceId?: string) {
-    this.#registry.counter(
+  #finish(
+    series: RouteSeries,
+    method: string,
+    route: string,
+    status: number,
+    startMs: number,
+    traceId: string | undefined,
+  ): void {
+    series.inFlight--;
+    const requests = series.byClass[Math.floor(status / 100)] ??= this.#registry.counter(
       "kraken_http_requests_total",
       "HTTP requests served, by route and status class.",
       { method, route, status_class: statusClass(status) },
-    ).inc();
-    this.#registry.histogram(
-      "kraken_http_request_duration_seconds",
-      "HTTP request latency until the response body is sent, by route.",
-      { buckets: REQUEST_DURATION_BUCKETS, labels: { method, route }, statsd: "latency" },
-    ).observe((this.#timers.now() - startMs) / 1000, traceId ?? null);
+    );
+    requests.inc();
+    series.latency.observe((this.#timers.now() - startMs) / 1000, traceId ?? null);
   }
 
   /** The middleware; put it inside the server-span middleware so exemplars see the span. */
@@ -105,29 +132,20 @@ export class HttpMetrics {
       const route = ctx.route ?? UNMATCHED_ROUTE;
       const start = this.#timers.now();
       const traceId = sampledTraceId();
-      const inFlight = this.#gauge(method, route);
-      inFlight.n++;
+      const series = this.#series(method, route);
+      series.inFlight++;
       let response: Response;
       try {
         response = await next();
       } catch (error) {
-        inFlight.n--;
-        this.#finish(method, route, 500, start, traceId);
+        this.#finish(series, method, route, 500, start, traceId);
         throw error;
       }
-      const done = () => {
-        inFlight.n--;
-        this.#finish(method, route, response.status, start, traceId);
-      };
-      if (!response.body || ctx.req.method === "HEAD") {
-        done();
-        return response;
-      }
-      return new Response(onBodyDone(response.body, done), {
-        status: response.status,
-        statusText: response.statusText,
-        headers: response.headers,
-      });
+      return whenResponseDone(
+        ctx,
+        response,
+        () => this.#finish(series, method, route, response.status, start, traceId),
+      );
     };
   }
 }

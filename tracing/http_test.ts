@@ -3,7 +3,13 @@ import assert from "node:assert/strict";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
 import { Router } from "../http/router.ts";
-import { onBodyDone, serverSpanName, tracedFetch, tracingMiddleware } from "./http.ts";
+import {
+  onBodyDone,
+  serverSpanName,
+  tracedFetch,
+  tracingMiddleware,
+  whenResponseDone,
+} from "./http.ts";
 import { initTracing } from "./setup.ts";
 import { traceLogFields, withSpan } from "./api.ts";
 import { waitFor } from "../tests/harness/wait.ts";
@@ -203,6 +209,83 @@ Deno.test("http: tracedFetch hands the request to a given transport, context hea
     assert.ok(span, exporter.getFinishedSpans().map((s) => s.name).join(","));
     assert.equal(span.attributes["rpc.system"], "aws-api");
     assert.match(seen[0].traceparent ?? "", new RegExp(`^00-${span.spanContext().traceId}-`));
+  } finally {
+    await runtime.shutdown();
+  }
+});
+
+function bodyCtx(method = "GET") {
+  const req = new Request("http://h/x", { method });
+  return { req, url: new URL(req.url), params: {}, route: "/x", remote: undefined, state: {} };
+}
+
+Deno.test("http: whenResponseDone shares one body wrapper per request and reads small declared bodies at once", async () => {
+  const calls: string[] = [];
+  const record = (who: string) => (error: unknown, bytes: number) =>
+    calls.push(`${who} ${error ?? "ok"} ${bytes}`);
+
+  // Undeclared length: one wrapper, both callbacks when the body is read, inner first.
+  const ctx = bodyCtx();
+  const chunk = new Uint8Array(70_000);
+  const source = new Response(ReadableStream.from([chunk, chunk]));
+  const inner = await whenResponseDone(ctx, source, record("inner"));
+  const outer = await whenResponseDone(ctx, inner, record("outer"));
+  assert.equal(outer, inner, "the outer middleware adds no second wrapper");
+  assert.deepEqual(calls, []);
+  assert.equal((await outer.arrayBuffer()).byteLength, 140_000);
+  assert.deepEqual(calls, ["inner ok 140000", "outer ok 140000"]);
+
+  // A declared small body is done once read here; a later tracker joins the finished one.
+  calls.length = 0;
+  const small = bodyCtx();
+  const first = await whenResponseDone(
+    small,
+    new Response("abc", { status: 201, headers: { "content-length": "3", "x-a": "1" } }),
+    record("inner"),
+  );
+  assert.deepEqual(calls, ["inner ok 3"]);
+  const second = await whenResponseDone(small, first, record("outer"));
+  assert.equal(second, first);
+  assert.deepEqual(calls, ["inner ok 3", "outer ok 3"]);
+  assert.equal(second.status, 201);
+  assert.equal(second.headers.get("x-a"), "1");
+  assert.equal(await second.text(), "abc");
+
+  // A small body that fails: the callbacks see the error, and so does the server reading it.
+  calls.length = 0;
+  const failing = new Response(
+    new ReadableStream({ pull: (c) => c.error(new Error("disk gone")) }),
+    { headers: { "content-length": "5" } },
+  );
+  const failed = await whenResponseDone(bodyCtx(), failing, record("inner"));
+  assert.deepEqual(calls, ["inner Error: disk gone 0"]);
+  await assert.rejects(() => failed.arrayBuffer(), /disk gone/);
+
+  // HEAD and bodiless answers are done at once.
+  calls.length = 0;
+  await whenResponseDone(bodyCtx("HEAD"), new Response("abc"), record("head"));
+  await whenResponseDone(bodyCtx(), new Response(null, { status: 204 }), record("empty"));
+  assert.deepEqual(calls, ["head ok 0", "empty ok 0"]);
+});
+
+Deno.test("http: with propagateOnly the handler runs in the incoming context and no span starts", async () => {
+  const { exporter, runtime } = setup();
+  try {
+    const router = new Router().use(tracingMiddleware({ propagateOnly: true }));
+    let seen: string | undefined;
+    router.get("/x", () => {
+      seen = traceLogFields()?.trace_id;
+      return new Response("ok");
+    });
+    const res = await router.handle(
+      new Request("http://h/x", {
+        headers: { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" },
+      }),
+    );
+    assert.equal(await res.text(), "ok");
+    assert.equal(seen, "4bf92f3577b34da6a3ce929d0e0e4736");
+    await runtime.forceFlush();
+    assert.deepEqual(exporter.getFinishedSpans().map((s) => s.name), []);
   } finally {
     await runtime.shutdown();
   }

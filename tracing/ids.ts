@@ -1,50 +1,53 @@
 /**
  * Fast trace and span id generation.
  *
- * Ids come from a pool of cryptographically random 32-bit words refilled in bulk. A span id is
- * kept as two words and turned into hex only when something reads it (an export, an injected
- * header, a log line), so spans that nobody looks at before export never pay for the string. The
- * stock SDK calls `Math.random` per byte and builds the string at every start.
+ * Ids are cut from a pool of random hex digits: 4 KiB from `crypto.getRandomValues` rendered in one
+ * native `toHex` call, so a trace id is one substring of that pool (no per-byte work or string
+ * concatenation at span start). A span context only reserves its 16 digits and takes the substring
+ * when something reads its span id (an export, an injected header, a log line), so the unsampled
+ * spans nobody looks at never make the string. The stock SDK calls `Math.random` per byte and joins
+ * the digits at every start.
  *
  * @module
  */
 
 import type { SpanContext, TraceState } from "@opentelemetry/api";
 
-const POOL_WORDS = 4096;
-const pool = new Uint32Array(POOL_WORDS);
-let cursor = POOL_WORDS;
+const POOL_BYTES = 4096;
+const poolBytes = new Uint8Array(POOL_BYTES);
+// The ES2025 `Uint8Array.prototype.toHex` (V8 has it; the TypeScript lib may not yet).
+const toHex = (poolBytes as Uint8Array & { toHex(): string }).toHex;
+let pool = "";
+let cursor = 0;
 
 const HEX_BYTE: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+const ZERO_TRACE_ID = "0".repeat(32);
+const ZERO_SPAN_ID = "0".repeat(16);
 
-/** Returns one random 32-bit word from the pool. */
-export function randomWord(): number {
-  if (cursor === POOL_WORDS) {
-    crypto.getRandomValues(pool);
+/** Reserves `length` random hex digits: they are `pool.slice(at, at + length)` (read `pool` after). */
+function reserve(length: number): number {
+  if (cursor + length > pool.length) {
+    crypto.getRandomValues(poolBytes);
+    pool = toHex.call(poolBytes);
     cursor = 0;
   }
-  return pool[cursor++];
-}
-
-function wordHex(w: number): string {
-  return HEX_BYTE[w >>> 24] + HEX_BYTE[(w >>> 16) & 0xff] + HEX_BYTE[(w >>> 8) & 0xff] +
-    HEX_BYTE[w & 0xff];
+  const at = cursor;
+  cursor += length;
+  return at;
 }
 
 /** Returns a random, valid (non-zero) 32-character lowercase hex trace id. */
 export function newTraceId(): string {
-  let a = randomWord();
-  const b = randomWord(), c = randomWord(), d = randomWord();
-  if ((a | b | c | d) === 0) a = 1;
-  return wordHex(a) + wordHex(b) + wordHex(c) + wordHex(d);
+  const at = reserve(32);
+  const id = pool.slice(at, at + 32);
+  return id === ZERO_TRACE_ID ? newTraceId() : id;
 }
 
 /** Returns a random, valid (non-zero) 16-character lowercase hex span id. */
 export function newSpanId(): string {
-  let a = randomWord();
-  const b = randomWord();
-  if ((a | b) === 0) a = 1;
-  return wordHex(a) + wordHex(b);
+  const at = reserve(16);
+  const id = pool.slice(at, at + 16);
+  return id === ZERO_SPAN_ID ? newSpanId() : id;
 }
 
 /** Hex of one byte, from the shared lookup table. */
@@ -53,7 +56,7 @@ export function byteHex(b: number): string {
 }
 
 /**
- * The span context of a span created in this process: a fresh random span id, rendered as hex on
+ * The span context of a span created in this process: a fresh random span id, cut from the pool on
  * first read. Behaves as a plain `SpanContext` for every reader (the id is a getter on the
  * prototype, so copy it with {@linkcode toPlainSpanContext} rather than object spread).
  */
@@ -64,8 +67,8 @@ export class LocalSpanContext implements SpanContext {
   readonly traceFlags: number;
   /** Vendor trace state carried from the parent or set by the sampler. */
   readonly traceState: TraceState | undefined;
-  #hi: number;
-  #lo: number;
+  readonly #at: number;
+  readonly #pool: string;
   #spanId: string | undefined;
 
   /** Creates a context with a new random span id for `traceId`. */
@@ -73,14 +76,17 @@ export class LocalSpanContext implements SpanContext {
     this.traceId = traceId;
     this.traceFlags = traceFlags;
     this.traceState = traceState;
-    this.#hi = randomWord();
-    this.#lo = randomWord();
-    if ((this.#hi | this.#lo) === 0) this.#hi = 1;
+    this.#at = reserve(16);
+    this.#pool = pool;
   }
 
-  /** 16 hex digits, computed once on first read. */
+  /** 16 hex digits, taken once on first read. */
   get spanId(): string {
-    return this.#spanId ??= wordHex(this.#hi) + wordHex(this.#lo);
+    if (this.#spanId === undefined) {
+      const id = this.#pool.slice(this.#at, this.#at + 16);
+      this.#spanId = id === ZERO_SPAN_ID ? newSpanId() : id;
+    }
+    return this.#spanId;
   }
 }
 
