@@ -23,6 +23,7 @@ import {
   RETRYABLE_HTTP_STATUSES,
   sendWithRetries,
 } from "./otlp_retry.ts";
+import { serializeInSlices } from "./otlp_serialize.ts";
 import type { RecordingSpan, SpanSink } from "./span.ts";
 
 export { ExportTimeoutError };
@@ -252,6 +253,7 @@ export class OtlpHttpExporter implements SpanExporter {
   readonly #headers: Record<string, string>;
   readonly #fetch: typeof fetch;
   readonly #serializer: typeof ProtobufTraceSerializer;
+  readonly #json: boolean;
   readonly #gzip: boolean;
   readonly #client: Deno.HttpClient | undefined;
   readonly #shutdown = new AbortController();
@@ -263,6 +265,7 @@ export class OtlpHttpExporter implements SpanExporter {
     this.#maxAttempts = Math.max(1, options.maxAttempts ?? 3);
     this.#backoffMs = options.backoffMs ?? 100;
     const json = options.protocol === "http/json";
+    this.#json = json;
     this.#serializer = json ? JsonTraceSerializer : ProtobufTraceSerializer;
     this.#gzip = options.compression === "gzip";
     this.#headers = {
@@ -287,12 +290,8 @@ export class OtlpHttpExporter implements SpanExporter {
       resultCallback({ code: ExportResultCode.FAILED, error: new Error("exporter is shut down") });
       return;
     }
-    const body = this.#serializer.serializeRequest(spans);
-    if (!body) {
-      resultCallback({ code: ExportResultCode.FAILED, error: new Error("serialization failed") });
-      return;
-    }
-    (this.#gzip ? gzip(body) : Promise.resolve(body))
+    this.#serialize(spans)
+      .then((body) => this.#gzip ? gzip(body) : body)
       .then((payload) =>
         sendWithRetries((signal) => this.#attempt(payload, signal), {
           timeoutMs: this.#timeoutMs,
@@ -305,6 +304,13 @@ export class OtlpHttpExporter implements SpanExporter {
         (ok) => resultCallback({ code: ExportResultCode.SUCCESS, rejectedSpans: ok.rejectedSpans }),
         (error) => resultCallback({ code: ExportResultCode.FAILED, error }),
       );
+  }
+
+  /** Protobuf a slice at a time (`tracing/otlp_serialize.ts`); JSON, a debugging aid, at once. */
+  #serialize(spans: ReadableSpan[]): Promise<Uint8Array> {
+    if (!this.#json) return serializeInSlices(spans);
+    const body = JsonTraceSerializer.serializeRequest(spans);
+    return body ? Promise.resolve(body) : Promise.reject(new Error("serialization failed"));
   }
 
   async #attempt(body: Uint8Array, signal: AbortSignal): Promise<AttemptOutcome> {

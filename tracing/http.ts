@@ -13,6 +13,7 @@
 import {
   type Attributes,
   context as contextApi,
+  ProxyTracer,
   type Span,
   SpanKind,
   SpanStatusCode,
@@ -60,11 +61,6 @@ export interface ServerTracingOptions {
    * `TracingRuntime.serverMiddleware` (built from `sampling.trust`). Default: none applied.
    */
   baggagePolicy?: EdgeBaggagePolicy;
-  /**
-   * Only extract the incoming context and run the handler in it, with no server span: the
-   * middleware of a runtime with tracing disabled, which still passes a trace on. Default false.
-   */
-  propagateOnly?: boolean;
 }
 
 /** Names a server span `{METHOD} {route}` (or just the method when no route matched). */
@@ -212,12 +208,20 @@ export function tracingMiddleware(options: ServerTracingOptions = {}): Middlewar
   const edge = options.edge ?? false;
   const counter = options.inFlight;
   const baggagePolicy = options.baggagePolicy;
-  const propagateOnly = options.propagateOnly ?? false;
   return async (ctx: Ctx, next) => {
     const { req, url } = ctx;
     let parentCtx = extractFromHeaders(req.headers, contextApi.active());
     if (edge && baggagePolicy) parentCtx = baggagePolicy.apply(parentCtx, ctx.remote?.hostname);
-    if (propagateOnly) return await contextApi.with(parentCtx, next);
+    const tracer = trace.getTracer(TRACER_NAME);
+    // No tracer provider registered (tracing disabled): pass the trace on, start no span.
+    if (tracer instanceof ProxyTracer) {
+      counter?.begin();
+      try {
+        return await contextApi.with(parentCtx, next);
+      } finally {
+        counter?.end();
+      }
+    }
     const attributes: Attributes = {
       [ATTR.httpRequestMethod]: KNOWN_METHODS.has(req.method) ? req.method : "_OTHER",
       [ATTR.urlPath]: url.pathname,
@@ -235,7 +239,7 @@ export function tracingMiddleware(options: ServerTracingOptions = {}): Middlewar
     // The debug id is for the samplers; the user agent only describes a recorded span.
     const debugId = req.headers.get(JAEGER_DEBUG_ID);
     if (debugId) attributes[ATTR.samplingDebugId] = debugId;
-    const span = trace.getTracer(TRACER_NAME).startSpan(
+    const span = tracer.startSpan(
       serverSpanName(req.method, ctx.route),
       { kind: SpanKind.SERVER, attributes },
       parentCtx,

@@ -13,6 +13,7 @@
 
 import { type ExportResult, ExportResultCode } from "@opentelemetry/core";
 import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
+import { serializeInSlices } from "./otlp_serialize.ts";
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace";
 import * as grpc from "@grpc/grpc-js";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
@@ -134,17 +135,14 @@ export class OtlpGrpcExporter implements SpanExporter {
       resultCallback({ code: ExportResultCode.FAILED, error: new Error("exporter is shut down") });
       return;
     }
-    const body = ProtobufTraceSerializer.serializeRequest(spans);
-    if (!body) {
-      resultCallback({ code: ExportResultCode.FAILED, error: new Error("serialization failed") });
-      return;
-    }
-    sendWithRetries((signal) => this.#attempt(toBuffer(body), signal), {
-      timeoutMs: this.#timeoutMs,
-      maxAttempts: this.#maxAttempts,
-      backoffMs: this.#backoffMs,
-      shutdown: this.#shutdown.signal,
-    }).then(
+    serializeInSlices(spans).then((body) =>
+      sendWithRetries((signal) => this.#attempt(toBuffer(body), signal), {
+        timeoutMs: this.#timeoutMs,
+        maxAttempts: this.#maxAttempts,
+        backoffMs: this.#backoffMs,
+        shutdown: this.#shutdown.signal,
+      })
+    ).then(
       (ok) =>
         resultCallback(
           {

@@ -91,9 +91,7 @@ export interface TracingRuntime {
    * runtime's load source (circuit breaker, adaptive sampling), with the per-route request metrics
    * (`tracing/http_metrics.ts`) inside the span.
    */
-  serverMiddleware(
-    options?: Omit<ServerTracingOptions, "inFlight" | "baggagePolicy" | "propagateOnly">,
-  ): Middleware;
+  serverMiddleware(options?: Omit<ServerTracingOptions, "inFlight" | "baggagePolicy">): Middleware;
   /** Exports everything queued (tests, demo). */
   forceFlush(): Promise<void>;
   /** Flushes (bounded by `timeoutMs`, default 5 s) and stops exporting and all timers. */
@@ -237,9 +235,9 @@ function disabledRuntime(
     roleMetrics: m.roleMetrics,
     metricsResponse: m.metricsResponse,
     metricsHandler: m.metricsHandler,
-    // Still extracts and passes on incoming trace context; no span, no load counted.
+    // Still extracts and passes on incoming trace context; no load is counted.
     serverMiddleware: (options = {}) =>
-      m.withRequestMetrics(tracingMiddleware({ ...options, baggagePolicy, propagateOnly: true })),
+      m.withRequestMetrics(tracingMiddleware({ ...options, baggagePolicy })),
     forceFlush: () => Promise.resolve(),
     async shutdown() {
       if (stopped) return;
