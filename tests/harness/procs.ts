@@ -86,6 +86,61 @@ export interface WaitForHttpOptions extends WaitOptions {
  */
 export const FREE_PORT_RANGE = { first: 20_000, last: 32_767 } as const;
 
+/**
+ * Where {@linkcode freePorts} records the ports it hands out, shared by every test process and
+ * worker on the machine: a port is bindable between its choice and the moment its process binds it,
+ * so without a shared record two parallel tests can choose the same one.
+ */
+export const PORT_RESERVATIONS_DIR = `${Deno.env.get("TMPDIR") ?? "/tmp"}/kraken-test-ports`;
+
+/** A reserved port is not handed out again for one to two windows of this length. */
+export const PORT_RESERVATION_WINDOW_MS = 10 * 60_000;
+
+/**
+ * Reserves `port` for this caller: true unless a reservation of it was made in the current or the
+ * previous window. Each reservation is a file created exclusively (`<port>-<window>`), so two
+ * processes racing for one port cannot both win.
+ */
+export function reservePort(
+  port: number,
+  { dir = PORT_RESERVATIONS_DIR, now = Date.now() }: { dir?: string; now?: number } = {},
+): boolean {
+  const window = Math.floor(now / PORT_RESERVATION_WINDOW_MS);
+  const taken = (w: number) => {
+    try {
+      Deno.statSync(`${dir}/${port}-${w}`);
+      return true;
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return false;
+      throw error;
+    }
+  };
+  if (taken(window - 1)) return false;
+  Deno.mkdirSync(dir, { recursive: true });
+  try {
+    Deno.openSync(`${dir}/${port}-${window}`, { write: true, createNew: true }).close();
+  } catch (error) {
+    if (error instanceof Deno.errors.AlreadyExists) return false;
+    throw error;
+  }
+  if (Math.random() < 0.02) removeOldReservations(dir, window);
+  return true;
+}
+
+/** Deletes reservations older than the previous window (they are no longer consulted). */
+function removeOldReservations(dir: string, window: number): void {
+  for (const entry of Deno.readDirSync(dir)) {
+    const made = Number(entry.name.split("-")[1]);
+    if (made < window - 1) {
+      try {
+        Deno.removeSync(`${dir}/${entry.name}`);
+      } catch {
+        // Another process removed it first.
+      }
+    }
+  }
+}
+
 /** Returns a TCP port on 127.0.0.1 that was free a moment ago. */
 export function freePort(): number {
   return freePorts(1)[0];
@@ -93,7 +148,8 @@ export function freePort(): number {
 
 /**
  * Returns `count` distinct TCP ports on 127.0.0.1 from {@linkcode FREE_PORT_RANGE} that were free
- * a moment ago. Each is tried with a listener, held open until every port is chosen.
+ * a moment ago and that no other caller on the machine was given recently ({@linkcode reservePort}).
+ * Each is tried with a listener, held open until every port is chosen.
  */
 export function freePorts(count: number): number[] {
   const { first, last } = FREE_PORT_RANGE;
@@ -104,11 +160,15 @@ export function freePorts(count: number): number[] {
         throw new Error(`no ${count} free ports in ${first}-${last} after ${tries} tries`);
       }
       const port = first + Math.floor(Math.random() * (last - first + 1));
+      let listener: Deno.Listener;
       try {
-        listeners.push(Deno.listen({ hostname: "127.0.0.1", port }));
+        listener = Deno.listen({ hostname: "127.0.0.1", port });
       } catch (error) {
         if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+        continue;
       }
+      if (reservePort(port)) listeners.push(listener);
+      else listener.close();
     }
     return listeners.map((l) => (l.addr as Deno.NetAddr).port);
   } finally {

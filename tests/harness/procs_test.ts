@@ -8,7 +8,9 @@ import assert from "node:assert/strict";
 import {
   FREE_PORT_RANGE,
   freePorts,
+  PORT_RESERVATION_WINDOW_MS,
   ProcessGroup,
+  reservePort,
   spawnDeno,
   waitForHttp,
   waitForTcp,
@@ -30,6 +32,29 @@ Deno.test("freePorts returns distinct bindable loopback ports outside the epheme
     assert.ok(port >= FREE_PORT_RANGE.first && port <= FREE_PORT_RANGE.last, `${port}`);
     Deno.listen({ hostname: "127.0.0.1", port }).close();
   }
+});
+
+Deno.test("reservePort: a port is handed out once per window, to one of two racing callers", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "kraken-ports-test-" });
+  try {
+    const window = PORT_RESERVATION_WINDOW_MS;
+    const now = 100 * window + 1;
+    assert.equal(reservePort(20_001, { dir, now }), true);
+    assert.equal(reservePort(20_001, { dir, now }), false);
+    assert.equal(reservePort(20_002, { dir, now }), true);
+    // The next window still sees the reservation; the one after does not.
+    assert.equal(reservePort(20_001, { dir, now: now + window }), false);
+    assert.equal(reservePort(20_001, { dir, now: now + 2 * window }), true);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("freePorts never returns a port reserved by another caller", () => {
+  const first = freePorts(20);
+  const second = freePorts(20);
+  assert.equal(new Set([...first, ...second]).size, 40);
+  for (const port of first) assert.equal(reservePort(port), false);
 });
 
 externalTest("spawnDeno serves, logs to memory and file, and the group stops it", async () => {
