@@ -70,15 +70,19 @@ export interface ServeTlsOptions {
   key: string;
   /** CAs that verify client certificates, PEM. */
   ca: string[];
-  /** Apply the client-certificate rule to 127.0.0.1 and ::1 callers too. */
+  /** Apply the client-certificate rule to 127.0.0.1 callers too. */
   verifyLoopback?: boolean;
 }
 
 /** The oldest TLS version a listener accepts (upstream's nginx: TLS 1.2 only). */
 export const MIN_TLS_VERSION = "TLSv1.2";
 
-/** Callers upstream's nginx rule exempts from client certificates (`$remote_addr = 127.0.0.1`). */
-const LOOPBACK = new Set(["127.0.0.1", "::1", "::ffff:127.0.0.1"]);
+/**
+ * The caller upstream's nginx rule exempts from client certificates: `$remote_addr = "127.0.0.1"`,
+ * exactly (its listeners are IPv4 only). On a dual-stack listener the same caller shows as
+ * `::ffff:127.0.0.1`; `::1` and the rest of 127/8 are not exempt, as upstream.
+ */
+const LOOPBACK = new Set(["127.0.0.1", "::ffff:127.0.0.1"]);
 
 /**
  * Upstream's client-verification rule: over TLS, a request other than GET/HEAD from a caller

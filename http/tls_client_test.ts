@@ -28,7 +28,7 @@ async function fixture(): Promise<Fixture> {
 }
 
 async function serverTls(f: Fixture, cert = f.server, verifyLoopback = false) {
-  const pair = await loadKeyPair(cert, "tls.server");
+  const pair = loadKeyPair(cert, "tls.server");
   return {
     cert: pair.cert,
     key: pair.key,
@@ -101,6 +101,41 @@ externalTest("tls: loopback callers are exempt from client certificates, as upst
     await Deno.remove(f.dir, { recursive: true });
   }
 });
+
+externalTest(
+  "tls: only 127.0.0.1 is exempt, as upstream: a ::1 caller needs a certificate",
+  async () => {
+    const f = await fixture();
+    const server = await serveHttp({
+      hostname: "::1",
+      port: 0,
+      tls: await serverTls(f),
+      handler: (req) => Promise.resolve(new Response(`${req.method} ok`)),
+    });
+    // The server certificate names localhost; the URL's host is the IPv6 literal.
+    const anonymous = await startTlsClient({ cas: [f.ca.cert], name: "localhost" }, { logger });
+    const identified = await startTlsClient(
+      { cas: [f.ca.cert], name: "localhost", identity: f.client },
+      { logger },
+    );
+    try {
+      const at = new URL(`https://[::1]:${server.addr.port}/x`);
+      const refused = await anonymous.transport(at, { method: "DELETE" });
+      assert.equal(refused.status, 403);
+      assert.match(await refused.text(), /no client certificate presented/);
+      assert.equal(await text(await anonymous.transport(at, {})), "200 GET ok");
+      assert.equal(
+        await text(await identified.transport(at, { method: "DELETE" })),
+        "200 DELETE ok",
+      );
+    } finally {
+      await anonymous.close();
+      await identified.close();
+      await server.shutdown();
+      await Deno.remove(f.dir, { recursive: true });
+    }
+  },
+);
 
 externalTest("tls: the client verifies the server against tls.name, else the host", async () => {
   const f = await fixture();
