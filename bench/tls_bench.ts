@@ -38,7 +38,7 @@ const dir = await Deno.makeTempDir({ prefix: "kraken-tls-bench-" });
 const ca = await createTestCa(`${dir}/ca`);
 const serverCert = await ca.issue("server");
 const clientCert = await ca.issue("client", { client: true });
-const pair = await loadKeyPair(serverCert, "tls.server");
+const pair = loadKeyPair(serverCert, "tls.server");
 const caPem = await Deno.readTextFile(ca.cert);
 const serverTls = { cert: pair.cert, key: pair.key, ca: [caPem], verifyLoopback: true };
 

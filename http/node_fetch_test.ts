@@ -158,7 +158,7 @@ Deno.test("nodeFetch: a refused connection rejects", async () => {
 externalTest("nodeFetch: options.agent carries the TLS settings (CA, name)", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kraken-node-fetch-" });
   const ca = await createTestCa(`${dir}/ca`);
-  const pair = await loadKeyPair(await ca.issue("server"), "tls.server");
+  const pair = loadKeyPair(await ca.issue("server"), "tls.server");
   const { server, base } = await recorder({ cert: pair.cert, key: pair.key, ca: [] });
   const trusting = new https.Agent({ ca: [await Deno.readTextFile(ca.cert)] });
   try {

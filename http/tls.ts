@@ -38,9 +38,11 @@ export class TlsFileError extends Error {
   }
 }
 
-async function readText(path: string, key: string): Promise<string> {
+// Synchronous on purpose: the files are small, and backends are built during the (synchronous)
+// configuration parse, where a bad file is a start-up error naming its key.
+function readText(path: string, key: string): string {
   try {
-    return await Deno.readTextFile(path);
+    return Deno.readTextFileSync(path);
   } catch (error) {
     throw new TlsFileError(key, `cannot read ${path}: ${(error as Error).message}`);
   }
@@ -60,16 +62,16 @@ function parseCertificate(pem: string, path: string, key: string): X509Certifica
  * @throws {TlsFileError} for an unreadable file, a key that does not decrypt or does not match, or
  *   a certificate not valid at `now`
  */
-export async function loadKeyPair(
+export function loadKeyPair(
   paths: KeyPairPaths,
   key: string,
   now: Date = new Date(),
-): Promise<KeyPair> {
-  const certPem = await readText(paths.cert, `${key}.cert.path`);
-  const keyPem = await readText(paths.key, `${key}.key.path`);
+): KeyPair {
+  const certPem = readText(paths.cert, `${key}.cert.path`);
+  const keyPem = readText(paths.key, `${key}.key.path`);
   const passphrase = paths.passphrase === undefined
     ? undefined
-    : (await readText(paths.passphrase, `${key}.passphrase.path`)).replace(/\r?\n$/, "");
+    : readText(paths.passphrase, `${key}.passphrase.path`).replace(/\r?\n$/, "");
   const cert = parseCertificate(certPem, paths.cert, `${key}.cert.path`);
   let privateKey: KeyObject;
   try {
@@ -112,10 +114,10 @@ export async function loadKeyPair(
  * Reads CA bundles (PEM, one or more certificates each).
  * @throws {TlsFileError} for an unreadable file or one with no certificate
  */
-export async function loadCas(paths: readonly string[], key: string): Promise<string[]> {
+export function loadCas(paths: readonly string[], key: string): string[] {
   const out: string[] = [];
   for (const [i, path] of paths.entries()) {
-    const pem = await readText(path, `${key}[${i}].path`);
+    const pem = readText(path, `${key}[${i}].path`);
     if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
       throw new TlsFileError(`${key}[${i}].path`, `${path} holds no PEM certificate`);
     }

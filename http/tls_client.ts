@@ -35,10 +35,15 @@ interface TransportOptions extends RequestInit {
   transport?: (url: string, init: RequestInit) => Promise<Response>;
 }
 
-/** The agent options of a `tls.client` side, read from its files. */
-async function agentOptions(config: ClientTlsConfig): Promise<https.AgentOptions> {
-  const ca = await loadCas(config.cas, "tls.cas");
-  const identity = config.identity ? await loadKeyPair(config.identity, "tls.client") : undefined;
+/**
+ * The `https.Agent` options of a `tls.client` side, read from its files: the CAs besides the system
+ * roots, the client certificate, TLS 1.2 minimum, and `name` as SNI and verification name. `key`
+ * is the dotted key of the block, for messages (`tls`, `backends[0].backend.testfs.tls`).
+ * @throws {import("./tls.ts").TlsFileError} when a file is missing or bad
+ */
+export function tlsAgentOptions(config: ClientTlsConfig, key = "tls"): https.AgentOptions {
+  const ca = loadCas(config.cas, `${key}.cas`);
+  const identity = config.identity ? loadKeyPair(config.identity, `${key}.client`) : undefined;
   const name = config.name;
   return {
     keepAlive: true,
@@ -83,7 +88,7 @@ export async function startTlsClient(
   config: ClientTlsConfig,
   options: TlsClientOptions,
 ): Promise<TlsClient> {
-  let agent = new https.Agent(await agentOptions(config));
+  let agent = new https.Agent(tlsAgentOptions(config));
   const files = [...config.cas];
   if (config.identity) {
     files.push(config.identity.cert, config.identity.key);
@@ -91,11 +96,11 @@ export async function startTlsClient(
   }
   const watcher = await TlsFileWatcher.start({
     files,
-    onChange: async (reason) => {
+    onChange: (reason) => {
       try {
         // Requests in flight finish on the old agent; its idle connections close on the server's
         // idle timeout.
-        agent = new https.Agent(await agentOptions(config));
+        agent = new https.Agent(tlsAgentOptions(config));
         options.logger.info("TLS client certificate reloaded", { reason });
       } catch (error) {
         options.logger.error("TLS client reload failed; the previous settings stay", {

@@ -44,8 +44,7 @@ const pairFields = (side: "server" | "client") => ({
   }),
 });
 
-/** The schema of the `tls:` block. */
-export const tlsConfigSchema = object({
+const clientFields = {
   name: string().optional().describe(
     "Server name the client verifies server certificates against (and sends as SNI). Unset: " +
       "the host of each call.",
@@ -58,14 +57,34 @@ export const tlsConfigSchema = object({
   ca: object({ cert: secret("CA certificate") }).describe(
     "Older upstream spelling of one CA (`ca.cert.path`); added to `cas`.",
   ),
+};
+
+/** The schema of the `tls:` block. */
+export const tlsConfigSchema = object({
+  ...clientFields,
   server: object({
     ...pairFields("server"),
     verify_loopback: bool().default(false).describe(
-      "Not upstream: true applies the client-certificate rule to callers from 127.0.0.1 and ::1 " +
-        "too (upstream exempts them). For single-host clusters and tests.",
+      "Not upstream: true applies the client-certificate rule to callers from 127.0.0.1 too " +
+        "(upstream exempts exactly that address). For single-host clusters and tests.",
     ),
   }, { rename: { verify_loopback: "verifyLoopback" } }),
   client: object(pairFields("client")),
+});
+
+/**
+ * The client side alone, in the same shape (upstream's `httputil.TLSConfig` without `server`): the
+ * `tls:` block of an HTTP storage backend, and a registry backend's `security.tls`.
+ */
+export const clientTlsConfigSchema = object({
+  ...clientFields,
+  cas: clientFields.cas.describe("CAs that verify the server (besides the system roots)."),
+  client: object({
+    ...pairFields("client"),
+    disabled: bool().default(false).describe(
+      "True: plain `http`, whatever else is set (upstream's switch).",
+    ),
+  }),
 });
 
 /** The raw-parsed `tls:` block. */
@@ -121,21 +140,46 @@ function keyPair(
   return { cert, key: privateKey, passphrase: side.passphrase.path };
 }
 
+/** A parsed client-only block (see {@linkcode clientTlsConfigSchema}), resolved. */
+export interface ResolvedClientTls {
+  /** `client.disabled`: plain `http`. */
+  disabled: boolean;
+  /** The settings, when a CA, a name or a client certificate is set and not disabled. */
+  client?: ClientTlsConfig;
+}
+
+function resolveClient(
+  raw: Infer<typeof clientTlsConfigSchema>,
+  key: string,
+): ResolvedClientTls & { cas: string[] } {
+  const cas = [...(raw.cas ?? []).map((c) => c.path)];
+  if (raw.ca.cert.path !== undefined) cas.push(raw.ca.cert.path);
+  const pair = keyPair(raw.client, `${key}.client`);
+  const on = !raw.client.disabled &&
+    (cas.length > 0 || raw.name !== undefined || pair !== undefined);
+  return {
+    cas,
+    disabled: raw.client.disabled,
+    client: on ? { name: raw.name, cas, identity: pair } : undefined,
+  };
+}
+
+/** {@linkcode clientTlsConfigSchema} resolved into {@linkcode ResolvedClientTls}. */
+export const clientTlsSchema = clientTlsConfigSchema.map((raw, key) => {
+  const { disabled, client } = resolveClient(raw, key);
+  return { disabled, client } satisfies ResolvedClientTls;
+});
+
 /**
  * Resolves a parsed `tls:` block into the server and client sides.
  * @throws {ConfigError} naming the key when a certificate lacks its key or the reverse
  */
 export function resolveTlsConfig(raw: RawTlsConfig, key = "tls"): TlsConfig {
-  const cas = [...(raw.cas ?? []).map((c) => c.path)];
-  if (raw.ca.cert.path !== undefined) cas.push(raw.ca.cert.path);
+  const { cas, client } = resolveClient(raw, key);
   const serverPair = keyPair(raw.server, `${key}.server`);
-  const clientPair = keyPair(raw.client, `${key}.client`);
   const server = serverPair && !raw.server.disabled
     ? { ...serverPair, cas, verifyLoopback: raw.server.verifyLoopback }
     : undefined;
-  const clientOn = !raw.client.disabled &&
-    (cas.length > 0 || raw.name !== undefined || clientPair !== undefined);
-  const client = clientOn ? { name: raw.name, cas, identity: clientPair } : undefined;
   return { server, client };
 }
 

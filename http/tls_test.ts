@@ -14,11 +14,11 @@ externalTest("loadKeyPair: plain, PKCS#8-encrypted and legacy-encrypted keys loa
         await ca.issue("legacy", { passphrase: "pw", keyFormat: "legacy" }),
       ]
     ) {
-      const pair = await loadKeyPair(issued, "tls.server");
+      const pair = loadKeyPair(issued, "tls.server");
       assert.match(pair.key, /^-----BEGIN PRIVATE KEY-----/);
       assert.ok(pair.notAfter.getTime() > Date.now());
     }
-    assert.equal((await loadCas([ca.cert], "tls.cas")).length, 1);
+    assert.equal((loadCas([ca.cert], "tls.cas")).length, 1);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -32,33 +32,33 @@ externalTest("loadKeyPair: bad files are refused naming the key and the file", a
     const other = await ca.issue("other");
     const expired = await ca.issue("expired", { days: -1 });
     await Deno.writeTextFile(`${dir}/wrong.pass`, "wrong\n");
-    const refused = async (paths: Parameters<typeof loadKeyPair>[0], pattern: RegExp) => {
-      await assert.rejects(
+    const refused = (paths: Parameters<typeof loadKeyPair>[0], pattern: RegExp) => {
+      assert.throws(
         () => loadKeyPair(paths, "tls.server"),
         (e: unknown) => e instanceof TlsFileError && pattern.test(e.message),
       );
     };
-    await refused(
+    refused(
       { ...locked, passphrase: `${dir}/wrong.pass` },
       /^tls\.server\.key\.path: cannot decrypt .*locked\.key with the passphrase in .*wrong\.pass \(wrong passphrase\?\)/,
     );
-    await refused(
+    refused(
       { cert: locked.cert, key: locked.key },
       /tls\.server\.key\.path: .*locked\.key is encrypted and tls\.server\.passphrase\.path is not set/,
     );
-    await refused(
+    refused(
       { cert: locked.cert, key: other.key },
       /tls\.server\.key\.path: .*other\.key is not the private key of the certificate in .*locked\.crt/,
     );
-    await refused(
+    refused(
       expired,
       /tls\.server\.cert\.path: the certificate in .*expired\.crt \(CN=expired\) is valid from .* not now/,
     );
-    await refused(
+    refused(
       { cert: `${dir}/missing.crt`, key: other.key },
       /tls\.server\.cert\.path: cannot read .*missing\.crt/,
     );
-    await assert.rejects(
+    assert.throws(
       () => loadCas([other.key], "tls.cas"),
       /tls\.cas\[0\]\.path: .* holds no PEM certificate/,
     );

@@ -55,11 +55,9 @@ const MESSAGES: Record<CloseReason, string> = {
   tls_handshake: "TLS handshakes failed (a plaintext request to a TLS port, an unknown CA, …)",
 };
 
-async function loadServerTls(
-  tls: ServerTlsConfig,
-): Promise<{ pair: KeyPair; options: ServeTlsOptions }> {
-  const pair = await loadKeyPair(tls, "tls.server");
-  const ca = await loadCas(tls.cas, "tls.cas");
+function loadServerTls(tls: ServerTlsConfig): { pair: KeyPair; options: ServeTlsOptions } {
+  const pair = loadKeyPair(tls, "tls.server");
+  const ca = loadCas(tls.cas, "tls.cas");
   return {
     pair,
     options: { cert: pair.cert, key: pair.key, ca, verifyLoopback: tls.verifyLoopback },
@@ -96,7 +94,7 @@ export async function serveRole(options: ServeRoleOptions, ctx: RoleContext): Pr
   let server: HttpServer | undefined;
   let watcher: TlsFileWatcher | undefined;
   try {
-    const tls = options.tls ? await loadServerTls(options.tls) : undefined;
+    const tls = options.tls ? loadServerTls(options.tls) : undefined;
     let notAfter = tls?.pair.notAfter;
     server = await serveHttp({
       tls: tls?.options,
@@ -141,9 +139,9 @@ export async function serveRole(options: ServeRoleOptions, ctx: RoleContext): Pr
       if (serverTls.passphrase) files.push(serverTls.passphrase);
       watcher = await TlsFileWatcher.start({
         files,
-        onChange: async (reason) => {
+        onChange: (reason) => {
           try {
-            const next = await loadServerTls(serverTls);
+            const next = loadServerTls(serverTls);
             running.setTls(next.options);
             notAfter = next.pair.notAfter;
             reloads.ok.inc();

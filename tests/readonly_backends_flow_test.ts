@@ -18,6 +18,7 @@ import { waitForBackendDownloadTrace } from "./harness/backend_traces.ts";
 import { type JaegerInstance, startJaeger } from "./harness/jaeger.ts";
 import { type Image, makeImage, writeOciLayout } from "./harness/oci.ts";
 import { freePort, ProcessGroup, waitForHttp } from "./harness/procs.ts";
+import { createTestCa } from "./harness/certs.ts";
 import { type RegistryAuthMode, startRegistry } from "./harness/registry.ts";
 import { skopeo } from "./harness/skopeo.ts";
 import { formatTree } from "./harness/trace_tree.ts";
@@ -129,18 +130,20 @@ async function registryPullThrough(mode: RegistryAuthMode) {
       `oci:${dir}/image:latest`,
       `docker://${registry.addr}/demo/app:v1`,
     ]);
+    // As YAML (the roles' config) and as the backends' constructor options (resolved).
     const security = {
       tls: { client: { disabled: true } },
       basic: { username: "kraken", password: "kraken-secret" },
     };
+    const plainHttp = { ...security, tls: { disabled: true } };
 
     // The registry enforces auth: wrong credentials are refused, with the registry's answer.
     const wrong = new RegistryTagBackend({
       address: registry.addr,
-      security: { ...security, basic: { username: "kraken", password: "wrong" } },
+      security: { ...plainHttp, basic: { username: "kraken", password: "wrong" } },
     });
     await assert.rejects(() => wrong.stat("", "demo/app:v1"), /401/);
-    const right = new RegistryBlobBackend({ address: registry.addr, security });
+    const right = new RegistryBlobBackend({ address: registry.addr, security: plainHttp });
     assert.deepEqual(await right.stat("demo/app", image.layers[0].digest.hex), {
       size: image.layers[0].bytes.length,
     });
@@ -187,3 +190,60 @@ Deno.test("registry backends: basic auth (htpasswd) — an image pushed to the r
 
 Deno.test("registry backends: bearer tokens — an image pushed to the registry pulls through an agent", () =>
   registryPullThrough("bearer"));
+
+Deno.test("registry backends over TLS: security.tls.cas verifies the registry, another CA is refused", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kraken-registry-tls-" });
+  try {
+    const ca = await createTestCa(`${dir}/ca`);
+    const other = await createTestCa(`${dir}/other`, "other-ca");
+    const cert = await ca.issue("registry");
+    await using registry = await startRegistry({
+      auth: "basic",
+      users: { kraken: "kraken-secret" },
+      tls: { cert: cert.cert, key: cert.key, ca: ca.cert },
+    });
+    const image = await makeImage({ layers: 1, layerSize: 64 * 1024 });
+    await writeOciLayout(`${dir}/image`, image);
+    const certDir = `${dir}/skopeo-certs`;
+    await Deno.mkdir(certDir);
+    await Deno.copyFile(ca.cert, `${certDir}/ca.crt`);
+    await skopeo([
+      "copy",
+      `--dest-cert-dir=${certDir}`,
+      "--dest-creds=kraken:kraken-secret",
+      `oci:${dir}/image:latest`,
+      `docker://${registry.addr}/demo/app:v1`,
+    ]);
+    const basic = { username: "kraken", password: "kraken-secret" };
+    const trusting = { tls: { disabled: false, client: { cas: [ca.cert] } }, basic };
+    const blobs = new RegistryBlobBackend({ address: registry.addr, security: trusting });
+    const layer = image.layers[0];
+    assert.deepEqual(await blobs.stat("demo/app", layer.digest.hex), { size: layer.bytes.length });
+    assert.deepEqual(
+      await new Response(await blobs.download("demo/app", layer.digest.hex)).bytes(),
+      layer.bytes,
+    );
+    const tags = new RegistryTagBackend({ address: registry.addr, security: trusting });
+    assert.equal(
+      await new Response(await tags.download("", "demo/app:v1")).text(),
+      image.manifest.digest.toString(),
+    );
+    // The registry's certificate does not verify against another CA, nor against the system
+    // roots alone: refused at the handshake, nothing sent.
+    for (const client of [{ cas: [other.cert] }, undefined]) {
+      const refused = new RegistryTagBackend({
+        address: registry.addr,
+        security: { tls: { disabled: false, client }, basic },
+        retry: { attempts: 1 },
+      });
+      await assert.rejects(() => refused.stat("", "demo/app:v1"), (e: Error) => {
+        // Deno's fetch (no TLS settings) puts the reason in the cause.
+        const text = `${e.message} ${(e.cause as Error | undefined)?.message ?? ""}`;
+        assert.match(text, /certificate|issuer/i);
+        return true;
+      });
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});

@@ -31,6 +31,8 @@ interface Pki {
   client: IssuedCert;
   /** A directory in containers' certs.d layout: the CA and skopeo's own client certificate. */
   skopeoCerts: string;
+  /** The testfs backend's server certificate. */
+  testfs: IssuedCert;
 }
 
 async function makePki(dir: string): Promise<Pki> {
@@ -47,7 +49,7 @@ async function makePki(dir: string): Promise<Pki> {
   await Deno.copyFile(ca.cert, `${skopeoCerts}/ca.crt`);
   await Deno.copyFile(skopeoClient.cert, `${skopeoCerts}/client.cert`);
   await Deno.copyFile(skopeoClient.key, `${skopeoCerts}/client.key`);
-  return { ca, server, client, skopeoCerts };
+  return { ca, server, client, skopeoCerts, testfs: await ca.issue("testfs") };
 }
 
 function tlsBlock(pki: Pki, server: IssuedCert = pki.server) {
@@ -95,8 +97,13 @@ Deno.test("tls: push and pull with TLS and client certificates on every hop", as
       dir,
       group,
       otlpEndpoint: jaeger.otlpHttpEndpoint,
-      tls: { block: tlsBlock(pki), ca: pki.ca.cert },
+      tls: {
+        block: tlsBlock(pki),
+        ca: pki.ca.cert,
+        backend: { cert: pki.testfs.cert, key: pki.testfs.key },
+      },
     });
+    assert.ok(cluster.testfs.url.startsWith("https://"), cluster.testfs.url);
     const image = await makeImage({ layers: 2, layerSize: 512 * 1024 });
     await writeOciLayout(`${dir}/image`, image);
     await skopeo([
@@ -121,6 +128,23 @@ Deno.test("tls: push and pull with TLS and client certificates on every hop", as
         );
       }
     }
+
+    // The write-back reached the testfs backend over TLS: the blobs and the tag are stored.
+    const backendDir = cluster.testfs.dataDir;
+    for (const blob of [...image.layers, image.config]) {
+      await waitFor(`${blob.digest} written back to testfs over TLS`, async () => {
+        const stored = await Deno.readFile(`${backendDir}/blobs/${blob.digest.hex}`).catch(() =>
+          undefined
+        );
+        return stored?.length === blob.bytes.length ? stored : undefined;
+      }, JAEGER_WAIT);
+    }
+    const link = `${backendDir}/tags/docker/registry/v2/repositories/demo/app/_manifests/tags/v1/` +
+      "current/link";
+    const written = await waitFor("the tag written back to testfs over TLS", async () => {
+      return await Deno.readTextFile(link).catch(() => undefined);
+    }, JAEGER_WAIT);
+    assert.ok(written.includes(image.manifest.digest.hex), written);
 
     // One trace per blob push: proxy → origin (upload, then replication to the other origin).
     for (const blob of image.layers) {

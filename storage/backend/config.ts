@@ -38,6 +38,7 @@ import {
   string,
   variant,
 } from "../../common/schema.ts";
+import { clientTlsSchema } from "../../http/tls_config.ts";
 import { type BackendEntry, type BackendFetch, BackendManager } from "./backend.ts";
 import { FileBackend } from "./fs.ts";
 import { GcsBackend, gcsBackendSchema } from "./gcs.ts";
@@ -47,6 +48,14 @@ import { registryBackendSchema, RegistryBlobBackend, RegistryTagBackend } from "
 import { NAME_PATH_IDS } from "./namepath.ts";
 import { s3AuthSchema, s3BackendFromConfig, s3BackendSchema } from "./s3.ts";
 import { TestfsBackend } from "./testfs.ts";
+
+/** The `tls:` block of an HTTP backend: upstream's `httputil.TLSConfig` client side. */
+const backendTls = clientTlsSchema.describe(
+  "TLS to the backend's server (not upstream, whose backend clients have none; the keys are " +
+    "its `tls:` block's client side): `cas`, `name`, `client.cert`/`key`/`passphrase`. With " +
+    "any set (and `client.disabled` false) requests are `https` with them; the files are read " +
+    "at start-up.",
+);
 
 const namePath = oneOf(NAME_PATH_IDS).default("identity")
   .describe("Layout of names in the backend (`identity`, `docker_tag`, `sharded_docker_blob`, …).");
@@ -67,6 +76,7 @@ export const backendEntrySchema = object({
           "long; a slow but steady transfer never times out. Keep it above the time the " +
           "sockets' buffers (a few MiB) take to drain at the slowest rate expected.",
       ),
+      tls: backendTls,
     }, { rename: { name_path: "namePath", idle_timeout: "idleTimeoutMs" } })
       .describe("An HTTP testfs server (tests, demos)."),
     file: object({
@@ -79,9 +89,15 @@ export const backendEntrySchema = object({
     registry_tag: registryBackendSchema.describe(
       "Read-through from a Docker registry's tags (build-index; the value is the manifest digest).",
     ),
-    http: httpBackendSchema.describe("Read-only blobs from an HTTP server (a URL template)."),
-    gcs: gcsBackendSchema.describe("A Google Cloud Storage bucket (JSON API), or an emulator's."),
-    s3: s3BackendSchema.describe("An S3-compatible object store (AWS S3, MinIO, SeaweedFS, moto)."),
+    http: httpBackendSchema.extend({ tls: backendTls }).describe(
+      "Read-only blobs from an HTTP server (a URL template).",
+    ),
+    gcs: gcsBackendSchema.extend({ tls: backendTls }).describe(
+      "A Google Cloud Storage bucket (JSON API), or an emulator's.",
+    ),
+    s3: s3BackendSchema.extend({ tls: backendTls }).describe(
+      "An S3-compatible object store (AWS S3, MinIO, SeaweedFS, moto).",
+    ),
   }),
 });
 
@@ -137,7 +153,7 @@ export function buildBackendEntry(
     const spec = entry.backend;
     switch (spec.kind) {
       case "testfs":
-        return new TestfsBackend({ ...spec.value, fetch });
+        return new TestfsBackend({ ...spec.value, tls: spec.value.tls.client, fetch });
       case "file":
         return new FileBackend(spec.value);
       case "registry_blob":
@@ -145,15 +161,19 @@ export function buildBackendEntry(
       case "registry_tag":
         return new RegistryTagBackend({ ...spec.value, fetch });
       case "http":
-        return new HttpBackend({ ...spec.value, fetch });
+        return new HttpBackend({ ...spec.value, tls: spec.value.tls.client, fetch });
       case "gcs":
         return new GcsBackend({
           ...spec.value,
           ...gcsCredentials(spec.value.username, options.auth),
+          tls: spec.value.tls.client,
           fetch,
         });
       case "s3":
-        return s3BackendFromConfig(spec.value, { fetch, auth: options.auth?.s3 });
+        return s3BackendFromConfig({ ...spec.value, tls: spec.value.tls.client }, {
+          fetch,
+          auth: options.auth?.s3,
+        });
     }
   })();
   return { namespace: entry.namespace, backend };

@@ -37,6 +37,7 @@
  * @module
  */
 
+import type { ClientTlsConfig } from "../../http/tls_config.ts";
 import { byteSize, duration, type Infer, int, object, oneOf, string } from "../../common/schema.ts";
 import { nodeFetch } from "../../http/node_fetch.ts";
 import { ATTR } from "../../tracing/names.ts";
@@ -161,6 +162,8 @@ export interface GcsBackendOptions {
   idleTimeoutMs?: number;
   /** Retry policy of requests and of chunk resumes. */
   retry?: RetryOptions;
+  /** TLS settings for an `https` endpoint (CA, name, client certificate). */
+  tls?: ClientTlsConfig;
 }
 
 /** Go's `path.Join`: cleaned, slash-separated, rooted when the first part is. */
@@ -269,6 +272,9 @@ export class GcsBackend implements Backend {
     }
     this.#listMaxKeys = options.listMaxKeys ?? DEFAULT_LIST_MAX_KEYS;
     this.#endpoint = (options.endpoint ?? DEFAULT_GCS_ENDPOINT).replace(/\/+$/, "");
+    if (options.tls && !this.#endpoint.startsWith("https:")) {
+      throw new TypeError("gcs: tls is set, so the endpoint must be https (no plaintext)");
+    }
     this.#auth = new GcsTokenSource({
       key: options.key,
       token: options.token,
@@ -282,6 +288,7 @@ export class GcsBackend implements Backend {
       retry: options.retry,
       secrets: () => this.#auth.secrets(),
       describeError: describeGcsError,
+      tls: options.tls,
     });
   }
 

@@ -35,6 +35,7 @@ import {
   ReadOnlyBackendError,
   type UploadBody,
 } from "./backend.ts";
+import type { ClientTlsConfig } from "../../http/tls_config.ts";
 import { BackendTransport } from "./transport.ts";
 
 /** Default `download_timeout`: upstream's. */
@@ -124,6 +125,8 @@ export interface HttpBackendOptions {
   };
   /** The fetch to use; roles pass a traced one (default {@linkcode plainFetch}). */
   fetch?: BackendFetch;
+  /** TLS settings for an `https` template (CA, name, client certificate). */
+  tls?: ClientTlsConfig;
 }
 
 /** Span name and `url.template` of the backend's requests: the configured template itself. */
@@ -148,7 +151,11 @@ export class HttpBackend implements Backend {
     if (problem) throw new TypeError(`http: download_url ${problem}`);
     this.#template = options.downloadUrl;
     this.#route = routeOf(options.downloadUrl);
-    this.bucket = new URL(fillUrlTemplate(options.downloadUrl, "name")).host;
+    const sample = new URL(fillUrlTemplate(options.downloadUrl, "name"));
+    if (options.tls && sample.protocol !== "https:") {
+      throw new TypeError("http: tls is set, so download_url must be https (no plaintext)");
+    }
+    this.bucket = sample.host;
     const backoff = options.downloadBackoff;
     this.#transport = new BackendTransport({
       type: this.type,
@@ -163,6 +170,7 @@ export class HttpBackend implements Backend {
           jitter: backoff.jitter,
         }
         : { attempts: 1 },
+      tls: options.tls,
     });
   }
 

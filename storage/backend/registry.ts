@@ -17,14 +17,15 @@
  *
  * ```ts
  * import { RegistryTagBackend } from "./registry.ts";
- * const tags = new RegistryTagBackend({ address: "127.0.0.1:5000", security: { tls: { client: { disabled: true } } } });
+ * const tags = new RegistryTagBackend({ address: "127.0.0.1:5000", security: { tls: { disabled: true } } });
  * await tags.stat("", "library/ubuntu:22.04"); // { size } or null
  * ```
  *
  * @module
  */
 
-import { bool, duration, type Infer, list, object, path, string } from "../../common/schema.ts";
+import { type ClientTlsConfig, clientTlsSchema } from "../../http/tls_config.ts";
+import { bool, duration, type Infer, object, string } from "../../common/schema.ts";
 import { MANIFEST_MEDIA_TYPES, parseManifest, readManifestBytes } from "../../registry/manifest.ts";
 import { digestOfBytes } from "../digest.ts";
 import { expand, type Route } from "../../wire/route.ts";
@@ -63,16 +64,11 @@ export const registryBackendSchema = object({
     "A request fails after making no progress (no answer, no body bytes) for this long.",
   ),
   security: object({
-    tls: object({
-      client: object({
-        disabled: bool().default(false).describe(
-          "Plain HTTP instead of HTTPS (and no TLS settings apply).",
-        ),
-      }),
-      cas: list(object({
-        path: path().describe("PEM file of CA certificates."),
-      })).default([]).describe("CA certificates trusted for the registry, besides the system's."),
-    }),
+    tls: clientTlsSchema.describe(
+      "Upstream's `security.tls` (its `httputil.TLSConfig`): `client.disabled: true` is plain " +
+        "HTTP; otherwise HTTPS, verified against the system roots plus `cas`, with `name` and " +
+        "a client certificate (`client.cert`/`key`/`passphrase`) when set.",
+    ),
     basic: object({
       username: string().optional().describe("User name (basic auth and token requests)."),
       password: string().optional().describe("Password. Never logged or traced."),
@@ -99,7 +95,7 @@ export interface RegistryBackendOptions {
   timeoutMs?: number;
   /** TLS, credentials and fallback (see {@linkcode registryBackendSchema}). */
   security?: {
-    tls?: { client?: { disabled?: boolean }; cas?: { path: string }[] };
+    tls?: { disabled?: boolean; client?: ClientTlsConfig };
     basic?: { username?: string; password?: string; identityToken?: string };
     enableHTTPFallback?: boolean;
   };
@@ -153,8 +149,6 @@ class RegistryClient {
   readonly #scheme: "http" | "https";
   readonly #fallback: boolean;
   readonly #transport: BackendTransport;
-  /** Sends requests with the HTTP client trusting `security.tls.cas`, when there are some. */
-  readonly #send: ((url: string, init: RequestInit) => Promise<Response>) | undefined;
 
   constructor(type: string, options: RegistryBackendOptions) {
     if (!/^[^\s/]+$/.test(options.address ?? "")) {
@@ -163,19 +157,9 @@ class RegistryClient {
     this.address = options.address;
     const fetch = options.fetch ?? plainFetch;
     const security = options.security ?? {};
-    const disabled = security.tls?.client?.disabled === true;
+    const disabled = security.tls?.disabled === true;
     this.#scheme = disabled ? "http" : "https";
     this.#fallback = !disabled && security.enableHTTPFallback === true;
-    const cas = disabled ? [] : (security.tls?.cas ?? []);
-    const client = cas.length > 0
-      ? Deno.createHttpClient({ caCerts: cas.map((c) => Deno.readTextFileSync(c.path)) })
-      : undefined;
-    this.#send = client ? (url, init) => globalThis.fetch(url, { ...init, client }) : undefined;
-    this.#auth = new RegistryAuthenticator({
-      fetch,
-      credentials: security.basic,
-      init: client ? { client } : {},
-    });
     const basic = security.basic ?? {};
     this.#transport = new BackendTransport({
       type,
@@ -186,6 +170,13 @@ class RegistryClient {
         [basic.password, basic.identityToken, ...this.#auth.secrets()].filter((s): s is string =>
           s !== undefined
         ),
+      tls: disabled ? undefined : security.tls?.client,
+      tlsKey: "security.tls",
+    });
+    this.#auth = new RegistryAuthenticator({
+      fetch,
+      credentials: security.basic,
+      init: { transport: this.#transport.tlsTransport },
     });
   }
 
@@ -225,7 +216,6 @@ class RegistryClient {
       headers,
       // Absent objects and auth challenges are answers, not failures.
       expectedStatus: [401, 404],
-      transport: this.#send,
       retry,
     });
   }

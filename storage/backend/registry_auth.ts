@@ -112,8 +112,8 @@ export interface RegistryAuthenticatorOptions {
   fetch: BackendFetch;
   /** Configured credentials (none: anonymous tokens only). */
   credentials?: RegistryCredentials;
-  /** Extra fetch options for token requests (an HTTP client with CA certificates). */
-  init?: { client?: Deno.HttpClient };
+  /** Extra fetch options for token requests (the registry's TLS transport). */
+  init?: { transport?: (url: string, init: RequestInit) => Promise<Response> };
   /** Clock in epoch ms (default `Date.now`). */
   now?: () => number;
 }
@@ -136,7 +136,7 @@ const DEFAULT_TOKEN_SECONDS = 60;
 export class RegistryAuthenticator {
   readonly #fetch: BackendFetch;
   readonly #credentials: RegistryCredentials;
-  readonly #init: { client?: Deno.HttpClient };
+  readonly #init: { transport?: (url: string, init: RequestInit) => Promise<Response> };
   readonly #now: () => number;
   /** The last challenge seen, so later requests authenticate up front. */
   #challenge: AuthChallenge | undefined;

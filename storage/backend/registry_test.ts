@@ -96,7 +96,7 @@ async function startStandIn(
   return { address, requests, tokenRequests, close: () => server.shutdown() };
 }
 
-const insecure = { tls: { client: { disabled: true } } };
+const insecure = { tls: { disabled: true } };
 /** Quick retries, so a test of a failing registry does not wait for real backoff. */
 const retry = { attempts: 2, initialMs: 1, maxMs: 2 };
 const alice = { username: "alice", password: "s3cret" };

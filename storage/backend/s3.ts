@@ -47,6 +47,7 @@ import {
   string,
 } from "../../common/schema.ts";
 import { nodeFetch } from "../../http/node_fetch.ts";
+import type { ClientTlsConfig } from "../../http/tls_config.ts";
 import { ATTR } from "../../tracing/names.ts";
 import {
   type Backend,
@@ -130,6 +131,8 @@ export interface S3BackendOptions {
   uploadSweep?: Partial<UploadSweepPolicy>;
   /** The clock of the sweep's age check, ms since the epoch (tests). */
   now?: () => number;
+  /** TLS settings for an `https` endpoint (CA, name, client certificate). */
+  tls?: ClientTlsConfig;
 }
 
 /** An unfinished multipart upload found in the bucket. */
@@ -240,6 +243,9 @@ export class S3Backend implements Backend {
         ? endpoint
         : `${options.disableSsl ? "http" : "https"}://${endpoint}`,
     );
+    if (options.tls && this.#base.protocol !== "https:") {
+      throw new TypeError("s3: tls is set, so the endpoint must be https (no plaintext)");
+    }
     this.#pathStyle = options.forcePathStyle ?? false;
     // Keys have no leading `/` (upstream strips it), so neither has the layout's root.
     this.#namePath = createNamePath(options.namePath ?? "identity", root.replace(/^\/+/, ""));
@@ -263,6 +269,7 @@ export class S3Backend implements Backend {
         const c = this.#credentials();
         return [c.secretAccessKey, c.sessionToken ?? ""];
       },
+      tls: options.tls,
     });
   }
 
@@ -830,7 +837,7 @@ export type S3AuthConfig = Infer<typeof s3AuthSchema>;
 
 /** Builds an {@linkcode S3Backend} from its config block, resolving its credentials. */
 export function s3BackendFromConfig(
-  config: S3BackendConfig,
+  config: S3BackendConfig & { tls?: ClientTlsConfig },
   options: {
     fetch?: BackendFetch;
     auth?: S3AuthConfig;

@@ -46,6 +46,7 @@ import {
   type UploadBody,
 } from "./backend.ts";
 import { createNamePath, type NamePath, type NamePathId } from "./namepath.ts";
+import type { ClientTlsConfig } from "../../http/tls_config.ts";
 import { BackendTransport, type RetryOptions } from "./transport.ts";
 import { expand, type Route } from "../../wire/route.ts";
 import { TESTFS_DOWNLOAD, TESTFS_LIST, TESTFS_STAT, TESTFS_UPLOAD } from "../../wire/testfs.ts";
@@ -70,6 +71,8 @@ export interface TestfsBackendOptions {
   idleTimeoutMs?: number;
   /** Retry policy of each request (default: one attempt). */
   retry?: RetryOptions;
+  /** TLS to the server (its CA, name, a client certificate): requests are `https` with it. */
+  tls?: ClientTlsConfig;
 }
 
 /** Percent-encodes each path segment, keeping `/` and the `:` testfs maps to `/`. */
@@ -105,13 +108,14 @@ export class TestfsBackend implements Backend {
     }
     const root = options.root ?? "";
     this.#namePath = createNamePath(options.namePath ?? "identity", root);
-    this.#base = `http://${options.addr}`;
+    this.#base = `${options.tls ? "https" : "http"}://${options.addr}`;
     this.bucket = root ? `${options.addr}/${root}` : options.addr;
     this.#transport = new BackendTransport({
       type: "testfs",
       fetch: options.fetch,
       idleTimeoutMs: options.idleTimeoutMs,
       retry: { attempts: 1, ...options.retry },
+      tls: options.tls,
     });
   }
 

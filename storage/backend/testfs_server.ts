@@ -10,7 +10,10 @@
  * atomic (temporary file + rename) and listing a missing directory returns
  * `[]` instead of an error.
  *
- * Run it: `deno run --allow-net --allow-read --allow-write testfs_server.ts --root <dir> [--port N] [--hostname H]`
+ * With `tls` (`--tls-cert <pem> --tls-key <pem>`) it serves HTTPS only, TLS 1.2 or later, for
+ * testing backends over TLS (upstream's testfs has no TLS); it asks for no client certificate.
+ *
+ * Run it: `deno run --allow-net --allow-read --allow-write testfs_server.ts --root <dir> [--port N] [--hostname H] [--tls-cert F --tls-key F]`
  *
  * ```ts
  * import { serveTestfs } from "./testfs_server.ts";
@@ -33,6 +36,8 @@ export interface TestfsServerOptions {
   hostname?: string;
   /** Port to listen on (default 0: an ephemeral port). */
   port?: number;
+  /** Serve HTTPS with this certificate chain and unencrypted key (PEM text). */
+  tls?: { cert: string; key: string };
 }
 
 /** A running testfs server. */
@@ -110,6 +115,7 @@ export function serveTestfs(options: TestfsServerOptions): TestfsServer {
   const server = Deno.serve({
     hostname: options.hostname ?? "127.0.0.1",
     port: options.port ?? 0,
+    ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}),
     onListen() {},
   }, createTestfsHandler(options.root));
   const { hostname, port } = server.addr;
@@ -126,6 +132,8 @@ if (import.meta.main) {
       root: { type: "string" },
       port: { type: "string", default: "0" },
       hostname: { type: "string", default: "127.0.0.1" },
+      "tls-cert": { type: "string" },
+      "tls-key": { type: "string" },
     },
   });
   const port = Number(values.port);
@@ -137,9 +145,23 @@ if (import.meta.main) {
     console.error(`testfs: --port must be an integer 0-65535, got ${values.port}`);
     Deno.exit(2);
   }
-  const server = serveTestfs({ root: values.root, hostname: values.hostname, port });
+  if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
+    console.error("testfs: --tls-cert and --tls-key go together");
+    Deno.exit(2);
+  }
+  let tls: { cert: string; key: string } | undefined;
+  try {
+    tls = values["tls-cert"] === undefined ? undefined : {
+      cert: Deno.readTextFileSync(values["tls-cert"]),
+      key: Deno.readTextFileSync(values["tls-key"]!),
+    };
+  } catch (error) {
+    console.error(`testfs: cannot read the TLS files: ${(error as Error).message}`);
+    Deno.exit(2);
+  }
+  const server = serveTestfs({ root: values.root, hostname: values.hostname, port, tls });
   // One line on stdout so a parent process can read the bound address.
-  console.log(`testfs listening on ${server.addr}`);
+  console.log(`testfs listening on ${server.addr}${tls ? " (TLS)" : ""}`);
   const stop = () => server.shutdown().then(() => Deno.exit(0));
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);

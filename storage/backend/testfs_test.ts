@@ -2,8 +2,14 @@ import assert from "node:assert/strict";
 import { HttpStatusError } from "../../http/status_error.ts";
 import { startSlowRelay } from "../../tests/harness/slow_relay.ts";
 import { BackendTimeoutError, TestfsBackend } from "./testfs.ts";
-import { serveTestfs } from "./testfs_server.ts";
+import { createTestfsHandler, serveTestfs } from "./testfs_server.ts";
+import { serveHttp } from "../../http/serve.ts";
+import { loadKeyPair } from "../../http/tls.ts";
 import { externalTest } from "../../tests/harness/external.ts";
+import { createTestCa } from "../../tests/harness/certs.ts";
+import { ConfigError } from "../../common/schema.ts";
+import { plainFetch } from "./backend.ts";
+import { parseBackendsConfig } from "./config.ts";
 
 const enc = new TextEncoder();
 const HEX = "3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d";
@@ -277,3 +283,130 @@ Deno.test("testfs: every request names its route template and expects 404", () =
       "GET /list/{path+} [404]",
     ]);
   }));
+
+externalTest(
+  "testfs over TLS: the backend verifies the server with tls.cas and sends https",
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "kraken-testfs-tls-" });
+    const ca = await createTestCa(`${dir}/ca`);
+    const other = await createTestCa(`${dir}/other`, "other-ca");
+    const cert = await ca.issue("testfs");
+    const server = serveTestfs({
+      root: `${dir}/root`,
+      tls: { cert: await Deno.readTextFile(cert.cert), key: await Deno.readTextFile(cert.key) },
+    });
+    try {
+      const urls: string[] = [];
+      const backend = new TestfsBackend({
+        addr: server.addr,
+        root: "blobs",
+        tls: { cas: [ca.cert] },
+        fetch: (url, init) => {
+          urls.push(url);
+          return plainFetch(url, init);
+        },
+      });
+      await backend.upload("ns", HEX, enc.encode("over tls"));
+      assert.deepEqual(await backend.stat("ns", HEX), { size: 8 });
+      assert.equal(await new Response(await backend.download("ns", HEX)).text(), "over tls");
+      // A streamed body of many chunks.
+      await backend.upload("ns", HEX, new Blob([new Uint8Array(300_000).fill(1), "end"]).stream());
+      assert.equal((await backend.stat("ns", HEX))?.size, 300_003);
+      assert.deepEqual((await backend.list("")).names, [HEX]);
+      assert.ok(
+        urls.length > 0 && urls.every((u) => u.startsWith(`https://${server.addr}/`)),
+        urls.join(),
+      );
+
+      // The server's certificate names 127.0.0.1; a CA that did not sign it, or another name, is
+      // refused at the handshake: nothing is sent.
+      const foreign = new TestfsBackend({ addr: server.addr, tls: { cas: [other.cert] } });
+      await assert.rejects(() => foreign.stat("ns", HEX), /certificate|issuer/i);
+      const misnamed = new TestfsBackend({
+        addr: server.addr,
+        tls: { cas: [ca.cert], name: "elsewhere.example" },
+      });
+      await assert.rejects(() => misnamed.stat("ns", HEX), /elsewhere\.example|altname/i);
+      // A plaintext client gets no answer from the TLS port.
+      const plain = new TestfsBackend({ addr: server.addr, idleTimeoutMs: 2000 });
+      await assert.rejects(() => plain.stat("ns", HEX));
+    } finally {
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+externalTest("testfs backend: a bad tls file is a start-up error naming its key", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kraken-testfs-tls-" });
+  try {
+    await Deno.writeTextFile(`${dir}/not-a-ca.pem`, "hello\n");
+    const entry = (cas: string[]) => [{
+      namespace: ".*",
+      backend: { testfs: { addr: "127.0.0.1:1", tls: { cas: cas.map((path) => ({ path })) } } },
+    }];
+    assert.throws(
+      () => parseBackendsConfig(entry([`${dir}/missing.pem`])),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        /^backends\[0\]\.backend\.testfs: tls\.cas\[0\]\.path: cannot read .*missing\.pem/.test(
+          e.message,
+        ),
+    );
+    assert.throws(
+      () => parseBackendsConfig(entry([`${dir}/not-a-ca.pem`])),
+      /tls\.cas\[0\]\.path: .*not-a-ca\.pem holds no PEM certificate/,
+    );
+    // client.disabled: plain http whatever else is set.
+    const [plain] = parseBackendsConfig([{
+      namespace: ".*",
+      backend: {
+        testfs: {
+          addr: "127.0.0.1:1",
+          tls: { cas: [{ path: `${dir}/missing.pem` }], client: { disabled: true } },
+        },
+      },
+    }]);
+    assert.equal(plain.backend.type, "testfs");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+externalTest(
+  "testfs backend: tls.client's certificate is presented (a listener that verifies it)",
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "kraken-testfs-mtls-" });
+    const ca = await createTestCa(`${dir}/ca`);
+    const pair = loadKeyPair(await ca.issue("testfs"), "tls.server");
+    const identity = await ca.issue("origin", { client: true, passphrase: "pw" });
+    // The roles' listener with its client-certificate rule, serving testfs's routes.
+    const handler = createTestfsHandler(`${dir}/root`);
+    const server = await serveHttp({
+      hostname: "127.0.0.1",
+      port: 0,
+      tls: {
+        cert: pair.cert,
+        key: pair.key,
+        ca: [await Deno.readTextFile(ca.cert)],
+        verifyLoopback: true,
+      },
+      handler: (req) => handler(req),
+    });
+    const addr = `127.0.0.1:${server.addr.port}`;
+    try {
+      const withCert = new TestfsBackend({ addr, tls: { cas: [ca.cert], identity } });
+      await withCert.upload("ns", HEX, enc.encode("mutual"));
+      assert.deepEqual(await withCert.stat("ns", HEX), { size: 6 });
+      const without = new TestfsBackend({ addr, tls: { cas: [ca.cert] } });
+      await assert.rejects(
+        () => without.upload("ns", HEX, enc.encode("anonymous")),
+        (e: unknown) => e instanceof HttpStatusError && e.status === 403,
+      );
+      assert.equal(await new Response(await without.download("ns", HEX)).text(), "mutual");
+    } finally {
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

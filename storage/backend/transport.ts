@@ -15,6 +15,9 @@
  *   factory to make an upload retryable.
  * - **Credentials never leave**: error messages and events pass through {@linkcode redactSecrets}
  *   with the backend's secrets, and URLs in messages carry no query string or user info.
+ * - **TLS settings** (`tls`: CAs, a verification name, a client certificate) send every `https`
+ *   request through `http/node_fetch.ts` with one `https.Agent`. The backend makes its URLs
+ *   `https` when it has them. The files are read once, when the backend is built.
  *
  * Every retry and final failure is counted in the backend's {@linkcode BackendStats} and told to its
  * listeners, which the roles turn into metrics and rate-limited log lines (`observeBackends`).
@@ -28,10 +31,14 @@
  * @module
  */
 
+import https from "node:https";
 import { concatBytes } from "../../common/bytes.ts";
 import { rateLimited } from "../../common/log.ts";
 import { sleep, systemTimers, type Timers } from "../../common/timers.ts";
+import { nodeFetch } from "../../http/node_fetch.ts";
 import { HttpStatusError } from "../../http/status_error.ts";
+import { tlsAgentOptions } from "../../http/tls_client.ts";
+import type { ClientTlsConfig } from "../../http/tls_config.ts";
 import type { MetricsRegistry } from "../../tracing/mod.ts";
 import { type Backend, type BackendFetch, BackendStats, plainFetch } from "./backend.ts";
 
@@ -198,6 +205,10 @@ export interface BackendTransportOptions {
   timers?: Timers;
   /** Source of the jitter (default `Math.random`). */
   random?: () => number;
+  /** TLS settings of the backend's server (see the module doc); unset: the system's defaults. */
+  tls?: ClientTlsConfig;
+  /** Dotted key of those settings, for errors about their files (default `tls`). */
+  tlsKey?: string;
 }
 
 /** A request body: bytes, a one-shot stream, or a factory giving a fresh body per attempt. */
@@ -364,8 +375,13 @@ export class BackendTransport {
   readonly #describe: (status: number, body: string) => ErrorDetail;
   readonly #timers: Timers;
   readonly #random: () => number;
+  /** Sends with the backend's TLS agent, when it has TLS settings. */
+  readonly #tlsTransport: ((url: string, init: RequestInit) => Promise<Response>) | undefined;
 
-  /** @param options see {@linkcode BackendTransportOptions} */
+  /**
+   * @param options see {@linkcode BackendTransportOptions}
+   * @throws {import("../../http/tls.ts").TlsFileError} when a file of `tls` is missing or bad
+   */
   constructor(options: BackendTransportOptions) {
     this.#type = options.type;
     this.#fetch = options.fetch ?? plainFetch;
@@ -384,6 +400,20 @@ export class BackendTransport {
     this.#describe = options.describeError ?? ((_status, body) => ({ message: body }));
     this.#timers = options.timers ?? systemTimers;
     this.#random = options.random ?? Math.random;
+    if (options.tls) {
+      const agent = new https.Agent(tlsAgentOptions(options.tls, options.tlsKey));
+      this.#tlsTransport = (url, init) => nodeFetch(url, init, { agent });
+    }
+  }
+
+  /**
+   * Sends `https` requests with the TLS settings and others with the global `fetch`, for requests
+   * made outside {@linkcode request} (a registry's token service); `undefined` without settings.
+   */
+  get tlsTransport(): ((url: string, init: RequestInit) => Promise<Response>) | undefined {
+    const tls = this.#tlsTransport;
+    if (!tls) return undefined;
+    return (url, init) => url.startsWith("https:") ? tls(url, init) : globalThis.fetch(url, init);
   }
 
   /** `error` with the backend's secrets removed from its message. */
@@ -449,7 +479,7 @@ export class BackendTransport {
         route: req.route,
         expectedStatus: req.expectedStatus ?? [],
         attributes: req.attributes,
-        transport: req.transport,
+        transport: url.startsWith("https:") ? this.#tlsTransport ?? req.transport : req.transport,
       });
     } catch (error) {
       idle.disarm();

@@ -57,6 +57,11 @@ export interface ClusterTls {
   block: Record<string, unknown>;
   /** CA certificate file the harness verifies the roles with. */
   ca: string;
+  /**
+   * The testfs server serves HTTPS with this certificate (signed by `ca`), and the default testfs
+   * backends of the origins and the build-index trust `ca` (their `tls.cas`).
+   */
+  backend?: { cert: string; key: string };
 }
 
 /** A started process of the cluster. */
@@ -85,7 +90,7 @@ export interface UploadCluster {
     port: number,
     config: Record<string, unknown>,
   ): Promise<Node>;
-  /** The testfs backend; blobs are under `<dataDir>/blobs/<hex>`, tags under `tags/`. */
+  /** The testfs backend (HTTPS with `tls.backend`); blobs are under `<dataDir>/blobs/<hex>`, tags under `tags/`. */
   testfs: Node;
   /** Origins, in ring order of their configuration. */
   origins: Node[];
@@ -131,10 +136,12 @@ export async function startUploadCluster(options: ClusterOptions): Promise<Uploa
   const originHosts = originPorts.map((p) => `127.0.0.1:${p}`);
   const interval = options.writebackInterval ?? "1s";
   const testfsAddr = `127.0.0.1:${testfsPort}`;
+  const testfsTls = options.tls?.backend;
+  const backendTls = testfsTls ? { tls: { cas: [{ path: options.tls!.ca }] } } : {};
   const originBackend = options.originBackend?.(testfsAddr) ??
-    { testfs: { addr: testfsAddr, root: "blobs", name_path: "identity" } };
+    { testfs: { addr: testfsAddr, root: "blobs", name_path: "identity", ...backendTls } };
   const buildIndexBackend = options.buildIndexBackend?.(testfsAddr) ??
-    { testfs: { addr: testfsAddr, root: "tags", name_path: "docker_tag" } };
+    { testfs: { addr: testfsAddr, root: "tags", name_path: "docker_tag", ...backendTls } };
   const tracing = tracingBlock(options);
   const label = (name: string) => options.name ? `${options.name}/${name}` : name;
   const scheme = options.tls ? "https" : "http";
@@ -145,13 +152,16 @@ export async function startUploadCluster(options: ClusterOptions): Promise<Uploa
   const startTestfs = async (): Promise<Node> => {
     const dataDir = `${dir}/backend`;
     await Deno.mkdir(dataDir, { recursive: true });
-    const process = group.spawnDeno(TESTFS, ["--root", dataDir, "--port", String(testfsPort)], {
+    const args = ["--root", dataDir, "--port", String(testfsPort)];
+    if (testfsTls) args.push("--tls-cert", testfsTls.cert, "--tls-key", testfsTls.key);
+    const process = group.spawnDeno(TESTFS, args, {
       name: label("testfs"),
       logFile: `${dir}/testfs.log`,
     });
     const addr = testfsAddr;
-    const node = { addr, url: `http://${addr}`, process, configPath: "", dataDir };
-    await waitForHttp(`${node.url}/health`, { process });
+    const url = `${testfsTls ? "https" : "http"}://${addr}`;
+    const node = { addr, url, process, configPath: "", dataDir };
+    await waitForHttp(`${node.url}/health`, { process, client: testfsTls ? client : undefined });
     return node;
   };
 

@@ -1,7 +1,7 @@
 /**
  * Starts the reference Docker registry (distribution v3, `registry` in `scripts/go-tools.tsv`) on a
- * free loopback port, plain HTTP, filesystem storage in a temporary directory, with one of three
- * auth modes:
+ * free loopback port, plain HTTP (HTTPS with `tls`), filesystem storage in a temporary directory,
+ * with one of three auth modes:
  *
  * - `none`;
  * - `basic`: `auth.htpasswd` with bcrypt entries (bcryptjs) for the given users;
@@ -37,6 +37,8 @@ export interface StartRegistryOptions {
   binary?: string;
   /** How long to wait for the registry to answer (default 30 000 ms). */
   startTimeoutMs?: number;
+  /** Serve HTTPS with this certificate and unencrypted key (files), signed by `ca` (a file). */
+  tls?: { cert: string; key: string; ca: string };
 }
 
 /** A request the harness's token server answered. */
@@ -180,7 +182,13 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
     version: 0.1,
     log: { level: "info", formatter: "text" },
     storage: { filesystem: { rootdirectory: `${dir}/data` }, delete: { enabled: true } },
-    http: { addr, secret: "kraken-test-secret" },
+    http: {
+      addr,
+      secret: "kraken-test-secret",
+      ...(options.tls
+        ? { tls: { certificate: options.tls.cert, key: options.tls.key, minimumtls: "tls1.2" } }
+        : {}),
+    },
     ...(auth === "none" ? {} : { auth: authBlock }),
   };
   // JSON is YAML.
@@ -199,15 +207,21 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
     await tokenServer?.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
+  const client = options.tls
+    ? Deno.createHttpClient({ caCerts: [await Deno.readTextFile(options.tls.ca)] })
+    : undefined;
   try {
-    await waitForHttp(`http://${addr}/v2/`, {
+    await waitForHttp(`${options.tls ? "https" : "http"}://${addr}/v2/`, {
       process,
       timeoutMs: options.startTimeoutMs ?? 30_000,
       ready: (r) => r.status === 200 || r.status === 401,
+      client,
     });
   } catch (error) {
     await stop();
     throw error;
+  } finally {
+    client?.close();
   }
   return {
     addr,
