@@ -11,6 +11,7 @@ import {
 } from "./blob_store.ts";
 import { type Digest, digestOfBytes } from "./digest.ts";
 import { withTempDir } from "../tests/harness/fs.ts";
+import { concatBytes } from "../common/bytes.ts";
 
 const enc = new TextEncoder();
 
@@ -407,6 +408,29 @@ Deno.test("open with a range streams only those bytes; size stays the blob's", (
     assert.deepEqual(await readAll(blob.stream), data.slice(1_500_000, 3_500_000));
     const tail = await store.open(d, { offset: data.length - 5, length: 5 });
     assert.deepEqual(await readAll(tail.stream), data.slice(-5));
+  }));
+
+Deno.test("open streams in 1 MiB chunks, whole or ranged", () =>
+  withStore(async (store) => {
+    const MIB = 1 << 20;
+    const data = bytesOf(3 * MIB + 5);
+    const d = await digestOfBytes(data);
+    await store.putBlob(d, data);
+    const sizes = async (stream: ReadableStream<Uint8Array>, out: Uint8Array[] = []) => {
+      for await (const chunk of stream) out.push(chunk);
+      return out;
+    };
+    const whole = await sizes((await store.open(d)).stream);
+    assert.deepEqual(whole.map((c) => c.length), [MIB, MIB, MIB, 5]);
+    assert.deepEqual(concatBytes(whole), data);
+    const part = await sizes((await store.open(d, { offset: 100, length: 2 * MIB + 1 })).stream);
+    assert.deepEqual(part.map((c) => c.length), [MIB, MIB, 1]);
+    assert.deepEqual(concatBytes(part), data.subarray(100, 100 + 2 * MIB + 1));
+    // A cancelled stream releases its file.
+    const open = await store.open(d);
+    const reader = open.stream.getReader();
+    await reader.read();
+    await reader.cancel();
   }));
 
 Deno.test("source re-opens a cached blob at any range, each open independent", () =>
