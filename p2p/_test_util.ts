@@ -10,7 +10,7 @@ import { crc32 } from "node:zlib";
 import { Bitfield } from "./bitfield.ts";
 import { Blacklist } from "./blacklist.ts";
 import { dialPeer, type PeerServer, servePeers } from "./conn.ts";
-import { Dispatcher, type DispatcherOptions } from "./dispatcher.ts";
+import { Dispatcher, type DispatcherOptions, RECEIVE_DEPTH } from "./dispatcher.ts";
 import type { ByteConn } from "./frame.ts";
 import type { TorrentStorage } from "./torrent.ts";
 
@@ -236,7 +236,7 @@ export class TestNode {
       onError: (err) => this.errors.push(err),
       maxPayloadLength: storage.pieceLength(0),
       // As the scheduler runs its connections.
-      reusePayloadBuffer: true,
+      payloadBuffers: RECEIVE_DEPTH,
     });
   }
 
@@ -250,7 +250,7 @@ export class TestNode {
         expectedPeerId: other.peerId,
         handshake: this.dispatcher.handshake("test-ns"),
         maxPayloadLength: this.storage.pieceLength(0),
-        reusePayloadBuffer: true,
+        payloadBuffers: RECEIVE_DEPTH,
       });
       this.dispatcher.addConn(conn, { isOrigin });
     } catch (err) {

@@ -23,9 +23,9 @@
  *   file into the cache atomically; then the side directory goes away.
  *
  *   The blob's SHA-256 is computed as the pieces land, not by reading the file back at the commit:
- *   a piece written at the hash's frontier is hashed from the bytes just written, and pieces that
- *   arrived ahead of it are read back from the file (page cache) once the frontier reaches them,
- *   by one background task. Written pieces are flushed to disk in the background too, so the
+ *   a piece arriving at the hash's frontier is hashed from its bytes as its write starts, and
+ *   pieces that arrived ahead of it are read back from the file (page cache) once the frontier
+ *   reaches them, by one background task. A failed write makes the commit hash the file itself. Written pieces are flushed to disk in the background too, so the
  *   commit's fsync finds little left to write. The commit hands the digest to the store, which
  *   refuses a mismatch as before.
  *
@@ -318,17 +318,24 @@ export class LeechingTorrent extends BlobTorrent {
       );
     }
     if (this.#have.get(i)) return;
+    // Hashed before the write starts, so pieces stored concurrently are hashed in arrival order
+    // (and `bytes`, possibly the caller's reused buffer, is hashed before it can change).
+    if (this.#catchUp === undefined && !this.#hashFailed && i === this.#hashed) {
+      this.#hasher.update(bytes);
+      this.#hashed++;
+    }
     const offset = this.offset(i);
-    await this.store.writeChunk(this.uid, offset, offset + bytes.length, bytes);
-    await this.#writeStatus(i, 1);
+    try {
+      await this.store.writeChunk(this.uid, offset, offset + bytes.length, bytes);
+      await this.#writeStatus(i, 1);
+    } catch (err) {
+      // The hash may cover bytes that never reached the file: the commit hashes the file instead.
+      this.#hashFailed = true;
+      throw err;
+    }
     if (!this.#have.get(i)) {
       this.#have.set(i);
       this.#count++;
-      // `bytes` may be the caller's reused buffer: hash it now, before returning.
-      if (this.#catchUp === undefined && i === this.#hashed) {
-        this.#hasher.update(bytes);
-        this.#hashed++;
-      }
       this.#advanceHash();
     }
     this.#flushLater();

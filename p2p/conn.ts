@@ -97,10 +97,10 @@ export interface ConnOptions {
   /** Largest piece payload accepted; set it to the torrent's piece length. Default 64 MiB. */
   maxPayloadLength?: number;
   /**
-   * Receive every piece payload into one buffer of the connection: a frame's payload is then
-   * valid only until the next frame is pulled. Default false.
+   * Receive piece payloads into a ring of this many buffers of the connection: a payload is then
+   * valid only until that many more payloads have been pulled. Default 0 (a fresh array each).
    */
-  reusePayloadBuffer?: boolean;
+  payloadBuffers?: number;
 }
 
 /** Options for {@linkcode dialPeer}. */

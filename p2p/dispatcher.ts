@@ -18,8 +18,10 @@
  * Requests expire after max(4 s, ceil(4 s × piece MiB)) and are rescanned every half timeout;
  * an expired or invalid request is never re-sent to the same peer.
  *
- * A received payload is used only until the next frame is pulled (connections may reuse one
- * receive buffer); pieces are sent from one buffer per peer, read just before the writer sends it.
+ * Up to {@linkcode RECEIVE_DEPTH} received pieces of one connection are being stored at once
+ * while the next frames are read, so the disk write of a piece overlaps the socket read of the
+ * next; a connection's receive ring must therefore hold `RECEIVE_DEPTH` buffers. Pieces are sent
+ * from one buffer per peer, read just before the writer sends it.
  *
  * Every PIECE_PAYLOAD is checked against its CRC-32 sum. A bad piece marks the request invalid
  * and, deliberately stricter than upstream (which keeps the connection), blacklists the sender
@@ -54,6 +56,12 @@ import { maxPieceLength, type TorrentStorage, verifyPiece } from "./torrent.ts";
 export const CHUNK_NOT_SUPPORTED = "reading / writing chunk of piece not supported";
 
 const MIB = 1024 * 1024;
+
+/**
+ * Received pieces of one connection stored concurrently; give connections at least this many
+ * receive buffers (`payloadBuffers`).
+ */
+export const RECEIVE_DEPTH = 3;
 
 /** A request the dispatcher refuses: wrong torrent, full, duplicate peer, closed. */
 export class DispatcherError extends Error {
@@ -391,15 +399,20 @@ export class Dispatcher {
   }
 
   async #run(peer: Peer): Promise<void> {
+    // Pieces being stored, oldest first; a payload's buffer is reused RECEIVE_DEPTH payloads on.
+    const storing: Promise<void>[] = [];
     try {
       for await (const frame of peer.conn) {
         if (this.#closed) break;
-        await this.#handle(peer, frame);
+        const handled = this.#handle(peer, frame);
+        if (frame.payload === undefined) await handled;
+        else if (storing.push(handled) >= RECEIVE_DEPTH) await storing.shift();
       }
     } catch (err) {
       this.#onError(err as Error, peer.conn.peerId);
     } finally {
       peer.conn.close();
+      await Promise.allSettled(storing);
       this.#removePeer(peer);
     }
   }

@@ -9,8 +9,9 @@
  *
  * {@linkcode FrameReader} buffers small reads but reads piece payloads straight into the
  * returned array, so piece bytes are copied only when they arrived in the same read as their
- * header. With `reusePayloadBuffer` that array is one buffer kept across frames (a fresh 4 MiB
- * array per piece costs more CPU in zeroing and page faults than the copy out of the socket).
+ * header. With `payloadBuffers: n` that array is one of a ring of `n` buffers kept across frames
+ * (a fresh 4 MiB array per piece costs more CPU in zeroing and page faults than the copy out of
+ * the socket).
  * Timeouts close the connection: a TCP read cannot be cancelled otherwise, and a connection that
  * missed a deadline is dropped anyway.
  *
@@ -84,10 +85,11 @@ export interface FrameReaderOptions {
    */
   maxPayloadLength?: number;
   /**
-   * Read every piece payload into one buffer kept by the reader, so a payload is valid only
-   * until the next `read`. Default false: each payload is a fresh array the caller owns.
+   * Read piece payloads into a ring of this many buffers kept by the reader: a payload is then
+   * valid only until `payloadBuffers` more payloads have been read. Default 0: each payload is a
+   * fresh array the caller owns.
    */
-  reusePayloadBuffer?: boolean;
+  payloadBuffers?: number;
 }
 
 /** Options for a single read or write. */
@@ -136,14 +138,14 @@ export class FrameReader {
   #buf = new Uint8Array(2 * (MAX_MESSAGE_LENGTH + 4));
   #start = 0;
   #end = 0;
-  #reuse: boolean;
-  #payload = new Uint8Array(0);
+  #ring: Uint8Array[];
+  #next = 0;
 
   /** Wraps `conn`; the reader owns its read side from now on. */
   constructor(conn: ByteConn, options: FrameReaderOptions = {}) {
     this.#conn = conn;
     this.#maxPayload = options.maxPayloadLength ?? DEFAULT_MAX_PAYLOAD_LENGTH;
-    this.#reuse = options.reusePayloadBuffer ?? false;
+    this.#ring = Array.from({ length: options.payloadBuffers ?? 0 }, () => new Uint8Array(0));
   }
 
   /**
@@ -202,10 +204,12 @@ export class FrameReader {
 
   async #readPayload(length: number): Promise<Uint8Array> {
     let payload: Uint8Array;
-    if (!this.#reuse) payload = new Uint8Array(length);
+    if (this.#ring.length === 0) payload = new Uint8Array(length);
     else {
-      if (this.#payload.length < length) this.#payload = new Uint8Array(length);
-      payload = this.#payload.subarray(0, length);
+      const slot = this.#next;
+      this.#next = (slot + 1) % this.#ring.length;
+      if (this.#ring[slot].length < length) this.#ring[slot] = new Uint8Array(length);
+      payload = this.#ring[slot].subarray(0, length);
     }
     const buffered = Math.min(length, this.#end - this.#start);
     payload.set(this.#buf.subarray(this.#start, this.#start + buffered));

@@ -64,7 +64,7 @@ Deno.test("payload bytes not yet buffered are read straight into the payload", a
   assert.ok(conn.readTargets.some((p) => p.buffer === frame?.payload?.buffer));
 });
 
-Deno.test("with reusePayloadBuffer, payloads land in one buffer, each intact until the next read", async () => {
+Deno.test("with payloadBuffers, payloads land in a ring of buffers, each intact until reused", async () => {
   const a = Uint8Array.from({ length: 5000 }, (_, i) => i % 251);
   const b = Uint8Array.from({ length: 3000 }, (_, i) => (i * 7) % 253);
   const stream = concat([
@@ -76,18 +76,19 @@ Deno.test("with reusePayloadBuffer, payloads land in one buffer, each intact unt
     a,
   ]);
   const rand = prng(9);
-  for (const reuse of [true, false]) {
+  for (const buffers of [0, 1, 2]) {
     const reader = new FrameReader(new ScriptedConn(chop(stream, rand, 2000)), {
-      reusePayloadBuffer: reuse,
+      payloadBuffers: buffers,
     });
     const first = await reader.read();
     assert.deepEqual(first?.payload, a);
     const second = await reader.read();
     assert.deepEqual(second?.payload, b);
+    if (buffers === 2) assert.deepEqual(first?.payload, a, "still intact one payload later");
     const third = await reader.read();
     assert.deepEqual(third?.payload, a);
-    assert.equal(first?.payload?.buffer === third?.payload?.buffer, reuse);
-    assert.equal(first?.payload?.buffer === second?.payload?.buffer, reuse);
+    assert.equal(first?.payload?.buffer === second?.payload?.buffer, buffers === 1);
+    assert.equal(first?.payload?.buffer === third?.payload?.buffer, buffers > 0);
     assert.equal(await reader.read(), null);
   }
 });

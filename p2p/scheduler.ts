@@ -64,7 +64,7 @@ import {
   type RemoteHandshake,
   servePeers,
 } from "./conn.ts";
-import { Dispatcher, type P2PSummary } from "./dispatcher.ts";
+import { Dispatcher, type P2PSummary, RECEIVE_DEPTH } from "./dispatcher.ts";
 import { type DownloadFailure, SchedulerMetrics } from "./scheduler_metrics.ts";
 import { maxPieceLength } from "./torrent.ts";
 
@@ -300,7 +300,7 @@ export class Scheduler {
     this.#rootCtx = activeContext();
     this.#server = servePeers(options.listener, {
       timeoutMs: this.#handshakeTimeoutMs,
-      reusePayloadBuffer: true,
+      payloadBuffers: RECEIVE_DEPTH,
       lookup: (namespace, name, _infoHash, remote) => this.#lookup(namespace, name, remote),
       onConn: (conn) => this.#accept(conn),
       onError: (err) => this.#logger.debug("incoming peer connection refused", { error: err }),
@@ -627,8 +627,7 @@ export class Scheduler {
             handshake: dispatcher.handshake(torrent.namespace),
             timeoutMs: this.#handshakeTimeoutMs,
             maxPayloadLength: maxPieceLength(storage),
-            // The dispatcher is done with a payload before it pulls the next frame.
-            reusePayloadBuffer: true,
+            payloadBuffers: RECEIVE_DEPTH,
           });
         } catch (err) {
           dispatcher.cancelReservation(peer.peerId);
