@@ -179,7 +179,7 @@ async function startBench(
     otlpEndpoint: sink?.endpoint,
     // The symbol maps perf reads; V8 would also drop an event log into the working directory.
     env: options.profileDir
-      ? { DENO_V8_FLAGS: "--perf-basic-prof --logfile=/dev/null --no-logfile-per-isolate" }
+      ? { DENO_V8_FLAGS: "--perf-basic-prof,--logfile=/dev/null,--no-logfile-per-isolate" }
       : undefined,
     originExtra: { metainfo: { piece_lengths: { 0: pieceBytes } } },
   });
