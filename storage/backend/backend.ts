@@ -150,6 +150,41 @@ export function cutRange(
   return sliceStream(body, options.offset ?? 0, options.length ?? Infinity);
 }
 
+/** One page of a store's listing, as {@linkcode collectPages} asks for it. */
+export interface StorePage {
+  /** Names on the page (keys outside the name layout already left out). */
+  names: string[];
+  /** The store's token of the next page; `""` after the last. */
+  token: string;
+}
+
+/**
+ * `list` over a store that pages (S3's `ListObjectsV2`, GCS's object listing): without
+ * `options.maxKeys` every page of `pageSize` is read; with it, pages are read (each asking for
+ * what is still missing) until that many names are found or the listing ends, and the store's
+ * token of the next page is the continuation token.
+ * @throws {RangeError} when `maxKeys` is below 1
+ */
+export async function collectPages(
+  options: ListOptions,
+  pageSize: number,
+  page: (token: string, limit: number) => Promise<StorePage>,
+): Promise<ListResult> {
+  const max = options.maxKeys;
+  if (max !== undefined && !(max >= 1)) {
+    throw new RangeError(`maxKeys must be at least 1, got ${max}`);
+  }
+  const names: string[] = [];
+  let token = options.continuationToken ?? "";
+  for (;;) {
+    const next = await page(token, max === undefined ? pageSize : max - names.length);
+    names.push(...next.names);
+    token = next.token;
+    if (token === "") return { names, continuationToken: "" };
+    if (max !== undefined && names.length >= max) return { names, continuationToken: token };
+  }
+}
+
 /**
  * One page of `names` (sorted) under `options`, for backends that list everything at once: the
  * token is the last name of the page, so a page starts after it.

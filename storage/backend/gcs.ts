@@ -55,6 +55,7 @@ import {
   type BackendFetch,
   type BackendStats,
   type BlobInfo,
+  collectPages,
   DEFAULT_LIST_MAX_KEYS,
   discardUploadBody,
   type DownloadOptions,
@@ -596,22 +597,19 @@ export class GcsBackend implements Backend {
     }
   }
 
-  /** One page of names under `prefix` (`maxKeys`: the caller's page size, else `list_max_keys`). */
-  async list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
-    if (options.maxKeys !== undefined && !(options.maxKeys >= 1)) {
-      throw new RangeError(`maxKeys must be at least 1, got ${options.maxKeys}`);
-    }
+  /**
+   * Names under `prefix`: every page of `list_max_keys` without `maxKeys`, else pages until that
+   * many (`collectPages`), `pageToken` as the continuation token.
+   */
+  list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
     const base = goJoin(this.#root, this.#namePath.basePath);
     const full = goJoin(base, prefix);
     // Keep a trailing slash of the caller's prefix; path.Join would drop it.
     const objectPrefix = prefix.endsWith("/") && !full.endsWith("/") ? `${full}/` : full;
-    const paginated = options.maxKeys !== undefined;
-    const names: string[] = [];
-    let token = options.continuationToken ?? "";
-    for (;;) {
+    return collectPages(options, this.#listMaxKeys, async (token, limit) => {
       const query: Record<string, string> = {
         prefix: objectPrefix,
-        maxResults: String(options.maxKeys ?? this.#listMaxKeys),
+        maxResults: String(limit),
         fields: "items(name),nextPageToken",
       };
       if (token) query.pageToken = token;
@@ -626,15 +624,15 @@ export class GcsBackend implements Backend {
         items?: { name?: unknown }[];
         nextPageToken?: unknown;
       };
+      const names: string[] = [];
       for (const item of page.items ?? []) {
         if (typeof item.name !== "string") continue;
         const rel = this.#relative(item.name);
         const name = rel === null ? null : this.#namePath.nameFromBlobPath(rel);
         if (name !== null) names.push(name);
       }
-      token = typeof page.nextPageToken === "string" ? page.nextPageToken : "";
-      if (paginated || token === "") return { names, continuationToken: paginated ? token : "" };
-    }
+      return { names, token: typeof page.nextPageToken === "string" ? page.nextPageToken : "" };
+    });
   }
 
   /** `object` relative to the root, or `null` when it is not under it. */

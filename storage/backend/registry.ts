@@ -34,6 +34,7 @@ import {
   REGISTRY_BLOB_STAT,
   REGISTRY_MANIFEST_GET,
   REGISTRY_MANIFEST_STAT,
+  REGISTRY_TOKEN,
 } from "../../wire/registry.ts";
 import {
   type Backend,
@@ -173,10 +174,17 @@ class RegistryClient {
       tls: disabled ? undefined : security.tls?.client,
       tlsKey: "security.tls",
     });
+    // Token requests go the registry requests' way: one TLS agent, idle timeout, retries.
     this.#auth = new RegistryAuthenticator({
-      fetch,
+      send: (token) =>
+        this.#transport.request({
+          method: token.method,
+          url: token.url,
+          route: REGISTRY_TOKEN.template,
+          headers: token.headers,
+          body: token.body ?? null,
+        }),
       credentials: security.basic,
-      init: { transport: this.#transport.tlsTransport },
     });
   }
 

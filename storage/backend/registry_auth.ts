@@ -16,7 +16,7 @@
  *
  * ```ts
  * import { RegistryAuthenticator } from "./registry_auth.ts";
- * const auth = new RegistryAuthenticator({ fetch, credentials: { username: "u", password: "p" } });
+ * const auth = new RegistryAuthenticator({ send, credentials: { username: "u", password: "p" } });
  * const header = auth.cached("library/ubuntu"); // undefined before the first challenge
  * ```
  *
@@ -24,8 +24,6 @@
  */
 
 import { HttpStatusError } from "../../http/status_error.ts";
-import { REGISTRY_TOKEN } from "../../wire/registry.ts";
-import type { BackendFetch } from "./backend.ts";
 
 /** What the registry backends authenticate with (upstream `security.basic`). */
 export interface RegistryCredentials {
@@ -106,14 +104,28 @@ export function parseChallenges(header: string): AuthChallenge[] {
   return challenges;
 }
 
+/** A token request, as {@linkcode RegistryAuthenticatorOptions.send} sends it. */
+export interface TokenRequest {
+  /** `GET` (query parameters) or `POST` (the refresh-token form). */
+  method: "GET" | "POST";
+  /** The realm with the query. */
+  url: string;
+  /** Authorization and content type. */
+  headers: Headers;
+  /** The form body of a `POST`. */
+  body?: Uint8Array;
+}
+
 /** Options of {@linkcode RegistryAuthenticator}. */
 export interface RegistryAuthenticatorOptions {
-  /** The fetch token requests go through. */
-  fetch: BackendFetch;
+  /**
+   * Sends a token request the way the registry's own requests go (the backend's request layer:
+   * its TLS client, idle timeout, retries and redaction). A refusal rejects with the status and
+   * the token service's message.
+   */
+  send: (request: TokenRequest) => Promise<Response>;
   /** Configured credentials (none: anonymous tokens only). */
   credentials?: RegistryCredentials;
-  /** Extra fetch options for token requests (the registry's TLS transport). */
-  init?: { transport?: (url: string, init: RequestInit) => Promise<Response> };
   /** Clock in epoch ms (default `Date.now`). */
   now?: () => number;
 }
@@ -134,9 +146,8 @@ const DEFAULT_TOKEN_SECONDS = 60;
 
 /** Answers registry auth challenges and caches what they yield; see the module doc. */
 export class RegistryAuthenticator {
-  readonly #fetch: BackendFetch;
+  readonly #send: (request: TokenRequest) => Promise<Response>;
   readonly #credentials: RegistryCredentials;
-  readonly #init: { transport?: (url: string, init: RequestInit) => Promise<Response> };
   readonly #now: () => number;
   /** The last challenge seen, so later requests authenticate up front. */
   #challenge: AuthChallenge | undefined;
@@ -144,9 +155,8 @@ export class RegistryAuthenticator {
 
   /** @param options see {@linkcode RegistryAuthenticatorOptions} */
   constructor(options: RegistryAuthenticatorOptions) {
-    this.#fetch = options.fetch;
+    this.#send = options.send;
     this.#credentials = options.credentials ?? {};
-    this.#init = options.init ?? {};
     this.#now = options.now ?? Date.now;
   }
 
@@ -237,20 +247,26 @@ export class RegistryAuthenticator {
       if (basic) headers.set("authorization", basic);
     }
     const method = body ? "POST" : "GET";
+    if (body) headers.set("content-type", "application/x-www-form-urlencoded");
     this.#tokenRequests++;
     const started = this.#now();
-    const res = await this.#fetch(url.toString(), {
-      ...this.#init,
-      method,
-      headers,
-      body,
-      route: REGISTRY_TOKEN.template,
-      expectedStatus: [],
-    });
-    const text = await res.text();
-    const where = `${method} ${url.origin}${url.pathname}`;
-    if (res.status !== 200) {
-      throw new RegistryAuthError(new HttpStatusError(method, where, res.status, text).message);
+    const target = `${url.origin}${url.pathname}`;
+    const where = `${method} ${target}`;
+    let text: string;
+    try {
+      const res = await this.#send({
+        method,
+        url: url.toString(),
+        headers,
+        body: body ? new TextEncoder().encode(body.toString()) : undefined,
+      });
+      text = await res.text();
+      if (res.status !== 200) {
+        throw new HttpStatusError(method, target, res.status, text);
+      }
+    } catch (error) {
+      // Refused (the status and the service's message) or unreachable: the auth failed.
+      throw new RegistryAuthError((error as Error).message);
     }
     let answer: { token?: unknown; access_token?: unknown; expires_in?: unknown };
     try {

@@ -33,18 +33,20 @@ interface StandIn {
  */
 async function startStandIn(
   auth: "none" | "basic" | "bearer",
-  options: { expiresIn?: number } = {},
+  options: { expiresIn?: number; tokenFailures?: number } = {},
 ): Promise<StandIn> {
   const layerHex = (await digestOfBytes(LAYER)).hex;
   const manifestHex = (await digestOfBytes(MANIFEST)).hex;
   const requests: StandIn["requests"] = [];
   const tokenRequests: URL[] = [];
   const basic = `Basic ${btoa("alice:s3cret")}`;
+  let tokenFailures = options.tokenFailures ?? 0;
   let address = "";
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
     const url = new URL(req.url);
     if (url.pathname === "/token") {
       tokenRequests.push(url);
+      if (tokenFailures-- > 0) return new Response("token service restarting", { status: 503 });
       if (req.headers.get("authorization") !== basic) {
         return Response.json({ details: "bad credentials" }, { status: 401 });
       }
@@ -248,6 +250,23 @@ Deno.test("registry: bearer challenge → token with scope and credentials, cach
         e instanceof RegistryAuthError && /status 401/.test(e.message) &&
         /bad credentials/.test(e.message) && !e.message.includes("hunter2"),
     );
+  } finally {
+    await reg.close();
+  }
+});
+
+Deno.test("registry: a token service answering 503 is retried like the registry's requests", async () => {
+  const reg = await startStandIn("bearer", { tokenFailures: 2 });
+  try {
+    const backend = new RegistryBlobBackend({
+      address: reg.address,
+      security: { ...insecure, basic: alice },
+      retry: { attempts: 3, initialMs: 1, maxMs: 2 },
+    });
+    const layerHex = (await digestOfBytes(LAYER)).hex;
+    assert.ok(await backend.stat("team/app", layerHex));
+    assert.equal(reg.tokenRequests.length, 3);
+    assert.equal(backend.stats.retries, 2);
   } finally {
     await reg.close();
   }

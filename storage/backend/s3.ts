@@ -55,6 +55,7 @@ import {
   type BackendStats,
   type BlobInfo,
   bytesSource,
+  collectPages,
   DEFAULT_LIST_MAX_KEYS,
   discardUploadBody,
   type DownloadOptions,
@@ -686,35 +687,29 @@ export class S3Backend implements Backend {
    * `ListObjectsV2` under the name layout's base path plus `prefix`; keys map back to names (keys
    * outside the layout are skipped). Without `maxKeys` every page is read.
    */
-  async list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
+  list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
     const base = [this.#namePath.basePath, prefix.replace(/^\/+|\/+$/g, "")]
       .filter((p) => p !== "").join("/");
-    const names: string[] = [];
-    let token = options.continuationToken ?? "";
-    const pageSize = options.maxKeys ?? this.#listMaxKeys;
-    while (true) {
+    return collectPages(options, this.#listMaxKeys, async (token, limit) => {
       const query: Record<string, string> = {
         "list-type": "2",
         prefix: base,
-        "max-keys": String(options.maxKeys === undefined ? pageSize : pageSize - names.length),
+        "max-keys": String(limit),
       };
       if (token) query["continuation-token"] = token;
       const res = await this.#request("ListObjectsV2", "GET", "", { query });
       const xml = await res.text();
+      const names: string[] = [];
       for (const entry of xmlAll(xml, "Contents")) {
         const key = xmlOne(entry, "Key");
-        if (key === undefined) continue;
-        const name = this.#namePath.nameFromBlobPath(key);
+        const name = key === undefined ? null : this.#namePath.nameFromBlobPath(key);
         if (name !== null) names.push(name);
       }
-      token = xmlOne(xml, "IsTruncated") === "true"
+      const next = xmlOne(xml, "IsTruncated") === "true"
         ? xmlOne(xml, "NextContinuationToken") ?? ""
         : "";
-      if (token === "") return { names, continuationToken: "" };
-      if (options.maxKeys !== undefined && names.length >= options.maxKeys) {
-        return { names, continuationToken: token };
-      }
-    }
+      return { names, token: next };
+    });
   }
 
   /** `HeadBucket`: fails when the bucket is missing or the credentials are refused. */

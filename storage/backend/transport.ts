@@ -406,16 +406,6 @@ export class BackendTransport {
     }
   }
 
-  /**
-   * Sends `https` requests with the TLS settings and others with the global `fetch`, for requests
-   * made outside {@linkcode request} (a registry's token service); `undefined` without settings.
-   */
-  get tlsTransport(): ((url: string, init: RequestInit) => Promise<Response>) | undefined {
-    const tls = this.#tlsTransport;
-    if (!tls) return undefined;
-    return (url, init) => url.startsWith("https:") ? tls(url, init) : globalThis.fetch(url, init);
-  }
-
   /** `error` with the backend's secrets removed from its message. */
   redact(error: Error): Error {
     return redactError(error, this.#secrets());
