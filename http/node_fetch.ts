@@ -149,6 +149,16 @@ export async function nodeFetch(
   signal?.throwIfAborted();
   return await new Promise<Response>((resolve, reject) => {
     const req = client.request(target, { method, headers, agent: options.agent });
+    // Under Deno's node:http, a kept-alive connection that the server closes before answering
+    // ends without an error on the request (it would wait for the caller's timeout): fail it.
+    let answered = false;
+    req.on("socket", (socket) => {
+      const onClose = () => {
+        if (!answered) req.destroy(new Error("socket hang up: closed before the response"));
+      };
+      socket.once("close", onClose);
+      req.once("close", () => socket.off("close", onClose));
+    });
     const onAbort = () => req.destroy(signal?.reason as Error);
     signal?.addEventListener("abort", onAbort, { once: true });
     req.on("error", (error) => {
@@ -156,6 +166,7 @@ export async function nodeFetch(
       reject(signal?.aborted ? signal.reason : error);
     });
     req.on("response", (res) => {
+      answered = true;
       res.on("close", () => signal?.removeEventListener("abort", onAbort));
       const responseHeaders = new Headers();
       for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) {

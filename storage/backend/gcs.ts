@@ -484,9 +484,6 @@ export class GcsBackend implements Backend {
           this.#headers({
             "content-range": contentRange,
             "content-length": String(chunk ? chunk.end - chunk.start : 0),
-            // A fresh connection per PUT: under Deno's node:http a kept-alive connection that
-            // the server drops mid-chunk is noticed only by the idle timeout, a new one at once.
-            connection: "close",
           }),
         body: chunk ? () => chunk.source.open(chunk.start, chunk.end) : null,
         // GCS documents a Content-Length on chunk PUTs; Deno's fetch sends stream bodies chunked.
