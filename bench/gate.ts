@@ -4,9 +4,12 @@
  * - the tracer: runs `bench/tracer_bench.ts` with `--json`, prints kraken against the stock
  *   OpenTelemetry SDK (ratio and the ERD's absolute budgets), and fails when kraken is slower than
  *   the SDK on span start+end (sampled or unsampled) or on inject in the same run;
- * - one request in a role (`perf/inprocess.ts`): fails when a traced request, sampled or with an
- *   unsampled parent, costs more than {@linkcode REQUEST_RATIO_LIMITS} times a request with tracing
- *   off, in the same run.
+ * - one request in a role (`perf/inprocess.ts`): fails when a traced request, sampled or not,
+ *   costs more than {@linkcode REQUEST_RATIO_LIMITS} times a request with tracing off, in the same
+ *   run;
+ * - memory (`perf/trace_memory.ts`): fails when a queued 10-span trace holds more than
+ *   {@linkcode TRACE_MEMORY_LIMIT_BYTES} of heap until export (a size, not a time: it does not
+ *   move with the machine's load).
  *
  * Each gate is a ratio, never an absolute time, so a noisy or slow machine moves both sides alike.
  * A pair that loses is measured again (up to three runs in all) before the gate fails, so one
@@ -18,6 +21,7 @@
  */
 
 import { measureInProcess } from "../perf/inprocess.ts";
+import { measureTraceMemoryInChild } from "../perf/trace_memory.ts";
 
 /** One compared operation. */
 export interface Pair {
@@ -42,6 +46,9 @@ export const GOAL_SPEEDUP = 3;
 
 /** Highest traced/untraced time per request the in-process gate accepts. */
 export const REQUEST_RATIO_LIMITS = { sampled: 2.2, unsampled: 1.6 };
+
+/** Most heap one queued 10-span trace may hold until export (the issue's 4 KB). */
+export const TRACE_MEMORY_LIMIT_BYTES = 4096;
 
 /** Requests per stack of one in-process measurement (a few seconds in all). */
 const INPROCESS_RUN = { requests: 20_000, warmup: 10_000 };
@@ -143,6 +150,20 @@ async function main(): Promise<number> {
   const requestRows = await requestGate(failures);
   console.log("one request in a role, traced against tracing off (same run):");
   for (const row of requestRows) console.log("  " + row);
+  const memory = await measureTraceMemoryInChild();
+  console.log(
+    `memory held per queued ${memory.spansPerTrace}-span trace: ${
+      memory.bytesPerTrace.toFixed(0)
+    } ` +
+      `bytes (limit ${TRACE_MEMORY_LIMIT_BYTES})`,
+  );
+  if (memory.bytesPerTrace > TRACE_MEMORY_LIMIT_BYTES) {
+    failures.push(
+      `memory: ${
+        memory.bytesPerTrace.toFixed(0)
+      } bytes per trace, over ${TRACE_MEMORY_LIMIT_BYTES}`,
+    );
+  }
   if (failures.length > 0) {
     console.error("overhead gate FAILED:\n  " + failures.join("\n  "));
     return 1;

@@ -132,7 +132,7 @@ export type BodyDoneCallback = (error: unknown, bytes: number) => void;
  * Largest body, by its declared `Content-Length`, that {@linkcode whenResponseDone} reads at once
  * instead of passing it through a wrapper stream: `http/serve.ts` sends such a body as one write.
  */
-export const EAGER_BODY_MAX_BYTES = 64 * 1024;
+export const EAGER_BODY_MAX_BYTES = 16 * 1024;
 
 // The request's body tracker in `ctx.state`: the response it returned and who waits for its end.
 const BODY_TRACKER = "tracing.bodyTracker";

@@ -67,9 +67,9 @@ export class LocalSpanContext implements SpanContext {
   readonly traceFlags: number;
   /** Vendor trace state carried from the parent or set by the sampler. */
   readonly traceState: TraceState | undefined;
-  readonly #at: number;
-  readonly #pool: string;
-  #spanId: string | undefined;
+  // Where the span id's digits start in `#idOrPool`: the pool until the id is read, then the id.
+  #at: number;
+  #idOrPool: string;
 
   /** Creates a context with a new random span id for `traceId`. */
   constructor(traceId: string, traceFlags: number, traceState: TraceState | undefined) {
@@ -77,16 +77,17 @@ export class LocalSpanContext implements SpanContext {
     this.traceFlags = traceFlags;
     this.traceState = traceState;
     this.#at = reserve(16);
-    this.#pool = pool;
+    this.#idOrPool = pool;
   }
 
   /** 16 hex digits, taken once on first read. */
   get spanId(): string {
-    if (this.#spanId === undefined) {
-      const id = this.#pool.slice(this.#at, this.#at + 16);
-      this.#spanId = id === ZERO_SPAN_ID ? newSpanId() : id;
+    if (this.#at >= 0) {
+      const id = this.#idOrPool.slice(this.#at, this.#at + 16);
+      this.#idOrPool = id === ZERO_SPAN_ID ? newSpanId() : id;
+      this.#at = -1;
     }
-    return this.#spanId;
+    return this.#idOrPool;
   }
 }
 

@@ -116,7 +116,22 @@ function capAttributes(attributes: Attributes, max: number): [Attributes, number
   return [kept, keys.length - max];
 }
 
-/** A span that records data and is handed to a {@linkcode SpanSink} when it ends. */
+// What few spans have: events, links and their dropped counts, in one object made on first use.
+interface RareParts {
+  events: TimedEvent[];
+  links: Link[];
+  droppedEvents: number;
+  droppedLinks: number;
+}
+
+/**
+ * A span that records data and is handed to a {@linkcode SpanSink} when it ends.
+ *
+ * Its memory is held until export (ERD §7.1: under 10 KB per trace), so the layout is lean: the
+ * end is kept as a whole-microsecond duration (a small integer, where a second time would be a
+ * boxed double; it also says whether the span ended), and events, links and their counts live in
+ * one object that only spans using them allocate.
+ */
 export class RecordingSpan implements Span, ReadableSpan {
   /** Span name; server and client spans use `{METHOD} {route}`. */
   name: string;
@@ -128,27 +143,18 @@ export class RecordingSpan implements Span, ReadableSpan {
   status: SpanStatus = UNSET_STATUS;
   /** Parent span context, absent for a root span. */
   readonly parentSpanContext: SpanContext | undefined;
-  /** True once `end()` ran. */
-  ended = false;
-  /** Attributes, events and links beyond the limits. */
+  /** Attributes beyond {@linkcode SpanLimits.attributeCount}. */
   droppedAttributesCount = 0;
-  /** Events dropped beyond {@linkcode SpanLimits.eventCount}. */
-  droppedEventsCount = 0;
-  /** Links dropped beyond {@linkcode SpanLimits.linkCount}. */
-  droppedLinksCount = 0;
-  /** Start as a `performance.now()` reading. */
-  readonly startPerf: number;
-  /** End as a `performance.now()` reading (equals start until ended). */
-  endPerf: number;
 
   readonly #context: SpanContext;
   readonly #shared: SpanShared;
-  #attributeCount: number;
-  // Most spans have no events or links: allocate the arrays only when one is added.
-  #events: TimedEvent[] | undefined;
-  #links: Link[] | undefined;
+  // Start as a `performance.now()` reading; duration in whole µs, -1 until ended.
+  readonly #start: number;
+  #durationMicros = -1;
+  #attributeCount = 0;
+  #rare: RareParts | undefined;
 
-  /** Creates a started span; `startPerf` defaults to now. */
+  /** Creates a started span; `startPerf` (a `performance.now()` reading) defaults to now. */
   constructor(
     shared: SpanShared,
     context: SpanContext,
@@ -164,22 +170,39 @@ export class RecordingSpan implements Span, ReadableSpan {
     this.name = name;
     this.kind = kind;
     this.parentSpanContext = parent;
-    this.startPerf = startPerf;
-    this.endPerf = startPerf;
+    this.#start = startPerf;
     this.attributes = {};
-    this.#attributeCount = 0;
     if (attributes) this.setAttributes(attributes);
     if (links && links.length > 0) this.addLinks(links);
   }
 
+  #rareParts(): RareParts {
+    return this.#rare ??= { events: [], links: [], droppedEvents: 0, droppedLinks: 0 };
+  }
+
+  /** True once `end()` ran. */
+  get ended(): boolean {
+    return this.#durationMicros >= 0;
+  }
+
   /** Links to other spans (for example the trace id a client tried to force). */
   get links(): Link[] {
-    return this.#links ?? NONE;
+    return this.#rare?.links ?? NONE;
   }
 
   /** Timed events, including recorded exceptions. */
   get events(): TimedEvent[] {
-    return this.#events ?? NONE;
+    return this.#rare?.events ?? NONE;
+  }
+
+  /** Events dropped beyond {@linkcode SpanLimits.eventCount}. */
+  get droppedEventsCount(): number {
+    return this.#rare?.droppedEvents ?? 0;
+  }
+
+  /** Links dropped beyond {@linkcode SpanLimits.linkCount}. */
+  get droppedLinksCount(): number {
+    return this.#rare?.droppedLinks ?? 0;
   }
 
   /** The span's own context (trace id, span id, flags). */
@@ -210,9 +233,10 @@ export class RecordingSpan implements Span, ReadableSpan {
   /** Adds a timed event. */
   addEvent(name: string, attributesOrTime?: Attributes | TimeInput, time?: TimeInput): this {
     if (this.ended) return this;
-    const events = this.#events ??= [];
+    const rare = this.#rareParts();
+    const events = rare.events;
     if (events.length >= this.#shared.limits.eventCount) {
-      this.droppedEventsCount++;
+      rare.droppedEvents++;
       return this;
     }
     let attributes: Attributes | undefined;
@@ -242,8 +266,9 @@ export class RecordingSpan implements Span, ReadableSpan {
   /** Adds a link to another span. */
   addLink(link: Link): this {
     if (this.ended) return this;
-    const links = this.#links ??= [];
-    if (links.length >= this.#shared.limits.linkCount) this.droppedLinksCount++;
+    const rare = this.#rareParts();
+    const links = rare.links;
+    if (links.length >= this.#shared.limits.linkCount) rare.droppedLinks++;
     else if (link.attributes) {
       const [kept, dropped] = capAttributes(
         link.attributes,
@@ -278,9 +303,10 @@ export class RecordingSpan implements Span, ReadableSpan {
   /** Ends the span once and hands it to the sink. */
   end(endTime?: TimeInput): void {
     if (this.ended) return;
-    this.endPerf = endTime === undefined ? performance.now() : timeInputToPerf(endTime);
-    if (this.endPerf < this.startPerf) this.endPerf = this.startPerf;
-    this.ended = true;
+    const end = endTime === undefined ? performance.now() : timeInputToPerf(endTime);
+    const micros = end > this.#start ? Math.round((end - this.#start) * 1000) : 0;
+    // An int32 stays a small integer in the object; spans over 35 minutes take a boxed double.
+    this.#durationMicros = micros <= 0x7fffffff ? micros | 0 : micros;
     this.#shared.sink.onEnd(this);
   }
 
@@ -311,24 +337,24 @@ export class RecordingSpan implements Span, ReadableSpan {
 
   /** Start time in epoch `HrTime`, computed when an exporter asks. */
   get startTime(): HrTime {
-    return perfToHrTime(this.startPerf);
+    return perfToHrTime(this.#start);
   }
 
-  /** End time in epoch `HrTime`. */
+  /** End time in epoch `HrTime` (the start until ended). */
   get endTime(): HrTime {
-    return perfToHrTime(this.endPerf);
+    return perfToHrTime(this.#start + Math.max(0, this.#durationMicros) / 1000);
   }
 
   /** Duration as `HrTime`. */
   get duration(): HrTime {
-    const ms = this.endPerf - this.startPerf;
-    const s = Math.floor(ms / 1000);
-    return [s, Math.round((ms - s * 1000) * 1e6)];
+    const micros = Math.max(0, this.#durationMicros);
+    const s = Math.floor(micros / 1e6);
+    return [s, (micros - s * 1e6) * 1000];
   }
 
   /** Duration in milliseconds (for logs and the demo). */
   get durationMs(): number {
-    return this.endPerf - this.startPerf;
+    return Math.max(0, this.#durationMicros) / 1000;
   }
 
   /** The process resource. */
