@@ -51,7 +51,7 @@ export const REQUEST_RATIO_LIMITS = { sampled: 2.2, unsampled: 1.6 };
 export const TRACE_MEMORY_LIMIT_BYTES = 4096;
 
 /** Requests per stack of one in-process measurement (a few seconds in all). */
-const INPROCESS_RUN = { requests: 20_000, warmup: 10_000 };
+const INPROCESS_RUN = { requests: 10_000, warmup: 5_000 };
 
 interface BenchJson {
   benches: { name: string; results: { ok?: { avg: number } }[] }[];
