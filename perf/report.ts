@@ -15,6 +15,7 @@
  */
 
 import { parseByteSize } from "../common/byte_size.ts";
+import type { P2pResult } from "./p2p.ts";
 
 /** The three tracing settings every end-to-end measurement compares, in this order. */
 export const TRACING_VARIANTS = ["off", "10%", "100%"] as const;
@@ -161,22 +162,16 @@ function rangeOf(values: readonly number[], show: (x: number) => string): string
 }
 
 /** The P2P figures `perf/p2p.ts` reports (the fields the report reads). */
-export interface P2pFigures {
-  /** Agents downloading at once. */
-  agents: number;
-  /** Blob size. */
-  sizeBytes: number;
-  /** Rounds timed. */
-  rounds: number;
-  /** Aggregate MB/s over rounds. */
-  mbPerSecond: { median: number; min: number; max: number };
-  /** Agent CPU seconds per GiB received. */
-  agentCpuSecondsPerGiB: number;
-  /** Origin CPU seconds per GiB served. */
-  originCpuSecondsPerGiB: number;
-  /** Share of pieces agents got from other agents (1→n only). */
-  agentToAgentPieceShare?: number;
-}
+export type P2pFigures = Pick<
+  P2pResult,
+  | "agents"
+  | "sizeBytes"
+  | "rounds"
+  | "mbPerSecond"
+  | "agentCpuSecondsPerGiB"
+  | "originCpuSecondsPerGiB"
+  | "agentToAgentPieceShare"
+>;
 
 /** The in-process figures `perf/inprocess.ts` reports. */
 export interface InProcessFigures {
