@@ -32,6 +32,7 @@ import { measureCompleteness } from "./e2e_completeness.ts";
 import { measureRedisAnnounces } from "./e2e_redis.ts";
 import { measureInProcess } from "./inprocess.ts";
 import { measureP2p } from "./p2p.ts";
+import { measurePageCacheWrite } from "./page_cache.ts";
 import {
   embedReport,
   parsePerfArgs,
@@ -111,7 +112,8 @@ export async function runPerf(options: PerfOptions, args: string[] = []): Promis
       warmup: Math.max(100, Math.floor(options.inProcessRequests / 10)),
     });
   });
-  await part("p2p", async () => {
+  await part("p2p", async (dir) => {
+    report.p2p.pageCache = await measurePageCacheWrite({ dir, bytes: options.sizeBytes });
     const shape = { sizeBytes: options.sizeBytes, rounds: options.rounds, tracing: "off" as const };
     report.p2p.oneToOne = await measureP2p({ ...shape, agents: 1 });
     report.p2p.oneToMany = await measureP2p({ ...shape, agents: 4 });

@@ -16,6 +16,7 @@
 
 import { parseByteSize } from "../common/byte_size.ts";
 import type { P2pResult } from "./p2p.ts";
+import type { PageCacheWrite } from "./page_cache.ts";
 
 /** The three tracing settings every end-to-end measurement compares, in this order. */
 export const TRACING_VARIANTS = ["off", "10%", "100%"] as const;
@@ -320,8 +321,13 @@ export interface RunInfo {
 export interface PerfReport {
   /** The machine and the run. */
   info: RunInfo;
-  /** P2P 1→1 and 1→n. */
-  p2p: { oneToOne?: P2pFigures; oneToMany?: P2pFigures; error?: string };
+  /** P2P 1→1 and 1→n, and the machine's page-cache write floor under the agent's CPU. */
+  p2p: {
+    oneToOne?: P2pFigures;
+    oneToMany?: P2pFigures;
+    pageCache?: PageCacheWrite;
+    error?: string;
+  };
   /** In-process per-request overhead. */
   inProcess: { figures?: InProcessFigures; error?: string };
   /** End-to-end measurements (agent GET, tracker announce, proxy upload). */
@@ -454,6 +460,20 @@ export function renderReport(report: PerfReport): string {
       ],
       p2pRows,
     ));
+  }
+  const floor = report.p2p.pageCache;
+  if (floor) {
+    out.push(
+      "",
+      `Machine floor, same run (\`perf/page_cache.ts\`): writing ${
+        formatBytes(floor.bytes)
+      } into a ` +
+        `new file costs ${floor.freshCpuSecondsPerGiB.toFixed(2)} CPU s/GiB in fresh pages and ` +
+        `${
+          floor.reusedCpuSecondsPerGiB.toFixed(2)
+        } s/GiB in pages just freed by deleting a file. ` +
+        "An agent writes every byte it downloads once, into fresh pages as a round's blob is new.",
+    );
   }
   if (report.p2p.error) out.push(`Not measured: ${report.p2p.error}`);
   out.push("", "### In-process per-request overhead (the shared router, one blob route)", "");

@@ -167,6 +167,7 @@ function sampleReport(): PerfReport {
         agentCpuSecondsPerGiB: 1.2,
         originCpuSecondsPerGiB: 0.4,
       },
+      pageCache: { bytes: 512 << 20, freshCpuSecondsPerGiB: 2.4, reusedCpuSecondsPerGiB: 0.42 },
     },
     inProcess: { error: "boom" },
     e2e: [{
@@ -198,6 +199,10 @@ Deno.test("renderReport: every section, figures, targets marked", () => {
   }
   assert.match(md, /Machine: Test CPU, 2 cores, 4 GiB memory; Deno 2\.9\.6/);
   assert.match(md, /\| 1 → 1 \| 512 MiB × 3 \| 510 \(400–520\) \| 1\.20 \| 0\.40 \| — \|/);
+  assert.match(
+    md,
+    /512 MiB into a new file costs 2\.40 CPU s\/GiB in fresh pages and 0\.42 s\/GiB/,
+  );
   assert.match(md, /\| 1 \| 10% \| 100 \| 505 µs \(\+1\.0%\) \| 1\.51 ms \(\+0\.7%\) \|/);
   assert.match(md, /Not measured: boom/);
   assert.match(md, /\| P2P 1→1: MB\/s median \| ≥ 500 \| 510 \| met \|/);
