@@ -180,7 +180,7 @@ export interface InProcessFigures {
   untracedMicros: number;
   /** µs per request, traced and sampled. */
   sampledMicros: number;
-  /** µs per request, traced, parent not sampled. */
+  /** µs per request, traced at 0%: the sampler turns the request down. */
   unsampledMicros: number;
   /** µs tracing adds to a sampled request. */
   sampledAddedMicros: number;
@@ -488,7 +488,7 @@ export function renderReport(report: PerfReport): string {
         (f.sampledMicros / f.untracedMicros).toFixed(2),
       ],
       [
-        "traced, parent not sampled",
+        "traced, not sampled (0% sampler)",
         f.unsampledMicros.toFixed(2),
         f.unsampledAddedMicros.toFixed(2),
         (f.unsampledMicros / f.untracedMicros).toFixed(2),
