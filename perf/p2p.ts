@@ -19,6 +19,7 @@
  * deno run -A perf/p2p.ts --size=512MiB --agents=1 --rounds=5 [--piece=4MiB] [--tracing=on]
  * deno run -A perf/p2p.ts --size=512MiB --rounds=1 --profile=/tmp/p2p-prof   # then perf report
  * deno run -A perf/p2p.ts --size=512MiB --rounds=4 --baseline=/tmp/kraken-old  # interleaved A/B
+ * deno run -A perf/p2p.ts --size=512MiB --rounds=4 --go-agent=<Go Kraken agent binary>
  * ```
  *
  * @module
@@ -26,10 +27,11 @@
 
 import { createHash } from "node:crypto";
 import { parseByteSize } from "../common/byte_size.ts";
-import { startDownloadCluster } from "../tests/harness/cluster.ts";
+import { type DownloadCluster, type Node, startDownloadCluster } from "../tests/harness/cluster.ts";
 import { ProcessGroup } from "../tests/harness/procs.ts";
 import { waitFor } from "../tests/harness/wait.ts";
 import { cpuSeconds, sampleValue, startSink } from "./e2e.ts";
+import { startGoAgent } from "./go_agent.ts";
 import { median } from "./report.ts";
 
 /** What to measure. */
@@ -50,6 +52,11 @@ export interface P2pOptions {
    * include the profiler's overhead.
    */
   profileDir?: string;
+  /**
+   * An upstream Go Kraken agent binary (`perf/go_agent.ts`): the same rounds also run, interleaved,
+   * against a cluster of our origin and tracker with that many Go agents; its result comes last.
+   */
+  goAgent?: string;
 }
 
 /** The figures of a run. */
@@ -151,27 +158,36 @@ interface RoundFigures {
   seconds: number;
   originSecondsPerGiB: number;
   agentSeconds: number;
-  downloadShare: number;
+  downloadShare?: number;
 }
 
 // One cluster under measurement: its processes and one timed round per call.
 interface Bench {
   round(blob: Uint8Array, profile?: string): Promise<RoundFigures>;
-  counters(): Promise<AgentCounters[]>;
+  // The agents' piece and download counters; absent for agents without our /metrics (Go's).
+  counters?(): Promise<AgentCounters[]>;
+}
+
+// The processes a bench's rounds talk to.
+interface BenchNodes {
+  origin: Node;
+  backendDir: string;
+  agents: { url: string; pid: number }[];
+  counters?: () => Promise<AgentCounters[]>;
 }
 
 type StartCluster = typeof startDownloadCluster;
 
-async function startBench(
+async function startOurCluster(
   options: P2pOptions,
   group: ProcessGroup,
   dir: string,
   startCluster: StartCluster,
-): Promise<Bench> {
-  const { agents } = options;
+  agents: number,
+): Promise<DownloadCluster> {
   const pieceBytes = options.pieceBytes ?? 4 * MIB;
   const sink = options.tracing === "on" ? await startSink(group, dir) : undefined;
-  const cluster = await startCluster({
+  return await startCluster({
     dir,
     group,
     origins: 1,
@@ -183,11 +199,56 @@ async function startBench(
       : undefined,
     originExtra: { metainfo: { piece_lengths: { 0: pieceBytes } } },
   });
-  const origin = cluster.origins[0];
-  const pids = [origin.process.pid, ...cluster.agents.map((a) => a.process.pid)];
-  const counters = () => Promise.all(cluster.agents.map((a) => agentCounters(a.url)));
+}
+
+async function startBench(
+  options: P2pOptions,
+  group: ProcessGroup,
+  dir: string,
+  startCluster: StartCluster,
+): Promise<Bench> {
+  const cluster = await startOurCluster(options, group, dir, startCluster, options.agents);
+  return benchOf(options, dir, {
+    origin: cluster.origins[0],
+    backendDir: cluster.testfs.dataDir,
+    agents: cluster.agents.map((a) => ({ url: a.url, pid: a.process.pid })),
+    counters: () => Promise.all(cluster.agents.map((a) => agentCounters(a.url))),
+  });
+}
+
+// Our origin, tracker and backend with `options.agents` Go Kraken agents.
+async function startGoBench(
+  options: P2pOptions,
+  group: ProcessGroup,
+  dir: string,
+  binary: string,
+): Promise<Bench> {
+  const cluster = await startOurCluster(options, group, dir, startDownloadCluster, 0);
+  const agents = [];
+  for (let i = 0; i < options.agents; i++) {
+    const agent = await startGoAgent({
+      binary,
+      dir: `${dir}/go-agent${i + 1}`,
+      group,
+      tracker: cluster.tracker.addr,
+      buildIndex: cluster.buildIndex.addr,
+      name: `go-agent${i + 1}`,
+    });
+    agents.push({ url: agent.url, pid: agent.process.pid });
+  }
+  return benchOf(options, dir, {
+    origin: cluster.origins[0],
+    backendDir: cluster.testfs.dataDir,
+    agents,
+  });
+}
+
+function benchOf(options: P2pOptions, dir: string, nodes: BenchNodes): Bench {
+  const pieceBytes = options.pieceBytes ?? 4 * MIB;
+  const { origin, agents, counters } = nodes;
+  const pids = [origin.process.pid, ...agents.map((a) => a.pid)];
   const round = async (blob: Uint8Array, profile?: string): Promise<RoundFigures> => {
-    const blobs = `${cluster.testfs.dataDir}/blobs`;
+    const blobs = `${nodes.backendDir}/blobs`;
     await Deno.mkdir(blobs, { recursive: true });
     const hex = await writeBlob(`${dir}/blob.tmp`, blob, pieceBytes);
     await Deno.rename(`${dir}/blob.tmp`, `${blobs}/${hex}`);
@@ -208,18 +269,18 @@ async function startBench(
       ...pids.slice(1).map((pid, i) => record(pid, `${profile}-agent${i + 1}.data`)),
     ];
     if (recorders.length > 0) await new Promise((r) => setTimeout(r, 500));
-    const counters0 = await counters();
+    const counters0 = await counters?.();
     const served0 = await originBytesServed(origin.url);
     const cpu0 = await Promise.all(pids.map(cpuSeconds));
     const t0 = performance.now();
-    const sizes = await Promise.all(cluster.agents.map(async (a) => {
+    const sizes = await Promise.all(agents.map(async (a) => {
       const res = await fetch(`${a.url}/namespace/${ns}/blobs/${digest}`);
       if (res.status !== 200) throw new Error(`agent GET: ${res.status} ${await res.text()}`);
       return await drain(res);
     }));
     const seconds = (performance.now() - t0) / 1000;
     const cpu1 = await Promise.all(pids.map(cpuSeconds));
-    const counters1 = await counters();
+    const counters1 = await counters?.();
     const served = await originBytesServed(origin.url) - served0;
     for (const r of recorders) r.kill("SIGINT");
     for (const r of recorders) await r.status;
@@ -227,7 +288,7 @@ async function startBench(
       if (n !== blob.length) throw new Error(`agent sent ${n} bytes, blob has ${blob.length}`);
     }
     // Only one blob on disk per process at a time.
-    await Promise.all(cluster.agents.map(async (a) => {
+    await Promise.all(agents.map(async (a) => {
       const res = await fetch(`${a.url}/blobs/${digest}`, { method: "DELETE" });
       await res.body?.cancel();
     }));
@@ -237,14 +298,16 @@ async function startBench(
     let agentSeconds = 0;
     for (let i = 1; i < cpu1.length; i++) agentSeconds += cpu1[i] - cpu0[i];
     let download = 0;
-    for (let i = 0; i < agents; i++) {
-      download += counters1[i].downloadSeconds - counters0[i].downloadSeconds;
+    if (counters0 && counters1) {
+      for (let i = 0; i < agents.length; i++) {
+        download += counters1[i].downloadSeconds - counters0[i].downloadSeconds;
+      }
     }
     return {
       seconds,
       originSecondsPerGiB: (cpu1[0] - cpu0[0]) / (served / GIB),
       agentSeconds,
-      downloadShare: download / agents / seconds,
+      downloadShare: counters ? download / agents.length / seconds : undefined,
     };
   };
   return { round, counters };
@@ -266,7 +329,7 @@ async function runRounds(options: P2pOptions, benches: Bench[]): Promise<P2pResu
   for (const bench of benches) {
     await bench.round(base.subarray(0, Math.min(sizeBytes, 4 * pieceBytes)));
   }
-  const before = await Promise.all(benches.map((b) => b.counters()));
+  const before = await Promise.all(benches.map((b) => b.counters?.()));
   const figures = benches.map(() => [] as RoundFigures[]);
   for (let i = 0; i < rounds; i++) {
     for (const [k, bench] of benches.entries()) {
@@ -275,15 +338,17 @@ async function runRounds(options: P2pOptions, benches: Bench[]): Promise<P2pResu
       figures[k].push(await bench.round(base, profile || undefined));
     }
   }
-  const after = await Promise.all(benches.map((b) => b.counters()));
+  const after = await Promise.all(benches.map((b) => b.counters?.()));
   const gib = sizeBytes * agents / GIB;
   return figures.map((rs, k) => {
     const mbs = rs.map((r) => sizeBytes * agents / 1e6 / r.seconds);
+    const [b, a] = [before[k], after[k]];
     let fromAgents = 0, fromOrigin = 0;
-    for (let i = 0; i < agents; i++) {
-      fromAgents += after[k][i].agent - before[k][i].agent;
-      fromOrigin += after[k][i].origin - before[k][i].origin;
+    for (let i = 0; a && b && i < agents; i++) {
+      fromAgents += a[i].agent - b[i].agent;
+      fromOrigin += a[i].origin - b[i].origin;
     }
+    const shares = rs.flatMap((r) => r.downloadShare === undefined ? [] : [r.downloadShare]);
     return {
       agents,
       sizeBytes,
@@ -291,8 +356,10 @@ async function runRounds(options: P2pOptions, benches: Bench[]): Promise<P2pResu
       mbPerSecond: { median: median(mbs), min: Math.min(...mbs), max: Math.max(...mbs) },
       agentCpuSecondsPerGiB: median(rs.map((r) => r.agentSeconds / gib)),
       originCpuSecondsPerGiB: median(rs.map((r) => r.originSecondsPerGiB)),
-      ...(agents > 1 ? { agentToAgentPieceShare: fromAgents / (fromAgents + fromOrigin) } : {}),
-      downloadShareOfGet: median(rs.map((r) => r.downloadShare)),
+      ...(agents > 1 && a && b
+        ? { agentToAgentPieceShare: fromAgents / (fromAgents + fromOrigin) }
+        : {}),
+      ...(shares.length ? { downloadShareOfGet: median(shares) } : {}),
     };
   });
 }
@@ -306,7 +373,8 @@ export async function measureP2p(options: P2pOptions): Promise<P2pResult> {
  * Measures this checkout and, interleaved round by round in the same run, the same cluster
  * started from each of `baselines` (root directories of other checkouts of the repository, such
  * as an older commit unpacked with `git archive`): a before/after comparison on one machine
- * state. Returns this checkout's result first.
+ * state. Returns this checkout's result first, then the baselines', then the Go agents' when
+ * `options.goAgent` is set.
  */
 export async function compareP2p(options: P2pOptions, baselines: string[]): Promise<P2pResult[]> {
   checkOptions(options);
@@ -323,6 +391,11 @@ export async function compareP2p(options: P2pOptions, baselines: string[]): Prom
       const sub = `${dir}/bench${k + 1}`;
       await Deno.mkdir(sub);
       benches.push(await startBench(options, group, sub, start));
+    }
+    if (options.goAgent) {
+      const sub = `${dir}/go`;
+      await Deno.mkdir(sub);
+      benches.push(await startGoBench(options, group, sub, options.goAgent));
     }
     return await runRounds(options, benches);
   } finally {
@@ -369,9 +442,12 @@ if (import.meta.main) {
     rounds: Number(args.get("rounds") ?? 5),
     tracing,
     profileDir: args.get("profile"),
+    goAgent: args.get("go-agent"),
   }, baselines);
+  const labels = ["this checkout", ...baselines];
+  if (args.has("go-agent")) labels.push(`Go Kraken agent ${args.get("go-agent")}`);
   for (const [k, r] of results.entries()) {
-    if (results.length > 1) console.log(`\n${k === 0 ? "this checkout" : baselines[k - 1]}:`);
+    if (results.length > 1) console.log(`\n${labels[k]}:`);
     console.log(formatP2p(r, tracing));
   }
 }
