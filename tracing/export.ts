@@ -23,7 +23,7 @@ import {
   RETRYABLE_HTTP_STATUSES,
   sendWithRetries,
 } from "./otlp_retry.ts";
-import { serializeInSlices } from "./otlp_serialize.ts";
+import { encodeTraceRequest } from "./otlp_serialize.ts";
 import type { RecordingSpan, SpanSink } from "./span.ts";
 
 export { ExportTimeoutError };
@@ -306,9 +306,9 @@ export class OtlpHttpExporter implements SpanExporter {
       );
   }
 
-  /** Protobuf a slice at a time (`tracing/otlp_serialize.ts`); JSON, a debugging aid, at once. */
+  /** Protobuf by our encoder (`tracing/otlp_serialize.ts`); JSON, a debugging aid, by the stock serializer. */
   #serialize(spans: ReadableSpan[]): Promise<Uint8Array> {
-    if (!this.#json) return serializeInSlices(spans);
+    if (!this.#json) return encodeTraceRequest(spans);
     const body = JsonTraceSerializer.serializeRequest(spans);
     return body ? Promise.resolve(body) : Promise.reject(new Error("serialization failed"));
   }

@@ -13,7 +13,7 @@
 
 import { type ExportResult, ExportResultCode } from "@opentelemetry/core";
 import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
-import { serializeInSlices } from "./otlp_serialize.ts";
+import { encodeTraceRequest } from "./otlp_serialize.ts";
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace";
 import * as grpc from "@grpc/grpc-js";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
@@ -135,7 +135,7 @@ export class OtlpGrpcExporter implements SpanExporter {
       resultCallback({ code: ExportResultCode.FAILED, error: new Error("exporter is shut down") });
       return;
     }
-    serializeInSlices(spans).then((body) =>
+    encodeTraceRequest(spans).then((body) =>
       sendWithRetries((signal) => this.#attempt(toBuffer(body), signal), {
         timeoutMs: this.#timeoutMs,
         maxAttempts: this.#maxAttempts,
