@@ -4,7 +4,8 @@
  * markdown report (machine, Deno version, date, command) on stdout:
  *
  * 1. in-process per-request overhead of tracing (`perf/inprocess.ts`);
- * 2. P2P origin → 1 agent and → 4 agents (`perf/p2p.ts`), tracing off;
+ * 2. P2P origin → 1 agent and → 4 agents (`perf/p2p.ts`), tracing off, after the machine's
+ *    page-cache write floor (`perf/page_cache.ts`); with `--go-agent=` also upstream's agents;
  * 3. end to end, tracing off / 10% / 100% side by side: agent GETs of a cached 64 KB blob, tracker
  *    announces, uploads through the proxy (`perf/e2e.ts`);
  * 4. trace completeness in a real Jaeger under load (`perf/e2e_completeness.ts`);
@@ -19,6 +20,7 @@
  * npm run perf -- --write-docs                    # …and rewrite the report in docs/performance.md
  * npm run perf -- --size=2GiB --rounds=5 --runs=3 # the slower, larger variant
  * npm run perf -- --skip=p2p,completeness --gets=2000
+ * npm run perf -- --go-agent=<Go Kraken agent binary>  # P2P rows of upstream's agent too
  * ```
  *
  * Arguments: see {@linkcode parsePerfArgs}. Progress goes to stderr.
@@ -31,7 +33,7 @@ import { measureEndToEnd } from "./e2e.ts";
 import { measureCompleteness } from "./e2e_completeness.ts";
 import { measureRedisAnnounces } from "./e2e_redis.ts";
 import { measureInProcess } from "./inprocess.ts";
-import { measureP2p } from "./p2p.ts";
+import { compareP2p } from "./p2p.ts";
 import { measurePageCacheWrite } from "./page_cache.ts";
 import {
   embedReport,
@@ -114,9 +116,14 @@ export async function runPerf(options: PerfOptions, args: string[] = []): Promis
   });
   await part("p2p", async (dir) => {
     report.p2p.pageCache = await measurePageCacheWrite({ dir, bytes: options.sizeBytes });
-    const shape = { sizeBytes: options.sizeBytes, rounds: options.rounds, tracing: "off" as const };
-    report.p2p.oneToOne = await measureP2p({ ...shape, agents: 1 });
-    report.p2p.oneToMany = await measureP2p({ ...shape, agents: 4 });
+    const shape = {
+      sizeBytes: options.sizeBytes,
+      rounds: options.rounds,
+      tracing: "off" as const,
+      goAgent: options.goAgent,
+    };
+    [report.p2p.oneToOne, report.p2p.goOneToOne] = await compareP2p({ ...shape, agents: 1 }, []);
+    [report.p2p.oneToMany, report.p2p.goOneToMany] = await compareP2p({ ...shape, agents: 4 }, []);
   });
   await part("e2e", async (dir, group) => {
     const r = await measureEndToEnd({

@@ -325,6 +325,9 @@ export interface PerfReport {
   p2p: {
     oneToOne?: P2pFigures;
     oneToMany?: P2pFigures;
+    /** The same shapes with upstream Go Kraken agents on our origin (`--go-agent=`). */
+    goOneToOne?: P2pFigures;
+    goOneToMany?: P2pFigures;
     pageCache?: PageCacheWrite;
     error?: string;
   };
@@ -444,9 +447,12 @@ export function renderReport(report: PerfReport): string {
     "",
   );
   const p2pRows: string[][] = [];
-  if (report.p2p.oneToOne) p2pRows.push(p2pRow("1 → 1", report.p2p.oneToOne));
-  if (report.p2p.oneToMany) {
-    p2pRows.push(p2pRow(`1 → ${report.p2p.oneToMany.agents}, aggregate`, report.p2p.oneToMany));
+  const { oneToOne, oneToMany, goOneToOne, goOneToMany } = report.p2p;
+  if (oneToOne) p2pRows.push(p2pRow("1 → 1", oneToOne));
+  if (goOneToOne) p2pRows.push(p2pRow("1 → 1, Go Kraken agent", goOneToOne));
+  if (oneToMany) p2pRows.push(p2pRow(`1 → ${oneToMany.agents}, aggregate`, oneToMany));
+  if (goOneToMany) {
+    p2pRows.push(p2pRow(`1 → ${goOneToMany.agents}, Go Kraken agents, aggregate`, goOneToMany));
   }
   if (p2pRows.length) {
     out.push(table(
@@ -604,6 +610,11 @@ export interface PerfOptions {
   writeDocs: boolean;
   /** Also write the markdown to this file (`--out=`). */
   out?: string;
+  /**
+   * An upstream Go Kraken agent binary (`--go-agent=`): the P2P part also measures it on our origin,
+   * interleaved with ours, and the report shows its rows beside ours.
+   */
+  goAgent?: string;
   /** Parts to skip (`--skip=p2p,inprocess,e2e,completeness,scale`). */
   skip: Set<string>;
 }
@@ -637,6 +648,7 @@ const KNOWN_ARGS = new Set([
   "traces",
   "inprocess-requests",
   "out",
+  "go-agent",
   "skip",
   "write-docs",
 ]);
@@ -704,6 +716,9 @@ export function parsePerfArgs(args: readonly string[]): PerfOptions {
         break;
       case "out":
         o.out = value;
+        break;
+      case "go-agent":
+        o.goAgent = value;
         break;
       case "skip":
         for (const part of value.split(",")) {

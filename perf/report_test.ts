@@ -167,6 +167,14 @@ function sampleReport(): PerfReport {
         agentCpuSecondsPerGiB: 1.2,
         originCpuSecondsPerGiB: 0.4,
       },
+      goOneToOne: {
+        agents: 1,
+        sizeBytes: 512 << 20,
+        rounds: 3,
+        mbPerSecond: { median: 300, min: 250, max: 320 },
+        agentCpuSecondsPerGiB: 3.5,
+        originCpuSecondsPerGiB: 0.9,
+      },
       pageCache: { bytes: 512 << 20, freshCpuSecondsPerGiB: 2.4, reusedCpuSecondsPerGiB: 0.42 },
     },
     inProcess: { error: "boom" },
@@ -199,6 +207,10 @@ Deno.test("renderReport: every section, figures, targets marked", () => {
   }
   assert.match(md, /Machine: Test CPU, 2 cores, 4 GiB memory; Deno 2\.9\.6/);
   assert.match(md, /\| 1 → 1 \| 512 MiB × 3 \| 510 \(400–520\) \| 1\.20 \| 0\.40 \| — \|/);
+  assert.match(
+    md,
+    /\| 1 → 1, Go Kraken agent \| 512 MiB × 3 \| 300 \(250–320\) \| 3\.50 \| 0\.90 \| — \|/,
+  );
   assert.match(
     md,
     /512 MiB into a new file costs 2\.40 CPU s\/GiB in fresh pages and 0\.42 s\/GiB/,
@@ -244,6 +256,7 @@ Deno.test("parsePerfArgs: defaults, sizes, counts, skip; bad input named", () =>
     "--write-docs",
     "--skip=p2p,scale",
     "--out=/tmp/r.md",
+    "--go-agent=/opt/kraken-agent",
   ]);
   assert.equal(o.sizeBytes, 2 * 2 ** 30);
   assert.equal(o.rounds, 5);
@@ -252,6 +265,8 @@ Deno.test("parsePerfArgs: defaults, sizes, counts, skip; bad input named", () =>
   assert.equal(o.writeDocs, true);
   assert.deepEqual([...o.skip], ["p2p", "scale"]);
   assert.equal(o.out, "/tmp/r.md");
+  assert.equal(o.goAgent, "/opt/kraken-agent");
+  assert.equal(d.goAgent, undefined);
   // The defaults are not shared between calls.
   assert.equal(parsePerfArgs([]).skip.size, 0);
   assert.throws(() => parsePerfArgs(["--size=2XB"]), /--size: invalid byte size/);
