@@ -11,6 +11,7 @@ import {
   type Attributes,
   type Context,
   context as contextApi,
+  INVALID_SPAN_CONTEXT,
   isSpanContextValid,
   type Link,
   type Span,
@@ -43,7 +44,9 @@ export interface WithSpanOptions {
 
 /**
  * Runs `fn` inside a new active span named `name`, ends the span when `fn` settles, and records a
- * thrown error (status ERROR, exception event) before rethrowing it.
+ * thrown error (status ERROR, exception event) before rethrowing it. A span that is not recorded
+ * and carries its parent's context (tracing off, an unsampled child) is not made active: `fn` runs
+ * in the parent context, which propagates the same trace.
  */
 export async function withSpan<T>(
   name: string,
@@ -57,7 +60,17 @@ export async function withSpan<T>(
     { kind: options.kind ?? SpanKind.INTERNAL, attributes, links: options.links },
     parent,
   );
+  const sc = span.spanContext();
+  // A span that records nothing and passes on what the parent context already does (tracing off,
+  // or an unsampled child) needs no context of its own: `fn` runs in the parent's.
+  const own = span.isRecording() ||
+    (sc !== INVALID_SPAN_CONTEXT && sc !== trace.getSpanContext(parent));
   try {
+    if (!own) {
+      return await (options.parent === undefined
+        ? fn(span)
+        : contextApi.with(parent, fn, undefined, span));
+    }
     return await contextApi.with(trace.setSpan(parent, span), fn, undefined, span);
   } catch (error) {
     markError(span, error);

@@ -210,14 +210,16 @@ export function tracingMiddleware(options: ServerTracingOptions = {}): Middlewar
   const baggagePolicy = options.baggagePolicy;
   return async (ctx: Ctx, next) => {
     const { req, url } = ctx;
-    let parentCtx = extractFromHeaders(req.headers, contextApi.active());
+    const active = contextApi.active();
+    let parentCtx = extractFromHeaders(req.headers, active);
     if (edge && baggagePolicy) parentCtx = baggagePolicy.apply(parentCtx, ctx.remote?.hostname);
     const tracer = trace.getTracer(TRACER_NAME);
-    // No tracer provider registered (tracing disabled): pass the trace on, start no span.
+    // No tracer provider registered (tracing disabled): pass the trace on, start no span. A
+    // request that brought no context runs in the active one as it is.
     if (tracer instanceof ProxyTracer) {
       counter?.begin();
       try {
-        return await contextApi.with(parentCtx, next);
+        return await (parentCtx === active ? next() : contextApi.with(parentCtx, next));
       } finally {
         counter?.end();
       }

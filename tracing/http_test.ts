@@ -297,3 +297,51 @@ Deno.test("http: with no tracer provider the handler runs in the incoming contex
     await runtime.shutdown();
   }
 });
+
+Deno.test("http: unsampled requests and tracing off still propagate through withSpan children", async () => {
+  for (const enabled of [true, false]) {
+    trace.disable();
+    const exporter = new InMemorySpanExporter();
+    const logger = createLogger({ role: "test", write: () => {} });
+    const runtime = initTracing(
+      parseTracingConfig({ enabled, sampling: { default_rate: 0 } }, "test", {}),
+      { role: "test", logger, exporter },
+    );
+    try {
+      const sent: (string | null)[] = [];
+      const transport = (_url: string, init: RequestInit) => {
+        sent.push(new Headers(init.headers).get("traceparent"));
+        return Promise.resolve(new Response("ok"));
+      };
+      const router = new Router().use(runtime.serverMiddleware());
+      let inHandler: ReturnType<typeof traceLogFields>;
+      let inChild: ReturnType<typeof traceLogFields>;
+      router.get("/x", async () => {
+        inHandler = traceLogFields();
+        await withSpan("test.outer", {}, () =>
+          withSpan("test.inner", {}, async () => {
+            inChild = traceLogFields();
+            await tracedFetch("http://127.0.0.1:1/next", { transport });
+          }));
+        return new Response("done");
+      });
+      const incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+      const res = await router.handle(
+        new Request("http://h/x", { headers: { traceparent: incoming } }),
+      );
+      assert.equal(await res.text(), "done");
+      await runtime.forceFlush();
+      assert.equal(exporter.getFinishedSpans().length, 0, `enabled ${enabled}`);
+      // The incoming trace goes on, unsampled, with the server span's context (or, tracing off,
+      // the caller's): the children add none of their own.
+      assert.equal(inHandler!.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+      assert.deepEqual(inChild, inHandler);
+      assert.equal(sent.length, 1);
+      assert.match(sent[0]!, /^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-00$/);
+      if (!enabled) assert.equal(sent[0], incoming);
+      else assert.notEqual(sent[0], incoming);
+    } finally {
+      await runtime.shutdown();
+    }
+  }
+});

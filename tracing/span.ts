@@ -116,6 +116,22 @@ function capAttributes(attributes: Attributes, max: number): [Attributes, number
   return [kept, keys.length - max];
 }
 
+/**
+ * How many attributes `attributes` has when {@linkcode RecordingSpan.setAttribute} would keep every
+ * one as it is (no unset value, no string over the length limit, no array, within the count);
+ * otherwise -1.
+ */
+function keptAsIs(attributes: Attributes, limits: Readonly<SpanLimits>): number {
+  let count = 0;
+  for (const key in attributes) {
+    const v = attributes[key];
+    if (v === undefined || v === null || typeof v === "object") return -1;
+    if (typeof v === "string" && v.length > limits.attributeValueLength) return -1;
+    count++;
+  }
+  return count <= limits.attributeCount ? count : -1;
+}
+
 // What few spans have: events, links and their dropped counts, in one object made on first use.
 interface RareParts {
   events: TimedEvent[];
@@ -171,8 +187,15 @@ export class RecordingSpan implements Span, ReadableSpan {
     this.kind = kind;
     this.parentSpanContext = parent;
     this.#start = startPerf;
-    this.attributes = {};
-    if (attributes) this.setAttributes(attributes);
+    const count = attributes === undefined ? -1 : keptAsIs(attributes, shared.limits);
+    if (count >= 0) {
+      // One clone of the start attributes instead of a checked store per key.
+      this.attributes = { ...attributes };
+      this.#attributeCount = count;
+    } else {
+      this.attributes = {};
+      if (attributes) this.setAttributes(attributes);
+    }
     if (links && links.length > 0) this.addLinks(links);
   }
 

@@ -133,6 +133,16 @@ export class KrakenTracer implements Tracer {
     );
     const traceState = result.traceState ?? (hasParent ? parent.traceState : undefined);
     if (result.decision !== SamplingDecision.RECORD_AND_SAMPLED) {
+      // An unrecorded child of an unrecorded local span is that span: it would pass on the same
+      // trace and flags, and `withSpan` then needs no context of its own (as the API's no-op
+      // tracer does with its parent's context).
+      if (
+        parent instanceof LocalSpanContext && (parent.traceFlags & TraceFlags.SAMPLED) === 0 &&
+        traceState === parent.traceState
+      ) {
+        const parentSpan = trace.getSpan(ctx);
+        if (parentSpan !== undefined && !parentSpan.isRecording()) return parentSpan;
+      }
       return trace.wrapSpanContext(new LocalSpanContext(traceId, TraceFlags.NONE, traceState));
     }
     this.#counters.spansSampled++;

@@ -81,6 +81,43 @@ Deno.test("tracer: unsampled spans do not record but keep the trace id for propa
   assert.equal(ended.length, 0);
 });
 
+Deno.test("tracer: an unsampled child of an unsampled local span is that span", () => {
+  const { ended, sink } = collect();
+  const tracer = new KrakenTracerProvider({ resource, sampler: new AlwaysOffSampler(), sink })
+    .getTracer("t");
+  const root = tracer.startSpan("root", {}, ROOT_CONTEXT);
+  const inRoot = trace.setSpan(ROOT_CONTEXT, root);
+  const child = tracer.startSpan("child", {}, inRoot);
+  // Same trace, same flags, nothing recorded: propagation downstream is unchanged.
+  assert.equal(child, root);
+  assert.equal(child.isRecording(), false);
+  // A span whose parent came over the network still gets a context of its own.
+  const remote = trace.setSpanContext(ROOT_CONTEXT, {
+    traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
+    spanId: "00f067aa0ba902b7",
+    traceFlags: TraceFlags.NONE,
+    isRemote: true,
+  });
+  const server = tracer.startSpan("server", {}, remote);
+  assert.notEqual(server.spanContext().spanId, "00f067aa0ba902b7");
+  // A sampled local parent never hands out itself for a child the sampler turned down.
+  const onTracer = new KrakenTracerProvider({
+    resource,
+    sink,
+    sampler: {
+      shouldSample: (_c, _t, name) => ({ decision: name === "parent" ? 2 : 0 }),
+      toString: () => "by name",
+    },
+  }).getTracer("t");
+  const parent = onTracer.startSpan("parent", {}, ROOT_CONTEXT);
+  const dropped = onTracer.startSpan("dropped", {}, trace.setSpan(ROOT_CONTEXT, parent));
+  assert.notEqual(dropped, parent);
+  assert.equal(dropped.isRecording(), false);
+  dropped.end();
+  parent.end();
+  assert.deepEqual(ended.map((s) => s.name), ["parent"]);
+});
+
 Deno.test("tracer: an open gate sheds spans but passes the caller's context through", () => {
   const { ended, sink } = collect();
   const provider = new KrakenTracerProvider({
@@ -124,6 +161,40 @@ Deno.test("span: limits bound attributes, events and value length; end is idempo
   span.setAttribute("late", 1);
   assert.equal(ended.length, 1);
   assert.equal(span.attributes.late, undefined);
+});
+
+Deno.test("span: start attributes are copied, within the same limits as setAttribute", () => {
+  const { sink } = collect();
+  const tracer = new KrakenTracerProvider({ resource, sampler: new AlwaysOnSampler(), sink })
+    .getTracer("t");
+  const given = { a: "x", b: 2, c: true };
+  const span = tracer.startSpan("op", { attributes: given }) as RecordingSpan;
+  span.setAttribute("d", 4);
+  span.setAttribute("a", "y");
+  assert.deepEqual(span.attributes, { a: "y", b: 2, c: true, d: 4 });
+  assert.deepEqual(given, { a: "x", b: 2, c: true });
+  // Unset values, long strings, arrays and too many keys take the checked path.
+  const many: Record<string, string | number | number[] | undefined> = {
+    long: "x".repeat(5000),
+    none: undefined,
+    list: [1, 2],
+  };
+  for (let i = 0; i < DEFAULT_SPAN_LIMITS.attributeCount; i++) many[`k${i}`] = i;
+  const capped = tracer.startSpan("op", { attributes: many as never }) as RecordingSpan;
+  assert.equal(Object.keys(capped.attributes).length, DEFAULT_SPAN_LIMITS.attributeCount);
+  assert.equal(capped.droppedAttributesCount, 2);
+  assert.equal((capped.attributes.long as string).length, DEFAULT_SPAN_LIMITS.attributeValueLength);
+  assert.equal("none" in capped.attributes, false);
+  assert.deepEqual(capped.attributes.list, [1, 2]);
+  // The count carries over: a full span drops new keys but still updates kept ones.
+  const full: Record<string, number> = {};
+  for (let i = 0; i < DEFAULT_SPAN_LIMITS.attributeCount; i++) full[`k${i}`] = i;
+  const atLimit = tracer.startSpan("op", { attributes: full }) as RecordingSpan;
+  atLimit.setAttribute("extra", 1);
+  atLimit.setAttribute("k0", 100);
+  assert.equal(atLimit.attributes.extra, undefined);
+  assert.equal(atLimit.attributes.k0, 100);
+  assert.equal(atLimit.droppedAttributesCount, 1);
 });
 
 Deno.test("span: configured limits (OTEL_SPAN_*_LIMIT) bound events, links and their attributes", () => {
