@@ -47,6 +47,7 @@ export {
   type ServerTracingOptions,
   tracedFetch,
   type TracedFetchOptions,
+  whenResponseDone,
 } from "./http.ts";
 export {
   type Counter,

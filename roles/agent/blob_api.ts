@@ -33,7 +33,7 @@ export function registerBlobRoutes(router: Router, deps: BlobApiDeps): void {
     const namespace = ctx.params.namespace;
     setAttributes({ [ATTR.namespace]: namespace, [ATTR.digest]: digest.toString() });
     try {
-      return await deps.blobs.serve(namespace, digest, { head: ctx.req.method === "HEAD" });
+      return await deps.blobs.serve(ctx, namespace, digest, { head: ctx.req.method === "HEAD" });
     } catch (error) {
       if (error instanceof TorrentNotFoundError) throw new HttpError(404);
       throw new HttpError(500, `download torrent: ${(error as Error).message}`);

@@ -10,17 +10,18 @@
  * @module
  */
 
+import type { Ctx } from "../../http/router.ts";
 import { type ByteRange, partialContentHeaders, rangeLength } from "../../registry/range.ts";
 import type { BlobStore } from "../../storage/blob_store.ts";
 import type { Digest } from "../../storage/digest.ts";
 import {
   ATTR,
   markError,
-  onBodyDone,
   runInSpan,
   SPAN,
   type Span,
   startSpan,
+  whenResponseDone,
   withSpan,
 } from "../../tracing/mod.ts";
 
@@ -77,10 +78,16 @@ export class AgentBlobs {
   }
 
   /**
-   * A 200 response streaming the blob (downloading it first on a cache miss).
+   * A 200 response streaming the blob (downloading it first on a cache miss) to the request of
+   * `ctx`.
    * @throws whatever the download throws (`TorrentNotFoundError` for an unknown blob)
    */
-  async serve(namespace: string, digest: Digest, options: ServeOptions = {}): Promise<Response> {
+  async serve(
+    ctx: Ctx,
+    namespace: string,
+    digest: Digest,
+    options: ServeOptions = {},
+  ): Promise<Response> {
     const span = startSpan(SPAN.agentDownloadBlob, {
       [ATTR.namespace]: namespace,
       [ATTR.digest]: digest.toString(),
@@ -108,7 +115,8 @@ export class AgentBlobs {
         }
         if (range === null) {
           const blob = await this.#store.open(digest);
-          return streamResponse(
+          return await streamResponse(
+            ctx,
             blob.stream,
             { headers: withLength(options.headers?.(blob.size), blob.size) },
             blob.size,
@@ -121,7 +129,13 @@ export class AgentBlobs {
         for (const [k, v] of Object.entries(partialContentHeaders(range, stat.size))) {
           headers.set(k, v);
         }
-        return streamResponse(part.stream, { status: 206, headers }, length, () => span.end());
+        return await streamResponse(
+          ctx,
+          part.stream,
+          { status: 206, headers },
+          length,
+          () => span.end(),
+        );
       });
     } catch (error) {
       if (error instanceof ClientRefusal) {
@@ -166,25 +180,29 @@ export class AgentBlobs {
 }
 
 /**
- * A response whose body is sent inside span `agent.stream_response` (attribute `kraken.bytes_sent`: what was
- * handed to the server). `onDone` runs once the body is finished, failed or cancelled; the body
- * counts as finished once `size` bytes went out (see {@linkcode onBodyDone}).
+ * A response to the request of `ctx` whose body is sent inside span `agent.stream_response`
+ * (attribute `kraken.bytes_sent`: what was handed to the server). `onDone` runs once the body is
+ * finished, failed or cancelled; the body counts as finished once `size` bytes went out. The end
+ * is seen by the request's one body tracker (`whenResponseDone`), which the server span and the
+ * request metrics share.
  */
-export function streamResponse(
+export async function streamResponse(
+  ctx: Ctx,
   body: ReadableStream<Uint8Array> | Uint8Array,
   init: ResponseInit,
   size: number,
   onDone?: () => void,
-): Response {
+): Promise<Response> {
   const span: Span = startSpan(SPAN.agentStreamResponse, { [ATTR.size]: size });
-  const source = body instanceof Uint8Array ? ReadableStream.from([body]) : body;
-  const traced = onBodyDone(source, (error, bytes) => {
+  return await whenResponseDone(ctx, new Response(body as BodyInit, init), (error, bytes) => {
     span.setAttribute(ATTR.bytesSent, bytes);
-    if (error !== undefined) markError(span, error);
+    // A server may cancel a body once its Content-Length is out instead of reading its end.
+    if (bytes < size) {
+      markError(span, error ?? new Error(`body ended after ${bytes} of ${size} bytes`));
+    } else if (bytes > size) markError(span, new Error(`body sent ${bytes} of ${size} bytes`));
     span.end();
     onDone?.();
-  }, { size });
-  return new Response(traced, init);
+  });
 }
 
 function withLength(headers: HeadersInit | undefined, size: number): Headers {

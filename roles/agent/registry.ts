@@ -187,7 +187,7 @@ export function createAgentRegistryRouter(deps: AgentRegistryDeps): Router {
       "content-length": String(bytes.length),
     };
     if (ctx.req.method === "HEAD") return new Response(null, { headers });
-    return streamResponse(bytes, { headers }, bytes.length);
+    return await streamResponse(ctx, bytes, { headers }, bytes.length);
   };
 
   const blob = async (ctx: Ctx): Promise<Response> => {
@@ -204,7 +204,7 @@ export function createAgentRegistryRouter(deps: AgentRegistryDeps): Router {
     const head = ctx.req.method === "HEAD";
     const rangeHeader = head ? null : ctx.req.headers.get("range");
     try {
-      return await deps.blobs.serve(name, digest, {
+      return await deps.blobs.serve(ctx, name, digest, {
         head,
         headers: () => ({
           ...identity,
