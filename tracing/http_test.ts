@@ -345,3 +345,60 @@ Deno.test("http: unsampled requests and tracing off still propagate through with
     }
   }
 });
+
+Deno.test("http: a jaeger-debug-id samples an edge request at 0%, and the server span has every attribute", async () => {
+  trace.disable();
+  const exporter = new InMemorySpanExporter();
+  const logger = createLogger({ role: "test", write: () => {} });
+  const runtime = initTracing(
+    parseTracingConfig(
+      { enabled: true, sampling: { default_rate: 0 }, safeguards: { load_threshold: 1 } },
+      "test",
+      {},
+    ),
+    { role: "test", logger, exporter },
+  );
+  try {
+    const router = new Router().use(runtime.serverMiddleware({ edge: true }));
+    router.get(
+      "/blobs/{digest}",
+      () => new Response("four", { headers: { "content-length": "4" } }),
+    );
+    const remote: Deno.NetAddr = { transport: "tcp", hostname: "10.1.2.3", port: 40000 };
+    const get = async (headers: Record<string, string>) => {
+      const res = await router.handle(
+        new Request("http://agent.local:8080/blobs/sha256:abc", { headers }),
+        remote,
+      );
+      assert.equal(await res.text(), "four");
+    };
+    await get({ "user-agent": "docker/27" });
+    await runtime.forceFlush();
+    assert.equal(exporter.getFinishedSpans().length, 0, "0% samples nothing without the header");
+    await get({ "user-agent": "docker/27", "jaeger-debug-id": "debug-1" });
+    await runtime.forceFlush();
+    const spans = exporter.getFinishedSpans();
+    assert.equal(spans.length, 1);
+    assert.equal(spans[0].name, "GET /blobs/{digest}");
+    assert.equal(spans[0].kind, SpanKind.SERVER);
+    assert.deepEqual(spans[0].attributes, {
+      "http.request.method": "GET",
+      "url.path": "/blobs/sha256:abc",
+      "url.scheme": "http",
+      "server.address": "agent.local",
+      "server.port": 8080,
+      "kraken.edge": true,
+      "http.route": "/blobs/{digest}",
+      "client.address": "10.1.2.3",
+      "network.peer.address": "10.1.2.3",
+      "network.peer.port": 40000,
+      "kraken.sampling.debug_id": "debug-1",
+      "kraken.sampling.client_forced": true,
+      "user_agent.original": "docker/27",
+      "http.response.status_code": 200,
+      "http.response.body.size": 4,
+    });
+  } finally {
+    await runtime.shutdown();
+  }
+});
