@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
+import { externalTest } from "../tests/harness/external.ts";
 import { ProcessGroup } from "../tests/harness/procs.ts";
 import { startGoAgent } from "./go_agent.ts";
 
-Deno.test("startGoAgent: refuses at once, naming nginx, when nginx is not on PATH", async () => {
+// It starts nothing, but it holds a process group as a real start would.
+externalTest("startGoAgent: refuses at once, naming nginx, when nginx is not on PATH", async () => {
   const empty = await Deno.makeTempDir();
   const path = Deno.env.get("PATH") ?? "";
   Deno.env.set("PATH", empty);
