@@ -18,6 +18,7 @@
  */
 
 import { parseByteSize } from "../common/byte_size.ts";
+import { cpuSecondsFromStat } from "./e2e.ts";
 
 /** CPU seconds per GiB written, into fresh pages and into just-freed ones. */
 export interface PageCacheWrite {
@@ -42,9 +43,7 @@ const WRITE_BYTES = 4 * 1024 * 1024;
 
 /** CPU seconds (user + system, all threads) of this process so far. */
 function ownCpuSeconds(): number {
-  const stat = Deno.readTextFileSync("/proc/self/stat");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return cpuSecondsFromStat(Deno.readTextFileSync("/proc/self/stat"));
 }
 
 async function writeFileTimed(path: string, bytes: number, chunk: Uint8Array): Promise<number> {

@@ -330,10 +330,8 @@ function event(w: Writer, e: TimedEvent): void {
   w.end(at);
 }
 
-function link(w: Writer, l: Link): void {
-  w.byte(LEN_13);
-  const at = w.begin();
-  const context = l.context;
+/** trace_id, span_id and trace_state: fields 1–3 of both `Span` and `Span.Link`. */
+function contextFields(w: Writer, context: SpanContext): void {
   w.byte(LEN_1);
   w.hexId(context.traceId);
   w.byte(LEN_2);
@@ -343,6 +341,13 @@ function link(w: Writer, l: Link): void {
     w.byte(LEN_3);
     w.string(traceState);
   }
+}
+
+function link(w: Writer, l: Link): void {
+  w.byte(LEN_13);
+  const at = w.begin();
+  const context = l.context;
+  contextFields(w, context);
   attributes(w, l.attributes, LEN_4);
   w.byte(VARINT_5);
   w.uint32(l.droppedAttributesCount || 0);
@@ -356,15 +361,7 @@ function span(w: Writer, s: ReadableSpan): void {
   w.byte(LEN_2);
   const at = w.begin(SPAN_LENGTH_BYTES);
   const context = s.spanContext();
-  w.byte(LEN_1);
-  w.hexId(context.traceId);
-  w.byte(LEN_2);
-  w.hexId(context.spanId);
-  const traceState = context.traceState?.serialize();
-  if (traceState) {
-    w.byte(LEN_3);
-    w.string(traceState);
-  }
+  contextFields(w, context);
   const parent = s.parentSpanContext;
   if (parent?.spanId) {
     w.byte(LEN_4);
