@@ -14,8 +14,9 @@
  * It also keeps the body of GET requests, for the tracker's announce v1 (`GET /announce` carrying a
  * JSON body, kraken-wire.md §1.3): the body of a GET is read first (bounded) and is available
  * through {@linkcode getRequestBody}. Other methods stream their bodies. A response whose body fits
- * in one chunk is sent with `Content-Length`, larger ones chunked; a client that goes away cancels
- * the response body so its span still ends.
+ * in one chunk is sent with `Content-Length`, larger ones chunked; a file body
+ * (`http/file_response.ts`) is sent from the file through reused buffers. A client that goes away
+ * cancels (or ends) the response body so its span still ends.
  *
  * @module
  */
@@ -25,6 +26,7 @@ import https from "node:https";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { concatBytes } from "../common/bytes.ts";
+import { fileBodyOf, sendFileBody } from "./file_response.ts";
 import { DEFAULT_LISTENER_LIMITS, type ListenerLimits } from "./listener_config.ts";
 
 export { DEFAULT_LISTENER_LIMITS, type ListenerLimits } from "./listener_config.ts";
@@ -198,6 +200,13 @@ async function sendResponse(
     await response.body?.cancel();
     res.writeHead(response.status, headers);
     res.end();
+    return;
+  }
+  const file = fileBodyOf(response);
+  if (file !== undefined) {
+    if (!response.headers.has("content-length")) headers.push("content-length", `${file.length}`);
+    res.writeHead(response.status, headers);
+    await sendFileBody(res, file);
     return;
   }
   const reader = response.body.getReader();

@@ -44,6 +44,7 @@
 
 import { syncDir, writeAll, writeFileAtomic } from "../common/atomic_file.ts";
 import { Digest, DigestHasher } from "./digest.ts";
+import { FileBody } from "./file_body.ts";
 import { resolveInside } from "./paths.ts";
 import type { UploadSource } from "./backend/backend.ts";
 
@@ -131,11 +132,13 @@ export interface BlobStat {
   readonly size: number;
 }
 
-/** An open blob: its size and a stream of its bytes (the stream owns the file handle). */
+/** An open blob: its size and its bytes (or the range asked for), which own the file handle. */
 export interface OpenBlob {
-  /** Size in bytes. */
+  /** Size in bytes (the whole blob's). */
   readonly size: number;
-  /** The blob's bytes; read it to the end or cancel it to release the file. */
+  /** The bytes, for a file response (`http/file_response.ts`); sending it releases the file. */
+  readonly body: FileBody;
+  /** The same bytes as a stream (`body.stream`); read it to the end or cancel it. */
   readonly stream: ReadableStream<Uint8Array>;
 }
 
@@ -147,8 +150,6 @@ const META_KEY = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
 const SHARD = /^[0-9a-f]{2}$/;
 const READ_BUFFER = 1 << 20;
-/** Chunk size of the streams {@linkcode BlobStore.open} returns. */
-const STREAM_CHUNK = 1 << 20;
 
 /**
  * Per-upload coordination inside this process: chunk writes share, commit and abort are
@@ -532,9 +533,15 @@ export class BlobStore {
     }
     try {
       const size = (await file.stat()).size;
-      if (!range) return { size, stream: fileStream(file, size) };
-      await file.seek(range.offset, Deno.SeekMode.Start);
-      return { size, stream: fileStream(file, range.length) };
+      if (range) await file.seek(range.offset, Deno.SeekMode.Start);
+      const body = new FileBody(file, range ? range.length : size);
+      return {
+        size,
+        body,
+        get stream() {
+          return body.stream;
+        },
+      };
     } catch (err) {
       file.close();
       throw err;
@@ -782,46 +789,6 @@ async function hashAndSync(path: string): Promise<Digest> {
   } finally {
     file.close();
   }
-}
-
-/**
- * Up to `length` bytes of `file` from its position, in chunks of up to {@linkcode STREAM_CHUNK}
- * (a file's own `readable` yields 64 KiB, and every chunk costs a pass through the stream and
- * the HTTP response machinery: large blob GETs spent more CPU there than on the bytes). The file
- * is closed at the end, on an error or on cancel. A file shorter than `length` ends the stream
- * early; the caller knows the size it expected.
- */
-function fileStream(file: Deno.FsFile, length: number): ReadableStream<Uint8Array> {
-  let left = length;
-  let open = true;
-  const close = () => {
-    if (open) file.close();
-    open = false;
-  };
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      let n: number | null = null;
-      const buf = new Uint8Array(Math.min(STREAM_CHUNK, left));
-      if (left > 0) {
-        try {
-          n = await file.read(buf);
-        } catch (err) {
-          close();
-          throw err;
-        }
-      }
-      if (n === null) {
-        close();
-        controller.close();
-        return;
-      }
-      left -= n;
-      controller.enqueue(n === buf.length ? buf : buf.subarray(0, n));
-    },
-    cancel() {
-      close();
-    },
-  });
 }
 
 async function syncFile(path: string): Promise<void> {

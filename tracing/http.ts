@@ -19,6 +19,7 @@ import {
   SpanStatusCode,
   trace,
 } from "@opentelemetry/api";
+import { fileBodyOf } from "../http/file_response.ts";
 import type { Ctx, Middleware } from "../http/router.ts";
 import type { EdgeBaggagePolicy } from "./baggage_policy.ts";
 import { extractFromHeaders, injectIntoHeaders } from "./propagation.ts";
@@ -154,7 +155,8 @@ function settle(tracker: BodyTracker, error: unknown, bytes: number): void {
  * the response to pass on. The middleware of one request share one tracker: when an inner
  * middleware already tracks `response`, `onDone` joins it and `response` is passed on as it is.
  *
- * A response without a body, or to HEAD, is done at once. A body whose declared `Content-Length` is
+ * A response without a body, or to HEAD, is done at once; a file body (`http/file_response.ts`)
+ * reports its own end, and is passed on as it is. A body whose declared `Content-Length` is
  * at most {@linkcode EAGER_BODY_MAX_BYTES} is read here and passed on as bytes (the server sends it
  * in one write, and a wrapper stream would cost a small request more than the rest of its
  * tracing); longer or undeclared bodies go through one wrapper stream that sees their end.
@@ -172,6 +174,11 @@ export async function whenResponseDone(
   }
   if (!response.body || ctx.req.method === "HEAD") {
     onDone(undefined, 0);
+    return response;
+  }
+  const file = fileBodyOf(response);
+  if (file !== undefined) {
+    file.onDone(onDone);
     return response;
   }
   const init = { status: response.status, statusText: response.statusText };

@@ -10,10 +10,12 @@
  * @module
  */
 
+import { fileResponse } from "../../http/file_response.ts";
 import type { Ctx } from "../../http/router.ts";
 import { type ByteRange, partialContentHeaders, rangeLength } from "../../registry/range.ts";
 import type { BlobStore } from "../../storage/blob_store.ts";
 import type { Digest } from "../../storage/digest.ts";
+import { FileBody } from "../../storage/file_body.ts";
 import {
   ATTR,
   markError,
@@ -117,7 +119,7 @@ export class AgentBlobs {
           const blob = await this.#store.open(digest);
           return await streamResponse(
             ctx,
-            blob.stream,
+            blob.body,
             { headers: withLength(options.headers?.(blob.size), blob.size) },
             blob.size,
             () => span.end(),
@@ -131,7 +133,7 @@ export class AgentBlobs {
         }
         return await streamResponse(
           ctx,
-          part.stream,
+          part.body,
           { status: 206, headers },
           length,
           () => span.end(),
@@ -181,20 +183,24 @@ export class AgentBlobs {
 
 /**
  * A response to the request of `ctx` whose body is sent inside span `agent.stream_response`
- * (attribute `kraken.bytes_sent`: what was handed to the server). `onDone` runs once the body is
+ * (attribute `kraken.bytes_sent`: what was handed to the server); a file body is sent by the
+ * listener straight from the file (`http/file_response.ts`). `onDone` runs once the body is
  * finished, failed or cancelled; the body counts as finished once `size` bytes went out. The end
  * is seen by the request's one body tracker (`whenResponseDone`), which the server span and the
  * request metrics share.
  */
 export async function streamResponse(
   ctx: Ctx,
-  body: ReadableStream<Uint8Array> | Uint8Array,
+  body: FileBody | Uint8Array,
   init: ResponseInit,
   size: number,
   onDone?: () => void,
 ): Promise<Response> {
   const span: Span = startSpan(SPAN.agentStreamResponse, { [ATTR.size]: size });
-  return await whenResponseDone(ctx, new Response(body as BodyInit, init), (error, bytes) => {
+  const response = body instanceof FileBody
+    ? fileResponse(body, init)
+    : new Response(body as Uint8Array<ArrayBuffer>, init);
+  return await whenResponseDone(ctx, response, (error, bytes) => {
     span.setAttribute(ATTR.bytesSent, bytes);
     // A server may cancel a body once its Content-Length is out instead of reading its end.
     if (bytes < size) {

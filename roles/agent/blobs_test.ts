@@ -1,17 +1,20 @@
 import assert from "node:assert/strict";
 import { SpanStatusCode } from "@opentelemetry/api";
+import { fileBodyOf } from "../../http/file_response.ts";
 import { Router } from "../../http/router.ts";
+import { serveHttp } from "../../http/serve.ts";
 import { BlobStore } from "../../storage/blob_store.ts";
 import { digestOfBytes } from "../../storage/digest.ts";
 import { collectSpans } from "../../tracing/_test_util.ts";
 import { ATTR, SPAN } from "../../tracing/mod.ts";
+import { waitFor } from "../../tests/harness/wait.ts";
 import { AgentBlobs } from "./blobs.ts";
 
 const SERVER_SPAN = "GET /namespace/{namespace}/blobs/{digest}";
 
 async function withBlobRoute(
   fn: (
-    get: () => Promise<{ res: Response; trackerCallbacks: number }>,
+    get: () => Promise<{ res: Response; fileBody: boolean }>,
     spans: () => Promise<string[]>,
     collector: ReturnType<typeof collectSpans>,
     size: number,
@@ -26,12 +29,7 @@ async function withBlobRoute(
     const digest = await digestOfBytes(bytes);
     await store.putBlob(digest, bytes);
     const blobs = new AgentBlobs(store, { download: () => Promise.reject(new Error("cached")) });
-    let state: Record<string, unknown> = {};
     const router = new Router()
-      .use((ctx, next) => {
-        state = ctx.state;
-        return next();
-      })
       .use(collector.runtime.serverMiddleware())
       .get(
         "/namespace/{namespace}/blobs/{digest}",
@@ -41,8 +39,7 @@ async function withBlobRoute(
       const res = await router.handle(
         new Request(`http://agent/namespace/ns/blobs/${digest}`),
       );
-      const tracker = state["tracing.bodyTracker"] as { callbacks: unknown[] } | undefined;
-      return { res, trackerCallbacks: tracker?.callbacks.length ?? 0 };
+      return { res, fileBody: fileBodyOf(res) !== undefined };
     };
     const names = async () => (await collector.spans()).map((s) => s.name);
     await fn(get, names, collector, bytes.length);
@@ -52,11 +49,12 @@ async function withBlobRoute(
   }
 }
 
-Deno.test("agent blobs: stream_response and download_blob end with the body, in the request's one body tracker", async () => {
+Deno.test("agent blobs: stream_response and download_blob end with the body, which reaches the listener unwrapped", async () => {
   await withBlobRoute(async (get, names, collector, size) => {
-    const { res, trackerCallbacks } = await get();
-    // stream_response, the request metrics and the server span wait on the same tracker.
-    assert.equal(trackerCallbacks, 3);
+    const { res, fileBody } = await get();
+    // stream_response, the request metrics and the server span wait on the file body itself: no
+    // wrapper stream, so the listener sends it from the file.
+    assert.ok(fileBody);
     const reader = res.body!.getReader();
     let received = (await reader.read()).value!.byteLength;
     assert.ok(received < size);
@@ -103,4 +101,80 @@ Deno.test("agent blobs: a body cut short fails stream_response with the bytes ha
     assert.ok(spans.some((s) => s.name === SPAN.agentDownloadBlob));
     assert.ok(spans.some((s) => s.name === SERVER_SPAN));
   });
+});
+
+Deno.test("agent blobs: over the listener, whole and ranged GETs are exact and a client going away mid-body still ends every span", async () => {
+  const root = await Deno.makeTempDir({ prefix: "agent-blobs-" });
+  const collector = collectSpans("agent");
+  try {
+    const store = await BlobStore.open({ root });
+    const bytes = new Uint8Array(64 * 1024 * 1024).map((_, i) => (i * 31) >> 3);
+    const digest = await digestOfBytes(bytes);
+    await store.putBlob(digest, bytes);
+    const blobs = new AgentBlobs(store, { download: () => Promise.reject(new Error("cached")) });
+    const router = new Router()
+      .use(collector.runtime.serverMiddleware())
+      .get(
+        "/namespace/{namespace}/blobs/{digest}",
+        (ctx) =>
+          blobs.serve(ctx, ctx.params.namespace, digest, {
+            range: (size) => {
+              const header = ctx.req.headers.get("range");
+              if (!header) return null;
+              const [start, end] = header.replace("bytes=", "").split("-").map(Number);
+              return { start, end: Math.min(end, size - 1) };
+            },
+          }),
+      );
+    const server = await serveHttp({
+      hostname: "127.0.0.1",
+      port: 0,
+      handler: (req, remote) => router.handle(req, remote),
+    });
+    try {
+      const url = `http://127.0.0.1:${server.addr.port}/namespace/ns/blobs/${digest}`;
+      const whole = new Uint8Array(await (await fetch(url)).arrayBuffer());
+      assert.ok(whole.length === bytes.length && whole.every((b, i) => b === bytes[i]));
+      const ranged = await fetch(url, { headers: { range: "bytes=3000000-3999999" } });
+      assert.equal(ranged.status, 206);
+      assert.deepEqual(
+        new Uint8Array(await ranged.arrayBuffer()),
+        bytes.subarray(3000000, 4000000),
+      );
+      const done = await waitFor("both GETs' spans", async () => {
+        const spans = (await collector.spans()).filter((s) => s.name === SPAN.agentStreamResponse);
+        return spans.length === 2 ? spans : undefined;
+      }, { intervalMs: 20 });
+      assert.deepEqual(done.map((s) => s.attributes[ATTR.bytesSent]).sort(), [
+        1000000,
+        bytes.length,
+      ]);
+      assert.ok(done.every((s) => s.status.code === SpanStatusCode.UNSET));
+
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+      await conn.write(
+        new TextEncoder().encode(`GET /namespace/ns/blobs/${digest} HTTP/1.1\r\nhost: x\r\n\r\n`),
+      );
+      assert.ok((await conn.read(new Uint8Array(65536))) !== null);
+      conn.close();
+      const spans = await waitFor("the cut GET's spans", async () => {
+        const all = await collector.spans();
+        return all.filter((s) => s.name === SPAN.agentDownloadBlob).length === 3 &&
+            all.filter((s) => s.name === SERVER_SPAN).length === 3
+          ? all
+          : undefined;
+      }, { intervalMs: 20 });
+      const failed = (name: string) =>
+        spans.filter((s) => s.name === name && s.status.code === SpanStatusCode.ERROR);
+      const cut = failed(SPAN.agentStreamResponse);
+      assert.equal(cut.length, 1);
+      assert.ok((cut[0].attributes[ATTR.bytesSent] as number) < bytes.length);
+      assert.equal(failed(SERVER_SPAN).length, 1);
+    } finally {
+      await server.shutdown();
+    }
+  } finally {
+    await collector.runtime.shutdown();
+    await Deno.remove(root, { recursive: true });
+  }
 });

@@ -16,6 +16,7 @@
  */
 
 import type { HashRing } from "../../cluster/hashring.ts";
+import { fileResponse } from "../../http/file_response.ts";
 import { HttpError, type Router } from "../../http/router.ts";
 import { type Backend, type BackendManager, objectKeyOf } from "../../storage/backend/backend.ts";
 import { BlobNotFoundError, type BlobStore } from "../../storage/blob_store.ts";
@@ -71,7 +72,7 @@ export function registerBlobRoutes(router: Router, deps: BlobDeps): void {
     setAttributes({ [ATTR.namespace]: ctx.params.namespace, [ATTR.digest]: digest.toString() });
     try {
       const blob = await store.open(digest);
-      return new Response(blob.stream, {
+      return fileResponse(blob.body, {
         headers: {
           "Content-Length": String(blob.size),
           "Content-Type": "application/octet-stream",

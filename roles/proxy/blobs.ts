@@ -9,6 +9,7 @@
 
 import { isNotFound } from "../../cluster/blob_client.ts";
 import { sliceStream } from "../../common/bytes.ts";
+import { fileResponse } from "../../http/file_response.ts";
 import { parseLookupDigest, RegistryError } from "../../registry/errors.ts";
 import { partialContentHeaders, rangeLength, resolveRange } from "../../registry/range.ts";
 import type { Digest } from "../../storage/digest.ts";
@@ -63,16 +64,16 @@ export function registerBlobRoutes(on: RegistryRoute, deps: RegistryDeps): void 
       }
       const part = { offset: range.start, length: rangeLength(range) };
       const local = await store.open(digest, part).catch(() => null);
-      const body = local?.stream ??
-        sliceStream(await download(name, digest), part.offset, part.length);
-      return new Response(body, {
-        status: 206,
-        headers: { ...headers, ...partialContentHeaders(range, size) },
-      });
+      const init = { status: 206, headers: { ...headers, ...partialContentHeaders(range, size) } };
+      if (local) return fileResponse(local.body, init);
+      return new Response(
+        sliceStream(await download(name, digest), part.offset, part.length),
+        init,
+      );
     }
     const local = await store.open(digest).catch(() => null);
     if (local) {
-      return new Response(local.stream, {
+      return fileResponse(local.body, {
         headers: { ...headers, "content-length": String(local.size) },
       });
     }
