@@ -86,14 +86,21 @@ export async function sendFileBody(
     closed = true;
     wake?.();
   };
+  // Waits until at most `limit` writes are outstanding, then checks the client is still there.
+  const settle = async (limit: number) => {
+    while (outstanding > limit && !closed) {
+      await new Promise<void>((resolve) => wake = resolve);
+      wake = undefined;
+    }
+    assertOpen();
+  };
+  const assertOpen = () => {
+    if (closed || res.destroyed) throw new Error("client closed the connection");
+  };
   res.once("close", onClose);
   try {
     for (;;) {
-      while (outstanding >= SEND_DEPTH && !closed) {
-        await new Promise<void>((resolve) => wake = resolve);
-        wake = undefined;
-      }
-      if (closed || res.destroyed) throw new Error("client closed the connection");
+      await settle(SEND_DEPTH - 1);
       const buf = pool.take();
       let n: number | null;
       try {
@@ -109,7 +116,7 @@ export async function sendFileBody(
         }
         break;
       }
-      if (closed || res.destroyed) throw new Error("client closed the connection");
+      assertOpen();
       outstanding++;
       // The socket holds the chunk until this runs; a write that never completes (the connection
       // was destroyed) keeps its buffer out of the pool for good.
@@ -120,11 +127,7 @@ export async function sendFileBody(
       });
     }
     // The body is done once its last byte has left (and every buffer is back).
-    while (outstanding > 0 && !closed) {
-      await new Promise<void>((resolve) => wake = resolve);
-      wake = undefined;
-    }
-    if (closed || res.destroyed) throw new Error("client closed the connection");
+    await settle(0);
     res.end();
     body.finish();
   } catch (error) {

@@ -12,6 +12,36 @@ import { AgentBlobs } from "./blobs.ts";
 
 const SERVER_SPAN = "GET /namespace/{namespace}/blobs/{digest}";
 
+/**
+ * A router serving `bytes` from a fresh agent cache under `root` through `collector`'s server
+ * middleware; a `Range: bytes=a-b` header asks for part of the blob.
+ */
+async function cachedBlobRouter(
+  root: string,
+  collector: ReturnType<typeof collectSpans>,
+  bytes: Uint8Array,
+) {
+  const store = await BlobStore.open({ root });
+  const digest = await digestOfBytes(bytes);
+  await store.putBlob(digest, bytes);
+  const blobs = new AgentBlobs(store, { download: () => Promise.reject(new Error("cached")) });
+  const router = new Router()
+    .use(collector.runtime.serverMiddleware())
+    .get(
+      "/namespace/{namespace}/blobs/{digest}",
+      (ctx) =>
+        blobs.serve(ctx, ctx.params.namespace, digest, {
+          range: (size) => {
+            const header = ctx.req.headers.get("range");
+            if (!header) return null;
+            const [start, end] = header.replace("bytes=", "").split("-").map(Number);
+            return { start, end: Math.min(end, size - 1) };
+          },
+        }),
+    );
+  return { router, digest };
+}
+
 async function withBlobRoute(
   fn: (
     get: () => Promise<{ res: Response; fileBody: boolean }>,
@@ -23,18 +53,9 @@ async function withBlobRoute(
   const root = await Deno.makeTempDir({ prefix: "agent-blobs-" });
   const collector = collectSpans("agent");
   try {
-    const store = await BlobStore.open({ root });
     // Streamed (not read at once) and in several of the store's 1 MiB chunks.
     const bytes = new Uint8Array(3 * 1024 * 1024 + 5).map((_, i) => i * 7);
-    const digest = await digestOfBytes(bytes);
-    await store.putBlob(digest, bytes);
-    const blobs = new AgentBlobs(store, { download: () => Promise.reject(new Error("cached")) });
-    const router = new Router()
-      .use(collector.runtime.serverMiddleware())
-      .get(
-        "/namespace/{namespace}/blobs/{digest}",
-        (ctx) => blobs.serve(ctx, ctx.params.namespace, digest),
-      );
+    const { router, digest } = await cachedBlobRouter(root, collector, bytes);
     const get = async () => {
       const res = await router.handle(
         new Request(`http://agent/namespace/ns/blobs/${digest}`),
@@ -107,25 +128,8 @@ Deno.test("agent blobs: over the listener, whole and ranged GETs are exact and a
   const root = await Deno.makeTempDir({ prefix: "agent-blobs-" });
   const collector = collectSpans("agent");
   try {
-    const store = await BlobStore.open({ root });
     const bytes = new Uint8Array(64 * 1024 * 1024).map((_, i) => (i * 31) >> 3);
-    const digest = await digestOfBytes(bytes);
-    await store.putBlob(digest, bytes);
-    const blobs = new AgentBlobs(store, { download: () => Promise.reject(new Error("cached")) });
-    const router = new Router()
-      .use(collector.runtime.serverMiddleware())
-      .get(
-        "/namespace/{namespace}/blobs/{digest}",
-        (ctx) =>
-          blobs.serve(ctx, ctx.params.namespace, digest, {
-            range: (size) => {
-              const header = ctx.req.headers.get("range");
-              if (!header) return null;
-              const [start, end] = header.replace("bytes=", "").split("-").map(Number);
-              return { start, end: Math.min(end, size - 1) };
-            },
-          }),
-      );
+    const { router, digest } = await cachedBlobRouter(root, collector, bytes);
     const server = await serveHttp({
       hostname: "127.0.0.1",
       port: 0,
