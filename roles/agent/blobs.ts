@@ -13,7 +13,7 @@
 import { fileResponse } from "../../http/file_response.ts";
 import type { Ctx } from "../../http/router.ts";
 import { type ByteRange, partialContentHeaders, rangeLength } from "../../registry/range.ts";
-import type { BlobStore } from "../../storage/blob_store.ts";
+import { BlobNotFoundError, type BlobStore, type OpenBlob } from "../../storage/blob_store.ts";
 import type { Digest } from "../../storage/digest.ts";
 import { FileBody } from "../../storage/file_body.ts";
 import {
@@ -96,27 +96,25 @@ export class AgentBlobs {
     });
     try {
       return await runInSpan(span, async () => {
-        await this.#ensure(namespace, digest);
         if (options.head) {
-          const stat = await this.#store.stat(digest);
-          if (stat === null) throw new Error(`blob ${digest} vanished from the cache`);
+          const stat = await this.#cached(namespace, digest, () => this.#store.stat(digest));
           span.setAttribute(ATTR.size, stat.size);
           span.end();
           return new Response(null, {
             headers: withLength(options.headers?.(stat.size), stat.size),
           });
         }
-        const stat = await this.#store.stat(digest);
-        if (stat === null) throw new Error(`blob ${digest} vanished from the cache`);
-        span.setAttribute(ATTR.size, stat.size);
+        // The cache lookup is the open: its handle gives the size and the bytes.
+        const blob = await this.#cached(namespace, digest, () => this.#openCached(digest));
+        span.setAttribute(ATTR.size, blob.size);
         let range: ByteRange | null;
         try {
-          range = options.range?.(stat.size) ?? null;
+          range = options.range?.(blob.size) ?? null;
         } catch (error) {
+          blob.body.finish(error);
           throw new ClientRefusal(error);
         }
         if (range === null) {
-          const blob = await this.#store.open(digest);
           return await streamResponse(
             ctx,
             blob.body,
@@ -125,10 +123,12 @@ export class AgentBlobs {
             () => span.end(),
           );
         }
+        // A ranged GET (rare: the registry's `Range`) opens the blob again at the range.
         const length = rangeLength(range);
+        blob.body.finish(new Error("replaced by a ranged body"));
         const part = await this.#store.open(digest, { offset: range.start, length });
-        const headers = new Headers(options.headers?.(stat.size));
-        for (const [k, v] of Object.entries(partialContentHeaders(range, stat.size))) {
+        const headers = new Headers(options.headers?.(blob.size));
+        for (const [k, v] of Object.entries(partialContentHeaders(range, blob.size))) {
           headers.set(k, v);
         }
         return await streamResponse(
@@ -159,8 +159,7 @@ export class AgentBlobs {
       SPAN.agentDownloadBlob,
       { [ATTR.namespace]: namespace, [ATTR.digest]: digest.toString() },
       async (span) => {
-        await this.#ensure(namespace, digest);
-        const blob = await this.#store.open(digest);
+        const blob = await this.#cached(namespace, digest, () => this.#openCached(digest));
         span.setAttribute(ATTR.size, blob.size);
         if (blob.size > maxBytes) {
           await blob.stream.cancel();
@@ -171,13 +170,35 @@ export class AgentBlobs {
     );
   }
 
-  async #ensure(namespace: string, digest: Digest): Promise<void> {
-    const hit = await withSpan(SPAN.agentCacheLookup, {}, async (span) => {
-      const found = await this.#store.has(digest);
-      span.setAttribute(ATTR.cacheHit, found);
+  /**
+   * What `probe` finds in the cache (span `agent.cache_lookup`), downloading the blob over P2P
+   * first when it finds nothing (null).
+   */
+  async #cached<T>(
+    namespace: string,
+    digest: Digest,
+    probe: () => Promise<T | null>,
+  ): Promise<T> {
+    const found = await withSpan(SPAN.agentCacheLookup, {}, async (span) => {
+      const found = await probe();
+      span.setAttribute(ATTR.cacheHit, found !== null);
       return found;
     });
-    if (!hit) await this.#scheduler.download(namespace, digest);
+    if (found !== null) return found;
+    await this.#scheduler.download(namespace, digest);
+    const downloaded = await probe();
+    if (downloaded === null) throw new Error(`blob ${digest} vanished from the cache`);
+    return downloaded;
+  }
+
+  /** The cached blob, open, or null when it is not cached. */
+  async #openCached(digest: Digest): Promise<OpenBlob | null> {
+    try {
+      return await this.#store.open(digest);
+    } catch (error) {
+      if (error instanceof BlobNotFoundError) return null;
+      throw error;
+    }
   }
 }
 
