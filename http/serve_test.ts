@@ -47,6 +47,33 @@ Deno.test("http server: GET bodies are kept, other bodies stream, remote address
   }
 });
 
+Deno.test("http server: on one keep-alive connection, GETs without a body, with a chunked body and with Content-Length: 0 each get theirs; repeated headers are joined", async () => {
+  const server = await serveHttp({
+    hostname: "127.0.0.1",
+    port: 0,
+    handler: (req) => {
+      const body = getRequestBody(req);
+      const text = body === undefined ? "-" : new TextDecoder().decode(body);
+      return Promise.resolve(
+        new Response(`${new URL(req.url).pathname} ${text} ${req.headers.get("x-a")}\n`),
+      );
+    },
+  });
+  try {
+    const answer = await raw(
+      server.addr.port,
+      "GET /1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nX-A: 2\r\n\r\n" +
+        "GET /2 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" +
+        "GET /3 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n" +
+        "GET /4 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    const bodies = answer.split("\r\n\r\n").slice(1).map((part) => part.split("HTTP/1.1")[0]);
+    assert.deepEqual(bodies, ["/1 - 1, 2\n", "/2 abc null\n", "/3 - null\n", "/4 - null\n"]);
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("http server: multi-chunk bodies stream; a client that leaves cancels the body", async () => {
   let cancelled!: () => void;
   const wasCancelled = new Promise<void>((r) => cancelled = r);
