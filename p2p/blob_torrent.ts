@@ -43,6 +43,7 @@ import {
   UploadNotFoundError,
 } from "../storage/blob_store.ts";
 import { Digest, DigestHasher } from "../storage/digest.ts";
+import type { FileHandlePool } from "../storage/file_handles.ts";
 import { MetaInfo } from "../storage/metainfo.ts";
 import { resolveInside } from "../storage/paths.ts";
 import { Bitfield } from "./bitfield.ts";
@@ -84,9 +85,11 @@ abstract class BlobTorrent implements TorrentStorage {
   /** The torrent's metainfo. */
   readonly metaInfo: MetaInfo;
   protected readonly store: BlobStore;
+  readonly #files?: FileHandlePool;
 
-  constructor(store: BlobStore, metaInfo: MetaInfo) {
+  constructor(store: BlobStore, metaInfo: MetaInfo, files?: FileHandlePool) {
     this.store = store;
+    this.#files = files;
     this.metaInfo = metaInfo;
     this.infoHash = metaInfo.infoHash.hex;
     this.digestHex = metaInfo.digest.hex;
@@ -110,6 +113,31 @@ abstract class BlobTorrent implements TorrentStorage {
     return i * this.metaInfo.pieceLength;
   }
 
+  /**
+   * Reads a range of the cached blob: through the handle pool when the torrent has one (the
+   * file is opened once, not per piece), else by opening the file for this read.
+   */
+  protected readCached(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    if (this.#files === undefined) {
+      return this.store.readRange(this.digest, offset, length, into);
+    }
+    return this.#files.readAt(
+      this.digestHex,
+      () => this.store.openFile(this.digest),
+      offset,
+      length,
+      into,
+    );
+  }
+
+  /**
+   * Lets go of the torrent's pooled handles of the cached blob (the scheduler drops the torrent:
+   * idle, evicted, removed or closing). Reads after it open the file again.
+   */
+  close(): void {
+    this.#files?.forget(this.digestHex);
+  }
+
   abstract bitfield(): Bitfield;
   abstract readPiece(i: number, into?: Uint8Array): Promise<Uint8Array>;
   abstract writePiece(i: number, bytes: Uint8Array): Promise<void>;
@@ -122,17 +150,24 @@ export class SeedingTorrent extends BlobTorrent {
    * Opens the cached blob `digest` with its stored metainfo; null when either is missing or the
    * metainfo's length disagrees with the file (such a torrent could only serve bad pieces).
    */
-  static async open(store: BlobStore, digest: Digest): Promise<SeedingTorrent | null> {
+  static async open(
+    store: BlobStore,
+    digest: Digest,
+    files?: FileHandlePool,
+  ): Promise<SeedingTorrent | null> {
     const metaInfo = await readMetaInfo(store, digest);
     if (metaInfo === null) return null;
     const stat = await store.stat(digest);
     if (stat === null || stat.size !== metaInfo.length) return null;
-    return new SeedingTorrent(store, metaInfo);
+    return new SeedingTorrent(store, metaInfo, files);
   }
 
-  /** Wraps a cached blob whose metainfo the caller already has. */
-  constructor(store: BlobStore, metaInfo: MetaInfo) {
-    super(store, metaInfo);
+  /**
+   * Wraps a cached blob whose metainfo the caller already has; pieces are read through `files`
+   * when given.
+   */
+  constructor(store: BlobStore, metaInfo: MetaInfo, files?: FileHandlePool) {
+    super(store, metaInfo, files);
   }
 
   bitfield(): Bitfield {
@@ -140,7 +175,7 @@ export class SeedingTorrent extends BlobTorrent {
   }
 
   readPiece(i: number, into?: Uint8Array): Promise<Uint8Array> {
-    return this.store.readRange(this.digest, this.offset(i), this.pieceLength(i), into);
+    return this.readCached(this.offset(i), this.pieceLength(i), into);
   }
 
   writePiece(i: number, _bytes: Uint8Array): Promise<void> {
@@ -186,8 +221,9 @@ export class LeechingTorrent extends BlobTorrent {
     uid: string,
     dir: string,
     have: Bitfield,
+    files: FileHandlePool | undefined,
   ) {
-    super(store, metaInfo);
+    super(store, metaInfo, files);
     this.uid = uid;
     this.#dir = dir;
     this.#have = have;
@@ -212,10 +248,15 @@ export class LeechingTorrent extends BlobTorrent {
   /**
    * Creates the download file and its state for `metaInfo`, or resumes the one on disk when it is
    * for the same torrent (pieces marked written are re-verified). Broken or foreign state is
-   * discarded and the download starts over.
+   * discarded and the download starts over. Once committed, pieces are read from the cached blob
+   * through `files` when given.
    */
-  static async open(store: BlobStore, metaInfo: MetaInfo): Promise<LeechingTorrent> {
-    const resumed = await LeechingTorrent.#resume(store, metaInfo);
+  static async open(
+    store: BlobStore,
+    metaInfo: MetaInfo,
+    files?: FileHandlePool,
+  ): Promise<LeechingTorrent> {
+    const resumed = await LeechingTorrent.#resume(store, metaInfo, files);
     if (resumed) return resumed;
     await removeDownload(store, metaInfo.digest);
     const uid = await store.createUpload();
@@ -250,10 +291,15 @@ export class LeechingTorrent extends BlobTorrent {
       uid,
       downloadDir(store, metaInfo.digest),
       new Bitfield(metaInfo.numPieces),
+      files,
     );
   }
 
-  static async #resume(store: BlobStore, metaInfo: MetaInfo): Promise<LeechingTorrent | null> {
+  static async #resume(
+    store: BlobStore,
+    metaInfo: MetaInfo,
+    files: FileHandlePool | undefined,
+  ): Promise<LeechingTorrent | null> {
     const dir = downloadDir(store, metaInfo.digest);
     let uid: string, stored: MetaInfo, status: Uint8Array;
     try {
@@ -274,7 +320,7 @@ export class LeechingTorrent extends BlobTorrent {
       const bytes = await store.readUploadRange(uid, i * metaInfo.pieceLength, len);
       if (crc32(bytes) >>> 0 === metaInfo.pieceSums[i]) have.set(i);
     }
-    const torrent = new LeechingTorrent(store, metaInfo, uid, dir, have);
+    const torrent = new LeechingTorrent(store, metaInfo, uid, dir, have, files);
     // Record the re-check, so pieces that failed it are not trusted after another restart.
     for (let i = 0; i < status.length; i++) {
       if (status[i] === 1 && !have.get(i)) await torrent.#writeStatus(i, 0);
@@ -307,7 +353,7 @@ export class LeechingTorrent extends BlobTorrent {
         if (!(err instanceof UploadNotFoundError)) throw err;
       }
     }
-    return await this.store.readRange(this.digest, offset, length, into);
+    return await this.readCached(offset, length, into);
   }
 
   async writePiece(i: number, bytes: Uint8Array): Promise<void> {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { crc32 } from "node:zlib";
-import { BlobStore, DigestMismatchError } from "../storage/blob_store.ts";
+import { BlobNotFoundError, BlobStore, DigestMismatchError } from "../storage/blob_store.ts";
+import { FileHandlePool } from "../storage/file_handles.ts";
 import { digestOfBytes } from "../storage/digest.ts";
 import { generateMetaInfo, MetaInfo } from "../storage/metainfo.ts";
 import {
@@ -53,6 +54,37 @@ Deno.test("seeding torrent serves the cached blob's pieces and refuses writes", 
     for (let i = 0; i < 4; i++) assert.deepEqual(await seed.readPiece(i), piece(data, mi, i));
     await assert.rejects(seed.writePiece(0, piece(data, mi, 0)), TorrentStateError);
     assert.ok((await readMetaInfo(store, mi.digest))?.infoHash.equals(mi.infoHash));
+  });
+});
+
+Deno.test("seeding torrent with a handle pool opens the blob once; close and delete let it go", async () => {
+  await withStore(async (store) => {
+    const data = randomBytes(prng(7), 3500);
+    const mi = await metaInfoOf(data);
+    await store.putBlob(mi.digest, data);
+    await store.setMetadata(mi.digest, METAINFO_KEY, new TextEncoder().encode(mi.serialize()));
+    const files = new FileHandlePool();
+    try {
+      const seed = await SeedingTorrent.open(store, mi.digest, files);
+      assert.ok(seed);
+      const buf = new Uint8Array(PIECE);
+      for (const i of [0, 1, 2, 3, 1]) {
+        assert.deepEqual(await seed.readPiece(i, buf), piece(data, mi, i));
+      }
+      const all = await Promise.all([0, 1, 2, 3].map((i) => seed.readPiece(i)));
+      all.forEach((got, i) => assert.deepEqual(got, piece(data, mi, i)));
+      assert.ok(files.openHandles >= 1 && files.openHandles <= 4, `${files.openHandles} open`);
+      seed.close();
+      assert.equal(files.openHandles, 0);
+      assert.deepEqual(await seed.readPiece(2), piece(data, mi, 2), "reopened on demand");
+      assert.equal(files.openHandles, 1);
+      await store.delete(mi.digest);
+      seed.close();
+      await assert.rejects(seed.readPiece(0), BlobNotFoundError);
+      assert.equal(files.openHandles, 0);
+    } finally {
+      files.close();
+    }
   });
 });
 

@@ -121,6 +121,11 @@ export interface Outgoing {
   message: Message;
   /** Piece bytes, only for PIECE_PAYLOAD. */
   payload?: Uint8Array;
+  /**
+   * The whole frame already encoded, header and payload (`encodePayloadFrame` in `frame.ts`):
+   * sent as it is, in one write, instead of encoding `message` and writing `payload` after it.
+   */
+  encoded?: Uint8Array;
 }
 
 /**
@@ -509,7 +514,8 @@ export class PeerConn implements AsyncIterable<Frame> {
       try {
         const out = typeof item === "function" ? await item() : item;
         if (this.#isClosed) return;
-        await this.#writer.write(out.message, out.payload);
+        if (out.encoded !== undefined) await this.#writer.writeEncoded(out.encoded);
+        else await this.#writer.write(out.message, out.payload);
       } catch {
         // A write error ends the connection; the reader side sees the close.
         this.close();

@@ -21,7 +21,8 @@
  * Up to {@linkcode RECEIVE_DEPTH} received pieces of one connection are being stored at once
  * while the next frames are read, so the disk write of a piece overlaps the socket read of the
  * next; a connection's receive ring must therefore hold `RECEIVE_DEPTH` buffers. Pieces are sent
- * from one buffer per peer, read just before the writer sends it.
+ * from one buffer per peer, read just before the writer sends it, behind room for the frame
+ * header, so header and piece go out in one socket write.
  *
  * Every PIECE_PAYLOAD is checked against its CRC-32 sum. A bad piece marks the request invalid
  * and, deliberately stricter than upstream (which keeps the connection), blacklists the sender
@@ -37,7 +38,7 @@
 import { Bitfield } from "./bitfield.ts";
 import { Blacklist } from "./blacklist.ts";
 import type { LocalHandshake, PeerConn, RemoteHandshake } from "./conn.ts";
-import type { Frame } from "./frame.ts";
+import { encodePayloadFrame, type Frame, PAYLOAD_HEADER_ROOM } from "./frame.ts";
 import {
   announcePieceMessage,
   completeMessage,
@@ -144,8 +145,9 @@ interface Peer {
   bitfield: Bitfield;
   // Piece indexes with a live request to this peer.
   pending: Set<number>;
-  // The piece being sent to this peer. The connection's writer takes one queued piece at a time
-  // and has written it before it asks for the next, so one buffer per peer suffices.
+  // The frame being sent to this peer: PAYLOAD_HEADER_ROOM bytes for the header, then the piece.
+  // The connection's writer takes one queued piece at a time and has written it before it asks
+  // for the next, so one buffer per peer suffices.
   sendBuffer?: Uint8Array;
 }
 
@@ -469,14 +471,22 @@ export class Dispatcher {
     // memory until the socket can take their bytes.
     peer.conn.send(async () => {
       try {
-        peer.sendBuffer ??= new Uint8Array(maxPieceLength(this.#storage));
-        const bytes = await this.#storage.readPiece(index, peer.sendBuffer);
+        const buffer = peer.sendBuffer ??= new Uint8Array(
+          PAYLOAD_HEADER_ROOM + maxPieceLength(this.#storage),
+        );
+        const bytes = await this.#storage.readPiece(index, buffer.subarray(PAYLOAD_HEADER_ROOM));
         if (bytes.length !== length) {
           throw new Error(`piece ${index} read ${bytes.length} bytes, expected ${length}`);
         }
         this.#stats.bytesServed += bytes.length;
         this.#markPeerHas(peer, index);
-        return { message: piecePayloadMessage(index, bytes.length), payload: bytes };
+        const message = piecePayloadMessage(index, bytes.length);
+        // A storage may hand back other bytes than the buffer's (a copy): then two writes.
+        const inPlace = bytes.buffer === buffer.buffer &&
+          bytes.byteOffset === buffer.byteOffset + PAYLOAD_HEADER_ROOM;
+        return inPlace
+          ? { message, encoded: encodePayloadFrame(message, buffer, bytes.length) }
+          : { message, payload: bytes };
       } catch (err) {
         return { message: errorMessage(index, (err as Error).message) };
       }

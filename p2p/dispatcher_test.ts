@@ -4,9 +4,9 @@ import { waitFor } from "../tests/harness/wait.ts";
 import { MessageSchema } from "../wire/p2p_pb.ts";
 import { Bitfield } from "./bitfield.ts";
 import { Blacklist } from "./blacklist.ts";
-import { dialPeer, type PeerConn, type RemoteHandshake, servePeers } from "./conn.ts";
+import { dialPeer, PeerConn, type RemoteHandshake, servePeers } from "./conn.ts";
 import { CHUNK_NOT_SUPPORTED, Dispatcher, DispatcherError } from "./dispatcher.ts";
-import type { Frame } from "./frame.ts";
+import { encodeFrame, type Frame, FrameReader, FrameWriter } from "./frame.ts";
 import {
   ErrorCode,
   errorMessage,
@@ -14,7 +14,15 @@ import {
   piecePayloadMessage,
   pieceRequestMessage,
 } from "./message.ts";
-import { MemoryStorage, prng, randomBytes, randomPeerId, TestNode } from "./_test_util.ts";
+import {
+  concat,
+  MemoryStorage,
+  prng,
+  randomBytes,
+  randomPeerId,
+  ScriptedConn,
+  TestNode,
+} from "./_test_util.ts";
 
 const PIECE = 16 * 1024;
 const blob = randomBytes(prng(42), PIECE * 20 + 1234); // 21 pieces, the last one short
@@ -171,6 +179,42 @@ async function rawPeer(node: TestNode, bits: Bitfield): Promise<PeerConn> {
     },
   });
 }
+
+Deno.test("a served piece leaves in one write: its frame header and bytes together", async () => {
+  const storage = new MemoryStorage(blob, PIECE, { complete: true });
+  const dispatcher = new Dispatcher({ storage, peerId: randomPeerId() });
+  const asked = [3, 20, 0];
+  const wire = new ScriptedConn(
+    asked.map((i) => encodeFrame(pieceRequestMessage(i, storage.pieceLength(i)))),
+    { hang: true },
+  );
+  const conn = new PeerConn(wire, new FrameReader(wire), new FrameWriter(wire), {
+    peerId: randomPeerId(),
+    localPeerId: randomPeerId(),
+    infoHash: storage.infoHash,
+    name: storage.digestHex,
+    namespace: "",
+    bitfield: new Bitfield(storage.numPieces),
+    remoteBitfields: new Map(),
+    initiated: false,
+  });
+  try {
+    dispatcher.addConn(conn);
+    await waitFor("three pieces sent", () => wire.writes.length >= asked.length);
+    assert.deepEqual(
+      wire.writes,
+      asked.map((i) =>
+        concat([
+          encodeFrame(piecePayloadMessage(i, storage.pieceLength(i))),
+          blob.subarray(i * PIECE, i * PIECE + storage.pieceLength(i)),
+        ])
+      ),
+    );
+    assert.equal(dispatcher.summary().bytesServed, 2 * PIECE + 1234);
+  } finally {
+    await dispatcher.close();
+  }
+});
 
 Deno.test("PIECE_REQUESTs for parts of pieces, bad indexes or missing pieces get ERRORs", async () => {
   const half = new MemoryStorage(blob, PIECE);

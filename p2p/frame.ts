@@ -12,6 +12,10 @@
  * header. With `payloadBuffers: n` that array is one of a ring of `n` buffers kept across frames
  * (a fresh 4 MiB array per piece costs more CPU in zeroing and page faults than the copy out of
  * the socket).
+ * A sender that reads a piece into a buffer at {@linkcode PAYLOAD_HEADER_ROOM} can have the frame
+ * header put just before it ({@linkcode encodePayloadFrame}) and send the whole PIECE_PAYLOAD frame
+ * in one write ({@linkcode FrameWriter.writeEncoded}): the same bytes on the wire as a header write
+ * followed by a payload write, one socket write (and one TCP push) fewer per piece.
  * Timeouts close the connection: a TCP read cannot be cancelled otherwise, and a connection that
  * missed a deadline is dropped anyway.
  *
@@ -240,6 +244,49 @@ export function encodeFrame(message: Message): Uint8Array {
   return frame;
 }
 
+/**
+ * Bytes a send buffer keeps free before a piece for its PIECE_PAYLOAD frame header (the 4-byte
+ * length and the message: about 20 bytes for a whole piece), see {@linkcode encodePayloadFrame}.
+ */
+export const PAYLOAD_HEADER_ROOM = 64;
+
+/**
+ * Completes a PIECE_PAYLOAD frame in place: the `payloadLength` piece bytes are already at
+ * `buffer[PAYLOAD_HEADER_ROOM, PAYLOAD_HEADER_ROOM + payloadLength)`; the frame header for
+ * `message` is written into the bytes just before them. Returns the frame, header then payload,
+ * as a view of `buffer` (nothing is copied but the header).
+ *
+ * @throws {FrameError} when `message` is not a PIECE_PAYLOAD of `payloadLength` bytes, its header
+ *   does not fit in {@linkcode PAYLOAD_HEADER_ROOM}, or `buffer` is too short.
+ */
+export function encodePayloadFrame(
+  message: Message,
+  buffer: Uint8Array,
+  payloadLength: number,
+): Uint8Array {
+  if (message.type !== MessageType.PIECE_PAYLOAD) {
+    throw new FrameError("only PIECE_PAYLOAD frames carry payload bytes");
+  }
+  const declared = message.piecePayload?.length ?? 0;
+  if (declared !== payloadLength) {
+    throw new FrameError(
+      `PIECE_PAYLOAD declares ${declared} bytes but ${payloadLength} were given`,
+    );
+  }
+  if (buffer.length < PAYLOAD_HEADER_ROOM + payloadLength) {
+    throw new FrameError(
+      `a ${buffer.length}-byte buffer cannot hold a ${payloadLength}-byte frame`,
+    );
+  }
+  const header = encodeFrame(message);
+  if (header.length > PAYLOAD_HEADER_ROOM) {
+    throw new FrameError(`frame header of ${header.length} bytes exceeds ${PAYLOAD_HEADER_ROOM}`);
+  }
+  const start = PAYLOAD_HEADER_ROOM - header.length;
+  buffer.set(header, start);
+  return buffer.subarray(start, PAYLOAD_HEADER_ROOM + payloadLength);
+}
+
 /** Writes frames to a connection. Not safe for concurrent `write` calls. */
 export class FrameWriter {
   #conn: ByteConn;
@@ -276,6 +323,16 @@ export class FrameWriter {
       await this.#writeAll(frame);
       if (payload !== undefined && payload.length > 0) await this.#writeAll(payload);
     });
+  }
+
+  /**
+   * Writes bytes that are whole frames already (from {@linkcode encodePayloadFrame} or
+   * {@linkcode encodeFrame}) as they are, in as few writes as the socket takes.
+   *
+   * @throws {DeadlineError} when `timeoutMs` passes first (the connection is then closed).
+   */
+  async writeEncoded(frame: Uint8Array, options: DeadlineOptions = {}): Promise<void> {
+    await withDeadline(this.#conn, "frame write", options.timeoutMs, () => this.#writeAll(frame));
   }
 
   async #writeAll(p: Uint8Array): Promise<void> {

@@ -3,10 +3,12 @@ import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import {
   DeadlineError,
   encodeFrame,
+  encodePayloadFrame,
   FrameError,
   FrameReader,
   FrameWriter,
   MAX_MESSAGE_LENGTH,
+  PAYLOAD_HEADER_ROOM,
 } from "./frame.ts";
 import {
   completeMessage,
@@ -171,6 +173,40 @@ Deno.test("the writer refuses inconsistent payloads and oversized messages", asy
   assert.ok(encodeMessage(big).length > MAX_MESSAGE_LENGTH);
   await assert.rejects(writer.write(big), FrameError);
   assert.equal(conn.writes.length, 0, "nothing reaches the wire");
+});
+
+Deno.test("a payload frame built in place is the header and payload bytes, sent in one write", async () => {
+  const piece = Uint8Array.from({ length: 1000 }, (_, i) => i & 0xff);
+  const reference = new ScriptedConn([]);
+  await new FrameWriter(reference).write(piecePayloadMessage(2_000_000, 1000), piece);
+  const buffer = new Uint8Array(PAYLOAD_HEADER_ROOM + 4096);
+  buffer.set(piece, PAYLOAD_HEADER_ROOM);
+  const frame = encodePayloadFrame(piecePayloadMessage(2_000_000, 1000), buffer, 1000);
+  assert.equal(frame.buffer, buffer.buffer, "a view of the buffer, no copy");
+  assert.equal(frame.byteOffset + frame.length, PAYLOAD_HEADER_ROOM + 1000);
+  assert.deepEqual(frame, reference.written(), "the same bytes on the wire");
+  const conn = new ScriptedConn([]);
+  await new FrameWriter(conn).writeEncoded(frame);
+  assert.equal(conn.writes.length, 1);
+  const reader = new FrameReader(new ScriptedConn([conn.written()]));
+  assert.deepEqual(await reader.read(), {
+    message: piecePayloadMessage(2_000_000, 1000),
+    payload: piece,
+  });
+  // Partial writes still deliver the whole frame.
+  const slow = new ScriptedConn([], { maxWrite: 300 });
+  await new FrameWriter(slow).writeEncoded(frame);
+  assert.deepEqual(slow.written(), frame);
+});
+
+Deno.test("a payload frame is refused for another message, another length or a short buffer", () => {
+  const buffer = new Uint8Array(PAYLOAD_HEADER_ROOM + 10);
+  assert.throws(() => encodePayloadFrame(completeMessage(), buffer, 0), FrameError);
+  assert.throws(() => encodePayloadFrame(piecePayloadMessage(0, 9), buffer, 10), FrameError);
+  assert.throws(() => encodePayloadFrame(piecePayloadMessage(0, 11), buffer, 11), FrameError);
+  const digestHeavy = piecePayloadMessage(0, 10);
+  digestHeavy.piecePayload!.digest = "x".repeat(PAYLOAD_HEADER_ROOM);
+  assert.throws(() => encodePayloadFrame(digestHeavy, buffer, 10), /exceeds/);
 });
 
 Deno.test("a write deadline closes a stalled connection", async () => {

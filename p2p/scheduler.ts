@@ -42,6 +42,7 @@ import { HttpStatusError } from "../http/status_error.ts";
 import type { PeerInfo } from "../wire/announce.ts";
 import { type BlobStore, DigestMismatchError } from "../storage/blob_store.ts";
 import { Digest } from "../storage/digest.ts";
+import { FileHandlePool } from "../storage/file_handles.ts";
 import type { MetaInfo } from "../storage/metainfo.ts";
 import {
   activeContext,
@@ -152,6 +153,10 @@ export interface SchedulerOptions {
   pieceRequestMinTimeoutMs?: number;
   /** Piece request timeout per MiB of piece length. Default 4 s. */
   pieceRequestTimeoutPerMbMs?: number;
+  /** Cached blob files held open to serve pieces from, over all torrents. Default 64. */
+  maxOpenFiles?: number;
+  /** Close such a file after this long without a piece read. Default 10 s. */
+  openFileIdleMs?: number;
   /** Logger for peer failures and announce errors. Default: silent. */
   logger?: Logger;
   /** Where the scheduler's series go (`scheduler_metrics.ts`; the role's `roleMetrics`). */
@@ -245,6 +250,8 @@ export class Scheduler {
     pieceRequestTimeoutPerMbMs?: number;
   };
   readonly #blacklist: Blacklist;
+  // Open handles of the cached blobs pieces are served from, shared by every torrent.
+  readonly #files: FileHandlePool;
   readonly #metrics: SchedulerMetrics;
   // Background work (re-announces, seeds' announces) runs here, outside any request's trace.
   readonly #rootCtx: Context;
@@ -289,12 +296,17 @@ export class Scheduler {
       pieceRequestTimeoutPerMbMs: options.pieceRequestTimeoutPerMbMs,
     };
     this.#blacklist = new Blacklist({ durationMs: options.blacklistDurationMs });
+    this.#files = new FileHandlePool({
+      maxOpen: options.maxOpenFiles,
+      idleMs: options.openFileIdleMs,
+    });
     this.#metrics = new SchedulerMetrics(options.metrics ?? new MetricsRegistry(), {
       liveSummaries: () => [...this.#torrents.values()].map((t) => t.dispatcher.summary()),
       torrents: () => this.#torrents.size,
       connections: () =>
         [...this.#torrents.values()].reduce((n, t) => n + t.dispatcher.peerIds.length, 0),
       blacklisted: () => this.#blacklist.size,
+      openFiles: () => this.#files.openHandles,
     });
     this.#intervalMs = this.#defaultIntervalMs;
     this.#rootCtx = activeContext();
@@ -404,6 +416,7 @@ export class Scheduler {
       const err = new DownloadError("scheduler is closed");
       await Promise.all([...this.#torrents.values()].map((t) => this.#teardown(t, err, false)));
       while (this.#tasks.size > 0) await Promise.allSettled([...this.#tasks]);
+      this.#files.close();
     })();
     return this.#closing;
   }
@@ -425,7 +438,7 @@ export class Scheduler {
       [ATTR.pieces]: metaInfo.numPieces,
       [ATTR.pieceLength]: metaInfo.pieceLength,
     }, async (span) => {
-      const t = await LeechingTorrent.open(this.#store, metaInfo);
+      const t = await LeechingTorrent.open(this.#store, metaInfo, this.#files);
       span.setAttribute(ATTR.torrentResumedPieces, t.resumedPieces);
       return t;
     });
@@ -521,6 +534,7 @@ export class Scheduler {
     torrent.failure ??= failure;
     this.#dequeue(torrent.hex);
     await torrent.dispatcher.close();
+    torrent.storage.close();
     if (discard && !torrent.complete && torrent.storage instanceof LeechingTorrent) {
       await torrent.storage.abort().catch((err) =>
         this.#logger.warn("discarding a partial download failed", {
@@ -680,7 +694,7 @@ export class Scheduler {
     let loading = this.#loading.get(hex);
     if (!loading) {
       loading = (async () => {
-        const seed = await SeedingTorrent.open(this.#store, Digest.fromHex(hex));
+        const seed = await SeedingTorrent.open(this.#store, Digest.fromHex(hex), this.#files);
         if (!seed || this.#closed) return null;
         const existing = this.#torrents.get(hex);
         if (existing) return existing;

@@ -14,6 +14,7 @@
  * | `kraken_scheduler_torrents` | gauge | `torrents` (upstream's) |
  * | `kraken_scheduler_connections` | gauge | |
  * | `kraken_scheduler_blacklisted_peers` | gauge | |
+ * | `kraken_scheduler_open_files` | gauge | |
  *
  * `reason` is `not_found` (tracker and origins do not know the blob), `digest_mismatch`,
  * `timeout` (the torrent saw no traffic for `leecher_tti`), `closed` (removed, evicted, scheduler
@@ -65,6 +66,8 @@ export interface SchedulerGauges {
   connections(): number;
   /** Blacklisted (peer, torrent) pairs. */
   blacklisted(): number;
+  /** Cached blob files held open to serve pieces from (the scheduler's handle pool). */
+  openFiles(): number;
 }
 
 type PieceTotals = Pick<
@@ -173,6 +176,11 @@ export class SchedulerMetrics {
       "kraken_scheduler_blacklisted_peers",
       "Peers not redialed for a torrent after a failed dial (blacklist_duration).",
       () => gauges.blacklisted(),
+    );
+    registry.gauge(
+      "kraken_scheduler_open_files",
+      "Cached blob files held open to serve pieces from (bounded; closed when idle or evicted).",
+      () => gauges.openFiles(),
     );
   }
 

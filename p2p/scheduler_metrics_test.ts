@@ -41,6 +41,13 @@ Deno.test("scheduler metrics: downloads, pieces and bytes by source, failures by
       data.length,
       "the origin's scheduler counts what it served",
     );
+    assert.equal(
+      value(originMetrics, "kraken_scheduler_open_files"),
+      1,
+      "the origin read every piece through one open file",
+    );
+    await origin.seeder.scheduler.evict(mi.digest);
+    assert.equal(value(originMetrics, "kraken_scheduler_open_files"), 0, "closed with its torrent");
     // Dropping the torrent keeps its exchange in the totals.
     await agent.scheduler.remove(mi.digest);
     assert.equal(m("kraken_scheduler_torrents"), 0);

@@ -551,6 +551,21 @@ export class BlobStore {
   }
 
   /**
+   * Opens a cached blob's file read-only for the caller to read and close (a pool of handles,
+   * `file_handles.ts`, serving P2P pieces). The file never changes while cached; a delete unlinks
+   * it, and an open handle keeps reading the old bytes.
+   * @throws {BlobNotFoundError} if absent
+   */
+  async openFile(digest: Digest): Promise<Deno.FsFile> {
+    try {
+      return await Deno.open(this.#blobPath(digest), { read: true });
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) throw new BlobNotFoundError(digest);
+      throw err;
+    }
+  }
+
+  /**
    * A cached blob as an upload source that backends re-read from any offset (a resumed or retried
    * write-back sends only what is missing). Each `open` opens the file again; the size is taken now.
    * @throws {BlobNotFoundError} if absent
