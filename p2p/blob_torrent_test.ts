@@ -112,6 +112,40 @@ Deno.test("leeching torrent: pieces in any order, commit verifies and caches", a
   });
 });
 
+Deno.test("leeching torrent: pieces stored concurrently reach the file one write at a time", async () => {
+  await withStore(async (store) => {
+    const data = randomBytes(prng(8), 6500);
+    const mi = await metaInfoOf(data);
+    const t = await LeechingTorrent.open(store, mi);
+    let inFlight = 0, most = 0;
+    const writeChunk = store.writeChunk.bind(store);
+    store.writeChunk = async (...args) => {
+      most = Math.max(most, ++inFlight);
+      try {
+        await writeChunk(...args);
+      } finally {
+        inFlight--;
+      }
+    };
+    const failing = piece(data, mi, 6).slice(0, 10); // wrong length: refused, queues nothing
+    await Promise.all([
+      ...[3, 0, 5, 1, 2, 4, 6].map((i) => t.writePiece(i, piece(data, mi, i))),
+      assert.rejects(t.writePiece(6, failing), TorrentStateError),
+    ]);
+    assert.equal(
+      most,
+      1,
+      "one piece write at a time: the file's inode lock serialises them anyway",
+    );
+    assert.ok(t.complete());
+    assert.deepEqual(await t.commit(), { verified: true, cacheHit: false });
+    assert.deepEqual(
+      await Deno.readFile(`${store.root}/cache/${mi.digest.hex.slice(0, 2)}/${mi.digest.hex}`),
+      data,
+    );
+  });
+});
+
 Deno.test("leeching torrent hashes pieces as they land, catching up on early ones", async () => {
   await withStore(async (store) => {
     const data = randomBytes(prng(12), 6500);
