@@ -145,10 +145,17 @@ async function drain(res: Response): Promise<number> {
   return n;
 }
 
-// Starts `perf record` on a process until it gets SIGINT.
-function record(pid: number, output: string): Deno.ChildProcess {
+/**
+ * V8 flags of a role process to be profiled: `--perf-basic-prof` writes `/tmp/perf-<pid>.map`, the
+ * JavaScript symbols `perf report` reads; the other two keep V8's event log out of the working
+ * directory.
+ */
+export const PERF_V8_FLAGS = "--perf-basic-prof,--logfile=/dev/null,--no-logfile-per-isolate";
+
+/** Starts `perf record -g` (call graphs, `hz` samples a second) on a process until it gets SIGINT. */
+export function perfRecord(pid: number, output: string, hz = 499): Deno.ChildProcess {
   return new Deno.Command("perf", {
-    args: ["record", "-F", "499", "-g", "-o", output, "-p", String(pid)],
+    args: ["record", "-F", String(hz), "-g", "-o", output, "-p", String(pid)],
     stdout: "null",
     stderr: "null",
   }).spawn();
@@ -194,9 +201,7 @@ async function startOurCluster(
     agents,
     otlpEndpoint: sink?.endpoint,
     // The symbol maps perf reads; V8 would also drop an event log into the working directory.
-    env: options.profileDir
-      ? { DENO_V8_FLAGS: "--perf-basic-prof,--logfile=/dev/null,--no-logfile-per-isolate" }
-      : undefined,
+    env: options.profileDir ? { DENO_V8_FLAGS: PERF_V8_FLAGS } : undefined,
     originExtra: { metainfo: { piece_lengths: { 0: pieceBytes } } },
   });
 }
@@ -265,8 +270,8 @@ function benchOf(options: P2pOptions, dir: string, nodes: BenchNodes): Bench {
     }, { timeoutMs: 120_000, intervalMs: 100 });
 
     const recorders = profile === undefined ? [] : [
-      record(pids[0], `${profile}-origin.data`),
-      ...pids.slice(1).map((pid, i) => record(pid, `${profile}-agent${i + 1}.data`)),
+      perfRecord(pids[0], `${profile}-origin.data`),
+      ...pids.slice(1).map((pid, i) => perfRecord(pid, `${profile}-agent${i + 1}.data`)),
     ];
     if (recorders.length > 0) await new Promise((r) => setTimeout(r, 500));
     const counters0 = await counters?.();
