@@ -45,7 +45,7 @@ export const PAIRS: Pair[] = [
 export const GOAL_SPEEDUP = 3;
 
 /** Highest traced/untraced time per request the in-process gate accepts. */
-export const REQUEST_RATIO_LIMITS = { sampled: 2.2, unsampled: 1.6 };
+export const REQUEST_RATIO_LIMITS = { sampled: 1.8, unsampled: 1.35 };
 
 /** Most heap one queued 10-span trace may hold until export (the 4 KB). */
 export const TRACE_MEMORY_LIMIT_BYTES = 4096;

@@ -14,13 +14,42 @@ import {
   INVALID_SPAN_CONTEXT,
   isSpanContextValid,
   type Link,
+  ProxyTracerProvider,
   type Span,
   SpanKind,
   SpanStatusCode,
   trace,
   TraceFlags,
+  type Tracer,
+  type TracerProvider,
 } from "@opentelemetry/api";
+import { contextWithSpan } from "./context.ts";
 import { ATTR, TRACER_NAME } from "./names.ts";
+
+// The API's provider while none is registered (its no-op one, a singleton).
+const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
+let resolvedProvider: TracerProvider | undefined;
+let resolvedTracer: Tracer | undefined;
+
+/**
+ * Kraken's tracer of the registered tracer provider, or undefined while none is registered (tracing
+ * off). Resolved once per registered provider: `trace.getTracer` goes through the API's proxy and
+ * the provider's scope map on every call, and without a provider builds a new proxy tracer each time.
+ */
+export function registeredTracer(): Tracer | undefined {
+  const global = trace.getTracerProvider();
+  const provider = global instanceof ProxyTracerProvider ? global.getDelegate() : global;
+  if (provider !== resolvedProvider) {
+    resolvedProvider = provider;
+    resolvedTracer = provider === NOOP_PROVIDER ? undefined : provider.getTracer(TRACER_NAME);
+  }
+  return resolvedTracer;
+}
+
+/** {@linkcode registeredTracer}, or the API's tracer (a no-op one) when none is registered. */
+export function currentTracer(): Tracer {
+  return registeredTracer() ?? trace.getTracer(TRACER_NAME);
+}
 
 /** A trace context in the storable form upstream's `writeback_task` keeps (hex strings). */
 export interface StoredTraceContext {
@@ -48,30 +77,43 @@ export interface WithSpanOptions {
  * and carries its parent's context (tracing off, an unsampled child) is not made active: `fn` runs
  * in the parent context, which propagates the same trace.
  */
-export async function withSpan<T>(
+export function withSpan<T>(
   name: string,
   attributes: Attributes,
   fn: (span: Span) => T | Promise<T>,
   options: WithSpanOptions = {},
 ): Promise<T> {
   const parent = options.parent ?? contextApi.active();
-  const span = trace.getTracer(TRACER_NAME).startSpan(
+  const span = currentTracer().startSpan(
     name,
     { kind: options.kind ?? SpanKind.INTERNAL, attributes, links: options.links },
     parent,
   );
+  if (span.isRecording()) return runRecorded(span, parent, fn);
   const sc = span.spanContext();
   // A span that records nothing and passes on what the parent context already does (tracing off,
-  // or an unsampled child) needs no context of its own: `fn` runs in the parent's.
-  const own = span.isRecording() ||
-    (sc !== INVALID_SPAN_CONTEXT && sc !== trace.getSpanContext(parent));
+  // or an unsampled child) needs no context of its own, and nothing to end or mark: `fn` runs in
+  // the parent's context, without the async frame a recorded span needs.
+  if (sc !== INVALID_SPAN_CONTEXT && sc !== trace.getSpanContext(parent)) {
+    return runRecorded(span, parent, fn);
+  }
   try {
-    if (!own) {
-      return await (options.parent === undefined
-        ? fn(span)
-        : contextApi.with(parent, fn, undefined, span));
-    }
-    return await contextApi.with(trace.setSpan(parent, span), fn, undefined, span);
+    return Promise.resolve(
+      options.parent === undefined ? fn(span) : contextApi.with(parent, fn, undefined, span),
+    );
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+// `withSpan` for a span with a context of its own: active for `fn`, ended when `fn` settles.
+async function runRecorded<T>(
+  span: Span,
+  parent: Context,
+  fn: (span: Span) => T | Promise<T>,
+): Promise<T> {
+  try {
+    return await contextApi.with(contextWithSpan(parent, span), fn, undefined, span);
   } catch (error) {
     markError(span, error);
     throw error;
@@ -86,7 +128,7 @@ export function startSpan(
   attributes: Attributes = {},
   options: WithSpanOptions = {},
 ): Span {
-  return trace.getTracer(TRACER_NAME).startSpan(
+  return currentTracer().startSpan(
     name,
     { kind: options.kind ?? SpanKind.INTERNAL, attributes, links: options.links },
     options.parent ?? contextApi.active(),
@@ -95,7 +137,7 @@ export function startSpan(
 
 /** Runs `fn` with `span` active (children started inside become its children). */
 export function runInSpan<T>(span: Span, fn: () => T): T {
-  return contextApi.with(trace.setSpan(contextApi.active(), span), fn);
+  return contextApi.with(contextWithSpan(contextApi.active(), span), fn);
 }
 
 /** Runs `fn` with `ctx` as the active context. */

@@ -13,17 +13,17 @@
 import {
   type Attributes,
   context as contextApi,
-  ProxyTracer,
   type Span,
   SpanKind,
   SpanStatusCode,
-  trace,
 } from "@opentelemetry/api";
 import { fileBodyOf } from "../http/file_response.ts";
 import type { Ctx, Middleware } from "../http/router.ts";
 import type { EdgeBaggagePolicy } from "./baggage_policy.ts";
+import { currentTracer, registeredTracer } from "./api.ts";
+import { contextWithSpan } from "./context.ts";
 import { extractFromHeaders, injectIntoHeaders } from "./propagation.ts";
-import { ATTR, TRACER_NAME } from "./names.ts";
+import { ATTR } from "./names.ts";
 
 const KNOWN_METHODS = new Set([
   "GET",
@@ -220,10 +220,10 @@ export function tracingMiddleware(options: ServerTracingOptions = {}): Middlewar
     const active = contextApi.active();
     let parentCtx = extractFromHeaders(req.headers, active);
     if (edge && baggagePolicy) parentCtx = baggagePolicy.apply(parentCtx, ctx.remote?.hostname);
-    const tracer = trace.getTracer(TRACER_NAME);
+    const tracer = registeredTracer();
     // No tracer provider registered (tracing disabled): pass the trace on, start no span. A
     // request that brought no context runs in the active one as it is.
-    if (tracer instanceof ProxyTracer) {
+    if (tracer === undefined) {
       counter?.begin();
       try {
         return await (parentCtx === active ? next() : contextApi.with(parentCtx, next));
@@ -261,7 +261,7 @@ export function tracingMiddleware(options: ServerTracingOptions = {}): Middlewar
     let response: Response;
     try {
       // Unsampled or shed spans still run the handler inside the context: propagation continues.
-      response = await contextApi.with(trace.setSpan(parentCtx, span), next);
+      response = await contextApi.with(contextWithSpan(parentCtx, span), next);
     } catch (error) {
       counter?.end();
       if (span.isRecording()) {
@@ -344,8 +344,7 @@ export async function tracedFetch(
   const { route, expectedStatus, attributes, transport, ...init } = options;
   const url = new URL(input);
   const method = (init.method ?? "GET").toUpperCase();
-  const tracer = trace.getTracer(TRACER_NAME);
-  const span = tracer.startSpan(
+  const span = currentTracer().startSpan(
     route ? `${method} ${route}` : method,
     {
       kind: SpanKind.CLIENT,
@@ -359,7 +358,7 @@ export async function tracedFetch(
       },
     },
   );
-  const ctx = trace.setSpan(contextApi.active(), span);
+  const ctx = contextWithSpan(contextApi.active(), span);
   const headers = new Headers(init.headers);
   injectIntoHeaders(headers, ctx);
   try {

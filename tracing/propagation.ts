@@ -29,6 +29,7 @@ import {
 } from "@opentelemetry/core";
 import { B3InjectEncoding, B3Propagator } from "@opentelemetry/propagator-b3";
 import { JaegerPropagator } from "@opentelemetry/propagator-jaeger";
+import { contextWithSpan } from "./context.ts";
 import { byteHex } from "./ids.ts";
 import type { PropagatorName } from "./otel_env.ts";
 
@@ -165,7 +166,7 @@ export class KrakenPropagator implements TextMapPropagator {
     } else {
       sc = parseUberTraceId(first(getter.get(carrier, UBER_TRACE_ID)));
     }
-    const withSpan = sc ? trace.setSpanContext(ctx, sc) : ctx;
+    const withSpan = sc ? contextWithSpan(ctx, trace.wrapSpanContext(sc)) : ctx;
     return baggagePropagator.extract(withSpan, carrier, getter);
   }
 

@@ -26,6 +26,7 @@ import {
 } from "@opentelemetry/api";
 import type { Resource } from "@opentelemetry/resources";
 import { type Sampler, SamplingDecision, type SpanProcessor } from "@opentelemetry/sdk-trace";
+import { contextWithSpan } from "./context.ts";
 import { LocalSpanContext, newTraceId } from "./ids.ts";
 import { isPropagatable } from "./propagation.ts";
 import {
@@ -201,7 +202,7 @@ export class KrakenTracer implements Tracer {
       fn = c as F;
     }
     const span = this.startSpan(name, options, ctx);
-    return contextApi.with(trace.setSpan(ctx, span), () => fn(span)) as ReturnType<F>;
+    return contextApi.with(contextWithSpan(ctx, span), () => fn(span)) as ReturnType<F>;
   }
 }
 

@@ -1,0 +1,95 @@
+import assert from "node:assert/strict";
+import { context, ROOT_CONTEXT, trace } from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import { AlwaysOffSampler, AlwaysOnSampler, type Sampler } from "@opentelemetry/sdk-trace";
+import { activeSpanIds, currentTracer, registeredTracer, withSpan } from "./api.ts";
+import type { RecordingSpan } from "./span.ts";
+import { KrakenTracerProvider } from "./tracer.ts";
+
+const resource = resourceFromAttributes({ "service.name": "api-test" });
+
+function provider(sampler: Sampler, ended: RecordingSpan[] = []): KrakenTracerProvider {
+  return new KrakenTracerProvider({ resource, sampler, sink: { onEnd: (s) => ended.push(s) } });
+}
+
+function register(p: KrakenTracerProvider | undefined): void {
+  trace.disable();
+  if (p) trace.setGlobalTracerProvider(p);
+}
+
+Deno.test("registeredTracer: follows the registered provider, undefined while none is", () => {
+  const a = provider(new AlwaysOnSampler());
+  const b = provider(new AlwaysOnSampler());
+  try {
+    register(undefined);
+    assert.equal(registeredTracer(), undefined);
+    assert.ok(currentTracer(), "the API's no-op tracer stands in");
+    register(a);
+    const tracerA = registeredTracer();
+    assert.equal(tracerA, a.getTracer("kraken"));
+    assert.equal(registeredTracer(), tracerA, "resolved once");
+    register(b);
+    assert.equal(registeredTracer(), b.getTracer("kraken"));
+    register(a);
+    assert.equal(registeredTracer(), tracerA);
+    register(undefined);
+    assert.equal(registeredTracer(), undefined);
+  } finally {
+    register(undefined);
+  }
+});
+
+Deno.test("withSpan: a recorded span is active for fn and ended, a thrown error marks it", async () => {
+  const manager = new AsyncLocalStorageContextManager().enable();
+  context.setGlobalContextManager(manager);
+  const ended: RecordingSpan[] = [];
+  register(provider(new AlwaysOnSampler(), ended));
+  try {
+    const inner = await withSpan("outer", {}, (span) => {
+      assert.equal(trace.getActiveSpan(), span);
+      return withSpan("inner", {}, () => activeSpanIds());
+    });
+    assert.deepEqual(ended.map((s) => s.name), ["inner", "outer"]);
+    assert.equal(inner?.spanId, ended[0].spanContext().spanId);
+    await assert.rejects(withSpan("failing", {}, () => Promise.reject(new Error("boom"))), /boom/);
+    assert.equal(ended.at(-1)?.name, "failing");
+    assert.equal(ended.at(-1)?.status.code, 2);
+  } finally {
+    register(undefined);
+    context.disable();
+  }
+});
+
+Deno.test("withSpan: an unrecorded span passes fn's value and errors through, sync or async", async () => {
+  const manager = new AsyncLocalStorageContextManager().enable();
+  context.setGlobalContextManager(manager);
+  try {
+    for (const p of [undefined, provider(new AlwaysOffSampler())]) {
+      register(p);
+      const parent = trace.setSpanContext(ROOT_CONTEXT, {
+        traceId: "0af7651916cd43dd8448eb211c80319c",
+        spanId: "b7ad6b7169203331",
+        traceFlags: 0,
+        isRemote: true,
+      });
+      assert.equal(await withSpan("sync", {}, () => 1), 1);
+      const promise = Promise.resolve(2);
+      const result = withSpan("async", {}, () => promise);
+      assert.ok(result instanceof Promise);
+      assert.equal(await result, 2);
+      await assert.rejects(
+        withSpan("throws", {}, () => {
+          throw new Error("sync boom");
+        }),
+        /sync boom/,
+      );
+      await assert.rejects(withSpan("rejects", {}, () => Promise.reject(new Error("x"))), /x/);
+      const seen = await withSpan("with parent", {}, () => activeSpanIds()?.traceId, { parent });
+      assert.equal(seen, "0af7651916cd43dd8448eb211c80319c", "fn runs in the given parent");
+    }
+  } finally {
+    register(undefined);
+    context.disable();
+  }
+});
