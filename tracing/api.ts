@@ -135,9 +135,20 @@ export function startSpan(
   );
 }
 
-/** Runs `fn` with `span` active (children started inside become its children). */
+/**
+ * Runs `fn` with `span` active (children started inside become its children). A span that records
+ * nothing and carries what the active context already does (tracing off, an unsampled child) is not
+ * made active: `fn` runs in the active context, as {@linkcode withSpan} does.
+ */
 export function runInSpan<T>(span: Span, fn: () => T): T {
-  return contextApi.with(contextWithSpan(contextApi.active(), span), fn);
+  const active = contextApi.active();
+  if (!span.isRecording()) {
+    // Only when the switch would change nothing children or propagation see.
+    const sc = span.spanContext();
+    const current = trace.getSpanContext(active);
+    if (sc === current || (sc === INVALID_SPAN_CONTEXT && current === undefined)) return fn();
+  }
+  return contextApi.with(contextWithSpan(active, span), fn);
 }
 
 /** Runs `fn` with `ctx` as the active context. */

@@ -3,7 +3,14 @@ import { context, ROOT_CONTEXT, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { AlwaysOffSampler, AlwaysOnSampler, type Sampler } from "@opentelemetry/sdk-trace";
-import { activeSpanIds, currentTracer, registeredTracer, withSpan } from "./api.ts";
+import {
+  activeSpanIds,
+  currentTracer,
+  registeredTracer,
+  runInSpan,
+  startSpan,
+  withSpan,
+} from "./api.ts";
 import type { RecordingSpan } from "./span.ts";
 import { KrakenTracerProvider } from "./tracer.ts";
 
@@ -88,6 +95,47 @@ Deno.test("withSpan: an unrecorded span passes fn's value and errors through, sy
       const seen = await withSpan("with parent", {}, () => activeSpanIds()?.traceId, { parent });
       assert.equal(seen, "0af7651916cd43dd8448eb211c80319c", "fn runs in the given parent");
     }
+  } finally {
+    register(undefined);
+    context.disable();
+  }
+});
+
+Deno.test("runInSpan: a recorded or new span is made active; one that changes nothing is not", () => {
+  const manager = new AsyncLocalStorageContextManager().enable();
+  context.setGlobalContextManager(manager);
+  const remote = trace.setSpanContext(ROOT_CONTEXT, {
+    traceId: "0af7651916cd43dd8448eb211c80319c",
+    spanId: "b7ad6b7169203331",
+    traceFlags: 0,
+    isRemote: true,
+  });
+  try {
+    // Tracing off: the no-op span carries the remote parent's context, or none.
+    register(undefined);
+    context.with(remote, () => {
+      const span = startSpan("off, remote parent");
+      runInSpan(span, () => assert.equal(context.active(), remote, "no switch"));
+    });
+    const none = startSpan("off, no parent");
+    runInSpan(none, () => assert.equal(context.active(), ROOT_CONTEXT, "no switch"));
+    // An explicit parent that differs from the active context: the span's context must go in.
+    context.with(remote, () => {
+      const span = startSpan("off, other parent", {}, { parent: ROOT_CONTEXT });
+      runInSpan(span, () => assert.equal(activeSpanIds(), undefined, "the remote trace is cut"));
+    });
+    // 0%: an unsampled root has a trace id of its own, so it must be active (its flag goes on).
+    register(provider(new AlwaysOffSampler()));
+    const root = startSpan("unsampled root");
+    runInSpan(root, () => {
+      assert.equal(trace.getActiveSpan(), root);
+      const child = startSpan("unsampled child");
+      runInSpan(child, () => assert.equal(trace.getActiveSpan(), root, "the child is the root"));
+    });
+    register(provider(new AlwaysOnSampler()));
+    const recorded = startSpan("recorded");
+    runInSpan(recorded, () => assert.equal(trace.getActiveSpan(), recorded));
+    recorded.end();
   } finally {
     register(undefined);
     context.disable();
