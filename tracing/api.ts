@@ -89,13 +89,13 @@ export function withSpan<T>(
     { kind: options.kind ?? SpanKind.INTERNAL, attributes, links: options.links },
     parent,
   );
-  if (span.isRecording()) return runRecorded(span, parent, fn);
+  if (span.isRecording()) return runInOwnContext(span, parent, fn);
   const sc = span.spanContext();
   // A span that records nothing and passes on what the parent context already does (tracing off,
   // or an unsampled child) needs no context of its own, and nothing to end or mark: `fn` runs in
   // the parent's context, without the async frame a recorded span needs.
   if (sc !== INVALID_SPAN_CONTEXT && sc !== trace.getSpanContext(parent)) {
-    return runRecorded(span, parent, fn);
+    return runInOwnContext(span, parent, fn);
   }
   try {
     return Promise.resolve(
@@ -107,7 +107,7 @@ export function withSpan<T>(
 }
 
 // `withSpan` for a span with a context of its own: active for `fn`, ended when `fn` settles.
-async function runRecorded<T>(
+async function runInOwnContext<T>(
   span: Span,
   parent: Context,
   fn: (span: Span) => T | Promise<T>,
