@@ -10,7 +10,8 @@
  * ```
  *
  * Upstream's agent runs nginx in front of its registry port and exits when nginx is missing, so
- * `nginx` must be on PATH (Debian: `apt-get install nginx`; its service need not run). The
+ * `nginx` must be on PATH (Debian: `apt-get install nginx`; its service need not run); stopping the
+ * agent through its process group stops that nginx too (the agent leaves it running). The
  * configuration written here uses upstream's keys (`agent/cmd/config.go` of v0.1.4): plain HTTP,
  * bandwidth limits off, metrics off, logs in the agent's directory.
  *
@@ -18,7 +19,7 @@
  */
 
 import type { ManagedProcess, ProcessGroup } from "../tests/harness/procs.ts";
-import { freePorts, waitForHttp } from "../tests/harness/procs.ts";
+import { freePorts, spawnProcess, stoppingChildren, waitForHttp } from "../tests/harness/procs.ts";
 
 /** Options of {@linkcode startGoAgent}. */
 export interface GoAgentOptions {
@@ -98,13 +99,17 @@ export async function startGoAgent(options: GoAgentOptions): Promise<GoAgent> {
   };
   const configPath = `${dir}/agent.yaml`;
   await Deno.writeTextFile(configPath, JSON.stringify(config, null, 2));
-  const process = group.spawn(binary, [
-    `--config=${configPath}`,
-    "--peer-ip=127.0.0.1",
-    `--peer-port=${peer}`,
-    `--agent-server-port=${server}`,
-    `--agent-registry-port=${registry}`,
-  ], { name: options.name ?? "go-agent", logFile: `${dir}/log/process.log` });
+  // The agent does not stop the nginx it started when it is stopped itself: the group stops both.
+  const process = group.add(stoppingChildren(
+    spawnProcess(binary, [
+      `--config=${configPath}`,
+      "--peer-ip=127.0.0.1",
+      `--peer-port=${peer}`,
+      `--agent-server-port=${server}`,
+      `--agent-registry-port=${registry}`,
+    ], { name: options.name ?? "go-agent", logFile: `${dir}/log/process.log` }),
+    "nginx",
+  ));
   const url = `http://127.0.0.1:${server}`;
   await waitForHttp(`${url}/health`, { process });
   return { url, process };

@@ -321,6 +321,72 @@ export function spawnDeno(
   });
 }
 
+/** Pids of the running processes whose parent is `pid` and whose command name is `comm` (Linux). */
+export function childPids(pid: number, comm: string): number[] {
+  const pids: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    let stat: string;
+    try {
+      stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+    } catch {
+      continue; // Gone since the listing.
+    }
+    // `pid (comm) state ppid ...`: the name may hold spaces and parentheses, so cut at the last `)`.
+    const close = stat.lastIndexOf(")");
+    const name = stat.slice(stat.indexOf("(") + 1, close);
+    const ppid = Number(stat.slice(close + 2).split(" ")[1]);
+    if (ppid === pid && name === comm) pids.push(Number(entry.name));
+  }
+  return pids;
+}
+
+function running(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `process`, whose `stop` also stops the children named `comm` that it started: a program that
+ * leaves a helper running when it is stopped (upstream's Go agent and its nginx) would otherwise
+ * leave it behind, reparented, after the test or benchmark. The children are looked up just before
+ * the parent is stopped, then sent SIGTERM, and SIGKILL if still running after `graceMs`.
+ */
+export function stoppingChildren(process: ManagedProcess, comm: string): ManagedProcess {
+  return {
+    name: process.name,
+    pid: process.pid,
+    stopped: process.stopped,
+    get exited() {
+      return process.exited;
+    },
+    kill: (signal) => process.kill(signal),
+    log: () => process.log(),
+    async stop(graceMs = DEFAULT_GRACE_MS) {
+      const children = process.exited ? [] : childPids(process.pid, comm);
+      const status = await process.stop(graceMs);
+      const signal = (pid: number, sig: Deno.Signal) => {
+        try {
+          Deno.kill(pid, sig);
+        } catch {
+          // Already gone.
+        }
+      };
+      for (const pid of children) signal(pid, "SIGTERM");
+      const deadline = Date.now() + graceMs;
+      while (children.some(running) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      for (const pid of children.filter(running)) signal(pid, "SIGKILL");
+      return status;
+    },
+  };
+}
+
 async function poll(
   what: string,
   attempt: () => Promise<string | undefined>,

@@ -6,12 +6,15 @@
 
 import assert from "node:assert/strict";
 import {
+  childPids,
   FREE_PORT_RANGE,
   freePorts,
   PORT_RESERVATION_WINDOW_MS,
   ProcessGroup,
   reservePort,
   spawnDeno,
+  spawnProcess,
+  stoppingChildren,
   waitForHttp,
   waitForTcp,
 } from "./procs.ts";
@@ -132,3 +135,34 @@ Deno.test("waitForTcp times out naming the address", async () => {
     new RegExp(`timed out after 100 ms waiting for tcp 127\\.0\\.0\\.1:${port}`),
   );
 });
+
+externalTest(
+  "stoppingChildren: stopping the parent also stops the children it left running",
+  async () => {
+    // A shell stopped with SIGTERM leaves its background sleeps running, reparented.
+    const parent = stoppingChildren(
+      spawnProcess("sh", ["-c", "sleep 300 & sleep 300 & echo started; wait"]),
+      "sleep",
+    );
+    const deadline = Date.now() + 10_000;
+    let children = childPids(parent.pid, "sleep");
+    while (children.length < 2 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      children = childPids(parent.pid, "sleep");
+    }
+    assert.equal(children.length, 2, "two sleeps under the shell");
+    assert.deepEqual(childPids(parent.pid, "other"), []);
+    await parent.stop(2000);
+    assert.ok(parent.exited);
+    for (const pid of children) {
+      let alive = true;
+      try {
+        const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+        alive = stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+      } catch {
+        alive = false;
+      }
+      assert.equal(alive, false, `sleep ${pid} still running`);
+    }
+  },
+);
