@@ -45,6 +45,7 @@
 import { syncDir, writeAll, writeFileAtomic } from "../common/atomic_file.ts";
 import { Digest, DigestHasher } from "./digest.ts";
 import { FileBody } from "./file_body.ts";
+import { checkReadRange, checkWithin, readAtPosition } from "./file_handles.ts";
 import { resolveInside } from "./paths.ts";
 import type { UploadSource } from "./backend/backend.ts";
 
@@ -524,13 +525,7 @@ export class BlobStore {
    * @throws {BlobNotFoundError} if absent
    */
   async open(digest: Digest, range?: { offset: number; length: number }): Promise<OpenBlob> {
-    let file: Deno.FsFile;
-    try {
-      file = await Deno.open(this.#blobPath(digest), { read: true });
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound) throw new BlobNotFoundError(digest);
-      throw err;
-    }
+    const file = await this.openFile(digest);
     try {
       // fstat and lseek of an open file touch no disk, so they run here rather than as a round
       // trip through the runtime's blocking pool (~70 µs of CPU each on the project's VM).
@@ -551,9 +546,9 @@ export class BlobStore {
   }
 
   /**
-   * Opens a cached blob's file read-only for the caller to read and close (a pool of handles,
-   * `file_handles.ts`, serving P2P pieces). The file never changes while cached; a delete unlinks
-   * it, and an open handle keeps reading the old bytes.
+   * Opens a cached blob's file read-only for the caller to read and close (`open`, and the pool of
+   * handles serving P2P pieces, `file_handles.ts`). The file never changes while cached; a delete
+   * unlinks it, and an open handle keeps reading the old bytes.
    * @throws {BlobNotFoundError} if absent
    */
   async openFile(digest: Digest): Promise<Deno.FsFile> {
@@ -823,27 +818,13 @@ async function readRangeOf(
   length: number,
   into?: Uint8Array,
 ): Promise<Uint8Array> {
-  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
-    throw new RangeError(`invalid range offset=${offset} length=${length}`);
-  }
-  if (into !== undefined && into.length < length) {
-    throw new RangeError(`a ${into.length}-byte buffer cannot take ${length} bytes`);
-  }
+  checkReadRange(offset, length, into);
   const file = await Deno.open(path, { read: true });
   try {
-    const size = (await file.stat()).size;
-    if (offset + length > size) {
-      throw new RangeError(`range ${offset}+${length} extends past end (${size} bytes)`);
-    }
-    await file.seek(offset, Deno.SeekMode.Start);
-    const out = into?.subarray(0, length) ?? new Uint8Array(length);
-    let got = 0;
-    while (got < length) {
-      const n = await file.read(out.subarray(got));
-      if (n === null) throw new RangeError(`file shrank while reading ${offset}+${length}`);
-      got += n;
-    }
-    return out;
+    // fstat and lseek of an open file touch no disk (see `open`).
+    checkWithin(offset, length, file.statSync().size);
+    file.seekSync(offset, Deno.SeekMode.Start);
+    return await readAtPosition(file, offset, length, into);
   } finally {
     file.close();
   }

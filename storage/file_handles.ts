@@ -33,6 +33,51 @@
 
 import { systemTimers, type Timers } from "../common/timers.ts";
 
+/**
+ * Checks a range read's arguments.
+ * @throws {RangeError} if `offset` or `length` is not a non-negative integer, or `into` (when
+ *   given) holds fewer than `length` bytes
+ */
+export function checkReadRange(offset: number, length: number, into?: Uint8Array): void {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+    throw new RangeError(`invalid range offset=${offset} length=${length}`);
+  }
+  if (into !== undefined && into.length < length) {
+    throw new RangeError(`a ${into.length}-byte buffer cannot take ${length} bytes`);
+  }
+}
+
+/**
+ * Checks that a range lies within a file of `size` bytes.
+ * @throws {RangeError} if it extends past the end
+ */
+export function checkWithin(offset: number, length: number, size: number): void {
+  if (offset + length > size) {
+    throw new RangeError(`range ${offset}+${length} extends past end (${size} bytes)`);
+  }
+}
+
+/**
+ * Reads `length` bytes from `file`, already positioned at `offset`, into the start of `into` when
+ * given (the result is then a view of it), else into a new array.
+ * @throws {RangeError} if the file ends first
+ */
+export async function readAtPosition(
+  file: Deno.FsFile,
+  offset: number,
+  length: number,
+  into?: Uint8Array,
+): Promise<Uint8Array> {
+  const out = into?.subarray(0, length) ?? new Uint8Array(length);
+  let got = 0;
+  while (got < length) {
+    const n = await file.read(out.subarray(got));
+    if (n === null) throw new RangeError(`file shrank while reading ${offset}+${length}`);
+    got += n;
+  }
+  return out;
+}
+
 /** Options of {@linkcode FileHandlePool}. */
 export interface FileHandlePoolOptions {
   /** Handles open at most over all files. Default 64. */
@@ -100,29 +145,14 @@ export class FileHandlePool {
     length: number,
     into?: Uint8Array,
   ): Promise<Uint8Array> {
-    if (
-      !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0
-    ) {
-      throw new RangeError(`invalid range offset=${offset} length=${length}`);
-    }
-    if (into !== undefined && into.length < length) {
-      throw new RangeError(`a ${into.length}-byte buffer cannot take ${length} bytes`);
-    }
+    checkReadRange(offset, length, into);
     const handle = this.#take(key) ?? await this.#openHandle(key, open);
     try {
-      if (offset + length > handle.size) {
-        throw new RangeError(`range ${offset}+${length} extends past end (${handle.size} bytes)`);
-      }
-      const out = into?.subarray(0, length) ?? new Uint8Array(length);
+      checkWithin(offset, length, handle.size);
       // lseek(2) only sets the handle's offset: no I/O to move off the event loop.
       if (handle.position !== offset) handle.file.seekSync(offset, Deno.SeekMode.Start);
       handle.position = -1; // unknown until the read completes
-      let got = 0;
-      while (got < length) {
-        const n = await handle.file.read(out.subarray(got));
-        if (n === null) throw new RangeError(`file shrank while reading ${offset}+${length}`);
-        got += n;
-      }
+      const out = await readAtPosition(handle.file, offset, length, into);
       handle.position = offset + length;
       return out;
     } finally {
@@ -169,7 +199,8 @@ export class FileHandlePool {
     let file: Deno.FsFile | undefined;
     try {
       file = await open();
-      const size = (await file.stat()).size;
+      // fstat of an open file touches no disk: no round trip through the blocking pool.
+      const size = file.statSync().size;
       const handle: Handle = {
         key,
         file,
