@@ -21,6 +21,7 @@
  * npm run perf -- --size=2GiB --rounds=5 --runs=3 # the slower, larger variant
  * npm run perf -- --skip=p2p,completeness --gets=2000
  * npm run perf -- --go-agent=<Go Kraken agent binary>  # P2P rows of upstream's agent too
+ * npm run perf -- --pages=fresh                   # P2P agents write into the machine's own pages
  * ```
  *
  * Arguments: see {@linkcode parsePerfArgs}. Progress goes to stderr.
@@ -121,6 +122,7 @@ export async function runPerf(options: PerfOptions, args: string[] = []): Promis
       rounds: options.rounds,
       tracing: "off" as const,
       goAgent: options.goAgent,
+      pages: options.pages,
     };
     [report.p2p.oneToOne, report.p2p.goOneToOne] = await compareP2p({ ...shape, agents: 1 }, []);
     [report.p2p.oneToMany, report.p2p.goOneToMany] = await compareP2p({ ...shape, agents: 4 }, []);

@@ -7,7 +7,9 @@
  * P2P download): the blob goes into the testfs backend, and the origin is warmed through its
  * metainfo route so it holds the blob and its metainfo before the clock starts. Then every agent
  * is asked for the blob at once (`GET /namespace/{ns}/blobs/{digest}`), and the round lasts until
- * the last body is read. CPU per process is `utime + stime` from `/proc/<pid>/stat` before and
+ * the last body is read; right before it, a scratch file as large as the agents' downloads is
+ * written and deleted so they write into recycled page-cache pages (`--pages=fresh` skips that:
+ * {@linkcode P2pOptions.pages}). CPU per process is `utime + stime` from `/proc/<pid>/stat` before and
  * after each round. Afterwards the blob is deleted from the agents, the origin and the backend, so
  * disk use stays at one blob per process.
  *
@@ -20,6 +22,7 @@
  * deno run -A perf/p2p.ts --size=512MiB --rounds=1 --profile=/tmp/p2p-prof   # then perf report
  * deno run -A perf/p2p.ts --size=512MiB --rounds=4 --baseline=/tmp/kraken-old  # interleaved A/B
  * deno run -A perf/p2p.ts --size=512MiB --rounds=4 --go-agent=<Go Kraken agent binary>
+ * deno run -A perf/p2p.ts --size=512MiB --rounds=4 --pages=fresh   # the machine's own page state
  * ```
  *
  * @module
@@ -32,6 +35,7 @@ import { ProcessGroup } from "../tests/harness/procs.ts";
 import { waitFor } from "../tests/harness/wait.ts";
 import { cpuSeconds, sampleValue, startSink } from "./e2e.ts";
 import { startGoAgent } from "./go_agent.ts";
+import { type PageState, parsePageState, recyclePages } from "./page_cache.ts";
 import { median } from "./report.ts";
 
 /** What to measure. */
@@ -57,6 +61,15 @@ export interface P2pOptions {
    * against a cluster of our origin and tracker with that many Go agents; its result comes last.
    */
   goAgent?: string;
+  /**
+   * The page-cache pages the agents' downloads write into. `recycled` (default): right before each
+   * timed GET a scratch file as large as all the agents' downloads is written and deleted
+   * (`recyclePages`, `perf/page_cache.ts`), so every agent, ours or Go's, writes into pages just
+   * freed, as on a host whose page cache is full. `fresh`: whatever the machine hands out; on this
+   * VM, whose host takes freed guest memory back, mostly fresh pages at several times the CPU per
+   * byte, by an amount that depends on how long ago memory was freed.
+   */
+  pages?: PageState;
 }
 
 /** The figures of a run. */
@@ -67,6 +80,8 @@ export interface P2pResult {
   sizeBytes: number;
   /** Rounds measured. */
   rounds: number;
+  /** The pages the agents' downloads wrote into. */
+  pages: PageState;
   /** Blob bytes delivered per second over all agents, 10^6 bytes/s, over the rounds. */
   mbPerSecond: { median: number; min: number; max: number };
   /** CPU seconds of all agents together per GiB delivered (median over the rounds). */
@@ -250,6 +265,7 @@ async function startGoBench(
 
 function benchOf(options: P2pOptions, dir: string, nodes: BenchNodes): Bench {
   const pieceBytes = options.pieceBytes ?? 4 * MIB;
+  const pages = options.pages ?? "recycled";
   const { origin, agents, counters } = nodes;
   const pids = [origin.process.pid, ...agents.map((a) => a.pid)];
   const round = async (blob: Uint8Array, profile?: string): Promise<RoundFigures> => {
@@ -274,6 +290,7 @@ function benchOf(options: P2pOptions, dir: string, nodes: BenchNodes): Bench {
       ...pids.slice(1).map((pid, i) => perfRecord(pid, `${profile}-agent${i + 1}.data`)),
     ];
     if (recorders.length > 0) await new Promise((r) => setTimeout(r, 500));
+    if (pages === "recycled") await recyclePages(dir, blob.length * agents.length);
     const counters0 = await counters?.();
     const served0 = await originBytesServed(origin.url);
     const cpu0 = await Promise.all(pids.map(cpuSeconds));
@@ -358,6 +375,7 @@ async function runRounds(options: P2pOptions, benches: Bench[]): Promise<P2pResu
       agents,
       sizeBytes,
       rounds,
+      pages: options.pages ?? "recycled",
       mbPerSecond: { median: median(mbs), min: Math.min(...mbs), max: Math.max(...mbs) },
       agentCpuSecondsPerGiB: median(rs.map((r) => r.agentSeconds / gib)),
       originCpuSecondsPerGiB: median(rs.map((r) => r.originSecondsPerGiB)),
@@ -413,9 +431,9 @@ export async function compareP2p(options: P2pOptions, baselines: string[]): Prom
 export function formatP2p(r: P2pResult, tracing: string): string {
   const m = r.mbPerSecond;
   const lines = [
-    "| origin → agents | tracing | blob | rounds | MB/s median (min–max) | agent CPU s/GiB | origin CPU s/GiB | pieces agent→agent | P2P share of GET |",
-    "|---|---|---|---:|---|---:|---:|---:|---:|",
-    `| 1 → ${r.agents} | ${tracing} | ${
+    "| origin → agents | tracing | pages | blob | rounds | MB/s median (min–max) | agent CPU s/GiB | origin CPU s/GiB | pieces agent→agent | P2P share of GET |",
+    "|---|---|---|---|---:|---|---:|---:|---:|---:|",
+    `| 1 → ${r.agents} | ${tracing} | ${r.pages} | ${
       Number((r.sizeBytes / MIB).toFixed(1))
     } MiB | ${r.rounds} | ${m.median.toFixed(0)} (${m.min.toFixed(0)}–${m.max.toFixed(0)}) | ${
       r.agentCpuSecondsPerGiB.toFixed(2)
@@ -448,6 +466,7 @@ if (import.meta.main) {
     tracing,
     profileDir: args.get("profile"),
     goAgent: args.get("go-agent"),
+    pages: parsePageState(args.get("pages") ?? "recycled"),
   }, baselines);
   const labels = ["this checkout", ...baselines];
   if (args.has("go-agent")) labels.push(`Go Kraken agent ${args.get("go-agent")}`);

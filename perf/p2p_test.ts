@@ -11,11 +11,12 @@ externalTest("perf/p2p: two agents pull a blob from one origin; figures are repo
   });
   assert.equal(result.agents, 2);
   assert.equal(result.rounds, 1);
+  assert.equal(result.pages, "recycled");
   const { median, min, max } = result.mbPerSecond;
   assert.ok(min > 0 && min <= median && median <= max && Number.isFinite(max), `${min} ${max}`);
   assert.ok(result.agentCpuSecondsPerGiB > 0, String(result.agentCpuSecondsPerGiB));
   assert.ok(result.originCpuSecondsPerGiB >= 0, String(result.originCpuSecondsPerGiB));
   const share = result.agentToAgentPieceShare;
   assert.ok(share !== undefined && share >= 0 && share <= 1, String(share));
-  assert.match(formatP2p(result, "off"), /\| 1 → 2 \| off \| 6 MiB \| 1 \|/);
+  assert.match(formatP2p(result, "off"), /\| 1 → 2 \| off \| recycled \| 6 MiB \| 1 \|/);
 });

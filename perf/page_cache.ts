@@ -60,6 +60,37 @@ async function writeFileTimed(path: string, bytes: number, chunk: Uint8Array): P
   return ownCpuSeconds() - before;
 }
 
+/**
+ * Which page-cache pages a measured writer gets: `recycled`, just freed by {@linkcode recyclePages}
+ * right before; `fresh`, whatever the machine hands out.
+ */
+export type PageState = "recycled" | "fresh";
+
+/** Parses a `--pages=` value. */
+export function parsePageState(value: string): PageState {
+  if (value !== "recycled" && value !== "fresh") {
+    throw new RangeError(`--pages=${value}: expected recycled or fresh`);
+  }
+  return value;
+}
+
+/**
+ * Leaves `bytes` of just-freed page-cache pages for the next writer on the machine: writes a
+ * scratch file of that size into `dir` (4 MiB writes) and deletes it. On a VM whose host takes the
+ * guest's free memory back, the pages a new file gets are otherwise fresh ones, which cost several
+ * times the CPU per byte of pages that were in use a moment ago (the floor {@linkcode writeTwice}
+ * measures); on a host whose page cache is full, every write gets such recycled pages.
+ * @returns the CPU seconds the scratch write cost this process
+ */
+export async function recyclePages(dir: string, bytes: number): Promise<number> {
+  const path = `${dir}/recycled-pages`;
+  try {
+    return await writeFileTimed(path, bytes, new Uint8Array(WRITE_BYTES));
+  } finally {
+    await Deno.remove(path).catch(() => {});
+  }
+}
+
 /** The two writes, in this process (the child side of {@linkcode measurePageCacheWrite}). */
 export async function writeTwice(dir: string, bytes: number): Promise<PageCacheWrite> {
   const chunk = new Uint8Array(WRITE_BYTES);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { externalTest } from "../tests/harness/external.ts";
-import { measurePageCacheWrite, writeTwice } from "./page_cache.ts";
+import { measurePageCacheWrite, parsePageState, recyclePages, writeTwice } from "./page_cache.ts";
 
 externalTest("writeTwice: both writes measured, no file left behind", async () => {
   const dir = await Deno.makeTempDir();
@@ -32,3 +32,32 @@ externalTest(
     }
   },
 );
+
+Deno.test("recyclePages: creates the scratch file, then deletes it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const watcher = Deno.watchFs(dir);
+    const seen = new Set<string>();
+    const watching = (async () => {
+      for await (const event of watcher) {
+        for (const path of event.paths) seen.add(`${event.kind} ${path.slice(dir.length + 1)}`);
+      }
+    })();
+    const cpu = await recyclePages(dir, 9 * 1024 * 1024 + 7);
+    assert.ok(cpu >= 0 && Number.isFinite(cpu), String(cpu));
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(dir)), []);
+    await new Promise((r) => setTimeout(r, 100));
+    watcher.close();
+    await watching;
+    assert.ok(seen.has("create recycled-pages"), [...seen].join(", "));
+    assert.ok(seen.has("remove recycled-pages"), [...seen].join(", "));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("parsePageState: recycled or fresh, anything else refused by name", () => {
+  assert.equal(parsePageState("recycled"), "recycled");
+  assert.equal(parsePageState("fresh"), "fresh");
+  assert.throws(() => parsePageState("warm"), /--pages=warm: expected recycled or fresh/);
+});

@@ -16,7 +16,7 @@
 
 import { parseByteSize } from "../common/byte_size.ts";
 import type { P2pResult } from "./p2p.ts";
-import type { PageCacheWrite } from "./page_cache.ts";
+import { type PageCacheWrite, type PageState, parsePageState } from "./page_cache.ts";
 
 /** The three tracing settings every end-to-end measurement compares, in this order. */
 export const TRACING_VARIANTS = ["off", "10%", "100%"] as const;
@@ -168,6 +168,7 @@ export type P2pFigures = Pick<
   | "agents"
   | "sizeBytes"
   | "rounds"
+  | "pages"
   | "mbPerSecond"
   | "agentCpuSecondsPerGiB"
   | "originCpuSecondsPerGiB"
@@ -467,6 +468,22 @@ export function renderReport(report: PerfReport): string {
       p2pRows,
     ));
   }
+  const pages = oneToOne?.pages ?? oneToMany?.pages;
+  if (pages === "recycled") {
+    out.push(
+      "",
+      "Pages: right before each timed GET, a scratch file as large as the agents' downloads is " +
+        "written and deleted, so every agent (ours and Go's alike) writes into page-cache pages " +
+        "just freed, as on a host whose page cache is full (`--pages=fresh` leaves the machine's " +
+        "page state as it is).",
+    );
+  } else if (pages === "fresh") {
+    out.push(
+      "",
+      "Pages: as the machine hands them out (`--pages=fresh`); a round's blob is new, so its " +
+        "writes mostly land in fresh pages.",
+    );
+  }
   const floor = report.p2p.pageCache;
   if (floor) {
     out.push(
@@ -475,10 +492,7 @@ export function renderReport(report: PerfReport): string {
         formatBytes(floor.bytes)
       } into a ` +
         `new file costs ${floor.freshCpuSecondsPerGiB.toFixed(2)} CPU s/GiB in fresh pages and ` +
-        `${
-          floor.reusedCpuSecondsPerGiB.toFixed(2)
-        } s/GiB in pages just freed by deleting a file. ` +
-        "An agent writes every byte it downloads once, into fresh pages as a round's blob is new.",
+        `${floor.reusedCpuSecondsPerGiB.toFixed(2)} s/GiB in pages just freed by deleting a file.`,
     );
   }
   if (report.p2p.error) out.push(`Not measured: ${report.p2p.error}`);
@@ -615,6 +629,8 @@ export interface PerfOptions {
    * interleaved with ours, and the report shows its rows beside ours.
    */
   goAgent?: string;
+  /** The page state of the P2P agents' writes (`--pages=recycled|fresh`, default recycled). */
+  pages: PageState;
   /** Parts to skip (`--skip=p2p,inprocess,e2e,completeness,scale`). */
   skip: Set<string>;
 }
@@ -634,6 +650,7 @@ export const DEFAULT_OPTIONS: Readonly<PerfOptions> = {
   traces: 200,
   inProcessRequests: 50_000,
   writeDocs: false,
+  pages: "recycled",
   skip: new Set(),
 };
 
@@ -649,6 +666,7 @@ const KNOWN_ARGS = new Set([
   "inprocess-requests",
   "out",
   "go-agent",
+  "pages",
   "skip",
   "write-docs",
 ]);
@@ -719,6 +737,9 @@ export function parsePerfArgs(args: readonly string[]): PerfOptions {
         break;
       case "go-agent":
         o.goAgent = value;
+        break;
+      case "pages":
+        o.pages = parsePageState(value);
         break;
       case "skip":
         for (const part of value.split(",")) {

@@ -105,6 +105,7 @@ Deno.test("p2p, in-process and completeness targets", () => {
     agents: 1,
     sizeBytes: 512 << 20,
     rounds: 3,
+    pages: "recycled" as const,
     mbPerSecond: { median: 510, min: 400, max: 520 },
     agentCpuSecondsPerGiB: 1.7,
     originCpuSecondsPerGiB: 0.4,
@@ -163,6 +164,7 @@ function sampleReport(): PerfReport {
         agents: 1,
         sizeBytes: 512 << 20,
         rounds: 3,
+        pages: "recycled",
         mbPerSecond: { median: 510, min: 400, max: 520 },
         agentCpuSecondsPerGiB: 1.2,
         originCpuSecondsPerGiB: 0.4,
@@ -171,6 +173,7 @@ function sampleReport(): PerfReport {
         agents: 1,
         sizeBytes: 512 << 20,
         rounds: 3,
+        pages: "recycled",
         mbPerSecond: { median: 300, min: 250, max: 320 },
         agentCpuSecondsPerGiB: 3.5,
         originCpuSecondsPerGiB: 0.9,
@@ -215,6 +218,7 @@ Deno.test("renderReport: every section, figures, targets marked", () => {
     md,
     /512 MiB into a new file costs 2\.40 CPU s\/GiB in fresh pages and 0\.42 s\/GiB/,
   );
+  assert.match(md, /Pages: right before each timed GET, a scratch file .* is written and deleted/);
   assert.match(md, /\| 1 \| 10% \| 100 \| 505 µs \(\+1\.0%\) \| 1\.51 ms \(\+0\.7%\) \|/);
   assert.match(md, /Not measured: boom/);
   assert.match(md, /\| P2P 1→1: MB\/s median \| ≥ 500 \| 510 \| met \|/);
@@ -257,6 +261,7 @@ Deno.test("parsePerfArgs: defaults, sizes, counts, skip; bad input named", () =>
     "--skip=p2p,scale",
     "--out=/tmp/r.md",
     "--go-agent=/opt/kraken-agent",
+    "--pages=fresh",
   ]);
   assert.equal(o.sizeBytes, 2 * 2 ** 30);
   assert.equal(o.rounds, 5);
@@ -267,6 +272,9 @@ Deno.test("parsePerfArgs: defaults, sizes, counts, skip; bad input named", () =>
   assert.equal(o.out, "/tmp/r.md");
   assert.equal(o.goAgent, "/opt/kraken-agent");
   assert.equal(d.goAgent, undefined);
+  assert.equal(o.pages, "fresh");
+  assert.equal(d.pages, "recycled");
+  assert.throws(() => parsePerfArgs(["--pages=warm"]), /--pages=warm: expected recycled or fresh/);
   // The defaults are not shared between calls.
   assert.equal(parsePerfArgs([]).skip.size, 0);
   assert.throws(() => parsePerfArgs(["--size=2XB"]), /--size: invalid byte size/);
