@@ -46,8 +46,7 @@ function ownCpuSeconds(): number {
   return cpuSecondsFromStat(Deno.readTextFileSync("/proc/self/stat"));
 }
 
-async function writeFileTimed(path: string, bytes: number, chunk: Uint8Array): Promise<number> {
-  const before = ownCpuSeconds();
+async function writeNewFile(path: string, bytes: number, chunk: Uint8Array): Promise<void> {
   const file = await Deno.open(path, { write: true, createNew: true });
   try {
     for (let left = bytes; left > 0; left -= chunk.length) {
@@ -57,6 +56,11 @@ async function writeFileTimed(path: string, bytes: number, chunk: Uint8Array): P
   } finally {
     file.close();
   }
+}
+
+async function writeFileTimed(path: string, bytes: number, chunk: Uint8Array): Promise<number> {
+  const before = ownCpuSeconds();
+  await writeNewFile(path, bytes, chunk);
   return ownCpuSeconds() - before;
 }
 
@@ -80,12 +84,11 @@ export function parsePageState(value: string): PageState {
  * guest's free memory back, the pages a new file gets are otherwise fresh ones, which cost several
  * times the CPU per byte of pages that were in use a moment ago (the floor {@linkcode writeTwice}
  * measures); on a host whose page cache is full, every write gets such recycled pages.
- * @returns the CPU seconds the scratch write cost this process
  */
-export async function recyclePages(dir: string, bytes: number): Promise<number> {
+export async function recyclePages(dir: string, bytes: number): Promise<void> {
   const path = `${dir}/recycled-pages`;
   try {
-    return await writeFileTimed(path, bytes, new Uint8Array(WRITE_BYTES));
+    await writeNewFile(path, bytes, new Uint8Array(WRITE_BYTES));
   } finally {
     await Deno.remove(path).catch(() => {});
   }

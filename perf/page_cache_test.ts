@@ -43,8 +43,7 @@ Deno.test("recyclePages: creates the scratch file, then deletes it", async () =>
         for (const path of event.paths) seen.add(`${event.kind} ${path.slice(dir.length + 1)}`);
       }
     })();
-    const cpu = await recyclePages(dir, 9 * 1024 * 1024 + 7);
-    assert.ok(cpu >= 0 && Number.isFinite(cpu), String(cpu));
+    await recyclePages(dir, 9 * 1024 * 1024 + 7);
     assert.deepEqual(await Array.fromAsync(Deno.readDir(dir)), []);
     await new Promise((r) => setTimeout(r, 100));
     watcher.close();
