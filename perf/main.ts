@@ -4,12 +4,14 @@
  * markdown report (machine, Deno version, date, command) on stdout:
  *
  * 1. in-process per-request overhead of tracing (`perf/inprocess.ts`);
- * 2. P2P origin → 1 agent and → 4 agents (`perf/p2p.ts`), tracing off, after the machine's
+ * 2. the tracer against the stock SDK (`bench/tracer_bench.ts`, as `bench/gate.ts` runs it) and the
+ *    heap a queued trace holds (`perf/trace_memory.ts`);
+ * 3. P2P origin → 1 agent and → 4 agents (`perf/p2p.ts`), tracing off, after the machine's
  *    page-cache write floor (`perf/page_cache.ts`); with `--go-agent=` also upstream's agents;
- * 3. end to end, tracing off / 10% / 100% side by side: agent GETs of a cached 64 KB blob, tracker
+ * 4. end to end, tracing off / 10% / 100% side by side: agent GETs of a cached 64 KB blob, tracker
  *    announces, uploads through the proxy (`perf/e2e.ts`);
- * 4. trace completeness in a real Jaeger under load (`perf/e2e_completeness.ts`);
- * 5. announces against a tracker on real Redis, for the scale note (`perf/e2e_redis.ts`).
+ * 5. trace completeness in a real Jaeger under load (`perf/e2e_completeness.ts`);
+ * 6. announces against a tracker on real Redis, for the scale note (`perf/e2e_redis.ts`).
  *
  * Each part starts and stops its own processes; a part that fails is listed in the report and the
  * run goes on (exit code 1 at the end). Targets are marked met or not met; a missed target is not
@@ -29,6 +31,7 @@
  * @module
  */
 
+import { PAIRS, pairTimes, runTracerBench } from "../bench/gate.ts";
 import { ProcessGroup } from "../tests/harness/procs.ts";
 import { measureEndToEnd } from "./e2e.ts";
 import { measureCompleteness } from "./e2e_completeness.ts";
@@ -36,6 +39,7 @@ import { measureRedisAnnounces } from "./e2e_redis.ts";
 import { measureInProcess } from "./inprocess.ts";
 import { compareP2p } from "./p2p.ts";
 import { measurePageCacheWrite } from "./page_cache.ts";
+import { measureTraceMemoryInChild } from "./trace_memory.ts";
 import {
   embedReport,
   parsePerfArgs,
@@ -78,7 +82,14 @@ export async function runPerf(options: PerfOptions, args: string[] = []): Promis
     load: { start: Deno.loadavg()[0], end: 0 },
     seconds: 0,
   };
-  const report: PerfReport = { info, p2p: {}, inProcess: {}, e2e: [], failures: [] };
+  const report: PerfReport = {
+    info,
+    p2p: {},
+    inProcess: {},
+    tracer: {},
+    e2e: [],
+    failures: [],
+  };
   const log = (line: string) => console.error(`perf: ${line}`);
   const part = async (name: string, fn: (dir: string, group: ProcessGroup) => Promise<void>) => {
     if (options.skip.has(name)) return;
@@ -114,6 +125,21 @@ export async function runPerf(options: PerfOptions, args: string[] = []): Promis
       requests: options.inProcessRequests,
       warmup: Math.max(100, Math.floor(options.inProcessRequests / 10)),
     });
+  });
+  // Also before any role process: same-run ratios, but a quiet machine keeps them steady.
+  await part("tracer", async () => {
+    const results = await runTracerBench();
+    const operations = PAIRS.map((pair) => {
+      const times = pairTimes(results, pair);
+      if (times === undefined) throw new Error(`${pair.name}: missing from the bench output`);
+      return { name: pair.name, ...times };
+    });
+    const memory = await measureTraceMemoryInChild();
+    report.tracer.figures = {
+      operations,
+      memoryBytesPerTrace: memory.bytesPerTrace,
+      spansPerTrace: memory.spansPerTrace,
+    };
   });
   await part("p2p", async (dir) => {
     report.p2p.pageCache = await measurePageCacheWrite({ dir, bytes: options.sizeBytes });

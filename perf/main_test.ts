@@ -40,6 +40,11 @@ externalTest({
       assert.match(md, new RegExp(String.raw`\| 1 → 1 \| 2 MiB × 1 \| ${number} \(`));
       assert.match(md, new RegExp(String.raw`\| 1 → 4, aggregate \| 2 MiB × 1 \| ${number} \(`));
       assert.match(md, new RegExp(String.raw`\| traced, sampled \| ${number} \| ${number} \|`));
+      assert.match(
+        md,
+        /\| span start\+end sampled \| [\d.]+ (ns|µs) \| [\d.]+ (ns|µs) \| [\d.]+× \|/,
+      );
+      assert.match(md, /Heap held per queued 10-span trace until export .*: \d+ bytes\./);
       for (
         const title of [
           "agent GET of a cached 64 KB blob",
@@ -71,7 +76,7 @@ externalTest({
       const targets = md.slice(md.indexOf("### Targets")).split("\n").filter((l) =>
         /\| (met|\*\*not met\*\*) \|$/.test(l)
       );
-      assert.equal(targets.length, 21, md);
+      assert.equal(targets.length, 23, md);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

@@ -236,6 +236,41 @@ export function inProcessTargets(f: InProcessFigures): TargetResult[] {
   }];
 }
 
+/** The tracer against the stock SDK (`bench/tracer_bench.ts`) and the heap a queued trace holds. */
+export interface TracerFigures {
+  /** ns per operation, kraken and the SDK, same run, in the bench's order. */
+  operations: { name: string; krakenNs: number; sdkNs: number }[];
+  /** Heap bytes one queued trace holds until export (`perf/trace_memory.ts`). */
+  memoryBytesPerTrace: number;
+  /** Spans in that trace. */
+  spansPerTrace: number;
+}
+
+/** The sampled span's largest ratio to the stock SDK the issue accepts, and the heap per trace. */
+export const TRACER_TARGETS = { sampledRatio: 0.3, memoryBytes: 4096 };
+
+/** The tracer targets: a sampled span at ≤ 0.3× the SDK's time, ≤ 4 KB held per queued trace. */
+export function tracerTargets(f: TracerFigures): TargetResult[] {
+  const out: TargetResult[] = [];
+  const sampled = f.operations.find((o) => o.name === "span start+end sampled");
+  if (sampled) {
+    const ratio = sampled.krakenNs / sampled.sdkNs;
+    out.push({
+      name: "tracer: sampled span, kraken / stock SDK",
+      limit: `≤ ${TRACER_TARGETS.sampledRatio}×`,
+      measured: `${ratio.toFixed(2)}×`,
+      met: ratio <= TRACER_TARGETS.sampledRatio,
+    });
+  }
+  out.push({
+    name: `tracer: heap held per queued ${f.spansPerTrace}-span trace`,
+    limit: `≤ ${TRACER_TARGETS.memoryBytes} B`,
+    measured: `${f.memoryBytesPerTrace.toFixed(0)} B`,
+    met: f.memoryBytesPerTrace <= TRACER_TARGETS.memoryBytes,
+  });
+  return out;
+}
+
 /** Trace completeness under load, from Jaeger and from the nodes' export metrics. */
 export interface CompletenessFigures {
   /** Pull traces looked up, and how many were whole (every span's parent present). */
@@ -334,6 +369,8 @@ export interface PerfReport {
   };
   /** In-process per-request overhead. */
   inProcess: { figures?: InProcessFigures; error?: string };
+  /** The tracer against the stock SDK, and memory per queued trace. */
+  tracer: { figures?: TracerFigures; error?: string };
   /** End-to-end measurements (agent GET, tracker announce, proxy upload). */
   e2e: E2eMeasurement[];
   /** Trace completeness. */
@@ -349,9 +386,15 @@ export function allTargets(report: PerfReport): TargetResult[] {
   return [
     ...p2pTargets(report.p2p.oneToOne, report.p2p.oneToMany),
     ...(report.inProcess.figures ? inProcessTargets(report.inProcess.figures) : []),
+    ...(report.tracer.figures ? tracerTargets(report.tracer.figures) : []),
     ...report.e2e.flatMap(e2eTargets),
     ...(report.completeness ? completenessTargets(report.completeness) : []),
   ];
+}
+
+/** Formats ns as `445 ns` or `1.71 µs`. */
+export function formatNanos(ns: number): string {
+  return ns < 1000 ? `${ns.toFixed(0)} ns` : `${(ns / 1000).toFixed(2)} µs`;
 }
 
 /** Formats µs as `612 µs` or `2.72 ms`. */
@@ -516,6 +559,25 @@ export function renderReport(report: PerfReport): string {
     ]));
   }
   if (report.inProcess.error) out.push(`Not measured: ${report.inProcess.error}`);
+  out.push("", "### Tracer against the stock SDK (`bench/tracer_bench.ts`)", "");
+  const tr = report.tracer.figures;
+  if (tr) {
+    out.push(table(
+      ["operation", "kraken", "otel-sdk", "kraken / SDK"],
+      tr.operations.map((o) => [
+        o.name,
+        formatNanos(o.krakenNs),
+        formatNanos(o.sdkNs),
+        `${(o.krakenNs / o.sdkNs).toFixed(2)}×`,
+      ]),
+    ));
+    out.push(
+      "",
+      `Heap held per queued ${tr.spansPerTrace}-span trace until export ` +
+        `(\`perf/trace_memory.ts\`): ${tr.memoryBytesPerTrace.toFixed(0)} bytes.`,
+    );
+  }
+  if (report.tracer.error) out.push(`Not measured: ${report.tracer.error}`);
   out.push(
     "",
     "### End to end: three nodes side by side, tracing off / 10% / 100%",
@@ -631,12 +693,12 @@ export interface PerfOptions {
   goAgent?: string;
   /** The page state of the P2P agents' writes (`--pages=recycled|fresh`, default recycled). */
   pages: PageState;
-  /** Parts to skip (`--skip=p2p,inprocess,e2e,completeness,scale`). */
+  /** Parts to skip (`--skip=p2p,inprocess,tracer,e2e,completeness,scale`). */
   skip: Set<string>;
 }
 
 /** The parts of the run, for `--skip`. */
-export const PARTS = ["p2p", "inprocess", "e2e", "completeness", "scale"] as const;
+export const PARTS = ["p2p", "inprocess", "tracer", "e2e", "completeness", "scale"] as const;
 
 /** The defaults: the ~10-minute run on the project's 2-core VM. */
 export const DEFAULT_OPTIONS: Readonly<PerfOptions> = {

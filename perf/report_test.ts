@@ -19,6 +19,7 @@ import {
   renderReport,
   REPORT_MARKERS,
   summarizeLatencies,
+  tracerTargets,
   type VariantRun,
 } from "./report.ts";
 
@@ -100,7 +101,7 @@ Deno.test("e2eTargets: median overhead over runs against the issue's limits", ()
   assert.equal(overheadPercent(200, 250), 25);
 });
 
-Deno.test("p2p, in-process and completeness targets", () => {
+Deno.test("p2p, in-process, tracer and completeness targets", () => {
   const p2p = {
     agents: 1,
     sizeBytes: 512 << 20,
@@ -123,6 +124,18 @@ Deno.test("p2p, in-process and completeness targets", () => {
     unsampledAddedMicros: 0.8,
   };
   assert.deepEqual(inProcessTargets(inproc).map((t) => t.met), [true, false]);
+  const tracer = (krakenNs: number, memoryBytesPerTrace: number) => ({
+    operations: [{ name: "span start+end sampled", krakenNs, sdkNs: 1000 }],
+    memoryBytesPerTrace,
+    spansPerTrace: 10,
+  });
+  assert.deepEqual(tracerTargets(tracer(300, 4096)).map((t) => t.met), [true, true]);
+  assert.deepEqual(tracerTargets(tracer(301, 4097)).map((t) => t.met), [false, false]);
+  // Without the sampled pair only the memory target is judged.
+  assert.deepEqual(
+    tracerTargets({ ...tracer(1, 1), operations: [] }).map((t) => t.name),
+    ["tracer: heap held per queued 10-span trace"],
+  );
   const c = {
     pull: { traces: 200, whole: 198 },
     push: { traces: 200, whole: 197 },
@@ -181,6 +194,16 @@ function sampleReport(): PerfReport {
       pageCache: { bytes: 512 << 20, freshCpuSecondsPerGiB: 2.4, reusedCpuSecondsPerGiB: 0.42 },
     },
     inProcess: { error: "boom" },
+    tracer: {
+      figures: {
+        operations: [
+          { name: "span start+end sampled", krakenNs: 445, sdkNs: 1710 },
+          { name: "traceparent inject", krakenNs: 79, sdkNs: 233 },
+        ],
+        memoryBytesPerTrace: 3350,
+        spansPerTrace: 10,
+      },
+    },
     e2e: [{
       title: "GET of a cached 64 KB blob",
       node: "agent",
@@ -198,6 +221,7 @@ Deno.test("renderReport: every section, figures, targets marked", () => {
       "## `npm run perf` report",
       "### P2P",
       "### In-process",
+      "### Tracer against the stock SDK",
       "### End to end",
       "### agent GET of a cached 64 KB blob",
       "### Trace completeness",
@@ -221,6 +245,11 @@ Deno.test("renderReport: every section, figures, targets marked", () => {
   assert.match(md, /Pages: right before each timed GET, a scratch file .* is written and deleted/);
   assert.match(md, /\| 1 \| 10% \| 100 \| 505 µs \(\+1\.0%\) \| 1\.51 ms \(\+0\.7%\) \|/);
   assert.match(md, /Not measured: boom/);
+  assert.match(md, /\| span start\+end sampled \| 445 ns \| 1\.71 µs \| 0\.26× \|/);
+  assert.match(md, /\| traceparent inject \| 79 ns \| 233 ns \| 0\.34× \|/);
+  assert.match(md, /Heap held per queued 10-span trace until export .*: 3350 bytes\./);
+  assert.match(md, /\| tracer: sampled span, kraken \/ stock SDK \| ≤ 0\.3× \| 0\.26× \| met \|/);
+  assert.match(md, /\| tracer: heap held per queued 10-span trace \| ≤ 4096 B \| 3350 B \| met \|/);
   assert.match(md, /\| P2P 1→1: MB\/s median \| ≥ 500 \| 510 \| met \|/);
   assert.match(
     md,
