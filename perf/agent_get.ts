@@ -11,7 +11,8 @@
  *
  * A variant is `off`, or a sampling rate in percent (`0%`, `10%`, `100%`; tracing on, OTLP to a
  * sink that answers at once, no span shed), optionally `~nobreaker` (circuit breaker off, so no
- * load-sampling timer), optionally `@<dir>`: the agent runs `<dir>/main.ts` (a checkout made with
+ * load-sampling timer), `~delay=<ms>` (`export.batch_timeout`), `~batch=<n>`
+ * (`export.max_batch_size`), optionally `@<dir>`: the agent runs `<dir>/main.ts` (a checkout made with
  * `git archive <commit> | tar -x -C <dir>` and a `node_modules` link).
  *
  * ```sh
@@ -52,17 +53,31 @@ export interface AgentVariant {
   rate: number | undefined;
   /** Circuit breaker (and its load-sampling timer) off. */
   noBreaker: boolean;
+  /** Export settings other than the defaults (`~delay=`, `~batch=`). */
+  export?: { batchTimeoutMs?: number; maxBatchSize?: number };
   /** Checkout whose `main.ts` runs the agent (default: this one). */
   tree?: string;
 }
 
-/** Parses `off|<N>%[~nobreaker][@<dir>]`. */
+/** Parses `off|<N>%[~nobreaker][~delay=<ms>][~batch=<n>][@<dir>]`. */
 export function parseVariant(spec: string): AgentVariant {
   const at = spec.indexOf("@");
   const tree = at >= 0 ? spec.slice(at + 1) : undefined;
   const [setting, ...flags] = (at >= 0 ? spec.slice(0, at) : spec).split("~");
+  let noBreaker = false;
+  let exportSettings: AgentVariant["export"];
   for (const flag of flags) {
-    if (flag !== "nobreaker") throw new Error(`variant ${spec}: unknown flag ~${flag}`);
+    const m = /^(delay|batch)=(\d+)$/.exec(flag);
+    if (flag === "nobreaker") noBreaker = true;
+    else if (m && Number(m[2]) > 0) {
+      exportSettings = {
+        ...exportSettings,
+        ...(m[1] === "delay" ? { batchTimeoutMs: Number(m[2]) } : { maxBatchSize: Number(m[2]) }),
+      };
+    } else throw new Error(`variant ${spec}: unknown flag ~${flag}`);
+  }
+  if (setting === "off" && (noBreaker || exportSettings)) {
+    throw new Error(`variant ${spec}: flags need tracing on`);
   }
   let rate: number | undefined;
   if (setting !== "off") {
@@ -71,15 +86,31 @@ export function parseVariant(spec: string): AgentVariant {
     rate = Number(m[1]) / 100;
   }
   if (tree === "") throw new Error(`variant ${spec}: empty checkout after @`);
-  return { label: spec, rate, noBreaker: flags.length > 0, tree };
+  return {
+    label: spec,
+    rate,
+    noBreaker,
+    tree,
+    ...(exportSettings ? { export: exportSettings } : {}),
+  };
 }
 
 /** The `tracing:` block of a variant's agent. */
 export function variantTracing(variant: AgentVariant, endpoint: string): Record<string, unknown> {
   if (variant.rate === undefined) return tracingBlock("off", endpoint);
   const block = tracingBlock("100%", endpoint);
+  const e = variant.export;
   return {
     ...block,
+    ...(e
+      ? {
+        export: {
+          ...(block.export as Record<string, unknown>),
+          ...(e.batchTimeoutMs !== undefined ? { batch_timeout: `${e.batchTimeoutMs}ms` } : {}),
+          ...(e.maxBatchSize !== undefined ? { max_batch_size: e.maxBatchSize } : {}),
+        },
+      }
+      : {}),
     sampling: { default_rate: variant.rate },
     safeguards: {
       ...(block.safeguards as Record<string, unknown>),

@@ -17,7 +17,17 @@ Deno.test("agent_get: variants are off or a rate, with ~nobreaker and @<checkout
     tree: "/tmp/base",
   });
   assert.equal(parseVariant("0%").rate, 0);
-  for (const bad of ["on", "101%", "10", "10%~fast", "off@"]) {
+  assert.deepEqual(parseVariant("10%~delay=200~batch=128").export, {
+    batchTimeoutMs: 200,
+    maxBatchSize: 128,
+  });
+  const small = variantTracing(parseVariant("100%~delay=200~batch=128"), "http://sink");
+  assert.deepEqual(small.export, {
+    protocol: "http/protobuf",
+    batch_timeout: "200ms",
+    max_batch_size: 128,
+  });
+  for (const bad of ["on", "101%", "10", "10%~fast", "off@", "off~nobreaker", "10%~delay=0"]) {
     assert.throws(() => parseVariant(bad), /variant/, bad);
   }
   assert.deepEqual(variantTracing(parseVariant("off"), "http://sink"), { enabled: false });
