@@ -35,7 +35,7 @@ import { ProcessGroup } from "../tests/harness/procs.ts";
 import { waitFor } from "../tests/harness/wait.ts";
 import { cpuSeconds, sampleValue, startSink } from "./e2e.ts";
 import { startGoAgent } from "./go_agent.ts";
-import { type PageState, parsePageState, recyclePages } from "./page_cache.ts";
+import { DEFAULT_PAGE_STATE, type PageState, parsePageState, recyclePages } from "./page_cache.ts";
 import { median } from "./report.ts";
 
 /** What to measure. */
@@ -265,7 +265,7 @@ async function startGoBench(
 
 function benchOf(options: P2pOptions, dir: string, nodes: BenchNodes): Bench {
   const pieceBytes = options.pieceBytes ?? 4 * MIB;
-  const pages = options.pages ?? "recycled";
+  const pages = options.pages ?? DEFAULT_PAGE_STATE;
   const { origin, agents, counters } = nodes;
   const pids = [origin.process.pid, ...agents.map((a) => a.pid)];
   const round = async (blob: Uint8Array, profile?: string): Promise<RoundFigures> => {
@@ -375,7 +375,7 @@ async function runRounds(options: P2pOptions, benches: Bench[]): Promise<P2pResu
       agents,
       sizeBytes,
       rounds,
-      pages: options.pages ?? "recycled",
+      pages: options.pages ?? DEFAULT_PAGE_STATE,
       mbPerSecond: { median: median(mbs), min: Math.min(...mbs), max: Math.max(...mbs) },
       agentCpuSecondsPerGiB: median(rs.map((r) => r.agentSeconds / gib)),
       originCpuSecondsPerGiB: median(rs.map((r) => r.originSecondsPerGiB)),
@@ -466,7 +466,7 @@ if (import.meta.main) {
     tracing,
     profileDir: args.get("profile"),
     goAgent: args.get("go-agent"),
-    pages: parsePageState(args.get("pages") ?? "recycled"),
+    pages: parsePageState(args.get("pages") ?? DEFAULT_PAGE_STATE),
   }, baselines);
   const labels = ["this checkout", ...baselines];
   if (args.has("go-agent")) labels.push(`Go Kraken agent ${args.get("go-agent")}`);

@@ -70,6 +70,9 @@ async function writeFileTimed(path: string, bytes: number, chunk: Uint8Array): P
  */
 export type PageState = "recycled" | "fresh";
 
+/** The page state measurements use unless told otherwise. */
+export const DEFAULT_PAGE_STATE: PageState = "recycled";
+
 /** Parses a `--pages=` value. */
 export function parsePageState(value: string): PageState {
   if (value !== "recycled" && value !== "fresh") {
