@@ -21,7 +21,8 @@
  */
 
 import { measureInProcess } from "../perf/inprocess.ts";
-import { measureTraceMemoryInChild } from "../perf/trace_memory.ts";
+import { formatNanos } from "../perf/report.ts";
+import { measureTraceMemoryInChild, TRACE_MEMORY_LIMIT_BYTES } from "../perf/trace_memory.ts";
 
 /**
  * Spans each iteration of `bench/tracer_bench.ts`'s span benches starts and ends (its averages are
@@ -65,9 +66,6 @@ export const GOAL_SPEEDUP = 3;
 /** Highest traced/untraced time per request the in-process gate accepts. */
 export const REQUEST_RATIO_LIMITS = { sampled: 1.8, unsampled: 1.35 };
 
-/** Most heap one queued 10-span trace may hold until export (the issue's 4 KB). */
-export const TRACE_MEMORY_LIMIT_BYTES = 4096;
-
 /** Requests per stack of one in-process measurement (a few seconds in all). */
 const INPROCESS_RUN = { requests: 10_000, warmup: 5_000 };
 
@@ -107,10 +105,6 @@ export function pairTimes(
   if (kraken === undefined || sdk === undefined) return undefined;
   const per = pair.perIteration ?? 1;
   return { krakenNs: kraken / per, sdkNs: sdk / per };
-}
-
-function fmt(ns: number): string {
-  return ns >= 1000 ? `${(ns / 1000).toFixed(2)} µs` : `${ns.toFixed(0)} ns`;
 }
 
 /** The in-process ratios; a losing one is measured again, up to three runs in all. */
@@ -166,15 +160,17 @@ async function main(): Promise<number> {
     const budget = pair.budgetNs === undefined
       ? ""
       : kraken <= pair.budgetNs
-      ? `within ERD budget ${fmt(pair.budgetNs)}`
-      : `OVER ERD budget ${fmt(pair.budgetNs)}`;
+      ? `within ERD budget ${formatNanos(pair.budgetNs)}`
+      : `OVER ERD budget ${formatNanos(pair.budgetNs)}`;
     rows.push(
-      `${pair.name.padEnd(26)} kraken ${fmt(kraken).padStart(9)}  otel-sdk ${
-        fmt(sdk).padStart(9)
+      `${pair.name.padEnd(26)} kraken ${formatNanos(kraken).padStart(9)}  otel-sdk ${
+        formatNanos(sdk).padStart(9)
       }  ${speedup.toFixed(2)}x ${speedup >= GOAL_SPEEDUP ? "(goal met)" : "(goal 3x)"}  ${budget}`,
     );
     if (pair.gated && kraken > sdk) {
-      failures.push(`${pair.name}: kraken ${fmt(kraken)} is slower than otel-sdk ${fmt(sdk)}`);
+      failures.push(
+        `${pair.name}: kraken ${formatNanos(kraken)} is slower than otel-sdk ${formatNanos(sdk)}`,
+      );
     }
   }
   console.log("tracer overhead gate (same run, lower is better):");

@@ -42,6 +42,9 @@ export interface TraceMemoryResult {
 /** Spans in each measured trace. */
 export const SPANS_PER_TRACE = 10;
 
+/** Most heap one queued trace may hold until export (the 4 KB): CI's gate and the report. */
+export const TRACE_MEMORY_LIMIT_BYTES = 4096;
+
 // Export is paused by sizing: the processor below is never due to export while measuring; its
 // exporter only sees the spans at shutdown.
 const discard: SpanExporter = {
