@@ -69,13 +69,21 @@ export interface WithSpanOptions {
   links?: Link[];
   /** Parent context; the active one by default. */
   parent?: Context;
+  /**
+   * The span is a leaf: `fn` starts no span and makes no traced call (it reads or writes through the
+   * `span` argument, never the active span). {@linkcode withSpan} then records the span around `fn`
+   * without making it active, which saves the context switch a recorded span otherwise costs.
+   * Default false.
+   */
+  leaf?: boolean;
 }
 
 /**
  * Runs `fn` inside a new active span named `name`, ends the span when `fn` settles, and records a
  * thrown error (status ERROR, exception event) before rethrowing it. A span that is not recorded
  * and carries its parent's context (tracing off, an unsampled child) is not made active: `fn` runs
- * in the parent context, which propagates the same trace.
+ * in the parent context, which propagates the same trace. A leaf (`options.leaf`) is never made
+ * active.
  */
 export function withSpan<T>(
   name: string,
@@ -89,18 +97,21 @@ export function withSpan<T>(
     { kind: options.kind ?? SpanKind.INTERNAL, attributes, links: options.links },
     parent,
   );
-  if (span.isRecording()) return runInOwnContext(span, parent, fn);
+  if (span.isRecording()) {
+    return options.leaf ? runAround(span, fn) : runInOwnContext(span, parent, fn);
+  }
   const sc = span.spanContext();
   // A span that records nothing and passes on what the parent context already does (tracing off,
   // or an unsampled child) needs no context of its own, and nothing to end or mark: `fn` runs in
-  // the parent's context, without the async frame a recorded span needs.
-  if (sc !== INVALID_SPAN_CONTEXT && sc !== trace.getSpanContext(parent)) {
+  // the parent's context, without the async frame a recorded span needs. A leaf has no children to
+  // pass anything on to.
+  if (!options.leaf && sc !== INVALID_SPAN_CONTEXT && sc !== trace.getSpanContext(parent)) {
     return runInOwnContext(span, parent, fn);
   }
+  // A leaf, or a parent that is the active context, needs no switch either.
+  const inPlace = options.leaf || options.parent === undefined || parent === contextApi.active();
   try {
-    return Promise.resolve(
-      options.parent === undefined ? fn(span) : contextApi.with(parent, fn, undefined, span),
-    );
+    return Promise.resolve(inPlace ? fn(span) : contextApi.with(parent, fn, undefined, span));
   } catch (error) {
     return Promise.reject(error);
   }
@@ -114,6 +125,18 @@ async function runInOwnContext<T>(
 ): Promise<T> {
   try {
     return await contextApi.with(contextWithSpan(parent, span), fn, undefined, span);
+  } catch (error) {
+    markError(span, error);
+    throw error;
+  } finally {
+    span.end();
+  }
+}
+
+// `withSpan` for a recorded leaf: `fn` runs in the caller's context; the span ends when it settles.
+async function runAround<T>(span: Span, fn: (span: Span) => T | Promise<T>): Promise<T> {
+  try {
+    return await fn(span);
   } catch (error) {
     markError(span, error);
     throw error;
@@ -142,13 +165,23 @@ export function startSpan(
  */
 export function runInSpan<T>(span: Span, fn: () => T): T {
   const active = contextApi.active();
+  const ctx = contextOfSpan(span, active);
+  return ctx === active ? fn() : contextApi.with(ctx, fn);
+}
+
+/**
+ * The context children of `span` start in: `parent` (default: the active context) with `span` set
+ * into it, or `parent` itself when that would change nothing children or propagation see (a span
+ * that records nothing and carries `parent`'s span context: tracing off, an unsampled child). Pass
+ * it as {@linkcode WithSpanOptions.parent} to parent spans on `span` without making it active.
+ */
+export function contextOfSpan(span: Span, parent: Context = contextApi.active()): Context {
   if (!span.isRecording()) {
-    // Only when the switch would change nothing children or propagation see.
     const sc = span.spanContext();
-    const current = trace.getSpanContext(active);
-    if (sc === current || (sc === INVALID_SPAN_CONTEXT && current === undefined)) return fn();
+    const current = trace.getSpanContext(parent);
+    if (sc === current || (sc === INVALID_SPAN_CONTEXT && current === undefined)) return parent;
   }
-  return contextApi.with(contextWithSpan(active, span), fn);
+  return contextWithSpan(parent, span);
 }
 
 /** Runs `fn` with `ctx` as the active context. */

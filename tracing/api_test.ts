@@ -5,6 +5,7 @@ import { resourceFromAttributes } from "@opentelemetry/resources";
 import { AlwaysOffSampler, AlwaysOnSampler, type Sampler } from "@opentelemetry/sdk-trace";
 import {
   activeSpanIds,
+  contextOfSpan,
   currentTracer,
   registeredTracer,
   runInSpan,
@@ -139,5 +140,69 @@ Deno.test("runInSpan: a recorded or new span is made active; one that changes no
   } finally {
     register(undefined);
     context.disable();
+  }
+});
+
+Deno.test("withSpan leaf: recorded around fn, ended and marked on error, never made active", async () => {
+  const manager = new AsyncLocalStorageContextManager().enable();
+  context.setGlobalContextManager(manager);
+  const ended: RecordingSpan[] = [];
+  register(provider(new AlwaysOnSampler(), ended));
+  try {
+    const outer = startSpan("outer");
+    const parent = contextOfSpan(outer, ROOT_CONTEXT);
+    assert.equal(trace.getSpan(parent), outer);
+    const seen = await withSpan("leaf", {}, (span) => {
+      span.setAttribute("k", 1);
+      return context.active();
+    }, { parent, leaf: true });
+    assert.equal(seen, ROOT_CONTEXT, "fn runs in the caller's context: no switch");
+    const leaf = ended.at(-1)!;
+    assert.equal(leaf.name, "leaf");
+    assert.equal(leaf.parentSpanContext?.spanId, outer.spanContext().spanId);
+    assert.equal(leaf.attributes.k, 1);
+    await assert.rejects(
+      withSpan("failing leaf", {}, () => Promise.reject(new Error("boom")), { leaf: true }),
+      /boom/,
+    );
+    assert.equal(ended.at(-1)?.name, "failing leaf");
+    assert.equal(ended.at(-1)?.status.code, 2);
+    // Unsampled, a leaf runs in place too, even with a parent other than the active context.
+    register(provider(new AlwaysOffSampler()));
+    const active = await withSpan("unsampled leaf", {}, () => context.active(), {
+      parent,
+      leaf: true,
+    });
+    assert.equal(active, ROOT_CONTEXT);
+    outer.end();
+  } finally {
+    register(undefined);
+    context.disable();
+  }
+});
+
+Deno.test("contextOfSpan: the parent itself when the span changes nothing, else the span in it", () => {
+  const remote = trace.setSpanContext(ROOT_CONTEXT, {
+    traceId: "0af7651916cd43dd8448eb211c80319c",
+    spanId: "b7ad6b7169203331",
+    traceFlags: 0,
+    isRemote: true,
+  });
+  try {
+    register(undefined);
+    assert.equal(contextOfSpan(startSpan("off", {}, { parent: remote }), remote), remote);
+    assert.equal(contextOfSpan(startSpan("off, no parent"), ROOT_CONTEXT), ROOT_CONTEXT);
+    register(provider(new AlwaysOffSampler()));
+    const root = startSpan("unsampled root", {}, { parent: ROOT_CONTEXT });
+    const rootCtx = contextOfSpan(root, ROOT_CONTEXT);
+    assert.equal(trace.getSpan(rootCtx), root, "an unsampled root has a trace of its own");
+    const child = startSpan("unsampled child", {}, { parent: rootCtx });
+    assert.equal(contextOfSpan(child, rootCtx), rootCtx);
+    register(provider(new AlwaysOnSampler()));
+    const recorded = startSpan("recorded", {}, { parent: remote });
+    assert.equal(trace.getSpan(contextOfSpan(recorded, remote)), recorded);
+    recorded.end();
+  } finally {
+    register(undefined);
   }
 });

@@ -23,6 +23,7 @@ export {
   type Attributes,
   type Context,
   contextFromStored,
+  contextOfSpan,
   type Link,
   linkToActive,
   markError,

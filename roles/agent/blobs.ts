@@ -17,9 +17,12 @@ import { BlobNotFoundError, type BlobStore, type OpenBlob } from "../../storage/
 import type { Digest } from "../../storage/digest.ts";
 import { FileBody } from "../../storage/file_body.ts";
 import {
+  activeContext,
   ATTR,
+  type Context,
+  contextOfSpan,
   markError,
-  runInSpan,
+  runWithContext,
   SPAN,
   type Span,
   startSpan,
@@ -94,51 +97,54 @@ export class AgentBlobs {
       [ATTR.namespace]: namespace,
       [ATTR.digest]: digest.toString(),
     });
+    // Its children get it as their parent; it is active only for a download (a cache hit then
+    // makes no context switch for it).
+    const parent = contextOfSpan(span);
     try {
-      return await runInSpan(span, async () => {
-        if (options.head) {
-          const stat = await this.#cached(namespace, digest, () => this.#store.stat(digest));
-          span.setAttribute(ATTR.size, stat.size);
-          span.end();
-          return new Response(null, {
-            headers: withLength(options.headers?.(stat.size), stat.size),
-          });
-        }
-        // The cache lookup is the open: its handle gives the size and the bytes.
-        const blob = await this.#cached(namespace, digest, () => this.#openCached(digest));
-        span.setAttribute(ATTR.size, blob.size);
-        let range: ByteRange | null;
-        try {
-          range = options.range?.(blob.size) ?? null;
-        } catch (error) {
-          blob.body.finish(error);
-          throw new ClientRefusal(error);
-        }
-        if (range === null) {
-          return await streamResponse(
-            ctx,
-            blob.body,
-            { headers: withLength(options.headers?.(blob.size), blob.size) },
-            blob.size,
-            () => span.end(),
-          );
-        }
-        // A ranged GET (rare: the registry's `Range`) opens the blob again at the range.
-        const length = rangeLength(range);
-        blob.body.finish(new Error("replaced by a ranged body"));
-        const part = await this.#store.open(digest, { offset: range.start, length });
-        const headers = new Headers(options.headers?.(blob.size));
-        for (const [k, v] of Object.entries(partialContentHeaders(range, blob.size))) {
-          headers.set(k, v);
-        }
+      if (options.head) {
+        const stat = await this.#cached(namespace, digest, parent, () => this.#store.stat(digest));
+        span.setAttribute(ATTR.size, stat.size);
+        span.end();
+        return new Response(null, {
+          headers: withLength(options.headers?.(stat.size), stat.size),
+        });
+      }
+      // The cache lookup is the open: its handle gives the size and the bytes.
+      const blob = await this.#cached(namespace, digest, parent, () => this.#openCached(digest));
+      span.setAttribute(ATTR.size, blob.size);
+      let range: ByteRange | null;
+      try {
+        range = options.range?.(blob.size) ?? null;
+      } catch (error) {
+        blob.body.finish(error);
+        throw new ClientRefusal(error);
+      }
+      if (range === null) {
         return await streamResponse(
           ctx,
-          part.body,
-          { status: 206, headers },
-          length,
+          blob.body,
+          { headers: withLength(options.headers?.(blob.size), blob.size) },
+          blob.size,
           () => span.end(),
+          parent,
         );
-      });
+      }
+      // A ranged GET (rare: the registry's `Range`) opens the blob again at the range.
+      const length = rangeLength(range);
+      blob.body.finish(new Error("replaced by a ranged body"));
+      const part = await this.#store.open(digest, { offset: range.start, length });
+      const headers = new Headers(options.headers?.(blob.size));
+      for (const [k, v] of Object.entries(partialContentHeaders(range, blob.size))) {
+        headers.set(k, v);
+      }
+      return await streamResponse(
+        ctx,
+        part.body,
+        { status: 206, headers },
+        length,
+        () => span.end(),
+        parent,
+      );
     } catch (error) {
       if (error instanceof ClientRefusal) {
         span.end();
@@ -159,7 +165,12 @@ export class AgentBlobs {
       SPAN.agentDownloadBlob,
       { [ATTR.namespace]: namespace, [ATTR.digest]: digest.toString() },
       async (span) => {
-        const blob = await this.#cached(namespace, digest, () => this.#openCached(digest));
+        const blob = await this.#cached(
+          namespace,
+          digest,
+          activeContext(),
+          () => this.#openCached(digest),
+        );
         span.setAttribute(ATTR.size, blob.size);
         if (blob.size > maxBytes) {
           await blob.stream.cancel();
@@ -172,20 +183,21 @@ export class AgentBlobs {
 
   /**
    * What `probe` finds in the cache (span `agent.cache_lookup`), downloading the blob over P2P
-   * first when it finds nothing (null).
+   * first when it finds nothing (null); both are children of `parent`.
    */
   async #cached<T>(
     namespace: string,
     digest: Digest,
+    parent: Context,
     probe: () => Promise<T | null>,
   ): Promise<T> {
     const found = await withSpan(SPAN.agentCacheLookup, {}, async (span) => {
       const found = await probe();
       span.setAttribute(ATTR.cacheHit, found !== null);
       return found;
-    });
+    }, { parent, leaf: true });
     if (found !== null) return found;
-    await this.#scheduler.download(namespace, digest);
+    await runWithContext(parent, () => this.#scheduler.download(namespace, digest));
     const downloaded = await probe();
     if (downloaded === null) throw new Error(`blob ${digest} vanished from the cache`);
     return downloaded;
@@ -208,7 +220,7 @@ export class AgentBlobs {
  * listener straight from the file (`http/file_response.ts`). `onDone` runs once the body is
  * finished, failed or cancelled; the body counts as finished once `size` bytes went out. The end
  * is seen by the request's one body tracker (`whenResponseDone`), which the server span and the
- * request metrics share.
+ * request metrics share. The span's parent is `parent`, by default the active context.
  */
 export async function streamResponse(
   ctx: Ctx,
@@ -216,8 +228,9 @@ export async function streamResponse(
   init: ResponseInit,
   size: number,
   onDone?: () => void,
+  parent?: Context,
 ): Promise<Response> {
-  const span: Span = startSpan(SPAN.agentStreamResponse, { [ATTR.size]: size });
+  const span: Span = startSpan(SPAN.agentStreamResponse, { [ATTR.size]: size }, { parent });
   const response = body instanceof FileBody
     ? fileResponse(body, init)
     : new Response(body as Uint8Array<ArrayBuffer>, init);

@@ -6,7 +6,7 @@ import { serveHttp } from "../../http/serve.ts";
 import { BlobStore } from "../../storage/blob_store.ts";
 import { digestOfBytes } from "../../storage/digest.ts";
 import { collectSpans } from "../../tracing/_test_util.ts";
-import { ATTR, SPAN } from "../../tracing/mod.ts";
+import { activeSpanIds, ATTR, SPAN } from "../../tracing/mod.ts";
 import { waitFor } from "../../tests/harness/wait.ts";
 import { AgentBlobs } from "./blobs.ts";
 
@@ -251,6 +251,55 @@ Deno.test("agent blobs: a miss downloads, then serves the downloaded blob; a blo
     assert.match(await gone.text(), /vanished from the cache/);
     assert.equal(downloads, 2);
   } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("agent blobs: the download span is active for a miss's P2P download only, not for a cache hit", async () => {
+  const root = await Deno.makeTempDir({ prefix: "agent-blobs-" });
+  const collector = collectSpans("agent");
+  try {
+    const bytes = new Uint8Array(1000).map((_, i) => i);
+    const digest = await digestOfBytes(bytes);
+    const store = await BlobStore.open({ root });
+    const activeInDownload: (string | undefined)[] = [];
+    const blobs = new AgentBlobs(store, {
+      download: async () => {
+        activeInDownload.push(activeSpanIds()?.spanId);
+        await store.putBlob(digest, bytes);
+      },
+    });
+    const activeInHandler: (string | undefined)[] = [];
+    const router = new Router()
+      .use(collector.runtime.serverMiddleware())
+      .get("/b", (ctx) =>
+        blobs.serve(ctx, "ns", digest, {
+          headers: () => {
+            activeInHandler.push(activeSpanIds()?.spanId);
+            return {};
+          },
+        }));
+    for (let i = 0; i < 2; i++) {
+      const res = await router.handle(new Request("http://agent/b"));
+      assert.deepEqual(new Uint8Array(await res.arrayBuffer()), bytes);
+    }
+    const spans = await collector.spans();
+    const downloads = spans.filter((s) => s.name === SPAN.agentDownloadBlob);
+    const servers = spans.filter((s) => s.name === "GET /b");
+    assert.equal(downloads.length, 2);
+    // The miss: the scheduler's spans would be children of agent.download_blob.
+    assert.deepEqual(activeInDownload, [downloads[0].spanContext().spanId]);
+    // Outside the download the server span stays the active one, hit or miss.
+    assert.deepEqual(activeInHandler, servers.map((s) => s.spanContext().spanId));
+    for (const d of downloads) {
+      const children = spans.filter((s) => s.parentSpanContext?.spanId === d.spanContext().spanId);
+      assert.deepEqual(children.map((s) => s.name).sort(), [
+        SPAN.agentCacheLookup,
+        SPAN.agentStreamResponse,
+      ]);
+    }
+  } finally {
+    await collector.runtime.shutdown();
     await Deno.remove(root, { recursive: true });
   }
 });

@@ -145,7 +145,8 @@ export function registerAnnounceRoutes(router: Router, deps: AnnounceDeps): void
         await withSpan(SPAN.peerstoreUpdatePeer, {
           [ATTR.peerstoreType]: peerStore.type,
           [ATTR.complete]: peer.complete,
-        }, () => peerStore.updatePeer(infoHash, peer));
+        }, () =>
+          peerStore.updatePeer(infoHash, peer), { leaf: true });
       } catch {
         // Upstream only logs this: the handout can still help the peer. The peer store monitor
         // (peerstore_monitor.ts) counts it and logs it at a bounded rate.
@@ -160,37 +161,43 @@ export function registerAnnounceRoutes(router: Router, deps: AnnounceDeps): void
         withSpan(SPAN.peerstoreGetPeers, {
           [ATTR.peerstoreType]: peerStore.type,
           [ATTR.peerstoreLimit]: deps.maxPeers,
-        }, async () => {
+        }, async (span) => {
           const peers = await peerStore.getPeers(infoHash, deps.maxPeers);
-          setAttributes({ [ATTR.peerCount]: peers.length });
+          span.setAttribute(ATTR.peerCount, peers.length);
           return peers;
-        }),
+        }, { leaf: true }),
         originStore.getOrigins(digest),
       ]);
       const errors: string[] = [];
       const peers = fromStore.status === "fulfilled" ? fromStore.value : [];
-      if (fromStore.status === "rejected") errors.push(`peer store: ${message(fromStore.reason)}`);
+      if (fromStore.status === "rejected") {
+        errors.push(`peer store: ${message(fromStore.reason)}`);
+      }
       const origins = fromOrigins.status === "fulfilled" ? fromOrigins.value : [];
       if (fromOrigins.status === "rejected") {
         errors.push(`origin store: ${message(fromOrigins.reason)}`);
       }
       setAttributes({ [ATTR.peerCount]: peers.length, [ATTR.originCount]: origins.length });
       const all = [...peers, ...origins];
-      if (all.length === 0) throw new HttpError(500, `no peers available: ${errors.join(", ")}`);
+      if (all.length === 0) {
+        throw new HttpError(500, `no peers available: ${errors.join(", ")}`);
+      }
       return withSpan(SPAN.policySortPeers, {
         [ATTR.handoutPolicy]: policy.name,
         [ATTR.peerCount]: all.length,
-      }, () => {
+      }, (span) => {
         const sorted = policy.sortPeers(all);
-        const fromOrigins = sorted.filter((p) => p.origin).length;
+        const fromOrigins = sorted.filter((p) =>
+          p.origin
+        ).length;
         handedOut("origin").inc(fromOrigins);
         handedOut("agent").inc(sorted.length - fromOrigins);
         const counts = seederCounts(policy, sorted);
         for (const [label, n] of Object.entries(counts)) {
-          setAttributes({ [policyCountAttr(label)]: n });
+          span.setAttribute(policyCountAttr(label), n);
         }
         return sorted;
-      });
+      }, { leaf: true });
     });
 
   const respond = (peers: PeerInfo[] | null) =>
