@@ -41,6 +41,9 @@ import type { PriorityPolicy } from "./policy.ts";
 /** Largest announce body read. */
 const MAX_ANNOUNCE_BODY_BYTES = 64 * 1024;
 
+// The peer store and policy spans start no span and make no traced call: no context switch.
+const LEAF = { leaf: true } as const;
+
 /** What {@linkcode registerAnnounceRoutes} runs on. */
 export interface AnnounceDeps {
   /** Announced peers. */
@@ -142,11 +145,12 @@ export function registerAnnounceRoutes(router: Router, deps: AnnounceDeps): void
       [ATTR.handoutPolicy]: policy.name,
     }, async () => {
       try {
-        await withSpan(SPAN.peerstoreUpdatePeer, {
-          [ATTR.peerstoreType]: peerStore.type,
-          [ATTR.complete]: peer.complete,
-        }, () =>
-          peerStore.updatePeer(infoHash, peer), { leaf: true });
+        await withSpan(
+          SPAN.peerstoreUpdatePeer,
+          { [ATTR.peerstoreType]: peerStore.type, [ATTR.complete]: peer.complete },
+          () => peerStore.updatePeer(infoHash, peer),
+          LEAF,
+        );
       } catch {
         // Upstream only logs this: the handout can still help the peer. The peer store monitor
         // (peerstore_monitor.ts) counts it and logs it at a bounded rate.
@@ -158,46 +162,44 @@ export function registerAnnounceRoutes(router: Router, deps: AnnounceDeps): void
         return null;
       }
       const [fromStore, fromOrigins] = await Promise.allSettled([
-        withSpan(SPAN.peerstoreGetPeers, {
-          [ATTR.peerstoreType]: peerStore.type,
-          [ATTR.peerstoreLimit]: deps.maxPeers,
-        }, async (span) => {
-          const peers = await peerStore.getPeers(infoHash, deps.maxPeers);
-          span.setAttribute(ATTR.peerCount, peers.length);
-          return peers;
-        }, { leaf: true }),
+        withSpan(
+          SPAN.peerstoreGetPeers,
+          { [ATTR.peerstoreType]: peerStore.type, [ATTR.peerstoreLimit]: deps.maxPeers },
+          async (span) => {
+            const peers = await peerStore.getPeers(infoHash, deps.maxPeers);
+            span.setAttribute(ATTR.peerCount, peers.length);
+            return peers;
+          },
+          LEAF,
+        ),
         originStore.getOrigins(digest),
       ]);
       const errors: string[] = [];
       const peers = fromStore.status === "fulfilled" ? fromStore.value : [];
-      if (fromStore.status === "rejected") {
-        errors.push(`peer store: ${message(fromStore.reason)}`);
-      }
+      if (fromStore.status === "rejected") errors.push(`peer store: ${message(fromStore.reason)}`);
       const origins = fromOrigins.status === "fulfilled" ? fromOrigins.value : [];
       if (fromOrigins.status === "rejected") {
         errors.push(`origin store: ${message(fromOrigins.reason)}`);
       }
       setAttributes({ [ATTR.peerCount]: peers.length, [ATTR.originCount]: origins.length });
       const all = [...peers, ...origins];
-      if (all.length === 0) {
-        throw new HttpError(500, `no peers available: ${errors.join(", ")}`);
-      }
-      return withSpan(SPAN.policySortPeers, {
-        [ATTR.handoutPolicy]: policy.name,
-        [ATTR.peerCount]: all.length,
-      }, (span) => {
-        const sorted = policy.sortPeers(all);
-        const fromOrigins = sorted.filter((p) =>
-          p.origin
-        ).length;
-        handedOut("origin").inc(fromOrigins);
-        handedOut("agent").inc(sorted.length - fromOrigins);
-        const counts = seederCounts(policy, sorted);
-        for (const [label, n] of Object.entries(counts)) {
-          span.setAttribute(policyCountAttr(label), n);
-        }
-        return sorted;
-      }, { leaf: true });
+      if (all.length === 0) throw new HttpError(500, `no peers available: ${errors.join(", ")}`);
+      return withSpan(
+        SPAN.policySortPeers,
+        { [ATTR.handoutPolicy]: policy.name, [ATTR.peerCount]: all.length },
+        (span) => {
+          const sorted = policy.sortPeers(all);
+          const fromOrigins = sorted.filter((p) => p.origin).length;
+          handedOut("origin").inc(fromOrigins);
+          handedOut("agent").inc(sorted.length - fromOrigins);
+          const counts = seederCounts(policy, sorted);
+          for (const [label, n] of Object.entries(counts)) {
+            span.setAttribute(policyCountAttr(label), n);
+          }
+          return sorted;
+        },
+        LEAF,
+      );
     });
 
   const respond = (peers: PeerInfo[] | null) =>
