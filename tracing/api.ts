@@ -118,22 +118,16 @@ export function withSpan<T>(
 }
 
 // `withSpan` for a span with a context of its own: active for `fn`, ended when `fn` settles.
-async function runInOwnContext<T>(
+function runInOwnContext<T>(
   span: Span,
   parent: Context,
   fn: (span: Span) => T | Promise<T>,
 ): Promise<T> {
-  try {
-    return await contextApi.with(contextWithSpan(parent, span), fn, undefined, span);
-  } catch (error) {
-    markError(span, error);
-    throw error;
-  } finally {
-    span.end();
-  }
+  return contextApi.with(contextWithSpan(parent, span), runAround<T>, undefined, span, fn);
 }
 
-// `withSpan` for a recorded leaf: `fn` runs in the caller's context; the span ends when it settles.
+// `withSpan` for a recorded span, in whatever context it is called: `fn` runs, a thrown error
+// marks the span, and the span ends when `fn` settles (a leaf is called so, in the caller's).
 async function runAround<T>(span: Span, fn: (span: Span) => T | Promise<T>): Promise<T> {
   try {
     return await fn(span);
