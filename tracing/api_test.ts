@@ -16,6 +16,13 @@ import type { RecordingSpan } from "./span.ts";
 import { KrakenTracerProvider } from "./tracer.ts";
 
 const resource = resourceFromAttributes({ "service.name": "api-test" });
+// A remote parent that was not sampled.
+const remote = trace.setSpanContext(ROOT_CONTEXT, {
+  traceId: "0af7651916cd43dd8448eb211c80319c",
+  spanId: "b7ad6b7169203331",
+  traceFlags: 0,
+  isRemote: true,
+});
 
 function provider(sampler: Sampler, ended: RecordingSpan[] = []): KrakenTracerProvider {
   return new KrakenTracerProvider({ resource, sampler, sink: { onEnd: (s) => ended.push(s) } });
@@ -75,12 +82,6 @@ Deno.test("withSpan: an unrecorded span passes fn's value and errors through, sy
   try {
     for (const p of [undefined, provider(new AlwaysOffSampler())]) {
       register(p);
-      const parent = trace.setSpanContext(ROOT_CONTEXT, {
-        traceId: "0af7651916cd43dd8448eb211c80319c",
-        spanId: "b7ad6b7169203331",
-        traceFlags: 0,
-        isRemote: true,
-      });
       assert.equal(await withSpan("sync", {}, () => 1), 1);
       const promise = Promise.resolve(2);
       const result = withSpan("async", {}, () => promise);
@@ -93,7 +94,9 @@ Deno.test("withSpan: an unrecorded span passes fn's value and errors through, sy
         /sync boom/,
       );
       await assert.rejects(withSpan("rejects", {}, () => Promise.reject(new Error("x"))), /x/);
-      const seen = await withSpan("with parent", {}, () => activeSpanIds()?.traceId, { parent });
+      const seen = await withSpan("with parent", {}, () => activeSpanIds()?.traceId, {
+        parent: remote,
+      });
       assert.equal(seen, "0af7651916cd43dd8448eb211c80319c", "fn runs in the given parent");
     }
   } finally {
@@ -105,12 +108,6 @@ Deno.test("withSpan: an unrecorded span passes fn's value and errors through, sy
 Deno.test("runInSpan: a recorded or new span is made active; one that changes nothing is not", () => {
   const manager = new AsyncLocalStorageContextManager().enable();
   context.setGlobalContextManager(manager);
-  const remote = trace.setSpanContext(ROOT_CONTEXT, {
-    traceId: "0af7651916cd43dd8448eb211c80319c",
-    spanId: "b7ad6b7169203331",
-    traceFlags: 0,
-    isRemote: true,
-  });
   try {
     // Tracing off: the no-op span carries the remote parent's context, or none.
     register(undefined);
@@ -182,12 +179,6 @@ Deno.test("withSpan leaf: recorded around fn, ended and marked on error, never m
 });
 
 Deno.test("contextOfSpan: the parent itself when the span changes nothing, else the span in it", () => {
-  const remote = trace.setSpanContext(ROOT_CONTEXT, {
-    traceId: "0af7651916cd43dd8448eb211c80319c",
-    spanId: "b7ad6b7169203331",
-    traceFlags: 0,
-    isRemote: true,
-  });
   try {
     register(undefined);
     assert.equal(contextOfSpan(startSpan("off", {}, { parent: remote }), remote), remote);
