@@ -29,6 +29,7 @@
  */
 
 import { createHash } from "node:crypto";
+import { dirname } from "node:path";
 import { parseByteSize } from "../common/byte_size.ts";
 import { type DownloadCluster, type Node, startDownloadCluster } from "../tests/harness/cluster.ts";
 import { ProcessGroup } from "../tests/harness/procs.ts";
@@ -167,8 +168,12 @@ async function drain(res: Response): Promise<number> {
  */
 export const PERF_V8_FLAGS = "--perf-basic-prof,--logfile=/dev/null,--no-logfile-per-isolate";
 
-/** Starts `perf record -g` (call graphs, `hz` samples a second) on a process until it gets SIGINT. */
+/**
+ * Starts `perf record -g` (call graphs, `hz` samples a second) on a process until it gets SIGINT,
+ * creating the output's directory first (perf itself would exit at once without it).
+ */
 export function perfRecord(pid: number, output: string, hz = 499): Deno.ChildProcess {
+  Deno.mkdirSync(dirname(output), { recursive: true });
   return new Deno.Command("perf", {
     args: ["record", "-F", String(hz), "-g", "-o", output, "-p", String(pid)],
     stdout: "null",
