@@ -49,6 +49,7 @@ import type { FileHandlePool } from "../storage/file_handles.ts";
 import { MetaInfo } from "../storage/metainfo.ts";
 import { resolveInside } from "../storage/paths.ts";
 import { Bitfield } from "./bitfield.ts";
+import type { BufferSource } from "./buffer_pool.ts";
 import type { TorrentStorage } from "./torrent.ts";
 
 /** Metadata key of a cached blob's serialized metainfo (the origin role uses the same key). */
@@ -218,6 +219,7 @@ export class LeechingTorrent extends BlobTorrent {
   // A background fdatasync of the download file, and whether writes came in since it started.
   #syncing?: Promise<void>;
   #dirty = false;
+  readonly #buffers: BufferSource | undefined;
 
   private constructor(
     store: BlobStore,
@@ -226,8 +228,10 @@ export class LeechingTorrent extends BlobTorrent {
     dir: string,
     have: Bitfield,
     files: FileHandlePool | undefined,
+    buffers: BufferSource | undefined,
   ) {
     super(store, metaInfo, files);
+    this.#buffers = buffers;
     this.uid = uid;
     this.#dir = dir;
     this.#have = have;
@@ -253,14 +257,16 @@ export class LeechingTorrent extends BlobTorrent {
    * Creates the download file and its state for `metaInfo`, or resumes the one on disk when it is
    * for the same torrent (pieces marked written are re-verified). Broken or foreign state is
    * discarded and the download starts over. Once committed, pieces are read from the cached blob
-   * through `files` when given.
+   * through `files` when given. Pieces hashed after they were written are read back into a buffer
+   * from `buffers` when given.
    */
   static async open(
     store: BlobStore,
     metaInfo: MetaInfo,
     files?: FileHandlePool,
+    buffers?: BufferSource,
   ): Promise<LeechingTorrent> {
-    const resumed = await LeechingTorrent.#resume(store, metaInfo, files);
+    const resumed = await LeechingTorrent.#resume(store, metaInfo, files, buffers);
     if (resumed) return resumed;
     await removeDownload(store, metaInfo.digest);
     const uid = await store.createUpload();
@@ -296,6 +302,7 @@ export class LeechingTorrent extends BlobTorrent {
       downloadDir(store, metaInfo.digest),
       new Bitfield(metaInfo.numPieces),
       files,
+      buffers,
     );
   }
 
@@ -303,6 +310,7 @@ export class LeechingTorrent extends BlobTorrent {
     store: BlobStore,
     metaInfo: MetaInfo,
     files: FileHandlePool | undefined,
+    buffers: BufferSource | undefined,
   ): Promise<LeechingTorrent | null> {
     const dir = downloadDir(store, metaInfo.digest);
     let uid: string, stored: MetaInfo, status: Uint8Array;
@@ -324,7 +332,7 @@ export class LeechingTorrent extends BlobTorrent {
       const bytes = await store.readUploadRange(uid, i * metaInfo.pieceLength, len);
       if (crc32(bytes) >>> 0 === metaInfo.pieceSums[i]) have.set(i);
     }
-    const torrent = new LeechingTorrent(store, metaInfo, uid, dir, have, files);
+    const torrent = new LeechingTorrent(store, metaInfo, uid, dir, have, files, buffers);
     // Record the re-check, so pieces that failed it are not trusted after another restart.
     for (let i = 0; i < status.length; i++) {
       if (status[i] === 1 && !have.get(i)) await torrent.#writeStatus(i, 0);
@@ -408,7 +416,8 @@ export class LeechingTorrent extends BlobTorrent {
     if (this.#catchUp !== undefined || this.#hashFailed) return;
     if (this.#hashed >= this.numPieces || !this.#have.get(this.#hashed)) return;
     this.#catchUp = (async () => {
-      const scratch = new Uint8Array(this.pieceLength(0));
+      const scratch = this.#buffers?.take(this.pieceLength(0)) ??
+        new Uint8Array(this.pieceLength(0));
       try {
         while (this.#hashed < this.numPieces && this.#have.get(this.#hashed)) {
           const i = this.#hashed;
@@ -422,6 +431,7 @@ export class LeechingTorrent extends BlobTorrent {
         // The commit then lets the store hash the whole file itself.
         this.#hashFailed = true;
       } finally {
+        this.#buffers?.give(scratch);
         this.#catchUp = undefined;
       }
     })();

@@ -13,7 +13,9 @@ import {
   SeedingTorrent,
   TorrentStateError,
 } from "./blob_torrent.ts";
+import { ManualTimers } from "../common/timers.ts";
 import { prng, randomBytes } from "./_test_util.ts";
+import { PieceBufferPool } from "./buffer_pool.ts";
 import { exists, withTempDir } from "../tests/harness/fs.ts";
 
 const PIECE = 1000;
@@ -165,6 +167,33 @@ Deno.test("leeching torrent hashes pieces as they land, catching up on early one
     assert.equal(t.hashedPieces, 7);
     const blob = await store.open(mi.digest);
     assert.deepEqual(new Uint8Array(await new Response(blob.stream).arrayBuffer()), data);
+  });
+});
+
+Deno.test("leeching torrent reads early pieces back into a buffer from its pool, then gives it back", async () => {
+  await withStore(async (store) => {
+    const data = randomBytes(prng(13), 4500);
+    const mi = await metaInfoOf(data);
+    const pool = new PieceBufferPool({ timers: new ManualTimers() });
+    const taken: Uint8Array[] = [];
+    const source = {
+      take: (n: number) => {
+        const buf = pool.take(n);
+        taken.push(buf);
+        return buf;
+      },
+      give: (buf: Uint8Array) => pool.give(buf),
+    };
+    const t = await LeechingTorrent.open(store, mi, undefined, source);
+    for (const i of [2, 3, 0, 1]) await t.writePiece(i, piece(data, mi, i));
+    await t.writePiece(4, piece(data, mi, 4));
+    assert.deepEqual(await t.commit(), { verified: true, cacheHit: false });
+    assert.equal(t.hashedPieces, 5);
+    assert.ok(taken.length >= 1, "the catch-up over pieces 2 and 3 took a buffer");
+    assert.equal(new Set(taken).size, 1, "a later catch-up took the one given back");
+    assert.ok(taken[0].length >= PIECE);
+    assert.equal(pool.idleBytes, taken[0].length, "given back once the hash caught up");
+    pool.close();
   });
 });
 

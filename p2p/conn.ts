@@ -26,6 +26,7 @@
  */
 
 import { Bitfield } from "./bitfield.ts";
+import type { BufferSource } from "./buffer_pool.ts";
 import { type ByteConn, closeQuietly, type Frame, FrameReader, FrameWriter } from "./frame.ts";
 import { bitfieldMessage, type Message, MessageType } from "./message.ts";
 
@@ -101,6 +102,8 @@ export interface ConnOptions {
    * valid only until that many more payloads have been pulled. Default 0 (a fresh array each).
    */
   payloadBuffers?: number;
+  /** Where that ring's buffers come from (see {@linkcode PeerConn.releaseBuffers}). */
+  bufferPool?: BufferSource;
 }
 
 /** Options for {@linkcode dialPeer}. */
@@ -466,6 +469,14 @@ export class PeerConn implements AsyncIterable<Frame> {
     this.#queue.push(item);
     this.#wake?.();
     return true;
+  }
+
+  /**
+   * Gives the receive ring's buffers back to the `bufferPool`. Call it only once no payload
+   * received on this connection is still in use (its pieces stored or dropped).
+   */
+  releaseBuffers(): void {
+    this.#reader.releaseBuffers();
   }
 
   /** Closes the socket and drops queued messages. Idempotent. */

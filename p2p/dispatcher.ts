@@ -38,6 +38,7 @@
 import { Bitfield } from "./bitfield.ts";
 import { Blacklist } from "./blacklist.ts";
 import type { LocalHandshake, PeerConn, RemoteHandshake } from "./conn.ts";
+import type { BufferSource } from "./buffer_pool.ts";
 import { encodePayloadFrame, type Frame, PAYLOAD_HEADER_ROOM } from "./frame.ts";
 import {
   announcePieceMessage,
@@ -101,6 +102,11 @@ export interface DispatcherOptions {
   onComplete?: () => void;
   /** Told about peer failures (connection errors, bad pieces, storage errors); for logging. */
   onError?: (err: Error, peerId: string) => void;
+  /**
+   * Where send buffers come from, and where they and the connections' receive rings (from the
+   * same pool, `ConnOptions.bufferPool`) go back once a peer is done. Default: allocated per peer.
+   */
+  bufferPool?: BufferSource;
 }
 
 /** Options for {@linkcode Dispatcher.addConn}. */
@@ -205,6 +211,7 @@ export class Dispatcher {
     bytesServed: 0,
   };
   #everConnected = new Set<string>();
+  #bufferPool: BufferSource | undefined;
 
   /** Starts a dispatcher over `options.storage`; it holds no peers until `addConn`. */
   constructor(options: DispatcherOptions) {
@@ -213,6 +220,7 @@ export class Dispatcher {
     this.infoHash = storage.infoHash;
     this.#peerId = options.peerId.toLowerCase();
     this.#blacklist = options.blacklist ?? new Blacklist();
+    this.#bufferPool = options.bufferPool;
     this.#pipelineLimit = options.pipelineLimit ?? 3;
     this.#originPipelineLimit = options.originPipelineLimit ?? 5;
     this.#endgameThreshold = options.endgameThreshold ?? this.#pipelineLimit;
@@ -416,6 +424,7 @@ export class Dispatcher {
       peer.conn.close();
       await Promise.allSettled(storing);
       this.#removePeer(peer);
+      this.#releaseBuffers(peer);
     }
   }
 
@@ -471,9 +480,9 @@ export class Dispatcher {
     // memory until the socket can take their bytes.
     peer.conn.send(async () => {
       try {
-        const buffer = peer.sendBuffer ??= new Uint8Array(
-          PAYLOAD_HEADER_ROOM + maxPieceLength(this.#storage),
-        );
+        const frameLength = PAYLOAD_HEADER_ROOM + maxPieceLength(this.#storage);
+        const buffer = peer.sendBuffer ??= this.#bufferPool?.take(frameLength) ??
+          new Uint8Array(frameLength);
         const bytes = await this.#storage.readPiece(index, buffer.subarray(PAYLOAD_HEADER_ROOM));
         if (bytes.length !== length) {
           throw new Error(`piece ${index} read ${bytes.length} bytes, expected ${length}`);
@@ -579,6 +588,18 @@ export class Dispatcher {
     if (peer.bitfield.get(index)) return;
     peer.bitfield.set(index);
     this.#rarity[index]++;
+  }
+
+  // Gives a finished peer's buffers back to the pool: the receive ring now (every stored piece
+  // has settled), the send buffer once the writer has stopped using it.
+  #releaseBuffers(peer: Peer): void {
+    peer.conn.releaseBuffers();
+    const pool = this.#bufferPool;
+    if (pool === undefined) return;
+    peer.conn.closed.then(() => {
+      if (peer.sendBuffer !== undefined) pool.give(peer.sendBuffer);
+      peer.sendBuffer = undefined;
+    });
   }
 
   #removePeer(peer: Peer): void {

@@ -11,7 +11,7 @@
  * returned array, so piece bytes are copied only when they arrived in the same read as their
  * header. With `payloadBuffers: n` that array is one of a ring of `n` buffers kept across frames
  * (a fresh 4 MiB array per piece costs more CPU in zeroing and page faults than the copy out of
- * the socket).
+ * the socket), taken from a `bufferPool` when one is given so they outlive the connection.
  * A sender that reads a piece into a buffer at {@linkcode PAYLOAD_HEADER_ROOM} can have the frame
  * header put just before it ({@linkcode encodePayloadFrame}) and send the whole PIECE_PAYLOAD frame
  * in one write ({@linkcode FrameWriter.writeEncoded}): the same bytes on the wire as a header write
@@ -31,6 +31,7 @@
  * @module
  */
 
+import type { BufferSource } from "./buffer_pool.ts";
 import {
   decodeMessage,
   encodeMessage,
@@ -94,6 +95,11 @@ export interface FrameReaderOptions {
    * fresh array the caller owns.
    */
   payloadBuffers?: number;
+  /**
+   * Where the ring's buffers come from; {@linkcode FrameReader.releaseBuffers} gives them back.
+   * Default: the reader allocates its own.
+   */
+  bufferPool?: BufferSource;
 }
 
 /** Options for a single read or write. */
@@ -134,6 +140,9 @@ export function closeQuietly(conn: ByteConn): void {
   }
 }
 
+// An unfilled ring slot.
+const EMPTY = new Uint8Array(0);
+
 /** Reads frames from a connection. Not safe for concurrent `read` calls. */
 export class FrameReader {
   #conn: ByteConn;
@@ -144,12 +153,25 @@ export class FrameReader {
   #end = 0;
   #ring: Uint8Array[];
   #next = 0;
+  #pool: BufferSource | undefined;
 
   /** Wraps `conn`; the reader owns its read side from now on. */
   constructor(conn: ByteConn, options: FrameReaderOptions = {}) {
     this.#conn = conn;
     this.#maxPayload = options.maxPayloadLength ?? DEFAULT_MAX_PAYLOAD_LENGTH;
-    this.#ring = Array.from({ length: options.payloadBuffers ?? 0 }, () => new Uint8Array(0));
+    this.#ring = Array.from({ length: options.payloadBuffers ?? 0 }, () => EMPTY);
+    this.#pool = options.bufferPool;
+  }
+
+  /**
+   * Gives the ring's buffers back to the `bufferPool` (the ring refills from it on later reads).
+   * Call it only when no payload this reader returned is still in use.
+   */
+  releaseBuffers(): void {
+    for (const [slot, buffer] of this.#ring.entries()) {
+      if (buffer !== EMPTY) this.#pool?.give(buffer);
+      this.#ring[slot] = EMPTY;
+    }
   }
 
   /**
@@ -212,7 +234,10 @@ export class FrameReader {
     else {
       const slot = this.#next;
       this.#next = (slot + 1) % this.#ring.length;
-      if (this.#ring[slot].length < length) this.#ring[slot] = new Uint8Array(length);
+      if (this.#ring[slot].length < length) {
+        if (this.#ring[slot] !== EMPTY) this.#pool?.give(this.#ring[slot]);
+        this.#ring[slot] = this.#pool?.take(length) ?? new Uint8Array(length);
+      }
       payload = this.#ring[slot].subarray(0, length);
     }
     const buffered = Math.min(length, this.#end - this.#start);

@@ -18,7 +18,9 @@ import {
   piecePayloadMessage,
   pieceRequestMessage,
 } from "./message.ts";
+import { ManualTimers } from "../common/timers.ts";
 import { chop, concat, prng, ScriptedConn } from "./_test_util.ts";
+import { PieceBufferPool } from "./buffer_pool.ts";
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ");
 const header = (n: number) => {
@@ -93,6 +95,38 @@ Deno.test("with payloadBuffers, payloads land in a ring of buffers, each intact 
     assert.equal(first?.payload?.buffer === third?.payload?.buffer, buffers > 0);
     assert.equal(await reader.read(), null);
   }
+});
+
+Deno.test("with a bufferPool, the ring comes from the pool and releaseBuffers gives it back", async () => {
+  const a = Uint8Array.from({ length: 5000 }, (_, i) => i % 251);
+  const stream = concat([
+    encodeFrame(piecePayloadMessage(0, a.length)),
+    a,
+    encodeFrame(piecePayloadMessage(1, a.length)),
+    a,
+  ]);
+  const pool = new PieceBufferPool({ timers: new ManualTimers() });
+  const lent = pool.take(8192);
+  pool.give(lent);
+  const read = async () => {
+    const reader = new FrameReader(new ScriptedConn(chop(stream, prng(3), 2000)), {
+      payloadBuffers: 2,
+      bufferPool: pool,
+    });
+    const first = await reader.read(), second = await reader.read();
+    assert.deepEqual(first?.payload, a);
+    assert.deepEqual(second?.payload, a);
+    return { reader, buffers: [first?.payload?.buffer, second?.payload?.buffer] };
+  };
+  const one = await read();
+  assert.equal(one.buffers[0], lent.buffer, "the first slot took the waiting buffer");
+  assert.notEqual(one.buffers[1], lent.buffer, "the second a new one (the pool was empty)");
+  assert.equal(pool.idleBytes, 0);
+  one.reader.releaseBuffers();
+  assert.equal(pool.idleBytes, 8192 + a.length, "both slots back in the pool");
+  const two = await read();
+  assert.deepEqual(new Set(two.buffers), new Set(one.buffers), "the next reader reuses them");
+  pool.close();
 });
 
 Deno.test("a frame of exactly 32768 bytes is accepted, one byte more is a FrameError", async () => {

@@ -56,6 +56,7 @@ import {
   withSpan,
 } from "../tracing/mod.ts";
 import { Blacklist } from "./blacklist.ts";
+import { PieceBufferPool } from "./buffer_pool.ts";
 import { cleanDownloads, LeechingTorrent, removeDownload, SeedingTorrent } from "./blob_torrent.ts";
 import {
   dialPeer,
@@ -157,6 +158,10 @@ export interface SchedulerOptions {
   maxOpenFiles?: number;
   /** Close such a file after this long without a piece read. Default 10 s. */
   openFileIdleMs?: number;
+  /** Bytes of piece buffers kept between torrents (`buffer_pool.ts`). Default 128 MiB. */
+  maxIdleBufferBytes?: number;
+  /** Drop those buffers after this long without a torrent taking one. Default 30 s. */
+  bufferIdleMs?: number;
   /** Logger for peer failures and announce errors. Default: silent. */
   logger?: Logger;
   /** Where the scheduler's series go (`scheduler_metrics.ts`; the role's `roleMetrics`). */
@@ -252,6 +257,8 @@ export class Scheduler {
   readonly #blacklist: Blacklist;
   // Open handles of the cached blobs pieces are served from, shared by every torrent.
   readonly #files: FileHandlePool;
+  // Piece buffers (receive rings, send buffers, hash read-backs), shared by every torrent.
+  readonly #buffers: PieceBufferPool;
   readonly #metrics: SchedulerMetrics;
   // Background work (re-announces, seeds' announces) runs here, outside any request's trace.
   readonly #rootCtx: Context;
@@ -296,6 +303,10 @@ export class Scheduler {
       pieceRequestTimeoutPerMbMs: options.pieceRequestTimeoutPerMbMs,
     };
     this.#blacklist = new Blacklist({ durationMs: options.blacklistDurationMs });
+    this.#buffers = new PieceBufferPool({
+      maxIdleBytes: options.maxIdleBufferBytes,
+      idleMs: options.bufferIdleMs,
+    });
     this.#files = new FileHandlePool({
       maxOpen: options.maxOpenFiles,
       idleMs: options.openFileIdleMs,
@@ -307,12 +318,14 @@ export class Scheduler {
         [...this.#torrents.values()].reduce((n, t) => n + t.dispatcher.peerIds.length, 0),
       blacklisted: () => this.#blacklist.size,
       openFiles: () => this.#files.openHandles,
+      idleBufferBytes: () => this.#buffers.idleBytes,
     });
     this.#intervalMs = this.#defaultIntervalMs;
     this.#rootCtx = activeContext();
     this.#server = servePeers(options.listener, {
       timeoutMs: this.#handshakeTimeoutMs,
       payloadBuffers: RECEIVE_DEPTH,
+      bufferPool: this.#buffers,
       lookup: (namespace, name, _infoHash, remote) => this.#lookup(namespace, name, remote),
       onConn: (conn) => this.#accept(conn),
       onError: (err) => this.#logger.debug("incoming peer connection refused", { error: err }),
@@ -417,6 +430,7 @@ export class Scheduler {
       await Promise.all([...this.#torrents.values()].map((t) => this.#teardown(t, err, false)));
       while (this.#tasks.size > 0) await Promise.allSettled([...this.#tasks]);
       this.#files.close();
+      this.#buffers.close();
     })();
     return this.#closing;
   }
@@ -438,7 +452,7 @@ export class Scheduler {
       [ATTR.pieces]: metaInfo.numPieces,
       [ATTR.pieceLength]: metaInfo.pieceLength,
     }, async (span) => {
-      const t = await LeechingTorrent.open(this.#store, metaInfo, this.#files);
+      const t = await LeechingTorrent.open(this.#store, metaInfo, this.#files, this.#buffers);
       span.setAttribute(ATTR.torrentResumedPieces, t.resumedPieces);
       return t;
     });
@@ -500,6 +514,7 @@ export class Scheduler {
   ): Torrent {
     const dispatcher = new Dispatcher({
       ...this.#dispatcherOptions,
+      bufferPool: this.#buffers,
       storage,
       peerId: this.peerId,
       blacklist: this.#blacklist,
@@ -642,6 +657,7 @@ export class Scheduler {
             timeoutMs: this.#handshakeTimeoutMs,
             maxPayloadLength: maxPieceLength(storage),
             payloadBuffers: RECEIVE_DEPTH,
+            bufferPool: this.#buffers,
           });
         } catch (err) {
           dispatcher.cancelReservation(peer.peerId);

@@ -15,6 +15,7 @@
  * | `kraken_scheduler_connections` | gauge | |
  * | `kraken_scheduler_blacklisted_peers` | gauge | |
  * | `kraken_scheduler_open_files` | gauge | |
+ * | `kraken_scheduler_idle_piece_buffer_bytes` | gauge | |
  *
  * `reason` is `not_found` (tracker and origins do not know the blob), `digest_mismatch`,
  * `timeout` (the torrent saw no traffic for `leecher_tti`), `closed` (removed, evicted, scheduler
@@ -68,6 +69,8 @@ export interface SchedulerGauges {
   blacklisted(): number;
   /** Cached blob files held open to serve pieces from (the scheduler's handle pool). */
   openFiles(): number;
+  /** Bytes of piece buffers waiting for reuse (the scheduler's buffer pool). */
+  idleBufferBytes(): number;
 }
 
 type PieceTotals = Pick<
@@ -181,6 +184,11 @@ export class SchedulerMetrics {
       "kraken_scheduler_open_files",
       "Cached blob files held open to serve pieces from (bounded; closed when idle or evicted).",
       () => gauges.openFiles(),
+    );
+    registry.gauge(
+      "kraken_scheduler_idle_piece_buffer_bytes",
+      "Piece buffers kept for the next torrent (bounded; dropped when idle).",
+      () => gauges.idleBufferBytes(),
     );
   }
 

@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { digestOfBytes } from "../storage/digest.ts";
 import { MetricsRegistry } from "../tracing/mod.ts";
-import { addBlob, startTestAgent, startTestOrigin, TestTracker } from "./_scheduler_test_util.ts";
+import { waitFor } from "../tests/harness/wait.ts";
+import {
+  addBlob,
+  readBlob,
+  startTestAgent,
+  startTestOrigin,
+  TestTracker,
+} from "./_scheduler_test_util.ts";
 import { prng, randomBytes } from "./_test_util.ts";
 import { TorrentNotFoundError } from "./scheduler.ts";
 
@@ -67,6 +74,46 @@ Deno.test("scheduler metrics: downloads, pieces and bytes by source, failures by
     assert.equal(m("kraken_scheduler_downloads_finished_total"), 1);
   } finally {
     await impatient.close();
+    await agent.close();
+    await origin.close();
+    await tracker.close();
+  }
+});
+
+Deno.test("scheduler: piece buffers go back to the pool when a torrent's peers are done, and the next torrent reuses them", async () => {
+  const tracker = new TestTracker();
+  const originMetrics = new MetricsRegistry();
+  const agentMetrics = new MetricsRegistry();
+  const origin = await startTestOrigin({ metrics: originMetrics });
+  tracker.origins = [origin];
+  const agent = await startTestAgent(tracker, { metrics: agentMetrics });
+  const idle = (registry: MetricsRegistry) =>
+    value(registry, "kraken_scheduler_idle_piece_buffer_bytes");
+  try {
+    assert.equal(idle(agentMetrics), 0, "registered, empty at start");
+    const pooled: number[] = [];
+    for (const seed of [31, 32]) {
+      const data = randomBytes(prng(seed), 6 * PIECE + 5);
+      const mi = await addBlob(origin.store, data, PIECE);
+      await agent.scheduler.download("ns", mi.digest);
+      assert.deepEqual(await readBlob(agent.store, mi.digest), data);
+      // Removing the torrent closes its connection: its receive ring goes back to the pool.
+      await agent.scheduler.remove(mi.digest);
+      pooled.push(
+        await waitFor(
+          "the agent's buffers back in its pool",
+          () => idle(agentMetrics) || undefined,
+        ),
+      );
+      await origin.seeder.scheduler.evict(mi.digest);
+      await waitFor(
+        "the origin's send buffer back in its pool",
+        () => idle(originMetrics) || undefined,
+      );
+    }
+    assert.ok(pooled[0] >= PIECE, `the ring's piece buffers wait in the pool: ${pooled[0]} bytes`);
+    assert.equal(pooled[1], pooled[0], "the second torrent took the same buffers again");
+  } finally {
     await agent.close();
     await origin.close();
     await tracker.close();
