@@ -19,13 +19,19 @@ function value(registry: MetricsRegistry, series: string): number | undefined {
   return line === undefined ? undefined : Number(line.split(" ")[1]);
 }
 
-Deno.test("scheduler metrics: downloads, pieces and bytes by source, failures by reason", async () => {
+// A tracker, an origin and an agent, each scheduler with a registry of its own.
+async function startMeasured() {
   const tracker = new TestTracker();
   const originMetrics = new MetricsRegistry();
   const agentMetrics = new MetricsRegistry();
   const origin = await startTestOrigin({ metrics: originMetrics });
   tracker.origins = [origin];
   const agent = await startTestAgent(tracker, { metrics: agentMetrics });
+  return { tracker, origin, agent, originMetrics, agentMetrics };
+}
+
+Deno.test("scheduler metrics: downloads, pieces and bytes by source, failures by reason", async () => {
+  const { tracker, origin, agent, originMetrics, agentMetrics } = await startMeasured();
   // A second agent gives up quickly on a torrent without traffic.
   const impatientMetrics = new MetricsRegistry();
   const impatient = await startTestAgent(tracker, { metrics: impatientMetrics, leecherTtiMs: 300 });
@@ -81,12 +87,7 @@ Deno.test("scheduler metrics: downloads, pieces and bytes by source, failures by
 });
 
 Deno.test("scheduler: piece buffers go back to the pool when a torrent's peers are done, and the next torrent reuses them", async () => {
-  const tracker = new TestTracker();
-  const originMetrics = new MetricsRegistry();
-  const agentMetrics = new MetricsRegistry();
-  const origin = await startTestOrigin({ metrics: originMetrics });
-  tracker.origins = [origin];
-  const agent = await startTestAgent(tracker, { metrics: agentMetrics });
+  const { tracker, origin, agent, originMetrics, agentMetrics } = await startMeasured();
   const idle = (registry: MetricsRegistry) =>
     value(registry, "kraken_scheduler_idle_piece_buffer_bytes");
   try {
