@@ -49,7 +49,7 @@ import type { FileHandlePool } from "../storage/file_handles.ts";
 import { MetaInfo } from "../storage/metainfo.ts";
 import { resolveInside } from "../storage/paths.ts";
 import { Bitfield } from "./bitfield.ts";
-import type { BufferSource } from "./buffer_pool.ts";
+import type { PieceBufferSource } from "./buffer_pool.ts";
 import type { TorrentStorage } from "./torrent.ts";
 
 /** Metadata key of a cached blob's serialized metainfo (the origin role uses the same key). */
@@ -219,7 +219,7 @@ export class LeechingTorrent extends BlobTorrent {
   // A background fdatasync of the download file, and whether writes came in since it started.
   #syncing?: Promise<void>;
   #dirty = false;
-  readonly #buffers: BufferSource | undefined;
+  readonly #buffers: PieceBufferSource | undefined;
 
   private constructor(
     store: BlobStore,
@@ -228,7 +228,7 @@ export class LeechingTorrent extends BlobTorrent {
     dir: string,
     have: Bitfield,
     files: FileHandlePool | undefined,
-    buffers: BufferSource | undefined,
+    buffers: PieceBufferSource | undefined,
   ) {
     super(store, metaInfo, files);
     this.#buffers = buffers;
@@ -264,7 +264,7 @@ export class LeechingTorrent extends BlobTorrent {
     store: BlobStore,
     metaInfo: MetaInfo,
     files?: FileHandlePool,
-    buffers?: BufferSource,
+    buffers?: PieceBufferSource,
   ): Promise<LeechingTorrent> {
     const resumed = await LeechingTorrent.#resume(store, metaInfo, files, buffers);
     if (resumed) return resumed;
@@ -310,7 +310,7 @@ export class LeechingTorrent extends BlobTorrent {
     store: BlobStore,
     metaInfo: MetaInfo,
     files: FileHandlePool | undefined,
-    buffers: BufferSource | undefined,
+    buffers: PieceBufferSource | undefined,
   ): Promise<LeechingTorrent | null> {
     const dir = downloadDir(store, metaInfo.digest);
     let uid: string, stored: MetaInfo, status: Uint8Array;

@@ -28,7 +28,7 @@
 import { systemTimers, type Timers } from "../common/timers.ts";
 
 /** Where piece buffers come from and go back to (the seam {@linkcode PieceBufferPool} fills). */
-export interface BufferSource {
+export interface PieceBufferSource {
   /** A buffer of at least `length` bytes, owned by the caller until it is given back. */
   take(length: number): Uint8Array;
   /** Takes a buffer back; the caller must not touch it afterwards. */
@@ -52,7 +52,7 @@ export const DEFAULT_MAX_IDLE_BUFFER_BYTES = 128 * 1024 * 1024;
 export const DEFAULT_BUFFER_IDLE_MS = 30_000;
 
 /** Reuses piece buffers across connections and torrents; see the module doc for its bounds. */
-export class PieceBufferPool implements BufferSource {
+export class PieceBufferPool implements PieceBufferSource {
   readonly #maxIdleBytes: number;
   readonly #idleMs: number;
   readonly #timers: Timers;

@@ -26,7 +26,7 @@
  */
 
 import { Bitfield } from "./bitfield.ts";
-import type { BufferSource } from "./buffer_pool.ts";
+import type { PieceBufferSource } from "./buffer_pool.ts";
 import { type ByteConn, closeQuietly, type Frame, FrameReader, FrameWriter } from "./frame.ts";
 import { bitfieldMessage, type Message, MessageType } from "./message.ts";
 
@@ -103,7 +103,7 @@ export interface ConnOptions {
    */
   payloadBuffers?: number;
   /** Where that ring's buffers come from (see {@linkcode PeerConn.releaseBuffers}). */
-  bufferPool?: BufferSource;
+  bufferPool?: PieceBufferSource;
 }
 
 /** Options for {@linkcode dialPeer}. */

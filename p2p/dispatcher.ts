@@ -37,8 +37,8 @@
 
 import { Bitfield } from "./bitfield.ts";
 import { Blacklist } from "./blacklist.ts";
+import type { PieceBufferSource } from "./buffer_pool.ts";
 import type { LocalHandshake, PeerConn, RemoteHandshake } from "./conn.ts";
-import type { BufferSource } from "./buffer_pool.ts";
 import { encodePayloadFrame, type Frame, PAYLOAD_HEADER_ROOM } from "./frame.ts";
 import {
   announcePieceMessage,
@@ -106,7 +106,7 @@ export interface DispatcherOptions {
    * Where send buffers come from, and where they and the connections' receive rings (from the
    * same pool, `ConnOptions.bufferPool`) go back once a peer is done. Default: allocated per peer.
    */
-  bufferPool?: BufferSource;
+  bufferPool?: PieceBufferSource;
 }
 
 /** Options for {@linkcode Dispatcher.addConn}. */
@@ -211,7 +211,7 @@ export class Dispatcher {
     bytesServed: 0,
   };
   #everConnected = new Set<string>();
-  #bufferPool: BufferSource | undefined;
+  #bufferPool: PieceBufferSource | undefined;
 
   /** Starts a dispatcher over `options.storage`; it holds no peers until `addConn`. */
   constructor(options: DispatcherOptions) {

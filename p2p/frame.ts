@@ -31,7 +31,7 @@
  * @module
  */
 
-import type { BufferSource } from "./buffer_pool.ts";
+import type { PieceBufferSource } from "./buffer_pool.ts";
 import {
   decodeMessage,
   encodeMessage,
@@ -99,7 +99,7 @@ export interface FrameReaderOptions {
    * Where the ring's buffers come from; {@linkcode FrameReader.releaseBuffers} gives them back.
    * Default: the reader allocates its own.
    */
-  bufferPool?: BufferSource;
+  bufferPool?: PieceBufferSource;
 }
 
 /** Options for a single read or write. */
@@ -153,7 +153,7 @@ export class FrameReader {
   #end = 0;
   #ring: Uint8Array[];
   #next = 0;
-  #pool: BufferSource | undefined;
+  #pool: PieceBufferSource | undefined;
 
   /** Wraps `conn`; the reader owns its read side from now on. */
   constructor(conn: ByteConn, options: FrameReaderOptions = {}) {
