@@ -5,7 +5,9 @@
  * interleaved order of `perf/e2e.ts` (`interleavedRuns`). It is the same-run before/after and A/A
  * tool for the agent's cached GET (`docs/performance.md`, "The agent's cached GET end to end"):
  * per variant and run it reports the client's p50/p99 and the agent's CPU per GET (`/proc`), and
- * before the runs each agent's idle CPU. With `--perf=<dir>` every agent is profiled with Linux
+ * before the runs each agent's idle CPU. Every checkout is warmed first (`perf/module_cache.ts`)
+ * and the agents run on other CPUs than the client (`perf/cpu_pinning.ts`), as in `perf/e2e.ts`.
+ * With `--perf=<dir>` every agent is profiled with Linux
  * `perf record` during each run (V8's `--perf-basic-prof` symbols; the figures then include the
  * profiler's overhead).
  *
@@ -41,6 +43,8 @@ import {
   uploadBlob,
 } from "./e2e.ts";
 import { PERF_V8_FLAGS, perfRecord } from "./p2p.ts";
+import { pinForMeasurement } from "./cpu_pinning.ts";
+import { warmModuleCache } from "./module_cache.ts";
 import { table, type VariantRun } from "./report.ts";
 
 const HERE = new URL("../", import.meta.url).pathname;
@@ -147,6 +151,8 @@ export interface AgentGetResult {
   runs: VariantRun[][];
   /** The agents' process ids (the names of `perf` maps, `/tmp/perf-<pid>.map`). */
   pids: number[];
+  /** Where the client and the agents ran (`perf/cpu_pinning.ts`). */
+  pinning: string;
 }
 
 async function startAgent(
@@ -189,6 +195,8 @@ async function startAgent(
 /** Starts the cluster and the agents, then measures idle CPU and the interleaved GET runs. */
 export async function measureAgentGets(options: AgentGetOptions): Promise<AgentGetResult> {
   const { dir, group, variants } = options;
+  // A checkout whose modules are not cached yet would run slower agents (perf/module_cache.ts).
+  for (const tree of new Set(variants.map((v) => v.tree ?? HERE))) await warmModuleCache(tree);
   const sink = await startSink(group, dir);
   const cluster = await startDownloadCluster({ dir, group, agents: 0 });
   const ports = freePorts(3 * variants.length);
@@ -209,6 +217,21 @@ export async function measureAgentGets(options: AgentGetOptions): Promise<AgentG
     `${a.url}/namespace/${encodeURIComponent("perf/agent-get")}/blobs/${digest}`
   );
   const pids = agents.map((a) => a.process.pid);
+  const pinning = await pinForMeasurement(pids);
+  try {
+    return await measurePinned(options, urls, size, pids, pinning.description);
+  } finally {
+    await pinning.restore();
+  }
+}
+
+async function measurePinned(
+  options: AgentGetOptions,
+  urls: string[],
+  size: number,
+  pids: number[],
+  pinning: string,
+): Promise<AgentGetResult> {
   const request = async (v: number, _i: number, signal: AbortSignal) => {
     const started = performance.now();
     const res = await fetch(urls[v], { signal });
@@ -244,7 +267,7 @@ export async function measureAgentGets(options: AgentGetOptions): Promise<AgentG
     for (const recorder of recorders) await recorder.status;
     runs.push(run);
   }
-  return { idleMsPerSecond, runs, pids };
+  return { idleMsPerSecond, runs, pids, pinning };
 }
 
 /** The report: idle CPU, then per run and variant p50, p99 and CPU per GET. */
@@ -263,6 +286,7 @@ export function renderAgentGets(variants: AgentVariant[], result: AgentGetResult
     )
   );
   return [
+    `CPUs: ${result.pinning}`,
     `idle CPU, ms/s: ${
       variants.map((v, i) => `${v.label} ${result.idleMsPerSecond[i].toFixed(1)}`).join(", ")
     }`,

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { allowedCpus } from "./cpu_pinning.ts";
 import { externalTest } from "../tests/harness/external.ts";
 import { ProcessGroup } from "../tests/harness/procs.ts";
 import { measureAgentGets, parseVariant, renderAgentGets, variantTracing } from "./agent_get.ts";
@@ -43,6 +44,7 @@ externalTest(
     try {
       await using group = new ProcessGroup();
       const variants = ["off", "100%"].map(parseVariant);
+      const clientCpus = await allowedCpus(Deno.pid);
       const result = await measureAgentGets({
         dir,
         group,
@@ -58,8 +60,14 @@ externalTest(
         assert.ok(run.every((f) => f.p50Micros > 0 && f.cpuSeconds >= 0));
       }
       assert.equal(result.idleMsPerSecond.length, 2);
+      // The agents ran on CPUs of their own; the client has its CPUs back.
+      if (navigator.hardwareConcurrency >= 2) {
+        assert.match(result.pinning, /^client on CPU 0, nodes under test on CPU 1/);
+        for (const pid of result.pids) assert.notEqual(await allowedCpus(pid), "0");
+      }
+      assert.equal(await allowedCpus(Deno.pid), clientCpus);
       const text = renderAgentGets(variants, result);
-      assert.match(text, /^idle CPU, ms\/s: off [\d.]+, 100% [\d.]+/);
+      assert.match(text, /^CPUs: .+\nidle CPU, ms\/s: off [\d.]+, 100% [\d.]+/);
       assert.match(text, /\| 2 \| 100% \| 20 \| \d+ µs \| \d+ µs \| \d+ \|/);
     } finally {
       await Deno.remove(dir, { recursive: true });

@@ -9,6 +9,9 @@
  * trackers (the agent's JSON, a pool of torrents and peers), and Registry v2 uploads (POST, one
  * PATCH, PUT `?digest=`) of fresh random blobs through the proxies. CPU is each node process's
  * user+system time (`/proc/<pid>/stat`) over a run. Every loop is bounded in count and in time.
+ * The checkout's module cache is warmed first (`perf/module_cache.ts`), and the client and the
+ * nodes under test run on separate CPUs (`perf/cpu_pinning.ts`), so neither a cold cache nor the
+ * scheduler's placement of one node makes a difference between the variants.
  *
  * @module
  */
@@ -31,8 +34,11 @@ import {
   type VariantRun,
 } from "./report.ts";
 import type { SinkStats } from "./e2e_collector.ts";
+import { pinForMeasurement } from "./cpu_pinning.ts";
+import { warmModuleCache } from "./module_cache.ts";
 
 const COLLECTOR = new URL("./e2e_collector.ts", import.meta.url).pathname;
+const ROOT = new URL("../", import.meta.url).pathname;
 
 /**
  * The longest any one request of the measurements may take: a node that hangs fails the part
@@ -87,6 +93,8 @@ export interface E2eResults {
   otlp: SinkStats & { spansExported: number };
   /** The 100% tracker's sampled spans and the announces it got (warm-up included). */
   tracker100: { spansSampled: number; announces: number };
+  /** Where the client and the nodes under test ran (`perf/cpu_pinning.ts`). */
+  pinning: string;
 }
 
 /** User+system CPU seconds of a process so far (Linux `/proc/<pid>/stat`, 100 ticks a second). */
@@ -269,11 +277,16 @@ export function randomBlob(size: number): Uint8Array<ArrayBuffer> {
 
 const LABEL: Record<TracingVariant, string> = { off: "off", "10%": "10pct", "100%": "100pct" };
 
+/** The OTLP sink every traced node under test exports to. */
+export interface Sink {
+  /** Its base URL (the nodes' `tracing.endpoint`). */
+  endpoint: string;
+  /** What it received so far. */
+  stats(): Promise<SinkStats>;
+}
+
 /** Starts the sink collector process and waits until it answers. */
-export async function startSink(
-  group: ProcessGroup,
-  dir: string,
-): Promise<{ endpoint: string; stats(): Promise<SinkStats> }> {
+export async function startSink(group: ProcessGroup, dir: string): Promise<Sink> {
   const port = freePort();
   const process = group.spawnDeno(COLLECTOR, [`--port=${port}`], {
     name: "otlp-sink",
@@ -353,12 +366,32 @@ const ANNOUNCE_PEERS = 64;
  * an agent, a tracker and a proxy per tracing variant) and runs the three measurements.
  */
 export async function measureEndToEnd(options: E2eOptions): Promise<E2eResults> {
-  const { dir, group, runs } = options;
-  const log = options.log ?? (() => {});
-  const maxRunMs = options.maxRunMs ?? 120_000;
+  const { dir, group } = options;
+  await warmModuleCache(ROOT);
   const sink = await startSink(group, dir);
   const cluster = await startDownloadCluster({ dir, group, agents: 0 });
   const nodes = await startVariants(cluster, sink.endpoint);
+  const pids = (list: Node[]) => list.map((n) => n.process.pid);
+  const pinning = await pinForMeasurement(
+    pids([...nodes.agents, ...nodes.trackers, ...nodes.proxies]),
+  );
+  try {
+    return await measureNodes(options, cluster, nodes, sink, pinning.description);
+  } finally {
+    await pinning.restore();
+  }
+}
+
+async function measureNodes(
+  options: E2eOptions,
+  cluster: DownloadCluster,
+  nodes: Variants,
+  sink: Sink,
+  pinning: string,
+): Promise<E2eResults> {
+  const { runs } = options;
+  const log = options.log ?? (() => {});
+  const maxRunMs = options.maxRunMs ?? 120_000;
   const pids = (list: Node[]) => list.map((n) => n.process.pid);
   const proxyUrl = cluster.proxy.url;
   const measurements: E2eMeasurement[] = [];
@@ -478,5 +511,6 @@ export async function measureEndToEnd(options: E2eOptions): Promise<E2eResults> 
     measurements,
     otlp: { ...(await sink.stats()), spansExported: final.reduce((a, c) => a + c.exported, 0) },
     tracker100: { spansSampled: trackerCounters[1].sampled, announces },
+    pinning,
   };
 }

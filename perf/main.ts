@@ -165,6 +165,7 @@ export async function runPerf(options: PerfOptions, args: string[] = []): Promis
       log,
     });
     report.e2e = r.measurements;
+    report.e2ePinning = r.pinning;
     report.scale = {
       ...report.scale,
       otlpBytesPerSpan: r.otlp.spansExported > 0 ? r.otlp.bytes / r.otlp.spansExported : undefined,

@@ -45,6 +45,10 @@ externalTest({
         /\| span start\+end sampled \| [\d.]+ (ns|µs) \| [\d.]+ (ns|µs) \| [\d.]+× \|/,
       );
       assert.match(md, /Heap held per queued 10-span trace until export .*: \d+ bytes\./);
+      assert.match(
+        md,
+        /CPUs: (client on CPU 0, nodes under test on CPU [\d-]+|not pinned \(.+\))\./,
+      );
       for (
         const title of [
           "agent GET of a cached 64 KB blob",

@@ -38,6 +38,9 @@ import { cpuSeconds, sampleValue, startSink } from "./e2e.ts";
 import { startGoAgent } from "./go_agent.ts";
 import { DEFAULT_PAGE_STATE, type PageState, parsePageState, recyclePages } from "./page_cache.ts";
 import { median } from "./report.ts";
+import { warmModuleCache } from "./module_cache.ts";
+
+const HERE = new URL("../", import.meta.url).pathname;
 
 /** What to measure. */
 export interface P2pOptions {
@@ -410,6 +413,8 @@ export async function compareP2p(options: P2pOptions, baselines: string[]): Prom
   const group = new ProcessGroup();
   try {
     const starters: StartCluster[] = [startDownloadCluster];
+    // A checkout whose modules are not cached yet would start slower roles (perf/module_cache.ts).
+    for (const root of [HERE, ...baselines]) await warmModuleCache(root);
     for (const root of baselines) {
       const harness = await import(`file://${root}/tests/harness/cluster.ts`);
       starters.push(harness.startDownloadCluster);

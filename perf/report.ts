@@ -374,6 +374,8 @@ export interface PerfReport {
   tracer: { figures?: TracerFigures; error?: string };
   /** End-to-end measurements (agent GET, tracker announce, proxy upload). */
   e2e: E2eMeasurement[];
+  /** Where the e2e client and nodes under test ran (`perf/cpu_pinning.ts`). */
+  e2ePinning?: string;
   /** Trace completeness. */
   completeness?: CompletenessFigures;
   /** Scale-note figures. */
@@ -585,7 +587,8 @@ export function renderReport(report: PerfReport): string {
     "",
     "Requests interleaved across the three nodes (one at a time, order rotated every block); " +
       "percent in brackets: over tracing off in the same run. CPU: the node process's user+system " +
-      "time during the run, per request.",
+      "time during the run, per request." +
+      (report.e2ePinning ? ` CPUs: ${report.e2ePinning}.` : ""),
   );
   for (const m of report.e2e) out.push("", e2eSection(m));
   out.push("", "### Trace completeness (real Jaeger)", "");

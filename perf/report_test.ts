@@ -210,6 +210,7 @@ function sampleReport(): PerfReport {
       runs: [run([500, 505, 530], [1500, 1510, 1700])],
       spans: { "10%": { sampled: 10, exported: 10 } },
     }],
+    e2ePinning: "client on CPU 0, nodes under test on CPU 1",
     failures: [{ part: "completeness", error: "Jaeger missing" }],
   };
 }
@@ -233,6 +234,7 @@ Deno.test("renderReport: every section, figures, targets marked", () => {
     assert.ok(md.includes(heading), `missing ${heading}:\n${md}`);
   }
   assert.match(md, /Machine: Test CPU, 2 cores, 4 GiB memory; Deno 2\.9\.6/);
+  assert.match(md, /per request\. CPUs: client on CPU 0, nodes under test on CPU 1\./);
   assert.match(md, /\| 1 → 1 \| 512 MiB × 3 \| 510 \(400–520\) \| 1\.20 \| 0\.40 \| — \|/);
   assert.match(
     md,

@@ -15,8 +15,8 @@ import { HttpError, type Router } from "../../http/router.ts";
 import { TorrentNotFoundError } from "../../p2p/scheduler.ts";
 import type { Digest } from "../../storage/digest.ts";
 import { digestParam } from "../../storage/digest_param.ts";
-import { ATTR, setAttributes } from "../../tracing/mod.ts";
-import type { AgentBlobs } from "./blobs.ts";
+import { setAttributes } from "../../tracing/mod.ts";
+import { type AgentBlobs, blobAttributes } from "./blobs.ts";
 
 /** What {@linkcode registerBlobRoutes} runs on. */
 export interface BlobApiDeps {
@@ -31,7 +31,7 @@ export function registerBlobRoutes(router: Router, deps: BlobApiDeps): void {
   router.get("/namespace/{namespace}/blobs/{digest}", async (ctx) => {
     const digest = digestParam(ctx, { loose: true });
     const namespace = ctx.params.namespace;
-    setAttributes({ [ATTR.namespace]: namespace, [ATTR.digest]: digest.toString() });
+    setAttributes(blobAttributes(namespace, digest));
     try {
       return await deps.blobs.serve(ctx, namespace, digest, { head: ctx.req.method === "HEAD" });
     } catch (error) {

