@@ -43,7 +43,7 @@ import {
   uploadBlob,
 } from "./e2e.ts";
 import { PERF_V8_FLAGS, perfRecord } from "./p2p.ts";
-import { pinForMeasurement } from "./cpu_pinning.ts";
+import { withPinning } from "./cpu_pinning.ts";
 import { warmModuleCache } from "./module_cache.ts";
 import { table, type VariantRun } from "./report.ts";
 
@@ -217,12 +217,7 @@ export async function measureAgentGets(options: AgentGetOptions): Promise<AgentG
     `${a.url}/namespace/${encodeURIComponent("perf/agent-get")}/blobs/${digest}`
   );
   const pids = agents.map((a) => a.process.pid);
-  const pinning = await pinForMeasurement(pids);
-  try {
-    return await measurePinned(options, urls, size, pids, pinning.description);
-  } finally {
-    await pinning.restore();
-  }
+  return await withPinning(pids, (pinning) => measurePinned(options, urls, size, pids, pinning));
 }
 
 async function measurePinned(

@@ -4,7 +4,7 @@
  * the other CPU, and that placement sticks to the process: six identical agents with tracing off
  * measured 527–610 µs p50 side by side, in two groups about 40 µs apart, the same agents in the
  * same group run after run. With the client on the first CPU and the nodes on the others, the same
- * six came within 8 µs of each other (docs/performance.md, "2026-12-03"). {@linkcode pinForMeasurement}
+ * six came within 8 µs of each other (docs/performance.md, "2026-12-03"). {@linkcode withPinning}
  * does that with `taskset`; where there is one CPU or no `taskset` it pins nothing and says so.
  *
  * @module
@@ -74,4 +74,21 @@ export async function pinForMeasurement(
     description: `client on CPU 0, nodes under test on CPU ${nodeCpus}`,
     restore: () => pinProcess(client, clientCpus),
   };
+}
+
+/**
+ * Runs `measure` with the client and `nodePids` pinned as {@linkcode pinForMeasurement} does, and
+ * gives the client its CPUs back when it settles; `measure` gets the placement's description.
+ */
+export async function withPinning<T>(
+  nodePids: number[],
+  measure: (pinning: string) => Promise<T>,
+  options: PinOptions = {},
+): Promise<T> {
+  const pinning = await pinForMeasurement(nodePids, options);
+  try {
+    return await measure(pinning.description);
+  } finally {
+    await pinning.restore();
+  }
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { externalTest } from "../tests/harness/external.ts";
-import { allowedCpus, pinForMeasurement, pinProcess } from "./cpu_pinning.ts";
+import { allowedCpus, pinForMeasurement, pinProcess, withPinning } from "./cpu_pinning.ts";
 
 function sleeper(): Deno.ChildProcess {
   return new Deno.Command("sleep", { args: ["30"], stdout: "null", stderr: "null" }).spawn();
@@ -51,6 +51,35 @@ externalTest(
       await assert.rejects(pinProcess(node.pid, "4095"), /taskset -c 4095 \d+: .+/);
     } finally {
       node.kill();
+      await node.status;
+    }
+  },
+);
+
+externalTest(
+  "withPinning: the measurement sees the placement; the client is restored after a throw",
+  async () => {
+    const client = sleeper();
+    const node = sleeper();
+    try {
+      const before = await allowedCpus(client.pid);
+      const options = { cpuCount: 1, clientPid: client.pid };
+      assert.equal(
+        await withPinning([node.pid], (p) => Promise.resolve(p), options),
+        "not pinned (one CPU)",
+      );
+      await assert.rejects(
+        withPinning([node.pid], () => Promise.reject(new Error("run failed")), {
+          ...options,
+          cpuCount: 2,
+        }),
+        /run failed/,
+      );
+      assert.equal(await allowedCpus(client.pid), before);
+    } finally {
+      client.kill();
+      node.kill();
+      await client.status;
       await node.status;
     }
   },

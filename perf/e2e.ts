@@ -34,7 +34,7 @@ import {
   type VariantRun,
 } from "./report.ts";
 import type { SinkStats } from "./e2e_collector.ts";
-import { pinForMeasurement } from "./cpu_pinning.ts";
+import { withPinning } from "./cpu_pinning.ts";
 import { warmModuleCache } from "./module_cache.ts";
 
 const COLLECTOR = new URL("./e2e_collector.ts", import.meta.url).pathname;
@@ -372,14 +372,10 @@ export async function measureEndToEnd(options: E2eOptions): Promise<E2eResults> 
   const cluster = await startDownloadCluster({ dir, group, agents: 0 });
   const nodes = await startVariants(cluster, sink.endpoint);
   const pids = (list: Node[]) => list.map((n) => n.process.pid);
-  const pinning = await pinForMeasurement(
+  return await withPinning(
     pids([...nodes.agents, ...nodes.trackers, ...nodes.proxies]),
+    (pinning) => measureNodes(options, cluster, nodes, sink, pinning),
   );
-  try {
-    return await measureNodes(options, cluster, nodes, sink, pinning.description);
-  } finally {
-    await pinning.restore();
-  }
 }
 
 async function measureNodes(
