@@ -16,6 +16,8 @@
  * @module
  */
 
+import type { ResponseEnds } from "./response_ends.ts";
+
 /** Per-request context passed to middleware and handlers. */
 export interface Ctx {
   /** The incoming request. */
@@ -30,6 +32,11 @@ export interface Ctx {
   readonly remote: Deno.NetAddr | undefined;
   /** Free-form per-request state for middleware. */
   readonly state: Record<string, unknown>;
+  /**
+   * Where the listener reports the end of this request's response (`http/response_ends.ts`);
+   * undefined when the request is handled in-process, with nobody to report.
+   */
+  readonly responseEnds?: ResponseEnds;
 }
 
 /** A request handler. */
@@ -193,8 +200,15 @@ export class Router {
     return (req, info) => this.handle(req, info.remoteAddr as Deno.NetAddr);
   }
 
-  /** Handles one request. */
-  async handle(req: Request, remote?: Deno.NetAddr): Promise<Response> {
+  /**
+   * Handles one request; `responseEnds` is the listener's, when it reports the end of each
+   * response it sends.
+   */
+  async handle(
+    req: Request,
+    remote?: Deno.NetAddr,
+    responseEnds?: ResponseEnds,
+  ): Promise<Response> {
     const url = new URL(req.url);
     const found = this.match(req.method, url.pathname);
     const ctx: Ctx = {
@@ -204,6 +218,7 @@ export class Router {
       route: "route" in found ? found.route.template : undefined,
       remote,
       state: {},
+      responseEnds,
     };
     const final = async (): Promise<Response> => {
       if (!("route" in found)) {

@@ -16,7 +16,9 @@
  * through {@linkcode getRequestBody}. Other methods stream their bodies. A response whose body fits
  * in one chunk is sent with `Content-Length`, larger ones chunked; a file body
  * (`http/file_response.ts`) is sent from the file through reused buffers. A client that goes away
- * cancels (or ends) the response body so its span still ends.
+ * cancels (or ends) the response body so its span still ends. Every response's end (the body bytes
+ * written, or why not all were) is reported to the {@linkcode ResponseEnds} the handler was given,
+ * so the request metrics and the server span need not wrap the body to see it.
  *
  * @module
  */
@@ -27,6 +29,7 @@ import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { concatBytes } from "../common/bytes.ts";
 import { fileBodyOf, sendFileBody } from "./file_response.ts";
+import { ResponseEnds } from "./response_ends.ts";
 import { DEFAULT_LISTENER_LIMITS, type ListenerLimits } from "./listener_config.ts";
 
 export { DEFAULT_LISTENER_LIMITS, type ListenerLimits } from "./listener_config.ts";
@@ -41,8 +44,15 @@ export function getRequestBody(req: Request): Uint8Array | undefined {
   return getBodies.get(req);
 }
 
-/** A request handler (the router's). */
-export type HttpHandler = (req: Request, remote: Deno.NetAddr) => Promise<Response>;
+/**
+ * A request handler (the router's). `ends` is where the listener reports each response's end, so
+ * the handler may wait for it (`Router.handle` puts it in the request's context).
+ */
+export type HttpHandler = (
+  req: Request,
+  remote: Deno.NetAddr,
+  ends: ResponseEnds,
+) => Promise<Response>;
 
 /** Options for {@linkcode serveHttp}. */
 export interface ServeHttpOptions {
@@ -204,10 +214,43 @@ function writeChunk(res: http.ServerResponse, chunk: Uint8Array): Promise<boolea
   });
 }
 
+/**
+ * Sends `response` and reports its end to `ends`: the bytes of the body written, and an error when
+ * the body failed or the client went away before it was all written.
+ */
 async function sendResponse(
   req: http.IncomingMessage,
   res: http.ServerResponse,
   response: Response,
+  ends: ResponseEnds,
+): Promise<void> {
+  const written = { bytes: 0 };
+  let error: unknown;
+  try {
+    await writeResponse(req, res, response, written);
+  } catch (failure) {
+    error = failure;
+    throw failure;
+  } finally {
+    ends.report(response, error, written.bytes);
+  }
+}
+
+/** The client went away before the whole body was written. */
+class ClientGoneError extends Error {
+  /** `bytes`: what was written before. */
+  constructor(bytes: number) {
+    super(`client closed the connection after ${bytes} bytes of the response body`);
+    this.name = "ClientGoneError";
+  }
+}
+
+// Writes the response, counting the body bytes written; rejects when the body could not all be.
+async function writeResponse(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  response: Response,
+  written: { bytes: number },
 ): Promise<void> {
   const headers: string[] = [];
   for (const [name, value] of response.headers) headers.push(name, value);
@@ -222,6 +265,7 @@ async function sendResponse(
     if (!response.headers.has("content-length")) headers.push("content-length", `${file.length}`);
     res.writeHead(response.status, headers);
     await sendFileBody(res, file);
+    written.bytes = file.sent;
     return;
   }
   const reader = response.body.getReader();
@@ -234,17 +278,27 @@ async function sendResponse(
       if (!response.headers.has("content-length")) headers.push("content-length", `${body.length}`);
       res.writeHead(response.status, headers);
       res.end(body);
+      written.bytes = body.length;
       return;
     }
     res.writeHead(response.status, headers);
-    let ok = await writeChunk(res, first.value!) && await writeChunk(res, second.value);
+    let ok = await writeChunk(res, first.value!);
+    if (ok) written.bytes += first.value!.length;
+    ok = ok && await writeChunk(res, second.value);
+    if (ok) written.bytes += second.value.length;
     while (ok) {
       const { done, value } = await reader.read();
       if (done) break;
       ok = await writeChunk(res, value);
+      if (ok) written.bytes += value.length;
     }
-    if (ok) res.end();
-    else await reader.cancel(new Error("client closed the connection"));
+    if (ok) {
+      res.end();
+      return;
+    }
+    const gone = new ClientGoneError(written.bytes);
+    await reader.cancel(gone);
+    throw gone;
   } finally {
     reader.releaseLock();
   }
@@ -358,6 +412,7 @@ export function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
   const onLimit = options.onLimit ?? (() => {});
   const stats = new ListenerStats();
   const watches = new WeakMap<Socket, ConnectionWatch>();
+  const ends = new ResponseEnds();
   let inFlight = 0;
   let stopping = false;
   let idle: (() => void) | undefined;
@@ -442,11 +497,11 @@ export function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
       }
       let response: Response;
       try {
-        response = await options.handler(request, remote);
+        response = await options.handler(request, remote, ends);
       } catch (error) {
         response = new Response((error as Error)?.message ?? "internal error", { status: 500 });
       }
-      await sendResponse(req, res, response);
+      await sendResponse(req, res, response, ends);
     } catch {
       res.destroy();
     } finally {

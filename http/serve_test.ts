@@ -136,3 +136,49 @@ Deno.test("http server: shutdown waits for a request in flight", async () => {
   await stopping;
   await assert.rejects(fetch(`http://127.0.0.1:${server.addr.port}/`));
 });
+
+Deno.test("http server: reports each response's end with the bytes written, and a client that leaves as an error", async () => {
+  const ended = new Map<string, PromiseWithResolvers<[unknown, number]>>();
+  for (const path of ["/small", "/chunks", "/endless"]) ended.set(path, Promise.withResolvers());
+  const server = await serveHttp({
+    hostname: "127.0.0.1",
+    port: 0,
+    handler: (req, _remote, ends) => {
+      const path = new URL(req.url).pathname;
+      let response: Response;
+      if (path === "/small") response = new Response("hello");
+      else if (path === "/chunks") {
+        response = new Response(
+          ReadableStream.from(["ab", "cd", "e"]).pipeThrough(new TextEncoderStream()),
+        );
+      } else {
+        response = new Response(
+          new ReadableStream<Uint8Array>({
+            async pull(c) {
+              await new Promise((r) => setTimeout(r, 5));
+              c.enqueue(new Uint8Array(64 * 1024));
+            },
+          }),
+        );
+      }
+      ends.watch(response, (error, bytes) => ended.get(path)!.resolve([error, bytes]));
+      return Promise.resolve(response);
+    },
+  });
+  try {
+    const base = `http://127.0.0.1:${server.addr.port}`;
+    assert.equal(await (await fetch(`${base}/small`)).text(), "hello");
+    assert.deepEqual(await ended.get("/small")!.promise, [undefined, 5]);
+    assert.equal(await (await fetch(`${base}/chunks`)).text(), "abcde");
+    assert.deepEqual(await ended.get("/chunks")!.promise, [undefined, 5]);
+    const endless = await fetch(`${base}/endless`);
+    const reader = endless.body!.getReader();
+    await reader.read();
+    await reader.cancel();
+    const [error, bytes] = await ended.get("/endless")!.promise;
+    assert.match(String(error), /client closed the connection after \d+ bytes/);
+    assert.ok(bytes >= 64 * 1024, `bytes ${bytes}`);
+  } finally {
+    await server.shutdown();
+  }
+});

@@ -3,7 +3,9 @@
  * (the tracing runtime's `serverMiddleware` on an edge listener, then the 5xx log) serving a blob
  * route whose handler opens one `withSpan` child, with tracing off (a runtime with
  * `enabled: false`, as a role runs it), on at 100% sampling, and on at 0% (a request the sampler
- * turned down, as nine in ten are at the default 10%).
+ * turned down, as nine in ten are at the default 10%). Each request is served as a role's listener
+ * serves it: the body read whole, then the response's end reported (`http/response_ends.ts`),
+ * which is what ends its server span and request metrics.
  *
  * The three stacks run interleaved in chunks of requests, so a noisy machine slows them alike; each
  * figure is the median of the chunks' mean process CPU time per request (user + system, so a
@@ -22,6 +24,7 @@ import process from "node:process";
 import { setImmediate } from "node:timers";
 import { createLogger } from "../common/log.ts";
 import { logServerErrors } from "../http/middleware.ts";
+import { ResponseEnds } from "../http/response_ends.ts";
 import { Router } from "../http/router.ts";
 import { withSpan } from "../tracing/api.ts";
 import { parseTracingConfig } from "../tracing/config.ts";
@@ -150,10 +153,17 @@ export function inProcessStacks(): Stacks {
   };
 }
 
-/** Serves one request through `router` and reads its whole body. */
+// What a role's listener does beside the router (`http/serve.ts`): it reports each response's end.
+const ends = new ResponseEnds();
+
+/**
+ * Serves one request through `router` as a role's listener does: reads the whole body, then
+ * reports the response's end (which ends its server span and request metrics).
+ */
 export async function serveOne(router: Router): Promise<void> {
-  const res = await router.handle(new Request(BLOB_URL));
-  await res.arrayBuffer();
+  const res = await router.handle(new Request(BLOB_URL), undefined, ends);
+  const body = await res.arrayBuffer();
+  ends.report(res, undefined, body.byteLength);
 }
 
 /**

@@ -156,10 +156,12 @@ function settle(tracker: BodyTracker, error: unknown, bytes: number): void {
  * middleware already tracks `response`, `onDone` joins it and `response` is passed on as it is.
  *
  * A response without a body, or to HEAD, is done at once; a file body (`http/file_response.ts`)
- * reports its own end, and is passed on as it is. A body whose declared `Content-Length` is
- * at most {@linkcode EAGER_BODY_MAX_BYTES} is read here and passed on as bytes (the server sends it
- * in one write, and a wrapper stream would cost a small request more than the rest of its
- * tracing); longer or undeclared bodies go through one wrapper stream that sees their end.
+ * reports its own end, and is passed on as it is. Any other body of a request whose listener
+ * reports response ends (`ctx.responseEnds`, `http/response_ends.ts`) is passed on as it is too,
+ * and is done when the listener says it has been written. Without such a listener (a request
+ * handled in-process), a body whose declared `Content-Length` is at most
+ * {@linkcode EAGER_BODY_MAX_BYTES} is read here and passed on as bytes, and longer or undeclared
+ * bodies go through one wrapper stream that sees their end.
  */
 export async function whenResponseDone(
   ctx: Ctx,
@@ -181,9 +183,14 @@ export async function whenResponseDone(
     file.onDone(onDone);
     return response;
   }
-  const init = { status: response.status, statusText: response.statusText };
   const tracker: BodyTracker = { response, callbacks: [onDone] };
   ctx.state[BODY_TRACKER] = tracker;
+  if (ctx.responseEnds !== undefined) {
+    // The listener reports when it has written the body: nothing to read or wrap here.
+    ctx.responseEnds.watch(response, (error, bytes) => settle(tracker, error, bytes));
+    return response;
+  }
+  const init = { status: response.status, statusText: response.statusText };
   const declared = Number(response.headers.get("content-length") ?? NaN);
   if (declared <= EAGER_BODY_MAX_BYTES) {
     let bytes: Uint8Array;

@@ -2,7 +2,9 @@ import { createLogger } from "../common/log.ts";
 import assert from "node:assert/strict";
 import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
+import { ResponseEnds } from "../http/response_ends.ts";
 import { Router } from "../http/router.ts";
+import { serveHttp } from "../http/serve.ts";
 import {
   onBodyDone,
   serverSpanName,
@@ -267,6 +269,93 @@ Deno.test("http: whenResponseDone shares one body wrapper per request and reads 
   await whenResponseDone(bodyCtx("HEAD"), new Response("abc"), record("head"));
   await whenResponseDone(bodyCtx(), new Response(null, { status: 204 }), record("empty"));
   assert.deepEqual(calls, ["head ok 0", "empty ok 0"]);
+});
+
+Deno.test("http: whenResponseDone with a listener that reports ends passes every body on as it is and is done on the report", async () => {
+  const calls: string[] = [];
+  const record = (who: string) => (error: unknown, bytes: number) =>
+    calls.push(`${who} ${error ?? "ok"} ${bytes}`);
+  const ends = new ResponseEnds();
+  const ctx = { ...bodyCtx(), responseEnds: ends };
+  const small = new Response("abc", { headers: { "content-length": "3" } });
+  const inner = await whenResponseDone(ctx, small, record("inner"));
+  const outer = await whenResponseDone(ctx, inner, record("outer"));
+  assert.equal(inner, small, "a small body is not read and made into a new response");
+  assert.equal(outer, small);
+  assert.equal(small.bodyUsed, false);
+  assert.deepEqual(calls, []);
+  ends.report(small, undefined, 3);
+  assert.deepEqual(calls, ["inner ok 3", "outer ok 3"]);
+
+  calls.length = 0;
+  const streamed = new Response(ReadableStream.from([new Uint8Array(70_000)]));
+  const other = { ...bodyCtx(), responseEnds: ends };
+  assert.equal(await whenResponseDone(other, streamed, record("streamed")), streamed);
+  const gone = new Error("client closed the connection after 10 bytes of the response body");
+  ends.report(streamed, gone, 10);
+  assert.deepEqual(calls, [`streamed ${gone} 10`]);
+});
+
+Deno.test("http: through the role listener, the server span ends when the body is written, and with an error when the client leaves", async () => {
+  const { exporter, runtime } = setup();
+  const router = new Router().use(tracingMiddleware());
+  let release!: () => void;
+  const gate = new Promise<void>((r) => release = r);
+  router.get("/slow", () =>
+    new Response(
+      new ReadableStream<Uint8Array>({
+        async pull(c) {
+          await gate;
+          c.enqueue(new Uint8Array(3000));
+          c.close();
+        },
+      }),
+      { headers: { "content-length": "3000" } },
+    ));
+  router.get("/endless", () =>
+    new Response(
+      new ReadableStream<Uint8Array>({
+        pull(c) {
+          c.enqueue(new Uint8Array(64 * 1024));
+          return new Promise((r) => setTimeout(r, 5));
+        },
+      }),
+    ));
+  const server = await serveHttp({
+    hostname: "127.0.0.1",
+    port: 0,
+    handler: (req, remote, ends) => router.handle(req, remote, ends),
+  });
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  const finished = async (name: string) => {
+    await runtime.forceFlush();
+    return exporter.getFinishedSpans().find((s) => s.name === name);
+  };
+  try {
+    const slow = fetch(`${base}/slow`);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await finished("GET /slow"), undefined, "the body is not written yet");
+    release();
+    assert.equal((await (await slow).arrayBuffer()).byteLength, 3000);
+    const span = await waitFor("the slow span to end", () => finished("GET /slow"), {
+      intervalMs: 20,
+    });
+    assert.equal(span.status.code, SpanStatusCode.UNSET);
+    assert.equal(span.attributes["http.response.body.size"], 3000);
+
+    const res = await fetch(`${base}/endless`);
+    const reader = res.body!.getReader();
+    await reader.read();
+    await reader.cancel();
+    const aborted = await waitFor("the endless span to end", () => finished("GET /endless"), {
+      intervalMs: 20,
+    });
+    assert.equal(aborted.status.code, SpanStatusCode.ERROR);
+    assert.equal(aborted.attributes["error.type"], "body_stream_aborted");
+  } finally {
+    await server.shutdown();
+    await runtime.shutdown();
+  }
 });
 
 Deno.test("http: with no tracer provider the handler runs in the incoming context and no span starts", async () => {

@@ -25,6 +25,7 @@ import { ActiveHealthChecker } from "../../cluster/healthcheck.ts";
 import { HashRing } from "../../cluster/hashring.ts";
 import type { RawMap } from "../../common/config.ts";
 import { BackendManager } from "../../storage/backend/backend.ts";
+import type { HttpHandler } from "../../http/serve.ts";
 import { BlobStore } from "../../storage/blob_store.ts";
 import { registerStoreMetrics } from "../../storage/store_metrics.ts";
 import { FAILURE_LOG_INTERVAL_MS, WriteBackManager } from "../../storage/writeback.ts";
@@ -73,7 +74,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
     (msg, fields) => logger.warn(msg, fields),
   );
   // Requests that arrive before the ring is known (port 0 only) get a clear "starting" answer.
-  let handle = (_req: Request, _remote: Deno.NetAddr): Promise<Response> =>
+  let handle: HttpHandler = () =>
     Promise.resolve(new Response("origin is starting", { status: 503 }));
   const calls = await startRoleCalls(config.tls, ctx);
   const http = await serveRole({
@@ -81,7 +82,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
     listen: config.listen,
     limits: config.http,
     tls: config.tls.server,
-    handler: (req, remote) => handle(req, remote),
+    handler: (req, remote, ends) => handle(req, remote, ends),
     onStartFailed: () => calls.close(),
   }, ctx);
   let seeder: OriginSeeder | undefined;
@@ -193,7 +194,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
       onMissingTorrent: (namespace, digest) =>
         void refresher.refresh(namespace, digest).catch(() => {}),
     });
-    handle = (req, remote) => router.handle(req, remote);
+    handle = (req, remote, ends) => router.handle(req, remote, ends);
     writeback.start();
     // Multipart uploads no write-back task will resume (S3) are aborted at start and periodically.
     const uploadSweeps = startUploadSweeps({

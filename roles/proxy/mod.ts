@@ -110,7 +110,7 @@ export async function startProxy(
     listen: config.listen,
     limits: config.http,
     tls: config.tls.server,
-    handler: (req, remote) => router.handle(req, remote),
+    handler: (req, remote, ends) => router.handle(req, remote, ends),
     onStartFailed: async () => {
       clearInterval(timer);
       hostLists.stop();
