@@ -39,6 +39,19 @@ export interface Ctx {
   readonly responseEnds?: ResponseEnds;
 }
 
+/**
+ * What the listener knows of a request beside the `Request` itself (`http/serve.ts` fills in all
+ * of it; a request handled in-process may have none).
+ */
+export interface ListenerInfo {
+  /** The client's address. */
+  remote?: Deno.NetAddr;
+  /** The request's URL, already parsed (the router parses `req.url` itself without it). */
+  url?: URL;
+  /** Where the listener reports the end of the response (`http/response_ends.ts`). */
+  responseEnds?: ResponseEnds;
+}
+
 /** A request handler. */
 export type Handler = (ctx: Ctx) => Response | Promise<Response>;
 
@@ -197,28 +210,21 @@ export class Router {
 
   /** The `Deno.serve` handler. */
   handler(): (req: Request, info: Deno.ServeHandlerInfo) => Promise<Response> {
-    return (req, info) => this.handle(req, info.remoteAddr as Deno.NetAddr);
+    return (req, info) => this.handle(req, { remote: info.remoteAddr as Deno.NetAddr });
   }
 
-  /**
-   * Handles one request; `responseEnds` is the listener's, when it reports the end of each
-   * response it sends.
-   */
-  async handle(
-    req: Request,
-    remote?: Deno.NetAddr,
-    responseEnds?: ResponseEnds,
-  ): Promise<Response> {
-    const url = new URL(req.url);
+  /** Handles one request, with what its listener knows of it. */
+  async handle(req: Request, info: ListenerInfo = {}): Promise<Response> {
+    const url = info.url ?? new URL(req.url);
     const found = this.match(req.method, url.pathname);
     const ctx: Ctx = {
       req,
       url,
       params: {},
       route: "route" in found ? found.route.template : undefined,
-      remote,
+      remote: info.remote,
       state: {},
-      responseEnds,
+      responseEnds: info.responseEnds,
     };
     const final = async (): Promise<Response> => {
       if (!("route" in found)) {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { compileTemplate, HttpError, Router } from "./router.ts";
+import { compileTemplate, type Ctx, HttpError, Router } from "./router.ts";
+import { ResponseEnds } from "./response_ends.ts";
 
 Deno.test("router: templates match raw segments and decode parameters once", async () => {
   const router = new Router();
@@ -100,4 +101,27 @@ Deno.test("router: a middleware calling next() twice gets a clear error; the han
   assert.match(second.message, /next\(\) called multiple times/);
   assert.equal(res.status, 500);
   assert.match(await res.text(), /next\(\) called multiple times/);
+});
+
+Deno.test("router: the listener's parsed URL, client address and response ends reach the context as they are", async () => {
+  const router = new Router();
+  let seen: Ctx | undefined;
+  router.get("/blobs/{digest}", (ctx) => {
+    seen = ctx;
+    return new Response("ok");
+  });
+  const url = new URL("http://agent:8080/blobs/sha256:abc");
+  const remote: Deno.NetAddr = { transport: "tcp", hostname: "10.0.0.1", port: 5000 };
+  const responseEnds = new ResponseEnds();
+  const res = await router.handle(new Request(url), { url, remote, responseEnds });
+  assert.equal(await res.text(), "ok");
+  assert.equal(seen?.url, url, "the listener's URL is not parsed again");
+  assert.equal(seen?.remote, remote);
+  assert.equal(seen?.responseEnds, responseEnds);
+  assert.equal(seen?.params.digest, "sha256:abc");
+  // In-process, without a listener: the URL comes from the request.
+  await router.handle(new Request("http://h/blobs/sha256:def"));
+  assert.equal(seen?.url.href, "http://h/blobs/sha256:def");
+  assert.equal(seen?.remote, undefined);
+  assert.equal(seen?.responseEnds, undefined);
 });

@@ -30,6 +30,7 @@ import type { TLSSocket } from "node:tls";
 import { concatBytes } from "../common/bytes.ts";
 import { fileBodyOf, sendFileBody } from "./file_response.ts";
 import { ResponseEnds } from "./response_ends.ts";
+import type { ListenerInfo } from "./router.ts";
 import { DEFAULT_LISTENER_LIMITS, type ListenerLimits } from "./listener_config.ts";
 
 export { DEFAULT_LISTENER_LIMITS, type ListenerLimits } from "./listener_config.ts";
@@ -45,14 +46,11 @@ export function getRequestBody(req: Request): Uint8Array | undefined {
 }
 
 /**
- * A request handler (the router's). `ends` is where the listener reports each response's end, so
- * the handler may wait for it (`Router.handle` puts it in the request's context).
+ * A request handler (the router's `handle`): with the request, the client's address, the URL
+ * already parsed, and where the listener reports each response's end, so the handler may wait for
+ * it.
  */
-export type HttpHandler = (
-  req: Request,
-  remote: Deno.NetAddr,
-  ends: ResponseEnds,
-) => Promise<Response>;
+export type HttpHandler = (req: Request, info: Required<ListenerInfo>) => Promise<Response>;
 
 /** Options for {@linkcode serveHttp}. */
 export interface ServeHttpOptions {
@@ -497,7 +495,7 @@ export function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
       }
       let response: Response;
       try {
-        response = await options.handler(request, remote, ends);
+        response = await options.handler(request, { remote, url, responseEnds: ends });
       } catch (error) {
         response = new Response((error as Error)?.message ?? "internal error", { status: 500 });
       }

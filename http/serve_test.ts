@@ -19,7 +19,7 @@ Deno.test("http server: GET bodies are kept, other bodies stream, remote address
   const server = await serveHttp({
     hostname: "127.0.0.1",
     port: 0,
-    handler: async (req, remote) => {
+    handler: async (req, { remote }) => {
       const get = getRequestBody(req);
       const text = get ? new TextDecoder().decode(get) : await req.text();
       return new Response(`${req.method} ${new URL(req.url).pathname} ${text} ${remote.hostname}`);
@@ -143,7 +143,7 @@ Deno.test("http server: reports each response's end with the bytes written, and 
   const server = await serveHttp({
     hostname: "127.0.0.1",
     port: 0,
-    handler: (req, _remote, ends) => {
+    handler: (req, { responseEnds: ends }) => {
       const path = new URL(req.url).pathname;
       let response: Response;
       if (path === "/small") response = new Response("hello");

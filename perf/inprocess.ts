@@ -157,11 +157,14 @@ export function inProcessStacks(): Stacks {
 const ends = new ResponseEnds();
 
 /**
- * Serves one request through `router` as a role's listener does: reads the whole body, then
- * reports the response's end (which ends its server span and request metrics).
+ * Serves one request through `router` as a role's listener does: hands the router the parsed URL
+ * with the request, reads the whole body, then reports the response's end (which ends its server
+ * span and request metrics).
  */
 export async function serveOne(router: Router): Promise<void> {
-  const res = await router.handle(new Request(BLOB_URL), undefined, ends);
+  // The listener parses the URL once and hands it on with the request.
+  const url = new URL(BLOB_URL);
+  const res = await router.handle(new Request(url), { url, responseEnds: ends });
   const body = await res.arrayBuffer();
   ends.report(res, undefined, body.byteLength);
 }

@@ -20,7 +20,9 @@ function echoRouter(edge: boolean, policy?: EdgeBaggagePolicy): Router {
 const remote = (hostname: string): Deno.NetAddr => ({ transport: "tcp", hostname, port: 1 });
 
 async function forwarded(r: Router, baggage: string, from = "203.0.113.9"): Promise<string> {
-  const res = await r.handle(new Request("http://h/x", { headers: { baggage } }), remote(from));
+  const res = await r.handle(new Request("http://h/x", { headers: { baggage } }), {
+    remote: remote(from),
+  });
   return await res.text();
 }
 

@@ -324,7 +324,7 @@ Deno.test("http: through the role listener, the server span ends when the body i
   const server = await serveHttp({
     hostname: "127.0.0.1",
     port: 0,
-    handler: (req, remote, ends) => router.handle(req, remote, ends),
+    handler: (req, info) => router.handle(req, info),
   });
   const base = `http://127.0.0.1:${server.addr.port}`;
   const finished = async (name: string) => {
@@ -457,7 +457,7 @@ Deno.test("http: a jaeger-debug-id samples an edge request at 0%, and the server
     const get = async (headers: Record<string, string>) => {
       const res = await router.handle(
         new Request("http://agent.local:8080/blobs/sha256:abc", { headers }),
-        remote,
+        { remote },
       );
       assert.equal(await res.text(), "four");
     };

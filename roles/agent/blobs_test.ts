@@ -133,7 +133,7 @@ Deno.test("agent blobs: over the listener, whole and ranged GETs are exact and a
     const server = await serveHttp({
       hostname: "127.0.0.1",
       port: 0,
-      handler: (req, remote, ends) => router.handle(req, remote, ends),
+      handler: (req, info) => router.handle(req, info),
     });
     try {
       const url = `http://127.0.0.1:${server.addr.port}/namespace/ns/blobs/${digest}`;

@@ -149,7 +149,7 @@ export async function startAgent(config: AgentConfig, ctx: RoleContext): Promise
           listen,
           limits: config.http,
           tls: config.tls.server,
-          handler: (req, remote, ends) => router.handle(req, remote, ends),
+          handler: (req, info) => router.handle(req, info),
         }, ctx),
       );
     }

@@ -293,10 +293,10 @@ Deno.test("registry: clients outside allowed_cidrs are denied", async () => {
     logger: createLogger({ role: "agent", write: () => {} }),
   });
   const remote = (hostname: string): Deno.NetAddr => ({ transport: "tcp", hostname, port: 1234 });
-  let res = await registry.handle(new Request("http://agent/v2/"), remote("10.1.2.3"));
+  let res = await registry.handle(new Request("http://agent/v2/"), { remote: remote("10.1.2.3") });
   assert.equal(res.status, 403);
   assert.equal(await errorCode(res), "DENIED");
-  res = await registry.handle(new Request("http://agent/v2/"), remote("127.0.0.1"));
+  res = await registry.handle(new Request("http://agent/v2/"), { remote: remote("127.0.0.1") });
   assert.equal(res.status, 200);
   await res.body?.cancel();
 });

@@ -208,7 +208,7 @@ export async function startBuildIndex(
     listen: config.listen,
     limits: config.http,
     tls: config.tls.server,
-    handler: (req, remote, ends) => router.handle(req, remote, ends),
+    handler: (req, info) => router.handle(req, info),
     onStartFailed: async () => {
       hostLists.stop();
       await stopQueues();

@@ -82,7 +82,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
     listen: config.listen,
     limits: config.http,
     tls: config.tls.server,
-    handler: (req, remote, ends) => handle(req, remote, ends),
+    handler: (req, info) => handle(req, info),
     onStartFailed: () => calls.close(),
   }, ctx);
   let seeder: OriginSeeder | undefined;
@@ -194,7 +194,7 @@ export async function startOrigin(config: OriginConfig, ctx: RoleContext): Promi
       onMissingTorrent: (namespace, digest) =>
         void refresher.refresh(namespace, digest).catch(() => {}),
     });
-    handle = (req, remote, ends) => router.handle(req, remote, ends);
+    handle = (req, info) => router.handle(req, info);
     writeback.start();
     // Multipart uploads no write-back task will resume (S3) are aborted at start and periodically.
     const uploadSweeps = startUploadSweeps({

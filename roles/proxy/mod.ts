@@ -110,7 +110,7 @@ export async function startProxy(
     listen: config.listen,
     limits: config.http,
     tls: config.tls.server,
-    handler: (req, remote, ends) => router.handle(req, remote, ends),
+    handler: (req, info) => router.handle(req, info),
     onStartFailed: async () => {
       clearInterval(timer);
       hostLists.stop();

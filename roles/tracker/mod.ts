@@ -123,7 +123,7 @@ export async function startTracker(
     listen: config.listen,
     limits: config.http,
     tls: config.tls.server,
-    handler: (req, remote, ends) => router.handle(req, remote, ends),
+    handler: (req, info) => router.handle(req, info),
     onStartFailed: async () => {
       hostLists.stop();
       await peerStore.close();
