@@ -32,8 +32,9 @@ export const listenerLimitsSchema = object({
       '{reason="header_timeout"}`.',
   ),
   idle_timeout: duration({ positive: true }).default("60s").describe(
-    "A keep-alive connection with no request in flight and no byte received for this long is " +
-      'closed (`kraken_http_connections_closed_total{reason="idle_timeout"}`).',
+    "A keep-alive connection with no request in flight is closed this long after its last " +
+      "response, unless the next request's headers are complete by then " +
+      '(`kraken_http_connections_closed_total{reason="idle_timeout"}`).',
   ),
   max_connections: int({ min: 1 }).default(1024).describe(
     "Concurrent connections per listener. A connection beyond it is answered 503 and closed " +

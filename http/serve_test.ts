@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { getRequestBody, MAX_GET_BODY_BYTES, serveHttp } from "./serve.ts";
+import { DEFAULT_LISTENER_LIMITS, getRequestBody, MAX_GET_BODY_BYTES, serveHttp } from "./serve.ts";
 
 async function raw(port: number, request: string): Promise<string> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -178,6 +178,68 @@ Deno.test("http server: reports each response's end with the bytes written, and 
     const [error, bytes] = await ended.get("/endless")!.promise;
     assert.match(String(error), /client closed the connection after \d+ bytes/);
     assert.ok(bytes >= 64 * 1024, `bytes ${bytes}`);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("http server: a keep-alive connection busy for longer than both timeouts stays open; idle, or stalled in any request's headers, it is closed", async () => {
+  const closed: string[] = [];
+  const server = await serveHttp({
+    hostname: "127.0.0.1",
+    port: 0,
+    handler: () => Promise.resolve(new Response("ok")),
+    limits: { ...DEFAULT_LISTENER_LIMITS, headerTimeoutMs: 300, idleTimeoutMs: 1000 },
+    onLimit: (reason) => closed.push(reason),
+  });
+  const encoder = new TextEncoder();
+  const readResponse = async (conn: Deno.Conn) => {
+    const buf = new Uint8Array(4096);
+    const n = await conn.read(buf);
+    return n === null ? null : new TextDecoder().decode(buf.subarray(0, n));
+  };
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+    // A request every 100 ms for 1.2 s, on one connection: past both timeouts in total.
+    const started = performance.now();
+    while (performance.now() - started < 1200) {
+      await conn.write(encoder.encode("GET /x HTTP/1.1\r\nHost: h\r\n\r\n"));
+      assert.match((await readResponse(conn)) ?? "closed", /^HTTP\/1\.1 200 /);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.deepEqual(closed, []);
+    // Then idle: closed after the idle timeout.
+    const idleSince = performance.now();
+    assert.equal(await readResponse(conn), null);
+    const idleFor = performance.now() - idleSince;
+    // The idle clock started at the last response, up to 100 ms before.
+    assert.ok(idleFor >= 700 && idleFor < 3000, `closed after ${idleFor} ms idle`);
+    conn.close();
+    assert.deepEqual(closed, ["idle_timeout"]);
+
+    // A connection whose first request's headers stall is closed after the header timeout.
+    const slow = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+    const stalledSince = performance.now();
+    await slow.write(encoder.encode("GET /x HTTP/1.1\r\n"));
+    assert.equal(await readResponse(slow), null);
+    const stalledFor = performance.now() - stalledSince;
+    assert.ok(stalledFor >= 250 && stalledFor < 2000, `closed after ${stalledFor} ms`);
+    slow.close();
+    assert.deepEqual(closed, ["idle_timeout", "header_timeout"]);
+
+    // After a keep-alive wait, a request whose headers stall: closed after the header timeout from
+    // its first byte, not left to the idle timeout.
+    const stalls = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+    await stalls.write(encoder.encode("GET /x HTTP/1.1\r\nHost: h\r\n\r\n"));
+    assert.match((await readResponse(stalls)) ?? "closed", /^HTTP\/1\.1 200 /);
+    await new Promise((r) => setTimeout(r, 250));
+    await stalls.write(encoder.encode("GET /x HTTP/1.1\r\n"));
+    const stallSince = performance.now();
+    assert.equal(await readResponse(stalls), null);
+    const stallFor = performance.now() - stallSince;
+    assert.ok(stallFor >= 250 && stallFor < 2000, `closed after ${stallFor} ms`);
+    stalls.close();
+    assert.deepEqual(closed, ["idle_timeout", "header_timeout", "header_timeout"]);
   } finally {
     await server.shutdown();
   }
