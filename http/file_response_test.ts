@@ -9,6 +9,7 @@ import {
   sendFileBody,
 } from "./file_response.ts";
 import { serveHttp } from "./serve.ts";
+import { waitFor } from "../tests/harness/wait.ts";
 
 function randomBytes(n: number): Uint8Array {
   const out = new Uint8Array(n);
@@ -160,6 +161,51 @@ Deno.test("file response: whole and ranged bodies over the listener are exact, a
     } finally {
       await server.shutdown();
     }
+  });
+});
+
+Deno.test("file response: for the role listener it carries no stream; a GET gets every byte, a HEAD closes the file", async () => {
+  const bytes = randomBytes(3 * 1024 * 1024 + 5);
+  await withFile(bytes, async (open) => {
+    const bodies: FileBody[] = [];
+    const ends: [unknown, number][] = [];
+    const server = await serveHttp({
+      hostname: "127.0.0.1",
+      port: 0,
+      handler: async (_req, info) => {
+        const body = await open();
+        bodies.push(body);
+        body.onDone((error, n) => ends.push([error, n]));
+        const response = fileResponse(
+          body,
+          { headers: { "content-length": `${bytes.length}` } },
+          { responseEnds: info.responseEnds },
+        );
+        assert.equal(response.body, null, "no web stream is built for the listener");
+        assert.equal(fileBodyOf(response), body);
+        return response;
+      },
+    });
+    try {
+      const url = `http://127.0.0.1:${server.addr.port}/`;
+      const whole = await fetch(url);
+      assert.equal(whole.headers.get("content-length"), `${bytes.length}`);
+      assert.deepEqual(new Uint8Array(await whole.arrayBuffer()), bytes);
+      const head = await fetch(url, { method: "HEAD" });
+      assert.equal(head.status, 200);
+      assert.equal(head.headers.get("content-length"), `${bytes.length}`);
+      await head.body?.cancel();
+      await waitFor("the HEAD's file to be closed", () => bodies[1]?.done || undefined);
+      assert.deepEqual(ends[0], [undefined, bytes.length]);
+      assert.equal(ends[1][1], 0, "a HEAD sends no byte of the file");
+    } finally {
+      await server.shutdown();
+    }
+  });
+  // In-process, without the listener, the body is the file's stream.
+  await withFile(bytes.subarray(0, 1000), async (open) => {
+    const response = fileResponse(await open(), { headers: { "content-length": "1000" } });
+    assert.deepEqual(new Uint8Array(await response.arrayBuffer()), bytes.subarray(0, 1000));
   });
 });
 

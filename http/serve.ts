@@ -252,13 +252,15 @@ async function writeResponse(
 ): Promise<void> {
   const headers: string[] = [];
   for (const [name, value] of response.headers) headers.push(name, value);
-  if (!response.body || req.method === "HEAD") {
+  // A file response the listener sends has no web stream of its own (`fileResponse`).
+  const file = fileBodyOf(response);
+  if ((!response.body && file === undefined) || req.method === "HEAD") {
     await response.body?.cancel();
+    file?.finish(new Error("response body cancelled"));
     res.writeHead(response.status, headers);
     res.end();
     return;
   }
-  const file = fileBodyOf(response);
   if (file !== undefined) {
     if (!response.headers.has("content-length")) headers.push("content-length", `${file.length}`);
     res.writeHead(response.status, headers);
@@ -266,7 +268,7 @@ async function writeResponse(
     written.bytes = file.sent;
     return;
   }
-  const reader = response.body.getReader();
+  const reader = response.body!.getReader();
   try {
     const first = await reader.read();
     const second = first.done ? first : await reader.read();

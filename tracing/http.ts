@@ -174,13 +174,18 @@ export async function whenResponseDone(
     else existing.callbacks.push(onDone);
     return response;
   }
-  if (!response.body || ctx.req.method === "HEAD") {
+  if (ctx.req.method === "HEAD") {
     onDone(undefined, 0);
     return response;
   }
+  // Before the body check: through the role listener a file response has no web stream.
   const file = fileBodyOf(response);
   if (file !== undefined) {
     file.onDone(onDone);
+    return response;
+  }
+  if (!response.body) {
+    onDone(undefined, 0);
     return response;
   }
   const tracker: BodyTracker = { response, callbacks: [onDone] };

@@ -243,7 +243,7 @@ export async function streamResponse(
   attributes[ATTR.size] = size;
   const span: Span = startSpan(SPAN.agentStreamResponse, attributes, { parent });
   const response = body instanceof FileBody
-    ? fileResponse(body, init)
+    ? fileResponse(body, init, ctx)
     : new Response(body as Uint8Array<ArrayBuffer>, init);
   return await whenResponseDone(ctx, response, (error, bytes) => {
     span.setAttribute(ATTR.bytesSent, bytes);

@@ -77,7 +77,7 @@ export function registerBlobRoutes(router: Router, deps: BlobDeps): void {
           "Content-Length": String(blob.size),
           "Content-Type": "application/octet-stream",
         },
-      });
+      }, ctx);
     } catch (error) {
       if (!(error instanceof BlobNotFoundError)) throw error;
     }

@@ -65,7 +65,7 @@ export function registerBlobRoutes(on: RegistryRoute, deps: RegistryDeps): void 
       const part = { offset: range.start, length: rangeLength(range) };
       const local = await store.open(digest, part).catch(() => null);
       const init = { status: 206, headers: { ...headers, ...partialContentHeaders(range, size) } };
-      if (local) return fileResponse(local.body, init);
+      if (local) return fileResponse(local.body, init, ctx);
       return new Response(
         sliceStream(await download(name, digest), part.offset, part.length),
         init,
@@ -75,7 +75,7 @@ export function registerBlobRoutes(on: RegistryRoute, deps: RegistryDeps): void 
     if (local) {
       return fileResponse(local.body, {
         headers: { ...headers, "content-length": String(local.size) },
-      });
+      }, ctx);
     }
     return new Response(await download(name, digest), { headers });
   });
