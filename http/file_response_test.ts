@@ -34,6 +34,13 @@ async function withFile(
   }
 }
 
+/** A GET of `url` answers exactly `bytes`, with their length declared. */
+async function assertWholeBody(url: string, bytes: Uint8Array): Promise<void> {
+  const whole = await fetch(url);
+  assert.equal(whole.headers.get("content-length"), `${bytes.length}`);
+  assert.deepEqual(new Uint8Array(await whole.arrayBuffer()), bytes);
+}
+
 /** A sink that holds each chunk until a later timer, as a socket holds what it has not sent. */
 function holdingSink() {
   const received: Uint8Array[] = [];
@@ -127,9 +134,7 @@ Deno.test("file response: whole and ranged bodies over the listener are exact, a
     });
     try {
       const url = `http://127.0.0.1:${server.addr.port}/`;
-      const whole = await fetch(url);
-      assert.equal(whole.headers.get("content-length"), `${bytes.length}`);
-      assert.deepEqual(new Uint8Array(await whole.arrayBuffer()), bytes);
+      await assertWholeBody(url, bytes);
 
       const ranged = await fetch(url, { headers: { range: "bytes=1048570-5000000" } });
       assert.equal(ranged.status, 206);
@@ -188,9 +193,7 @@ Deno.test("file response: for the role listener it carries no stream; a GET gets
     });
     try {
       const url = `http://127.0.0.1:${server.addr.port}/`;
-      const whole = await fetch(url);
-      assert.equal(whole.headers.get("content-length"), `${bytes.length}`);
-      assert.deepEqual(new Uint8Array(await whole.arrayBuffer()), bytes);
+      await assertWholeBody(url, bytes);
       const head = await fetch(url, { method: "HEAD" });
       assert.equal(head.status, 200);
       assert.equal(head.headers.get("content-length"), `${bytes.length}`);
