@@ -28,6 +28,7 @@ import https from "node:https";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { concatBytes } from "../common/bytes.ts";
+import { bytesBodyOf } from "./bytes_response.ts";
 import { fileBodyOf, sendFileBody } from "./file_response.ts";
 import { ResponseEnds } from "./response_ends.ts";
 import type { ListenerInfo } from "./router.ts";
@@ -252,13 +253,22 @@ async function writeResponse(
 ): Promise<void> {
   const headers: string[] = [];
   for (const [name, value] of response.headers) headers.push(name, value);
-  // A file response the listener sends has no web stream of its own (`fileResponse`).
+  // A file or bytes response the listener sends has no body of its own (`fileResponse`,
+  // `bytesResponse`).
   const file = fileBodyOf(response);
-  if ((!response.body && file === undefined) || req.method === "HEAD") {
+  const bytes = file === undefined ? bytesBodyOf(response) : undefined;
+  if ((!response.body && file === undefined && bytes === undefined) || req.method === "HEAD") {
     await response.body?.cancel();
     file?.finish(new Error("response body cancelled"));
     res.writeHead(response.status, headers);
     res.end();
+    return;
+  }
+  if (bytes !== undefined) {
+    if (!response.headers.has("content-length")) headers.push("content-length", `${bytes.length}`);
+    res.writeHead(response.status, headers);
+    res.end(bytes);
+    written.bytes = bytes.length;
     return;
   }
   if (file !== undefined) {

@@ -17,6 +17,7 @@ import {
   SpanKind,
   SpanStatusCode,
 } from "@opentelemetry/api";
+import { bytesBodyOf } from "../http/bytes_response.ts";
 import { fileBodyOf } from "../http/file_response.ts";
 import type { Ctx, Middleware } from "../http/router.ts";
 import type { EdgeBaggagePolicy } from "./baggage_policy.ts";
@@ -184,7 +185,9 @@ export async function whenResponseDone(
     file.onDone(onDone);
     return response;
   }
-  if (!response.body) {
+  // Likewise a bytes response (`http/bytes_response.ts`).
+  const source = response.body;
+  if (source === null && bytesBodyOf(response) === undefined) {
     onDone(undefined, 0);
     return response;
   }
@@ -193,6 +196,11 @@ export async function whenResponseDone(
   if (ctx.responseEnds !== undefined) {
     // The listener reports when it has written the body: nothing to read or wrap here.
     ctx.responseEnds.watch(response, (error, bytes) => settle(tracker, error, bytes));
+    return response;
+  }
+  if (source === null) {
+    // A bytes mark without a listener to send it: nothing will be sent.
+    settle(tracker, undefined, 0);
     return response;
   }
   const init = { status: response.status, statusText: response.statusText };
@@ -214,7 +222,7 @@ export async function whenResponseDone(
     settle(tracker, undefined, bytes.byteLength);
     return tracker.response;
   }
-  const body = onBodyDone(response.body, (error, bytes) => settle(tracker, error, bytes));
+  const body = onBodyDone(source, (error, bytes) => settle(tracker, error, bytes));
   tracker.response = new Response(body, { ...init, headers: response.headers });
   return tracker.response;
 }

@@ -33,6 +33,7 @@ import {
   SPAN,
   withSpan,
 } from "../../tracing/mod.ts";
+import { bytesResponse } from "../../http/bytes_response.ts";
 import { getRequestBody } from "../../http/serve.ts";
 import type { OriginStore } from "./originstore.ts";
 import type { PeerStore } from "./peerstore.ts";
@@ -218,16 +219,16 @@ export function registerAnnounceRoutes(router: Router, deps: AnnounceDeps): void
       );
     });
 
-  const respond = (peers: PeerInfo[] | null) =>
+  const respond = (ctx: Ctx, peers: PeerInfo[] | null) =>
     // Upstream writes JSON without a Content-Type; Go then sniffs text/plain.
-    new Response(encodeAnnounceResponse(peers, deps.announceIntervalMs), {
+    bytesResponse(encodeAnnounceResponse(peers, deps.announceIntervalMs), {
       headers: { "content-type": "text/plain; charset=utf-8" },
-    });
+    }, ctx);
 
   router.route(ANNOUNCE_V1, async (ctx) => {
     const req = await announceRequest(ctx);
     if (!req.infoHash) throw new HttpError(400, "json decode request: info_hash: is required");
-    return respond(await announce(req.digest, req.infoHash, req.peer));
+    return respond(ctx, await announce(req.digest, req.infoHash, req.peer));
   });
 
   router.route(ANNOUNCE, async (ctx) => {
@@ -241,6 +242,6 @@ export function registerAnnounceRoutes(router: Router, deps: AnnounceDeps): void
       throw error;
     }
     const req = await announceRequest(ctx);
-    return respond(await announce(req.digest, infoHash, req.peer));
+    return respond(ctx, await announce(req.digest, infoHash, req.peer));
   });
 }
