@@ -43,6 +43,11 @@ export class MetaInfoError extends Error {
   }
 }
 
+const HEX_BYTE: readonly string[] = Array.from(
+  { length: 256 },
+  (_, b) => b.toString(16).padStart(2, "0"),
+);
+
 /** A torrent info hash: 20 bytes, the SHA-1 of the bencoded info dictionary. */
 export class InfoHash {
   /** The 20 raw bytes (treat as read-only). */
@@ -50,9 +55,9 @@ export class InfoHash {
   /** The 40 lowercase hex characters. */
   readonly hex: string;
 
-  private constructor(bytes: Uint8Array) {
+  private constructor(bytes: Uint8Array, hex: string) {
     this.bytes = bytes;
-    this.hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    this.hex = hex;
   }
 
   /**
@@ -63,7 +68,9 @@ export class InfoHash {
     if (bytes.length !== 20) {
       throw new MetaInfoError(`info hash must be 20 bytes, got ${bytes.length}`);
     }
-    return new InfoHash(bytes.slice());
+    let hex = "";
+    for (let i = 0; i < 20; i++) hex += HEX_BYTE[bytes[i]];
+    return new InfoHash(bytes.slice(), hex);
   }
 
   /**
@@ -76,7 +83,7 @@ export class InfoHash {
     }
     const bytes = new Uint8Array(20);
     for (let i = 0; i < 20; i++) bytes[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
-    return new InfoHash(bytes);
+    return new InfoHash(bytes, hex.toLowerCase());
   }
 
   /** The hex form. */

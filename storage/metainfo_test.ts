@@ -68,6 +68,10 @@ Deno.test("InfoHash JSON form is an array of 20 integers", () => {
   assert.equal(h.bytes.length, 20);
   assert.ok(h.equals(InfoHash.fromBytes(h.bytes)));
   assert.throws(() => InfoHash.fromHex("zz"), MetaInfoError);
+  const upper = InfoHash.fromHex(VECTOR_HASH.toUpperCase());
+  assert.equal(upper.hex, VECTOR_HASH.toLowerCase());
+  assert.ok(upper.equals(h));
+  assert.equal(InfoHash.fromBytes(h.bytes).hex, h.hex);
   assert.throws(() => InfoHash.fromBytes(new Uint8Array(19)), MetaInfoError);
 });
 

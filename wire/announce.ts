@@ -128,6 +128,38 @@ export function goJson(value: unknown): string {
   );
 }
 
+// A byte's decimal text, and a hex digit's value by character code (-1: not a hex digit).
+const BYTE_TEXT: readonly string[] = Array.from({ length: 256 }, (_, b) => String(b));
+const HEX_DIGIT = new Int8Array(128).fill(-1);
+for (let c = 0; c < 16; c++) {
+  HEX_DIGIT["0123456789abcdef".charCodeAt(c)] = c;
+  HEX_DIGIT["0123456789ABCDEF".charCodeAt(c)] = c;
+}
+
+/** The JSON text of {@linkcode hex20ToJSON}'s array (`[133,185,…]`), written directly. */
+export function hex20JsonText(hex: string): string {
+  let out = "[";
+  for (let i = 0; i < 40; i += 2) {
+    const hi = hex.length === 40 ? HEX_DIGIT[hex.charCodeAt(i)] ?? -1 : -1;
+    const lo = HEX_DIGIT[hex.charCodeAt(i + 1)] ?? -1;
+    if (hi < 0 || lo < 0) {
+      throw new AnnounceWireError(`not a 20-byte hex ID: ${JSON.stringify(hex.slice(0, 80))}`);
+    }
+    out += i === 0 ? BYTE_TEXT[hi << 4 | lo] : "," + BYTE_TEXT[hi << 4 | lo];
+  }
+  return out + "]";
+}
+
+/**
+ * The JSON text of a {@linkcode PeerInfo}: `goJson(peerInfoToJSON(peer))`, byte for byte, without
+ * the intermediate object.
+ */
+export function peerInfoJsonText(peer: PeerInfo): string {
+  return `{"peer_id":${hex20JsonText(peer.peerId)},"ip":${goJson(peer.ip)},"port":${
+    JSON.stringify(peer.port)
+  },"origin":${JSON.stringify(peer.origin)},"complete":${JSON.stringify(peer.complete)}}`;
+}
+
 /** The JSON object of a {@linkcode PeerInfo}, keys in upstream's field order. */
 export function peerInfoToJSON(peer: PeerInfo): Record<string, unknown> {
   return {
@@ -231,10 +263,83 @@ export function parseAnnounceRequest(value: unknown): ParsedAnnounceRequest {
  * `{"peers":[...]|null,"interval":<ns>}`. `peers === null` is the answer to a complete peer.
  */
 export function encodeAnnounceResponse(peers: PeerInfo[] | null, intervalMs: number): string {
-  return goJson({
-    peers: peers === null || peers.length === 0 ? null : peers.map(peerInfoToJSON),
-    interval: Math.round(intervalMs * 1e6),
-  }) + "\n";
+  return answerText(peers, intervalMs, peerInfoJsonText);
+}
+
+function answerText(
+  peers: PeerInfo[] | null,
+  intervalMs: number,
+  peerText: (peer: PeerInfo) => string,
+): string {
+  let list = "null";
+  if (peers !== null && peers.length > 0) {
+    list = "[" + peerText(peers[0]);
+    for (let i = 1; i < peers.length; i++) list += "," + peerText(peers[i]);
+    list += "]";
+  }
+  return `{"peers":${list},"interval":${JSON.stringify(Math.round(intervalMs * 1e6))}}\n`;
+}
+
+/** Options of {@linkcode AnnounceAnswerEncoder}. */
+export interface AnnounceAnswerEncoderOptions {
+  /** Peers whose JSON text is kept; past it, what is kept is dropped and kept anew. Default 16384. */
+  maxRememberedPeers?: number;
+}
+
+// A peer's JSON text and the fields it was written from.
+interface RememberedPeer {
+  ip: string;
+  port: number;
+  origin: boolean;
+  complete: boolean;
+  text: string;
+}
+
+/**
+ * Writes announce answers as {@linkcode encodeAnnounceResponse} does, keeping each peer's JSON text
+ * by peer ID: a tracker hands the same peers out again and again, and writing a peer's 20-integer
+ * ID was most of an answer's cost (docs/performance.md). A kept text is used only while every
+ * field of the peer is still what it was written from.
+ */
+export class AnnounceAnswerEncoder {
+  readonly #max: number;
+  readonly #peers = new Map<string, RememberedPeer>();
+
+  /** Creates an encoder that keeps at most `maxRememberedPeers` peers' texts. */
+  constructor(options: AnnounceAnswerEncoderOptions = {}) {
+    this.#max = options.maxRememberedPeers ?? 16_384;
+  }
+
+  /** Peers whose text is kept now. */
+  get rememberedPeers(): number {
+    return this.#peers.size;
+  }
+
+  /** The answer's body, byte for byte what {@linkcode encodeAnnounceResponse} writes. */
+  encode(peers: PeerInfo[] | null, intervalMs: number): string {
+    return answerText(peers, intervalMs, (peer) => this.#peerText(peer));
+  }
+
+  #peerText(peer: PeerInfo): string {
+    const kept = this.#peers.get(peer.peerId);
+    if (
+      kept !== undefined && kept.ip === peer.ip && kept.port === peer.port &&
+      kept.origin === peer.origin && kept.complete === peer.complete
+    ) {
+      return kept.text;
+    }
+    const text = peerInfoJsonText(peer);
+    if (this.#max === 0) return text;
+    if (this.#peers.size >= this.#max) this.#peers.clear();
+    this.#peers.set(peer.peerId, {
+      ip: peer.ip,
+      port: peer.port,
+      origin: peer.origin,
+      complete: peer.complete,
+      text,
+    });
+    return text;
+  }
 }
 
 /** A decoded announce response. */

@@ -2,15 +2,18 @@ import assert from "node:assert/strict";
 import { parseDigest } from "../storage/digest.ts";
 import { InfoHash } from "../storage/metainfo.ts";
 import {
+  AnnounceAnswerEncoder,
   AnnounceWireError,
   encodeAnnounceRequest,
   encodeAnnounceResponse,
   goJson,
+  hex20JsonText,
   hex20ToJSON,
   parseAnnounceRequest,
   parseAnnounceResponse,
   parseHex20,
   type PeerInfo,
+  peerInfoToJSON,
 } from "./announce.ts";
 
 const DIGEST = parseDigest(
@@ -77,4 +80,73 @@ Deno.test("announce wire: responses — null peers, nanosecond interval, Go's HT
   });
   assert.throws(() => parseAnnounceResponse({ peers: [], interval: "3s" }), /interval/);
   assert.equal(goJson({ a: "<&>\u2028" }), '{"a":"\\u003c\\u0026\\u003e\\u2028"}');
+});
+
+// What an answer is: Go's json.Marshal of the handout (the JSON objects through goJson).
+const marshalled = (peers: PeerInfo[] | null, intervalMs: number) =>
+  goJson({
+    peers: peers === null || peers.length === 0 ? null : peers.map(peerInfoToJSON),
+    interval: Math.round(intervalMs * 1e6),
+  }) + "\n";
+
+const ODD_PEERS: PeerInfo[] = [
+  { peerId: "00".repeat(20), ip: "10.0.0.1", port: 1, origin: false, complete: false },
+  { peerId: "ff".repeat(20), ip: "::1", port: 65535, origin: true, complete: true },
+  {
+    peerId: "0123456789ABCDEFabcdef0123456789abcdef01",
+    ip: "h<&>",
+    port: 80,
+    origin: false,
+    complete: true,
+  },
+  {
+    peerId: "7f".repeat(20),
+    ip: 'q"\\\u2028\u2029é😀\n',
+    port: 8080,
+    origin: true,
+    complete: false,
+  },
+];
+
+Deno.test("announce wire: answers written directly are byte for byte json.Marshal's", () => {
+  for (const peers of [null, [], ODD_PEERS, ODD_PEERS.slice(1, 2)]) {
+    for (const interval of [0, 3000, 2.5, 1e9]) {
+      assert.equal(encodeAnnounceResponse(peers, interval), marshalled(peers, interval));
+    }
+  }
+  for (const p of ODD_PEERS) assert.equal(hex20JsonText(p.peerId), ids(p.peerId));
+  for (const bad of ["", "ab".repeat(19) + "a", "ab".repeat(21), "zz".repeat(20), "é".repeat(40)]) {
+    assert.throws(() => hex20JsonText(bad), AnnounceWireError, bad);
+    assert.throws(
+      () => encodeAnnounceResponse([{ ...ODD_PEERS[0], peerId: bad }], 3000),
+      AnnounceWireError,
+    );
+  }
+});
+
+Deno.test("announce wire: the answer encoder keeps peers' texts, never a stale one", () => {
+  const answers = new AnnounceAnswerEncoder({ maxRememberedPeers: 3 });
+  assert.equal(answers.encode(ODD_PEERS, 3000), marshalled(ODD_PEERS, 3000));
+  assert.ok(answers.rememberedPeers <= 3);
+  // The same peer IDs again, every other field changed in turn: each answer is written anew.
+  const [first] = ODD_PEERS;
+  const changed: PeerInfo[] = [
+    { ...first, ip: "10.9.9.9" },
+    { ...first, port: 2 },
+    { ...first, origin: true },
+    { ...first, complete: true },
+    first,
+  ];
+  for (const peer of changed) {
+    assert.equal(answers.encode([peer, ODD_PEERS[1]], 10), marshalled([peer, ODD_PEERS[1]], 10));
+  }
+  assert.equal(answers.encode(null, 1), marshalled(null, 1));
+  // A bad ID is refused every time, never kept.
+  const bad = { ...first, peerId: "zz".repeat(20) };
+  for (let i = 0; i < 2; i++) {
+    assert.throws(() => answers.encode([bad], 1), AnnounceWireError);
+  }
+  const none = new AnnounceAnswerEncoder({ maxRememberedPeers: 0 });
+  assert.equal(none.encode(ODD_PEERS, 3000), marshalled(ODD_PEERS, 3000));
+  assert.equal(none.rememberedPeers, 0);
 });

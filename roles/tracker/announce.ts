@@ -16,8 +16,8 @@
 import {
   ANNOUNCE,
   ANNOUNCE_V1,
+  AnnounceAnswerEncoder,
   AnnounceWireError,
-  encodeAnnounceResponse,
   parseAnnounceRequest,
   type ParsedAnnounceRequest,
   type PeerInfo,
@@ -219,9 +219,10 @@ export function registerAnnounceRoutes(router: Router, deps: AnnounceDeps): void
       );
     });
 
+  const answers = new AnnounceAnswerEncoder();
   const respond = (ctx: Ctx, peers: PeerInfo[] | null) =>
     // Upstream writes JSON without a Content-Type; Go then sniffs text/plain.
-    bytesResponse(encodeAnnounceResponse(peers, deps.announceIntervalMs), {
+    bytesResponse(answers.encode(peers, deps.announceIntervalMs), {
       headers: { "content-type": "text/plain; charset=utf-8" },
     }, ctx);
 
