@@ -525,8 +525,12 @@ export function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
         request = new Request(url, { method, headers });
         if (body.length > 0) getBodies.set(request, body);
       } else {
+        // The signal says the client left before the whole answer. Aborting after a whole answer
+        // too would build an AbortError (a DOMException with its stack) per request for no reader.
         const controller = new AbortController();
-        res.on("close", () => controller.abort());
+        res.on("close", () => {
+          if (!res.writableFinished) controller.abort();
+        });
         request = new Request(url, {
           method,
           headers,

@@ -113,6 +113,54 @@ Deno.test("http server: multi-chunk bodies stream; a client that leaves cancels 
   }
 });
 
+Deno.test("http server: a request's signal aborts when its client leaves before the whole answer, not after it", async () => {
+  const signals = new Map<string, AbortSignal>();
+  const server = await serveHttp({
+    hostname: "127.0.0.1",
+    port: 0,
+    handler: async (req) => {
+      const path = new URL(req.url).pathname;
+      signals.set(path, req.signal);
+      if (req.method === "POST") await req.arrayBuffer();
+      if (path !== "/endless") return new Response("ok");
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          async pull(c) {
+            await new Promise((r) => setTimeout(r, 5));
+            c.enqueue(new Uint8Array(64 * 1024));
+          },
+        }),
+      );
+    },
+  });
+  try {
+    const port = server.addr.port;
+    const answered = await raw(
+      port,
+      "POST /done HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+    );
+    assert.match(answered, /^HTTP\/1\.1 200 /);
+    // A later round trip: by its end the first connection's close has been handled.
+    assert.equal(await (await fetch(`http://127.0.0.1:${port}/probe`)).text(), "ok");
+    assert.equal(signals.get("/done")?.aborted, false);
+
+    const res = await fetch(`http://127.0.0.1:${port}/endless`, { method: "POST", body: "abc" });
+    const reader = res.body!.getReader();
+    await reader.read();
+    await reader.cancel();
+    const leftEarly = signals.get("/endless")!;
+    const guard = AbortSignal.timeout(5000);
+    await new Promise<void>((resolve, reject) => {
+      if (leftEarly.aborted) return resolve();
+      leftEarly.addEventListener("abort", () => resolve(), { once: true });
+      guard.addEventListener("abort", () => reject(new Error("signal not aborted in 5 s")));
+    });
+    assert.equal(leftEarly.aborted, true);
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("http server: shutdown waits for a request in flight", async () => {
   let release!: () => void;
   const gate = new Promise<void>((r) => release = r);
