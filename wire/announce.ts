@@ -138,13 +138,15 @@ for (let c = 0; c < 16; c++) {
 
 /** The JSON text of {@linkcode hex20ToJSON}'s array (`[133,185,…]`), written directly. */
 export function hex20JsonText(hex: string): string {
+  const bad = () =>
+    new AnnounceWireError(`not a 20-byte hex ID: ${JSON.stringify(hex.slice(0, 80))}`);
+  if (hex.length !== 40) throw bad();
   let out = "[";
   for (let i = 0; i < 40; i += 2) {
-    const hi = hex.length === 40 ? HEX_DIGIT[hex.charCodeAt(i)] ?? -1 : -1;
+    // Past the table (a code of 128 or more) reads as undefined: not a hex digit either.
+    const hi = HEX_DIGIT[hex.charCodeAt(i)] ?? -1;
     const lo = HEX_DIGIT[hex.charCodeAt(i + 1)] ?? -1;
-    if (hi < 0 || lo < 0) {
-      throw new AnnounceWireError(`not a 20-byte hex ID: ${JSON.stringify(hex.slice(0, 80))}`);
-    }
+    if (hi < 0 || lo < 0) throw bad();
     out += i === 0 ? BYTE_TEXT[hi << 4 | lo] : "," + BYTE_TEXT[hi << 4 | lo];
   }
   return out + "]";
