@@ -33,6 +33,7 @@ import {
   SPAN,
   withSpan,
 } from "../../tracing/mod.ts";
+import { concatBytes } from "../../common/bytes.ts";
 import { bytesResponse } from "../../http/bytes_response.ts";
 import { getRequestBody } from "../../http/serve.ts";
 import type { OriginStore } from "./originstore.ts";
@@ -64,19 +65,29 @@ export interface AnnounceDeps {
   metrics?: MetricsRegistry;
 }
 
+const utf8 = new TextDecoder();
+
 /** Reads a request body as text, refusing bodies over `limit` bytes. */
 async function readText(req: Request, limit: number): Promise<string> {
   const body = getRequestBody(req);
-  if (body) return new TextDecoder().decode(body);
+  if (body) return utf8.decode(body);
   if (!req.body) return "";
+  // Read to its end and left locked: releasing the reader (as `for await` does) would build a
+  // TypeError for its closed promise on every announce.
+  const reader = req.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of req.body) {
-    size += chunk.length;
-    if (size > limit) throw new HttpError(413, `request body larger than ${limit} bytes`);
-    chunks.push(chunk);
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > limit) {
+      reader.cancel().catch(() => {});
+      throw new HttpError(413, `request body larger than ${limit} bytes`);
+    }
+    chunks.push(value);
   }
-  return new TextDecoder().decode(await new Blob(chunks as BlobPart[]).bytes());
+  return utf8.decode(chunks.length === 1 ? chunks[0] : concatBytes(chunks));
 }
 
 /** Parses an announce body into a request, with 400 for anything malformed. */

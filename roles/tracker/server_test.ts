@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
-import { encodeAnnounceRequest, hex20ToJSON, type PeerInfo } from "../../wire/announce.ts";
+import {
+  encodeAnnounceRequest,
+  hex20ToJSON,
+  parseAnnounceResponse,
+  type PeerInfo,
+} from "../../wire/announce.ts";
 import { parseDigest } from "../../storage/digest.ts";
 import { InfoHash } from "../../storage/metainfo.ts";
 import { ATTR, initTracing, policyCountAttr, SPAN } from "../../tracing/mod.ts";
@@ -192,6 +197,30 @@ Deno.test("tracker: malformed announces are 400 with a message", async () => {
     await huge.body?.cancel();
     const v1 = await rawRequest(t.port, "GET /announce HTTP/1.1", "");
     assert.equal(v1.status, 400);
+  });
+});
+
+Deno.test("tracker: an announce body in many chunks, one character split across two, is read whole", async () => {
+  await withTracker(async (_t, _origin, base) => {
+    const seeder: PeerInfo = { ...peer(1), ip: "höst-1" };
+    const bytes = new TextEncoder().encode(
+      encodeAnnounceRequest({ digest: DIGEST, infoHash: HASH, peer: seeder }),
+    );
+    // 3-byte chunks: the 2-byte "ö" lands across a boundary in some of them.
+    const chunks = Array.from(
+      { length: Math.ceil(bytes.length / 3) },
+      (_, i) => bytes.subarray(3 * i, 3 * i + 3),
+    );
+    const streamed = await fetch(`${base}/announce/${HASH.hex}`, {
+      method: "POST",
+      body: ReadableStream.from(chunks),
+      duplex: "half",
+    } as RequestInit);
+    assert.equal(streamed.status, 200, await streamed.text());
+    const res = await announce(base, peer(2));
+    assert.equal(res.status, 200);
+    const { peers } = parseAnnounceResponse(await res.json());
+    assert.deepEqual(peers.find((p) => p.peerId === seeder.peerId), seeder);
   });
 });
 
