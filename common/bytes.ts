@@ -1,7 +1,7 @@
 /**
  * Byte-array helpers shared by the roles and subsystems that gather data in pieces (request bodies,
- * wire frames) before using it whole, and {@linkcode sliceStream}, which cuts a byte range out of a
- * stream (ranged blob reads).
+ * wire frames) before using it whole, {@linkcode bytesToHex}, and {@linkcode sliceStream}, which
+ * cuts a byte range out of a stream (ranged blob reads).
  *
  * ```ts
  * import { concatBytes } from "./bytes.ts";
@@ -10,6 +10,11 @@
  *
  * @module
  */
+
+/** `bytes` as lowercase hex, two digits a byte (V8's native `Uint8Array.prototype.toHex`). */
+export function bytesToHex(bytes: Uint8Array): string {
+  return (bytes as Uint8Array & { toHex(): string }).toHex();
+}
 
 /** The parts joined, in order, into one new array (an empty list gives an empty array). */
 export function concatBytes(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {

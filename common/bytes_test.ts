@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { concatBytes, sliceStream } from "./bytes.ts";
+import { bytesToHex, concatBytes, sliceStream } from "./bytes.ts";
 
 Deno.test("concatBytes joins parts in order into a new array", () => {
   const a = new Uint8Array([1, 2]);
@@ -37,4 +37,9 @@ Deno.test("sliceStream cuts a range across chunk boundaries and cancels the rest
     bytes.slice(14, 21),
     "one whole chunk",
   );
+});
+
+Deno.test("bytesToHex writes two lowercase digits a byte", () => {
+  assert.equal(bytesToHex(new Uint8Array([0, 1, 0x0f, 0xab, 0xff])), "00010fabff");
+  assert.equal(bytesToHex(new Uint8Array(0)), "");
 });

@@ -20,6 +20,7 @@
  */
 
 import { createHash, type Hash } from "node:crypto";
+import { bytesToHex } from "../common/bytes.ts";
 
 /** The only digest algorithm Kraken supports. */
 export const DIGEST_ALGORITHM = "sha256";
@@ -60,7 +61,7 @@ export class Digest {
     if (bytes.length !== 32) {
       throw new DigestError(`sha256 digest must be 32 bytes, got ${bytes.length}`);
     }
-    return new Digest(toHex(bytes));
+    return new Digest(bytesToHex(bytes));
   }
 
   /** The first 4 hex characters: the key for the hash ring. */
@@ -143,12 +144,6 @@ export async function digestOfStream(stream: ReadableStream<Uint8Array>): Promis
   const hasher = new DigestHasher();
   for await (const chunk of stream) hasher.update(chunk);
   return hasher.digest();
-}
-
-function toHex(bytes: Uint8Array): string {
-  let out = "";
-  for (const b of bytes) out += b.toString(16).padStart(2, "0");
-  return out;
 }
 
 /** Short, printable rendering of bad input for error messages (network input can be huge). */

@@ -33,6 +33,7 @@ import { crc32 } from "node:zlib";
 import { bencode } from "./bencode.ts";
 import { Digest } from "./digest.ts";
 import { parseByteSize } from "../common/byte_size.ts";
+import { bytesToHex } from "../common/bytes.ts";
 
 /** Thrown when metainfo JSON or metainfo fields are invalid. */
 export class MetaInfoError extends Error {
@@ -42,11 +43,6 @@ export class MetaInfoError extends Error {
     this.name = "MetaInfoError";
   }
 }
-
-const HEX_BYTE: readonly string[] = Array.from(
-  { length: 256 },
-  (_, b) => b.toString(16).padStart(2, "0"),
-);
 
 /** A torrent info hash: 20 bytes, the SHA-1 of the bencoded info dictionary. */
 export class InfoHash {
@@ -68,9 +64,7 @@ export class InfoHash {
     if (bytes.length !== 20) {
       throw new MetaInfoError(`info hash must be 20 bytes, got ${bytes.length}`);
     }
-    let hex = "";
-    for (let i = 0; i < 20; i++) hex += HEX_BYTE[bytes[i]];
-    return new InfoHash(bytes.slice(), hex);
+    return new InfoHash(bytes.slice(), bytesToHex(bytes));
   }
 
   /**

@@ -18,6 +18,8 @@
  * @module
  */
 
+import { bytesToHex } from "../../common/bytes.ts";
+
 /** Credentials of one request signer. */
 export interface AwsCredentials {
   /** Access key id (`AKIA…`). */
@@ -53,14 +55,12 @@ export const UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD";
 
 const encoder = new TextEncoder();
 
-function hex(bytes: ArrayBuffer): string {
-  return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /** Hex SHA-256 of `data`. */
 export async function sha256Hex(data: Uint8Array | string): Promise<string> {
   const bytes = typeof data === "string" ? encoder.encode(data) : data;
-  return hex(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
+  return bytesToHex(
+    new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>)),
+  );
 }
 
 async function hmac(key: Uint8Array | ArrayBuffer, data: string): Promise<ArrayBuffer> {
@@ -140,7 +140,7 @@ export async function signRequest(input: SignInput): Promise<Record<string, stri
   key = await hmac(key, input.region);
   key = await hmac(key, service);
   key = await hmac(key, "aws4_request");
-  const signature = hex(await hmac(key, stringToSign));
+  const signature = bytesToHex(new Uint8Array(await hmac(key, stringToSign)));
   headers["authorization"] = `AWS4-HMAC-SHA256 Credential=${input.credentials.accessKeyId}/` +
     `${scope}, SignedHeaders=${signed.join(";")}, Signature=${signature}`;
   return headers;
