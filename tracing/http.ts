@@ -146,6 +146,13 @@ interface BodyTracker {
   outcome?: { error: unknown; bytes: number };
 }
 
+// The request's tracker of `response`, with `onDone` its first callback.
+function newTracker(ctx: Ctx, response: Response, onDone: BodyDoneCallback): BodyTracker {
+  const tracker: BodyTracker = { response, callbacks: [onDone] };
+  ctx.state[BODY_TRACKER] = tracker;
+  return tracker;
+}
+
 function settle(tracker: BodyTracker, error: unknown, bytes: number): void {
   tracker.outcome = { error, bytes };
   for (let i = 0; i < tracker.callbacks.length; i++) tracker.callbacks[i](error, bytes);
@@ -185,24 +192,20 @@ export async function whenResponseDone(
     file.onDone(onDone);
     return response;
   }
-  // Likewise a bytes response (`http/bytes_response.ts`).
   const source = response.body;
-  if (source === null && bytesBodyOf(response) === undefined) {
-    onDone(undefined, 0);
-    return response;
-  }
-  const tracker: BodyTracker = { response, callbacks: [onDone] };
-  ctx.state[BODY_TRACKER] = tracker;
-  if (ctx.responseEnds !== undefined) {
-    // The listener reports when it has written the body: nothing to read or wrap here.
-    ctx.responseEnds.watch(response, (error, bytes) => settle(tracker, error, bytes));
+  const ends = ctx.responseEnds;
+  // The listener sends the body, or a bytes mark (`http/bytes_response.ts`, made only for it), and
+  // reports when it has written it: nothing to read or wrap here.
+  if (ends !== undefined && (source !== null || bytesBodyOf(response) !== undefined)) {
+    const tracker = newTracker(ctx, response, onDone);
+    ends.watch(response, (error, bytes) => settle(tracker, error, bytes));
     return response;
   }
   if (source === null) {
-    // A bytes mark without a listener to send it: nothing will be sent.
-    settle(tracker, undefined, 0);
+    onDone(undefined, 0);
     return response;
   }
+  const tracker = newTracker(ctx, response, onDone);
   const init = { status: response.status, statusText: response.statusText };
   const declared = Number(response.headers.get("content-length") ?? NaN);
   if (declared <= EAGER_BODY_MAX_BYTES) {
