@@ -240,6 +240,94 @@ Deno.test("safeguards: Jaeger down opens the breaker, requests keep flowing; Jae
   assert.equal(tree.roots[0].name, "GET /hello/{name}");
 });
 
+// Times the main thread of `pid` went to sleep and was woken (its voluntary context switches).
+async function mainThreadWakeups(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/task/${pid}/status`);
+  const m = /^voluntary_ctxt_switches:\s+(\d+)$/m.exec(status);
+  assert.ok(m, status);
+  return Number(m[1]);
+}
+
+Deno.test("safeguards: an idle traced tracker is woken no more often than an untraced one", async () => {
+  await using group = new ProcessGroup();
+  const dir = await Deno.makeTempDir({ prefix: "kraken-idle-" });
+  const [offPort, onPort, sinkPort, originPort] = freePorts(4);
+  const trackers = [];
+  for (
+    const [name, port, tracing] of [
+      ["off", offPort, { enabled: false }],
+      // Default safeguards: the breaker reads the event-loop delay monitor. Nothing is exported
+      // while idle, so the endpoint is never called.
+      ["traced", onPort, { enabled: true, endpoint: `http://127.0.0.1:${sinkPort}` }],
+    ] as const
+  ) {
+    const config = `${dir}/tracker-${name}.yaml`;
+    await Deno.writeTextFile(
+      config,
+      JSON.stringify({
+        listen: { host: "127.0.0.1", port },
+        // Never asked while idle (no announce comes).
+        origins: { hosts: [`127.0.0.1:${originPort}`] },
+        peerstore: { type: "memory" },
+        tracing,
+      }),
+    );
+    const p = group.spawnDeno(MAIN, ["--role=tracker", `--config=${config}`], {
+      name: `tracker-${name}`,
+    });
+    await waitForHttp(`http://127.0.0.1:${port}/health`, { process: p });
+    trackers.push(p);
+  }
+  // Let start-up settle (the monitor sleeps after its first sample period without a span).
+  await new Promise((r) => setTimeout(r, 1000));
+  const before = await Promise.all(trackers.map((p) => mainThreadWakeups(p.pid)));
+  await new Promise((r) => setTimeout(r, 3000));
+  const after = await Promise.all(trackers.map((p) => mainThreadWakeups(p.pid)));
+  const [off, traced] = after.map((n, i) => n - before[i]);
+  // A 100 ms monitor that never sleeps wakes the traced tracker 30 more times in 3 s; what may
+  // remain is the breaker's 1 s load poll and the export timer.
+  assert.ok(traced <= off + 8, `idle wake-ups in 3 s: untraced ${off}, traced ${traced}`);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("safeguards: a loop blocked under requests opens the breaker for load, and it closes once they stop", async () => {
+  await using group = new ProcessGroup();
+  const [port, sinkPort] = freePorts(2);
+  await start(group, port, {
+    enabled: true,
+    // Nothing is exported within the test (fewer spans than a batch, a long batch timeout): only
+    // load moves the breaker.
+    endpoint: `http://127.0.0.1:${sinkPort}`,
+    export: { batch_timeout: "60s" },
+    sampling: { default_rate: 1 },
+    safeguards: {
+      max_event_loop_delay: "50ms",
+      cooldown_duration: "1s",
+      load_poll_interval: "200ms",
+    },
+  });
+  const base = `http://127.0.0.1:${port}`;
+  // Idle first: the monitor is asleep and its reading is an idle loop's.
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal((await stats(port)).breaker, "closed");
+  let opened = false;
+  for (let i = 0; i < 40 && !opened; i++) {
+    assert.equal(await get(`${base}/block/200`), 200);
+    opened = (await stats(port)).breaker === "open";
+  }
+  assert.ok(opened, `breaker never opened for load: ${JSON.stringify(await stats(port))}`);
+  let closed = false;
+  for (let i = 0; i < 50 && !closed; i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(await get(`${base}/hello/calm${i}`), 200);
+    closed = (await stats(port)).breaker === "closed";
+  }
+  assert.ok(
+    closed,
+    `breaker never closed once the load stopped: ${JSON.stringify(await stats(port))}`,
+  );
+});
+
 Deno.test("self-metrics: statsd packets and /metrics move with the traffic", async () => {
   await using jaeger = await startJaeger();
   await using group = new ProcessGroup();

@@ -400,7 +400,7 @@ export function initTracing(config: TracingConfig, options: InitOptions): Tracin
     sampler,
     sink,
     startListeners: options.spanProcessors,
-    gate: breaker,
+    gate: loads.touchingGate(breaker),
     counters: metrics,
     limits: config.spanLimits,
   });

@@ -11,6 +11,8 @@ Deno.test("event-loop delay is averaged over the window and normalised by the ma
     timers,
   });
   monitor.start();
+  // Spans start every 10 ms: the monitor keeps sampling.
+  const spans = timers.setInterval(() => monitor.touch(), 10);
   timers.advance(1000);
   assert.equal(monitor.load(), 0, "on-time ticks");
   // A 500 ms stall right after a tick makes the next tick 400 ms late: one sample of 400 ms in
@@ -32,8 +34,55 @@ Deno.test("event-loop delay is averaged over the window and normalised by the ma
     timers.advance(0);
   }
   assert.equal(monitor.load(), 1, "capped at 1");
+  timers.clearInterval(spans);
   monitor.stop();
   assert.equal(timers.pending, 0);
+});
+
+Deno.test("event-loop delay sleeps while no span starts and wakes on the next one", () => {
+  const timers = new ManualTimers();
+  const monitor = new EventLoopDelayMonitor({
+    sampleIntervalMs: 100,
+    maxDelayMs: 100,
+    windowSize: 10,
+    timers,
+  });
+  monitor.start();
+  assert.ok(monitor.sampling);
+  timers.advance(100);
+  assert.equal(monitor.sampling, false, "a sample period without a touch: asleep");
+  assert.equal(timers.pending, 0, "no timer wakes an idle process");
+  timers.advance(10_000);
+  assert.equal(monitor.load(), 0);
+
+  // A busy second: spans keep starting and every sample is 90 ms late.
+  monitor.touch();
+  assert.ok(monitor.sampling, "a touch wakes it");
+  for (let i = 0; i < 10; i++) {
+    monitor.touch();
+    timers.stall(190);
+    timers.advance(0);
+  }
+  assert.ok(Math.abs(monitor.load() - 0.9) < 1e-9, `load ${monitor.load()}`);
+  // Then nothing starts: the next sample (on time) finds no touch since the last one and sleeps.
+  timers.advance(100);
+  assert.equal(monitor.sampling, false);
+  assert.ok(Math.abs(monitor.load() - 0.81) < 1e-9, `one on-time sample of ten: ${monitor.load()}`);
+  // Asleep, each period slept through reads as an on-time sample, as ticks of an idle loop would.
+  timers.advance(500);
+  assert.ok(Math.abs(monitor.load() - 0.36) < 1e-9, `load ${monitor.load()}`);
+  monitor.touch();
+  assert.ok(Math.abs(monitor.load() - 0.36) < 1e-9, "waking keeps the reading");
+  assert.equal(timers.pending, 1);
+  timers.advance(100);
+  assert.ok(Math.abs(monitor.load() - 0.27) < 1e-9, `one more on-time sample: ${monitor.load()}`);
+  assert.equal(monitor.sampling, false, "no touch since waking: asleep again");
+  timers.advance(5_000);
+  assert.equal(monitor.load(), 0, "a window slept through reads idle");
+
+  monitor.stop();
+  monitor.touch();
+  assert.equal(timers.pending, 0, "a stopped monitor stays stopped");
 });
 
 Deno.test("event-loop delay measures a real blocked loop", async () => {
@@ -43,7 +92,8 @@ Deno.test("event-loop delay measures a real blocked loop", async () => {
     windowSize: 5,
   });
   monitor.start();
-  await new Promise((r) => setTimeout(r, 15));
+  await new Promise((r) => setTimeout(r, 5));
+  monitor.touch();
   const until = performance.now() + 80;
   while (performance.now() < until) { /* block the event loop */ }
   await new Promise((r) => setTimeout(r, 15));
@@ -71,13 +121,24 @@ Deno.test("LoadSources starts the event-loop monitor only when asked", () => {
   assert.equal(timers.pending, 0);
   sources.inFlight.begin();
   assert.equal(inFlight(), 0.5);
+  const gate = { allow: () => true };
+  assert.equal(sources.touchingGate(gate), gate, "no monitor: the gate as it is");
   const loop = sources.get("event_loop_delay");
   assert.equal(sources.get("event_loop_delay"), loop, "one monitor per process");
   assert.equal(timers.pending, 1);
+  const touching = sources.touchingGate(gate);
+  assert.equal(touching.allow(), true, "the gate's answer");
   timers.advance(100);
+  assert.equal(touching.allow(), true);
   timers.stall(500);
   timers.advance(0);
   assert.equal(loop(), 0.8, "one tick 400 ms late over 10 samples: 40 ms of a 50 ms max");
+  assert.equal(timers.pending, 1, "a span start since the last sample: still sampling");
+  timers.advance(100);
+  assert.equal(timers.pending, 0, "no span start since the last sample: asleep");
+  assert.equal(loop(), 0.8);
+  touching.allow();
+  assert.equal(timers.pending, 1, "a span start wakes it");
   sources.stop();
   assert.equal(timers.pending, 0);
 });
