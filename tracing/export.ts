@@ -88,20 +88,37 @@ export class BatchExportProcessor implements SpanSink {
   readonly #maxQueue: number;
   readonly #observer: ExportObserver;
   #queue: RecordingSpan[] = [];
-  #timer: ReturnType<typeof setInterval>;
+  readonly #interval: number;
+  // The batch timer: runs while spans are queued, stops at a tick that finds none.
+  #timer: ReturnType<typeof setInterval> | undefined;
   #kick: ReturnType<typeof setTimeout> | undefined;
   #exporting: Promise<void> | undefined;
   #closed = false;
 
-  /** Starts the periodic flush timer (unref'd: it never keeps a process alive). */
+  /**
+   * Creates an empty processor. Its batch timer (unref'd: it never keeps a process alive) runs only
+   * while spans are queued, so an idle process is not woken for it.
+   */
   constructor(options: BatchOptions) {
     this.#exporter = options.exporter;
     this.#maxBatch = options.maxBatchSize ?? 512;
     this.#maxQueue = options.maxQueueSize ?? 2048;
     this.#observer = options.observer ?? {};
-    const interval = options.batchTimeoutMs ?? 5000;
-    this.#timer = setInterval(() => this.#drain(), interval);
-    Deno.unrefTimer(this.#timer);
+    this.#interval = options.batchTimeoutMs ?? 5000;
+  }
+
+  /** Whether the batch timer is running (spans were queued since its last tick found none). */
+  get timerRunning(): boolean {
+    return this.#timer !== undefined;
+  }
+
+  #tick(): void {
+    if (this.#queue.length === 0 && !this.#exporting) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+      return;
+    }
+    void this.#drain();
   }
 
   /** Spans currently waiting for export. */
@@ -120,6 +137,10 @@ export class BatchExportProcessor implements SpanSink {
     }
     this.#queue.push(span);
     this.counters.queued++;
+    if (this.#timer === undefined) {
+      this.#timer = setInterval(() => this.#tick(), this.#interval);
+      Deno.unrefTimer(this.#timer);
+    }
     if (this.#queue.length >= this.#maxBatch) this.#scheduleDrain();
   }
 
@@ -197,6 +218,7 @@ export class BatchExportProcessor implements SpanSink {
   async shutdown(timeoutMs = 5000): Promise<void> {
     if (this.#closed) return;
     clearInterval(this.#timer);
+    this.#timer = undefined;
     if (this.#kick !== undefined) clearTimeout(this.#kick);
     this.#kick = undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;

@@ -216,3 +216,38 @@ Deno.test("retry: Retry-After takes seconds or an HTTP date", () => {
 function exportSpans(exporter: OtlpHttpExporter, spans: RecordingSpan[]) {
   return new Promise<PartialExportResult>((resolve) => exporter.export(spans, resolve));
 }
+
+// Resolves once `done()` holds, checking every 5 ms for at most 2 s.
+async function until(done: () => boolean, what: string): Promise<void> {
+  for (let waited = 0; !done(); waited += 5) {
+    if (waited >= 2000) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+Deno.test("batch processor: the batch timer runs only while spans are queued, and still exports within the batch timeout", async () => {
+  const exported: number[] = [];
+  const processor = new BatchExportProcessor({
+    exporter: {
+      export(spans, done) {
+        exported.push(spans.length);
+        done({ code: ExportResultCode.SUCCESS });
+      },
+      shutdown: () => Promise.resolve(),
+    },
+    batchTimeoutMs: 30,
+  });
+  assert.equal(processor.timerRunning, false, "nothing queued: no timer");
+  processor.onEnd(fakeSpan());
+  processor.onEnd(fakeSpan());
+  assert.ok(processor.timerRunning);
+  await until(() => exported.length > 0, "the first export");
+  assert.deepEqual(exported, [2], "both spans at the first tick");
+  await until(() => !processor.timerRunning, "the timer to stop");
+  processor.onEnd(fakeSpan());
+  assert.ok(processor.timerRunning, "the next span starts it again");
+  await until(() => exported.length > 1, "the second export");
+  assert.deepEqual(exported, [2, 1]);
+  await processor.shutdown();
+  assert.equal(processor.timerRunning, false);
+});

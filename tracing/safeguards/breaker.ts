@@ -16,8 +16,11 @@
  *   poll with load at or below the threshold; → **open** on a failed export, a full queue, or load
  *   above the threshold.
  *
- * `allow()` runs on every span start: it reads one field (and decrements a counter while half
- * open), never the clock, and allocates nothing. Load is polled on a timer instead.
+ * `allow()` runs on every span start: it reads one field and notes the start (and decrements a
+ * counter while half open), never the clock, and allocates nothing. Load is polled on a timer
+ * instead. While closed, the poll timer stops after a poll interval in which no span started (an
+ * idle process is not woken for it); the next span start, or an export result that changes the
+ * state, starts it again.
  *
  * @module
  */
@@ -113,6 +116,9 @@ export class CircuitBreaker {
   #openedFor: BreakerReason = "load";
   #lastLoad = 0;
   #timer: number | undefined;
+  // start() was called and stop() was not; the timer may still be asleep.
+  #polling = false;
+  #spanStarted = false;
 
   /** Creates a closed breaker; call `start()` to begin polling load. */
   constructor(options: CircuitBreakerOptions = {}) {
@@ -132,7 +138,11 @@ export class CircuitBreaker {
 
   /** True when a span may be recorded. O(1), allocation-free. */
   allow(): boolean {
-    if (this.#state === CLOSED) return true;
+    if (this.#state === CLOSED) {
+      this.#spanStarted = true;
+      if (this.#timer === undefined && this.#polling) this.#wake();
+      return true;
+    }
     if (this.#state === OPEN) return false;
     if (this.#allowance > 0) {
       this.#allowance--;
@@ -153,12 +163,28 @@ export class CircuitBreaker {
 
   /** Starts the load poll timer (no-op when disabled or already started). */
   start(): void {
-    if (!this.#enabled || this.#timer !== undefined) return;
-    this.#timer = this.#timers.setInterval(() => this.#poll(), this.#pollMs);
+    if (!this.#enabled || this.#polling) return;
+    this.#polling = true;
+    this.#wake();
   }
 
   /** Stops the load poll timer. */
   stop(): void {
+    this.#polling = false;
+    this.#sleep();
+  }
+
+  /** Whether the poll timer is running (false while asleep or stopped). */
+  get polling(): boolean {
+    return this.#timer !== undefined;
+  }
+
+  #wake(): void {
+    if (this.#timer !== undefined || !this.#polling) return;
+    this.#timer = this.#timers.setInterval(() => this.#poll(), this.#pollMs);
+  }
+
+  #sleep(): void {
     if (this.#timer === undefined) return;
     this.#timers.clearInterval(this.#timer);
     this.#timer = undefined;
@@ -192,10 +218,19 @@ export class CircuitBreaker {
   recordQueueFull(): void {
     if (!this.#enabled) return;
     this.#queueFullSincePoll = true;
+    this.#wake();
     if (this.#state === HALF_OPEN) this.#open("probe_failed");
   }
 
   #poll(): void {
+    this.#pollOnce();
+    // Closed, and nothing started or filled the queue since the last poll: nothing to decide
+    // until a span starts.
+    if (this.#state === CLOSED && !this.#spanStarted && this.#queueFullPolls === 0) this.#sleep();
+    this.#spanStarted = false;
+  }
+
+  #pollOnce(): void {
     const load = this.#load();
     this.#lastLoad = load;
     const overloaded = load > this.#loadThreshold;
@@ -228,6 +263,8 @@ export class CircuitBreaker {
     const previous = this.#state;
     if (previous === next) return;
     this.#state = next;
+    // An export result can open the breaker while its poll sleeps; the cooldown needs the poll.
+    if (next !== CLOSED) this.#wake();
     this.#failures = 0;
     this.#timeouts = 0;
     this.#queueFullPolls = 0;

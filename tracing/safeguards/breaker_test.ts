@@ -142,7 +142,51 @@ Deno.test("a disabled breaker always allows and starts no timer", () => {
   timers.advance(10_000);
   assert.equal(timers.pending, 0);
   assert.equal(allowed(breaker, 10), 10);
+  assert.equal(timers.pending, 0, "span starts do not start one either");
   assert.deepEqual(changes, []);
+  breaker.stop();
+});
+
+Deno.test("closed, the load poll sleeps through a poll interval without a span start; the next one wakes it", () => {
+  const { breaker, timers, setLoad, changes } = rig();
+  assert.equal(allowed(breaker, 5), 5);
+  timers.advance(1000);
+  assert.ok(breaker.polling, "a span started since the last poll");
+  timers.advance(1000);
+  assert.equal(breaker.polling, false, "asleep");
+  assert.equal(timers.pending, 0, "no timer wakes an idle process");
+  // Load read while asleep decides nothing: no span waits on it.
+  setLoad(0.95);
+  timers.advance(10_000);
+  assert.equal(breaker.state, "closed");
+  assert.equal(breaker.allow(), true, "the span that wakes it is allowed");
+  assert.ok(breaker.polling);
+  timers.advance(1000);
+  assert.equal(breaker.state, "open", "the first poll after waking reads the load");
+  assert.deepEqual(changes, ["closed->open:load"]);
+  breaker.stop();
+  assert.equal(timers.pending, 0);
+  breaker.allow();
+  assert.equal(timers.pending, 0, "a stopped breaker's poll stays stopped");
+});
+
+Deno.test("export failures open a breaker whose poll sleeps; the poll wakes for the cooldown", () => {
+  const { breaker, timers, changes } = rig();
+  timers.advance(1000);
+  assert.equal(breaker.polling, false);
+  // The spans of the last busy moment are exported later, and their exports fail.
+  for (let i = 0; i < 3; i++) breaker.recordExportFailure();
+  assert.equal(breaker.state, "open");
+  assert.ok(breaker.polling, "opening wakes the poll");
+  timers.advance(6000);
+  assert.equal(breaker.state, "half_open", "the cooldown elapsed at a poll");
+  breaker.recordExportSuccess();
+  assert.equal(breaker.state, "closed");
+  assert.deepEqual(changes, [
+    "closed->open:export_failures",
+    "open->half_open:cooldown_elapsed",
+    "half_open->closed:export_success",
+  ]);
   breaker.stop();
 });
 
