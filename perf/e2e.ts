@@ -95,6 +95,11 @@ export interface E2eResults {
   tracker100: { spansSampled: number; announces: number };
   /** Where the client and the nodes under test ran (`perf/cpu_pinning.ts`). */
   pinning: string;
+  /**
+   * Idle CPU after the runs, ms per second ({@linkcode IDLE_WINDOW_SECONDS} after
+   * {@linkcode IDLE_SETTLE_SECONDS} of quiet), per kind of node and tracing variant.
+   */
+  idle: { node: string; msPerSecond: number[] }[];
 }
 
 /** User+system CPU seconds of a process so far (Linux `/proc/<pid>/stat`, 100 ticks a second). */
@@ -111,6 +116,61 @@ export function cpuSecondsFromStat(stat: string): number {
     throw new Error(`not a /proc/<pid>/stat line: ${stat.slice(0, 80)}`);
   }
   return (utime + stime) / 100;
+}
+
+/** Nanoseconds on a CPU of one thread, from its `/proc/<pid>/task/<tid>/schedstat` line. */
+export function schedstatNanos(line: string): number {
+  const ns = Number(line.trim().split(/\s+/)[0]);
+  if (!Number.isFinite(ns)) throw new Error(`not a schedstat line: ${line.slice(0, 80)}`);
+  return ns;
+}
+
+/**
+ * On-CPU nanoseconds of each live thread of a process, by thread id, at the scheduler's resolution
+ * (`/proc/<pid>/task/<tid>/schedstat`); a thread that exits between listing and reading is left
+ * out.
+ */
+export async function threadCpuNanos(pid: number): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for await (const task of Deno.readDir(`/proc/${pid}/task`)) {
+    try {
+      out.set(
+        task.name,
+        schedstatNanos(await Deno.readTextFile(`/proc/${pid}/task/${task.name}/schedstat`)),
+      );
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  }
+  return out;
+}
+
+/** Seconds of quiet after the runs before idle CPU is measured, and the measured window. */
+export const IDLE_SETTLE_SECONDS = 2;
+/** See {@linkcode IDLE_SETTLE_SECONDS}. */
+export const IDLE_WINDOW_SECONDS = 6;
+
+/**
+ * CPU ms per second of each process over `seconds` of wall time, summed over its threads. A
+ * thread's share is what it ran between the two readings: one that started since counts from
+ * zero, and one that exited counts nothing (its CPU is gone from `/proc` with it; the runtime's
+ * idle worker threads exit so).
+ */
+export async function idleCpuMsPerSecond(
+  pids: readonly number[],
+  seconds: number,
+  read: (pid: number) => Promise<Map<string, number>> = threadCpuNanos,
+): Promise<number[]> {
+  const before = await Promise.all(pids.map(read));
+  const started = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  const after = await Promise.all(pids.map(read));
+  const wall = (performance.now() - started) / 1000;
+  return after.map((threads, i) => {
+    let ns = 0;
+    for (const [tid, n] of threads) ns += n - (before[i].get(tid) ?? 0);
+    return ns / 1e6 / wall;
+  });
 }
 
 /** The value of an unlabelled sample `name` in a Prometheus text exposition (0 when absent). */
@@ -503,10 +563,27 @@ async function measureNodes(
 
   const traced = [nodes.agents, nodes.trackers, nodes.proxies].flatMap((l) => l.slice(1));
   const final = await flushedCounters(traced);
+
+  // What each node costs with nothing to do: tracing's timers, if they still run, show here.
+  log(`idle CPU: ${IDLE_WINDOW_SECONDS} s per node`);
+  await new Promise((resolve) => setTimeout(resolve, IDLE_SETTLE_SECONDS * 1000));
+  const kinds = [["agent", nodes.agents], ["tracker", nodes.trackers], [
+    "proxy",
+    nodes.proxies,
+  ]] as const;
+  const idleAll = await idleCpuMsPerSecond(
+    kinds.flatMap(([, list]) => pids(list)),
+    IDLE_WINDOW_SECONDS,
+  );
+  const idle = kinds.map(([node, list], k) => ({
+    node,
+    msPerSecond: idleAll.slice(k * list.length, (k + 1) * list.length),
+  }));
   return {
     measurements,
     otlp: { ...(await sink.stats()), spansExported: final.reduce((a, c) => a + c.exported, 0) },
     tracker100: { spansSampled: trackerCounters[1].sampled, announces },
     pinning,
+    idle,
   };
 }

@@ -1,11 +1,41 @@
 import assert from "node:assert/strict";
-import { cpuSecondsFromStat, interleavedRuns, sampleValue, tracingBlock } from "./e2e.ts";
+import {
+  cpuSecondsFromStat,
+  idleCpuMsPerSecond,
+  interleavedRuns,
+  sampleValue,
+  schedstatNanos,
+  tracingBlock,
+} from "./e2e.ts";
 
 Deno.test("cpuSecondsFromStat: utime + stime in ticks, command names with spaces", () => {
   const stat = "4242 (deno (worker) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0 " +
     "12345 1000000 5000 18446744073709551615";
   assert.equal(cpuSecondsFromStat(stat), 3.25);
   assert.throws(() => cpuSecondsFromStat("garbage"), /not a \/proc/);
+});
+
+Deno.test("schedstatNanos: the first field, on-CPU nanoseconds; other text refused", () => {
+  assert.equal(schedstatNanos("123456789 2345 67\n"), 123456789);
+  assert.throws(() => schedstatNanos("nothing here"), /not a schedstat line/);
+});
+
+Deno.test("idleCpuMsPerSecond: each thread's CPU over the window's wall time; exited threads count nothing", async () => {
+  const readings = new Map([
+    // Process 1: its main thread ran 4 ms; thread 12 exited; thread 13 started and ran 1 ms.
+    [1, [new Map([["1", 10e9], ["12", 3e9]]), new Map([["1", 10e9 + 4e6], ["13", 1e6]])]],
+    [2, [new Map([["2", 5e9]]), new Map([["2", 5e9 + 50e6]])]],
+  ]);
+  const calls = new Map<number, number>();
+  const read = (pid: number) => {
+    const n = calls.get(pid) ?? 0;
+    calls.set(pid, n + 1);
+    return Promise.resolve(readings.get(pid)![n]);
+  };
+  const [a, b] = await idleCpuMsPerSecond([1, 2], 0.2, read);
+  // 5 ms and 50 ms of CPU over 0.2 s of wall time or a little more.
+  assert.ok(a > 6 && a <= 25, `${a}`);
+  assert.ok(b > 60 && b <= 250, `${b}`);
 });
 
 Deno.test("sampleValue: unlabelled samples of a Prometheus exposition", () => {

@@ -166,6 +166,7 @@ export async function runPerf(options: PerfOptions, args: string[] = []): Promis
     });
     report.e2e = r.measurements;
     report.e2ePinning = r.pinning;
+    report.e2eIdle = r.idle;
     report.scale = {
       ...report.scale,
       otlpBytesPerSpan: r.otlp.spansExported > 0 ? r.otlp.bytes / r.otlp.spansExported : undefined,

@@ -66,6 +66,14 @@ externalTest({
           );
         }
       }
+      for (const node of ["agent", "tracker", "proxy"]) {
+        assert.match(
+          md,
+          new RegExp(String.raw`\| ${node} \| [\d.]+ \| [\d.]+ \| [\d.]+ \|`),
+          // Never negative: a thread that exits in the window must not take its past CPU along.
+          `idle CPU of the ${node} nodes`,
+        );
+      }
       assert.match(md, /\| pull \(agent GET, P2P download\) \| 4 \| \d \| \d+ \|/);
       assert.match(md, /\| push \(proxy upload\) \| 4 \| \d \| \d+ \|/);
       assert.match(

@@ -376,6 +376,8 @@ export interface PerfReport {
   e2e: E2eMeasurement[];
   /** Where the e2e client and nodes under test ran (`perf/cpu_pinning.ts`). */
   e2ePinning?: string;
+  /** Idle CPU of the e2e nodes after their runs, ms per second, by node kind and variant. */
+  e2eIdle?: { node: string; msPerSecond: number[] }[];
   /** Trace completeness. */
   completeness?: CompletenessFigures;
   /** Scale-note figures. */
@@ -591,6 +593,19 @@ export function renderReport(report: PerfReport): string {
       (report.e2ePinning ? ` CPUs: ${report.e2ePinning}.` : ""),
   );
   for (const m of report.e2e) out.push("", e2eSection(m));
+  if (report.e2eIdle?.length) {
+    out.push(
+      "",
+      "Idle CPU of each node after the runs, ms per second (all threads, " +
+        "`/proc/<pid>/task/*/schedstat`):",
+      "",
+      table(
+        ["node", ...TRACING_VARIANTS],
+        report.e2eIdle.map((r) => [r.node, ...r.msPerSecond.map((ms) => ms.toFixed(2))]),
+        ["l", ...TRACING_VARIANTS.map(() => "r" as const)],
+      ),
+    );
+  }
   out.push("", "### Trace completeness (real Jaeger)", "");
   const c = report.completeness;
   if (c) {

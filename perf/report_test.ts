@@ -211,6 +211,7 @@ function sampleReport(): PerfReport {
       spans: { "10%": { sampled: 10, exported: 10 } },
     }],
     e2ePinning: "client on CPU 0, nodes under test on CPU 1",
+    e2eIdle: [{ node: "agent", msPerSecond: [1.5, 1.75, 2] }],
     failures: [{ part: "completeness", error: "Jaeger missing" }],
   };
 }
@@ -246,6 +247,8 @@ Deno.test("renderReport: every section, figures, targets marked", () => {
   );
   assert.match(md, /Pages: right before each timed GET, a scratch file .* is written and deleted/);
   assert.match(md, /\| 1 \| 10% \| 100 \| 505 µs \(\+1\.0%\) \| 1\.51 ms \(\+0\.7%\) \|/);
+  assert.match(md, /Idle CPU of each node after the runs, ms per second/);
+  assert.match(md, /\| agent \| 1\.50 \| 1\.75 \| 2\.00 \|/);
   assert.match(md, /Not measured: boom/);
   assert.match(md, /\| span start\+end sampled \| 445 ns \| 1\.71 µs \| 0\.26× \|/);
   assert.match(md, /\| traceparent inject \| 79 ns \| 233 ns \| 0\.34× \|/);
