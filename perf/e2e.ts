@@ -27,6 +27,7 @@ import {
   type E2eMeasurement,
   formatBytes,
   interleave,
+  median,
   summarizeLatencies,
   TRACING_VARIANTS,
   type TracingVariant,
@@ -96,8 +97,8 @@ export interface E2eResults {
   /** Where the client and the nodes under test ran (`perf/cpu_pinning.ts`). */
   pinning: string;
   /**
-   * Idle CPU after the runs, ms per second ({@linkcode IDLE_WINDOW_SECONDS} after
-   * {@linkcode IDLE_SETTLE_SECONDS} of quiet), per kind of node and tracing variant.
+   * Idle CPU after the runs, ms per second (the median of {@linkcode IDLE_READINGS} one-second
+   * readings after {@linkcode IDLE_SETTLE_SECONDS} of quiet), per kind of node and tracing variant.
    */
   idle: { node: string; msPerSecond: number[] }[];
 }
@@ -145,32 +146,50 @@ export async function threadCpuNanos(pid: number): Promise<Map<string, number>> 
   return out;
 }
 
-/** Seconds of quiet after the runs before idle CPU is measured, and the measured window. */
+/** Seconds of quiet after the runs before idle CPU is read. */
 export const IDLE_SETTLE_SECONDS = 2;
-/** See {@linkcode IDLE_SETTLE_SECONDS}. */
-export const IDLE_WINDOW_SECONDS = 6;
+/** One-second readings of idle CPU per node; the report shows their median. */
+export const IDLE_READINGS = 9;
+
+/** Options of {@linkcode idleCpuMsPerSecond}. */
+export interface IdleCpuOptions {
+  /** Readings per process. Default {@linkcode IDLE_READINGS}. */
+  readings?: number;
+  /** Length of one reading, ms. Default 1000. */
+  periodMs?: number;
+  /** Per-thread CPU nanoseconds of a process. Default {@linkcode threadCpuNanos}. */
+  read?: (pid: number) => Promise<Map<string, number>>;
+}
 
 /**
- * CPU ms per second of each process over `seconds` of wall time, summed over its threads. A
- * thread's share is what it ran between the two readings: one that started since counts from
- * zero, and one that exited counts nothing (its CPU is gone from `/proc` with it; the runtime's
- * idle worker threads exit so).
+ * Idle CPU of each process, ms per second: the median of consecutive readings, each its threads'
+ * CPU over one period of wall time. The median leaves out the odd second of housekeeping (a burst
+ * some seconds after a node's last request, traced or not) that would otherwise decide a short
+ * window. A thread's share of a reading is what it ran between its two ends: one that
+ * started since counts from zero, and one that exited counts nothing (its CPU is gone from `/proc`
+ * with it; the runtime's idle worker threads exit so).
  */
 export async function idleCpuMsPerSecond(
   pids: readonly number[],
-  seconds: number,
-  read: (pid: number) => Promise<Map<string, number>> = threadCpuNanos,
+  options: IdleCpuOptions = {},
 ): Promise<number[]> {
-  const before = await Promise.all(pids.map(read));
-  const started = performance.now();
-  await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
-  const after = await Promise.all(pids.map(read));
-  const wall = (performance.now() - started) / 1000;
-  return after.map((threads, i) => {
-    let ns = 0;
-    for (const [tid, n] of threads) ns += n - (before[i].get(tid) ?? 0);
-    return ns / 1e6 / wall;
-  });
+  const { readings = IDLE_READINGS, periodMs = 1000, read = threadCpuNanos } = options;
+  const perProcess: number[][] = pids.map(() => []);
+  let before = await Promise.all(pids.map(read));
+  let started = performance.now();
+  for (let r = 0; r < readings; r++) {
+    await new Promise((resolve) => setTimeout(resolve, periodMs));
+    const after = await Promise.all(pids.map(read));
+    const now = performance.now();
+    after.forEach((threads, i) => {
+      let ns = 0;
+      for (const [tid, n] of threads) ns += n - (before[i].get(tid) ?? 0);
+      perProcess[i].push(ns / 1e3 / (now - started));
+    });
+    before = after;
+    started = now;
+  }
+  return perProcess.map(median);
 }
 
 /** The value of an unlabelled sample `name` in a Prometheus text exposition (0 when absent). */
@@ -565,16 +584,13 @@ async function measureNodes(
   const final = await flushedCounters(traced);
 
   // What each node costs with nothing to do: tracing's timers, if they still run, show here.
-  log(`idle CPU: ${IDLE_WINDOW_SECONDS} s per node`);
+  log(`idle CPU: ${IDLE_READINGS} one-second readings per node`);
   await new Promise((resolve) => setTimeout(resolve, IDLE_SETTLE_SECONDS * 1000));
   const kinds = [["agent", nodes.agents], ["tracker", nodes.trackers], [
     "proxy",
     nodes.proxies,
   ]] as const;
-  const idleAll = await idleCpuMsPerSecond(
-    kinds.flatMap(([, list]) => pids(list)),
-    IDLE_WINDOW_SECONDS,
-  );
+  const idleAll = await idleCpuMsPerSecond(kinds.flatMap(([, list]) => pids(list)));
   const idle = kinds.map(([node, list], k) => ({
     node,
     msPerSecond: idleAll.slice(k * list.length, (k + 1) * list.length),

@@ -20,22 +20,35 @@ Deno.test("schedstatNanos: the first field, on-CPU nanoseconds; other text refus
   assert.throws(() => schedstatNanos("nothing here"), /not a schedstat line/);
 });
 
-Deno.test("idleCpuMsPerSecond: each thread's CPU over the window's wall time; exited threads count nothing", async () => {
-  const readings = new Map([
-    // Process 1: its main thread ran 4 ms; thread 12 exited; thread 13 started and ran 1 ms.
-    [1, [new Map([["1", 10e9], ["12", 3e9]]), new Map([["1", 10e9 + 4e6], ["13", 1e6]])]],
-    [2, [new Map([["2", 5e9]]), new Map([["2", 5e9 + 50e6]])]],
+Deno.test("idleCpuMsPerSecond: the median reading of each process; exited threads count nothing", async () => {
+  // Cumulative per-thread CPU, ns, at the start and after each of three 50 ms readings.
+  const series = new Map([
+    // Process 1: 1 ms per reading on its main thread, and a 40 ms burst of housekeeping in the
+    // second; thread 12 exits after the first reading, thread 13 starts in the last.
+    [1, [
+      new Map([["1", 10e9], ["12", 3e9]]),
+      new Map([["1", 10e9 + 1e6], ["12", 3e9]]),
+      new Map([["1", 10e9 + 42e6]]),
+      new Map([["1", 10e9 + 43e6], ["13", 0.5e6]]),
+    ]],
+    [2, [
+      new Map([["2", 0]]),
+      new Map([["2", 5e6]]),
+      new Map([["2", 10e6]]),
+      new Map([["2", 15e6]]),
+    ]],
   ]);
   const calls = new Map<number, number>();
   const read = (pid: number) => {
     const n = calls.get(pid) ?? 0;
     calls.set(pid, n + 1);
-    return Promise.resolve(readings.get(pid)![n]);
+    return Promise.resolve(series.get(pid)![n]);
   };
-  const [a, b] = await idleCpuMsPerSecond([1, 2], 0.2, read);
-  // 5 ms and 50 ms of CPU over 0.2 s of wall time or a little more.
-  assert.ok(a > 6 && a <= 25, `${a}`);
-  assert.ok(b > 60 && b <= 250, `${b}`);
+  const [a, b] = await idleCpuMsPerSecond([1, 2], { readings: 3, periodMs: 50, read });
+  // Readings of process 1: 1, 41 and 1.5 ms per 50 ms (20, 820 and 30 ms/s): the median is 30.
+  // Process 2: 5 ms per 50 ms, 100 ms/s. A reading may run a little longer than its period.
+  assert.ok(a > 15 && a <= 30, `${a}`);
+  assert.ok(b > 50 && b <= 100, `${b}`);
 });
 
 Deno.test("sampleValue: unlabelled samples of a Prometheus exposition", () => {
