@@ -254,7 +254,9 @@ export const safeguardsSchema = object({
     .describe("Load polls in a row that saw the export queue full and open the breaker."),
   load_source: loadSource().describe("Load signal of the breaker."),
   load_poll_interval: duration({ positive: true }).default("1s")
-    .describe("How often the breaker reads load."),
+    .describe(
+      "How often the breaker reads load; while closed, it stops after a poll without a span start until the next one.",
+    ),
   max_event_loop_delay: duration({ positive: true }).default("100ms")
     .describe("Mean event-loop delay that counts as load 1 (also for adaptive sampling)."),
   max_in_flight: int({ min: 1 }).default(256)
