@@ -26,6 +26,7 @@ import { expand } from "../wire/route.ts";
 import {
   type E2eMeasurement,
   formatBytes,
+  type IdleCpu,
   interleave,
   median,
   summarizeLatencies,
@@ -98,9 +99,9 @@ export interface E2eResults {
   pinning: string;
   /**
    * Idle CPU after the runs, ms per second (the median of {@linkcode IDLE_READINGS} one-second
-   * readings after {@linkcode IDLE_SETTLE_SECONDS} of quiet), per kind of node and tracing variant.
+   * readings after {@linkcode IDLE_SETTLE_SECONDS} of quiet), per kind of node.
    */
-  idle: { node: string; msPerSecond: number[] }[];
+  idle: IdleCpu[];
 }
 
 /** User+system CPU seconds of a process so far (Linux `/proc/<pid>/stat`, 100 ticks a second). */
@@ -586,14 +587,12 @@ async function measureNodes(
   // What each node costs with nothing to do: tracing's timers, if they still run, show here.
   log(`idle CPU: ${IDLE_READINGS} one-second readings per node`);
   await new Promise((resolve) => setTimeout(resolve, IDLE_SETTLE_SECONDS * 1000));
-  const kinds = [["agent", nodes.agents], ["tracker", nodes.trackers], [
-    "proxy",
-    nodes.proxies,
-  ]] as const;
-  const idleAll = await idleCpuMsPerSecond(kinds.flatMap(([, list]) => pids(list)));
-  const idle = kinds.map(([node, list], k) => ({
+  const kinds = { agent: nodes.agents, tracker: nodes.trackers, proxy: nodes.proxies };
+  const all = Object.values(kinds).flat();
+  const idleAll = await idleCpuMsPerSecond(pids(all));
+  const idle = Object.entries(kinds).map(([node, list]) => ({
     node,
-    msPerSecond: idleAll.slice(k * list.length, (k + 1) * list.length),
+    msPerSecond: list.map((n) => idleAll[all.indexOf(n)]),
   }));
   return {
     measurements,

@@ -354,6 +354,14 @@ export interface RunInfo {
   seconds: number;
 }
 
+/** Idle CPU of one kind of end-to-end node, ms per second, in {@linkcode TRACING_VARIANTS} order. */
+export interface IdleCpu {
+  /** `agent`, `tracker` or `proxy`. */
+  node: string;
+  /** One figure per tracing variant. */
+  msPerSecond: number[];
+}
+
 /** Everything the report shows; a missing part renders as "not measured (reason)". */
 export interface PerfReport {
   /** The machine and the run. */
@@ -376,8 +384,8 @@ export interface PerfReport {
   e2e: E2eMeasurement[];
   /** Where the e2e client and nodes under test ran (`perf/cpu_pinning.ts`). */
   e2ePinning?: string;
-  /** Idle CPU of the e2e nodes after their runs, ms per second, by node kind and variant. */
-  e2eIdle?: { node: string; msPerSecond: number[] }[];
+  /** Idle CPU of the e2e nodes after their runs, by node kind. */
+  e2eIdle?: IdleCpu[];
   /** Trace completeness. */
   completeness?: CompletenessFigures;
   /** Scale-note figures. */

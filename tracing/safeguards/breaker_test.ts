@@ -35,6 +35,13 @@ function rig(options: CircuitBreakerOptions = {}): Rig {
   return { breaker, timers, logs, changes, setLoad: (v) => load = v };
 }
 
+// The transitions of a breaker that export failures open and a successful probe export closes.
+const EXPORT_FAILURE_CYCLE = [
+  "closed->open:export_failures",
+  "open->half_open:cooldown_elapsed",
+  "half_open->closed:export_success",
+];
+
 function allowed(breaker: CircuitBreaker, n: number): number {
   let yes = 0;
   for (let i = 0; i < n; i++) if (breaker.allow()) yes++;
@@ -90,11 +97,7 @@ Deno.test("consecutive export failures open it; a successful probe export closes
   assert.equal(allowed(breaker, 5), 2, "trickle refilled every poll");
   breaker.recordExportSuccess();
   assert.equal(breaker.state, "closed");
-  assert.deepEqual(changes, [
-    "closed->open:export_failures",
-    "open->half_open:cooldown_elapsed",
-    "half_open->closed:export_success",
-  ]);
+  assert.deepEqual(changes, EXPORT_FAILURE_CYCLE);
   breaker.stop();
 });
 
@@ -182,11 +185,7 @@ Deno.test("export failures open a breaker whose poll sleeps; the poll wakes for 
   assert.equal(breaker.state, "half_open", "the cooldown elapsed at a poll");
   breaker.recordExportSuccess();
   assert.equal(breaker.state, "closed");
-  assert.deepEqual(changes, [
-    "closed->open:export_failures",
-    "open->half_open:cooldown_elapsed",
-    "half_open->closed:export_success",
-  ]);
+  assert.deepEqual(changes, EXPORT_FAILURE_CYCLE);
   breaker.stop();
 });
 

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { EventLoopDelayMonitor, InFlightCounter, LoadSources } from "./load.ts";
 import { ManualTimers } from "../../common/timers.ts";
 
-Deno.test("event-loop delay is averaged over the window and normalised by the max delay", () => {
+/** A monitor on manual timers: 100 ms samples, a 10-sample window, 100 ms reads as load 1. */
+function monitorRig() {
   const timers = new ManualTimers();
   const monitor = new EventLoopDelayMonitor({
     sampleIntervalMs: 100,
@@ -10,6 +11,11 @@ Deno.test("event-loop delay is averaged over the window and normalised by the ma
     windowSize: 10,
     timers,
   });
+  return { timers, monitor };
+}
+
+Deno.test("event-loop delay is averaged over the window and normalised by the max delay", () => {
+  const { timers, monitor } = monitorRig();
   monitor.start();
   // Spans start every 10 ms: the monitor keeps sampling.
   const spans = timers.setInterval(() => monitor.touch(), 10);
@@ -40,13 +46,7 @@ Deno.test("event-loop delay is averaged over the window and normalised by the ma
 });
 
 Deno.test("event-loop delay sleeps while no span starts and wakes on the next one", () => {
-  const timers = new ManualTimers();
-  const monitor = new EventLoopDelayMonitor({
-    sampleIntervalMs: 100,
-    maxDelayMs: 100,
-    windowSize: 10,
-    timers,
-  });
+  const { timers, monitor } = monitorRig();
   monitor.start();
   assert.ok(monitor.sampling);
   timers.advance(100);
