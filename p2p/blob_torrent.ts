@@ -27,7 +27,9 @@
  *   pieces that arrived ahead of it are read back from the file (page cache) once the frontier
  *   reaches them, by one background task. A failed write makes the commit hash the file itself.
  *   Pieces stored concurrently reach the file one write at a time, in arrival order (concurrent
- *   writes to one file only contend for its inode lock). Written pieces are flushed to disk in the
+ *   writes to one file only contend for its inode lock), each with its status byte, through the
+ *   download file and the status file kept open from the first write to the commit, abort or close
+ *   (an open per piece was a round trip through the runtime's blocking pool). Written pieces are flushed to disk in the
  *   background too, so the commit's fsync finds little left to write. The commit hands the digest
  *   to the store, which refuses a mismatch as before.
  *
@@ -43,6 +45,7 @@ import {
   type BlobStore,
   DigestMismatchError,
   UploadNotFoundError,
+  type UploadWriter,
 } from "../storage/blob_store.ts";
 import { Digest, DigestHasher } from "../storage/digest.ts";
 import type { FileHandlePool } from "../storage/file_handles.ts";
@@ -214,8 +217,13 @@ export class LeechingTorrent extends BlobTorrent {
   #catchUp?: Promise<void>;
   #hashFailed = false;
   #digestOfPieces?: Digest;
-  // The piece writes to the download file, chained: one at a time (see writePiece).
+  // The piece writes to the download file, and their status bytes, each chained: one at a time
+  // (see writePiece), through the two files kept open while the torrent downloads.
   #writes: Promise<unknown> = Promise.resolve();
+  #statusWrites: Promise<unknown> = Promise.resolve();
+  #files?: Promise<DownloadFiles>;
+  // Set by close(): the torrent left memory, and its files are not opened again.
+  #released = false;
   // A background fdatasync of the download file, and whether writes came in since it started.
   #syncing?: Promise<void>;
   #dirty = false;
@@ -348,6 +356,13 @@ export class LeechingTorrent extends BlobTorrent {
     return this.#count === this.numPieces;
   }
 
+  /** Lets go of the pooled handles, and of the files kept open for the download's writes. */
+  override close(): void {
+    super.close();
+    this.#released = true;
+    void this.#closeFiles();
+  }
+
   /** Whether {@linkcode commit} has moved the blob into the cache. */
   get committed(): boolean {
     return this.#committed;
@@ -386,13 +401,18 @@ export class LeechingTorrent extends BlobTorrent {
     // One piece write to the file at a time, in arrival order: concurrent writes to one file
     // serialise on its inode lock anyway, and the waiting writer spins on it (on this VM ~5% of an
     // agent's CPU in `rwsem_spin_on_owner`). The caller still overlaps the writes with its reads.
-    const write = this.#writes.then(() =>
-      this.store.writeChunk(this.uid, offset, offset + bytes.length, bytes)
-    );
+    const write = this.#writes.then(async () => {
+      await (await this.#openFiles()).upload.write(offset, bytes);
+    });
     this.#writes = write.catch(() => {});
     try {
       await write;
-      await this.#writeStatus(i, 1);
+      // The status bytes have a chain of their own, so the next piece's write need not wait.
+      const status = this.#statusWrites.then(async () => {
+        await writeStatusByte((await this.#openFiles()).status, i, 1);
+      });
+      this.#statusWrites = status.catch(() => {});
+      await status;
     } catch (err) {
       // The hash may cover bytes that never reached the file: the commit hashes the file instead.
       this.#hashFailed = true;
@@ -442,7 +462,7 @@ export class LeechingTorrent extends BlobTorrent {
     this.#dirty = true;
     if (this.#syncing !== undefined) return;
     this.#dirty = false;
-    this.#syncing = this.store.syncUpload(this.uid).catch(() => {
+    this.#syncing = this.#openFiles().then((files) => files.upload.sync()).catch(() => {
       // Only an optimisation: the commit flushes the file anyway.
     }).finally(() => {
       this.#syncing = undefined;
@@ -463,6 +483,7 @@ export class LeechingTorrent extends BlobTorrent {
     }
     let cacheHit = false;
     await this.#syncing;
+    await this.#closeFiles();
     this.#advanceHash();
     while (this.#catchUp !== undefined) {
       await this.#catchUp;
@@ -504,10 +525,48 @@ export class LeechingTorrent extends BlobTorrent {
   /** Discards the partial download: its upload session and state. */
   async abort(): Promise<void> {
     if (this.#committed) return;
+    await this.#closeFiles();
     await this.store.abortUpload(this.uid).catch((err) => {
       if (!(err instanceof UploadNotFoundError)) throw err;
     });
     await this.#removeState();
+  }
+
+  // The download file and the status file, opened on the first piece write.
+  #openFiles(): Promise<DownloadFiles> {
+    if (this.#released) {
+      return Promise.reject(new TorrentStateError("torrent closed: its download files are shut"));
+    }
+    this.#files ??= (async () => {
+      const upload = await this.store.openUploadWriter(this.uid);
+      try {
+        return {
+          upload,
+          status: await Deno.open(resolveInside(this.#dir, "pieces"), { write: true }),
+        };
+      } catch (err) {
+        upload.close();
+        throw err;
+      }
+    })();
+    // A failed open is tried again by the next write.
+    this.#files.catch(() => this.#files = undefined);
+    return this.#files;
+  }
+
+  // Closes the files kept open for writes, once the writes in flight are done.
+  async #closeFiles(): Promise<void> {
+    const files = this.#files;
+    if (files === undefined) return;
+    this.#files = undefined;
+    await Promise.all([this.#writes, this.#statusWrites]);
+    const open = await files.catch(() => undefined);
+    open?.upload.close();
+    try {
+      open?.status.close();
+    } catch {
+      // Closed already.
+    }
   }
 
   async #writeStatus(i: number, value: number): Promise<void> {
@@ -526,6 +585,19 @@ export class LeechingTorrent extends BlobTorrent {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
     });
   }
+}
+
+// The files a downloading torrent keeps open.
+interface DownloadFiles {
+  upload: UploadWriter;
+  status: Deno.FsFile;
+}
+
+// One status byte in place: a single-byte write cannot tear. The caller serialises the writes
+// (the handle's position is shared).
+async function writeStatusByte(status: Deno.FsFile, i: number, value: number): Promise<void> {
+  status.seekSync(i, Deno.SeekMode.Start);
+  await status.write(Uint8Array.of(value));
 }
 
 /** Deletes the download state of `digest` and its upload session, if any. */

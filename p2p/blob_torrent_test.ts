@@ -119,16 +119,28 @@ Deno.test("leeching torrent: pieces stored concurrently reach the file one write
     const data = randomBytes(prng(8), 6500);
     const mi = await metaInfoOf(data);
     const t = await LeechingTorrent.open(store, mi);
-    let inFlight = 0, most = 0;
-    const writeChunk = store.writeChunk.bind(store);
-    store.writeChunk = async (...args) => {
-      most = Math.max(most, ++inFlight);
-      try {
-        await writeChunk(...args);
-      } finally {
-        inFlight--;
-      }
+    let inFlight = 0, most = 0, opened = 0, closed = 0;
+    const openUploadWriter = store.openUploadWriter.bind(store);
+    store.openUploadWriter = async (uid) => {
+      opened++;
+      const writer = await openUploadWriter(uid);
+      return {
+        ...writer,
+        async write(offset, bytes) {
+          most = Math.max(most, ++inFlight);
+          try {
+            await writer.write(offset, bytes);
+          } finally {
+            inFlight--;
+          }
+        },
+        close() {
+          closed++;
+          writer.close();
+        },
+      };
     };
+    store.writeChunk = () => Promise.reject(new Error("pieces go through the kept writer"));
     const failing = piece(data, mi, 6).slice(0, 10); // wrong length: refused, queues nothing
     await Promise.all([
       ...[3, 0, 5, 1, 2, 4, 6].map((i) => t.writePiece(i, piece(data, mi, i))),
@@ -140,7 +152,9 @@ Deno.test("leeching torrent: pieces stored concurrently reach the file one write
       "one piece write at a time: the file's inode lock serialises them anyway",
     );
     assert.ok(t.complete());
+    assert.equal(opened, 1, "the download file is opened once for all its pieces");
     assert.deepEqual(await t.commit(), { verified: true, cacheHit: false });
+    assert.equal(closed, 1, "the commit closes it");
     assert.deepEqual(
       await Deno.readFile(`${store.root}/cache/${mi.digest.hex.slice(0, 2)}/${mi.digest.hex}`),
       data,
@@ -285,6 +299,32 @@ Deno.test("abort drops the partial download", async () => {
     assert.equal(await exists(`${root}/${DOWNLOADS_DIR}/${mi.digest.hex}`), false);
     assert.equal(await exists(`${root}/uploads/${t.uid}`), false);
     assert.equal(await LeechingTorrent.resumableMetaInfo(store, mi.digest), null);
+  });
+});
+
+Deno.test("leeching torrent: abort and close let go of the download's open file", async () => {
+  await withStore(async (store) => {
+    const data = randomBytes(prng(9), 1500);
+    const mi = await metaInfoOf(data);
+    const closes: string[] = [];
+    const openUploadWriter = store.openUploadWriter.bind(store);
+    store.openUploadWriter = async (uid) => {
+      const writer = await openUploadWriter(uid);
+      return { ...writer, close: () => (closes.push(uid), writer.close()) };
+    };
+    const aborted = await LeechingTorrent.open(store, mi);
+    await aborted.writePiece(0, piece(data, mi, 0));
+    await aborted.abort();
+    assert.deepEqual(closes, [aborted.uid], "abort closes the file before the upload goes");
+
+    const dropped = await LeechingTorrent.open(store, mi);
+    await dropped.writePiece(1, piece(data, mi, 1));
+    dropped.close(); // the scheduler drops the torrent; its state stays for a restart
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    assert.deepEqual(closes, [aborted.uid, dropped.uid]);
+    const resumed = await LeechingTorrent.open(store, mi);
+    assert.equal(resumed.resumedPieces, 1, "the status byte written through the kept file");
+    await resumed.abort();
   });
 });
 

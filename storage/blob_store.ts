@@ -143,6 +143,22 @@ export interface OpenBlob {
   readonly stream: ReadableStream<Uint8Array>;
 }
 
+/** An upload's file open for writes, from {@linkcode BlobStore.openUploadWriter}. */
+export interface UploadWriter {
+  /**
+   * Writes `bytes` at `offset`. One write at a time: the handle's position is shared.
+   * @throws {UploadNotFoundError} the upload is being committed or aborted, or has ended
+   */
+  write(offset: number, bytes: Uint8Array): Promise<void>;
+  /**
+   * Flushes the written bytes to disk (fdatasync), so a large download's commit does not pay for
+   * the whole file's writeback at once.
+   */
+  sync(): Promise<void>;
+  /** Closes the file (idempotent). */
+  close(): void;
+}
+
 /** A chunk or blob body. */
 export type BlobBody = ReadableStream<Uint8Array> | Uint8Array;
 
@@ -357,23 +373,40 @@ export class BlobStore {
   }
 
   /**
-   * Starts flushing an upload's staged bytes to disk (fdatasync) and resolves when they are
-   * flushed, so a large download's commit does not pay for the whole file's writeback at once.
+   * An upload's file kept open for writes at chosen offsets, so a writer of many chunks (a
+   * download's pieces) opens it once instead of once a chunk. Its writes are refused, as
+   * {@linkcode writeChunk}'s are, once a commit or abort holds the upload or has ended it.
    * @throws {UploadNotFoundError} unknown uid
    */
-  async syncUpload(uid: string): Promise<void> {
+  async openUploadWriter(uid: string): Promise<UploadWriter> {
+    const path = this.#uploadPath(uid);
     let file: Deno.FsFile;
     try {
-      file = await Deno.open(this.#uploadPath(uid), { read: true });
+      file = await Deno.open(path, { write: true });
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) throw new UploadNotFoundError(uid);
       throw err;
     }
-    try {
-      await file.syncData();
-    } finally {
-      file.close();
-    }
+    // Flushes go through a handle of their own: the runtime runs one operation at a time per
+    // handle, and a write must not wait for a flush.
+    let syncFile: Promise<Deno.FsFile> | undefined;
+    return {
+      write: (offset, bytes) =>
+        this.#shared(uid, () => Promise.resolve(), async () => {
+          if (!this.#open.has(uid)) throw new UploadNotFoundError(uid);
+          // The offset is the handle's: one write at a time (see UploadWriter).
+          file.seekSync(offset, Deno.SeekMode.Start);
+          await writeAll(file, bytes);
+        }),
+      sync: async () => {
+        syncFile ??= Deno.open(path, { read: true });
+        await (await syncFile).syncData();
+      },
+      close: () => {
+        closeQuietly(file);
+        syncFile?.then(closeQuietly, () => {});
+      },
+    };
   }
 
   /**
@@ -782,6 +815,14 @@ export class BlobStore {
       release();
       this.#unlockIfIdle(uid, lock);
     }
+  }
+}
+
+function closeQuietly(file: Deno.FsFile): void {
+  try {
+    file.close();
+  } catch {
+    // Closed already.
   }
 }
 

@@ -122,7 +122,34 @@ Deno.test("unknown or hostile upload ids give UploadNotFoundError", () =>
       await assert.rejects(store.abortUpload(uid), UploadNotFoundError);
       await assert.rejects(store.statUpload(uid), UploadNotFoundError);
       await assert.rejects(store.readUploadRange(uid, 0, 0), UploadNotFoundError);
+      await assert.rejects(store.openUploadWriter(uid), UploadNotFoundError);
     }
+  }));
+
+Deno.test("an upload writer writes at any offset on one open file until the upload ends", () =>
+  withStore(async (store) => {
+    const data = bytesOf(9000);
+    const d = await digestOfBytes(data);
+    const uid = await store.createUpload();
+    const writer = await store.openUploadWriter(uid);
+    // Out of order, as a download's pieces land.
+    for (const [s, e] of [[6000, 9000], [0, 3000], [3000, 6000]]) {
+      await writer.write(s, data.subarray(s, e));
+    }
+    await writer.sync();
+    assert.deepEqual(await store.readUploadRange(uid, 0, 9000), data);
+    await store.commitUpload(uid, d);
+    await assert.rejects(writer.write(0, data.subarray(0, 1)), UploadNotFoundError);
+    writer.close();
+    writer.close();
+    assert.deepEqual(await readAll((await store.open(d)).stream), data);
+
+    const aborted = await store.createUpload();
+    const late = await store.openUploadWriter(aborted);
+    await store.abortUpload(aborted);
+    await assert.rejects(late.write(0, data.subarray(0, 1)), UploadNotFoundError);
+    late.close();
+    assert.deepEqual(await listDir(`${store.root}/uploads`), []);
   }));
 
 Deno.test("bad ranges and wrong body lengths are rejected", () =>
@@ -295,7 +322,6 @@ Deno.test("commit with the writer's own digest: a match is cached, a mismatch is
     const data = bytesOf(20_000);
     const d = await digestOfBytes(data);
     const uid = await upload(store, data);
-    await store.syncUpload(uid);
     await store.commitUpload(uid, d, { hashed: d });
     assert.deepEqual(await readAll((await store.open(d)).stream), data);
 
@@ -307,7 +333,7 @@ Deno.test("commit with the writer's own digest: a match is cached, a mismatch is
       DigestMismatchError,
     );
     assert.equal(await store.has(claimed), false);
-    await assert.rejects(store.syncUpload(uid2), UploadNotFoundError);
+    await assert.rejects(store.openUploadWriter(uid2), UploadNotFoundError);
   }));
 
 Deno.test("metadata round trip, atomic overwrite, removed with the blob", () =>
