@@ -39,6 +39,7 @@
  */
 
 import { crc32 } from "node:zlib";
+import { closeQuietly } from "../common/close.ts";
 import {
   BlobExistsError,
   BlobNotFoundError,
@@ -561,12 +562,9 @@ export class LeechingTorrent extends BlobTorrent {
     this.#files = undefined;
     await Promise.all([this.#writes, this.#statusWrites]);
     const open = await files.catch(() => undefined);
-    open?.upload.close();
-    try {
-      open?.status.close();
-    } catch {
-      // Closed already.
-    }
+    if (open === undefined) return;
+    open.upload.close();
+    closeQuietly(open.status);
   }
 
   async #writeStatus(i: number, value: number): Promise<void> {

@@ -27,7 +27,8 @@
 
 import { Bitfield } from "./bitfield.ts";
 import type { PieceBufferSource } from "./buffer_pool.ts";
-import { type ByteConn, closeQuietly, type Frame, FrameReader, FrameWriter } from "./frame.ts";
+import { closeQuietly } from "../common/close.ts";
+import { type ByteConn, type Frame, FrameReader, FrameWriter } from "./frame.ts";
 import { bitfieldMessage, type Message, MessageType } from "./message.ts";
 
 /** Default handshake step timeout (upstream `handshake_timeout`). */

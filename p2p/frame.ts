@@ -31,6 +31,7 @@
  * @module
  */
 
+import { closeQuietly } from "../common/close.ts";
 import type { PieceBufferSource } from "./buffer_pool.ts";
 import {
   decodeMessage,
@@ -128,15 +129,6 @@ async function withDeadline<T>(
     throw err;
   } finally {
     clearTimeout(timer);
-  }
-}
-
-/** Closes a connection that may already be closed. */
-export function closeQuietly(conn: ByteConn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed: closing is idempotent for our purposes.
   }
 }
 

@@ -43,6 +43,7 @@
  */
 
 import { syncDir, writeAll, writeFileAtomic } from "../common/atomic_file.ts";
+import { closeQuietly } from "../common/close.ts";
 import { Digest, DigestHasher } from "./digest.ts";
 import { FileBody } from "./file_body.ts";
 import { checkReadRange, checkWithin, readAtPosition } from "./file_handles.ts";
@@ -147,12 +148,14 @@ export interface OpenBlob {
 export interface UploadWriter {
   /**
    * Writes `bytes` at `offset`. One write at a time: the handle's position is shared.
-   * @throws {UploadNotFoundError} the upload is being committed or aborted, or has ended
+   * @throws {UploadNotFoundError} the upload is being committed or aborted, or has ended, or the
+   *   writer is closed
    */
   write(offset: number, bytes: Uint8Array): Promise<void>;
   /**
    * Flushes the written bytes to disk (fdatasync), so a large download's commit does not pay for
    * the whole file's writeback at once.
+   * @throws {UploadNotFoundError} the writer is closed
    */
   sync(): Promise<void>;
   /** Closes the file (idempotent). */
@@ -390,19 +393,33 @@ export class BlobStore {
     // Flushes go through a handle of their own: the runtime runs one operation at a time per
     // handle, and a write must not wait for a flush.
     let syncFile: Promise<Deno.FsFile> | undefined;
+    let closed = false;
+    const refuseClosed = () => {
+      if (closed) throw new UploadNotFoundError(uid, "its writer is closed");
+    };
     return {
       write: (offset, bytes) =>
         this.#shared(uid, () => Promise.resolve(), async () => {
+          refuseClosed();
           if (!this.#open.has(uid)) throw new UploadNotFoundError(uid);
           // The offset is the handle's: one write at a time (see UploadWriter).
           file.seekSync(offset, Deno.SeekMode.Start);
           await writeAll(file, bytes);
         }),
       sync: async () => {
-        syncFile ??= Deno.open(path, { read: true });
+        refuseClosed();
+        if (syncFile === undefined) {
+          const opening = Deno.open(path, { read: true });
+          syncFile = opening;
+          // A failed open (the commit moved the file) is not kept: the next flush tries again.
+          opening.catch(() => {
+            if (syncFile === opening) syncFile = undefined;
+          });
+        }
         await (await syncFile).syncData();
       },
       close: () => {
+        closed = true;
         closeQuietly(file);
         syncFile?.then(closeQuietly, () => {});
       },
@@ -815,14 +832,6 @@ export class BlobStore {
       release();
       this.#unlockIfIdle(uid, lock);
     }
-  }
-}
-
-function closeQuietly(file: Deno.FsFile): void {
-  try {
-    file.close();
-  } catch {
-    // Closed already.
   }
 }
 

@@ -142,6 +142,7 @@ Deno.test("an upload writer writes at any offset on one open file until the uplo
     await assert.rejects(writer.write(0, data.subarray(0, 1)), UploadNotFoundError);
     writer.close();
     writer.close();
+    await assert.rejects(writer.sync(), /writer is closed/);
     assert.deepEqual(await readAll((await store.open(d)).stream), data);
 
     const aborted = await store.createUpload();

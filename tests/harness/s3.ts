@@ -19,6 +19,7 @@
 
 import { sha256Hex, signRequest } from "../../storage/backend/sigv4.ts";
 import type { AwsCredentials } from "../../storage/backend/sigv4.ts";
+import { closeQuietly } from "../../common/close.ts";
 import { freePort, type ManagedProcess, spawnProcess, waitForHttp } from "./procs.ts";
 
 /** The moto version `scripts/setup.sh` installs. */
@@ -293,15 +294,6 @@ export interface FlakyRelay {
   readonly refused: number;
   /** Closes the listener and every connection. */
   close(): Promise<void>;
-}
-
-/** Closes `conn` unless a pipe already did. */
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
-  }
 }
 
 const SLOW_DOWN = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>' +
