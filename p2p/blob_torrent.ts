@@ -29,9 +29,9 @@
  *   Pieces stored concurrently reach the file one write at a time, in arrival order (concurrent
  *   writes to one file only contend for its inode lock), each with its status byte, through the
  *   download file and the status file kept open from the first write to the commit, abort or close
- *   (an open per piece was a round trip through the runtime's blocking pool). Written pieces are flushed to disk in the
- *   background too, so the commit's fsync finds little left to write. The commit hands the digest
- *   to the store, which refuses a mismatch as before.
+ *   (an open per piece was a round trip through the runtime's blocking pool). Written pieces are
+ *   flushed to disk in the background too, so the commit's fsync finds little left to write. The
+ *   commit hands the digest to the store, which refuses a mismatch as before.
  *
  * Only these two classes write under `downloads/`; {@linkcode cleanDownloads} tidies it at start-up.
  *
@@ -223,8 +223,8 @@ export class LeechingTorrent extends BlobTorrent {
   #writes: Promise<unknown> = Promise.resolve();
   #statusWrites: Promise<unknown> = Promise.resolve();
   #files?: Promise<DownloadFiles>;
-  // Set by close(): the torrent left memory, and its files are not opened again.
-  #released = false;
+  // Set by close() and abort(): the files are not opened again.
+  #filesShut = false;
   // A background fdatasync of the download file, and whether writes came in since it started.
   #syncing?: Promise<void>;
   #dirty = false;
@@ -360,7 +360,7 @@ export class LeechingTorrent extends BlobTorrent {
   /** Lets go of the pooled handles, and of the files kept open for the download's writes. */
   override close(): void {
     super.close();
-    this.#released = true;
+    this.#filesShut = true;
     void this.#closeFiles();
   }
 
@@ -526,6 +526,7 @@ export class LeechingTorrent extends BlobTorrent {
   /** Discards the partial download: its upload session and state. */
   async abort(): Promise<void> {
     if (this.#committed) return;
+    this.#filesShut = true;
     await this.#closeFiles();
     await this.store.abortUpload(this.uid).catch((err) => {
       if (!(err instanceof UploadNotFoundError)) throw err;
@@ -535,8 +536,10 @@ export class LeechingTorrent extends BlobTorrent {
 
   // The download file and the status file, opened on the first piece write.
   #openFiles(): Promise<DownloadFiles> {
-    if (this.#released) {
-      return Promise.reject(new TorrentStateError("torrent closed: its download files are shut"));
+    if (this.#filesShut) {
+      return Promise.reject(
+        new TorrentStateError("download closed or aborted: its files are shut"),
+      );
     }
     this.#files ??= (async () => {
       const upload = await this.store.openUploadWriter(this.uid);
@@ -567,12 +570,11 @@ export class LeechingTorrent extends BlobTorrent {
     closeQuietly(open.status);
   }
 
+  // A status byte through a file of its own (a resume's re-check, before any piece write).
   async #writeStatus(i: number, value: number): Promise<void> {
-    // One byte in place: a single-byte write cannot tear, and pieces complete concurrently.
     const file = await Deno.open(resolveInside(this.#dir, "pieces"), { write: true });
     try {
-      await file.seek(i, Deno.SeekMode.Start);
-      await file.write(Uint8Array.of(value));
+      await writeStatusByte(file, i, value);
     } finally {
       file.close();
     }

@@ -316,6 +316,8 @@ Deno.test("leeching torrent: abort and close let go of the download's open file"
     await aborted.writePiece(0, piece(data, mi, 0));
     await aborted.abort();
     assert.deepEqual(closes, [aborted.uid], "abort closes the file before the upload goes");
+    await assert.rejects(aborted.writePiece(1, piece(data, mi, 1)), TorrentStateError);
+    assert.deepEqual(closes, [aborted.uid], "an aborted download opens nothing again");
 
     const dropped = await LeechingTorrent.open(store, mi);
     await dropped.writePiece(1, piece(data, mi, 1));
