@@ -150,6 +150,7 @@ export interface UploadWriter {
    * Writes `bytes` at `offset`. One write at a time: the handle's position is shared.
    * @throws {UploadNotFoundError} the upload is being committed or aborted, or has ended, or the
    *   writer is closed
+   * @throws {ChunkRangeError} `offset` is not a non-negative integer
    */
   write(offset: number, bytes: Uint8Array): Promise<void>;
   /**
@@ -402,6 +403,9 @@ export class BlobStore {
         this.#shared(uid, () => Promise.resolve(), async () => {
           refuseClosed();
           if (!this.#open.has(uid)) throw new UploadNotFoundError(uid);
+          if (!Number.isSafeInteger(offset) || offset < 0) {
+            throw new ChunkRangeError(`invalid write offset ${offset}`);
+          }
           // The offset is the handle's: one write at a time (see UploadWriter).
           file.seekSync(offset, Deno.SeekMode.Start);
           await writeAll(file, bytes);

@@ -132,6 +132,9 @@ Deno.test("an upload writer writes at any offset on one open file until the uplo
     const d = await digestOfBytes(data);
     const uid = await store.createUpload();
     const writer = await store.openUploadWriter(uid);
+    for (const offset of [-1, 0.5, Number.NaN, 2 ** 53]) {
+      await assert.rejects(writer.write(offset, data.subarray(0, 1)), ChunkRangeError);
+    }
     // Out of order, as a download's pieces land.
     for (const [s, e] of [[6000, 9000], [0, 3000], [3000, 6000]]) {
       await writer.write(s, data.subarray(s, e));
