@@ -21,8 +21,17 @@ let pool = "";
 let cursor = 0;
 
 const HEX_BYTE: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
-const ZERO_TRACE_ID = "0".repeat(32);
-const ZERO_SPAN_ID = "0".repeat(16);
+const ZERO_DIGIT = 48;
+
+/**
+ * Whether `id` is all zero digits, the W3C's invalid trace or span id. Ids are substrings (of the
+ * pool, of a `traceparent`), and V8 compares a substring with another string of its length through
+ * a runtime call (~30 ns here); this loop stops at the first non-zero digit.
+ */
+export function isZeroId(id: string): boolean {
+  for (let i = 0; i < id.length; i++) if (id.charCodeAt(i) !== ZERO_DIGIT) return false;
+  return true;
+}
 
 /** Reserves `length` random hex digits: they are `pool.slice(at, at + length)` (read `pool` after). */
 function reserve(length: number): number {
@@ -40,14 +49,14 @@ function reserve(length: number): number {
 export function newTraceId(): string {
   const at = reserve(32);
   const id = pool.slice(at, at + 32);
-  return id === ZERO_TRACE_ID ? newTraceId() : id;
+  return isZeroId(id) ? newTraceId() : id;
 }
 
 /** Returns a random, valid (non-zero) 16-character lowercase hex span id. */
 export function newSpanId(): string {
   const at = reserve(16);
   const id = pool.slice(at, at + 16);
-  return id === ZERO_SPAN_ID ? newSpanId() : id;
+  return isZeroId(id) ? newSpanId() : id;
 }
 
 /** Hex of one byte, from the shared lookup table. */
@@ -84,7 +93,7 @@ export class LocalSpanContext implements SpanContext {
   get spanId(): string {
     if (this.#at >= 0) {
       const id = this.#idOrPool.slice(this.#at, this.#at + 16);
-      this.#idOrPool = id === ZERO_SPAN_ID ? newSpanId() : id;
+      this.#idOrPool = isZeroId(id) ? newSpanId() : id;
       this.#at = -1;
     }
     return this.#idOrPool;

@@ -30,7 +30,7 @@ import {
 import { B3InjectEncoding, B3Propagator } from "@opentelemetry/propagator-b3";
 import { JaegerPropagator } from "@opentelemetry/propagator-jaeger";
 import { contextWithSpan } from "./context.ts";
-import { byteHex } from "./ids.ts";
+import { byteHex, isZeroId } from "./ids.ts";
 import type { PropagatorName } from "./otel_env.ts";
 
 /** The W3C trace-context header names. */
@@ -39,9 +39,6 @@ export const TRACEPARENT = "traceparent";
 export const TRACESTATE = "tracestate";
 /** Jaeger's legacy propagation header, accepted on extraction. */
 export const UBER_TRACE_ID = "uber-trace-id";
-
-const ZERO_TRACE = "00000000000000000000000000000000";
-const ZERO_SPAN = "0000000000000000";
 
 // Lowercase hex digits, by char code. A table scan measured faster here than a regular expression.
 const IS_HEX = new Uint8Array(128);
@@ -77,7 +74,7 @@ export function parseTraceparent(value: string | null | undefined): SpanContext 
   if (version === 0xff || (version === 0 && v.length !== 55)) return undefined;
   const traceId = v.slice(3, 35);
   const spanId = v.slice(36, 52);
-  if (traceId === ZERO_TRACE || spanId === ZERO_SPAN) return undefined;
+  if (isZeroId(traceId) || isZeroId(spanId)) return undefined;
   // Only the sampled bit (bit 0, the low bit of the last hex digit) is kept.
   const traceFlags = hexDigit(v.charCodeAt(54)) & TraceFlags.SAMPLED;
   return { traceId, spanId, traceFlags, isRemote: true };
@@ -89,8 +86,8 @@ export function parseTraceparent(value: string | null | undefined): SpanContext 
  * validated, so only the sentinel invalid ids need excluding.
  */
 export function isPropagatable(sc: SpanContext | undefined): sc is SpanContext {
-  return sc !== undefined && sc.traceId.length === 32 && sc.traceId !== ZERO_TRACE &&
-    sc.spanId.length === 16 && sc.spanId !== ZERO_SPAN;
+  return sc !== undefined && sc.traceId.length === 32 && !isZeroId(sc.traceId) &&
+    sc.spanId.length === 16 && !isZeroId(sc.spanId);
 }
 
 /** Formats a span context as a version-00 `traceparent` value. */
@@ -122,7 +119,7 @@ export function parseUberTraceId(value: string | null | undefined): SpanContext 
   if (!hex.test(rawFlags) || rawFlags.length > 2) return undefined;
   const traceId = rawTrace.padStart(32, "0");
   const spanId = rawSpan.padStart(16, "0");
-  if (traceId === ZERO_TRACE || spanId === ZERO_SPAN) return undefined;
+  if (isZeroId(traceId) || isZeroId(spanId)) return undefined;
   const flags = parseInt(rawFlags, 16) & 1 ? TraceFlags.SAMPLED : TraceFlags.NONE;
   return { traceId, spanId, traceFlags: flags, isRemote: true };
 }

@@ -5,6 +5,7 @@ import {
   extractFromHeaders,
   formatTraceparent,
   injectIntoHeaders,
+  isPropagatable,
   parseTraceparent,
   parseUberTraceId,
   setHeaderPropagator,
@@ -39,6 +40,18 @@ Deno.test("traceparent: malformed values give no parent and never throw", () => 
   for (const v of bad) assert.equal(parseTraceparent(v), undefined, v);
   // A future version may append fields after a dash.
   assert.ok(parseTraceparent(`01-${TRACE}-${SPAN}-01-future`));
+});
+
+Deno.test("isPropagatable: refuses the all-zero ids and ids of the wrong length", () => {
+  const sc = (traceId: string, spanId: string) => ({ traceId, spanId, traceFlags: 1 });
+  // Substrings of a header, as extracted ids are.
+  const header = `00-${"0".repeat(32)}-${"0".repeat(16)}-01`;
+  assert.equal(isPropagatable(sc(TRACE, SPAN)), true);
+  assert.equal(isPropagatable(sc(header.slice(3, 35), SPAN)), false);
+  assert.equal(isPropagatable(sc(TRACE, header.slice(36, 52))), false);
+  assert.equal(isPropagatable(sc(TRACE.slice(1), SPAN)), false);
+  assert.equal(isPropagatable(sc(TRACE, `${SPAN}0`)), false);
+  assert.equal(isPropagatable(undefined), false);
 });
 
 Deno.test("traceparent: format round-trips", () => {
