@@ -159,8 +159,8 @@ function settle(tracker: BodyTracker, error: unknown, bytes: number): void {
 }
 
 /**
- * Runs `onDone` once when `response`'s body has been sent, failed or was cancelled, and resolves to
- * the response to pass on. The middleware of one request share one tracker: when an inner
+ * Runs `onDone` once when `response`'s body has been sent, failed or was cancelled, and returns the
+ * response to pass on: at once, or a promise of it when a small body is read first. The middleware of one request share one tracker: when an inner
  * middleware already tracks `response`, `onDone` joins it and `response` is passed on as it is.
  *
  * A response without a body, or to HEAD, is done at once; a file body (`http/file_response.ts`)
@@ -171,11 +171,11 @@ function settle(tracker: BodyTracker, error: unknown, bytes: number): void {
  * {@linkcode EAGER_BODY_MAX_BYTES} is read here and passed on as bytes, and longer or undeclared
  * bodies go through one wrapper stream that sees their end.
  */
-export async function whenResponseDone(
+export function whenResponseDone(
   ctx: Ctx,
   response: Response,
   onDone: BodyDoneCallback,
-): Promise<Response> {
+): Response | Promise<Response> {
   const existing = ctx.state[BODY_TRACKER] as BodyTracker | undefined;
   if (existing !== undefined && existing.response === response) {
     if (existing.outcome) onDone(existing.outcome.error, existing.outcome.bytes);
@@ -206,27 +206,34 @@ export async function whenResponseDone(
     return response;
   }
   const tracker = newTracker(ctx, response, onDone);
-  const init = { status: response.status, statusText: response.statusText };
   const declared = Number(response.headers.get("content-length") ?? NaN);
-  if (declared <= EAGER_BODY_MAX_BYTES) {
-    let bytes: Uint8Array;
-    try {
-      bytes = await response.bytes();
-    } catch (error) {
-      // The server still sees the failure: the body it gets fails the same way.
-      tracker.response = new Response(
-        new ReadableStream({ start: (controller) => controller.error(error) }),
-        { ...init, headers: response.headers },
-      );
-      settle(tracker, error, 0);
-      return tracker.response;
-    }
-    tracker.response = new Response(bytes as BodyInit, { ...init, headers: response.headers });
-    settle(tracker, undefined, bytes.byteLength);
+  if (declared <= EAGER_BODY_MAX_BYTES) return readEagerly(tracker, response);
+  const body = onBodyDone(source, (error, bytes) => settle(tracker, error, bytes));
+  tracker.response = new Response(body, { ...responseInit(response), headers: response.headers });
+  return tracker.response;
+}
+
+function responseInit(response: Response): ResponseInit {
+  return { status: response.status, statusText: response.statusText };
+}
+
+// A small declared body read at once and passed on as bytes (see whenResponseDone).
+async function readEagerly(tracker: BodyTracker, response: Response): Promise<Response> {
+  const init = responseInit(response);
+  let bytes: Uint8Array;
+  try {
+    bytes = await response.bytes();
+  } catch (error) {
+    // The server still sees the failure: the body it gets fails the same way.
+    tracker.response = new Response(
+      new ReadableStream({ start: (controller) => controller.error(error) }),
+      { ...init, headers: response.headers },
+    );
+    settle(tracker, error, 0);
     return tracker.response;
   }
-  const body = onBodyDone(source, (error, bytes) => settle(tracker, error, bytes));
-  tracker.response = new Response(body, { ...init, headers: response.headers });
+  tracker.response = new Response(bytes as BodyInit, { ...init, headers: response.headers });
+  settle(tracker, undefined, bytes.byteLength);
   return tracker.response;
 }
 
@@ -303,7 +310,7 @@ export function tracingMiddleware(options: ServerTracingOptions = {}): Middlewar
       return response;
     }
     const declared = finishServerSpan(span, response, ctx.state.error);
-    return await whenResponseDone(ctx, response, (error, bytes) => {
+    return whenResponseDone(ctx, response, (error, bytes) => {
       counter?.end();
       // Deno may cancel a body once Content-Length bytes are out instead of reading its end.
       const complete = bytes >= declared;

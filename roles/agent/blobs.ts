@@ -231,21 +231,21 @@ export class AgentBlobs {
  * is seen by the request's one body tracker (`whenResponseDone`), which the server span and the
  * request metrics share. The span's parent is `parent`, by default the active context.
  */
-export async function streamResponse(
+export function streamResponse(
   ctx: Ctx,
   body: FileBody | Uint8Array,
   init: ResponseInit,
   size: number,
   onDone?: () => void,
   parent?: Context,
-): Promise<Response> {
+): Response | Promise<Response> {
   const attributes: Attributes = {};
   attributes[ATTR.size] = size;
   const span: Span = startSpan(SPAN.agentStreamResponse, attributes, { parent });
   const response = body instanceof FileBody
     ? fileResponse(body, init, ctx)
     : new Response(body as Uint8Array<ArrayBuffer>, init);
-  return await whenResponseDone(ctx, response, (error, bytes) => {
+  return whenResponseDone(ctx, response, (error, bytes) => {
     span.setAttribute(ATTR.bytesSent, bytes);
     // A server may cancel a body once its Content-Length is out instead of reading its end.
     if (bytes < size) {
