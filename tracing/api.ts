@@ -131,16 +131,17 @@ function runInOwnContext<T>(
 // an async function: its frame, promise and await were ~0.7 KB of garbage per recorded span, and a
 // synchronous `fn` now ends its span at once.
 function runAround<T>(span: Span, fn: (span: Span) => T | Promise<T>): Promise<T> {
-  let result: T | Promise<T>;
+  let result: T | PromiseLike<T>;
   try {
     result = fn(span);
+    // Inside the try: reading a hostile thenable's `then` may throw.
+    if (!isThenable(result)) {
+      span.end();
+      return Promise.resolve(result);
+    }
   } catch (error) {
     failSpan(span, error);
     return Promise.reject(error);
-  }
-  if (!isThenable(result)) {
-    span.end();
-    return Promise.resolve(result);
   }
   return Promise.resolve(result).then(
     (value) => {

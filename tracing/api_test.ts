@@ -76,6 +76,46 @@ Deno.test("withSpan: a recorded span is active for fn and ended, a thrown error 
   }
 });
 
+Deno.test("withSpan: a recorded span ends with fn, whatever fn returns or throws", async () => {
+  const manager = new AsyncLocalStorageContextManager().enable();
+  context.setGlobalContextManager(manager);
+  const ended: RecordingSpan[] = [];
+  register(provider(new AlwaysOnSampler(), ended));
+  try {
+    for (const leaf of [false, true]) {
+      // A synchronous value ends the span before withSpan's promise settles.
+      const sync = withSpan("sync", {}, () => 7, { leaf });
+      assert.equal(ended.at(-1)?.name, "sync");
+      assert.equal(await sync, 7);
+      // A synchronous throw is a rejection, not an exception out of withSpan.
+      const thrown = withSpan("throws", {}, () => {
+        throw new Error("sync boom");
+      }, { leaf });
+      await assert.rejects(thrown, /sync boom/);
+      assert.equal(ended.at(-1)?.name, "throws");
+      assert.equal(ended.at(-1)?.status.code, 2);
+      // A thenable that is not a promise is followed; one whose `then` cannot be read rejects.
+      const thenable = { then: (ok: (v: number) => void) => ok(8) };
+      assert.equal(
+        await withSpan("thenable", {}, () => thenable as unknown as number, { leaf }),
+        8,
+      );
+      assert.equal(ended.at(-1)?.name, "thenable");
+      const hostile = Object.defineProperty({}, "then", {
+        get() {
+          throw new Error("no then");
+        },
+      });
+      await assert.rejects(withSpan("hostile", {}, () => hostile, { leaf }), /no then/);
+      assert.equal(ended.at(-1)?.name, "hostile");
+      assert.equal(ended.at(-1)?.status.code, 2);
+    }
+  } finally {
+    register(undefined);
+    context.disable();
+  }
+});
+
 Deno.test("withSpan: an unrecorded span passes fn's value and errors through, sync or async", async () => {
   const manager = new AsyncLocalStorageContextManager().enable();
   context.setGlobalContextManager(manager);
