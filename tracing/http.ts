@@ -160,8 +160,9 @@ function settle(tracker: BodyTracker, error: unknown, bytes: number): void {
 
 /**
  * Runs `onDone` once when `response`'s body has been sent, failed or was cancelled, and returns the
- * response to pass on: at once, or a promise of it when a small body is read first. The middleware of one request share one tracker: when an inner
- * middleware already tracks `response`, `onDone` joins it and `response` is passed on as it is.
+ * response to pass on: at once, or a promise of it when a small body is read first. The middleware
+ * of one request share one tracker: when an inner middleware already tracks `response`, `onDone`
+ * joins it and `response` is passed on as it is.
  *
  * A response without a body, or to HEAD, is done at once; a file body (`http/file_response.ts`)
  * reports its own end, and is passed on as it is. Any other body of a request whose listener
