@@ -3,7 +3,8 @@
  * of every performance measurement of issue 13, on real processes on loopback, printed as one
  * markdown report (machine, Deno version, date, command) on stdout:
  *
- * 1. in-process per-request overhead of tracing (`perf/inprocess.ts`);
+ * 1. in-process per-request overhead of tracing (`perf/inprocess.ts`) and the bytes a request
+ *    allocates (`perf/request_allocation.ts`);
  * 2. the tracer against the stock SDK (`bench/tracer_bench.ts`, as `bench/gate.ts` runs it) and the
  *    heap a queued trace holds (`perf/trace_memory.ts`);
  * 3. P2P origin → 1 agent and → 4 agents (`perf/p2p.ts`), tracing off, after the machine's
@@ -38,6 +39,7 @@ import { measureCompleteness } from "./e2e_completeness.ts";
 import { measureRedisAnnounces } from "./e2e_redis.ts";
 import { measureInProcess } from "./inprocess.ts";
 import { compareP2p } from "./p2p.ts";
+import { measureAllocation } from "./request_allocation.ts";
 import { measurePageCacheWrite } from "./page_cache.ts";
 import { measureTraceMemoryInChild } from "./trace_memory.ts";
 import {
@@ -50,6 +52,9 @@ import {
 } from "./report.ts";
 
 const DOCS = new URL("../docs/performance.md", import.meta.url).pathname;
+
+/** Requests per stack the allocation profile of the in-process part takes (at most). */
+const ALLOCATION_REQUESTS = 20_000;
 
 /** A child that could not bind its chosen port. */
 const PORT_TAKEN = /EADDRINUSE|AddrInUse|address already in use/;
@@ -125,6 +130,15 @@ export async function runPerf(options: PerfOptions, args: string[] = []): Promis
       requests: options.inProcessRequests,
       warmup: Math.max(100, Math.floor(options.inProcessRequests / 10)),
     });
+    // The garbage per request barely moves between runs, where CPU time here does.
+    const requests = Math.min(ALLOCATION_REQUESTS, options.inProcessRequests);
+    const allocation = await measureAllocation({ requests, warmup: requests });
+    report.inProcess.allocation = {
+      requests,
+      untracedBytes: allocation.untraced.bytesPerRequest,
+      sampledBytes: allocation.sampled.bytesPerRequest,
+      unsampledBytes: allocation.unsampled.bytesPerRequest,
+    };
   });
   // Also before any role process: same-run ratios, but a quiet machine keeps them steady.
   await part("tracer", async () => {

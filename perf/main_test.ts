@@ -40,6 +40,8 @@ externalTest({
       assert.match(md, new RegExp(String.raw`\| 1 → 1 \| 2 MiB × 1 \| ${number} \(`));
       assert.match(md, new RegExp(String.raw`\| 1 → 4, aggregate \| 2 MiB × 1 \| ${number} \(`));
       assert.match(md, new RegExp(String.raw`\| traced, sampled \| ${number} \| ${number} \|`));
+      // A sampled request allocates more than an untraced one.
+      assert.match(md, /Bytes allocated per request .*: no tracing \d+, sampled \d+ \(\+\d+\)/);
       assert.match(
         md,
         /\| span start\+end sampled \| [\d.]+ (ns|µs) \| [\d.]+ (ns|µs) \| [\d.]+× \|/,

@@ -190,6 +190,18 @@ export interface InProcessFigures {
   unsampledAddedMicros: number;
 }
 
+/** Bytes each in-process stack allocates per request (`perf/request_allocation.ts`). */
+export interface InProcessAllocation {
+  /** Requests profiled per stack. */
+  requests: number;
+  /** Bytes per request without tracing. */
+  untracedBytes: number;
+  /** Bytes per request, traced and sampled. */
+  sampledBytes: number;
+  /** Bytes per request, traced at 0%. */
+  unsampledBytes: number;
+}
+
 /** The P2P targets of the issue (absolute on this VM, from the same run). */
 export function p2pTargets(oneToOne?: P2pFigures, oneToFour?: P2pFigures): TargetResult[] {
   const out: TargetResult[] = [];
@@ -377,7 +389,7 @@ export interface PerfReport {
     error?: string;
   };
   /** In-process per-request overhead. */
-  inProcess: { figures?: InProcessFigures; error?: string };
+  inProcess: { figures?: InProcessFigures; allocation?: InProcessAllocation; error?: string };
   /** The tracer against the stock SDK, and memory per queued trace. */
   tracer: { figures?: TracerFigures; error?: string };
   /** End-to-end measurements (agent GET, tracker announce, proxy upload). */
@@ -570,6 +582,20 @@ export function renderReport(report: PerfReport): string {
         (f.unsampledMicros / f.untracedMicros).toFixed(2),
       ],
     ]));
+  }
+  const a = report.inProcess.allocation;
+  if (a) {
+    const added = (bytes: number) => {
+      const d = Math.round(bytes - a.untracedBytes);
+      return `${d >= 0 ? "+" : ""}${d}`;
+    };
+    out.push(
+      "",
+      `Bytes allocated per request (\`perf/request_allocation.ts\`, V8's sampling heap profiler, ` +
+        `${a.requests} requests per stack): no tracing ${Math.round(a.untracedBytes)}, sampled ` +
+        `${Math.round(a.sampledBytes)} (${added(a.sampledBytes)}), not sampled ` +
+        `${Math.round(a.unsampledBytes)} (${added(a.unsampledBytes)}).`,
+    );
   }
   if (report.inProcess.error) out.push(`Not measured: ${report.inProcess.error}`);
   out.push("", "### Tracer against the stock SDK (`bench/tracer_bench.ts`)", "");

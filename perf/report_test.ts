@@ -216,6 +216,29 @@ function sampleReport(): PerfReport {
   };
 }
 
+Deno.test("renderReport: the in-process part's allocation line", () => {
+  const report = sampleReport();
+  report.inProcess = {
+    figures: {
+      untracedMicros: 20,
+      sampledMicros: 27,
+      unsampledMicros: 21,
+      sampledAddedMicros: 7,
+      unsampledAddedMicros: 1,
+    },
+    allocation: {
+      requests: 500,
+      untracedBytes: 14022.4,
+      sampledBytes: 17122.6,
+      unsampledBytes: 13990,
+    },
+  };
+  assert.match(
+    renderReport(report),
+    /Bytes allocated per request \(`perf\/request_allocation\.ts`, V8's sampling heap profiler, 500 requests per stack\): no tracing 14022, sampled 17123 \(\+3100\), not sampled 13990 \(-32\)\./,
+  );
+});
+
 Deno.test("renderReport: every section, figures, targets marked", () => {
   const md = renderReport(sampleReport());
   for (
