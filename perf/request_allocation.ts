@@ -152,7 +152,7 @@ export function allocationDifference(
 
 if (import.meta.main) {
   const requests = Number(Deno.args[0] ?? 20_000);
-  const r = await measureAllocation({ requests, warmup: Math.min(20_000, requests) });
+  const r = await measureAllocation({ requests, warmup: requests });
   const b = (n: number) => `${Math.round(n)} B`;
   console.log(`bytes allocated per request, ${requests} requests per stack after as many warm-up`);
   console.log(`  tracing off   ${b(r.untraced.bytesPerRequest)}`);
