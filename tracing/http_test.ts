@@ -1,7 +1,7 @@
 import { createLogger } from "../common/log.ts";
 import assert from "node:assert/strict";
 import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
-import { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
+import { InMemorySpanExporter, type SpanProcessor } from "@opentelemetry/sdk-trace";
 import { ResponseEnds } from "../http/response_ends.ts";
 import { Router } from "../http/router.ts";
 import { serveHttp } from "../http/serve.ts";
@@ -486,6 +486,73 @@ Deno.test("http: a jaeger-debug-id samples an edge request at 0%, and the server
       "user_agent.original": "docker/27",
       "http.response.status_code": 200,
       "http.response.body.size": 4,
+    });
+  } finally {
+    await runtime.shutdown();
+  }
+});
+
+Deno.test("http: a server span starts with what the samplers read and gets the rest once it records", async () => {
+  trace.disable();
+  const exporter = new InMemorySpanExporter();
+  const atStart: Record<string, unknown>[] = [];
+  const processor = {
+    onStart: (span: { attributes: Record<string, unknown> }) => atStart.push({ ...span.attributes }),
+    onEnd: () => {},
+    forceFlush: () => Promise.resolve(),
+    shutdown: () => Promise.resolve(),
+  };
+  const runtime = initTracing(
+    parseTracingConfig(
+      {
+        enabled: true,
+        sampling: { default_rate: 0, rules: [{ match: { path_prefix: "/traced/*" }, rate: 1 }] },
+        safeguards: { load_threshold: 1 },
+      },
+      "test",
+      {},
+    ),
+    {
+      role: "test",
+      logger: createLogger({ role: "test", write: () => {} }),
+      exporter,
+      spanProcessors: [processor as unknown as SpanProcessor],
+    },
+  );
+  try {
+    const router = new Router().use(runtime.serverMiddleware({ edge: true }));
+    router.get("/traced/{name}", () => new Response("yes"));
+    router.get("/quiet/{name}", () => new Response("no"));
+    const remote: Deno.NetAddr = { transport: "tcp", hostname: "10.1.2.3", port: 40000 };
+    for (const path of ["/quiet/a", "/traced/b"]) {
+      const res = await router.handle(
+        new Request(`http://agent.local:8080${path}`, { headers: { "user-agent": "docker/27" } }),
+        { remote },
+      );
+      await res.text();
+    }
+    await runtime.forceFlush();
+    // The path rule saw url.path before the decision: only the /traced request was sampled.
+    const spans = exporter.getFinishedSpans();
+    assert.deepEqual(spans.map((s) => s.attributes["url.path"]), ["/traced/b"]);
+    assert.deepEqual(atStart, [{
+      "url.path": "/traced/b",
+      "kraken.edge": true,
+      "network.peer.address": "10.1.2.3",
+    }]);
+    assert.deepEqual(spans[0].attributes, {
+      "url.path": "/traced/b",
+      "kraken.edge": true,
+      "network.peer.address": "10.1.2.3",
+      "http.request.method": "GET",
+      "url.scheme": "http",
+      "server.address": "agent.local",
+      "server.port": 8080,
+      "http.route": "/traced/{name}",
+      "client.address": "10.1.2.3",
+      "network.peer.port": 40000,
+      "user_agent.original": "docker/27",
+      "http.response.status_code": 200,
     });
   } finally {
     await runtime.shutdown();
