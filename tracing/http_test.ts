@@ -497,7 +497,8 @@ Deno.test("http: a server span starts with what the samplers read and gets the r
   const exporter = new InMemorySpanExporter();
   const atStart: Record<string, unknown>[] = [];
   const processor = {
-    onStart: (span: { attributes: Record<string, unknown> }) => atStart.push({ ...span.attributes }),
+    onStart: (span: { attributes: Record<string, unknown> }) =>
+      atStart.push({ ...span.attributes }),
     onEnd: () => {},
     forceFlush: () => Promise.resolve(),
     shutdown: () => Promise.resolve(),
