@@ -437,6 +437,14 @@ function spansOf([ten, hundred]: TracingCounters[]): E2eMeasurement["spans"] {
   };
 }
 
+/**
+ * Untimed requests per node before the timed runs, at most the timed count. A tracker's announce
+ * path takes some 3 000 requests to settle (docs/performance.md, sessions 17–18): with 200 warm-up
+ * announces the first run measured the tiers' climb, not a running tracker. Each upload is 16 MiB
+ * of work, so a few settle the proxy.
+ */
+export const WARMUP = { gets: 2_000, announces: 3_000, uploads: 5 } as const;
+
 /** Torrents and peers the announce load cycles through. */
 const ANNOUNCE_TORRENTS = 16;
 const ANNOUNCE_PEERS = 64;
@@ -483,7 +491,7 @@ async function measureNodes(
   const getRuns = await interleavedRuns({
     pids: pids(nodes.agents),
     perVariant: options.gets,
-    warmup: Math.min(500, options.gets),
+    warmup: Math.min(WARMUP.gets, options.gets),
     runs,
     maxRunMs,
     request: async (v, _i, signal) => {
@@ -520,7 +528,7 @@ async function measureNodes(
   const announceRuns = await interleavedRuns({
     pids: pids(nodes.trackers),
     perVariant: options.announces,
-    warmup: Math.min(200, options.announces),
+    warmup: Math.min(WARMUP.announces, options.announces),
     runs,
     maxRunMs,
     request: async (v, i, signal) => {
@@ -565,7 +573,7 @@ async function measureNodes(
   const uploadRuns = await interleavedRuns({
     pids: pids(nodes.proxies),
     perVariant: options.uploads,
-    warmup: 1,
+    warmup: Math.min(WARMUP.uploads, options.uploads),
     runs,
     maxRunMs,
     request: async (v) => {

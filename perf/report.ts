@@ -725,7 +725,7 @@ export interface PerfOptions {
   gets: number;
   /** Announces per tracker per run, and to the Redis tracker (`--announces=`, default 3 000). */
   announces: number;
-  /** 16 MiB uploads per proxy per run (`--uploads=`, default 20). */
+  /** 16 MiB uploads per proxy per run (`--uploads=`, default 40). */
   uploads: number;
   /** Upload size (`--upload-size=`, default 16 MiB). */
   uploadBytes: number;
@@ -759,7 +759,7 @@ export const DEFAULT_OPTIONS: Readonly<PerfOptions> = {
   rounds: 3,
   gets: 20_000,
   announces: 3_000,
-  uploads: 20,
+  uploads: 40,
   uploadBytes: 16 * 2 ** 20,
   runs: 2,
   traces: 200,
