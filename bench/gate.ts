@@ -21,7 +21,7 @@
  */
 
 import { measureInProcess } from "../perf/inprocess.ts";
-import { formatNanos } from "../perf/report.ts";
+import { formatAddedMicros, formatNanos } from "../perf/report.ts";
 import { measureTraceMemoryInChild, TRACE_MEMORY_LIMIT_BYTES } from "../perf/trace_memory.ts";
 
 /**
@@ -134,12 +134,12 @@ async function requestGate(failures: string[]): Promise<string[]> {
   const rows = [
     ...remeasured,
     `tracing off ${us(result.untracedMicros).padStart(9)}`,
-    `sampled     ${us(result.sampledMicros).padStart(9)}  +${us(result.sampledAddedMicros)}  ${
-      r.sampled.toFixed(2)
-    }x (limit ${REQUEST_RATIO_LIMITS.sampled}x)`,
-    `unsampled   ${us(result.unsampledMicros).padStart(9)}  +${us(result.unsampledAddedMicros)}  ${
-      r.unsampled.toFixed(2)
-    }x (limit ${REQUEST_RATIO_LIMITS.unsampled}x)`,
+    `sampled     ${us(result.sampledMicros).padStart(9)}  ${
+      formatAddedMicros(result.sampledAddedMicros)
+    }  ${r.sampled.toFixed(2)}x (limit ${REQUEST_RATIO_LIMITS.sampled}x)`,
+    `unsampled   ${us(result.unsampledMicros).padStart(9)}  ${
+      formatAddedMicros(result.unsampledAddedMicros)
+    }  ${r.unsampled.toFixed(2)}x (limit ${REQUEST_RATIO_LIMITS.unsampled}x)`,
   ];
   for (const kind of ["sampled", "unsampled"] as const) {
     if (r[kind] > REQUEST_RATIO_LIMITS[kind]) {

@@ -30,6 +30,7 @@ import { withSpan } from "../tracing/api.ts";
 import { parseTracingConfig } from "../tracing/config.ts";
 import { SPAN } from "../tracing/names.ts";
 import { initTracing, type TracingRuntime } from "../tracing/setup.ts";
+import { formatAddedMicros } from "./report.ts";
 
 /** Options of {@linkcode measureInProcess}. */
 export interface InProcessOptions {
@@ -255,9 +256,13 @@ if (import.meta.main) {
   );
   console.log(`  tracing off            ${f(result.untracedMicros)}`);
   console.log(
-    `  sampled                ${f(result.sampledMicros)}  (+${f(result.sampledAddedMicros)})`,
+    `  sampled                ${f(result.sampledMicros)}  (${
+      formatAddedMicros(result.sampledAddedMicros)
+    })`,
   );
   console.log(
-    `  not sampled            ${f(result.unsampledMicros)}  (+${f(result.unsampledAddedMicros)})`,
+    `  not sampled            ${f(result.unsampledMicros)}  (${
+      formatAddedMicros(result.unsampledAddedMicros)
+    })`,
   );
 }

@@ -428,6 +428,11 @@ export function formatMicros(us: number): string {
   return us < 1000 ? `${us.toFixed(0)} µs` : `${(us / 1000).toFixed(2)} ms`;
 }
 
+/** Formats a difference in µs with its sign, two decimals: `+0.82 µs`, `-1.01 µs`. */
+export function formatAddedMicros(us: number): string {
+  return `${us >= 0 ? "+" : ""}${us.toFixed(2)} µs`;
+}
+
 /** Formats a byte count in binary units (`64 KiB`, `512 MiB`, `2 GiB`). */
 export function formatBytes(bytes: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -6,6 +6,7 @@ import {
   type E2eMeasurement,
   e2eTargets,
   embedReport,
+  formatAddedMicros,
   formatBytes,
   formatMicros,
   inProcessTargets,
@@ -148,6 +149,12 @@ Deno.test("p2p, in-process, tracer and completeness targets", () => {
   // Nothing looked up is not "met".
   const none = { ...c, pull: { traces: 0, whole: 0 }, spans: { sampled: 0, exported: 0 } };
   assert.deepEqual(completenessTargets(none).map((t) => t.met), [false, false, false]);
+});
+
+Deno.test("formatAddedMicros writes the sign of a difference once", () => {
+  assert.equal(formatAddedMicros(0.824), "+0.82 µs");
+  assert.equal(formatAddedMicros(-1.014), "-1.01 µs");
+  assert.equal(formatAddedMicros(0), "+0.00 µs");
 });
 
 Deno.test("formatMicros and formatBytes", () => {
