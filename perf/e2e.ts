@@ -439,9 +439,9 @@ function spansOf([ten, hundred]: TracingCounters[]): E2eMeasurement["spans"] {
 
 /**
  * Untimed requests per node before the timed runs, at most the timed count. A tracker's announce
- * path takes some 3 000 requests to settle (docs/performance.md, sessions 17–18): with 200 warm-up
- * announces the first run measured the tiers' climb, not a running tracker. Each upload is 16 MiB
- * of work, so a few settle the proxy.
+ * path takes some 3 000 requests to settle (docs/performance.md, sessions 17–18); 200 warm-up
+ * announces left the first run measuring a tracker that had not. Each upload is 16 MiB of work, so
+ * a few settle the proxy.
  */
 export const WARMUP = { gets: 2_000, announces: 3_000, uploads: 5 } as const;
 
